@@ -1,0 +1,209 @@
+"""The driver contract: how Phoenix observes and changes one guest.
+
+A driver knows *how* to do things to a container on one host (LXC tools, or pct/pvesh on a
+Proxmox node). It knows nothing about JSON files, planning or recipes: the planner hands it
+a `GuestSettings` (the desired state, already typed and normalised) and compares it with the
+`ObservedGuest` the driver reports. Both sides use the same `GuestSettings` shape so that a
+diff is a field-by-field comparison (`GuestSettings.diff`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+FirewallAction = Literal["ACCEPT", "DROP", "REJECT"]
+Direction = Literal["in", "out"]
+
+
+@dataclass(frozen=True)
+class NetSettings:
+    """One NIC: static IPv4 in CIDR form on a bridge. `mac=None` means "assign, then keep"."""
+
+    name: str
+    bridge: str
+    ip: str
+    gw: str | None
+    mac: str | None = None
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """One firewall rule for a guest's traffic (Proxmox .fw semantics)."""
+
+    direction: Direction
+    action: FirewallAction
+    source: str | None = None
+    dest: str | None = None
+    proto: str | None = None
+    port: str | None = None
+
+
+@dataclass(frozen=True)
+class GuestSettings:
+    """Everything a driver applies to a guest, normalised so equal means converged.
+
+    `features` are Proxmox container features (`nesting`, `keyctl`, `mknod`, `fuse`…) as
+    sorted `(name, value)` pairs; `raw_lxc` are raw `lxc.*` keys as sorted `(key, value)`
+    pairs (AppArmor excluded: it is `apparmor_profile`).
+    """
+
+    hostname: str
+    memory_mb: int
+    swap_mb: int
+    cores: int
+    disk_gb: int
+    storage: str
+    unprivileged: bool
+    net: NetSettings | None
+    features: tuple[tuple[str, str], ...] = ()
+    raw_lxc: tuple[tuple[str, str], ...] = ()
+    apparmor_profile: str | None = None
+    onboot: bool = False
+    boot_order: int = 0
+    boot_delay: int = 0
+    firewall_enabled: bool = False
+    firewall_rules: tuple[FirewallRule, ...] = ()
+
+    def diff(self, other: GuestSettings) -> dict[str, tuple[object, object]]:
+        """Fields whose values differ, as {name: (other_value, self_value)} = (old, new).
+
+        Call as `desired.diff(observed)`. A desired NIC with `mac=None` matches any
+        observed MAC (the driver assigned one and keeps it).
+        """
+        changes: dict[str, tuple[object, object]] = {}
+        for f in fields(self):
+            new = getattr(self, f.name)
+            old = getattr(other, f.name)
+            if f.name == "net" and isinstance(new, NetSettings) and isinstance(old, NetSettings):
+                if new.mac is None:
+                    old = NetSettings(old.name, old.bridge, old.ip, old.gw, None)
+                elif old.mac is not None:
+                    old = NetSettings(old.name, old.bridge, old.ip, old.gw, old.mac.upper())
+                    new = NetSettings(new.name, new.bridge, new.ip, new.gw, new.mac.upper())
+            if new != old:
+                changes[f.name] = (getattr(other, f.name), getattr(self, f.name))
+        return changes
+
+
+GuestState = Literal["missing", "stopped", "running"]
+
+
+@dataclass(frozen=True)
+class ObservedGuest:
+    """What a driver saw of one guest. `settings` is None when the guest does not exist."""
+
+    ctid: int
+    state: GuestState
+    settings: GuestSettings | None = None
+    snapshots: tuple[str, ...] = ()
+    is_template: bool = False
+    locked: str | None = None
+    ip_addresses: tuple[str, ...] = ()
+
+    @property
+    def exists(self) -> bool:
+        return self.state != "missing"
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """Result of a command run inside a guest."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclass
+class CommandLog:
+    """What a driver did, for idempotency tests and `--json` reports.
+
+    Every command a driver runs is appended as (kind, argv) where kind is "observe",
+    "mutate" or "exec". A converged re-run must append no "mutate" entries.
+    """
+
+    entries: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+    def add(self, kind: str, argv: Sequence[str]) -> None:
+        self.entries.append((kind, tuple(argv)))
+
+    def mutations(self) -> list[tuple[str, ...]]:
+        return [argv for kind, argv in self.entries if kind == "mutate"]
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """Observe and change guests on one host. All methods are synchronous and idempotent
+    where the operation allows it (e.g. stop on a stopped guest is a no-op)."""
+
+    name: str
+    log: CommandLog
+
+    def observe(self, ctid: int) -> ObservedGuest:
+        """Current state of one guest (never raises for a missing guest)."""
+        ...
+
+    def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
+        """Create a stopped guest from a template (tarball path or driver-specific name)."""
+        ...
+
+    def clone(self, source: int, ctid: int, snapshot: str | None,
+              settings: GuestSettings) -> None:
+        """Full clone of `source` (at `snapshot` if given) into a new stopped guest."""
+        ...
+
+    def configure(self, ctid: int, settings: GuestSettings,
+                  changed: frozenset[str]) -> None:
+        """Apply settings; `changed` names the GuestSettings fields that differ."""
+        ...
+
+    def resize(self, ctid: int, disk_gb: int) -> None:
+        """Grow the root disk to `disk_gb` (shrinking is a DriverError)."""
+        ...
+
+    def start(self, ctid: int, timeout: float = 120.0) -> None:
+        """Start and wait (polling with a deadline) until init and network are up."""
+        ...
+
+    def stop(self, ctid: int, timeout: float = 60.0) -> None: ...
+
+    def destroy(self, ctid: int) -> None:
+        """Stop if needed and remove the guest and everything the driver made for it."""
+        ...
+
+    def exec(
+        self,
+        ctid: int,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        """Run argv inside the running guest (no shell unless argv asks for one)."""
+        ...
+
+    def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
+        """Copy one host file into the guest at `guest_path` (parents created)."""
+        ...
+
+    def snapshot(self, ctid: int, name: str) -> None: ...
+
+    def list_snapshots(self, ctid: int) -> list[str]: ...
+
+    def delete_snapshot(self, ctid: int, name: str) -> None: ...
+
+    def mark_template(self, ctid: int) -> None:
+        """Make the guest a template (Proxmox `pct template`); clones then need no snapshot."""
+        ...

@@ -1,0 +1,304 @@
+"""Load a config dir into an `Inventory`, reporting every problem at once.
+
+Files are found in the config dir itself (never through the absolute `core_paths` of the
+original tool), so a copied dir loads anywhere. Every user mistake becomes a `Problem`
+(`FILE: JSON.PATH: message`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from phoenix.errors import InventoryError
+from phoenix.inventory.models import (
+    MAX_CTID,
+    MIN_CTID,
+    HypervisorConfig,
+    LxcFile,
+    LxcGuest,
+    VmFile,
+    VmGuest,
+)
+from phoenix.inventory.problems import Problem, errors, json_path
+
+HYPERVISOR_FILE = "phoenix_hypervisor_config.json"
+LXC_FILE = "phoenix_lxc_configs.json"
+VM_FILE = "phoenix_vm_configs.json"
+SYSTEM_CONFIG_DIR = Path("/usr/local/phoenix_hypervisor/etc")
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Inventory:
+    """A loaded, validated config dir."""
+
+    config_dir: Path
+    hypervisor: HypervisorConfig
+    guests: dict[int, LxcGuest]
+    vms: dict[int, VmGuest] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def scripts_dir(self) -> Path:
+        """User scripts (application scripts and feature recipes) live here."""
+        return self.config_dir / "scripts"
+
+    @property
+    def nginx_dir(self) -> Path:
+        return self.config_dir / "nginx"
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    def guest(self, ctid: int) -> LxcGuest:
+        return self.guests[ctid]
+
+    def all_ids(self) -> set[int]:
+        return set(self.guests) | set(self.vms)
+
+
+def resolve_config_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config-dir, else $PHOENIX_CONFIG_DIR, else the original tool's etc/, else ./etc."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("PHOENIX_CONFIG_DIR")
+    if env:
+        return Path(env)
+    if SYSTEM_CONFIG_DIR.is_dir():
+        return SYSTEM_CONFIG_DIR
+    return Path("etc")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def read_json(path: Path, shown: str) -> tuple[Any, list[Problem]]:
+    """Parse one JSON file; problems name the line and column of a syntax error."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None, [Problem(shown, "$", f"file not found: {path}")]
+    except OSError as exc:
+        return None, [Problem(shown, "$", f"cannot read {path}: {exc.strerror}")]
+    if path.is_dir():
+        return None, [Problem(shown, "$", f"{path} is a directory, expected a JSON file")]
+    if size > MAX_FILE_BYTES:
+        return None, [Problem(shown, "$", f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem(shown, "$", f"not UTF-8 text (byte {exc.start})")]
+    except OSError as exc:
+        return None, [Problem(shown, "$", f"cannot read {path}: {exc.strerror}")]
+    if not text.strip():
+        return None, [Problem(shown, "$", "file is empty; expected a JSON object")]
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        return None, [Problem(shown, "$", f"duplicate key {exc.args[0]!r} in one JSON object")]
+    except json.JSONDecodeError as exc:
+        return None, [
+            Problem(shown, "$", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+        ]
+    except RecursionError:
+        return None, [Problem(shown, "$", "JSON nested too deeply")]
+    if not isinstance(data, dict):
+        return None, [Problem(shown, "$", f"expected a JSON object, got {type(data).__name__}")]
+    return data, []
+
+
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _pydantic_problems(exc: ValidationError, shown: str, base: Sequence[str | int]) -> list[Problem]:
+    out: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for err in exc.errors(include_url=False):
+        loc = [*base, *err["loc"]]
+        kind = err["type"]
+        if kind == "missing":
+            message = "required field is missing"
+        elif kind in _EXPECTED:
+            message = f"expected {_EXPECTED[kind]}, got {_describe(err['input'])}"
+        elif kind == "literal_error":
+            message = f"{err['msg'].replace('Input should be', 'expected')}, got {_describe(err['input'])}"
+        elif kind == "value_error":
+            message = err["msg"].removeprefix("Value error, ")
+        elif kind == "greater_than_equal" or kind == "less_than_equal":
+            message = f"{err['msg'].replace('Input should be', 'must be')}, got {_describe(err['input'])}"
+        else:
+            message = f"{err['msg']} (got {_describe(err['input'])})"
+        key = (json_path(loc), message)
+        if key not in seen:
+            seen.add(key)
+            out.append(Problem(shown, key[0], message))
+    return out
+
+
+def _validate(model: type[M], data: Any, shown: str,
+              base: Sequence[str | int] = ()) -> tuple[M | None, list[Problem]]:
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, _pydantic_problems(exc, shown, base)
+
+
+def _extras(obj: Any, loc: list[str | int]) -> Iterator[tuple[list[str | int], str]]:
+    """Yield (location, key) for every unknown key kept by the models."""
+    if isinstance(obj, BaseModel):
+        if obj.model_config.get("extra") == "allow" and obj.model_extra:
+            for key in obj.model_extra:
+                yield loc, key
+        for name in type(obj).model_fields:
+            value = getattr(obj, name)
+            alias = type(obj).model_fields[name].alias or name
+            yield from _extras(value, [*loc, alias])
+    elif isinstance(obj, list):
+        for i, item in enumerate(obj):
+            yield from _extras(item, [*loc, i])
+    elif isinstance(obj, dict):
+        for key, item in obj.items():
+            yield from _extras(item, [*loc, key])
+
+
+def _unknown_key_warnings(obj: BaseModel, shown: str, loc: list[str | int]) -> list[Problem]:
+    return [
+        Problem(shown, json_path([*where, key]), "unknown key (ignored)", "warning")
+        for where, key in _extras(obj, loc)
+    ]
+
+
+def _ctid_key(key: str) -> int | None:
+    if key.isdigit() and MIN_CTID <= int(key) <= MAX_CTID:
+        return int(key)
+    return None
+
+
+def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
+    """Parse and type-check the config dir's files; no cross-guest checks yet."""
+    problems: list[Problem] = []
+    if not config_dir.exists():
+        return None, [Problem(str(config_dir), "$", f"config dir not found: {config_dir}")]
+    if not config_dir.is_dir():
+        return None, [Problem(str(config_dir), "$", f"not a directory: {config_dir}")]
+
+    hyp_data, found = read_json(config_dir / HYPERVISOR_FILE, HYPERVISOR_FILE)
+    problems += found
+    hypervisor: HypervisorConfig | None = None
+    if hyp_data is not None:
+        hypervisor, found = _validate(HypervisorConfig, hyp_data, HYPERVISOR_FILE)
+        problems += found
+        if hypervisor is not None:
+            problems += _unknown_key_warnings(hypervisor, HYPERVISOR_FILE, [])
+
+    guests: dict[int, LxcGuest] = {}
+    lxc_data, found = read_json(config_dir / LXC_FILE, LXC_FILE)
+    problems += found
+    if lxc_data is not None:
+        configs = lxc_data.get("lxc_configs")
+        top = {k: v for k, v in lxc_data.items() if k != "lxc_configs"}
+        top["lxc_configs"] = {}
+        shell, found = _validate(LxcFile, top, LXC_FILE)
+        problems += found
+        if shell is not None:
+            problems += _unknown_key_warnings(shell, LXC_FILE, [])
+        if configs is None:
+            problems.append(Problem(LXC_FILE, "lxc_configs", "required field is missing"))
+        elif not isinstance(configs, dict):
+            problems.append(Problem(LXC_FILE, "lxc_configs",
+                                    f"expected an object keyed by CTID, got {_describe(configs)}"))
+        else:
+            for key, entry in configs.items():
+                ctid = _ctid_key(key)
+                if ctid is None:
+                    problems.append(Problem(
+                        LXC_FILE, json_path(["lxc_configs", key]),
+                        f"{key!r} is not a container id: use a number in {MIN_CTID}..{MAX_CTID}",
+                    ))
+                    continue
+                guest, found = _validate(LxcGuest, entry, LXC_FILE, ["lxc_configs", key])
+                problems += found
+                if guest is not None:
+                    guests[ctid] = guest
+                    problems += _unknown_key_warnings(guest, LXC_FILE, ["lxc_configs", key])
+
+    vms: dict[int, VmGuest] = {}
+    vm_path = config_dir / VM_FILE
+    if vm_path.exists():
+        vm_data, found = read_json(vm_path, VM_FILE)
+        problems += found
+        if vm_data is not None:
+            vm_file, found = _validate(VmFile, vm_data, VM_FILE)
+            problems += found
+            if vm_file is not None:
+                for index, vm in enumerate(vm_file.vms):
+                    if vm.vmid in vms:
+                        problems.append(Problem(VM_FILE, json_path(["vms", index, "vmid"]),
+                                                f"duplicate VM id {vm.vmid}"))
+                    vms[vm.vmid] = vm
+
+    if hypervisor is None or errors(problems):
+        return None, problems
+    return Inventory(config_dir, hypervisor, guests, vms, []), problems
+
+
+def validate_config_dir(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
+    """Load and run every semantic check; returns the inventory only when error-free."""
+    from phoenix.inventory.checks import semantic_problems
+
+    inventory, problems = load_files(config_dir)
+    if inventory is None:
+        return None, problems
+    problems += semantic_problems(inventory)
+    inventory.problems = problems
+    if errors(problems):
+        return None, problems
+    return inventory, problems
+
+
+def load_inventory(config_dir: Path) -> Inventory:
+    """Load a valid inventory or raise InventoryError with every problem found."""
+    inventory, problems = validate_config_dir(config_dir)
+    if inventory is None:
+        raise InventoryError(problems)
+    return inventory

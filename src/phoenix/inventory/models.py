@@ -1,0 +1,517 @@
+"""Typed models of the config dir's JSON files (pydantic v2).
+
+They accept the files written for the original bash tool unchanged: CTIDs as strings,
+`""` for an automatic MAC, both raw-option spellings, the older flat `vllm_*` keys. Unknown
+keys are kept (`extra="allow"`) and reported as warnings by the loader, never dropped
+silently and never fatal. New keys are additions (`is_template`, `gateway`), never renames.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
+
+from phoenix.inventory.options import canonical_lxc_option, parse_lxc_option, parse_pct_option
+
+MIN_CTID = 100
+MAX_CTID = 999_999_999
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
+_MAC = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
+_SNAPSHOT = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,39}$")
+_RECIPE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
+_PORT_SPEC = re.compile(r"^\d{1,5}([:-]\d{1,5})?(,\d{1,5}([:-]\d{1,5})?)*$")
+
+
+class Model(BaseModel):
+    """Base for inventory models: unknown keys kept (reported as warnings), no coercion of
+    strings into numbers or booleans (a quoted "2048" is a mistake worth naming)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+def _ctid(value: Any) -> int:
+    """CTIDs are written as strings in the original files ("900") and as numbers elsewhere."""
+    if isinstance(value, bool):
+        raise ValueError("expected a container id (a number such as 101), got a boolean")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    else:
+        raise ValueError(f"expected a container id (a number such as 101), got {value!r}")
+    if not MIN_CTID <= number <= MAX_CTID:
+        raise ValueError(f"container id {number} is outside {MIN_CTID}..{MAX_CTID}")
+    return number
+
+
+Ctid = Annotated[int, BeforeValidator(_ctid)]
+
+
+def _hostname(value: str) -> str:
+    if not _HOSTNAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid host name: use letters, digits, '-' and '.', "
+            "start and end with a letter or digit (it becomes the container's hostname)"
+        )
+    return value
+
+
+def _ifname(value: str) -> str:
+    if not _IFNAME.match(value):
+        raise ValueError(f"{value!r} is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)")
+    return value
+
+
+def _ipv4(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+def _ipv4_or_net(value: str) -> str:
+    try:
+        if "/" in value:
+            return str(ipaddress.IPv4Network(value, strict=False))
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address or network") from None
+
+
+def _mac(value: str) -> str | None:
+    if value == "":
+        return None
+    if not _MAC.match(value):
+        raise ValueError(f"{value!r} is not a MAC address (expected six hex pairs, 52:54:00:12:34:56)")
+    if int(value[:2], 16) & 1:
+        raise ValueError(f"{value!r} is a multicast MAC; a NIC needs a unicast address")
+    return value.upper()
+
+
+def _recipe_name(value: str) -> str:
+    if not _RECIPE_NAME.match(value):
+        raise ValueError(f"{value!r} is not a feature name (letters, digits, '_' and '-')")
+    return value
+
+
+def _snapshot_name(value: str) -> str:
+    if not _SNAPSHOT.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid snapshot name (2-40 chars, starts with a letter, "
+            "then letters, digits, '_' or '-')"
+        )
+    return value
+
+
+def _lxc_option(value: str) -> str:
+    return canonical_lxc_option(value)
+
+
+def _pct_option(value: str) -> str:
+    parse_pct_option(value)
+    return value
+
+
+def _port_spec(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _PORT_SPEC.match(value):
+        raise ValueError(f"{value!r} is not a port (8000), range (8000:8010) or list (80,443)")
+    for number in re.split(r"[:,-]", value):
+        if not 1 <= int(number) <= 65535:
+            raise ValueError(f"port {number} is outside 1..65535")
+    return value
+
+
+def _port_mapping(value: str) -> str:
+    match = re.fullmatch(r"(\d{1,5}):(\d{1,5})", value)
+    if not match or not all(1 <= int(p) <= 65535 for p in match.groups()):
+        raise ValueError(f"{value!r} is not a port mapping 'host:container' (e.g. '8000:8000')")
+    return value
+
+
+def _gpu_assignment(value: str) -> str:
+    cleaned = value.replace(" ", "")
+    if cleaned.lower() == "none" or re.fullmatch(r"\d+(,\d+)*", cleaned):
+        return cleaned.lower() if cleaned.lower() == "none" else cleaned
+    raise ValueError(f"{value!r}: expected 'none' or GPU indices such as '0' or '0,1'")
+
+
+def _guest_path(value: str) -> str:
+    if not value.startswith("/") or "\n" in value or "\0" in value:
+        raise ValueError(f"{value!r} must be an absolute path inside the guest")
+    return value
+
+
+HostName = Annotated[StrictStr, AfterValidator(_hostname)]
+IfName = Annotated[StrictStr, AfterValidator(_ifname)]
+IPv4 = Annotated[StrictStr, AfterValidator(_ipv4)]
+IPv4OrNet = Annotated[StrictStr, AfterValidator(_ipv4_or_net)]
+Mac = Annotated[StrictStr | None, AfterValidator(lambda v: None if v is None else _mac(v))]
+RecipeName = Annotated[StrictStr, AfterValidator(_recipe_name)]
+SnapshotName = Annotated[StrictStr, AfterValidator(_snapshot_name)]
+LxcOption = Annotated[StrictStr, AfterValidator(_lxc_option)]
+PctOption = Annotated[StrictStr, AfterValidator(_pct_option)]
+PortSpec = Annotated[str, BeforeValidator(_port_spec)]
+PortMapping = Annotated[StrictStr, AfterValidator(_port_mapping)]
+GuestPath = Annotated[StrictStr, AfterValidator(_guest_path)]
+Number = StrictInt | float
+
+
+class NetworkConfig(Model):
+    """The guest's NIC: a static IPv4 address in CIDR form on a host bridge."""
+
+    name: IfName = "eth0"
+    bridge: IfName
+    ip: StrictStr = Field(description="Static IPv4 address with prefix, e.g. 10.0.0.153/24")
+    gw: IPv4 | None = Field(default=None, description="Default gateway (inside the subnet)")
+
+    @field_validator("ip")
+    @classmethod
+    def _check_ip(cls, value: str) -> str:
+        if "/" not in value:
+            raise ValueError(f"{value!r} needs a prefix length, e.g. {value}/24")
+        try:
+            iface = ipaddress.IPv4Interface(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 address with prefix (10.0.0.5/24)") from None
+        if iface.network.prefixlen < 32 and iface.ip in (
+            iface.network.network_address,
+            iface.network.broadcast_address,
+        ):
+            raise ValueError(f"{value!r} is the network or broadcast address of its subnet")
+        return str(iface)
+
+    @property
+    def interface(self) -> ipaddress.IPv4Interface:
+        return ipaddress.IPv4Interface(self.ip)
+
+    @property
+    def address(self) -> str:
+        return str(self.interface.ip)
+
+
+class FirewallRuleModel(Model):
+    """A Proxmox-style firewall rule: direction, action, and optional match fields."""
+
+    type: Literal["in", "out"]
+    action: Literal["ACCEPT", "DROP", "REJECT"]
+    source: IPv4OrNet | None = None
+    dest: IPv4OrNet | None = None
+    proto: Literal["tcp", "udp", "icmp"] | None = None
+    port: PortSpec | None = None
+    comment: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _port_needs_proto(self) -> FirewallRuleModel:
+        if self.port is not None and self.proto not in ("tcp", "udp"):
+            raise ValueError("a rule with a port needs proto 'tcp' or 'udp'")
+        return self
+
+
+class FirewallConfig(Model):
+    """Firewall for the guest's traffic. Enabled with no ACCEPT rules means inbound is closed."""
+
+    enabled: StrictBool = False
+    rules: list[FirewallRuleModel] = Field(default_factory=list)
+
+
+class HealthCheck(Model):
+    """A command run inside the guest (split like a shell would, but never run by one)."""
+
+    command: StrictStr = Field(min_length=1)
+    retries: StrictInt = Field(default=3, ge=1, le=1000)
+    interval: StrictInt = Field(default=5, ge=0, le=3600)
+
+
+class Volume(Model):
+    """A dedicated storage volume mounted into the guest (Proxmox `mpN`)."""
+
+    name: StrictStr = Field(min_length=1)
+    pool: StrictStr = Field(min_length=1)
+    size_gb: StrictInt = Field(ge=1, le=1_048_576)
+    mount_point: GuestPath
+
+
+class MountPoint(Model):
+    """A host path bind-mounted into the guest."""
+
+    host_path: StrictStr = Field(min_length=1)
+    guest_path: GuestPath
+    read_only: StrictBool = False
+
+
+class VllmServerConfig(Model):
+    host: StrictStr = "0.0.0.0"
+    port: StrictInt = Field(default=8000, ge=1, le=65535)
+    served_model_name: StrictStr | None = None
+
+
+class VllmEngineConfig(Model):
+    """vLLM's engine arguments grouped as the original tool wrote them; only ServerConfig
+    matters to Phoenix (it says which model is served where). Other keys pass through."""
+
+    ModelConfig: dict[str, Any] = Field(default_factory=dict)
+    CacheConfig: dict[str, Any] = Field(default_factory=dict)
+    ParallelConfig: dict[str, Any] = Field(default_factory=dict)
+    ServerConfig: VllmServerConfig = Field(default_factory=VllmServerConfig)
+
+    # vLLM has hundreds of engine options: extras here are not worth a warning.
+    model_config = ConfigDict(extra="allow")
+
+
+class RouteTarget(Model):
+    """Where a gateway route sends traffic: a guest by CTID (and port), or a URL."""
+
+    ctid: Ctid | None = None
+    port: StrictInt | None = Field(default=None, ge=1, le=65535)
+    url: StrictStr | None = Field(default=None, pattern=r"^https?://[^\s;{}'\"]+$")
+    scheme: Literal["http", "https"] = "http"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RouteTarget:
+        if (self.ctid is None) == (self.url is None):
+            raise ValueError("a route needs exactly one of 'ctid' (with 'port') or 'url'")
+        if self.ctid is not None and self.port is None:
+            raise ValueError("a route to a guest ('ctid') needs its 'port'")
+        return self
+
+
+class PathRoute(RouteTarget):
+    """`/prefix/...` on the gateway's main server, proxied to a guest or URL."""
+
+    path: StrictStr = Field(pattern=r"^/[A-Za-z0-9._~/-]*$")
+    strip_prefix: StrictBool = True
+    websocket: StrictBool = False
+    name: StrictStr | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
+
+
+class HostRoute(RouteTarget):
+    """A whole virtual host (`server_name`), optionally TLS with an HTTP->HTTPS redirect."""
+
+    hostname: HostName
+    tls: StrictBool = True
+    redirect_http: StrictBool = True
+    websocket: StrictBool = False
+
+
+class GatewayConfig(Model):
+    """Additive block that makes a guest the Phoenix API gateway (container 101's role).
+
+    Model routes are derived from the inventory (every non-template guest with a vLLM
+    config); this block adds the other services and the gateway's own settings.
+    """
+
+    hostnames: list[HostName] = Field(
+        default_factory=list,
+        description="Names of the API server; a TLS certificate is issued for them.",
+    )
+    tls: StrictBool = Field(default=True, description="Serve the API on HTTPS too.")
+    http_port: StrictInt = Field(default=80, ge=1, le=65535)
+    https_port: StrictInt = Field(default=443, ge=1, le=65535)
+    max_body_mb: StrictInt = Field(default=16, ge=1, le=1024)
+    generation_timeout_s: StrictInt = Field(default=600, ge=1, le=86400)
+    path_routes: list[PathRoute] = Field(default_factory=list)
+    host_routes: list[HostRoute] = Field(default_factory=list)
+
+
+class LxcGuest(Model):
+    """One container of `phoenix_lxc_configs.json` (`lxc_configs.<CTID>`)."""
+
+    name: HostName
+    memory_mb: StrictInt = Field(default=2048, ge=16, le=16_777_216)
+    swap_mb: StrictInt = Field(default=512, ge=0, le=16_777_216)
+    cores: StrictInt = Field(default=1, ge=1, le=8192)
+    template: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        description="Rootfs tarball (.tar.gz/.tar.xz/.tar.zst) or 'debootstrap:<suite>'",
+    )
+    storage_pool: StrictStr = Field(default="local", min_length=1)
+    storage_size_gb: StrictInt = Field(default=8, ge=1, le=1_048_576)
+    network_config: NetworkConfig | None = None
+    mac_address: Mac = Field(default=None, description="'' or absent: assigned, then kept")
+    gpu_assignment: Annotated[StrictStr, AfterValidator(_gpu_assignment)] = "none"
+    unprivileged: StrictBool = True
+    portainer_role: Literal["server", "agent", "none", "infrastructure"] = "none"
+    clone_from_ctid: Ctid | None = None
+    template_snapshot_name: SnapshotName | None = Field(
+        default=None, description="Snapshot that clones of this guest are taken from"
+    )
+    is_template: StrictBool = Field(
+        default=False, description="Mark as a Proxmox template; clones need no snapshot"
+    )
+    features: list[RecipeName] = Field(default_factory=list)
+    pct_options: list[PctOption] = Field(default_factory=list)
+    lxc_options: list[LxcOption] = Field(default_factory=list)
+    application_script: StrictStr | None = Field(default=None, min_length=1)
+    firewall: FirewallConfig = Field(default_factory=FirewallConfig)
+    start_at_boot: StrictBool = False
+    boot_order: StrictInt = Field(default=0, ge=0, le=100_000)
+    boot_delay: StrictInt = Field(default=0, ge=0, le=86_400)
+    apparmor_profile: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9_./-]+$")
+    apparmor_manages_nesting: StrictBool = False
+    enable_lifecycle_snapshots: StrictBool = False
+    dependencies: list[Ctid] = Field(default_factory=list)
+    ports: list[PortMapping] = Field(default_factory=list)
+    zfs_volumes: list[Volume] = Field(default_factory=list)
+    volumes: list[Volume] = Field(default_factory=list)
+    mount_points: list[MountPoint] = Field(default_factory=list)
+    vllm_engine_config: VllmEngineConfig | None = None
+    health_check: HealthCheck | None = None
+    tests: dict[str, Any] = Field(default_factory=dict)
+    gateway: GatewayConfig | None = Field(
+        default=None, description="Present on the guest that runs the Phoenix API gateway"
+    )
+
+    # Older flat vLLM keys, still in inventories in the field.
+    vllm_model: StrictStr | None = None
+    vllm_served_model_name: StrictStr | None = None
+    vllm_model_type: Literal["chat", "embedding"] | None = None
+    vllm_port: StrictInt | None = Field(default=None, ge=1, le=65535)
+    vllm_tensor_parallel_size: StrictInt | None = Field(default=None, ge=1)
+    vllm_gpu_memory_utilization: Number | None = Field(default=None, ge=0, le=1)
+    vllm_max_model_len: StrictInt | None = Field(default=None, ge=1)
+    vllm_quantization: StrictStr | None = None
+    vllm_trust_remote_code: StrictBool | None = None
+    vllm_parameters: dict[str, Any] | None = None
+    vllm_args: list[StrictStr] | None = None
+
+    @property
+    def is_clone_source(self) -> bool:
+        """A template in either Proxmox sense: snapshot-based or `pct template`."""
+        return self.is_template or self.template_snapshot_name is not None
+
+    @property
+    def pct_features(self) -> dict[str, str]:
+        features: dict[str, str] = {}
+        for option in self.pct_options:
+            features.update(parse_pct_option(option))
+        return features
+
+    @property
+    def lxc_option_pairs(self) -> list[tuple[str, str]]:
+        return [parse_lxc_option(o) for o in self.lxc_options]
+
+    @property
+    def gpus(self) -> list[int]:
+        return [] if self.gpu_assignment == "none" else [int(g) for g in self.gpu_assignment.split(",")]
+
+    @property
+    def served_model(self) -> tuple[str, int] | None:
+        """(model name, port) this guest serves, from vllm_engine_config or the flat keys."""
+        if self.vllm_engine_config is not None:
+            server = self.vllm_engine_config.ServerConfig
+            name = server.served_model_name or self.vllm_engine_config.ModelConfig.get("model")
+            if isinstance(name, str) and name:
+                return name, server.port
+        name = self.vllm_served_model_name or self.vllm_model
+        if name:
+            return name, self.vllm_port or 8000
+        return None
+
+
+class LxcFile(Model):
+    """`phoenix_lxc_configs.json`."""
+
+    schema_: StrictStr | None = Field(default=None, alias="$schema")
+    nvidia_driver_version: StrictStr | None = None
+    nvidia_repo_url: StrictStr | None = None
+    nvidia_runfile_url: StrictStr | None = None
+    lxc_configs: dict[StrictStr, LxcGuest]
+
+
+class VmGuest(Model):
+    """Just enough of a VM entry to place it in the dependency graph."""
+
+    vmid: Ctid
+    name: HostName
+    is_template: StrictBool = False
+    template_snapshot_name: StrictStr | None = None
+    clone_from_vmid: Ctid | None = None
+    dependencies: list[Ctid] = Field(default_factory=list)
+    network_config: dict[str, Any] = Field(default_factory=dict)
+
+    # VM entries are not provisioned by Phoenix yet: their other keys are not our business.
+    model_config = ConfigDict(extra="ignore")
+
+
+class VmFile(Model):
+    """`phoenix_vm_configs.json`."""
+
+    vm_defaults: dict[str, Any] = Field(default_factory=dict)
+    vms: list[VmGuest] = Field(default_factory=list)
+
+
+class HostInterface(Model):
+    name: IfName | None = None
+    address: StrictStr | None = None
+    gateway: StrictStr | None = None
+    dns_nameservers: StrictStr | None = None
+
+
+class HostNetwork(Model):
+    interfaces: HostInterface | None = None
+    default_subnet: StrictStr | None = None
+    external_registry_url: Any = None
+    portainer_server_ip: Any = None
+    portainer_server_port: Any = None
+    portainer_agent_port: Any = None
+    nfs_server: Any = None
+
+
+class DriverSettings(Model):
+    """Additive `phoenix` block of the hypervisor config: which driver and where."""
+
+    driver: Literal["lxc", "proxmox"] = "lxc"
+    lxc_path: StrictStr = "/var/lib/phoenix/lxc"
+    state_dir: StrictStr = "/var/lib/phoenix/state"
+    template_cache: StrictStr = "/var/cache/phoenix/templates"
+    node: StrictStr | None = Field(default=None, description="Proxmox node name")
+    ssh_host: StrictStr | None = Field(default=None, description="user@host of the node")
+    parallel: StrictInt = Field(default=4, ge=1, le=64)
+
+
+class HypervisorConfig(Model):
+    """`phoenix_hypervisor_config.json`: what Phoenix uses of it is modelled; the rest of the
+    original tool's host settings (ZFS, NFS, Samba, users…) are accepted as they are."""
+
+    version: StrictStr | None = None
+    timezone: StrictStr = "UTC"
+    network: HostNetwork = Field(default_factory=HostNetwork)
+    proxmox_storage_ids: dict[str, StrictStr] = Field(default_factory=dict)
+    phoenix: DriverSettings = Field(default_factory=DriverSettings)
+
+    author: Any = None
+    users: Any = None
+    core_paths: dict[str, Any] = Field(default_factory=dict)
+    docker: Any = None
+    nfs: Any = None
+    samba: Any = None
+    zfs: Any = None
+    mount_point_base: Any = None
+    proxmox_defaults: Any = None
+    tests: Any = None
+    nvidia_driver: Any = None
+    behavior: Any = None
+    shared_volumes: Any = None
+    schema_: StrictStr | None = Field(default=None, alias="$schema")

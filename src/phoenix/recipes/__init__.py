@@ -1,0 +1,1 @@
+"""Recipes: the scripts that run inside guests (features and applications)."""

@@ -1,0 +1,77 @@
+"""Where recipes come from: built into Phoenix, or the user's scripts in the config dir.
+
+Feature `<name>` is found as the built-in `feature_<name>.sh` shipped with Phoenix, or as
+the user's `<config dir>/scripts/phoenix_hypervisor_feature_install_<name>.sh` (the original
+tool's naming). The user's script wins, so an operator can override a built-in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path, PurePosixPath
+
+USER_FEATURE_PATTERN = "phoenix_hypervisor_feature_install_{name}.sh"
+GATEWAY_COMPAT_SCRIPT = "phoenix_hypervisor_lxc_101.sh"
+
+
+def builtin_scripts_dir() -> Path:
+    return Path(str(resources.files("phoenix.recipes") / "scripts"))
+
+
+def builtin_features() -> list[str]:
+    return sorted(
+        p.name.removeprefix("feature_").removesuffix(".sh")
+        for p in builtin_scripts_dir().glob("feature_*.sh")
+    )
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A script to run inside a guest, and where it came from."""
+
+    name: str
+    path: Path
+    builtin: bool
+
+
+def feature_search_paths(name: str, scripts_dir: Path) -> list[Path]:
+    return [
+        scripts_dir / USER_FEATURE_PATTERN.format(name=name),
+        builtin_scripts_dir() / f"feature_{name}.sh",
+    ]
+
+
+def find_feature(name: str, scripts_dir: Path) -> Recipe | None:
+    user, builtin = feature_search_paths(name, scripts_dir)
+    if user.is_file():
+        return Recipe(name, user, builtin=False)
+    if builtin.is_file():
+        return Recipe(name, builtin, builtin=True)
+    return None
+
+
+def application_script_problem(script: str) -> str | None:
+    """Why `script` is not an acceptable path under the scripts folder, or None."""
+    if "\0" in script or "\n" in script:
+        return "application_script contains a control character"
+    pure = PurePosixPath(script)
+    if pure.is_absolute():
+        return f"application_script {script!r} is absolute; name a file in the scripts folder"
+    if ".." in pure.parts:
+        return f"application_script {script!r} escapes the scripts folder"
+    return None
+
+
+def find_application(script: str, scripts_dir: Path) -> Recipe | None:
+    """The user's application script (resolved under the scripts folder), if present."""
+    if application_script_problem(script) is not None:
+        return None
+    path = scripts_dir / script
+    try:
+        inside = path.resolve().is_relative_to(scripts_dir.resolve())
+    except OSError:
+        return None
+    if inside and path.is_file():
+        return Recipe(script, path, builtin=False)
+    return None

@@ -1,0 +1,46 @@
+"""Run commands on this machine with subprocess (no shell)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+
+from phoenix.errors import CommandFailed
+from phoenix.runners.base import CommandResult
+
+
+class LocalRunner:
+    """Subprocess runner; `env` is added to the current environment."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        data = input.encode() if isinstance(input, str) else input
+        full_env = {**os.environ, **env} if env else None
+        try:
+            proc = subprocess.run(
+                list(argv),
+                input=data,
+                capture_output=True,
+                env=full_env,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise CommandFailed(argv, 127, "", f"{argv[0]}: command not found") from exc
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode(errors="replace") if exc.stdout else ""
+            err = exc.stderr.decode(errors="replace") if exc.stderr else ""
+            raise CommandFailed(argv, 124, out, err + f"\ntimed out after {timeout}s") from exc
+        return CommandResult(
+            tuple(argv),
+            proc.returncode,
+            proc.stdout.decode(errors="replace"),
+            proc.stderr.decode(errors="replace"),
+        )
