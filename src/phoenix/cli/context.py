@@ -1,0 +1,80 @@
+"""State shared by CLI commands: where the config dir is, output mode, loading with errors
+printed the same way everywhere. The CLI is the only layer that prints or exits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+from phoenix.errors import InventoryError, PhoenixError
+from phoenix.inventory import Inventory, load_inventory, resolve_config_dir
+from phoenix.inventory.problems import Problem
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass
+class AppState:
+    config_dir: Path
+    driver: str | None = None
+
+
+def state(ctx: typer.Context) -> AppState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppState):
+        root.obj = AppState(resolve_config_dir(None))
+    return root.obj
+
+
+def print_problems(problems: list[Problem], as_json: bool = False) -> None:
+    if as_json:
+        typer.echo(json.dumps([p.as_dict() for p in problems], indent=2))
+        return
+    for problem in problems:
+        style = "yellow" if problem.severity == "warning" else "red"
+        err_console.print(problem.render(), style=style, markup=False, highlight=False,
+                          soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"error: {message}", style="red", markup=False, highlight=False,
+                      soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load(ctx: typer.Context, quiet_warnings: bool = True) -> Inventory:
+    """Load the inventory or print every problem and exit 1."""
+    try:
+        inventory = load_inventory(state(ctx).config_dir)
+    except InventoryError as exc:
+        print_problems(exc.problems)
+        raise typer.Exit(1) from None
+    if not quiet_warnings:
+        print_problems(inventory.warnings)
+    return inventory
+
+
+def parse_ids(inventory: Inventory, ids: list[str] | None) -> list[int] | None:
+    """CLI guest ids -> ints, each checked against the inventory; None means all."""
+    if not ids:
+        return None
+    out: list[int] = []
+    for raw in ids:
+        if not raw.isdigit():
+            fail(f"{raw!r} is not a guest id (expected a number such as 101)")
+        ctid = int(raw)
+        if ctid not in inventory.guests and ctid not in inventory.vms:
+            known = ", ".join(str(c) for c in sorted(inventory.guests))
+            fail(f"guest {ctid} is not in the inventory (containers: {known})")
+        out.append(ctid)
+    return out
+
+
+def report_error(exc: PhoenixError) -> NoReturn:
+    fail(str(exc))
