@@ -38,13 +38,15 @@ def print_problems(problems: list[Problem], as_json: bool = False) -> None:
         return
     for problem in problems:
         style = "yellow" if problem.severity == "warning" else "red"
-        err_console.print(problem.render(), style=style, markup=False, highlight=False,
-                          soft_wrap=True)
+        err_console.print(
+            problem.render(), style=style, markup=False, highlight=False, soft_wrap=True
+        )
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"error: {message}", style="red", markup=False, highlight=False,
-                      soft_wrap=True)
+    err_console.print(
+        f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -47,7 +47,7 @@ def schema(
     typer.echo(json.dumps(inventory_schema(file), indent=2))
 
 
-class GraphFormat(str, Enum):
+class GraphFormat(StrEnum):
     tree = "tree"
     mermaid = "mermaid"
     dot = "dot"

@@ -158,13 +158,11 @@ class Driver(Protocol):
         """Create a stopped guest from a template (tarball path or driver-specific name)."""
         ...
 
-    def clone(self, source: int, ctid: int, snapshot: str | None,
-              settings: GuestSettings) -> None:
+    def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
         """Full clone of `source` (at `snapshot` if given) into a new stopped guest."""
         ...
 
-    def configure(self, ctid: int, settings: GuestSettings,
-                  changed: frozenset[str]) -> None:
+    def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:
         """Apply settings; `changed` names the GuestSettings fields that differ."""
         ...
 

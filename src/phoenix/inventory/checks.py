@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections import defaultdict
 from pathlib import Path
 
 from phoenix.inventory.loader import LXC_FILE, VM_FILE, Inventory
-from phoenix.inventory.models import LxcGuest
+from phoenix.inventory.models import LxcGuest, RouteTarget
 from phoenix.inventory.ordering import build_graph
 from phoenix.inventory.problems import Problem, json_path
 from phoenix.recipes.registry import (
@@ -35,20 +36,28 @@ def _duplicates(inventory: Inventory) -> list[Problem]:
     for vmid, vm in sorted(inventory.vms.items()):
         ip = vm.network_config.get("ip")
         if isinstance(ip, str) and "/" in ip:
-            try:
+            with contextlib.suppress(ValueError):
                 by_ip[str(ipaddress.IPv4Interface(ip).ip)].append(vmid)
-            except ValueError:
-                pass
     for ip, owners in by_ip.items():
         for ctid in owners[1:]:
             field = ("network_config", "ip") if ctid in inventory.guests else ()
             where = _at(ctid, *field) if field else f"vms[vmid={ctid}].network_config.ip"
-            out.append(Problem(LXC_FILE if field else VM_FILE, where,
-                               f"IP address {ip} is also used by guest {owners[0]}"))
+            out.append(
+                Problem(
+                    LXC_FILE if field else VM_FILE,
+                    where,
+                    f"IP address {ip} is also used by guest {owners[0]}",
+                )
+            )
     for mac, owners in by_mac.items():
         for ctid in owners[1:]:
-            out.append(Problem(LXC_FILE, _at(ctid, "mac_address"),
-                               f"MAC address {mac} is also used by container {owners[0]}"))
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    _at(ctid, "mac_address"),
+                    f"MAC address {mac} is also used by container {owners[0]}",
+                )
+            )
     for ctid in sorted(set(inventory.guests) & set(inventory.vms)):
         out.append(Problem(LXC_FILE, _at(ctid), f"id {ctid} is used by a container and a VM"))
     return out
@@ -61,11 +70,21 @@ def _network(ctid: int, guest: LxcGuest) -> list[Problem]:
     iface = net.interface
     gw = ipaddress.IPv4Address(net.gw)
     if gw not in iface.network:
-        return [Problem(LXC_FILE, _at(ctid, "network_config", "gw"),
-                        f"gateway {gw} is outside the guest's subnet {iface.network}")]
+        return [
+            Problem(
+                LXC_FILE,
+                _at(ctid, "network_config", "gw"),
+                f"gateway {gw} is outside the guest's subnet {iface.network}",
+            )
+        ]
     if gw == iface.ip:
-        return [Problem(LXC_FILE, _at(ctid, "network_config", "gw"),
-                        f"gateway {gw} is the guest's own address")]
+        return [
+            Problem(
+                LXC_FILE,
+                _at(ctid, "network_config", "gw"),
+                f"gateway {gw} is the guest's own address",
+            )
+        ]
     return []
 
 
@@ -75,29 +94,55 @@ def _clone_sources(inventory: Inventory) -> list[Problem]:
         src = guest.clone_from_ctid
         if src is None:
             if guest.template is None:
-                out.append(Problem(LXC_FILE, _at(ctid),
-                                   "needs either 'template' (to create) or 'clone_from_ctid'",
-                                   "warning"))
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        _at(ctid),
+                        "needs either 'template' (to create) or 'clone_from_ctid'",
+                        "warning",
+                    )
+                )
             continue
         if src == ctid:
-            out.append(Problem(LXC_FILE, _at(ctid, "clone_from_ctid"), "a guest cannot clone itself"))
+            out.append(
+                Problem(LXC_FILE, _at(ctid, "clone_from_ctid"), "a guest cannot clone itself")
+            )
         elif src not in inventory.guests:
             hint = " (that id is a VM)" if src in inventory.vms else ""
-            out.append(Problem(LXC_FILE, _at(ctid, "clone_from_ctid"),
-                               f"clone source {src} is not a container in the inventory{hint}"))
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    _at(ctid, "clone_from_ctid"),
+                    f"clone source {src} is not a container in the inventory{hint}",
+                )
+            )
         elif not inventory.guests[src].is_clone_source:
-            out.append(Problem(
-                LXC_FILE, _at(ctid, "clone_from_ctid"),
-                f"clone source {src} is neither a template ('is_template': true) nor has a "
-                "'template_snapshot_name' to clone from",
-            ))
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    _at(ctid, "clone_from_ctid"),
+                    f"clone source {src} is neither a template ('is_template': true) nor has a "
+                    "'template_snapshot_name' to clone from",
+                )
+            )
         if guest.template is not None and src is not None:
-            out.append(Problem(LXC_FILE, _at(ctid, "template"),
-                               f"'template' is ignored: the guest is cloned from {src}", "warning"))
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    _at(ctid, "template"),
+                    f"'template' is ignored: the guest is cloned from {src}",
+                    "warning",
+                )
+            )
     for vmid, vm in sorted(inventory.vms.items()):
         if vm.clone_from_vmid is not None and vm.clone_from_vmid not in inventory.vms:
-            out.append(Problem(VM_FILE, f"vms[vmid={vmid}].clone_from_vmid",
-                               f"clone source {vm.clone_from_vmid} is not a VM in the inventory"))
+            out.append(
+                Problem(
+                    VM_FILE,
+                    f"vms[vmid={vmid}].clone_from_vmid",
+                    f"clone source {vm.clone_from_vmid} is not a VM in the inventory",
+                )
+            )
     return out
 
 
@@ -107,19 +152,33 @@ def _dependencies(inventory: Inventory) -> list[Problem]:
     for ctid, guest in sorted(inventory.guests.items()):
         for index, dep in enumerate(guest.dependencies):
             if dep not in known:
-                out.append(Problem(LXC_FILE, _at(ctid, "dependencies", index),
-                                   f"depends on {dep}, which is neither a container nor a VM "
-                                   "in the inventory"))
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        _at(ctid, "dependencies", index),
+                        f"depends on {dep}, which is neither a container nor a VM in the inventory",
+                    )
+                )
             elif dep == ctid:
-                out.append(Problem(LXC_FILE, _at(ctid, "dependencies", index),
-                                   "a guest cannot depend on itself"))
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        _at(ctid, "dependencies", index),
+                        "a guest cannot depend on itself",
+                    )
+                )
     cycle = build_graph(inventory).find_cycle()
     if cycle and len(cycle) > 2:
         first = cycle[0]
         shown = " -> ".join(str(c) for c in cycle)
         file = LXC_FILE if first in inventory.guests else VM_FILE
-        out.append(Problem(file, _at(first) if file == LXC_FILE else f"vms[vmid={first}]",
-                           f"dependency cycle: {shown}"))
+        out.append(
+            Problem(
+                file,
+                _at(first) if file == LXC_FILE else f"vms[vmid={first}]",
+                f"dependency cycle: {shown}",
+            )
+        )
     return out
 
 
@@ -133,15 +192,27 @@ def _scripts(ctid: int, guest: LxcGuest, scripts_dir: Path) -> list[Problem]:
         elif script == GATEWAY_COMPAT_SCRIPT or guest.gateway is not None:
             pass  # the built-in gateway application
         elif find_application(script, scripts_dir) is None:
-            out.append(Problem(LXC_FILE, _at(ctid, "application_script"),
-                               f"{script!r} is not in {scripts_dir} yet "
-                               "(converging this guest will fail until it is)", "warning"))
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    _at(ctid, "application_script"),
+                    f"{script!r} is not in {scripts_dir} yet "
+                    "(converging this guest will fail until it is)",
+                    "warning",
+                )
+            )
     for index, name in enumerate(guest.features):
         if find_feature(name, scripts_dir) is None:
             looked = " and ".join(str(p) for p in feature_search_paths(name, scripts_dir))
-            out.append(Problem(LXC_FILE, _at(ctid, "features", index),
-                               f"feature {name!r} has no recipe (looked for {looked}); "
-                               "converging this guest will fail", "warning"))
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    _at(ctid, "features", index),
+                    f"feature {name!r} has no recipe (looked for {looked}); "
+                    "converging this guest will fail",
+                    "warning",
+                )
+            )
     return out
 
 
@@ -149,14 +220,25 @@ def _apparmor(ctid: int, guest: LxcGuest) -> list[Problem]:
     raw = [v for k, v in guest.lxc_option_pairs if k == "lxc.apparmor.profile"]
     out: list[Problem] = []
     if len(set(raw)) > 1:
-        out.append(Problem(LXC_FILE, _at(ctid, "lxc_options"),
-                           f"lxc.apparmor.profile is set more than once ({', '.join(raw)}); "
-                           f"the last, {raw[-1]!r}, wins", "warning"))
+        out.append(
+            Problem(
+                LXC_FILE,
+                _at(ctid, "lxc_options"),
+                f"lxc.apparmor.profile is set more than once ({', '.join(raw)}); "
+                f"the last, {raw[-1]!r}, wins",
+                "warning",
+            )
+        )
     if raw and guest.apparmor_profile is not None and raw[-1] != guest.apparmor_profile:
-        out.append(Problem(LXC_FILE, _at(ctid, "apparmor_profile"),
-                           f"apparmor_profile {guest.apparmor_profile!r} conflicts with raw "
-                           f"'lxc.apparmor.profile: {raw[-1]}'; {guest.apparmor_profile!r} wins",
-                           "warning"))
+        out.append(
+            Problem(
+                LXC_FILE,
+                _at(ctid, "apparmor_profile"),
+                f"apparmor_profile {guest.apparmor_profile!r} conflicts with raw "
+                f"'lxc.apparmor.profile: {raw[-1]}'; {guest.apparmor_profile!r} wins",
+                "warning",
+            )
+        )
     return out
 
 
@@ -164,7 +246,9 @@ def _gateway_routes(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Pr
     if guest.gateway is None:
         return []
     out: list[Problem] = []
-    routes = [("path_routes", i, r) for i, r in enumerate(guest.gateway.path_routes)]
+    routes: list[tuple[str, int, RouteTarget]] = [
+        ("path_routes", i, r) for i, r in enumerate(guest.gateway.path_routes)
+    ]
     routes += [("host_routes", i, r) for i, r in enumerate(guest.gateway.host_routes)]
     for kind, index, route in routes:
         target = route.ctid
@@ -172,25 +256,43 @@ def _gateway_routes(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Pr
             continue
         where = _at(ctid, "gateway", kind, index, "ctid")
         if target not in inventory.guests:
-            out.append(Problem(LXC_FILE, where, f"route target {target} is not a container "
-                               "in the inventory"))
+            out.append(
+                Problem(
+                    LXC_FILE, where, f"route target {target} is not a container in the inventory"
+                )
+            )
         elif inventory.guests[target].network_config is None:
-            out.append(Problem(LXC_FILE, where, f"route target {target} has no network_config "
-                               "(no IP to route to)"))
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    where,
+                    f"route target {target} has no network_config (no IP to route to)",
+                )
+            )
     seen_paths: dict[str, int] = {}
     for index, route in enumerate(guest.gateway.path_routes):
         if route.path in seen_paths:
-            out.append(Problem(LXC_FILE, _at(ctid, "gateway", "path_routes", index, "path"),
-                               f"path {route.path!r} is already routed by path_routes"
-                               f"[{seen_paths[route.path]}]"))
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    _at(ctid, "gateway", "path_routes", index, "path"),
+                    f"path {route.path!r} is already routed by path_routes"
+                    f"[{seen_paths[route.path]}]",
+                )
+            )
         seen_paths.setdefault(route.path, index)
     seen_hosts: dict[str, int] = {}
     for index, host in enumerate(guest.gateway.host_routes):
         name = host.hostname.lower()
         if name in seen_hosts:
-            out.append(Problem(LXC_FILE, _at(ctid, "gateway", "host_routes", index, "hostname"),
-                               f"hostname {host.hostname!r} is already routed by host_routes"
-                               f"[{seen_hosts[name]}]"))
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    _at(ctid, "gateway", "host_routes", index, "hostname"),
+                    f"hostname {host.hostname!r} is already routed by host_routes"
+                    f"[{seen_hosts[name]}]",
+                )
+            )
         seen_hosts.setdefault(name, index)
     return out
 
@@ -198,11 +300,19 @@ def _gateway_routes(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Pr
 def semantic_problems(inventory: Inventory) -> list[Problem]:
     """Every cross-field problem of a type-checked inventory."""
     out = _duplicates(inventory) + _clone_sources(inventory) + _dependencies(inventory)
-    gateways = [c for c, g in inventory.guests.items()
-                if g.gateway is not None or g.application_script == GATEWAY_COMPAT_SCRIPT]
+    gateways = [
+        c
+        for c, g in inventory.guests.items()
+        if g.gateway is not None or g.application_script == GATEWAY_COMPAT_SCRIPT
+    ]
     if len(gateways) > 1:
-        out.append(Problem(LXC_FILE, "lxc_configs",
-                           f"more than one gateway guest: {', '.join(map(str, sorted(gateways)))}"))
+        out.append(
+            Problem(
+                LXC_FILE,
+                "lxc_configs",
+                f"more than one gateway guest: {', '.join(map(str, sorted(gateways)))}",
+            )
+        )
     for ctid, guest in sorted(inventory.guests.items()):
         out += _network(ctid, guest)
         out += _scripts(ctid, guest, inventory.scripts_dir)

@@ -59,7 +59,7 @@ class Graph:
                 for child in children:
                     state = color.get(child, 0)
                     if state == 1:
-                        return [*path[path.index(child):], child]
+                        return [*path[path.index(child) :], child]
                     if state == 0 and child in self.edges:
                         color[child] = 1
                         path.append(child)
@@ -160,4 +160,3 @@ class Graph:
         for root in shown:
             walk(root, 0, "", ())
         return "\n".join(lines) + "\n"
-

@@ -150,7 +150,9 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _pydantic_problems(exc: ValidationError, shown: str, base: Sequence[str | int]) -> list[Problem]:
+def _pydantic_problems(
+    exc: ValidationError, shown: str, base: Sequence[str | int]
+) -> list[Problem]:
     out: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     for err in exc.errors(include_url=False):
@@ -161,11 +163,14 @@ def _pydantic_problems(exc: ValidationError, shown: str, base: Sequence[str | in
         elif kind in _EXPECTED:
             message = f"expected {_EXPECTED[kind]}, got {_describe(err['input'])}"
         elif kind == "literal_error":
-            message = f"{err['msg'].replace('Input should be', 'expected')}, got {_describe(err['input'])}"
+            expected = err["msg"].replace("Input should be", "expected")
+            message = f"{expected}, got {_describe(err['input'])}"
         elif kind == "value_error":
             message = err["msg"].removeprefix("Value error, ")
         elif kind == "greater_than_equal" or kind == "less_than_equal":
-            message = f"{err['msg'].replace('Input should be', 'must be')}, got {_describe(err['input'])}"
+            message = (
+                f"{err['msg'].replace('Input should be', 'must be')}, got {_describe(err['input'])}"
+            )
         else:
             message = f"{err['msg']} (got {_describe(err['input'])})"
         key = (json_path(loc), message)
@@ -175,8 +180,9 @@ def _pydantic_problems(exc: ValidationError, shown: str, base: Sequence[str | in
     return out
 
 
-def _validate(model: type[M], data: Any, shown: str,
-              base: Sequence[str | int] = ()) -> tuple[M | None, list[Problem]]:
+def _validate(
+    model: type[M], data: Any, shown: str, base: Sequence[str | int] = ()
+) -> tuple[M | None, list[Problem]]:
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
@@ -245,16 +251,25 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
         if configs is None:
             problems.append(Problem(LXC_FILE, "lxc_configs", "required field is missing"))
         elif not isinstance(configs, dict):
-            problems.append(Problem(LXC_FILE, "lxc_configs",
-                                    f"expected an object keyed by CTID, got {_describe(configs)}"))
+            problems.append(
+                Problem(
+                    LXC_FILE,
+                    "lxc_configs",
+                    f"expected an object keyed by CTID, got {_describe(configs)}",
+                )
+            )
         else:
             for key, entry in configs.items():
                 ctid = _ctid_key(key)
                 if ctid is None:
-                    problems.append(Problem(
-                        LXC_FILE, json_path(["lxc_configs", key]),
-                        f"{key!r} is not a container id: use a number in {MIN_CTID}..{MAX_CTID}",
-                    ))
+                    problems.append(
+                        Problem(
+                            LXC_FILE,
+                            json_path(["lxc_configs", key]),
+                            f"{key!r} is not a container id: "
+                            f"use a number in {MIN_CTID}..{MAX_CTID}",
+                        )
+                    )
                     continue
                 guest, found = _validate(LxcGuest, entry, LXC_FILE, ["lxc_configs", key])
                 problems += found
@@ -273,8 +288,13 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
             if vm_file is not None:
                 for index, vm in enumerate(vm_file.vms):
                     if vm.vmid in vms:
-                        problems.append(Problem(VM_FILE, json_path(["vms", index, "vmid"]),
-                                                f"duplicate VM id {vm.vmid}"))
+                        problems.append(
+                            Problem(
+                                VM_FILE,
+                                json_path(["vms", index, "vmid"]),
+                                f"duplicate VM id {vm.vmid}",
+                            )
+                        )
                     vms[vm.vmid] = vm
 
     if hypervisor is None or errors(problems):

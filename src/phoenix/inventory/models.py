@@ -101,7 +101,9 @@ def _mac(value: str) -> str | None:
     if value == "":
         return None
     if not _MAC.match(value):
-        raise ValueError(f"{value!r} is not a MAC address (expected six hex pairs, 52:54:00:12:34:56)")
+        raise ValueError(
+            f"{value!r} is not a MAC address (expected six hex pairs, 52:54:00:12:34:56)"
+        )
     if int(value[:2], 16) & 1:
         raise ValueError(f"{value!r} is a multicast MAC; a NIC needs a unicast address")
     return value.upper()
@@ -193,7 +195,9 @@ class NetworkConfig(Model):
         try:
             iface = ipaddress.IPv4Interface(value)
         except ValueError:
-            raise ValueError(f"{value!r} is not an IPv4 address with prefix (10.0.0.5/24)") from None
+            raise ValueError(
+                f"{value!r} is not an IPv4 address with prefix (10.0.0.5/24)"
+            ) from None
         if iface.network.prefixlen < 32 and iface.ip in (
             iface.network.network_address,
             iface.network.broadcast_address,
@@ -414,7 +418,11 @@ class LxcGuest(Model):
 
     @property
     def gpus(self) -> list[int]:
-        return [] if self.gpu_assignment == "none" else [int(g) for g in self.gpu_assignment.split(",")]
+        return (
+            []
+            if self.gpu_assignment == "none"
+            else [int(g) for g in self.gpu_assignment.split(",")]
+        )
 
     @property
     def served_model(self) -> tuple[str, int] | None:

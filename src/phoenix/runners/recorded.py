@@ -18,8 +18,9 @@ class RecordedRunner:
     calls: list[tuple[str, ...]] = field(default_factory=list)
     inputs: list[bytes | str | None] = field(default_factory=list)
 
-    def respond(self, prefix: Sequence[str], stdout: str = "", returncode: int = 0,
-                stderr: str = "") -> None:
+    def respond(
+        self, prefix: Sequence[str], stdout: str = "", returncode: int = 0, stderr: str = ""
+    ) -> None:
         """Answer commands starting with `prefix` (most recent registration wins)."""
         want = tuple(prefix)
 

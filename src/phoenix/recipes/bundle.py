@@ -1,0 +1,48 @@
+"""A bundle: what the host pushes into a guest to run one recipe.
+
+The host packs `script` (run as `/tmp/phoenix_run/<script_name>`), the files it needs and
+the guest's inventory entry (`/tmp/phoenix_run/guest.json`) into one tarball, pushes it,
+unpacks it into `/tmp/phoenix_run`, runs the script there, and removes the folder. The
+digest identifies the bundle: a guest that already ran a bundle with the same digest does
+not run it again (that is what makes a converged re-run change nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+RUN_DIR = "/tmp/phoenix_run"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One recipe to run inside a guest.
+
+    `name` is stable per recipe (e.g. "feature-base_setup", "application", "gateway") and
+    keys the applied-marker in the guest; `files` maps relative paths under the run dir to
+    their contents; `env` is passed to the script; `timeout` bounds its run (seconds).
+    """
+
+    name: str
+    script_name: str
+    script: bytes
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    entry: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 1800.0
+
+    @property
+    def digest(self) -> str:
+        """sha256 over everything the guest receives (stable across runs)."""
+        h = hashlib.sha256()
+        h.update(self.name.encode() + b"\0" + self.script_name.encode() + b"\0" + self.script)
+        for path in sorted(self.files):
+            h.update(b"\0file\0" + path.encode() + b"\0" + self.files[path])
+        h.update(b"\0entry\0" + json.dumps(self.entry, sort_keys=True, default=str).encode())
+        for key in sorted(self.env):
+            h.update(b"\0env\0" + key.encode() + b"=" + self.env[key].encode())
+        return h.hexdigest()
