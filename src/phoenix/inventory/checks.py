@@ -107,6 +107,8 @@ def _clone_sources(inventory: Inventory) -> list[Problem]:
             out.append(
                 Problem(LXC_FILE, _at(ctid, "clone_from_ctid"), "a guest cannot clone itself")
             )
+        elif src in inventory.invalid_ids:
+            pass  # its own entry already has errors
         elif src not in inventory.guests:
             hint = " (that id is a VM)" if src in inventory.vms else ""
             out.append(
@@ -148,7 +150,7 @@ def _clone_sources(inventory: Inventory) -> list[Problem]:
 
 def _dependencies(inventory: Inventory) -> list[Problem]:
     out: list[Problem] = []
-    known = inventory.all_ids()
+    known = inventory.all_ids() | inventory.invalid_ids
     for ctid, guest in sorted(inventory.guests.items()):
         for index, dep in enumerate(guest.dependencies):
             if dep not in known:
@@ -255,6 +257,8 @@ def _gateway_routes(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Pr
         if target is None:
             continue
         where = _at(ctid, "gateway", kind, index, "ctid")
+        if target in inventory.invalid_ids:
+            continue
         if target not in inventory.guests:
             out.append(
                 Problem(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,9 @@ class Inventory:
     guests: dict[int, LxcGuest]
     vms: dict[int, VmGuest] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # Ids present in the files whose entries failed type checks (only while loading):
+    # cross-guest checks treat them as existing, so one mistake is not reported twice.
+    invalid_ids: set[int] = field(default_factory=set)
 
     @property
     def scripts_dir(self) -> Path:
@@ -115,7 +119,16 @@ def read_json(path: Path, shown: str) -> tuple[Any, list[Problem]]:
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey as exc:
-        return None, [Problem(shown, "$", f"duplicate key {exc.args[0]!r} in one JSON object")]
+        key = exc.args[0]
+        hits = [m.start() for m in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text)]
+        where = f" at line {text.count(chr(10), 0, hits[1]) + 1}" if len(hits) > 1 else ""
+        return None, [
+            Problem(
+                shown,
+                "$",
+                f"duplicate key {key!r}{where}: each key may appear once in a JSON object",
+            )
+        ]
     except json.JSONDecodeError as exc:
         return None, [
             Problem(shown, "$", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
@@ -238,6 +251,7 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
             problems += _unknown_key_warnings(hypervisor, HYPERVISOR_FILE, [])
 
     guests: dict[int, LxcGuest] = {}
+    invalid_ids: set[int] = set()
     lxc_data, found = read_json(config_dir / LXC_FILE, LXC_FILE)
     problems += found
     if lxc_data is not None:
@@ -273,7 +287,9 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
                     continue
                 guest, found = _validate(LxcGuest, entry, LXC_FILE, ["lxc_configs", key])
                 problems += found
-                if guest is not None:
+                if guest is None:
+                    invalid_ids.add(ctid)
+                else:
                     guests[ctid] = guest
                     problems += _unknown_key_warnings(guest, LXC_FILE, ["lxc_configs", key])
 
@@ -297,9 +313,10 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
                         )
                     vms[vm.vmid] = vm
 
-    if hypervisor is None or errors(problems):
+    if hypervisor is None or lxc_data is None or not isinstance(lxc_data.get("lxc_configs"), dict):
         return None, problems
-    return Inventory(config_dir, hypervisor, guests, vms, []), problems
+    # Returned even when some entries failed, so cross-guest checks still run on the rest.
+    return Inventory(config_dir, hypervisor, guests, vms, [], invalid_ids), problems
 
 
 def validate_config_dir(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
@@ -313,6 +330,7 @@ def validate_config_dir(config_dir: Path) -> tuple[Inventory | None, list[Proble
     inventory.problems = problems
     if errors(problems):
         return None, problems
+    inventory.invalid_ids = set()
     return inventory, problems
 
 

@@ -1,0 +1,5 @@
+"""`python -m phoenix` is the `phoenix` command."""
+
+from phoenix.cli.app import main
+
+main()
