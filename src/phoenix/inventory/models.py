@@ -341,64 +341,121 @@ class GatewayConfig(Model):
 class LxcGuest(Model):
     """One container of `phoenix_lxc_configs.json` (`lxc_configs.<CTID>`)."""
 
-    name: HostName
-    memory_mb: StrictInt = Field(default=2048, ge=16, le=16_777_216)
-    swap_mb: StrictInt = Field(default=512, ge=0, le=16_777_216)
-    cores: StrictInt = Field(default=1, ge=1, le=8192)
+    name: HostName = Field(description="Hostname of the container (letters, digits, '-', '.')")
+    memory_mb: StrictInt = Field(default=2048, ge=16, le=16_777_216, description="RAM limit in MiB")
+    swap_mb: StrictInt = Field(default=512, ge=0, le=16_777_216, description="Swap limit in MiB")
+    cores: StrictInt = Field(default=1, ge=1, le=8192, description="CPU cores")
     template: StrictStr | None = Field(
         default=None,
         min_length=1,
-        description="Rootfs tarball (.tar.gz/.tar.xz/.tar.zst) or 'debootstrap:<suite>'",
+        description="Create from this: rootfs tarball (.tar.gz/.tar.xz/.tar.zst) or "
+        "'debootstrap:<suite>' (LXC driver)",
     )
-    storage_pool: StrictStr = Field(default="local", min_length=1)
-    storage_size_gb: StrictInt = Field(default=8, ge=1, le=1_048_576)
-    network_config: NetworkConfig | None = None
-    mac_address: Mac = Field(default=None, description="'' or absent: assigned, then kept")
-    gpu_assignment: Annotated[StrictStr, AfterValidator(_gpu_assignment)] = "none"
-    unprivileged: StrictBool = True
-    portainer_role: Literal["server", "agent", "none", "infrastructure"] = "none"
-    clone_from_ctid: Ctid | None = None
+    storage_pool: StrictStr = Field(
+        default="local", min_length=1, description="Proxmox storage for the root disk"
+    )
+    storage_size_gb: StrictInt = Field(
+        default=8, ge=1, le=1_048_576, description="Root disk size in GiB (grow only)"
+    )
+    network_config: NetworkConfig | None = Field(
+        default=None, description="NIC: name, bridge, ip (CIDR), gw"
+    )
+    mac_address: Mac = Field(default=None, description="MAC; '' or absent: assigned, then kept")
+    gpu_assignment: Annotated[StrictStr, AfterValidator(_gpu_assignment)] = Field(
+        default="none", description="'none' or GPU indices such as '0,1'"
+    )
+    unprivileged: StrictBool = Field(
+        default=True, description="Map root in the guest to an unprivileged host uid"
+    )
+    portainer_role: Literal["server", "agent", "none", "infrastructure"] = Field(
+        default="none", description="Role in Portainer (informational)"
+    )
+    clone_from_ctid: Ctid | None = Field(
+        default=None, description="Clone from this container (at its template_snapshot_name)"
+    )
     template_snapshot_name: SnapshotName | None = Field(
-        default=None, description="Snapshot that clones of this guest are taken from"
+        default=None, description="Snapshot taken when configured; clones are made from it"
     )
     is_template: StrictBool = Field(
         default=False, description="Mark as a Proxmox template; clones need no snapshot"
     )
-    features: list[RecipeName] = Field(default_factory=list)
-    pct_options: list[PctOption] = Field(default_factory=list)
-    lxc_options: list[LxcOption] = Field(default_factory=list)
-    application_script: StrictStr | None = Field(default=None, min_length=1)
-    firewall: FirewallConfig = Field(default_factory=FirewallConfig)
-    start_at_boot: StrictBool = False
-    boot_order: StrictInt = Field(default=0, ge=0, le=100_000)
-    boot_delay: StrictInt = Field(default=0, ge=0, le=86_400)
-    apparmor_profile: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9_./-]+$")
-    apparmor_manages_nesting: StrictBool = False
-    enable_lifecycle_snapshots: StrictBool = False
-    dependencies: list[Ctid] = Field(default_factory=list)
-    ports: list[PortMapping] = Field(default_factory=list)
-    zfs_volumes: list[Volume] = Field(default_factory=list)
-    volumes: list[Volume] = Field(default_factory=list)
-    mount_points: list[MountPoint] = Field(default_factory=list)
-    vllm_engine_config: VllmEngineConfig | None = None
-    health_check: HealthCheck | None = None
-    tests: dict[str, Any] = Field(default_factory=dict)
+    features: list[RecipeName] = Field(
+        default_factory=list, description="Recipes run inside the guest, in order"
+    )
+    pct_options: list[PctOption] = Field(
+        default_factory=list, description="Container features: nesting=1, keyctl=1, ..."
+    )
+    lxc_options: list[LxcOption] = Field(
+        default_factory=list, description="Raw lxc.* options ('key: value' or 'key=value')"
+    )
+    application_script: StrictStr | None = Field(
+        default=None, min_length=1, description="Script in the scripts folder run last"
+    )
+    firewall: FirewallConfig = Field(
+        default_factory=FirewallConfig, description="enabled, rules (in/out, ACCEPT/DROP/REJECT)"
+    )
+    start_at_boot: StrictBool = Field(default=False, description="Start when the host boots")
+    boot_order: StrictInt = Field(
+        default=0, ge=0, le=100_000, description="Start order (lower first), then CTID"
+    )
+    boot_delay: StrictInt = Field(
+        default=0, ge=0, le=86_400, description="Seconds to wait after starting this guest"
+    )
+    apparmor_profile: StrictStr | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_./-]+$", description="AppArmor profile (wins over raw)"
+    )
+    apparmor_manages_nesting: StrictBool = Field(
+        default=False, description="Original tool's flag (accepted, informational)"
+    )
+    enable_lifecycle_snapshots: StrictBool = Field(
+        default=False, description="Take 'pre-configured' and 'final-form' snapshots"
+    )
+    dependencies: list[Ctid] = Field(
+        default_factory=list, description="Guests (LXC or VM) to create and start first"
+    )
+    ports: list[PortMapping] = Field(
+        default_factory=list, description="'host:container' port notes (informational)"
+    )
+    zfs_volumes: list[Volume] = Field(
+        default_factory=list, description="ZFS volumes: name, pool, size_gb, mount_point"
+    )
+    volumes: list[Volume] = Field(
+        default_factory=list, description="Volumes: name, pool, size_gb, mount_point"
+    )
+    mount_points: list[MountPoint] = Field(
+        default_factory=list, description="Host bind mounts: host_path, guest_path, read_only"
+    )
+    vllm_engine_config: VllmEngineConfig | None = Field(
+        default=None, description="vLLM config; ServerConfig says which model is served where"
+    )
+    health_check: HealthCheck | None = Field(
+        default=None, description="command (run in the guest, no shell), retries, interval"
+    )
+    tests: dict[str, Any] = Field(default_factory=dict, description="Original tool's test lists")
     gateway: GatewayConfig | None = Field(
-        default=None, description="Present on the guest that runs the Phoenix API gateway"
+        default=None, description="Makes this guest the Phoenix API gateway (see Gateway block)"
     )
 
     # Older flat vLLM keys, still in inventories in the field.
-    vllm_model: StrictStr | None = None
-    vllm_served_model_name: StrictStr | None = None
-    vllm_model_type: Literal["chat", "embedding"] | None = None
-    vllm_port: StrictInt | None = Field(default=None, ge=1, le=65535)
-    vllm_tensor_parallel_size: StrictInt | None = Field(default=None, ge=1)
-    vllm_gpu_memory_utilization: Number | None = Field(default=None, ge=0, le=1)
-    vllm_max_model_len: StrictInt | None = Field(default=None, ge=1)
-    vllm_quantization: StrictStr | None = None
-    vllm_trust_remote_code: StrictBool | None = None
-    vllm_parameters: dict[str, Any] | None = None
-    vllm_args: list[StrictStr] | None = None
+    vllm_model: StrictStr | None = Field(default=None, description="Legacy: model path")
+    vllm_served_model_name: StrictStr | None = Field(
+        default=None, description="Legacy: served model name (routed by the gateway)"
+    )
+    vllm_model_type: Literal["chat", "embedding"] | None = Field(
+        default=None, description="Legacy: chat or embedding"
+    )
+    vllm_port: StrictInt | None = Field(
+        default=None, ge=1, le=65535, description="Legacy: port (default 8000)"
+    )
+    vllm_tensor_parallel_size: StrictInt | None = Field(default=None, ge=1, description="Legacy")
+    vllm_gpu_memory_utilization: Number | None = Field(
+        default=None, ge=0, le=1, description="Legacy"
+    )
+    vllm_max_model_len: StrictInt | None = Field(default=None, ge=1, description="Legacy")
+    vllm_quantization: StrictStr | None = Field(default=None, description="Legacy")
+    vllm_trust_remote_code: StrictBool | None = Field(default=None, description="Legacy")
+    vllm_parameters: dict[str, Any] | None = Field(default=None, description="Legacy")
+    vllm_args: list[StrictStr] | None = Field(default=None, description="Legacy")
 
     @property
     def is_clone_source(self) -> bool:
