@@ -47,8 +47,8 @@ def _type_name(annotation: Any) -> str:
     if origin is typing.Annotated:
         return _type_name(args[0])
     if origin in (typing.Union, types.UnionType):
-        names = [_type_name(a) for a in args if a is not type(None)]
-        return " or ".join(dict.fromkeys(names))
+        members = [_type_name(a) for a in args if a is not type(None)]
+        return " or ".join(dict.fromkeys(members))
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in args)
     if origin is list:
@@ -57,10 +57,10 @@ def _type_name(annotation: Any) -> str:
         return "object"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "object"
-    names = {int: "integer", str: "string", bool: "boolean", float: "number"}
-    if annotation in names:
-        return names[annotation]
-    return getattr(annotation, "__name__", str(annotation))
+    scalars: dict[Any, str] = {int: "integer", str: "string", bool: "boolean", float: "number"}
+    if annotation in scalars:
+        return scalars[annotation]
+    return str(getattr(annotation, "__name__", annotation))
 
 
 def _default(field: Any) -> str:
