@@ -1,0 +1,534 @@
+"""The Proxmox VE driver: `pct` and `pvesh` on a node, through a Runner (local or SSH).
+
+Decisions (also in the README):
+- Template: an absolute path (`/fastData/shared-iso/template/cache/x.tar.zst`) is passed to
+  `pct create` unchanged — pct documents that form and accepts it for root, which is who
+  Phoenix runs as on the node; a volume id (`storage:vztmpl/x.tar.zst`) is passed unchanged
+  too. Nothing is guessed, so `plan --offline` shows the same command a node runs.
+  `debootstrap:<suite>` (LXC driver only) and bare file names are errors.
+- `pct create` carries only what is fixed at creation (template, `--rootfs STORAGE:GiB`,
+  `--unprivileged`) plus the hostname; `configure` then applies the whole desired config
+  with one `pct set`, the same command that converges a drifted guest.
+- MACs never churn: Proxmox draws a random MAC for a NIC given without `hwaddr` and for every
+  NIC of a clone, so the driver reads the MAC back (after a clone, before a `pct set`) and
+  always passes it. Offline, a clone's MAC is unknown and shown as `<MAC of CTID>`.
+- `destroy` is `pct destroy <vmid>` without `--purge`: a guest recreated under the same id
+  stays in the backup, replication and HA jobs an administrator put it in (Proxmox removes
+  its firewall file and ACLs itself). A guest still in HA makes pct refuse, with a message.
+- `stop` is `pct shutdown --timeout N --forceStop 1`: a clean shutdown, forced at the deadline.
+- Raw `lxc.*` keys and AppArmor go into the main section of `/etc/pve/lxc/<vmid>.conf`
+  (`conffile`); when they (or `features`) change on a running guest it is restarted.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from phoenix.drivers.base import (
+    CommandLog,
+    ExecResult,
+    GuestSettings,
+    ObservedGuest,
+)
+from phoenix.drivers.proxmox import conffile, files, firewall, pvesh
+from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
+from phoenix.drivers.proxmox.properties import render_features, render_net, render_startup
+from phoenix.errors import CommandFailed, DriverError, PlanError
+from phoenix.runners.base import CommandResult, Runner
+
+_VOLID = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.]*:vztmpl/[^/\s]+$")
+_PCT_FAILURE = re.compile(
+    r"(container '\d+' not running|CT \d+ not running|is locked \(|"
+    r"Configuration file '[^']*' does not exist)"
+)
+
+# Run in the guest while waiting for it: init answers, and shows its global IPv4 address.
+IP_PROBE = ("ip", "-4", "-o", "addr", "show", "scope", "global")
+
+# GuestSettings fields applied by `pct set`; the rest have their own commands.
+PCT_SET_FIELDS = frozenset(
+    {
+        "hostname",
+        "memory_mb",
+        "swap_mb",
+        "cores",
+        "net",
+        "features",
+        "onboot",
+        "boot_order",
+        "boot_delay",
+        "firewall_enabled",
+    }
+)
+CONF_FIELDS = frozenset({"raw_lxc", "apparmor_profile"})
+FIREWALL_FIELDS = frozenset({"firewall_enabled", "firewall_rules"})
+# Changes that only take effect when the container starts again.
+RESTART_FIELDS = frozenset({"raw_lxc", "apparmor_profile", "features"})
+
+
+def template_argument(template: str) -> str:
+    """The `ostemplate` argument of `pct create` for an inventory `template` value."""
+    if _VOLID.match(template) or (template.startswith("/") and not template.endswith("/")):
+        return template
+    if template.startswith("debootstrap:"):
+        raise DriverError(
+            f"template {template!r} is built by the LXC driver; on Proxmox use a template "
+            "archive (`pveam download <storage> <name>`) and give its path or volume id"
+        )
+    raise DriverError(
+        f"template {template!r} is neither an absolute path nor a volume id "
+        "('<storage>:vztmpl/<file>'); `pveam list <storage>` shows the ids"
+    )
+
+
+def mac_placeholder(ctid: int) -> str:
+    return f"<MAC of {ctid}>"
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    """A file the driver wrote (or would write offline): for plan output and tests."""
+
+    log_index: int
+    path: str
+    content: str
+    partial: bool = False  # offline conf edit: only the raw keys of the main section are known
+
+
+class ProxmoxDriver:
+    """Observe and change containers on one Proxmox VE node with pct and pvesh.
+
+    `offline=True`: nothing is observed (every guest reads as missing) and mutating commands
+    are recorded in `log` without running — the commands a fresh node would run.
+    """
+
+    name = "proxmox"
+
+    def __init__(
+        self,
+        runner: Runner,
+        node: str,
+        offline: bool = False,
+        *,
+        stage_files: bool | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.runner = runner
+        self.node = node
+        self.offline = offline
+        self.log = CommandLog()
+        self.file_writes: list[FileWrite] = []
+        # Over SSH, `pct push` reads files on the node: stage them there first.
+        self.stage_files = (
+            bool(getattr(runner, "remote", False)) if stage_files is None else (stage_files)
+        )
+        self._sleep = sleep
+        self._clock = clock
+        self._poll = poll_interval
+        self._macs: dict[int, str] = {}
+        self._nics: set[int] = set()  # offline: guests known to have a NIC already
+        self._guard = threading.Lock()
+        self._source_locks: dict[int, threading.Lock] = {}
+        self._staged = 0
+
+    # -- running commands -------------------------------------------------------------
+
+    def _run(
+        self,
+        kind: str,
+        argv: Sequence[str],
+        *,
+        input: bytes | str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Log and run one argv; offline, only mutations/exec are logged and nothing runs."""
+        if self.offline:
+            if kind != "observe":
+                self.log.add(kind, argv)
+            return CommandResult(tuple(argv), 0, "", "")
+        self.log.add(kind, argv)
+        try:
+            return self.runner.run(argv, input=input, timeout=timeout)
+        except CommandFailed as exc:
+            return CommandResult(tuple(argv), exc.returncode, exc.stdout, exc.stderr)
+
+    def _mutate(self, ctid: int, argv: Sequence[str], **kw: Any) -> CommandResult:
+        return check(ctid, self._run("mutate", argv, **kw))
+
+    def _json(self, ctid: int, argv: Sequence[str]) -> Any:
+        result = check(ctid, self._run("observe", argv))
+        try:
+            return pvesh.load_json(result.stdout, shlex.join(argv))
+        except ValueError as exc:
+            raise DriverError(f"guest {ctid}: {exc}") from None
+
+    # -- observing ---------------------------------------------------------------------
+
+    def _config(self, ctid: int) -> dict[str, Any] | None:
+        result = self._run("observe", pvesh.config_cmd(self.node, ctid))
+        if is_missing_guest(result):
+            return None
+        check(ctid, result)
+        try:
+            data = pvesh.load_json(result.stdout, "lxc config")
+        except ValueError as exc:
+            raise DriverError(f"guest {ctid}: {exc}") from None
+        if not isinstance(data, dict):
+            raise DriverError(f"guest {ctid}: unexpected config from pvesh: {data!r}")
+        return data
+
+    def _read_file(self, ctid: int, path: str) -> str | None:
+        result = self._run("observe", files.read_cmd(path))
+        if result.ok:
+            return result.stdout
+        if "No such file" in result.stderr:
+            return None
+        raise explain(ctid, result)
+
+    def _facts(self, ctid: int) -> pvesh.ConfigFacts | None:
+        data = self._config(ctid)
+        if data is None:
+            return None
+        fw_text = self._read_file(ctid, pvesh.fw_path(ctid))
+        fw = firewall.parse(fw_text) if fw_text is not None else None
+        facts = pvesh.parse_config(data, fw)
+        self._remember_mac(ctid, facts.mac)
+        return facts
+
+    def _remember_mac(self, ctid: int, mac: str | None) -> None:
+        if mac is not None:
+            self._macs[ctid] = mac
+            self._nics.add(ctid)
+
+    def _state(self, ctid: int) -> str:
+        if self.offline:
+            return "missing"
+        result = self._run("observe", pvesh.status_cmd(self.node, ctid))
+        if is_missing_guest(result):
+            return "missing"
+        check(ctid, result)
+        state, _ = pvesh.parse_status(pvesh.load_json(result.stdout, "lxc status"))
+        return state
+
+    def observe(self, ctid: int) -> ObservedGuest:
+        if self.offline:
+            return ObservedGuest(ctid, "missing")
+        facts = self._facts(ctid)
+        if facts is None:
+            return ObservedGuest(ctid, "missing")
+        state, status_lock = pvesh.parse_status(self._json(ctid, pvesh.status_cmd(self.node, ctid)))
+        snapshots = pvesh.parse_snapshots(self._json(ctid, pvesh.snapshots_cmd(self.node, ctid)))
+        addresses: tuple[str, ...] = ()
+        if state == "running":
+            result = self._run("observe", pvesh.interfaces_cmd(self.node, ctid))
+            if result.ok:  # older nodes have no interfaces endpoint: addresses stay unknown
+                addresses = pvesh.parse_interfaces(pvesh.load_json(result.stdout, "interfaces"))
+        return ObservedGuest(
+            ctid=ctid,
+            state=state,
+            settings=facts.settings,
+            snapshots=snapshots,
+            is_template=facts.is_template,
+            locked=facts.locked or status_lock,
+            ip_addresses=addresses,
+        )
+
+    # -- creating ----------------------------------------------------------------------
+
+    def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
+        argv = [
+            "pct", "create", str(ctid), template_argument(template),
+            "--hostname", settings.hostname,
+            "--rootfs", f"{settings.storage}:{settings.disk_gb}",
+            "--unprivileged", "1" if settings.unprivileged else "0",
+        ]  # fmt: skip
+        self._mutate(ctid, argv)
+        self._nics.discard(ctid)
+        self._macs.pop(ctid, None)
+
+    def _source_lock(self, source: int) -> threading.Lock:
+        with self._guard:
+            return self._source_locks.setdefault(source, threading.Lock())
+
+    def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
+        """Full clone; clones of one source run one at a time (pct locks the source)."""
+        argv = ["pct", "clone", str(source), str(ctid)]
+        if snapshot is not None:
+            argv += ["--snapname", snapshot]
+        argv += ["--full", "1", "--storage", settings.storage, "--hostname", settings.hostname]
+        with self._source_lock(source):
+            self._mutate(ctid, argv)
+        # The clone got a random MAC: learn it now so every later `pct set` keeps it.
+        if self.offline:
+            self._macs[ctid] = mac_placeholder(ctid)
+            self._nics.add(ctid)
+        else:
+            self._nics.discard(ctid)
+            self._macs.pop(ctid, None)
+            data = self._config(ctid)
+            if data is None:
+                raise DriverError(f"guest {ctid}: `{shlex.join(argv)}` left no container")
+            self._remember_mac(ctid, pvesh.parse_config(data).mac)
+
+    # -- configuring -------------------------------------------------------------------
+
+    def pct_set_argv(
+        self, ctid: int, settings: GuestSettings, current: pvesh.ConfigFacts | None
+    ) -> list[str]:
+        """`pct set` with the whole desired config (pure apart from the MAC memory)."""
+        argv = [
+            "pct", "set", str(ctid),
+            "--hostname", settings.hostname,
+            "--memory", str(settings.memory_mb),
+            "--swap", str(settings.swap_mb),
+            "--cores", str(settings.cores),
+            "--onboot", "1" if settings.onboot else "0",
+            "--startup", render_startup(settings.boot_order, settings.boot_delay),
+        ]  # fmt: skip
+        delete: list[str] = []
+        if settings.features:
+            argv += ["--features", render_features(settings.features)]
+        elif current is not None and current.settings.features:
+            delete.append("features")
+        if settings.net is not None:
+            mac = settings.net.mac or self._macs.get(ctid)
+            argv += ["--net0", render_net(settings.net, mac, settings.firewall_enabled)]
+        elif current is not None and current.settings.net is not None:
+            delete.append("net0")
+        if delete:
+            argv += ["--delete", ",".join(delete)]
+        return argv
+
+    def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:
+        """Apply the changed settings: one `pct set`, the conf's raw keys, the .fw file."""
+        current = None if self.offline else self._facts(ctid)
+        if not self.offline and current is None:
+            raise DriverError(f"guest {ctid} does not exist on node {self.node}; create it first")
+        if current is not None:
+            self._refuse_unchangeable(ctid, settings, current.settings)
+        applied: set[str] = set()
+        if changed & PCT_SET_FIELDS:
+            self._mutate(ctid, self.pct_set_argv(ctid, settings, current))
+            applied |= changed & PCT_SET_FIELDS
+            if self.offline:
+                if settings.net is not None and settings.net.mac is None:
+                    # A new NIC got its MAC from Proxmox on this `pct set`; later ones keep it.
+                    self._macs.setdefault(ctid, mac_placeholder(ctid))
+            else:
+                data = self._config(ctid)
+                self._remember_mac(ctid, pvesh.parse_config(data).mac if data else None)
+        if changed & CONF_FIELDS and self._write_raw_keys(ctid, settings):
+            applied |= changed & CONF_FIELDS
+        if changed & FIREWALL_FIELDS:
+            self._write_firewall(ctid, settings)
+        if applied & RESTART_FIELDS and self._state(ctid) == "running":
+            self.stop(ctid)
+            self.start(ctid)
+
+    def _refuse_unchangeable(
+        self, ctid: int, desired: GuestSettings, observed: GuestSettings
+    ) -> None:
+        if desired.unprivileged != observed.unprivileged:
+            kind = "unprivileged" if desired.unprivileged else "privileged"
+            raise PlanError(
+                f"guest {ctid} must be {kind} but was created otherwise; Proxmox cannot change "
+                "this after creation: the guest must be recreated (run again with --recreate)"
+            )
+        if desired.storage != observed.storage and observed.storage:
+            raise PlanError(
+                f"guest {ctid}'s root disk is on storage {observed.storage!r}, the inventory "
+                f"says {desired.storage!r}: move it with `pct move-volume {ctid} rootfs "
+                f"{desired.storage}` or recreate the guest (--recreate)"
+            )
+
+    def wanted_raw_keys(self, settings: GuestSettings) -> list[tuple[str, str]]:
+        """Raw keys for the conf's main section: AppArmor first, then the sorted raw keys."""
+        wanted: list[tuple[str, str]] = []
+        if settings.apparmor_profile is not None:
+            wanted.append((pvesh.APPARMOR_KEY, settings.apparmor_profile))
+        wanted += list(settings.raw_lxc)
+        return wanted
+
+    def _write_raw_keys(self, ctid: int, settings: GuestSettings) -> bool:
+        path = pvesh.conf_path(ctid)
+        old = "" if self.offline else self._read_file(ctid, path)
+        if old is None:
+            raise DriverError(f"guest {ctid}: {path} does not exist; create the guest first")
+        try:
+            new = conffile.set_raw_keys(old, self.wanted_raw_keys(settings))
+        except ValueError as exc:
+            raise DriverError(f"guest {ctid}: raw LXC option refused: {exc}") from None
+        if new == old:
+            return False
+        expect = None if self.offline else files.digest(old)
+        argv = files.write_cmd(path, expect, lock=pvesh.config_lock_path(ctid))
+        self._write(ctid, argv, path, new, partial=self.offline)
+        return True
+
+    def _write_firewall(self, ctid: int, settings: GuestSettings) -> None:
+        path = pvesh.fw_path(ctid)
+        old = None if self.offline else self._read_file(ctid, path)
+        if old is None and not settings.firewall_enabled:
+            return  # no file and no firewall wanted: nothing to switch off
+        new = firewall.render(settings.firewall_enabled, settings.firewall_rules)
+        if new == old:
+            return
+        self._write(ctid, files.write_cmd(path), path, new)
+
+    def _write(
+        self, ctid: int, argv: list[str], path: str, content: str, partial: bool = False
+    ) -> None:
+        self.file_writes.append(FileWrite(len(self.log.entries), path, content, partial))
+        self._mutate(ctid, argv, input=content)
+
+    def resize(self, ctid: int, disk_gb: int) -> None:
+        if not self.offline:
+            facts = self._facts(ctid)
+            if facts is None:
+                raise DriverError(f"guest {ctid} does not exist on node {self.node}")
+            current = facts.settings.disk_gb
+            if disk_gb < current:
+                raise DriverError(
+                    f"guest {ctid}'s disk is {current} GiB and the inventory asks for {disk_gb} "
+                    "GiB: Proxmox only grows disks. Raise storage_size_gb, or recreate the "
+                    "guest (--recreate) to get a smaller disk"
+                )
+            if disk_gb == current:
+                return
+        self._mutate(ctid, ["pct", "resize", str(ctid), "rootfs", f"{disk_gb}G"])
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self, ctid: int, timeout: float = 120.0) -> None:
+        state = self._state(ctid)
+        if state == "running":
+            return
+        if state == "missing" and not self.offline:
+            raise DriverError(f"guest {ctid} does not exist on node {self.node}; cannot start it")
+        self._mutate(ctid, ["pct", "start", str(ctid)])
+        if not self.offline:
+            self._wait_up(ctid, timeout)
+
+    def _wait_up(self, ctid: int, timeout: float) -> None:
+        """Poll until the guest runs and its init answers with a global IPv4 address
+        (or, without a NIC, answers at all)."""
+        deadline = self._clock() + timeout
+        has_nic = ctid in self._nics
+        probe = ["pct", "exec", str(ctid), "--", *IP_PROBE]
+        last = ""
+        while True:
+            if self._state(ctid) == "running":
+                result = self._run("observe", probe)
+                last = (result.stderr or result.stdout).strip()
+                if result.ok and (not has_nic or " inet " in f" {result.stdout}"):
+                    return
+            if self._clock() >= deadline:
+                raise DriverError(
+                    f"guest {ctid} did not come up within {timeout:.0f}s (running, init "
+                    f"answering{' and an IPv4 address' if has_nic else ''}); last probe: "
+                    f"{last or 'no answer'}. Look at `pct status {ctid}` and the guest's journal"
+                )
+            self._sleep(self._poll)
+
+    def stop(self, ctid: int, timeout: float = 60.0) -> None:
+        if not self.offline and self._state(ctid) != "running":
+            return
+        seconds = str(max(1, int(timeout)))
+        argv = ["pct", "shutdown", str(ctid), "--timeout", seconds, "--forceStop", "1"]
+        self._mutate(ctid, argv, timeout=timeout + 30)
+
+    def destroy(self, ctid: int) -> None:
+        if not self.offline:
+            state = self._state(ctid)
+            if state == "missing":
+                return
+            if state == "running":
+                self.stop(ctid)
+        self._mutate(ctid, ["pct", "destroy", str(ctid)])
+        self._macs.pop(ctid, None)
+        self._nics.discard(ctid)
+
+    # -- in-guest work -----------------------------------------------------------------
+
+    def exec(
+        self,
+        ctid: int,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        full = ["pct", "exec", str(ctid), "--"]
+        if env:
+            full += ["env", *(f"{k}={v}" for k, v in env.items())]
+        full += list(argv)
+        result = self._run("exec", full, input=stdin, timeout=timeout)
+        if not result.ok and _PCT_FAILURE.search(result.stderr):
+            raise explain(ctid, result)
+        return ExecResult(result.returncode, result.stdout, result.stderr)
+
+    def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
+        """`pct push`; parents created first; over SSH the file is staged on the node."""
+        parent = str(PurePosixPath(guest_path).parent)
+        made = self.exec(ctid, ["mkdir", "-p", parent])
+        if not made.ok:
+            raise DriverError(
+                f"guest {ctid}: cannot create {parent} for {guest_path}: {made.stderr.strip()}"
+            )
+        source = str(local)
+        staged: str | None = None
+        if self.stage_files:
+            with self._guard:
+                self._staged += 1
+                staged = f"/tmp/phoenix-push.{ctid}.{self._staged}"
+            data = b"" if self.offline else local.read_bytes()
+            self._mutate(ctid, files.write_cmd(staged, mode=0o600), input=data)
+            source = staged
+        try:
+            self._mutate(
+                ctid, ["pct", "push", str(ctid), source, guest_path, "--perms", f"{mode:04o}"]
+            )
+        finally:
+            if staged is not None:
+                self._run("mutate", ["rm", "-f", staged])
+
+    # -- snapshots and templates -------------------------------------------------------
+
+    def list_snapshots(self, ctid: int) -> list[str]:
+        if self.offline:
+            return []
+        result = self._run("observe", pvesh.snapshots_cmd(self.node, ctid))
+        if is_missing_guest(result):
+            return []
+        check(ctid, result)
+        return list(pvesh.parse_snapshots(pvesh.load_json(result.stdout, "snapshots")))
+
+    def snapshot(self, ctid: int, name: str) -> None:
+        if name in self.list_snapshots(ctid):
+            return
+        self._mutate(ctid, ["pct", "snapshot", str(ctid), name])
+
+    def delete_snapshot(self, ctid: int, name: str) -> None:
+        if not self.offline and name not in self.list_snapshots(ctid):
+            return
+        self._mutate(ctid, ["pct", "delsnapshot", str(ctid), name])
+
+    def mark_template(self, ctid: int) -> None:
+        if not self.offline:
+            facts = self._facts(ctid)
+            if facts is None:
+                raise DriverError(f"guest {ctid} does not exist on node {self.node}")
+            if facts.is_template:
+                return
+            self.stop(ctid)
+        self._mutate(ctid, ["pct", "template", str(ctid)])

@@ -1,0 +1,113 @@
+"""Turning a failed `pct`/`pvesh` run into a DriverError an operator can act on.
+
+pct and pvesh die with one-line Perl messages (`CT 101 is locked (backup)`,
+`container '101' not running!`, `storage 'x' does not exist`, `CT 101 already exists on node
+'pve'`). They exit 255 for all of them, so the message text is what tells them apart. Every
+message produced here names the guest, the command and what to do next.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from phoenix.errors import DriverError
+from phoenix.runners.base import CommandResult
+
+_MISSING_CONFIG = re.compile(
+    r"Configuration file '[^']*/(lxc|qemu-server)/\d+\.conf' does not exist"
+)
+
+_RULES: list[tuple[re.Pattern[str], str]] = [
+    (
+        re.compile(r"\bis locked \((?P<lock>[\w-]+)\)"),
+        "guest {ctid} is locked ({lock}) by another task on the node. Wait for that task to "
+        "finish; if it crashed, check `pct config {ctid}` and run `pct unlock {ctid}`",
+    ),
+    (
+        re.compile(r"can't lock file '(?P<file>[^']+)' - got timeout"),
+        "guest {ctid}'s config lock is held by another task ({file}); retry when it is done",
+    ),
+    (
+        re.compile(r"(container '?\d+'? not running|CT \d+ not running|is not running)"),
+        "guest {ctid} is not running and the command needs it running; start it first "
+        "(`phoenix up {ctid}`)",
+    ),
+    (
+        re.compile(r"storage '(?P<storage>[^']+)' does not exist"),
+        "storage '{storage}' does not exist on the node. Fix storage_pool of guest {ctid} or "
+        "add the storage (`pvesm status` lists the node's storages; `phoenix doctor` checks "
+        "them)",
+    ),
+    (
+        re.compile(r"(CT|VM) (?P<other>\d+) already exists"),
+        "guest {other} already exists on the node (pct refuses to overwrite it). If it is "
+        "stale, remove it with `phoenix destroy {other}` or recreate with --recreate",
+    ),
+    (
+        re.compile(
+            r"volume '(?P<volume>[^']+)' does not exist|"
+            r"(?P<path>/\S+): No such file or directory"
+        ),
+        "a file or volume the command needs is missing ({volume}{path}); for a template, "
+        "download it first (`pveam download <storage> <template>`) or fix `template` of "
+        "guest {ctid}",
+    ),
+    (
+        re.compile(r"unable to shrink disk size"),
+        "guest {ctid}'s disk cannot shrink: Proxmox only grows volumes. Recreate the guest "
+        "(--recreate) to get a smaller disk",
+    ),
+    (
+        re.compile(
+            r"snapshot '(?P<snap>[^']+)' does not exist|no such snapshot '(?P<snap2>[^']+)'"
+        ),
+        "guest {ctid} has no snapshot '{snap}{snap2}'; it is created when the source guest is "
+        "converged (`phoenix up` on the source first)",
+    ),
+    (
+        re.compile(r"snapshot name '(?P<snap>[^']+)' already used"),
+        "guest {ctid} already has a snapshot '{snap}'",
+    ),
+    (
+        re.compile(r"command not found|No such file or directory.*(pct|pvesh)"),
+        "pct/pvesh are not available where the command ran: this is not a Proxmox VE node "
+        "(`phoenix doctor` checks it; use --driver lxc elsewhere)",
+    ),
+]
+
+
+def is_missing_guest(result: CommandResult) -> bool:
+    """pvesh's answer for a guest that does not exist (its config file is missing)."""
+    return not result.ok and bool(_MISSING_CONFIG.search(result.stderr + result.stdout))
+
+
+def explain(ctid: int, result: CommandResult) -> DriverError:
+    """A DriverError for a failed pct/pvesh run: what happened, to which guest, by which
+    command, what to do — plus Proxmox's own last lines for reference."""
+    command = shlex.join(result.argv)
+    text = (result.stderr or result.stdout).strip()
+    tail = "\n".join(text.splitlines()[-5:])
+    if _MISSING_CONFIG.search(text):
+        message = f"guest {ctid} does not exist on the node"
+    else:
+        message = ""
+        for pattern, template in _RULES:
+            match = pattern.search(text)
+            if match:
+                values = {k: (v or "") for k, v in match.groupdict().items()}
+                message = template.format(ctid=ctid, **values)
+                break
+        if not message:
+            message = f"guest {ctid}: the command failed (exit {result.returncode})"
+    full = f"{message}\n  command: {command}"
+    if tail:
+        full += f"\n  proxmox said: {tail}"
+    return DriverError(full)
+
+
+def check(ctid: int, result: CommandResult) -> CommandResult:
+    """Return the result if it succeeded, else raise the explained DriverError."""
+    if not result.ok:
+        raise explain(ctid, result)
+    return result

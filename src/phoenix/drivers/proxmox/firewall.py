@@ -1,0 +1,93 @@
+"""The guest firewall file `/etc/pve/firewall/<vmid>.fw`: render from settings, parse back.
+
+Phoenix owns this file for the guests it manages: it is rendered whole from the inventory
+(`[OPTIONS]` with `enable`, then `[RULES]`), so a re-render of a converged guest is
+byte-identical. Parsing reads what Proxmox or an operator may have written (comments,
+disabled `|IN ...` rules, extra options) into the same `FirewallRule` shape for the diff.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from phoenix.drivers.base import Direction, FirewallRule
+
+_RULE = re.compile(r"^(IN|OUT)\s+(ACCEPT|DROP|REJECT)\b(.*)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FirewallFile:
+    """What a `.fw` file says about a guest (only the parts Phoenix manages)."""
+
+    enabled: bool
+    rules: tuple[FirewallRule, ...]
+
+
+def render_rule(rule: FirewallRule) -> str:
+    parts = [rule.direction.upper(), rule.action]
+    for option, value in (
+        ("-source", rule.source),
+        ("-dest", rule.dest),
+        ("-p", rule.proto),
+        ("-dport", rule.port),
+    ):
+        if value is not None:
+            parts += [option, value]
+    return " ".join(parts)
+
+
+def render(enabled: bool, rules: Sequence[FirewallRule]) -> str:
+    """The whole file. Inbound policy DROP is written out: enabled with no rules = closed."""
+    lines = ["[OPTIONS]", "", f"enable: {1 if enabled else 0}"]
+    if enabled:
+        lines += ["policy_in: DROP", "policy_out: ACCEPT"]
+    if rules:
+        lines += ["", "[RULES]", ""]
+        lines += [render_rule(rule) for rule in rules]
+    return "\n".join(lines) + "\n"
+
+
+def _parse_rule(line: str) -> FirewallRule | None:
+    match = _RULE.match(line)
+    if not match:
+        return None
+    tokens = match.group(3).split()
+    options: dict[str, str] = {}
+    for index, token in enumerate(tokens):
+        if token.startswith("-") and index + 1 < len(tokens):
+            options[token] = tokens[index + 1]
+    direction: Direction = "in" if match.group(1).upper() == "IN" else "out"
+    action = match.group(2).upper()
+    return FirewallRule(
+        direction=direction,
+        action=action,  # type: ignore[arg-type]  # matched by _RULE
+        source=options.get("-source"),
+        dest=options.get("-dest"),
+        proto=options.get("-p") or options.get("-proto"),
+        port=options.get("-dport"),
+    )
+
+
+def parse(text: str) -> FirewallFile:
+    """A `.fw` file -> enabled flag and the active rules, in order (disabled rules skipped)."""
+    section = ""
+    enabled = False
+    rules: list[FirewallRule] = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip().upper()
+            continue
+        if section == "OPTIONS":
+            key, _, value = line.partition(":")
+            if key.strip() == "enable":
+                enabled = value.strip() in ("1", "true", "yes", "on")
+        elif section == "RULES" and not line.startswith("|"):
+            rule = _parse_rule(line)
+            if rule is not None:
+                rules.append(rule)
+    return FirewallFile(enabled, tuple(rules))
