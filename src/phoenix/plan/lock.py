@@ -1,0 +1,36 @@
+"""One lock per host: two Phoenix runs never change the same host at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import filelock
+
+from phoenix.errors import LockBusy
+
+LOCK_NAME = "phoenix.lock"
+
+
+def lock_path(state_dir: Path) -> Path:
+    return state_dir / LOCK_NAME
+
+
+@contextmanager
+def host_lock(state_dir: Path, wait: float = 0.0) -> Iterator[Path]:
+    """Hold `<state_dir>/phoenix.lock` for the block; LockBusy if another run holds it."""
+    path = lock_path(state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(path), thread_local=False)
+    try:
+        lock.acquire(timeout=wait)
+    except filelock.Timeout:
+        raise LockBusy(
+            f"another phoenix run holds the host lock {path}; wait for it to finish "
+            "(the lock is released when that process exits)"
+        ) from None
+    try:
+        yield path
+    finally:
+        lock.release()

@@ -1,0 +1,273 @@
+"""The planner: desired (inventory) vs observed (driver) -> ordered steps per guest.
+
+Planning is pure with respect to the host: it only calls `driver.observe` and, for running
+guests, one read-only `exec` that lists the applied-markers. Per guest, in creation order:
+
+    destroy (only with --recreate, or a create the previous run left half-done)
+    create | clone            a missing guest (all settings applied by the driver)
+    configure                 each setting that differs, old -> new
+    resize                    grow the root disk (shrinking is refused)
+    start
+    snapshot pre-configured   lifecycle snapshots, when enabled and recipes will run
+    feature <name>...         bundles whose digest is not yet recorded in the guest
+    application
+    health check              only when something else changed
+    snapshot final-form / <template_snapshot_name>   when missing
+    stop + mark template      `is_template` guests
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phoenix.drivers.base import Driver, GuestSettings, ObservedGuest
+from phoenix.errors import PlanError
+from phoenix.inventory.loader import Inventory
+from phoenix.inventory.models import LxcGuest
+from phoenix.inventory.ordering import build_graph, start_order
+from phoenix.plan.desired import guest_settings
+from phoenix.plan.model import Change, GuestPlan, Plan, Step, StepKind
+from phoenix.recipes.applications import application_bundle
+from phoenix.recipes.bundle import Bundle
+from phoenix.recipes.features import feature_bundle
+from phoenix.recipes.runner import is_applied, read_markers
+
+PRE_CONFIGURED = "pre-configured"
+FINAL_FORM = "final-form"
+# Settings a driver cannot change in place: the guest must be rebuilt.
+REBUILD_FIELDS = ("unprivileged", "storage")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How to plan.
+
+    `recreate`: rebuild guests whose unprivileged/storage setting changed (destroys them).
+    `create_only`: guests (of the selection) that are only created/configured, not started
+    and not set up inside (`phoenix create`); what they need is still fully converged.
+    `interrupted`: ctid -> step kind a previous run left unfinished (from the journal).
+    `state_dir`: where the gateway keeps its material (passed to the gateway bundle).
+    """
+
+    recreate: bool = False
+    create_only: frozenset[int] = frozenset()
+    interrupted: Mapping[int, str] = field(default_factory=dict)
+    state_dir: Path = Path("/var/lib/phoenix/state")
+
+
+def guest_entry(guest: LxcGuest) -> dict[str, Any]:
+    """The inventory entry as written (what recipes receive as guest.json)."""
+    return guest.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def _label(ctid: int, guest: LxcGuest) -> str:
+    return f"guest {ctid} ({guest.name})"
+
+
+class Planner:
+    """Computes a Plan for a selection of guests on one driver."""
+
+    def __init__(
+        self, inventory: Inventory, driver: Driver, options: PlanOptions | None = None
+    ) -> None:
+        self.inventory = inventory
+        self.driver = driver
+        self.options = options or PlanOptions()
+
+    def order(self, ids: Iterable[int] | None) -> list[int]:
+        """LXC guests to plan: the selection plus what it needs, in creation order."""
+        selected = None if ids is None else list(ids)
+        for ctid in selected or []:
+            if ctid in self.inventory.vms:
+                raise PlanError(f"{ctid} is a VM; Phoenix provisions LXC guests only")
+            if ctid not in self.inventory.guests:
+                raise PlanError(f"guest {ctid} is not in the inventory")
+        try:
+            order = build_graph(self.inventory).creation_order(selected)
+        except ValueError as exc:
+            raise PlanError(str(exc)) from None
+        return [c for c in order if c in self.inventory.guests]
+
+    def plan(self, ids: Iterable[int] | None = None) -> Plan:
+        order = self.order(ids)
+        graph = build_graph(self.inventory)
+        planned = set(order)
+        guests = []
+        for ctid in order:
+            needs = tuple(sorted(n for n in graph.needs(ctid) if n in planned))
+            guests.append(self.plan_guest(ctid, needs))
+        return Plan(tuple(guests), tuple(start_order(self.inventory, order)))
+
+    # -- one guest -------------------------------------------------------------------
+
+    def plan_guest(self, ctid: int, needs: tuple[int, ...] = ()) -> GuestPlan:
+        guest = self.inventory.guests[ctid]
+        desired = guest_settings(guest)
+        observed = self.driver.observe(ctid)
+        steps: list[Step] = []
+        fresh = self._rebuild_steps(ctid, guest, desired, observed, steps)
+        if fresh:
+            steps.append(self._make_step(ctid, guest, desired))
+        else:
+            steps.extend(self._settings_steps(ctid, guest, desired, observed))
+        if ctid not in self.options.create_only and not (observed.is_template and not fresh):
+            steps.extend(self._run_steps(ctid, guest, observed, fresh))
+        return GuestPlan(
+            ctid, guest.name, observed.state, tuple(steps), guest.boot_order, needs
+        )
+
+    def _rebuild_steps(
+        self,
+        ctid: int,
+        guest: LxcGuest,
+        desired: GuestSettings,
+        observed: ObservedGuest,
+        steps: list[Step],
+    ) -> bool:
+        """Destroy first when needed; True when the guest must be made from scratch."""
+        if not observed.exists:
+            return True
+        if self.options.interrupted.get(ctid) in ("create", "clone"):
+            steps.append(
+                Step(ctid, "destroy", "destroy (a previous run stopped while creating it)")
+            )
+            return True
+        if observed.settings is None:
+            raise PlanError(f"{_label(ctid, guest)}: exists but its settings cannot be read")
+        diff = desired.diff(observed.settings)
+        rebuild = [name for name in REBUILD_FIELDS if name in diff]
+        if not rebuild:
+            return False
+        shown = ", ".join(f"{n} {diff[n][0]} -> {diff[n][1]}" for n in rebuild)
+        if not self.options.recreate:
+            raise PlanError(
+                f"{_label(ctid, guest)}: {shown} cannot be changed in place; "
+                "run again with --recreate to destroy and rebuild it (its data is lost)"
+            )
+        steps.append(Step(ctid, "destroy", f"destroy to rebuild ({shown})"))
+        return True
+
+    def _make_step(self, ctid: int, guest: LxcGuest, desired: GuestSettings) -> Step:
+        src = guest.clone_from_ctid
+        if src is None:
+            if guest.template is None:
+                raise PlanError(
+                    f"{_label(ctid, guest)}: needs 'template' or 'clone_from_ctid' to be made"
+                )
+            return Step(
+                ctid, "create", f"create from {guest.template}",
+                settings=desired, template=guest.template,
+            )
+        source = self.inventory.guests.get(src)
+        if source is None:
+            raise PlanError(f"{_label(ctid, guest)}: clone source {src} is not an LXC guest")
+        if source.is_template:
+            return Step(ctid, "clone", f"clone {src}", settings=desired, source=src)
+        snap = source.template_snapshot_name
+        if snap is None:
+            raise PlanError(
+                f"{_label(ctid, guest)}: clone source {src} has no template_snapshot_name "
+                "and is not a template"
+            )
+        return Step(
+            ctid, "clone", f"clone {src} at snapshot {snap}",
+            settings=desired, source=src, snapshot=snap,
+        )
+
+    def _settings_steps(
+        self, ctid: int, guest: LxcGuest, desired: GuestSettings, observed: ObservedGuest
+    ) -> list[Step]:
+        assert observed.settings is not None
+        diff = desired.diff(observed.settings)
+        steps: list[Step] = []
+        changes = tuple(
+            Change(name, old, new)
+            for name, (old, new) in diff.items()
+            if name not in ("disk_gb", *REBUILD_FIELDS)
+        )
+        if changes:
+            detail = "configure " + "; ".join(c.describe() for c in changes)
+            steps.append(Step(ctid, "configure", detail, changes=changes, settings=desired))
+        if "disk_gb" in diff:
+            old_gb, new_gb = observed.settings.disk_gb, desired.disk_gb
+            if new_gb < old_gb:
+                raise PlanError(
+                    f"{_label(ctid, guest)}: storage_size_gb {old_gb} -> {new_gb} would shrink "
+                    "the root disk; Phoenix only grows disks (set it back to at least "
+                    f"{old_gb}, or rebuild the guest)"
+                )
+            steps.append(
+                Step(
+                    ctid, "resize", f"resize disk {old_gb} -> {new_gb} GB",
+                    changes=(Change("disk_gb", old_gb, new_gb),), disk_gb=new_gb,
+                )
+            )
+        return steps
+
+    def bundles(self, ctid: int) -> list[tuple[str, Bundle | None, str | None]]:
+        """(label, bundle, error) for every recipe of the guest, features first."""
+        guest = self.inventory.guests[ctid]
+        entry = guest_entry(guest)
+        out: list[tuple[str, Bundle | None, str | None]] = []
+        for feature in guest.features:
+            bundle, why = feature_bundle(self.inventory, feature, entry)
+            out.append((f"feature {feature}", bundle, why))
+        bundle, why = application_bundle(self.inventory, ctid, entry, self.options.state_dir)
+        if bundle is not None or why is not None:
+            out.append(("application", bundle, why))
+        return out
+
+    def _run_steps(
+        self, ctid: int, guest: LxcGuest, observed: ObservedGuest, fresh: bool
+    ) -> list[Step]:
+        running = observed.running and not fresh
+        snapshots = set() if fresh else set(observed.snapshots)
+        markers = read_markers(self.driver, ctid) if running else None
+        steps: list[Step] = []
+        if not running:
+            steps.append(Step(ctid, "start", "start"))
+        recipe_steps: list[Step] = []
+        for label, bundle, why in self.bundles(ctid):
+            if bundle is not None and markers is not None and is_applied(markers, bundle):
+                continue
+            kind: StepKind = "application" if label == "application" else "feature"
+            name = bundle.name if bundle is not None else None
+            digest = bundle.digest if bundle is not None else None
+            recipe_steps.append(
+                Step(
+                    ctid, kind, label, bundle=bundle, bundle_name=name, digest=digest,
+                    conditional=markers is None and bundle is not None, error=why,
+                )
+            )
+        lifecycle = guest.enable_lifecycle_snapshots
+        if lifecycle and PRE_CONFIGURED not in snapshots and recipe_steps:
+            steps.append(Step(ctid, "snapshot", f"snapshot {PRE_CONFIGURED}",
+                              snapshot=PRE_CONFIGURED))
+            snapshots.add(PRE_CONFIGURED)
+        steps.extend(recipe_steps)
+        if guest.health_check is not None and (steps or fresh):
+            steps.append(Step(ctid, "health_check", f"health check: {guest.health_check.command}"))
+        wanted = [FINAL_FORM] if lifecycle else []
+        if guest.template_snapshot_name:
+            wanted.append(guest.template_snapshot_name)
+        for name in wanted:
+            if name not in snapshots:
+                steps.append(Step(ctid, "snapshot", f"snapshot {name}", snapshot=name))
+                snapshots.add(name)
+        if guest.is_template and not observed.is_template:
+            steps.append(Step(ctid, "stop", "stop (to become a template)"))
+            steps.append(Step(ctid, "mark_template", "mark as template"))
+        return steps
+
+
+def plan(
+    inventory: Inventory,
+    driver: Driver,
+    ids: Iterable[int] | None = None,
+    options: PlanOptions | None = None,
+) -> Plan:
+    """Convenience wrapper: `Planner(inventory, driver, options).plan(ids)`."""
+    return Planner(inventory, driver, options).plan(ids)

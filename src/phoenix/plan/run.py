@@ -1,0 +1,111 @@
+"""Plan-and-execute as one locked operation (what `phoenix converge` does).
+
+The lock is taken before planning so the observed state cannot change between planning
+and acting; the journal of earlier runs feeds the planner (half-made guests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from phoenix.drivers.base import Driver
+from phoenix.inventory.loader import Inventory
+from phoenix.inventory.ordering import build_graph
+from phoenix.plan.events import Reporter, null_reporter
+from phoenix.plan.executor import Executor, RunResult
+from phoenix.plan.journal import Journal
+from phoenix.plan.lock import host_lock
+from phoenix.plan.model import GuestPlan, Plan, Step
+from phoenix.plan.planner import Planner, PlanOptions
+
+
+def state_dir_of(inventory: Inventory) -> Path:
+    return Path(inventory.hypervisor.phoenix.state_dir)
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    result: RunResult
+
+
+def converge(
+    inventory: Inventory,
+    driver: Driver,
+    ids: Iterable[int] | None = None,
+    options: PlanOptions | None = None,
+    reporter: Reporter = null_reporter,
+    state_dir: Path | None = None,
+    parallel: int | None = None,
+) -> Outcome:
+    """Lock the host, plan from observed state (and the journal), execute."""
+    state = state_dir or state_dir_of(inventory)
+    opts = options or PlanOptions()
+    with host_lock(state):
+        opts = replace(opts, interrupted=Journal.interrupted(state), state_dir=state)
+        the_plan = Planner(inventory, driver, opts).plan(ids)
+        executor = Executor(
+            inventory, driver, state, reporter,
+            parallel or inventory.hypervisor.phoenix.parallel,
+        )
+        return Outcome(the_plan, executor.run(the_plan, take_lock=False))
+
+
+def _simple_plan(
+    inventory: Inventory,
+    driver: Driver,
+    order: list[int],
+    make: dict[str, str],
+    action: str,
+) -> Plan:
+    """One step per guest (start/stop/destroy), skipping guests already in that state."""
+    guests = []
+    for ctid in order:
+        observed = driver.observe(ctid)
+        name = inventory.guests[ctid].name
+        steps: list[Step] = []
+        for kind, detail in make.items():
+            if kind == "stop" and observed.running:
+                steps.append(Step(ctid, "stop", detail))
+            elif kind == "start" and observed.exists and not observed.running:
+                steps.append(Step(ctid, "start", detail))
+            elif kind == "restart" and observed.exists and not observed.is_template:
+                if observed.running:
+                    steps.append(Step(ctid, "stop", "stop"))
+                steps.append(Step(ctid, "start", "start"))
+            elif kind == "destroy" and observed.exists:
+                steps.append(Step(ctid, "destroy", detail))
+        guests.append(GuestPlan(ctid, name, observed.state, tuple(steps),
+                                inventory.guests[ctid].boot_order))
+    return Plan(tuple(guests), tuple(order), sequential=True, action=action)
+
+
+def power_plan(inventory: Inventory, driver: Driver, ids: list[int], action: str) -> Plan:
+    """start (boot order), stop (reverse boot order), restart, delete (reverse creation
+    order, dependents before what they need)."""
+    lxc = [c for c in ids if c in inventory.guests]
+    by_boot = sorted(lxc, key=lambda c: (inventory.guests[c].boot_order, c))
+    if action == "start":
+        return _simple_plan(inventory, driver, by_boot, {"start": "start"}, action)
+    if action == "stop":
+        return _simple_plan(inventory, driver, by_boot[::-1], {"stop": "stop"}, action)
+    if action == "restart":
+        return _simple_plan(inventory, driver, by_boot, {"restart": "restart"}, action)
+    if action == "delete":
+        order = [c for c in build_graph(inventory).creation_order(lxc) if c in set(lxc)]
+        return _simple_plan(inventory, driver, order[::-1], {"destroy": "destroy"}, action)
+    raise ValueError(f"unknown action {action!r}")
+
+
+def run_plan(
+    inventory: Inventory,
+    driver: Driver,
+    plan_: Plan,
+    reporter: Reporter = null_reporter,
+    state_dir: Path | None = None,
+) -> RunResult:
+    state = state_dir or state_dir_of(inventory)
+    executor = Executor(inventory, driver, state, reporter, inventory.hypervisor.phoenix.parallel)
+    return executor.run(plan_)

@@ -1,0 +1,78 @@
+"""The application bundle of a guest: its `application_script`, or the built-in gateway.
+
+The application bundle carries the guest's full inventory entry (plus its CTID), so a clone
+never inherits its source's application marker: it runs its own application.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from phoenix.inventory.loader import Inventory
+from phoenix.recipes.bundle import Bundle
+from phoenix.recipes.features import read_script
+from phoenix.recipes.registry import (
+    GATEWAY_COMPAT_SCRIPT,
+    application_script_problem,
+    find_application,
+)
+
+APPLICATION = "application"
+
+
+def uses_gateway(inventory: Inventory, ctid: int) -> bool:
+    guest = inventory.guests[ctid]
+    return guest.gateway is not None or guest.application_script == GATEWAY_COMPAT_SCRIPT
+
+
+def application_entry(ctid: int, entry: dict[str, Any]) -> dict[str, Any]:
+    return {"ctid": ctid, **entry}
+
+
+def gateway_application(
+    inventory: Inventory, ctid: int, state_dir: Path
+) -> tuple[Bundle | None, str | None]:
+    """The gateway's bundle from phoenix.gateway (imported lazily: it may not be installed)."""
+    try:
+        module = importlib.import_module("phoenix.gateway.bundle")
+    except ImportError as exc:
+        return None, f"the built-in gateway application is not available ({exc})"
+    bundle = module.gateway_bundle(inventory, ctid, state_dir)
+    if not isinstance(bundle, Bundle):
+        return None, "the built-in gateway application did not return a bundle"
+    return bundle, None
+
+
+def user_application(
+    inventory: Inventory, ctid: int, entry: dict[str, Any]
+) -> tuple[Bundle | None, str | None]:
+    script = inventory.guests[ctid].application_script
+    assert script is not None
+    why = application_script_problem(script)
+    if why:
+        return None, why
+    recipe = find_application(script, inventory.scripts_dir)
+    if recipe is None:
+        return None, f"application script {script!r} not found in {inventory.scripts_dir}"
+    bundle = Bundle(
+        name=APPLICATION,
+        script_name=recipe.path.name,
+        script=read_script(recipe.path),
+        entry=application_entry(ctid, entry),
+        env={"PHOENIX_CTID": str(ctid), "PHOENIX_TIMEZONE": inventory.hypervisor.timezone},
+    )
+    return bundle, None
+
+
+def application_bundle(
+    inventory: Inventory, ctid: int, entry: dict[str, Any], state_dir: Path
+) -> tuple[Bundle | None, str | None]:
+    """(bundle, None); (None, why) when it cannot be built; (None, None) when the guest has
+    no application."""
+    if uses_gateway(inventory, ctid):
+        return gateway_application(inventory, ctid, state_dir)
+    if inventory.guests[ctid].application_script is None:
+        return None, None
+    return user_application(inventory, ctid, entry)

@@ -1,0 +1,94 @@
+"""Feature bundles: `features: ["base_setup", ...]` -> one Bundle per feature.
+
+A feature installs software; it does not care where the guest sits. Its bundle therefore
+carries the guest's entry *without* placement keys (name, address, sizes, boot order…), so a
+clone whose feature inputs equal its source's has the same digest and inherits the source's
+applied-marker instead of running the feature again. Anything a feature may read (GPUs,
+vLLM settings, ports, volumes, unknown keys) stays in and changes the digest.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from phoenix.inventory.loader import Inventory
+from phoenix.recipes.bundle import Bundle
+from phoenix.recipes.registry import find_feature
+
+# Keys that describe where/how big the guest is, not what a feature installs.
+PLACEMENT_KEYS = frozenset(
+    {
+        "name",
+        "memory_mb",
+        "swap_mb",
+        "cores",
+        "template",
+        "storage_pool",
+        "storage_size_gb",
+        "network_config",
+        "mac_address",
+        "unprivileged",
+        "clone_from_ctid",
+        "template_snapshot_name",
+        "is_template",
+        "features",
+        "pct_options",
+        "lxc_options",
+        "application_script",
+        "firewall",
+        "start_at_boot",
+        "boot_order",
+        "boot_delay",
+        "apparmor_profile",
+        "apparmor_manages_nesting",
+        "enable_lifecycle_snapshots",
+        "dependencies",
+        "health_check",
+        "tests",
+        "gateway",
+    }
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _read(path: Path, mtime_ns: int) -> bytes:
+    return path.read_bytes()
+
+
+def read_script(path: Path) -> bytes:
+    """Script bytes, cached per (path, mtime): planning thousands of guests reads each once."""
+    return _read(path, path.stat().st_mtime_ns)
+
+
+def bundle_name(feature: str) -> str:
+    return f"feature-{feature}"
+
+
+def feature_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k not in PLACEMENT_KEYS}
+
+
+def feature_env(inventory: Inventory) -> dict[str, str]:
+    return {"PHOENIX_TIMEZONE": inventory.hypervisor.timezone}
+
+
+def feature_bundle(
+    inventory: Inventory, feature: str, entry: dict[str, Any]
+) -> tuple[Bundle | None, str | None]:
+    """(bundle, None), or (None, why) when no recipe exists for the feature."""
+    recipe = find_feature(feature, inventory.scripts_dir)
+    if recipe is None:
+        return None, (
+            f"feature {feature!r} has no recipe (built-in feature_{feature}.sh or "
+            f"{inventory.scripts_dir}/phoenix_hypervisor_feature_install_{feature}.sh)"
+        )
+    bundle = Bundle(
+        name=bundle_name(feature),
+        script_name=recipe.path.name,
+        script=read_script(recipe.path),
+        entry=feature_entry(entry),
+        env=feature_env(inventory),
+    )
+    return bundle, None
