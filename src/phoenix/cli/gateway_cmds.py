@@ -1,0 +1,174 @@
+"""`phoenix gateway ...`: render, lint and inspect the API gateway without deploying it."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from phoenix.cli.context import console, fail, load, state
+from phoenix.errors import GatewayError
+from phoenix.gateway.bundle import SCRIPT_NAME, choose_mode, render_gateway
+from phoenix.gateway.lint import Finding, lint_paths, lint_tree
+from phoenix.gateway.render import asset, compat_sites, write_tree
+from phoenix.gateway.routes import derive_routes, find_gateway
+from phoenix.gateway.tls import LocalCA, default_ca_dir
+from phoenix.inventory import Inventory
+
+gateway_app = typer.Typer(
+    help="The API gateway derived from the inventory: render, lint, routes, CA.",
+    no_args_is_help=True,
+)
+
+
+class ModeChoice(StrEnum):
+    auto = "auto"
+    derived = "derived"
+    compat = "compat"
+
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Where the local CA lives (default: the config's "
+                 "phoenix.state_dir)."),
+]
+ModeOpt = Annotated[
+    ModeChoice,
+    typer.Option("--mode", help="derived (from the inventory), compat (the config dir's "
+                 "nginx/sites-available as they are), or auto (compat when those exist)."),
+]
+
+
+def _state_dir(inventory: Inventory, explicit: Path | None) -> Path:
+    return explicit or Path(inventory.hypervisor.phoenix.state_dir)
+
+
+def _gateway(inventory: Inventory, ctid: int | None) -> int:
+    found = ctid if ctid is not None else find_gateway(inventory)
+    if found is None:
+        fail("no gateway guest in the inventory (add a 'gateway' block to one guest)")
+    return found
+
+
+@gateway_app.command()
+def render(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the bundle into.")],
+    ctid: Annotated[int | None, typer.Option("--ctid", help="Gateway guest.")] = None,
+    mode: ModeOpt = ModeChoice.auto,
+    state_dir: StateDir = None,
+) -> None:
+    """Write the gateway bundle (tree/ with sites, njs, certs, conf.d; setup script) as it
+    would be pushed into the guest. Check it with: nginx -t -c OUT/tree/nginx.conf."""
+    inventory = load(ctx)
+    gw = _gateway(inventory, ctid)
+    try:
+        rendered, findings = render_gateway(
+            inventory, gw, _state_dir(inventory, state_dir), mode.value
+        )
+    except GatewayError as exc:
+        fail(str(exc))
+    out.mkdir(parents=True, exist_ok=True)
+    write_tree(rendered, out, asset(SCRIPT_NAME))
+    for finding in findings:
+        console.print(finding.render(), markup=False, highlight=False)
+    console.print(
+        f"rendered the {rendered.mode} gateway for guest {gw} into {out} "
+        f"(config {rendered.config_id}, {rendered.route_count} routes, "
+        f"{len(rendered.files)} files)",
+        markup=False, highlight=False,
+    )
+
+
+@gateway_app.command()
+def lint(
+    ctx: typer.Context,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Site files to lint (default: the config dir's "
+                       "nginx/sites-available, else the rendered gateway)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Findings as JSON.")] = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Report conflicting listen/server_name pairs, duplicate upstreams, locations that
+    never match, bad targets. Exit 1 when there is an error."""
+    inventory = load(ctx)
+    findings: list[Finding]
+    if paths:
+        findings = lint_paths(paths, inventory)
+    elif compat_sites(inventory.nginx_dir):
+        findings = lint_paths(compat_sites(inventory.nginx_dir), inventory, inventory.config_dir)
+    else:
+        gw = _gateway(inventory, None)
+        _, problems = derive_routes(inventory, gw, strict=False)
+        findings = [Finding("phoenix_lxc_configs.json", 0, "error", "route", p) for p in problems]
+        with tempfile.TemporaryDirectory(prefix="phoenix-gw-") as tmp:
+            try:
+                rendered, _ = render_gateway(
+                    inventory, gw, _state_dir(inventory, state_dir), "derived"
+                )
+            except GatewayError as exc:
+                fail(str(exc))
+            write_tree(rendered, Path(tmp))
+            findings += lint_tree(Path(tmp) / "tree", inventory)
+    if as_json:
+        typer.echo(json.dumps([f.__dict__ for f in findings], indent=2))
+    else:
+        for f in findings:
+            style = "red" if f.severity == "error" else "yellow"
+            console.print(f.render(), style=style, markup=False, highlight=False,
+                          soft_wrap=True)
+        errors = sum(1 for f in findings if f.severity == "error")
+        console.print(f"{errors} errors, {len(findings) - errors} warnings",
+                      markup=False, highlight=False)
+    if any(f.severity == "error" for f in findings):
+        raise typer.Exit(1)
+
+
+@gateway_app.command()
+def routes(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Routes as JSON.")] = False,
+) -> None:
+    """Show which model, path and host goes where."""
+    inventory = load(ctx)
+    gw = _gateway(inventory, None)
+    derived, problems = derive_routes(inventory, gw, strict=False)
+    rows = [{"kind": "model", "match": m.model, "to": [b.hostport for b in m.backends]}
+            for m in derived.models]
+    rows += [{"kind": "path", "match": p.path,
+              "to": [b.hostport for b in p.target.backends] or [p.target.url]}
+             for p in derived.paths]
+    rows += [{"kind": "host", "match": h.hostname,
+              "to": [b.hostport for b in h.target.backends] or [h.target.url]}
+             for h in derived.hosts]
+    if as_json:
+        typer.echo(json.dumps({"gateway": gw, "mode": choose_mode(inventory),
+                               "routes": rows, "problems": problems}, indent=2))
+        return
+    console.print(f"gateway: guest {gw} ({choose_mode(inventory)} mode)", markup=False)
+    for row in rows:
+        console.print(f"  {row['kind']:5} {row['match']} -> {', '.join(map(str, row['to']))}",
+                      markup=False, highlight=False)
+    for problem in problems:
+        console.print(f"  problem: {problem}", style="red", markup=False)
+
+
+@gateway_app.command()
+def ca(ctx: typer.Context, state_dir: StateDir = None) -> None:
+    """Print the local CA certificate (PEM) so clients can trust the gateway. The CA's
+    private key stays in the state dir and is never printed."""
+    explicit = state_dir
+    if explicit is None:
+        explicit = Path(load(ctx).hypervisor.phoenix.state_dir)
+    typer.echo(LocalCA.load_or_create(default_ca_dir(explicit)).cert_pem.decode(), nl=False)
+    _ = state  # the config dir is resolved by the root callback
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(gateway_app, name="gateway")

@@ -1,0 +1,409 @@
+"""Render the gateway as a relocatable nginx tree (all paths relative to nginx.conf).
+
+    nginx.conf                      main config: includes conf.d/*.conf and sites-enabled/*
+    conf.d/phoenix-http.conf        http-level settings, upgrade map, njs import, TLS policy
+    conf.d/phoenix-upstreams.conf   one upstream per model (passive health) and per route
+    sites-available/phoenix-api     the API server: model routing, /v1/models, health, paths
+    sites-available/phoenix-host-*  one per host route (TLS + HTTP->HTTPS redirect)
+    njs/router.js, njs/phoenix_models.js
+    ssl/<name>.crt|.key, ca.crt     leaf certificates from the local CA
+
+Because every path is relative, `nginx -t -c <tree>/nginx.conf` checks a staged tree
+exactly as it will run once it is switched live. In compatibility mode the operator's
+hand-written `nginx/sites-available/*` are shipped as they are instead of the derived sites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from phoenix import __version__
+from phoenix.errors import GatewayError
+from phoenix.gateway.nginx import Directive, blk, build, d, parse_file
+from phoenix.gateway.routes import GatewayRoutes, HostRouteSpec, Target
+from phoenix.gateway.tls import LocalCA
+
+Mode = Literal["derived", "compat"]
+MODEL_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+COMPAT_HEALTH_PORT = 8099
+HEADER = "Rendered by Phoenix from the inventory. Do not edit: re-render instead."
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Host-specific bits of the main config (the defaults are for the Debian guest)."""
+
+    user: str | None = "www-data"
+    worker_processes: str = "auto"
+    log_dir: str = "/var/log/nginx"
+    access_log: bool = True
+    runtime_dir: str | None = None
+    listen_address: str | None = None
+    js_module: str = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+
+    def listen(self, port: int) -> str:
+        return f"{self.listen_address}:{port}" if self.listen_address else str(port)
+
+
+@dataclass
+class RenderedGateway:
+    """The tree (relative path -> bytes) plus what the setup script needs to know."""
+
+    mode: Mode
+    files: dict[str, bytes]
+    health_port: int
+    config_id: str
+    system_ssl: dict[str, bytes] = field(default_factory=dict)
+    route_count: int = 0
+
+    def env(self) -> dict[str, str]:
+        return {
+            "PHOENIX_GATEWAY_MODE": self.mode,
+            "PHOENIX_GATEWAY_CONFIG": self.config_id,
+            "PHOENIX_GATEWAY_HEALTH_PORT": str(self.health_port),
+        }
+
+
+def asset(name: str) -> bytes:
+    return (resources.files("phoenix.gateway") / "assets" / name).read_bytes()
+
+
+def _proxy_headers(websocket: bool, timeout: int | None) -> list[Directive]:
+    out = [
+        d("proxy_http_version", "1.1"),
+        d("proxy_set_header", "Host", "$host"),
+        d("proxy_set_header", "X-Real-IP", "$remote_addr"),
+        d("proxy_set_header", "X-Forwarded-For", "$proxy_add_x_forwarded_for"),
+        d("proxy_set_header", "X-Forwarded-Proto", "$scheme"),
+    ]
+    if websocket:
+        out += [
+            d("proxy_set_header", "Upgrade", "$http_upgrade"),
+            d("proxy_set_header", "Connection", "$connection_upgrade"),
+        ]
+    else:
+        out.append(d("proxy_set_header", "Connection", ""))
+    if timeout is not None:
+        out += [d("proxy_read_timeout", f"{timeout}s"), d("proxy_send_timeout", f"{timeout}s")]
+    return out
+
+
+def _upstream(name: str, servers: list[str], passive: bool) -> Directive:
+    body = [
+        d("server", s, "max_fails=3", "fail_timeout=10s") if passive else d("server", s)
+        for s in servers
+    ]
+    body.append(d("keepalive", 32))
+    return blk("upstream", name, body=body)
+
+
+def _main_conf(layout: Layout) -> str:
+    top: list[Directive] = [d("load_module", layout.js_module)]
+    if layout.user:
+        top.append(d("user", layout.user))
+    top += [
+        d("worker_processes", layout.worker_processes),
+        d("error_log", f"{layout.log_dir}/error.log"),
+        blk("events", body=[d("worker_connections", 4096)]),
+    ]
+    http: list[Directive] = []
+    if layout.runtime_dir:
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            http.append(d(f"{kind}_temp_path", f"{layout.runtime_dir}/{kind}"))
+    http += [d("include", "conf.d/*.conf"), d("include", "sites-enabled/*")]
+    top.append(blk("http", body=http))
+    return build(top, HEADER)
+
+
+def _http_conf(layout: Layout, max_body_mb: int) -> str:
+    body = [
+        d("default_type", "application/octet-stream"),
+        d("server_tokens", "off"),
+        d("sendfile", "on"),
+        d("tcp_nodelay", "on"),
+        d("keepalive_timeout", "65s"),
+        d("keepalive_requests", 10000),
+        d("access_log", f"{layout.log_dir}/access.log" if layout.access_log else "off"),
+        # The njs router reads the whole body from memory: keep the buffer as large as
+        # the limit, or r.requestText would throw for bodies spilled to a temp file.
+        d("client_max_body_size", f"{max_body_mb}m"),
+        d("client_body_buffer_size", f"{max_body_mb}m"),
+        blk(
+            "map", "$http_upgrade", "$connection_upgrade",
+            body=[d("default", "upgrade"), d("", "close")],
+        ),
+        d("ssl_protocols", "TLSv1.2", "TLSv1.3"),
+        d("ssl_prefer_server_ciphers", "off"),
+        d("ssl_session_cache", "shared:phoenix_tls:10m"),
+        d("ssl_session_timeout", "1d"),
+        d("js_path", "njs"),
+        d("js_import", "router", "from", "router.js"),
+    ]
+    return build(body, HEADER)
+
+
+def _json_return(status: int, message: str, code: str) -> list[Directive]:
+    text = json.dumps(
+        {"error": {"message": message, "type": "invalid_request_error", "param": None,
+                   "code": code}},
+        separators=(",", ":"),
+    )
+    return [d("default_type", "application/json"), d("return", status, text + "\n")]
+
+
+def _path_locations(routes: GatewayRoutes) -> list[Directive]:
+    out: list[Directive] = []
+    timeout = routes.config.generation_timeout_s
+    for p in routes.paths:
+        strip_to = "/" if p.strip_prefix else None
+        body = [d("proxy_pass", p.target.proxy_pass(strip_to))]
+        body += _proxy_headers(p.websocket, timeout if p.websocket else None)
+        out.append(blk("location", "^~", p.path, body=body))
+        out.append(blk("location", "=", p.path.rstrip("/"), body=[d("return", 301, p.path)]))
+    return out
+
+
+def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
+    cfg = routes.config
+    body: list[Directive] = [d("listen", layout.listen(cfg.http_port), "default_server")]
+    if cfg.tls:
+        body += [
+            d("listen", layout.listen(cfg.https_port), "ssl", "http2", "default_server"),
+            d("ssl_certificate", "ssl/phoenix-api.crt"),
+            d("ssl_certificate_key", "ssl/phoenix-api.key"),
+        ]
+    body.append(d("server_name", *(routes.api_names() or ["_"])))
+    body.append(d("error_page", 413, "@too_large"))
+    body.append(blk("location", "=", "/phoenix/health", body=[d("js_content", "router.health")]))
+    body.append(blk("location", "=", "/v1/models", body=[d("js_content", "router.models")]))
+    for uri in MODEL_ENDPOINTS:
+        body.append(blk("location", "=", uri, body=[d("js_content", "router.route")]))
+    for m in routes.models:
+        loc = [d("proxy_pass", f"http://{m.upstream}")]
+        loc += _proxy_headers(False, cfg.generation_timeout_s)
+        # Streams (SSE) pass through as they are produced.
+        loc += [d("proxy_buffering", "off"), d("proxy_cache", "off")]
+        body.append(blk("location", f"@{m.upstream}", body=loc))
+    too_large = f"request body is larger than the gateway's limit of {cfg.max_body_mb} MB"
+    body.append(blk("location", "@too_large", body=_json_return(413, too_large, "body_too_large")))
+    body += _path_locations(routes)
+    body.append(
+        blk("location", "/", body=_json_return(404, "no route for this path", "not_found"))
+    )
+    return blk("server", body=body)
+
+
+def _host_servers(host: HostRouteSpec, routes: GatewayRoutes, layout: Layout) -> list[Directive]:
+    cfg = routes.config
+    name = host.hostname.lower()
+    proxy = blk(
+        "location", "/",
+        body=[d("proxy_pass", host.target.proxy_pass()),
+              *_proxy_headers(host.websocket, cfg.generation_timeout_s if host.websocket
+                              else None)],
+    )
+    out: list[Directive] = []
+    http_body = [d("listen", layout.listen(cfg.http_port)), d("server_name", name)]
+    if host.tls and host.redirect_http:
+        port = "" if cfg.https_port == 443 else f":{cfg.https_port}"
+        http_body.append(d("return", 301, f"https://$host{port}$request_uri"))
+    else:
+        http_body.append(proxy)
+    out.append(blk("server", body=http_body))
+    if host.tls:
+        out.append(
+            blk(
+                "server",
+                body=[
+                    d("listen", layout.listen(cfg.https_port), "ssl", "http2"),
+                    d("server_name", name),
+                    d("ssl_certificate", f"ssl/{name}.crt"),
+                    d("ssl_certificate_key", f"ssl/{name}.key"),
+                    proxy,
+                ],
+            )
+        )
+    return out
+
+
+def _upstreams(routes: GatewayRoutes) -> str:
+    ups = [
+        _upstream(m.upstream, [b.hostport for b in m.backends], passive=True)
+        for m in routes.models
+    ]
+    targets: list[Target] = [p.target for p in routes.paths] + [h.target for h in routes.hosts]
+    for t in targets:
+        if t.upstream is not None:
+            ups.append(_upstream(t.upstream, [b.hostport for b in t.backends], passive=False))
+    return build(ups, HEADER)
+
+
+def _models_js(
+    routes: GatewayRoutes | None, mode: Mode, config_id: str, route_count: int
+) -> bytes:
+    models = {m.model: f"@{m.upstream}" for m in (routes.models if routes else ())}
+    table = {
+        "version": __version__,
+        "mode": mode,
+        "config": config_id,
+        "routes": route_count,
+        "models": models,
+        "list": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "phoenix"}
+            for name in models
+        ],
+    }
+    text = "// " + HEADER + "\nexport default " + json.dumps(table, indent=1, sort_keys=True)
+    return (text + ";\n").encode()
+
+
+def _config_id(files: Mapping[str, bytes], extra: Mapping[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(path.encode() + b"\0" + files[path] + b"\0")
+    for path in sorted(extra):
+        h.update(b"sys\0" + path.encode() + b"\0" + extra[path] + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _finish(
+    mode: Mode, files: dict[str, bytes], routes: GatewayRoutes | None, ca: LocalCA,
+    health_port: int, system_ssl: dict[str, bytes], route_count: int,
+) -> RenderedGateway:
+    files["njs/router.js"] = asset("router.js")
+    files["ca.crt"] = ca.cert_pem
+    config_id = _config_id(files, system_ssl)
+    files["njs/phoenix_models.js"] = _models_js(routes, mode, config_id, route_count)
+    return RenderedGateway(mode, files, health_port, config_id, system_ssl, route_count)
+
+
+def render_derived(routes: GatewayRoutes, ca: LocalCA, layout: Layout | None = None
+                   ) -> RenderedGateway:
+    """The gateway derived from the inventory's routes."""
+    layout = layout or Layout()
+    files: dict[str, bytes] = {
+        "nginx.conf": _main_conf(layout).encode(),
+        "conf.d/phoenix-http.conf": _http_conf(layout, routes.config.max_body_mb).encode(),
+        "conf.d/phoenix-upstreams.conf": _upstreams(routes).encode(),
+        "sites-available/phoenix-api": build([_api_server(routes, layout)], HEADER).encode(),
+    }
+    for host in routes.hosts:
+        files[f"sites-available/phoenix-host-{host.hostname.lower()}"] = build(
+            _host_servers(host, routes, layout), HEADER
+        ).encode()
+    for name, sans in routes.tls_sites().items():
+        pair = ca.leaf(name, sans)
+        files[f"ssl/{name}.crt"] = pair.cert_pem
+        files[f"ssl/{name}.key"] = pair.key_pem
+    return _finish(
+        "derived", files, routes, ca, routes.config.http_port, {}, routes.route_count
+    )
+
+
+def compat_sites(nginx_dir: Path) -> list[Path]:
+    """The operator's hand-written sites (`<config dir>/nginx/sites-available/*`)."""
+    folder = nginx_dir / "sites-available"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _compat_certs(sites: list[Path]) -> dict[str, list[str]]:
+    """Absolute certificate path -> server names of the servers that use it."""
+    wanted: dict[str, list[str]] = {}
+    for site in sites:
+        directives, _ = parse_file(site)
+        for top in directives:
+            for server in (x for x in top.walk() if x.name == "server"):
+                cert = server.first_arg("ssl_certificate")
+                if cert is None:
+                    continue
+                names = [a for sn in server.children("server_name") for a in sn.args
+                         if a not in ("_", "") and not a.startswith("~")]
+                wanted.setdefault(cert, [])
+                wanted[cert] += [n for n in names if n not in wanted[cert]]
+    return wanted
+
+
+def render_compat(
+    nginx_dir: Path, ca: LocalCA, layout: Layout | None = None, system_ssl_dir: str =
+    "/etc/nginx/ssl",
+) -> RenderedGateway:
+    """The operator's hand-written sites, shipped as they are, with certificates (with
+    SANs, from the local CA) at the paths they name under `system_ssl_dir`."""
+    layout = layout or Layout()
+    sites = compat_sites(nginx_dir)
+    if not sites:
+        raise GatewayError(f"{nginx_dir}/sites-available has no sites")
+    files: dict[str, bytes] = {
+        "nginx.conf": _main_conf(layout).encode(),
+        "conf.d/phoenix-http.conf": _http_conf(layout, 16).encode(),
+        "conf.d/phoenix-health.conf": build(
+            [blk("server", body=[
+                d("listen", f"127.0.0.1:{COMPAT_HEALTH_PORT}"),
+                blk("location", "=", "/phoenix/health", body=[d("js_content", "router.health")]),
+            ])],
+            HEADER,
+        ).encode(),
+    }
+    for site in sites:
+        files[f"sites-available/{site.name}"] = site.read_bytes()
+    scripts = nginx_dir / "scripts"
+    if scripts.is_dir():
+        for script in sorted(scripts.iterdir()):
+            if script.is_file():
+                files[f"scripts/{script.name}"] = script.read_bytes()
+    system_ssl: dict[str, bytes] = {}
+    prefix = system_ssl_dir.rstrip("/") + "/"
+    for cert_path, names in sorted(_compat_certs(sites).items()):
+        if not cert_path.startswith(prefix) or not cert_path.endswith(".crt") or not names:
+            continue
+        base = cert_path[len(prefix):-len(".crt")]
+        if "/" in base:
+            continue
+        pair = ca.leaf(f"compat-{base}", names)
+        system_ssl[f"{base}.crt"] = pair.cert_pem
+        system_ssl[f"{base}.key"] = pair.key_pem
+    return _finish("compat", files, None, ca, COMPAT_HEALTH_PORT, system_ssl, len(sites))
+
+
+def write_tree(rendered: RenderedGateway, out: Path, setup_script: bytes | None = None) -> None:
+    """Write the bundle for inspection: tree/ (with sites-enabled links), system-ssl/,
+    gateway.env and the setup script, laid out as in /tmp/phoenix_run."""
+    for rel, data in {**{f"tree/{k}": v for k, v in rendered.files.items()},
+                      **{f"system-ssl/{k}": v for k, v in rendered.system_ssl.items()}}.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = 0o600 if rel.endswith(".key") else 0o644
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.write(fd, data)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    enabled = out / "tree" / "sites-enabled"
+    enabled.mkdir(parents=True, exist_ok=True)
+    for site in sorted((out / "tree" / "sites-available").iterdir()):
+        link = enabled / site.name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(f"../sites-available/{site.name}")
+    (out / "gateway.env").write_text(env_file(rendered.env()))
+    if setup_script is not None:
+        script = out / "setup_gateway.sh"
+        script.write_bytes(setup_script)
+        script.chmod(0o755)
+
+
+def env_file(env: Mapping[str, str]) -> str:
+    """KEY='value' lines the setup script sources (values are simple tokens, still quoted)."""
+    import shlex
+
+    return "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))

@@ -1,0 +1,253 @@
+"""What the gateway routes, derived from the inventory (never from hand-kept IPs).
+
+Models: every guest that is not a clone source (template) and says what it serves
+(`vllm_engine_config.ServerConfig` or the flat `vllm_*` keys) is a backend of that model;
+several guests serving one model form one load-balanced upstream. Other services come from
+the gateway guest's additive `gateway` block (path and host routes to a CTID or a URL).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from phoenix.errors import GatewayError
+from phoenix.inventory import Inventory
+from phoenix.inventory.models import GatewayConfig, RouteTarget
+from phoenix.recipes.registry import GATEWAY_COMPAT_SCRIPT
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One `server` of an upstream: a guest's address and port."""
+
+    address: str
+    port: int
+    ctid: int | None = None
+
+    @property
+    def hostport(self) -> str:
+        return f"{self.address}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    """A model name and the upstream (one or more guests) that serves it."""
+
+    model: str
+    upstream: str
+    backends: tuple[Backend, ...]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a path or host route goes: an upstream of guests, or a literal URL."""
+
+    scheme: str
+    upstream: str | None = None
+    backends: tuple[Backend, ...] = ()
+    url: str | None = None
+
+    def proxy_pass(self, strip_to: str | None = None) -> str:
+        """The proxy_pass argument; `strip_to` is the URI that replaces the location prefix."""
+        if self.url is not None:
+            parts = urlsplit(self.url)
+            base = f"{parts.scheme}://{parts.netloc}"
+            path = parts.path or ""
+            if strip_to is None:
+                return base if not path or path == "/" else base + path
+            return base + (path.rstrip("/") + strip_to if path else strip_to)
+        assert self.upstream is not None
+        return f"{self.scheme}://{self.upstream}" + (strip_to or "")
+
+
+@dataclass(frozen=True)
+class PathRouteSpec:
+    path: str
+    strip_prefix: bool
+    websocket: bool
+    target: Target
+
+
+@dataclass(frozen=True)
+class HostRouteSpec:
+    hostname: str
+    tls: bool
+    redirect_http: bool
+    websocket: bool
+    target: Target
+
+
+@dataclass(frozen=True)
+class GatewayRoutes:
+    """Everything the renderer needs to know about one gateway guest."""
+
+    ctid: int
+    address: str | None
+    config: GatewayConfig
+    models: tuple[ModelRoute, ...]
+    paths: tuple[PathRouteSpec, ...]
+    hosts: tuple[HostRouteSpec, ...]
+
+    @property
+    def route_count(self) -> int:
+        return len(self.models) + len(self.paths) + len(self.hosts)
+
+    def api_names(self) -> list[str]:
+        """Names the API server answers to (and its certificate covers)."""
+        names = list(self.config.hostnames)
+        if self.address is not None:
+            names.append(self.address)
+        return names
+
+    def tls_sites(self) -> dict[str, list[str]]:
+        """Certificate name -> SANs, for every TLS server of this gateway."""
+        sites: dict[str, list[str]] = {}
+        if self.config.tls:
+            names = self.api_names() or ["localhost"]
+            sites["phoenix-api"] = names
+        for host in self.hosts:
+            if host.tls:
+                sites[host.hostname.lower()] = [host.hostname.lower()]
+        return sites
+
+
+def is_gateway(inventory: Inventory, ctid: int) -> bool:
+    guest = inventory.guests.get(ctid)
+    return guest is not None and (
+        guest.gateway is not None or guest.application_script == GATEWAY_COMPAT_SCRIPT
+    )
+
+
+def find_gateway(inventory: Inventory) -> int | None:
+    """The gateway guest: the one with a `gateway` block, else the original 101 script."""
+    with_block = sorted(c for c, g in inventory.guests.items() if g.gateway is not None)
+    if with_block:
+        return with_block[0]
+    compat = sorted(
+        c for c, g in inventory.guests.items() if g.application_script == GATEWAY_COMPAT_SCRIPT
+    )
+    return compat[0] if compat else None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "x"
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def _address(inventory: Inventory, ctid: int, overrides: Mapping[int, str]) -> str | None:
+    if ctid in overrides:
+        return overrides[ctid]
+    guest = inventory.guests.get(ctid)
+    if guest is None or guest.network_config is None:
+        return None
+    return guest.network_config.address
+
+
+def model_routes(
+    inventory: Inventory, overrides: Mapping[int, str] | None = None
+) -> tuple[list[ModelRoute], list[str]]:
+    """Model upstreams and the problems met (model guests with no address)."""
+    overrides = overrides or {}
+    by_model: dict[str, list[Backend]] = {}
+    problems: list[str] = []
+    for ctid, guest in sorted(inventory.guests.items()):
+        served = guest.served_model
+        if served is None or guest.is_clone_source:
+            continue
+        address = _address(inventory, ctid, overrides)
+        if address is None:
+            problems.append(f"guest {ctid} serves {served[0]!r} but has no IP address")
+            continue
+        by_model.setdefault(served[0], []).append(Backend(address, served[1], ctid))
+    taken: set[str] = set()
+    routes = [
+        ModelRoute(model, _unique("model_" + _slug(model), taken), tuple(backends))
+        for model, backends in sorted(by_model.items())
+    ]
+    return routes, problems
+
+
+def _target(
+    inventory: Inventory,
+    route: RouteTarget,
+    name: str,
+    taken: set[str],
+    overrides: Mapping[int, str],
+    problems: list[str],
+    where: str,
+) -> Target | None:
+    if route.url is not None:
+        return Target(urlsplit(route.url).scheme, url=route.url)
+    assert route.ctid is not None and route.port is not None
+    if route.ctid not in inventory.guests and route.ctid not in overrides:
+        problems.append(f"{where}: route target {route.ctid} is not a container in the inventory")
+        return None
+    address = _address(inventory, route.ctid, overrides)
+    if address is None:
+        problems.append(f"{where}: route target {route.ctid} has no IP address")
+        return None
+    if route.ctid in inventory.guests and inventory.guests[route.ctid].is_clone_source:
+        problems.append(f"{where}: route target {route.ctid} is a template; it serves nothing")
+        return None
+    upstream = _unique(name, taken)
+    return Target(route.scheme, upstream, (Backend(address, route.port, route.ctid),))
+
+
+def derive_routes(
+    inventory: Inventory,
+    ctid: int | None = None,
+    addresses: Mapping[int, str] | None = None,
+    strict: bool = True,
+) -> tuple[GatewayRoutes, list[str]]:
+    """The gateway's routes; `addresses` overrides guest IPs (tests, benchmarks).
+
+    With `strict`, any unroutable target raises GatewayError; otherwise the problems are
+    returned beside the routes that could be resolved (for lint)."""
+    overrides = dict(addresses or {})
+    if ctid is None:
+        ctid = find_gateway(inventory)
+        if ctid is None:
+            raise GatewayError(
+                "no gateway guest: give one guest a 'gateway' block "
+                f"(or the application_script {GATEWAY_COMPAT_SCRIPT!r})"
+            )
+    if not is_gateway(inventory, ctid):
+        raise GatewayError(f"guest {ctid} is not a gateway (no 'gateway' block)")
+    guest = inventory.guests[ctid]
+    config = guest.gateway or GatewayConfig()
+    models, problems = model_routes(inventory, overrides)
+    taken = {m.upstream for m in models}
+    paths: list[PathRouteSpec] = []
+    for i, p in enumerate(config.path_routes):
+        path = p.path if p.path.endswith("/") else p.path + "/"
+        name = "route_" + (p.name or _slug(path))
+        target = _target(
+            inventory, p, name, taken, overrides, problems, f"gateway.path_routes[{i}]"
+        )
+        if target is not None:
+            paths.append(PathRouteSpec(path, p.strip_prefix, p.websocket, target))
+    hosts: list[HostRouteSpec] = []
+    for i, h in enumerate(config.host_routes):
+        name = "host_" + _slug(h.hostname)
+        target = _target(
+            inventory, h, name, taken, overrides, problems, f"gateway.host_routes[{i}]"
+        )
+        if target is not None:
+            hosts.append(HostRouteSpec(h.hostname, h.tls, h.redirect_http, h.websocket, target))
+    if strict and problems:
+        raise GatewayError(f"gateway {ctid}: " + "; ".join(problems))
+    routes = GatewayRoutes(
+        ctid, _address(inventory, ctid, overrides), config, tuple(models), tuple(paths),
+        tuple(hosts),
+    )
+    return routes, problems

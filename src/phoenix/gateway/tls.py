@@ -1,0 +1,234 @@
+"""The gateway's local CA and leaf certificates (kept on the host, shipped in the bundle).
+
+The CA lives in a state dir on the host (`ca.key` 0600, never printed; `ca.crt` is what
+clients trust: `phoenix gateway ca`). Leaf certificates carry a SAN for every name they
+serve (DNS names and IP addresses) and are kept as they are unless their SANs change, they
+expire within 30 days, or they were not signed by the current CA: re-rendering an unchanged
+inventory yields byte-identical certificates, so a redeploy changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from filelock import FileLock
+
+from phoenix.errors import GatewayError
+
+CA_DAYS = 3650
+LEAF_DAYS = 365
+RENEW_BEFORE = dt.timedelta(days=30)
+CA_CERT = "ca.crt"
+CA_KEY = "ca.key"
+
+
+@dataclass(frozen=True)
+class CertPair:
+    cert_pem: bytes
+    key_pem: bytes
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    """Write atomically with `mode` from the first byte (a key is never world-readable)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def san_entries(names: Sequence[str]) -> list[x509.GeneralName]:
+    """DNS names and IP addresses, lower-cased, deduplicated, in a stable order."""
+    out: list[x509.GeneralName] = []
+    seen: set[str] = set()
+    for raw in names:
+        name = raw.strip().lower()
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        try:
+            out.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            out.append(x509.DNSName(name))
+    return out
+
+
+def cert_sans(cert: x509.Certificate) -> set[str]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    names = {str(n).lower() for n in ext.get_values_for_type(x509.DNSName)}
+    names |= {str(ip) for ip in ext.get_values_for_type(x509.IPAddress)}
+    return names
+
+
+def wanted_sans(names: Sequence[str]) -> set[str]:
+    return {
+        str(n.value) if isinstance(n, x509.IPAddress) else str(n.value).lower()
+        for n in san_entries(names)
+    }
+
+
+class LocalCA:
+    """A CA in `directory`; created on first use, then reused for every leaf."""
+
+    def __init__(self, directory: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey):
+        self.directory = directory
+        self.cert = cert
+        self._key = key
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @classmethod
+    def load_or_create(cls, directory: Path, now: dt.datetime | None = None) -> LocalCA:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with FileLock(str(directory / ".lock")):
+            cert_path, key_path = directory / CA_CERT, directory / CA_KEY
+            if cert_path.exists() and key_path.exists():
+                try:
+                    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+                    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+                except ValueError as exc:
+                    raise GatewayError(f"{directory}: unreadable CA files: {exc}") from exc
+                if not isinstance(key, ec.EllipticCurvePrivateKey):
+                    raise GatewayError(f"{key_path}: expected an EC private key")
+                if key_path.stat().st_mode & 0o077:
+                    os.chmod(key_path, 0o600)
+                return cls(directory, cert, key)
+            key = ec.generate_private_key(ec.SECP256R1())
+            start = (now or _now()) - dt.timedelta(minutes=5)
+            name = x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Phoenix"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, "Phoenix Local CA"),
+                ]
+            )
+            cert = (
+                x509.CertificateBuilder()
+                .subject_name(name)
+                .issuer_name(name)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(start)
+                .not_valid_after(start + dt.timedelta(days=CA_DAYS))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(
+                    x509.KeyUsage(
+                        digital_signature=True, content_commitment=False,
+                        key_encipherment=False, data_encipherment=False, key_agreement=False,
+                        key_cert_sign=True, crl_sign=True, encipher_only=False,
+                        decipher_only=False,
+                    ),
+                    critical=True,
+                )
+                .add_extension(
+                    x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+                )
+                .sign(key, hashes.SHA256())
+            )
+            _write(key_path, _key_pem(key), 0o600)
+            _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+            return cls(directory, cert, key)
+
+    def signed_this(self, cert: x509.Certificate) -> bool:
+        if cert.issuer != self.cert.subject:
+            return False
+        try:
+            cert.verify_directly_issued_by(self.cert)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        return True
+
+    def reissue_reason(
+        self, cert: x509.Certificate, names: Sequence[str], now: dt.datetime | None = None
+    ) -> str | None:
+        """Why `cert` must be replaced for `names`, or None to keep it."""
+        if cert_sans(cert) != wanted_sans(names):
+            return "SANs changed"
+        if cert.not_valid_after_utc - (now or _now()) < RENEW_BEFORE:
+            return "expires within 30 days"
+        if not self.signed_this(cert):
+            return "not signed by the current CA"
+        return None
+
+    def issue(self, names: Sequence[str], now: dt.datetime | None = None) -> CertPair:
+        sans = san_entries(names)
+        if not sans:
+            raise GatewayError("a certificate needs at least one name")
+        key = ec.generate_private_key(ec.SECP256R1())
+        start = (now or _now()) - dt.timedelta(minutes=5)
+        cn = str(sans[0].value)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=LEAF_DAYS))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        return CertPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+    def leaf(self, name: str, names: Sequence[str], now: dt.datetime | None = None) -> CertPair:
+        """The leaf `name` for `names`: the stored one when still right, else a new one."""
+        leaves = self.directory / "leaves"
+        leaves.mkdir(exist_ok=True, mode=0o700)
+        cert_path, key_path = leaves / f"{name}.crt", leaves / f"{name}.key"
+        with FileLock(str(self.directory / ".lock")):
+            if cert_path.exists() and key_path.exists():
+                pair = CertPair(cert_path.read_bytes(), key_path.read_bytes())
+                try:
+                    cert = x509.load_pem_x509_certificate(pair.cert_pem)
+                except ValueError:
+                    cert = None
+                if cert is not None and self.reissue_reason(cert, names, now) is None:
+                    return pair
+            pair = self.issue(names, now)
+            _write(key_path, pair.key_pem, 0o600)
+            _write(cert_path, pair.cert_pem, 0o644)
+            return pair
+
+
+def default_ca_dir(state_dir: Path) -> Path:
+    return state_dir / "gateway-ca"
