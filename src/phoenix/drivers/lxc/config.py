@@ -1,0 +1,250 @@
+"""Render a guest's LXC config file from `GuestSettings`, and parse it back.
+
+The config file is the truth for everything LXC enforces (limits, network, id map, start
+order, features); `GuestMeta` (a JSON file beside it) holds what LXC has no key for (disk
+size and storage on a dir backend, firewall rules, the template mark). Rendering and parsing
+are pure functions on strings, so the round trip `render -> parse -> settings` is unit
+tested: a converged guest must diff to nothing against `phoenix.plan.desired`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
+from phoenix.drivers.lxc import cgroups, idmap
+from phoenix.drivers.lxc.cgroups import CgroupHost
+from phoenix.errors import DriverError
+
+LXC_CONFIG_DIR = Path("/usr/share/lxc/config")
+HEADER = "# Written by Phoenix from the inventory: change the inventory, not this file."
+RAW_MARKER = "# phoenix.raw_lxc: the inventory's lxc_options follow"
+FEATURES_KEY = "#phoenix.features"
+APPARMOR_KEY = "#phoenix.apparmor_profile"
+FUSE_ENTRY = "/dev/fuse dev/fuse none bind,create=file,optional 0 0"
+SUPPORTED_FEATURES = ("fuse", "keyctl", "nesting")
+
+
+def veth_name(ctid: int, index: int = 0) -> str:
+    """Host side of the guest's NIC, named as Proxmox does (fits IFNAMSIZ for any CTID)."""
+    return f"veth{ctid}i{index}"
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Host facts a config depends on (not part of the desired state)."""
+
+    rootfs: Path
+    cgroup: CgroupHost
+    apparmor: bool
+    lxc_config_dir: Path = LXC_CONFIG_DIR
+
+
+def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
+    """The full LXC config text. `settings.net.mac` must already be resolved (not None)."""
+    s = settings
+    inc = ctx.lxc_config_dir
+    lines: list[tuple[str, str]] = [("lxc.include", str(inc / "debian.common.conf"))]
+    if s.unprivileged:
+        lines.append(("lxc.include", str(inc / "debian.userns.conf")))
+    lines += [
+        ("lxc.arch", "linux64"),
+        ("lxc.uts.name", s.hostname),
+        ("lxc.rootfs.path", f"dir:{ctx.rootfs}"),
+    ]
+    if s.unprivileged:
+        lines += idmap.idmap_keys()
+    lines += _net_keys(ctid, s.net)
+    lines += cgroups.limit_keys(ctx.cgroup, s.memory_mb, s.swap_mb, s.cores)
+    lines += [
+        ("lxc.start.auto", "1" if s.onboot else "0"),
+        ("lxc.start.order", str(s.boot_order)),
+        ("lxc.start.delay", str(s.boot_delay)),
+    ]
+    features = dict(s.features)
+    unknown = sorted(set(features) - set(SUPPORTED_FEATURES))
+    if unknown:
+        raise DriverError(
+            f"guest {ctid}: the lxc driver does not support feature(s) {', '.join(unknown)} "
+            f"(supported: {', '.join(SUPPORTED_FEATURES)})"
+        )
+    if features:
+        lines.append((FEATURES_KEY, ",".join(f"{k}={v}" for k, v in sorted(features.items()))))
+    if features.get("nesting") == "1":
+        lines.append(("lxc.include", str(inc / "nesting.conf")))
+        if ctx.apparmor:
+            lines.append(("lxc.apparmor.allow_nesting", "1"))
+    if features.get("fuse") == "1":
+        lines.append(("lxc.mount.entry", FUSE_ENTRY))
+    # keyctl: Debian's common.seccomp does not block keyctl(2), so keyctl=1 needs no key;
+    # it is recorded so the guest observes as configured.
+    if s.apparmor_profile is not None:
+        lines.append((APPARMOR_KEY, s.apparmor_profile))
+        if ctx.apparmor:
+            lines.append(("lxc.apparmor.profile", s.apparmor_profile))
+    out = [HEADER]
+    for key, value in lines:
+        out.append(f"{key} = {value}")
+    out.append(RAW_MARKER)
+    out += [f"{key} = {value}" for key, value in s.raw_lxc]
+    return "\n".join(out) + "\n"
+
+
+def _net_keys(ctid: int, net: NetSettings | None) -> list[tuple[str, str]]:
+    if net is None:
+        return [("lxc.net.0.type", "empty")]
+    if net.mac is None:
+        raise ValueError("render needs a resolved MAC address (generate one first)")
+    keys = [
+        ("lxc.net.0.type", "veth"),
+        ("lxc.net.0.name", net.name),
+        ("lxc.net.0.link", net.bridge),
+        ("lxc.net.0.flags", "up"),
+        ("lxc.net.0.hwaddr", net.mac.upper()),
+        ("lxc.net.0.veth.pair", veth_name(ctid)),
+        ("lxc.net.0.ipv4.address", net.ip),
+    ]
+    if net.gw:
+        keys.append(("lxc.net.0.ipv4.gateway", net.gw))
+    return keys
+
+
+@dataclass
+class ParsedConfig:
+    """A config file split into Phoenix-managed keys (in order, repeats kept) and raw ones."""
+
+    managed: list[tuple[str, str]] = field(default_factory=list)
+    raw: list[tuple[str, str]] = field(default_factory=list)
+
+    def get(self, key: str) -> str | None:
+        """Last value of `key` among the managed keys (LXC: a later line wins)."""
+        found = None
+        for k, v in self.managed:
+            if k == key:
+                found = v
+        return found
+
+    def all(self, key: str) -> list[str]:
+        return [v for k, v in self.managed if k == key]
+
+
+def parse(text: str) -> ParsedConfig:
+    """Parse `key = value` lines; `#phoenix.*` comments are kept as pseudo-keys."""
+    parsed = ParsedConfig()
+    in_raw = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped == RAW_MARKER:
+            in_raw = True
+            continue
+        if not stripped or (stripped.startswith("#") and not stripped.startswith("#phoenix.")):
+            continue
+        key, sep, value = stripped.partition("=")
+        if not sep:
+            continue
+        pair = (key.strip(), value.strip())
+        (parsed.raw if in_raw else parsed.managed).append(pair)
+    return parsed
+
+
+@dataclass(frozen=True)
+class GuestMeta:
+    """What the driver records beside the config because LXC has no key for it."""
+
+    storage: str = "local"
+    disk_gb: int = 8
+    swap_mb: int = 0
+    firewall_enabled: bool = False
+    firewall_rules: tuple[FirewallRule, ...] = ()
+    template: bool = False
+    template_source: str = ""
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["firewall_rules"] = [asdict(r) for r in self.firewall_rules]
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> GuestMeta:
+        data = json.loads(text)
+        rules = tuple(FirewallRule(**r) for r in data.pop("firewall_rules", []))
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known, firewall_rules=rules)
+
+    @classmethod
+    def of(cls, settings: GuestSettings, template: bool = False, source: str = "") -> GuestMeta:
+        return cls(
+            storage=settings.storage,
+            disk_gb=settings.disk_gb,
+            swap_mb=settings.swap_mb,
+            firewall_enabled=settings.firewall_enabled,
+            firewall_rules=settings.firewall_rules,
+            template=template,
+            template_source=source,
+        )
+
+
+def to_settings(parsed: ParsedConfig, meta: GuestMeta) -> GuestSettings:
+    """The settings a config (plus its meta) enforces, normalised like the desired side."""
+    keys = dict(parsed.managed)
+    limits = cgroups.parse_limits(keys)
+    features: dict[str, str] = {}
+    declared = parsed.get(FEATURES_KEY)
+    if declared:
+        for part in declared.split(","):
+            name, _, value = part.partition("=")
+            features[name] = "0" if value == "0" else "1"
+    includes = parsed.all("lxc.include")
+    nesting = any(p.endswith("/nesting.conf") for p in includes)
+    if nesting or "nesting" in features:
+        features["nesting"] = "1" if nesting else "0"
+    fuse = FUSE_ENTRY in parsed.all("lxc.mount.entry")
+    if fuse or "fuse" in features:
+        features["fuse"] = "1" if fuse else "0"
+    apparmor = parsed.get("lxc.apparmor.profile") or parsed.get(APPARMOR_KEY)
+    raw = dict(parsed.raw)
+    raw.pop("lxc.apparmor.profile", None)
+    return GuestSettings(
+        hostname=parsed.get("lxc.uts.name") or "",
+        memory_mb=limits.memory_mb if limits.memory_mb is not None else 0,
+        swap_mb=limits.swap_mb if limits.swap_mb is not None else meta.swap_mb,
+        cores=limits.cores if limits.cores is not None else 0,
+        disk_gb=meta.disk_gb,
+        storage=meta.storage,
+        unprivileged=bool(parsed.all("lxc.idmap")),
+        net=_parse_net(parsed),
+        features=tuple(sorted(features.items())),
+        raw_lxc=tuple(sorted(raw.items())),
+        apparmor_profile=apparmor,
+        onboot=parsed.get("lxc.start.auto") == "1",
+        boot_order=_int(parsed.get("lxc.start.order")),
+        boot_delay=_int(parsed.get("lxc.start.delay")),
+        firewall_enabled=meta.firewall_enabled,
+        firewall_rules=meta.firewall_rules if meta.firewall_enabled else (),
+    )
+
+
+def _parse_net(parsed: ParsedConfig) -> NetSettings | None:
+    if parsed.get("lxc.net.0.type") != "veth":
+        return None
+    mac = parsed.get("lxc.net.0.hwaddr")
+    return NetSettings(
+        name=parsed.get("lxc.net.0.name") or "eth0",
+        bridge=parsed.get("lxc.net.0.link") or "",
+        ip=parsed.get("lxc.net.0.ipv4.address") or "",
+        gw=parsed.get("lxc.net.0.ipv4.gateway"),
+        mac=mac.upper() if mac else None,
+    )
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value is not None and value.lstrip("-").isdigit() else 0
+
+
+def rootfs_path(parsed: ParsedConfig) -> Path | None:
+    value = parsed.get("lxc.rootfs.path")
+    if not value:
+        return None
+    return Path(value.split(":", 1)[1] if value.startswith("dir:") else value)

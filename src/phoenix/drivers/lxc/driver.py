@@ -1,0 +1,576 @@
+"""The local LXC driver: Phoenix guest semantics with Debian's `lxc-*` tools.
+
+Containers live in a dedicated LXC path (so Phoenix never sees or touches other containers
+on the host) and are named by their CTID. Every host command goes through a Runner and is
+logged in `self.log` as "observe" (reads), "mutate" (changes the host or a guest's
+definition) or "exec" (work inside a running guest); in-process file writes are logged as
+mutations too, so "a converged re-run logs no mutation" really means nothing changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from phoenix.drivers.base import (
+    CommandLog,
+    ExecResult,
+    GuestSettings,
+    ObservedGuest,
+)
+from phoenix.drivers.lxc import cgroups, firewall, guestfiles, idmap
+from phoenix.drivers.lxc import config as lxcconf
+from phoenix.drivers.lxc.cgroups import CgroupHost
+from phoenix.drivers.lxc.config import GuestMeta, ParsedConfig, RenderContext
+from phoenix.drivers.lxc.templates import resolve_template
+from phoenix.errors import CommandFailed, DriverError
+from phoenix.runners.base import CommandResult, Runner
+from phoenix.runners.local import LocalRunner
+
+log = logging.getLogger(__name__)
+
+APPARMOR_DIR = Path("/sys/kernel/security/apparmor")
+META_FILE = "phoenix.json"
+GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_NOT_READY = {"", "initializing", "starting"}
+_LIVE_LIMITS = frozenset({"memory_mb", "swap_mb", "cores"})
+
+
+def generate_mac(rng: random.Random | None = None) -> str:
+    """A random locally administered unicast MAC (02:...), as LXC's `xx:xx` template does."""
+    r = rng or random.SystemRandom()
+    return "02:" + ":".join(f"{r.randrange(256):02X}" for _ in range(5))
+
+
+class LxcDriver:
+    """Driver for containers managed with `lxc-*` under one LXC path."""
+
+    name = "lxc"
+
+    def __init__(
+        self,
+        lxc_path: Path,
+        template_cache: Path,
+        runner: Runner | None = None,
+        state_dir: Path | None = None,
+        *,
+        fw_table: str = firewall.DEFAULT_TABLE,
+        cgroup: CgroupHost | None = None,
+        apparmor: bool | None = None,
+        resolv_conf: Path = Path("/etc/resolv.conf"),
+        poll_interval: float = 0.3,
+    ) -> None:
+        self.lxc_path = Path(lxc_path)
+        self.template_cache = Path(template_cache)
+        self.runner: Runner = runner or LocalRunner()
+        self.state_dir = Path(state_dir) if state_dir else self.lxc_path
+        self.fw_table = fw_table
+        self.cgroup = cgroup or cgroups.detect()
+        self.apparmor = APPARMOR_DIR.is_dir() if apparmor is None else apparmor
+        self.resolv_conf = resolv_conf
+        self.poll_interval = poll_interval
+        self.log = CommandLog()
+        self.warnings: list[str] = []
+        self._nft_caps: firewall.NftCaps | None = None
+
+    # ---- plumbing -------------------------------------------------------------------
+
+    def _run(
+        self,
+        kind: str,
+        argv: Sequence[str],
+        *,
+        input: bytes | str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        self.log.add(kind, argv)
+        return self.runner.run(argv, input=input, timeout=timeout)
+
+    def _lxc(self, tool: str, ctid: int, *args: str) -> list[str]:
+        return [tool, "-P", str(self.lxc_path), "-n", str(ctid), *args]
+
+    def _dir(self, ctid: int) -> Path:
+        return self.lxc_path / str(ctid)
+
+    def _write(self, path: Path, text: str, mode: int = 0o640) -> None:
+        """Atomic write of a driver-owned file, logged as a mutation."""
+        self.log.add("mutate", ["write", str(path)])
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        tmp.chmod(mode)
+        tmp.replace(path)
+
+    def _warn(self, message: str) -> None:
+        self.warnings.append(message)
+        log.warning(message)
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def _read_config(self, ctid: int) -> ParsedConfig | None:
+        path = self._dir(ctid) / "config"
+        if not path.is_file():
+            return None
+        return lxcconf.parse(path.read_text())
+
+    def _read_meta(self, ctid: int) -> GuestMeta:
+        path = self._dir(ctid) / META_FILE
+        return GuestMeta.from_json(path.read_text()) if path.is_file() else GuestMeta()
+
+    def _state(self, ctid: int) -> str:
+        res = self._run("observe", self._lxc("lxc-info", ctid, "-s", "-H"))
+        return res.stdout.strip().upper() if res.ok else "STOPPED"
+
+    def _ips(self, ctid: int) -> tuple[str, ...]:
+        res = self._run("observe", self._lxc("lxc-info", ctid, "-i", "-H"))
+        return tuple(line.strip() for line in res.stdout.splitlines() if line.strip())
+
+    def _fw_state(self) -> firewall.TableState:
+        res = self._run("observe", ["nft", "-j", "list", "table", "bridge", self.fw_table])
+        return firewall.parse_listing(res.stdout) if res.ok else firewall.TableState()
+
+    def _settings(self, ctid: int, parsed: ParsedConfig, meta: GuestMeta) -> GuestSettings:
+        settings = lxcconf.to_settings(parsed, meta)
+        if settings.firewall_enabled:
+            applied = self._fw_state().applied_marker(ctid)
+            if applied != firewall.marker(settings.firewall_rules):
+                settings = replace(settings, firewall_enabled=False, firewall_rules=())
+        return settings
+
+    def observe(self, ctid: int) -> ObservedGuest:
+        parsed = self._read_config(ctid)
+        if parsed is None:
+            return ObservedGuest(ctid, "missing")
+        meta = self._read_meta(ctid)
+        running = self._state(ctid) == "RUNNING"
+        return ObservedGuest(
+            ctid,
+            "running" if running else "stopped",
+            settings=self._settings(ctid, parsed, meta),
+            snapshots=tuple(self.list_snapshots(ctid)),
+            is_template=meta.template,
+            ip_addresses=self._ips(ctid) if running else (),
+        )
+
+    # ---- creating -----------------------------------------------------------------------
+
+    def _require_missing(self, ctid: int) -> None:
+        if (self._dir(ctid) / "config").exists():
+            raise DriverError(f"guest {ctid} already exists in {self.lxc_path}")
+
+    def _require(self, ctid: int) -> ParsedConfig:
+        parsed = self._read_config(ctid)
+        if parsed is None:
+            raise DriverError(f"guest {ctid} does not exist in {self.lxc_path}")
+        return parsed
+
+    def _check_subids(self) -> None:
+        for name in ("/etc/subuid", "/etc/subgid"):
+            path = Path(name)
+            text = path.read_text() if path.exists() else ""
+            if not idmap.has_subids(text):
+                raise DriverError(
+                    f"{name} does not delegate {idmap.ID_BASE}:{idmap.ID_COUNT} to root; "
+                    "run `phoenix setup` first"
+                )
+
+    def _prepare_dir(self, ctid: int, unprivileged: bool) -> Path:
+        self.lxc_path.mkdir(parents=True, exist_ok=True)
+        cdir = self._dir(ctid)
+        self.log.add("mutate", ["mkdir", str(cdir)])
+        cdir.mkdir(mode=0o755)
+        cdir.chmod(0o755)
+        rootfs = cdir / "rootfs"
+        rootfs.mkdir(mode=0o755)
+        if unprivileged:
+            idmap.make_traversable(cdir, Path("/"))
+            os.chown(rootfs, idmap.ID_BASE, idmap.ID_BASE)
+        return rootfs
+
+    def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
+        self._require_missing(ctid)
+        if settings.unprivileged:
+            self._check_subids()
+        tarball = resolve_template(
+            template, self.template_cache, lambda argv: self._run("mutate", argv)
+        )
+        rootfs = self._prepare_dir(ctid, settings.unprivileged)
+        try:
+            extract = [
+                "tar",
+                "-xpf",
+                str(tarball),
+                "-C",
+                str(rootfs),
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=security.capability",
+                "--xattrs-include=user.*",
+            ]
+            if settings.unprivileged:
+                extract = idmap.usernsexec_prefix() + extract
+            self._run("mutate", extract).check(f"unpacking {tarball} for guest {ctid}")
+            self._finish_new_guest(ctid, rootfs, settings, GuestMeta.of(settings))
+        except BaseException:
+            self._remove_dir(ctid)
+            raise
+
+    def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
+        src_conf = self._require(source)
+        self._require_missing(ctid)
+        if snapshot is not None:
+            snap_dir = self._snapshot_dir(source, snapshot)
+            if snap_dir is None:
+                raise DriverError(f"guest {source} has no snapshot {snapshot!r} to clone from")
+            src_rootfs = snap_dir / "rootfs"
+            snap_conf = snap_dir / "config"
+            if snap_conf.is_file():
+                src_conf = lxcconf.parse(snap_conf.read_text())
+        else:
+            if self._state(source) == "RUNNING":
+                raise DriverError(
+                    f"guest {source} is running: clone from a snapshot or a stopped template"
+                )
+            src_rootfs = lxcconf.rootfs_path(src_conf) or self._dir(source) / "rootfs"
+        if settings.unprivileged:
+            self._check_subids()
+        src_unpriv = bool(src_conf.all("lxc.idmap"))
+        self.lxc_path.mkdir(parents=True, exist_ok=True)
+        cdir = self._dir(ctid)
+        self.log.add("mutate", ["mkdir", str(cdir)])
+        cdir.mkdir(mode=0o755)
+        rootfs = cdir / "rootfs"
+        try:
+            self._run("mutate", ["cp", "-a", "--", str(src_rootfs), str(rootfs)]).check(
+                f"copying guest {source}'s rootfs for clone {ctid}"
+            )
+            delta = (idmap.ID_BASE if settings.unprivileged else 0) - (
+                idmap.ID_BASE if src_unpriv else 0
+            )
+            if delta:
+                self.log.add("mutate", ["shift-ids", str(rootfs), str(delta)])
+                idmap.shift_tree(rootfs, delta)
+            if settings.unprivileged:
+                idmap.make_traversable(cdir, Path("/"))
+            owner = idmap.ID_BASE if settings.unprivileged else 0
+            guestfiles.write(rootfs, "etc/machine-id", "", owner, 0o444)
+            meta = replace(GuestMeta.of(settings), template_source=f"{source}@{snapshot or ''}")
+            self._finish_new_guest(ctid, rootfs, settings, meta)
+        except BaseException:
+            self._remove_dir(ctid)
+            raise
+
+    def _remove_dir(self, ctid: int) -> None:
+        self._run("mutate", ["rm", "-rf", "--one-file-system", "--", str(self._dir(ctid))])
+
+    def _finish_new_guest(
+        self, ctid: int, rootfs: Path, settings: GuestSettings, meta: GuestMeta
+    ) -> None:
+        if settings.net is not None and settings.net.mac is None:
+            settings = replace(settings, net=replace(settings.net, mac=generate_mac()))
+        self._write_guest_files(rootfs, settings, files=("hostname", "net", "dns"))
+        self._write_config(ctid, settings, rootfs)
+        self._write(self._dir(ctid) / META_FILE, meta.to_json())
+        if settings.firewall_enabled:
+            self._apply_firewall(ctid, settings)
+
+    def _write_guest_files(
+        self, rootfs: Path, settings: GuestSettings, files: Sequence[str]
+    ) -> None:
+        owner = idmap.ID_BASE if settings.unprivileged else 0
+        self.log.add("mutate", ["write-guest-files", str(rootfs), *files])
+        if "hostname" in files:
+            guestfiles.write(rootfs, "etc/hostname", settings.hostname + "\n", owner)
+            guestfiles.write(rootfs, "etc/hosts", guestfiles.hosts(settings.hostname), owner)
+        if "net" in files and settings.net is not None:
+            text = guestfiles.INTERFACES.format(nic=settings.net.name)
+            guestfiles.write(rootfs, "etc/network/interfaces", text, owner)
+        if "dns" in files:
+            gw = settings.net.gw if settings.net else None
+            text = guestfiles.resolv_conf(guestfiles.host_resolv_text(self.resolv_conf), gw)
+            guestfiles.write(rootfs, "etc/resolv.conf", text, owner)
+
+    def _render_ctx(self, rootfs: Path) -> RenderContext:
+        return RenderContext(rootfs=rootfs, cgroup=self.cgroup, apparmor=self.apparmor)
+
+    def _write_config(self, ctid: int, settings: GuestSettings, rootfs: Path) -> bool:
+        if settings.apparmor_profile is not None and not self.apparmor:
+            self._warn(
+                f"guest {ctid}: AppArmor is not enabled on this host; profile "
+                f"{settings.apparmor_profile!r} is recorded but not enforced"
+            )
+        text = lxcconf.render(ctid, settings, self._render_ctx(rootfs))
+        path = self._dir(ctid) / "config"
+        if path.is_file() and path.read_text() == text:
+            return False
+        self._write(path, text)
+        return True
+
+    # ---- changing -------------------------------------------------------------------------
+
+    def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:
+        parsed = self._require(ctid)
+        if not changed:
+            return
+        if "unprivileged" in changed:
+            raise DriverError(
+                f"guest {ctid}: switching unprivileged on an existing guest is not supported; "
+                "recreate it"
+            )
+        meta = self._read_meta(ctid)
+        current = lxcconf.to_settings(parsed, meta)
+        updates = {name: getattr(settings, name) for name in changed}
+        new = replace(current, **updates)
+        if "net" in changed and new.net is not None and new.net.mac is None:
+            kept = current.net.mac if current.net else None
+            new = replace(new, net=replace(new.net, mac=kept or generate_mac()))
+        rootfs = lxcconf.rootfs_path(parsed) or self._dir(ctid) / "rootfs"
+        self._write_config(ctid, new, rootfs)
+        new_meta = GuestMeta.of(new, template=meta.template, source=meta.template_source)
+        if new_meta != meta:
+            self._write(self._dir(ctid) / META_FILE, new_meta.to_json())
+        running = self._state(ctid) == "RUNNING"
+        if "hostname" in changed:
+            self._write_guest_files(rootfs, new, files=("hostname",))
+            if running:
+                self.exec(ctid, ["hostname", new.hostname])
+        if "net" in changed:
+            self._write_guest_files(rootfs, new, files=("net",))
+        if running and changed & _LIVE_LIMITS:
+            self._apply_live_limits(ctid, new)
+        if changed & {"firewall_enabled", "firewall_rules"} or (
+            new.firewall_enabled and "net" in changed
+        ):
+            if new.firewall_enabled:
+                self._apply_firewall(ctid, new)
+            else:
+                self._remove_firewall(ctid)
+
+    def _apply_live_limits(self, ctid: int, settings: GuestSettings) -> None:
+        """Running guests get new limits now; the config makes them stick across restarts.
+
+        cgroup v1 refuses memory > memsw (and memsw < memory), so whichever write fails is
+        retried once after the others went through."""
+        prefix = self.cgroup.prefix + "."
+        pending = [
+            (key[len(prefix) :], value)
+            for key, value in cgroups.limit_keys(
+                self.cgroup, settings.memory_mb, settings.swap_mb, settings.cores
+            )
+        ]
+        failed: list[tuple[str, str, CommandResult]] = []
+        for _ in range(2):
+            failed = []
+            for name, value in pending:
+                res = self._run("mutate", self._lxc("lxc-cgroup", ctid, name, value))
+                if not res.ok:
+                    failed.append((name, value, res))
+            if not failed:
+                return
+            pending = [(name, value) for name, value, _ in failed]
+        failed[0][2].check(f"setting {failed[0][0]} on running guest {ctid}")
+
+    def resize(self, ctid: int, disk_gb: int) -> None:
+        self._require(ctid)
+        meta = self._read_meta(ctid)
+        if disk_gb < meta.disk_gb:
+            raise DriverError(
+                f"guest {ctid}: cannot shrink the root disk from {meta.disk_gb} GB to {disk_gb} GB"
+            )
+        if disk_gb == meta.disk_gb:
+            return
+        # A dir-backed rootfs has no size to grow; the size is recorded so plans converge.
+        self._write(self._dir(ctid) / META_FILE, replace(meta, disk_gb=disk_gb).to_json())
+
+    # ---- firewall -------------------------------------------------------------------------
+
+    def nft_caps(self) -> firewall.NftCaps:
+        """Probe (once) whether the bridge family has conntrack and REJECT on this kernel."""
+        if self._nft_caps is None:
+            probe = f"{self.fw_table}_probe"
+            ok = []
+            for statement in (firewall.CT_PROBE, firewall.REJECT_PROBE):
+                res = self._run(
+                    "observe",
+                    ["nft", "-c", "-f", "-"],
+                    input=firewall.probe_script(probe, statement),
+                )
+                ok.append(res.ok)
+            self._nft_caps = firewall.NftCaps(conntrack=ok[0], reject=ok[1])
+            if not ok[0]:
+                self._warn(
+                    "bridge conntrack is not available in this kernel: the guest firewall "
+                    "recognises replies statelessly (TCP non-SYN, DNS/NTP, ICMP errors)"
+                )
+        return self._nft_caps
+
+    def _apply_firewall(self, ctid: int, settings: GuestSettings) -> None:
+        caps = self.nft_caps()
+        if not self._fw_state().exists:
+            self._run("mutate", ["nft", "-f", "-"], input=firewall.table_script(self.fw_table))
+        script = firewall.guest_script(
+            self.fw_table, ctid, lxcconf.veth_name(ctid), settings.firewall_rules, caps
+        )
+        self._run("mutate", ["nft", "-f", "-"], input=script).check(
+            f"applying the firewall of guest {ctid}"
+        )
+
+    def _remove_firewall(self, ctid: int) -> None:
+        state = self._fw_state()
+        if not state.exists:
+            return
+        script = firewall.remove_script(self.fw_table, ctid, lxcconf.veth_name(ctid), state)
+        if script:
+            self._run("mutate", ["nft", "-f", "-"], input=script).check(
+                f"removing the firewall of guest {ctid}"
+            )
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def _check_bridge(self, ctid: int, parsed: ParsedConfig) -> None:
+        bridge = parsed.get("lxc.net.0.link")
+        if parsed.get("lxc.net.0.type") != "veth" or not bridge:
+            return
+        if not self._run("observe", ["ip", "-j", "link", "show", "dev", bridge]).ok:
+            raise DriverError(
+                f"guest {ctid} needs bridge {bridge!r}, which does not exist; "
+                "run `phoenix setup` to create it"
+            )
+
+    def start(self, ctid: int, timeout: float = 120.0) -> None:
+        parsed = self._require(ctid)
+        if self._state(ctid) != "RUNNING":
+            self._check_bridge(ctid, parsed)
+            self._run("mutate", self._lxc("lxc-start", ctid)).check(f"starting guest {ctid}")
+        self._wait_ready(ctid, parsed, time.monotonic() + timeout)
+
+    def _wait_ready(self, ctid: int, parsed: ParsedConfig, deadline: float) -> None:
+        """Poll until init runs, the address is configured and systemd finished booting."""
+        want_ip = None
+        address = parsed.get("lxc.net.0.ipv4.address")
+        if parsed.get("lxc.net.0.type") == "veth" and address:
+            want_ip = address.split("/")[0]
+        status = "not running"
+        while True:
+            if self._state(ctid) == "RUNNING":
+                if want_ip is not None and want_ip not in self._ips(ctid):
+                    status = f"address {want_ip} not up yet"
+                else:
+                    status = self._init_status(ctid)
+                    if status not in _NOT_READY:
+                        return
+            if time.monotonic() >= deadline:
+                raise DriverError(f"guest {ctid} did not become ready in time ({status})")
+            time.sleep(self.poll_interval)
+
+    def _init_status(self, ctid: int) -> str:
+        argv = self._lxc("lxc-attach", ctid, "--clear-env", "--", "systemctl", "is-system-running")
+        res = self._run("observe", argv, timeout=30)
+        out = res.stdout.strip()
+        if res.returncode in (126, 127) or (not out and "No such file" in res.stderr):
+            return "no systemd"
+        return out
+
+    def stop(self, ctid: int, timeout: float = 60.0) -> None:
+        if self._read_config(ctid) is None or self._state(ctid) != "RUNNING":
+            return
+        argv = self._lxc("lxc-stop", ctid, "-t", str(int(timeout)))
+        self._run("mutate", argv, timeout=timeout + 30).check(f"stopping guest {ctid}")
+
+    def destroy(self, ctid: int) -> None:
+        if self._read_config(ctid) is not None:
+            self.stop(ctid)
+            self._run("mutate", self._lxc("lxc-destroy", ctid, "-s")).check(
+                f"destroying guest {ctid}"
+            )
+        if self._dir(ctid).exists():
+            self._remove_dir(ctid)
+        self._remove_firewall(ctid)
+
+    # ---- in-guest work ---------------------------------------------------------------------
+
+    def exec(
+        self,
+        ctid: int,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        full = self._lxc("lxc-attach", ctid, "--clear-env")
+        merged = {"PATH": GUEST_PATH, "HOME": "/root", "LANG": "C.UTF-8", **(env or {})}
+        for key, value in merged.items():
+            full += ["--set-var", f"{key}={value}"]
+        full += ["--", *argv]
+        try:
+            res = self._run("exec", full, input=stdin, timeout=timeout)
+        except CommandFailed as exc:  # timeout or missing lxc-attach
+            return ExecResult(exc.returncode, exc.stdout, exc.stderr)
+        return ExecResult(res.returncode, res.stdout, res.stderr)
+
+    def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
+        script = 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"'
+        argv = ["sh", "-c", script, "sh", guest_path, f"{mode:o}"]
+        res = self.exec(ctid, argv, stdin=Path(local).read_bytes())
+        if not res.ok:
+            context = f"pushing {local} to guest {ctid}:{guest_path}"
+            raise CommandFailed(argv, res.returncode, res.stdout, res.stderr, context)
+
+    # ---- snapshots and templates ---------------------------------------------------------------
+
+    def _snapshots(self, ctid: int) -> list[tuple[str, Path]]:
+        """(Phoenix name, snapshot dir) in creation order; the name is lxc-snapshot's comment."""
+        snaps = self._dir(ctid) / "snaps"
+        found: list[tuple[int, str, Path]] = []
+        if not snaps.is_dir():
+            return []
+        for entry in snaps.iterdir():
+            if not entry.name.startswith("snap") or not entry.name[4:].isdigit():
+                continue
+            comment = entry / "comment"
+            name = comment.read_text().strip() if comment.is_file() else entry.name
+            found.append((int(entry.name[4:]), name, entry))
+        return [(name, path) for _, name, path in sorted(found)]
+
+    def _snapshot_dir(self, ctid: int, name: str) -> Path | None:
+        for snap_name, path in self._snapshots(ctid):
+            if snap_name == name:
+                return path
+        return None
+
+    def list_snapshots(self, ctid: int) -> list[str]:
+        return [name for name, _ in self._snapshots(ctid)]
+
+    def snapshot(self, ctid: int, name: str) -> None:
+        self._require(ctid)
+        if self._snapshot_dir(ctid, name) is not None:
+            return
+        with tempfile.NamedTemporaryFile("w", suffix=".comment", delete=False) as fh:
+            fh.write(name + "\n")
+        try:
+            argv = self._lxc("lxc-snapshot", ctid, "-c", fh.name)
+            self._run("mutate", argv).check(f"snapshotting guest {ctid} as {name!r}")
+        finally:
+            os.unlink(fh.name)
+
+    def delete_snapshot(self, ctid: int, name: str) -> None:
+        path = self._snapshot_dir(ctid, name)
+        if path is None:
+            return
+        argv = self._lxc("lxc-snapshot", ctid, "-d", path.name)
+        self._run("mutate", argv).check(f"deleting snapshot {name!r} of guest {ctid}")
+
+    def mark_template(self, ctid: int) -> None:
+        self._require(ctid)
+        meta = self._read_meta(ctid)
+        if meta.template:
+            return
+        if self._state(ctid) == "RUNNING":
+            raise DriverError(f"guest {ctid} is running; stop it before making it a template")
+        self._write(self._dir(ctid) / META_FILE, replace(meta, template=True).to_json())

@@ -1,0 +1,78 @@
+"""Files the driver writes into a stopped guest's rootfs: identity, static network, DNS.
+
+A rootfs is data that may later be controlled by the guest, so writes never follow
+symlinks: every parent is checked to be a real directory and the file is replaced, not
+opened through a link.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+INTERFACES = """\
+# Written by Phoenix. The guest's address is set by LXC (lxc.net.0.ipv4.*) before init
+# runs, so ifupdown must neither ask for DHCP nor reconfigure it.
+auto lo
+iface lo inet loopback
+
+iface {nic} inet manual
+"""
+
+
+def hosts(hostname: str) -> str:
+    short = hostname.split(".")[0]
+    names = hostname if short == hostname else f"{hostname} {short}"
+    return (
+        "127.0.0.1\tlocalhost\n"
+        f"127.0.1.1\t{names}\n"
+        "::1\t\tlocalhost ip6-localhost ip6-loopback\n"
+        "ff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n"
+    )
+
+
+def resolv_conf(host_resolv: str, fallback: str | None = None) -> str:
+    """The host's nameservers, minus loopback stubs (127.0.0.53 means nothing in a guest)."""
+    kept: list[str] = []
+    for line in host_resolv.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "nameserver" and len(parts) > 1:
+            if parts[1].startswith("127.") or parts[1] == "::1":
+                continue
+            kept.append(f"nameserver {parts[1]}")
+        elif parts[0] in ("search", "domain", "options"):
+            kept.append(" ".join(parts))
+    if not any(k.startswith("nameserver") for k in kept) and fallback:
+        kept.append(f"nameserver {fallback}")
+    return "# Written by Phoenix from the host's resolv.conf.\n" + "\n".join(kept) + "\n"
+
+
+def host_resolv_text(path: Path = Path("/etc/resolv.conf")) -> str:
+    """The host's resolver config; behind systemd-resolved's stub, the upstream one."""
+    text = path.read_text() if path.exists() else ""
+    upstream = Path("/run/systemd/resolve/resolv.conf")
+    if "127.0.0.53" in text and upstream.exists():
+        return upstream.read_text()
+    return text
+
+
+def write(rootfs: Path, relative: str, text: str, owner: int, mode: int = 0o644) -> Path:
+    """Replace `rootfs/relative` with `text`, owned by `owner` (the guest's mapped root)."""
+    target = rootfs / relative.lstrip("/")
+    parent = rootfs
+    for part in Path(relative.lstrip("/")).parent.parts:
+        parent = parent / part
+        st = os.lstat(parent)
+        if not stat.S_ISDIR(st.st_mode):
+            raise OSError(f"{parent} is not a directory (refusing to write through it)")
+    if target.is_symlink() or target.exists():
+        target.unlink()
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chown(target, owner, owner)
+    os.chmod(target, mode)
+    return target
