@@ -10,6 +10,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from phoenix.errors import PhoenixError
 from phoenix.inventory.loader import Inventory
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.features import read_script
@@ -39,7 +40,10 @@ def gateway_application(
         module = importlib.import_module("phoenix.gateway.bundle")
     except ImportError as exc:
         return None, f"the built-in gateway application is not available ({exc})"
-    bundle = module.gateway_bundle(inventory, ctid, state_dir)
+    try:
+        bundle = module.gateway_bundle(inventory, ctid, state_dir)
+    except PhoenixError as exc:  # shown in the plan; fails this guest when converging
+        return None, str(exc)
     if not isinstance(bundle, Bundle):
         return None, "the built-in gateway application did not return a bundle"
     return bundle, None

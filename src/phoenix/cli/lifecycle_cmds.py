@@ -1,0 +1,360 @@
+"""`plan`, `converge`, `create`, `start`, `stop`, `restart`, `delete`, `LetsGo`.
+
+Every command that changes the host takes the host lock and journals its steps (see
+phoenix.plan). People get rich progress; `--json` prints one JSON object per line (events,
+then a final `result`) for scripts. Errors are one message and exit 1, never a traceback.
+
+`create IDS` makes the selected guests exist with their settings (create/clone, configure,
+resize) without starting them or running recipes inside; guests they are cloned from or
+depend on are fully converged first, since a clone needs its source's finished snapshot.
+`converge IDS` does everything; `LetsGo` converges the whole inventory (the original tool's
+verb).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
+
+from phoenix.cli.context import console, err_console, fail, load, parse_ids, state
+from phoenix.drivers.base import Driver
+from phoenix.drivers.factory import make_driver
+from phoenix.errors import PhoenixError
+from phoenix.inventory.loader import Inventory
+from phoenix.plan.events import Event, Reporter
+from phoenix.plan.executor import Executor, RunResult
+from phoenix.plan.model import Plan
+from phoenix.plan.planner import Planner, PlanOptions
+from phoenix.plan.run import converge as converge_run
+from phoenix.plan.run import power_plan, run_plan, state_dir_of
+
+Ids = Annotated[list[str] | None, typer.Argument(help="Guest ids (default: all).")]
+RequiredIds = Annotated[list[str], typer.Argument(help="Guest ids.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON lines).")]
+RecreateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--recreate",
+        help="Destroy and rebuild guests whose unprivileged/storage setting changed.",
+    ),
+]
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+def _echo_json(data: dict[str, Any]) -> None:
+    typer.echo(json.dumps(data, sort_keys=True, default=str))
+
+
+class JsonReporter:
+    """One JSON object per event on stdout."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            _echo_json(event.to_json())
+
+
+class RichReporter:
+    """A progress line per guest (current step, steps done) plus a line per finished guest."""
+
+    def __init__(self, progress: Progress, names: dict[int, str]) -> None:
+        self.progress = progress
+        self.names = names
+        self.tasks: dict[int, TaskID] = {}
+        self._lock = threading.Lock()
+
+    def _task(self, ctid: int, total: int | None) -> TaskID:
+        if ctid not in self.tasks:
+            label = f"{ctid} {self.names.get(ctid, '')}"
+            self.tasks[ctid] = self.progress.add_task(label, total=total or 1, step="")
+        return self.tasks[ctid]
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self._handle(event)
+
+    def _handle(self, event: Event) -> None:
+        p, ctid = self.progress, event.ctid
+        if event.kind == "resume" and ctid is not None:
+            p.console.print(
+                f"[yellow]resuming {ctid}[/]: {event.step} ({event.message})", highlight=False
+            )
+        elif event.kind == "guest_started" and ctid is not None:
+            self._task(ctid, event.total)
+        elif event.kind == "step_started" and ctid is not None:
+            p.update(self._task(ctid, event.total), step=event.step or "")
+        elif event.kind in ("step_done", "step_skipped") and ctid is not None:
+            p.advance(self._task(ctid, event.total))
+        elif event.kind == "guest_done" and ctid is not None:
+            p.update(self._task(ctid, None), step="[green]done[/]")
+        elif event.kind == "guest_failed" and ctid is not None:
+            p.update(self._task(ctid, None), step="[red]failed[/]")
+        elif event.kind == "guest_blocked" and ctid is not None:
+            self._task(ctid, 1)
+            p.update(self.tasks[ctid], step=f"[yellow]skipped: {event.message}[/]")
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", style="bold"),
+        BarColumn(bar_width=20),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[step]}"),
+        console=err_console,
+        transient=False,
+    )
+
+
+def render_plan(the_plan: Plan) -> None:
+    """The plan for people: per guest, its steps or 'up to date'."""
+    changing = [g for g in the_plan.guests if g.steps]
+    for gp in the_plan.guests:
+        head = f"[bold]{gp.ctid}[/] {gp.name} [dim]({gp.observed})[/]"
+        if gp.up_to_date:
+            console.print(f"{head}: [green]up to date[/]", highlight=False, soft_wrap=True)
+            continue
+        console.print(f"{head}:", highlight=False)
+        for number, step in enumerate(gp.steps, 1):
+            style = "red" if step.error else ""
+            text = step.describe()
+            console.print(
+                f"  {number:>2}. {text}", style=style, markup=False, highlight=False,
+                soft_wrap=True,
+            )
+    if the_plan.start_order:
+        console.print("start order: " + " ".join(map(str, the_plan.start_order)), highlight=False)
+    up = len(the_plan.guests) - len(changing)
+    console.print(
+        f"{len(changing)} guest(s) to change, {up} up to date", style="bold", highlight=False
+    )
+
+
+def _finish(result: RunResult, as_json: bool, verb: str) -> None:
+    if as_json:
+        _echo_json(
+            {
+                "event": "result",
+                "ok": result.ok,
+                "run": result.run_id,
+                "done": result.done,
+                "failed": {str(c): str(e) for c, e in result.failed.items()},
+                "blocked": {str(c): why for c, why in result.blocked.items()},
+            }
+        )
+        if not result.ok:
+            raise typer.Exit(1)
+        return
+    if result.ok:
+        console.print(f"[green]{verb}: ok[/] ({len(result.done)} guest(s) changed)")
+        return
+    try:
+        result.raise_for_failures()
+    except PhoenixError as exc:
+        fail(str(exc))
+
+
+def _setup(ctx: typer.Context, ids: list[str] | None) -> tuple[Inventory, list[int] | None]:
+    inventory = load(ctx)
+    return inventory, parse_ids(inventory, ids)
+
+
+def _driver(ctx: typer.Context, inventory: Inventory, offline: bool = False) -> Driver:
+    try:
+        return make_driver(inventory, state(ctx).driver, offline)
+    except PhoenixError as exc:
+        fail(str(exc))
+
+
+def _run_with_progress(
+    inventory: Inventory, as_json: bool, body: Any
+) -> RunResult:
+    """Call body(reporter) with the right reporter for the output mode."""
+    names = {c: g.name for c, g in inventory.guests.items()}
+    if as_json:
+        result: RunResult = body(JsonReporter())
+        return result
+    with _progress() as progress:
+        reporter: Reporter = RichReporter(progress, names)
+        result = body(reporter)
+    return result
+
+
+def _converge(
+    ctx: typer.Context,
+    ids: list[int] | None,
+    inventory: Inventory,
+    as_json: bool,
+    options: PlanOptions,
+    verb: str,
+) -> None:
+    driver = _driver(ctx, inventory)
+    def body(reporter: Reporter) -> RunResult:
+        return converge_run(inventory, driver, ids, options, reporter).result
+
+    try:
+        result = _run_with_progress(inventory, as_json, body)
+    except PhoenixError as exc:
+        fail(str(exc))
+    _finish(result, as_json, verb)
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+def plan(
+    ctx: typer.Context,
+    ids: Ids = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            help="Do not look at this host: plan for a host where no guest exists yet.",
+        ),
+    ] = False,
+    commands: Annotated[
+        bool,
+        typer.Option(
+            "--commands",
+            help="With --offline and the proxmox driver: also print the exact pct/pvesh "
+            "commands a fresh node would run.",
+        ),
+    ] = False,
+    recreate: RecreateOpt = False,
+) -> None:
+    """Show, per guest in creation order, the steps that would make it match the inventory
+    (a converged guest shows 'up to date'). Changes nothing."""
+    inventory, selected = _setup(ctx, ids)
+    driver = _driver(ctx, inventory, offline)
+    state_dir = state_dir_of(inventory)
+    try:
+        from phoenix.plan.journal import Journal
+
+        interrupted = {} if offline else Journal.interrupted(state_dir)
+        options = PlanOptions(recreate=recreate, interrupted=interrupted, state_dir=state_dir)
+        the_plan = Planner(inventory, driver, options).plan(selected)
+    except PhoenixError as exc:
+        fail(str(exc))
+    lines = _offline_commands(inventory, driver, the_plan) if commands else None
+    if as_json:
+        data = the_plan.to_json()
+        if lines is not None:
+            data["commands"] = lines
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    render_plan(the_plan)
+    if lines is not None:
+        console.print("[bold]commands:[/]")
+        for line in lines:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _offline_commands(inventory: Inventory, driver: Driver, the_plan: Plan) -> list[str]:
+    """Execute the plan on the offline Proxmox driver and list what it recorded."""
+    if getattr(driver, "name", "") != "proxmox" or not getattr(driver, "offline", False):
+        fail("--commands needs --offline and the proxmox driver (--driver proxmox)")
+    from phoenix.drivers.proxmox import command_lines
+
+    with tempfile.TemporaryDirectory(prefix="phoenix-offline-") as tmp:
+        result = Executor(inventory, driver, Path(tmp), parallel=1, sleep=lambda _: None).run(
+            the_plan
+        )
+    if result.failed:
+        first = next(iter(result.failed.values()))
+        err_console.print(f"note: recording stopped early: {first}", markup=False)
+    lines: list[str] = command_lines(driver)  # type: ignore[arg-type]
+    return lines
+
+
+def converge(
+    ctx: typer.Context,
+    ids: Ids = None,
+    as_json: JsonOpt = False,
+    recreate: RecreateOpt = False,
+) -> None:
+    """Make the guests (default: all) match the inventory: create or clone, configure,
+    start in boot order, run features and the application, check health, snapshot.
+    Running it again changes nothing; after a failure it resumes."""
+    inventory, selected = _setup(ctx, ids)
+    _converge(ctx, selected, inventory, as_json, PlanOptions(recreate=recreate), "converge")
+
+
+def create(ctx: typer.Context, ids: RequiredIds, as_json: JsonOpt = False) -> None:
+    """Create (or clone) the guests and apply their settings, without starting them or
+    running recipes inside. What they are cloned from is converged fully first."""
+    inventory, selected = _setup(ctx, ids)
+    assert selected is not None
+    options = PlanOptions(create_only=frozenset(selected))
+    _converge(ctx, selected, inventory, as_json, options, "create")
+
+
+def lets_go(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Everything: converge the whole inventory, in dependency order, started in boot
+    order."""
+    inventory = load(ctx)
+    _converge(ctx, None, inventory, as_json, PlanOptions(), "LetsGo")
+
+
+def _power(ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str) -> None:
+    inventory, selected = _setup(ctx, ids)
+    targets = selected if selected is not None else sorted(inventory.guests)
+    driver = _driver(ctx, inventory)
+    try:
+        the_plan = power_plan(inventory, driver, targets, action)
+        result = _run_with_progress(
+            inventory, as_json, lambda reporter: run_plan(inventory, driver, the_plan, reporter)
+        )
+    except PhoenixError as exc:
+        fail(str(exc))
+    _finish(result, as_json, action)
+
+
+def start(ctx: typer.Context, ids: Ids = None, as_json: JsonOpt = False) -> None:
+    """Start guests (default: all) in boot order, each waited for until it is up."""
+    _power(ctx, ids, as_json, "start")
+
+
+def stop(ctx: typer.Context, ids: Ids = None, as_json: JsonOpt = False) -> None:
+    """Stop guests (default: all) in reverse boot order."""
+    _power(ctx, ids, as_json, "stop")
+
+
+def restart(ctx: typer.Context, ids: Ids = None, as_json: JsonOpt = False) -> None:
+    """Stop and start guests (default: all) in boot order."""
+    _power(ctx, ids, as_json, "restart")
+
+
+def delete(
+    ctx: typer.Context,
+    ids: RequiredIds,
+    as_json: JsonOpt = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Destroy guests and everything the driver made for them (dependents first)."""
+    if not yes:
+        if as_json or not console.is_terminal:
+            fail("delete destroys guests and their data; pass --yes to confirm")
+        typer.confirm(f"Destroy guest(s) {' '.join(ids)} and their data?", abort=True)
+    _power(ctx, ids, as_json, "delete")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(plan)
+    app.command()(converge)
+    app.command()(create)
+    app.command()(start)
+    app.command()(stop)
+    app.command()(restart)
+    app.command()(delete)
+    app.command(name="LetsGo")(lets_go)

@@ -1,0 +1,140 @@
+"""Pick and build the driver for a host from the inventory (and --driver / --offline).
+
+Drivers are imported lazily: a Proxmox host needs no LXC code and the other way round.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from phoenix.drivers.base import CommandLog, Driver, ExecResult, GuestSettings, ObservedGuest
+from phoenix.errors import DriverError
+from phoenix.inventory.loader import Inventory
+from phoenix.runners.base import Runner
+from phoenix.runners.local import LocalRunner
+
+DRIVERS = ("lxc", "proxmox")
+
+
+class OfflineDriver:
+    """A host where nothing exists and nothing may change: `phoenix plan --offline` shows
+    what a fresh host would need without touching this one."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.log = CommandLog()
+
+    def observe(self, ctid: int) -> ObservedGuest:
+        return ObservedGuest(ctid, "missing")
+
+    def _refuse(self, *_: object, **__: object) -> Any:
+        raise DriverError("offline: this driver observes nothing and changes nothing")
+
+    def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
+        self._refuse()
+
+    def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
+        self._refuse()
+
+    def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:
+        self._refuse()
+
+    def resize(self, ctid: int, disk_gb: int) -> None:
+        self._refuse()
+
+    def start(self, ctid: int, timeout: float = 120.0) -> None:
+        self._refuse()
+
+    def stop(self, ctid: int, timeout: float = 60.0) -> None:
+        self._refuse()
+
+    def destroy(self, ctid: int) -> None:
+        self._refuse()
+
+    def exec(
+        self,
+        ctid: int,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        return cast(ExecResult, self._refuse())
+
+    def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
+        self._refuse()
+
+    def snapshot(self, ctid: int, name: str) -> None:
+        self._refuse()
+
+    def list_snapshots(self, ctid: int) -> list[str]:
+        return []
+
+    def delete_snapshot(self, ctid: int, name: str) -> None:
+        self._refuse()
+
+    def mark_template(self, ctid: int) -> None:
+        self._refuse()
+
+
+def _import(module: str, attr: str, what: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise DriverError(f"{what} is not available in this installation ({exc})") from None
+
+
+def driver_name(inventory: Inventory, name: str | None) -> str:
+    chosen = name or inventory.hypervisor.phoenix.driver
+    if chosen not in DRIVERS:
+        raise DriverError(f"unknown driver {chosen!r} (choose one of: {', '.join(DRIVERS)})")
+    return chosen
+
+
+def node_runner(inventory: Inventory) -> Runner:
+    """LocalRunner on the node itself; SshRunner when `phoenix.ssh_host` names the node."""
+    host = inventory.hypervisor.phoenix.ssh_host
+    if not host:
+        return LocalRunner()
+    ssh_runner = _import("phoenix.runners.ssh", "SshRunner", "the SSH runner")
+    return cast(Runner, ssh_runner(host))
+
+
+def make_driver(inventory: Inventory, name: str | None = None, offline: bool = False) -> Driver:
+    """The driver named by `name` (--driver) or the inventory's `phoenix.driver`.
+
+    `offline`: Proxmox records the commands it would run without running anything; any
+    other driver becomes an OfflineDriver (every guest missing, no changes possible).
+    """
+    settings = inventory.hypervisor.phoenix
+    chosen = driver_name(inventory, name)
+    if chosen == "proxmox":
+        proxmox = _import("phoenix.drivers.proxmox", "ProxmoxDriver", "the Proxmox driver")
+        node = settings.node or _local_node_name()
+        runner: Runner = LocalRunner() if offline else node_runner(inventory)
+        if offline:
+            recorded = _import("phoenix.runners.recorded", "RecordedRunner", "RecordedRunner")
+            runner = recorded()
+        return cast(Driver, proxmox(runner, node, offline))
+    if offline:
+        return OfflineDriver(chosen)
+    lxc = _import("phoenix.drivers.lxc", "LxcDriver", "the LXC driver")
+    return cast(
+        Driver,
+        lxc(
+            Path(settings.lxc_path),
+            Path(settings.template_cache),
+            runner=None,
+            state_dir=Path(settings.state_dir),
+        ),
+    )
+
+
+def _local_node_name() -> str:
+    import socket
+
+    return socket.gethostname().split(".")[0]
