@@ -139,13 +139,15 @@ def routes(
     inventory = load(ctx)
     gw = _gateway(inventory, None)
     derived, problems = derive_routes(inventory, gw, strict=False)
-    rows = [{"kind": "model", "match": m.model, "to": [b.hostport for b in m.backends]}
-            for m in derived.models]
+    rows: list[dict[str, object]] = [
+        {"kind": "model", "match": m.model, "to": [b.hostport for b in m.backends]}
+        for m in derived.models
+    ]
     rows += [{"kind": "path", "match": p.path,
-              "to": [b.hostport for b in p.target.backends] or [p.target.url]}
+              "to": [b.hostport for b in p.target.backends] or [str(p.target.url)]}
              for p in derived.paths]
     rows += [{"kind": "host", "match": h.hostname,
-              "to": [b.hostport for b in h.target.backends] or [h.target.url]}
+              "to": [b.hostport for b in h.target.backends] or [str(h.target.url)]}
              for h in derived.hosts]
     if as_json:
         typer.echo(json.dumps({"gateway": gw, "mode": choose_mode(inventory),
@@ -153,7 +155,9 @@ def routes(
         return
     console.print(f"gateway: guest {gw} ({choose_mode(inventory)} mode)", markup=False)
     for row in rows:
-        console.print(f"  {row['kind']:5} {row['match']} -> {', '.join(map(str, row['to']))}",
+        to = row["to"]
+        shown = ", ".join(map(str, to)) if isinstance(to, list) else str(to)
+        console.print(f"  {row['kind']!s:5} {row['match']} -> {shown}",
                       markup=False, highlight=False)
     for problem in problems:
         console.print(f"  problem: {problem}", style="red", markup=False)

@@ -201,10 +201,10 @@ def _handlers(directives: Sequence[Directive]) -> list[Finding]:
                                    "Connection \"upgrade\" is sent on every request; use "
                                    "'map $http_upgrade $connection_upgrade' and "
                                    "$connection_upgrade"))
-            if c.name == "ssl_protocols" and OLD_TLS & set(c.args):
+            old = sorted(OLD_TLS & set(c.args)) if c.name == "ssl_protocols" else []
+            if old:
                 out.append(Finding(c.file, c.line, "warning", "old-tls",
-                                   f"ssl_protocols allows {', '.join(sorted(OLD_TLS & set(c.args)))}"
-                                   "; use TLSv1.2 TLSv1.3"))
+                                   f"ssl_protocols allows {', '.join(old)}; use TLSv1.2 TLSv1.3"))
     return out
 
 
@@ -213,9 +213,9 @@ _ADDR = re.compile(r"^(?:https?://)?(\d{1,3}(?:\.\d{1,3}){3})(?::(\d+))?(?:/.*)?
 
 def _targets(directives: Sequence[Directive], inventory: Inventory) -> list[Finding]:
     by_ip: dict[str, int] = {}
-    for ctid, guest in inventory.guests.items():
+    for guest_id, guest in inventory.guests.items():
         if guest.network_config is not None:
-            by_ip.setdefault(guest.network_config.address, ctid)
+            by_ip.setdefault(guest.network_config.address, guest_id)
     out: list[Finding] = []
     for x in _walk(directives):
         upstream_server = x.name == "server" and x.block is None and x.args

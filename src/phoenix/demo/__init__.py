@@ -1,0 +1,1 @@
+"""Demo stand-ins for lab services (tests and benchmarks only; not production servers)."""
