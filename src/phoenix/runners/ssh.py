@@ -61,7 +61,13 @@ class SshRunner:
                 if not _ENV_NAME.match(name):
                     raise ValueError(f"{name!r} is not an environment variable name")
             remote = ["env", *(f"{k}={v}" for k, v in env.items()), *remote]
-        cmd = ["ssh", "-o", "BatchMode=yes", "-o", f"StrictHostKeyChecking={self.strict_host_key_checking}"]
+        cmd = [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"StrictHostKeyChecking={self.strict_host_key_checking}",
+        ]
         cmd += ["-o", f"ConnectTimeout={self.connect_timeout}"]
         if self.known_hosts_file is not None:
             cmd += ["-o", f"UserKnownHostsFile={self.known_hosts_file}"]

@@ -95,8 +95,15 @@ def test_keys_proxmox_refuses(key: str, value: str, says: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["lxc.cgroup2.devices.allow", "lxc.cgroup.memory.limit_in_bytes", "lxc.prlimit.nofile",
-     "lxc.net.0.mtu", "lxc.idmap", "lxc.mount.entry", "lxc.apparmor.profile"],
+    [
+        "lxc.cgroup2.devices.allow",
+        "lxc.cgroup.memory.limit_in_bytes",
+        "lxc.prlimit.nofile",
+        "lxc.net.0.mtu",
+        "lxc.idmap",
+        "lxc.mount.entry",
+        "lxc.apparmor.profile",
+    ],
 )
 def test_keys_proxmox_accepts(key: str) -> None:
     assert conffile.key_problem(key, "x") is None
@@ -104,4 +111,6 @@ def test_keys_proxmox_accepts(key: str) -> None:
 
 def test_key_given_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="twice"):
-        conffile.set_raw_keys("", [("lxc.idmap", "u 0 100000 65536"), ("lxc.idmap", "g 0 100000 65536")])
+        conffile.set_raw_keys(
+            "", [("lxc.idmap", "u 0 100000 65536"), ("lxc.idmap", "g 0 100000 65536")]
+        )

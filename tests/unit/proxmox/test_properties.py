@@ -17,19 +17,26 @@ from phoenix.drivers.proxmox.properties import (
 def test_net_round_trip_keeps_mac_and_firewall() -> None:
     net = NetSettings("eth0", "vmbr0", "10.0.0.153/24", "10.0.0.1", "BC:24:11:5E:7A:01")
     text = render_net(net, net.mac, firewall=True)
-    assert text == "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:5E:7A:01,ip=10.0.0.153/24,gw=10.0.0.1,firewall=1"
+    assert (
+        text
+        == "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:5E:7A:01,ip=10.0.0.153/24,gw=10.0.0.1,firewall=1"
+    )
     assert parse_net(text) == (net, True)
 
 
 def test_net_parse_accepts_proxmox_order_and_lowercase_mac() -> None:
-    net, fw = parse_net("name=eth0,bridge=vmbr0,firewall=0,hwaddr=bc:24:11:5e:7a:01,ip=10.0.0.2/24,type=veth")
+    net, fw = parse_net(
+        "name=eth0,bridge=vmbr0,firewall=0,hwaddr=bc:24:11:5e:7a:01,ip=10.0.0.2/24,type=veth"
+    )
     assert net == NetSettings("eth0", "vmbr0", "10.0.0.2/24", None, "BC:24:11:5E:7A:01")
     assert fw is False
 
 
 def test_net_without_mac_leaves_hwaddr_out() -> None:
     net = NetSettings("eth0", "vmbr0", "10.0.0.2/24", None)
-    assert render_net(net, None, firewall=False) == "name=eth0,bridge=vmbr0,ip=10.0.0.2/24,firewall=0"
+    assert (
+        render_net(net, None, firewall=False) == "name=eth0,bridge=vmbr0,ip=10.0.0.2/24,firewall=0"
+    )
 
 
 def test_features_and_startup() -> None:

@@ -1,0 +1,288 @@
+"""Golden argv of every driver step for the seed inventory's 900 (template) and 101 (gateway)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from phoenix.drivers.base import Driver, GuestSettings
+from phoenix.drivers.proxmox import command_lines, conffile, files, record
+from phoenix.drivers.proxmox.driver import ProxmoxDriver
+from phoenix.errors import DriverError, PlanError
+from phoenix.inventory import Inventory
+from phoenix.runners.base import CommandResult
+from phoenix.runners.recorded import RecordedRunner
+from tests.unit.proxmox.conftest import config_argv, data, guest_on_node, status_argv
+
+ALL = frozenset(f.name for f in fields(GuestSettings))
+TEMPLATE = "/fastData/shared-iso/template/cache/ubuntu-24.04-standard_24.04-2_amd64.tar.zst"
+LOCK_900 = ["flock", "--timeout", "30", "/run/lock/lxc/pve-config-900.lock"]
+LOCK_101 = ["flock", "--timeout", "30", "/run/lock/lxc/pve-config-101.lock"]
+
+
+def writer(path: str, expect: str = "-", mode: str = "-") -> list[str]:
+    return ["python3", "-c", files.WRITER, path, expect, mode]
+
+
+def test_driver_satisfies_the_protocol() -> None:
+    assert isinstance(ProxmoxDriver(RecordedRunner(), "pve"), Driver)
+    assert ProxmoxDriver.name == "proxmox"
+
+
+def test_fresh_node_900_then_101(seed: Inventory, s900: GuestSettings, s101: GuestSettings) -> None:
+    def steps(d: ProxmoxDriver) -> None:
+        d.create(900, seed.guests[900].template or "", s900)
+        d.configure(900, s900, ALL)
+        d.snapshot(900, "final-form")
+        d.clone(900, 101, "final-form", s101)
+        d.configure(101, s101, ALL)
+        d.resize(101, 32)
+        d.start(101)
+
+    driver = record("pve", steps)
+    assert [list(argv) for argv in driver.log.mutations()] == [
+        ["pct", "create", "900", TEMPLATE, "--hostname", "Copy-Base",
+         "--rootfs", "quickOS-lxc-disks:16", "--unprivileged", "1"],
+        ["pct", "set", "900", "--hostname", "Copy-Base", "--memory", "2048", "--swap", "512",
+         "--cores", "2", "--onboot", "0", "--startup", "order=0,up=0",
+         "--net0", "name=eth0,bridge=vmbr0,hwaddr=52:54:00:AA:BB:CC,ip=10.0.0.200/24,gw=10.0.0.1,firewall=0"],
+        [*LOCK_900, *writer("/etc/pve/lxc/900.conf")],
+        ["pct", "snapshot", "900", "final-form"],
+        ["pct", "clone", "900", "101", "--snapname", "final-form", "--full", "1",
+         "--storage", "quickOS-lxc-disks", "--hostname", "Nginx-Phoenix"],
+        ["pct", "set", "101", "--hostname", "Nginx-Phoenix", "--memory", "4096", "--swap", "512",
+         "--cores", "4", "--onboot", "1", "--startup", "order=1,up=5", "--features", "nesting=1",
+         "--net0", "name=eth0,bridge=vmbr0,hwaddr=<MAC of 101>,ip=10.0.0.153/24,gw=10.0.0.1,firewall=1"],
+        [*LOCK_101, *writer("/etc/pve/lxc/101.conf")],
+        writer("/etc/pve/firewall/101.fw"),
+        ["pct", "resize", "101", "rootfs", "32G"],
+        ["pct", "start", "101"],
+    ]  # fmt: skip
+    writes = {w.path: w.content for w in driver.file_writes}
+    assert writes == {
+        "/etc/pve/lxc/900.conf": "lxc.apparmor.profile: unconfined\n",
+        "/etc/pve/lxc/101.conf": "lxc.apparmor.profile: unconfined\nlxc.mount.auto: sys:rw\n",
+        "/etc/pve/firewall/101.fw": "[OPTIONS]\n\nenable: 1\npolicy_in: DROP\npolicy_out: ACCEPT\n",
+    }
+    text = "\n".join(command_lines(driver))
+    assert "python3 -c '<phoenix-write>' /etc/pve/firewall/101.fw - -" in text
+    assert "#   | lxc.mount.auto: sys:rw" in text
+
+
+def test_created_nic_without_mac_gets_one_then_keeps_it(s101: GuestSettings) -> None:
+    def steps(d: ProxmoxDriver) -> None:
+        d.create(101, TEMPLATE, s101)
+        d.configure(101, s101, frozenset({"net"}))
+        d.configure(101, s101, frozenset({"memory_mb"}))
+
+    sets = [a for a in record("pve", steps).log.mutations() if a[:2] == ("pct", "set")]
+    assert "hwaddr" not in sets[0][sets[0].index("--net0") + 1]
+    assert "hwaddr=<MAC of 101>" in sets[1][sets[1].index("--net0") + 1]
+
+
+def test_clone_reads_back_the_random_mac_and_keeps_it(
+    runner: RecordedRunner, s101: GuestSettings
+) -> None:
+    guest_on_node(runner, 101, "config_101_after_clone.json", "status_101_stopped.json")
+    runner.respond(
+        ["cat", "/etc/pve/lxc/101.conf"],
+        "hostname: Nginx-Phoenix\nlxc.apparmor.profile: unconfined\n",
+    )
+    driver = ProxmoxDriver(runner, "pve", sleep=lambda _: None)
+    driver.clone(900, 101, "final-form", s101)
+    assert driver.log.entries[1] == ("observe", tuple(config_argv(101)))
+    driver.configure(101, s101, ALL - {"disk_gb"})
+    pct_set = next(a for a in driver.log.mutations() if a[:2] == ("pct", "set"))
+    assert pct_set[pct_set.index("--net0") + 1] == (
+        "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:9C:3E:55,ip=10.0.0.153/24,gw=10.0.0.1,firewall=1"
+    )
+    conf_write = next(i for i, a in enumerate(runner.calls) if a[:1] == ("flock",))
+    assert runner.calls[conf_write][-2] == files.digest(
+        "hostname: Nginx-Phoenix\nlxc.apparmor.profile: unconfined\n"
+    )
+    assert runner.inputs[conf_write] == (
+        "hostname: Nginx-Phoenix\nlxc.apparmor.profile: unconfined\nlxc.mount.auto: sys:rw\n"
+    )
+
+
+def test_converged_guest_changes_nothing(runner: RecordedRunner, s101: GuestSettings) -> None:
+    guest_on_node(
+        runner,
+        101,
+        "config_101_running.json",
+        "status_101_running.json",
+        "snapshot_101.json",
+        fw="fw_101.fw",
+    )
+    driver = ProxmoxDriver(runner, "pve", sleep=lambda _: None)
+    seen = driver.observe(101)
+    assert seen.settings is not None
+    driver.configure(101, s101, frozenset(s101.diff(seen.settings)))
+    driver.resize(101, 32)
+    driver.start(101)
+    driver.snapshot(101, "pre-gateway")
+    assert driver.log.mutations() == []
+
+
+class Node:
+    """A stateful fake node for one running guest: shutdown/start flip its status."""
+
+    def __init__(self, runner: RecordedRunner, ctid: int, config: str) -> None:
+        self.state = "running"
+        guest_on_node(runner, ctid, config, "status_101_running.json", fw="fw_101.fw")
+        runner.respond(["cat", f"/etc/pve/lxc/{ctid}.conf"], data("conf_101_messy.conf"))
+        runner.responders.insert(0, self.answer)
+        self.ctid = ctid
+
+    def answer(self, argv: tuple[str, ...]) -> CommandResult | None:
+        if argv[:2] == ("pct", "shutdown"):
+            self.state = "stopped"
+        elif argv[:2] == ("pct", "start"):
+            self.state = "running"
+        elif list(argv) == status_argv(self.ctid):
+            name = (
+                "status_101_running.json" if self.state == "running" else "status_101_stopped.json"
+            )
+            return CommandResult(argv, 0, data(name), "")
+        elif argv[:5] == ("pct", "exec", str(self.ctid), "--", "ip"):
+            return CommandResult(
+                argv, 0, "2: eth0    inet 10.0.0.153/24 brd 10.0.0.255 scope global eth0\n", ""
+            )
+        return None
+
+
+def test_drifted_running_guest_gets_one_pct_set_and_a_restart(
+    runner: RecordedRunner, s101: GuestSettings
+) -> None:
+    Node(runner, 101, "config_101_drifted.json")
+    driver = ProxmoxDriver(runner, "pve", sleep=lambda _: None)
+    seen = driver.observe(101)
+    assert seen.settings is not None
+    changed = frozenset(s101.diff(seen.settings))
+    assert changed == {"cores", "features"}
+    driver.configure(101, s101, changed)
+    assert [list(a) for a in driver.log.mutations()] == [
+        ["pct", "set", "101", "--hostname", "Nginx-Phoenix", "--memory", "4096", "--swap", "512",
+         "--cores", "4", "--onboot", "1", "--startup", "order=1,up=5", "--features", "nesting=1",
+         "--net0", "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:5E:7A:01,ip=10.0.0.153/24,gw=10.0.0.1,firewall=1"],
+        ["pct", "shutdown", "101", "--timeout", "60", "--forceStop", "1"],
+        ["pct", "start", "101"],
+    ]  # fmt: skip
+
+
+def test_raw_key_change_on_running_guest_rewrites_conf_and_restarts(
+    runner: RecordedRunner, s101: GuestSettings
+) -> None:
+    Node(runner, 101, "config_101_running.json")
+    driver = ProxmoxDriver(runner, "pve", sleep=lambda _: None)
+    driver.configure(101, s101, frozenset({"raw_lxc"}))
+    muts = driver.log.mutations()
+    assert list(muts[0]) == [
+        *LOCK_101,
+        *writer("/etc/pve/lxc/101.conf", files.digest(data("conf_101_messy.conf"))),
+    ]
+    written = runner.inputs[runner.calls.index(muts[0])]
+    assert isinstance(written, str)
+    assert written == conffile.set_raw_keys(
+        data("conf_101_messy.conf"),
+        [("lxc.apparmor.profile", "unconfined"), ("lxc.mount.auto", "sys:rw")],
+    )
+    assert [a[:2] for a in muts[1:]] == [("pct", "shutdown"), ("pct", "start")]
+
+
+def test_unprivileged_cannot_change(runner: RecordedRunner, s101: GuestSettings) -> None:
+    guest_on_node(runner, 101, "config_101_running.json", "status_101_running.json", fw="fw_101.fw")
+    driver = ProxmoxDriver(runner, "pve")
+    privileged = dataclasses.replace(s101, unprivileged=False)
+    with pytest.raises(PlanError, match=r"guest 101 must be privileged.*recreated.*--recreate"):
+        driver.configure(101, privileged, frozenset({"unprivileged"}))
+    assert driver.log.mutations() == []
+
+
+def test_resize_grows_only(runner: RecordedRunner) -> None:
+    guest_on_node(runner, 101, "config_101_running.json", "status_101_running.json")
+    driver = ProxmoxDriver(runner, "pve")
+    driver.resize(101, 40)
+    assert driver.log.mutations() == [("pct", "resize", "101", "rootfs", "40G")]
+    with pytest.raises(
+        DriverError, match=r"guest 101's disk is 32 GiB.*asks for 16 GiB.*only grows"
+    ):
+        driver.resize(101, 16)
+
+
+def test_lifecycle_and_snapshot_commands_offline() -> None:
+    def steps(d: ProxmoxDriver) -> None:
+        d.stop(101, timeout=30)
+        d.delete_snapshot(900, "final-form")
+        d.mark_template(900)
+        d.destroy(101)
+
+    assert record("pve", steps).log.mutations() == [
+        ("pct", "shutdown", "101", "--timeout", "30", "--forceStop", "1"),
+        ("pct", "delsnapshot", "900", "final-form"),
+        ("pct", "template", "900"),
+        ("pct", "destroy", "101"),
+    ]
+
+
+def test_exec_and_push_argv(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.tar"
+    bundle.write_bytes(b"data")
+
+    def steps(d: ProxmoxDriver) -> None:
+        d.exec(101, ["sh", "-c", "echo $X"], env={"X": "a b"})
+        d.push(101, bundle, "/tmp/phoenix_run/bundle.tar", 0o600)
+
+    assert record("pve", steps).log.entries == [
+        ("exec", ("pct", "exec", "101", "--", "env", "X=a b", "sh", "-c", "echo $X")),
+        ("exec", ("pct", "exec", "101", "--", "mkdir", "-p", "/tmp/phoenix_run")),
+        (
+            "mutate",
+            ("pct", "push", "101", str(bundle), "/tmp/phoenix_run/bundle.tar", "--perms", "0600"),
+        ),
+    ]
+
+
+def test_push_over_ssh_stages_the_file_on_the_node(runner: RecordedRunner, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.tar"
+    bundle.write_bytes(b"secret")
+    driver = ProxmoxDriver(runner, "pve", stage_files=True)
+    driver.push(101, bundle, "/tmp/phoenix_run/bundle.tar")
+    staged = "/tmp/phoenix-push.101.1"
+    assert runner.calls == [
+        ("pct", "exec", "101", "--", "mkdir", "-p", "/tmp/phoenix_run"),
+        tuple(writer(staged, "-", "0600")),
+        ("pct", "push", "101", staged, "/tmp/phoenix_run/bundle.tar", "--perms", "0644"),
+        ("rm", "-f", staged),
+    ]
+    assert runner.inputs[1] == b"secret"
+
+
+@pytest.mark.parametrize(
+    ("template", "argv"),
+    [
+        (TEMPLATE, TEMPLATE),
+        (
+            "fastData-shared-iso:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst",
+            "fastData-shared-iso:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst",
+        ),
+    ],
+)
+def test_template_argument(template: str, argv: str, s900: GuestSettings) -> None:
+    driver = record("pve", lambda d: d.create(900, template, s900))
+    assert driver.log.mutations()[0][3] == argv
+
+
+@pytest.mark.parametrize("template", ["debootstrap:bookworm", "ubuntu.tar.zst"])
+def test_bad_templates(template: str, s900: GuestSettings) -> None:
+    with pytest.raises(DriverError, match="template"):
+        record("pve", lambda d: d.create(900, template, s900))
+
+
+def test_refused_raw_key_is_a_driver_error(s101: GuestSettings) -> None:
+    bad = dataclasses.replace(s101, raw_lxc=(("lxc.rootfs.path", "/x"),))
+    with pytest.raises(DriverError, match=r"guest 101: raw LXC option refused: lxc.rootfs.path"):
+        record("pve", lambda d: d.configure(101, bad, frozenset({"raw_lxc"})))
