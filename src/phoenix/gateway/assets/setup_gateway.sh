@@ -192,6 +192,7 @@ if [[ -d "$stage/ssl" ]]; then
     chmod 0700 "$stage/ssl"
     find "$stage/ssl" -name '*.key' -exec chmod 0600 {} +
 fi
+rm -rf "$stage/sites-enabled"
 mkdir -p "$stage/sites-enabled"
 for site in "$stage"/sites-available/*; do
     [[ -f "$site" ]] || continue

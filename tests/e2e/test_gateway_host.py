@@ -1,0 +1,420 @@
+"""The rendered gateway on a real nginx + njs, on loopback, with demo model servers.
+
+Everything runs under a temp dir with its own prefix, pid file and high ports on
+127.0.0.x; the setup script is run for real (direct service mode: no systemd, no
+package install) and every process is stopped in finalizers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from phoenix.gateway.bundle import SCRIPT_NAME, render_gateway
+from phoenix.gateway.render import Layout, RenderedGateway, asset, write_tree
+from phoenix.inventory import Inventory, load_inventory
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("nginx") is None, reason="needs nginx + njs"),
+    pytest.mark.timeout(300),
+]
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{host}:{port} did not open")
+
+
+@dataclass
+class Lab:
+    tmp: Path
+    inventory: Inventory
+    http_port: int
+    https_port: int
+    model_port: int
+    app_port: int
+    state: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def root(self) -> Path:
+        return self.tmp / "gw-root"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.tmp / "nginx.pid"
+
+    def layout(self) -> Layout:
+        return Layout(
+            user=None, worker_processes="2", log_dir=str(self.tmp / "logs"),
+            runtime_dir=str(self.tmp / "run"), listen_address="127.0.0.1",
+        )
+
+    def render(self, run_dir: Path) -> RenderedGateway:
+        rendered, _ = render_gateway(self.inventory, 101, self.state, "derived", self.layout())
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        write_tree(rendered, run_dir, asset(SCRIPT_NAME))
+        return rendered
+
+    def deploy(self, run_dir: Path) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "PHOENIX_GATEWAY_ROOT": str(self.root),
+            "PHOENIX_SERVICE": "direct",
+            "PHOENIX_NGINX_BIN": NGINX,
+            "PHOENIX_NGINX_GLOBALS": f"pid {self.pid_file};",
+            "PHOENIX_PID_FILE": str(self.pid_file),
+            "PHOENIX_SKIP_INSTALL": "1",
+        }
+        return subprocess.run(
+            ["bash", str(run_dir / SCRIPT_NAME)], env=env, capture_output=True, text=True,
+            timeout=120, check=False,
+        )
+
+    def master_pid(self) -> int:
+        return int(self.pid_file.read_text().strip())
+
+
+def write_inventory(config: Path, lab_ports: dict[str, int]) -> None:
+    def guest(name: str, ip: str, **extra: object) -> dict[str, object]:
+        return {"name": name, "network_config": {"name": "eth0", "bridge": "phxtbr0",
+                                                 "ip": f"{ip}/8"}, **extra}
+
+    def vllm(model: str) -> dict[str, object]:
+        return {"ServerConfig": {"port": lab_ports["model"], "served_model_name": model}}
+
+    configs = {
+        "900": guest("phxt-template", "127.0.0.9", template_snapshot_name="base",
+                     vllm_engine_config=vllm("template-model")),
+        "101": guest("phxt-gw", "127.0.0.1", gateway={
+            "hostnames": ["api.phxt.test"],
+            "http_port": lab_ports["http"], "https_port": lab_ports["https"],
+            "max_body_mb": 1, "generation_timeout_s": 120,
+            "path_routes": [{"path": "/app", "ctid": 204, "port": lab_ports["app"]}],
+            "host_routes": [{"hostname": "app.phxt.test", "ctid": 204,
+                             "port": lab_ports["app"]}],
+        }),
+        "201": guest("phxt-m1", "127.0.0.2", vllm_engine_config=vllm("alpha")),
+        "202": guest("phxt-m2", "127.0.0.3", vllm_engine_config=vllm("beta")),
+        # The older flat keys: a second backend of "beta" (one upstream, two servers).
+        "203": guest("phxt-m3", "127.0.0.4", vllm_served_model_name="beta",
+                     vllm_port=lab_ports["model"]),
+        "204": guest("phxt-app", "127.0.0.5"),
+    }
+    config.mkdir(parents=True)
+    (config / "phoenix_hypervisor_config.json").write_text("{}")
+    (config / "phoenix_lxc_configs.json").write_text(json.dumps({"lxc_configs": configs}))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    tmp = tmp_path_factory.mktemp("phxt-gw")
+    ports = {"http": free_port(), "https": free_port(), "model": free_port(),
+             "app": free_port()}
+    write_inventory(tmp / "etc", ports)
+    (tmp / "logs").mkdir()
+    (tmp / "run").mkdir()
+    inventory = load_inventory(tmp / "etc")
+    procs: list[subprocess.Popen[bytes]] = []
+    lab = Lab(tmp, inventory, ports["http"], ports["https"], ports["model"], ports["app"],
+              tmp / "state")
+    try:
+        servers = [("127.0.0.2", "alpha", "m1"), ("127.0.0.3", "beta", "m2"),
+                   ("127.0.0.4", "beta", "m3"), ("127.0.0.5", "app", "app")]
+        for host, model, backend in servers:
+            port = ports["app"] if backend == "app" else ports["model"]
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "phoenix.demo.model_server", "--host", host,
+                 "--port", str(port), "--model", model, "--backend-id", backend,
+                 "--chunks", "3", "--chunk-delay", "1.0"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+            wait_port(host, port)
+        result = lab.deploy(_rendered_run_dir(lab))
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield lab
+    finally:
+        if lab.pid_file.exists():
+            try:
+                os.kill(lab.master_pid(), signal.SIGQUIT)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and lab.pid_file.exists():
+                    time.sleep(0.05)
+            except (ProcessLookupError, ValueError):
+                pass
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+
+
+def _rendered_run_dir(lab: Lab) -> Path:
+    run_dir = lab.tmp / "phoenix_run"
+    lab.render(run_dir)
+    return run_dir
+
+
+def chat(lab: Lab, body: object, **kw: object) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(f"{lab.base}/v1/chat/completions", content=content,
+                      headers={"Content-Type": "application/json"}, timeout=10, **kw)  # type: ignore[arg-type]
+
+
+def test_requests_reach_the_backend_of_their_model(lab: Lab) -> None:
+    r = chat(lab, {"model": "alpha", "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-phoenix-demo-backend"] == "m1"
+    assert r.json()["backend"] == "m1"
+    seen = {chat(lab, {"model": "beta", "messages": []}).json()["backend"] for _ in range(12)}
+    assert seen == {"m2", "m3"}  # one upstream, two guests, load-balanced
+    c = httpx.post(f"{lab.base}/v1/completions", json={"model": "alpha", "prompt": "x"})
+    assert c.status_code == 200 and c.json()["backend"] == "m1"
+    e = httpx.post(f"{lab.base}/v1/embeddings", json={"model": "beta", "input": ["a", "b"]})
+    assert e.status_code == 200 and len(e.json()["data"]) == 2
+    assert e.json()["backend"] in ("m2", "m3")
+
+
+def test_model_errors_are_openai_style_json(lab: Lab) -> None:
+    r = chat(lab, {"model": "gamma", "messages": []})
+    assert r.status_code == 404
+    err = r.json()["error"]
+    assert err["code"] == "model_not_found" and "alpha" in err["message"]
+    assert "beta" in err["message"] and "template-model" not in err["message"]
+    missing = chat(lab, {"messages": []})
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "missing_model"
+    bad = chat(lab, b'{"model": "alpha",')
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+    not_obj = chat(lab, b'["alpha"]')
+    assert not_obj.status_code == 400
+    get = httpx.get(f"{lab.base}/v1/chat/completions")
+    assert get.status_code == 405 and get.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_bodies_up_to_the_limit_route_and_over_it_get_413(lab: Lab) -> None:
+    pad = "x" * (900 * 1024)  # under the 1 MB limit, far over nginx's default buffer
+    ok = chat(lab, {"model": "alpha", "messages": [{"role": "user", "content": pad}]})
+    assert ok.status_code == 200 and ok.json()["backend"] == "m1"
+    big = chat(lab, {"model": "alpha", "messages": [{"role": "user", "content": pad * 2}]})
+    assert big.status_code == 413
+    assert big.json()["error"]["code"] == "body_too_large"
+
+
+def test_models_lists_the_union(lab: Lab) -> None:
+    r = httpx.get(f"{lab.base}/v1/models")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["object"] == "list"
+    assert sorted(m["id"] for m in body["data"]) == ["alpha", "beta"]
+    assert all(m["object"] == "model" for m in body["data"])
+
+
+def test_health_reports_version_and_routes(lab: Lab) -> None:
+    r = httpx.get(f"{lab.base}/phoenix/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["version"]
+    assert body["routes"] == 4  # 2 models + 1 path route + 1 host route
+
+
+def test_stream_delivers_first_chunk_before_backend_finishes(lab: Lab) -> None:
+    start = time.monotonic()
+    first_at = None
+    events = []
+    with httpx.stream("POST", f"{lab.base}/v1/chat/completions",
+                      json={"model": "alpha", "stream": True, "messages": []},
+                      timeout=30) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                if first_at is None:
+                    first_at = time.monotonic() - start
+                events.append(line)
+    total = time.monotonic() - start
+    assert events[-1] == "data: [DONE]" and len(events) == 4
+    assert first_at is not None
+    assert total >= 2.0  # the backend sleeps 1 s between its 3 chunks
+    assert first_at < 1.0, f"first chunk after {first_at:.2f}s of {total:.2f}s"
+
+
+def test_path_route_strips_prefix(lab: Lab) -> None:
+    r = httpx.get(f"{lab.base}/app/v1/models")
+    assert r.status_code == 200 and r.json()["backend"] == "app"
+    redirect = httpx.get(f"{lab.base}/app")
+    assert redirect.status_code == 301 and redirect.headers["location"].endswith("/app/")
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True,
+                          text=True, check=False)
+
+
+def test_tls_host_route_verifies_against_the_phoenix_ca(lab: Lab) -> None:
+    ca = lab.root / "live" / "ca.crt"
+    url = f"https://app.phxt.test:{lab.https_port}/v1/models"
+    resolve = f"app.phxt.test:{lab.https_port}:127.0.0.1"
+    ok = curl("--resolve", resolve, "--cacert", str(ca), url)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["backend"] == "app"
+    untrusted = curl("--resolve", resolve, url)
+    assert untrusted.returncode == 60, untrusted.stderr  # certificate not trusted
+    old = curl("--resolve", resolve, "--cacert", str(ca), "--tls-max", "1.1", url)
+    assert old.returncode != 0  # TLS 1.2+ only
+    # The API server's own certificate covers its hostname too (httpx, verify=CA).
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(ca))) as client:
+        r = client.get(f"https://127.0.0.1:{lab.https_port}/v1/models")
+        assert r.status_code == 200
+
+
+def test_http_redirects_to_https(lab: Lab) -> None:
+    r = httpx.get(f"http://127.0.0.1:{lab.http_port}/x?y=1",
+                  headers={"Host": "app.phxt.test"})
+    assert r.status_code == 301
+    assert r.headers["location"] == f"https://app.phxt.test:{lab.https_port}/x?y=1"
+
+
+def test_broken_deploy_keeps_old_config_serving(lab: Lab) -> None:
+    run_dir = lab.tmp / "phoenix_run_broken"
+    lab.render(run_dir)
+    (run_dir / "tree" / "sites-available" / "zz-broken").write_text(
+        "server {\n    listen 127.0.0.1:1;\n    no_such_directive on;\n}\n"
+    )
+    live_before = os.readlink(lab.root / "live")
+    pid_before = lab.master_pid()
+    stop = threading.Event()
+    statuses: list[int] = []
+    failures: list[str] = []
+
+    def loop() -> None:
+        with httpx.Client(timeout=5) as client:
+            while not stop.is_set():
+                try:
+                    r = client.post(f"{lab.base}/v1/chat/completions",
+                                    json={"model": "alpha", "messages": []})
+                    statuses.append(r.status_code)
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        result = lab.deploy(run_dir)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        worker.join()
+    assert result.returncode != 0
+    assert "no_such_directive" in result.stderr  # nginx's own message
+    assert "live config is unchanged" in result.stderr
+    assert os.readlink(lab.root / "live") == live_before
+    assert lab.master_pid() == pid_before
+    assert failures == []
+    assert statuses and set(statuses) == {200}
+
+
+def test_redeploy_of_the_same_inventory_changes_nothing(lab: Lab) -> None:
+    live = lab.root / "live"
+    certs = sorted((live / "ssl").glob("*"))
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in certs}
+    pid = lab.master_pid()
+    target = os.readlink(live)
+    run_dir = lab.tmp / "phoenix_run_again"
+    lab.render(run_dir)  # re-render: certificates are kept, the tree is byte-identical
+    result = lab.deploy(run_dir)
+    assert result.returncode == 0, result.stderr
+    assert "unchanged" in result.stdout and "reloading" not in result.stdout
+    assert lab.master_pid() == pid
+    assert os.readlink(live) == target
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+             for p in sorted((live / "ssl").glob("*"))}
+    assert after == before
+    assert oct((live / "ssl" / "phoenix-api.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_changed_inventory_reloads_without_new_master(lab: Lab) -> None:
+    """A real change (new model guest) is staged, tested, switched and reloaded."""
+    lxc = json.loads((lab.tmp / "etc" / "phoenix_lxc_configs.json").read_text())
+    lxc["lxc_configs"]["205"] = {
+        "name": "phxt-m4",
+        "network_config": {"name": "eth0", "bridge": "phxtbr0", "ip": "127.0.0.6/8"},
+        "vllm_engine_config": {"ServerConfig": {"port": lab.model_port,
+                                                "served_model_name": "delta"}},
+    }
+    etc2 = lab.tmp / "etc2"
+    shutil.copytree(lab.tmp / "etc", etc2)
+    (etc2 / "phoenix_lxc_configs.json").write_text(json.dumps(lxc))
+    original = lab.inventory
+    lab.inventory = load_inventory(etc2)
+    try:
+        pid = lab.master_pid()
+        run_dir = lab.tmp / "phoenix_run_changed"
+        lab.render(run_dir)
+        result = lab.deploy(run_dir)
+        assert result.returncode == 0, result.stderr
+        assert "reloading" in result.stdout
+        assert lab.master_pid() == pid
+        models = {m["id"] for m in httpx.get(f"{lab.base}/v1/models").json()["data"]}
+        assert models == {"alpha", "beta", "delta"}
+    finally:
+        lab.inventory = original
+        run_dir = lab.tmp / "phoenix_run_restore"
+        lab.render(run_dir)
+        assert lab.deploy(run_dir).returncode == 0
+
+
+@pytest.mark.parametrize("fixture", ["phoenix-etc-2025-10-03", "phoenix-etc-seed"])
+def test_fixture_render_passes_nginx_t(fixture: str, tmp_path: Path) -> None:
+    config = FIXTURES / fixture
+    if not config.is_dir():
+        pytest.skip(f"fixture {config} not present")
+    out = tmp_path / "out"
+    cli = subprocess.run(
+        [sys.executable, "-c", "from phoenix.cli.app import main; main()",
+         "-c", str(config), "gateway", "render",
+         "--mode", "derived", "--out", str(out), "--state-dir", str(tmp_path / "state")],
+        capture_output=True, text=True, check=False,
+    )
+    assert cli.returncode == 0, cli.stderr
+    (tmp_path / "logs").mkdir()
+    check = subprocess.run(
+        [NGINX, "-t", "-p", f"{tmp_path}/", "-c", str(out / "tree" / "nginx.conf"),
+         "-g", f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/logs/error.log;"],
+        capture_output=True, text=True, check=False,
+    )
+    assert check.returncode == 0, check.stderr
+    assert "test is successful" in check.stderr
