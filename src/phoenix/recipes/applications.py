@@ -1,7 +1,9 @@
 """The application bundle of a guest: its `application_script`, or the built-in gateway.
 
-The application bundle carries the guest's full inventory entry (plus its CTID), so a clone
-never inherits its source's application marker: it runs its own application.
+The application bundle carries the guest's inventory entry plus its CTID, so a clone never
+inherits its source's application marker: it runs its own application. Settings the driver
+applies on the host (sizes, boot order, firewall, raw LXC options, snapshots, health check)
+are left out: changing `memory_mb` resizes the guest, it does not re-run its application.
 """
 
 from __future__ import annotations
@@ -28,8 +30,33 @@ def uses_gateway(inventory: Inventory, ctid: int) -> bool:
     return guest.gateway is not None or guest.application_script == GATEWAY_COMPAT_SCRIPT
 
 
+# Applied by the driver on the host, invisible to an in-guest script.
+HOST_ONLY_KEYS = frozenset(
+    {
+        "memory_mb",
+        "swap_mb",
+        "cores",
+        "storage_pool",
+        "storage_size_gb",
+        "pct_options",
+        "lxc_options",
+        "firewall",
+        "start_at_boot",
+        "boot_order",
+        "boot_delay",
+        "apparmor_profile",
+        "apparmor_manages_nesting",
+        "enable_lifecycle_snapshots",
+        "template_snapshot_name",
+        "is_template",
+        "health_check",
+        "tests",
+    }
+)
+
+
 def application_entry(ctid: int, entry: dict[str, Any]) -> dict[str, Any]:
-    return {"ctid": ctid, **entry}
+    return {"ctid": ctid, **{k: v for k, v in entry.items() if k not in HOST_ONLY_KEYS}}
 
 
 def gateway_application(

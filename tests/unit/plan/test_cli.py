@@ -1,0 +1,100 @@
+"""The lifecycle CLI on a fake driver (injected where the CLI builds its driver)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from phoenix.cli import lifecycle_cmds
+from phoenix.cli.app import app
+from phoenix.drivers.base import ExecResult
+
+from .conftest import Lab
+
+
+@pytest.fixture
+def cli_lab(make_lab: Callable[..., Lab], monkeypatch: pytest.MonkeyPatch) -> Lab:
+    env = make_lab()
+    monkeypatch.setattr(lifecycle_cmds, "make_driver", lambda *a, **k: env.driver)
+    return env
+
+
+def run(env: Lab, *args: str) -> Any:
+    return CliRunner().invoke(app, ["--config-dir", str(env.etc), *args])
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_plan_then_converge_then_up_to_date(cli_lab: Lab) -> None:
+    result = run(cli_lab, "plan")
+    assert result.exit_code == 0, result.output
+    assert "clone 900 at snapshot golden" in result.output
+    assert "3 guest(s) to change" in result.output
+
+    result = run(cli_lab, "converge", "--json")
+    assert result.exit_code == 0, result.output
+    events = json_lines(result.output)
+    assert events[-1]["event"] == "result" and events[-1]["ok"] is True
+    assert any(e["event"] == "step_done" and e.get("step_kind") == "clone" for e in events)
+
+    result = run(cli_lab, "plan", "--json")
+    assert json.loads(result.output)["up_to_date"] is True
+    assert "up to date" in run(cli_lab, "plan", "101").output
+
+
+def test_failed_converge_exits_1_with_script_output(cli_lab: Lab) -> None:
+    cli_lab.driver.script_handler = lambda *a: ExecResult(4, "disk full somewhere\n", "")
+    result = run(cli_lab, "converge", "102", "900")
+    assert result.exit_code == 1
+    assert "disk full somewhere" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_plan_error_is_one_message(cli_lab: Lab) -> None:
+    run(cli_lab, "converge")
+    data = json.loads((cli_lab.etc / "phoenix_lxc_configs.json").read_text())
+    data["lxc_configs"]["102"]["unprivileged"] = False
+    (cli_lab.etc / "phoenix_lxc_configs.json").write_text(json.dumps(data))
+    result = run(cli_lab, "plan")
+    assert result.exit_code == 1
+    assert "error: guest 102 (phxt-solo)" in result.output and "--recreate" in result.output
+
+
+def test_create_makes_guest_without_starting_it(cli_lab: Lab) -> None:
+    result = run(cli_lab, "create", "101")
+    assert result.exit_code == 0, result.output
+    assert cli_lab.driver.guests[101].state == "stopped"
+    assert cli_lab.driver.guests[900].state == "running"  # its source is fully converged
+    assert 102 not in cli_lab.driver.guests
+
+
+def test_stop_start_restart_delete(cli_lab: Lab) -> None:
+    assert run(cli_lab, "LetsGo").exit_code == 0
+    assert run(cli_lab, "stop", "101", "102").exit_code == 0
+    assert {c: g.state for c, g in cli_lab.driver.guests.items()} == {
+        900: "running", 101: "stopped", 102: "stopped",
+    }
+    before = len(cli_lab.driver.timeline)
+    assert run(cli_lab, "start").exit_code == 0
+    assert [e.ctid for e in cli_lab.driver.timeline[before:]] == [101, 102]
+    before = len(cli_lab.driver.timeline)
+    assert run(cli_lab, "restart", "102").exit_code == 0
+    assert [e.op for e in cli_lab.driver.timeline[before:]] == ["stop", "start"]
+
+    refused = run(cli_lab, "delete", "102")
+    assert refused.exit_code == 1 and "--yes" in refused.output
+    assert run(cli_lab, "delete", "--yes", "900", "101").exit_code == 0
+    assert set(cli_lab.driver.guests) == {102}
+    destroys = [e.ctid for e in cli_lab.driver.timeline if e.op == "destroy"]
+    assert destroys == [101, 900], "dependents are deleted first"
+
+
+def test_unknown_guest_id(cli_lab: Lab) -> None:
+    result = run(cli_lab, "converge", "555")
+    assert result.exit_code == 1 and "guest 555 is not in the inventory" in result.output

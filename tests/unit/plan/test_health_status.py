@@ -1,0 +1,71 @@
+"""Health checks (retries, never a host shell) and status data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from phoenix.drivers.base import ExecResult
+from phoenix.errors import CommandFailed
+from phoenix.inventory.models import HealthCheck
+from phoenix.plan.health import run_health_check
+from phoenix.plan.status import gather_status
+
+from .conftest import Lab, guest
+
+
+def test_health_check_retries_then_passes(make_lab: Callable[..., Lab]) -> None:
+    env = make_lab({"102": guest("phxt-solo", 12)})
+    env.converge()
+    calls: list[list[str]] = []
+
+    def flaky(ctid: int, argv: Sequence[str]) -> ExecResult:
+        calls.append(list(argv))
+        return ExecResult(0 if len(calls) == 3 else 7, "", "not yet")
+
+    env.driver.exec_handler = flaky
+    sleeps: list[float] = []
+    check = HealthCheck(command="curl -s --fail 'http://localhost:6333/a b'", retries=3,
+                        interval=2)
+    run_health_check(env.driver, 102, check, sleeps.append)
+    assert calls[0] == ["curl", "-s", "--fail", "http://localhost:6333/a b"]
+    assert len(calls) == 3 and sleeps == [2, 2]
+
+
+def test_health_check_failure_carries_output(make_lab: Callable[..., Lab]) -> None:
+    env = make_lab({"102": guest("phxt-solo", 12)})
+    env.converge()
+    env.driver.exec_handler = lambda c, a: ExecResult(22, "", "connection refused")
+    check = HealthCheck(command="curl -f http://localhost", retries=2, interval=0)
+    with pytest.raises(CommandFailed, match="connection refused") as err:
+        run_health_check(env.driver, 102, check, lambda s: None)
+    assert "guest 102" in str(err.value)
+
+
+def test_health_check_runs_in_converge_of_new_guest(make_lab: Callable[..., Lab]) -> None:
+    env = make_lab({"102": guest("phxt-solo", 12, health_check={"command": "true",
+                                                                 "retries": 1})})
+    seen: list[list[str]] = []
+    env.driver.exec_handler = lambda c, a: seen.append(list(a)) or ExecResult(0, "", "")
+    assert env.converge().result.ok
+    assert seen == [["true"]]
+    seen.clear()
+    assert env.converge().plan.up_to_date and seen == []
+
+
+def test_gather_status(make_lab: Callable[..., Lab]) -> None:
+    env = make_lab({
+        "102": guest("phxt-solo", 12, boot_order=2, health_check={"command": "true"}),
+        "103": guest("phxt-two", 13, boot_order=1),
+    })
+    env.converge()
+    env.driver.stop(103)
+    rows = gather_status(env.inventory, env.driver)
+    assert [r.ctid for r in rows] == [103, 102]
+    solo = rows[1]
+    assert (solo.state, solo.ip, solo.health, solo.boot_order) == (
+        "running", "10.250.0.12", "ok", 2,
+    )
+    assert rows[0].state == "stopped" and rows[0].health == "no check"
+    assert solo.to_json()["ips"] == ["10.250.0.12"]
