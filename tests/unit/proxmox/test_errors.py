@@ -1,0 +1,92 @@
+"""pct failures become messages naming the guest, the command and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from phoenix.drivers.base import GuestSettings
+from phoenix.drivers.proxmox.driver import ProxmoxDriver
+from phoenix.errors import DriverError
+from phoenix.runners.local import LocalRunner
+from phoenix.runners.recorded import RecordedRunner
+from tests.unit.proxmox.conftest import status_argv
+
+STOPPED = '{"status": "stopped", "vmid": 101}'
+
+
+@pytest.mark.parametrize(
+    ("stderr", "says"),
+    [
+        ("CT 101 is locked (backup)\n", r"guest 101 is locked \(backup\).*pct unlock 101"),
+        (
+            "storage 'quickOS-lxc-disks' does not exist\n",
+            r"storage 'quickOS-lxc-disks' does not exist.*storage_pool of guest 101",
+        ),
+        (
+            "unable to create CT 101 - CT 101 already exists on node 'pve'\n",
+            r"guest 101 already exists",
+        ),
+        (
+            "can't lock file '/run/lock/lxc/pve-config-101.lock' - got timeout\n",
+            r"config lock is held",
+        ),
+    ],
+)
+def test_start_failures(stderr: str, says: str) -> None:
+    runner = RecordedRunner()
+    runner.respond(status_argv(101), STOPPED)
+    runner.respond(["pct", "start", "101"], returncode=255, stderr=stderr)
+    with pytest.raises(DriverError, match=says) as info:
+        ProxmoxDriver(runner, "pve").start(101)
+    assert "command: pct start 101" in str(info.value)
+    assert stderr.strip() in str(info.value)
+
+
+def test_exec_on_stopped_guest() -> None:
+    runner = RecordedRunner()
+    runner.respond(["pct", "exec", "101"], returncode=255, stderr="container '101' not running!\n")
+    with pytest.raises(
+        DriverError, match=r"guest 101 is not running.*\n  command: pct exec 101 -- true"
+    ):
+        ProxmoxDriver(runner, "pve").exec(101, ["true"])
+
+
+def test_exec_keeps_the_guest_commands_own_failure() -> None:
+    runner = RecordedRunner()
+    runner.respond(
+        ["pct", "exec", "101"], returncode=3, stderr="nginx: configuration test failed\n"
+    )
+    result = ProxmoxDriver(runner, "pve").exec(101, ["nginx", "-t"])
+    assert (result.returncode, result.ok) == (3, False)
+
+
+def test_create_with_missing_template() -> None:
+    runner = RecordedRunner()
+    runner.respond(
+        ["pct", "create"],
+        returncode=255,
+        stderr="unable to create CT 900 - volume 'local:vztmpl/x.tar.zst' does not exist\n",
+    )
+    settings = GuestSettings("a", 512, 512, 1, 8, "local", True, None)
+    with pytest.raises(DriverError, match=r"missing \(local:vztmpl/x.tar.zst\).*pveam download"):
+        ProxmoxDriver(runner, "pve").create(900, "local:vztmpl/x.tar.zst", settings)
+
+
+def test_missing_pvesh_binary_is_explained() -> None:
+    # This host has no Proxmox: LocalRunner reports exit 127 "command not found".
+    with pytest.raises(DriverError, match=r"not a Proxmox VE node.*\n  command: pvesh get"):
+        ProxmoxDriver(LocalRunner(), "pve").mark_template(101)
+
+
+def test_stop_and_destroy_are_no_ops_when_already_done() -> None:
+    runner = RecordedRunner()
+    runner.respond(status_argv(101), STOPPED)
+    driver = ProxmoxDriver(runner, "pve")
+    driver.stop(101)
+    runner.respond(
+        status_argv(101),
+        returncode=2,
+        stderr="Configuration file 'nodes/pve/lxc/101.conf' does not exist\n",
+    )
+    driver.destroy(101)
+    assert driver.log.mutations() == []
