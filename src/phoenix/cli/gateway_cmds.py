@@ -75,12 +75,12 @@ def render(
     out.mkdir(parents=True, exist_ok=True)
     write_tree(rendered, out, asset(SCRIPT_NAME))
     for finding in findings:
-        console.print(finding.render(), markup=False, highlight=False)
+        console.print(finding.render(), markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"rendered the {rendered.mode} gateway for guest {gw} into {out} "
         f"(config {rendered.config_id}, {rendered.route_count} routes, "
         f"{len(rendered.files)} files)",
-        markup=False, highlight=False,
+        markup=False, highlight=False, soft_wrap=True,
     )
 
 
@@ -125,7 +125,7 @@ def lint(
                           soft_wrap=True)
         errors = sum(1 for f in findings if f.severity == "error")
         console.print(f"{errors} errors, {len(findings) - errors} warnings",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
     if any(f.severity == "error" for f in findings):
         raise typer.Exit(1)
 
@@ -158,7 +158,7 @@ def routes(
         to = row["to"]
         shown = ", ".join(map(str, to)) if isinstance(to, list) else str(to)
         console.print(f"  {row['kind']!s:5} {row['match']} -> {shown}",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
     for problem in problems:
         console.print(f"  problem: {problem}", style="red", markup=False)
 

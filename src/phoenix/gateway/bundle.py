@@ -47,14 +47,15 @@ def render_gateway(
     layout: Layout | None = None,
     addresses: Mapping[int, str] | None = None,
 ) -> tuple[RenderedGateway, list[Finding]]:
-    """Render the gateway and lint it; compat mode refuses sites lint marks as errors
-    (nginx would reject them), derived mode raises on unroutable targets."""
+    """Render the gateway. Compat mode lints the hand-written sites and refuses only what
+    nginx itself would reject (the rest is served as it is, findings returned); derived
+    mode raises on unroutable targets."""
     ca = LocalCA.load_or_create(default_ca_dir(state_dir))
     chosen = choose_mode(inventory, mode)
     if chosen == "compat":
         sites = compat_sites(inventory.nginx_dir)
-        findings = lint_paths(sites, inventory)
-        bad = [f for f in findings if f.severity == "error"]
+        findings = lint_paths(sites, inventory, inventory.config_dir)
+        bad = [f for f in findings if f.fatal]
         if bad:
             raise GatewayError(
                 "the hand-written sites would be rejected by nginx:\n"

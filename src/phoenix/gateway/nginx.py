@@ -106,5 +106,7 @@ def parse_file(path: Path, shown: str | None = None) -> tuple[list[Directive], l
     for config in result.get("config", []):
         directives += _from_payload(config.get("parsed", []), name)
         for err in config.get("errors", []):
-            errors.append(ParseError(name, int(err.get("line") or 0), str(err.get("error"))))
+            # crossplane reports an unterminated last directive with an empty message.
+            message = str(err.get("error") or "") or "unexpected end of file (missing ';' or '}')"
+            errors.append(ParseError(name, int(err.get("line") or 0), message))
     return directives, errors

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from phoenix.errors import GatewayError
+from phoenix.gateway.bundle import SCRIPT_NAME, gateway_bundle, render_gateway
+from phoenix.gateway.nginx import Directive, parse_file
+from phoenix.gateway.render import Layout
+from phoenix.gateway.tls import cert_sans
+from phoenix.inventory import Inventory, load_inventory
+from tests.unit.gateway.conftest import FIXTURES
+
+Make = Callable[[dict[str, Any]], Inventory]
+
+
+def _parse(tmp_path: Path, text: bytes) -> list[Directive]:
+    path = tmp_path / "parsed.conf"
+    path.write_bytes(text)
+    directives, errors = parse_file(path)
+    assert errors == []
+    return directives
+
+
+def _all(directives: list[Directive]) -> list[Directive]:
+    return [x for top in directives for x in top.walk()]
+
+
+def test_render_is_byte_identical_when_nothing_changed(make_inventory: Make,
+                                                      lab_configs: dict[str, Any],
+                                                      tmp_path: Path) -> None:
+    inventory = make_inventory(lab_configs)
+    first, _ = render_gateway(inventory, 101, tmp_path / "state", "derived")
+    second, _ = render_gateway(inventory, 101, tmp_path / "state", "derived")
+    assert first.files == second.files and first.config_id == second.config_id
+    one = gateway_bundle(inventory, 101, tmp_path / "state", "derived")
+    two = gateway_bundle(inventory, 101, tmp_path / "state", "derived")
+    assert one.digest == two.digest
+    assert one.script_name == SCRIPT_NAME and one.script.startswith(b"#!/bin/bash")
+    assert b"set -euo pipefail" in one.script
+    assert "tree/nginx.conf" in one.files and "gateway.env" in one.files
+    lab_configs["202"]["vllm_engine_config"]["ServerConfig"]["port"] = 9000
+    changed = gateway_bundle(make_inventory(lab_configs, "etc2"), 101, tmp_path / "state",
+                             "derived")
+    assert changed.digest != one.digest
+
+
+def test_body_limit_and_buffer_are_equal(make_inventory: Make, lab_configs: dict[str, Any],
+                                         tmp_path: Path) -> None:
+    lab_configs["101"]["gateway"]["max_body_mb"] = 7
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    http = _parse(tmp_path, rendered.files["conf.d/phoenix-http.conf"])
+    values = {x.name: x.args for x in http}
+    assert values["client_max_body_size"] == values["client_body_buffer_size"] == ["7m"]
+    assert values["ssl_protocols"] == ["TLSv1.2", "TLSv1.3"]
+    upgrade_map = next(x for x in http if x.name == "map")
+    assert upgrade_map.args == ["$http_upgrade", "$connection_upgrade"]
+
+
+def test_model_locations_stream_unbuffered(make_inventory: Make, lab_configs: dict[str, Any],
+                                           tmp_path: Path) -> None:
+    lab_configs["101"]["gateway"]["generation_timeout_s"] = 900
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    api = _all(_parse(tmp_path, rendered.files["sites-available/phoenix-api"]))
+    named = [x for x in api if x.name == "location" and x.args[0].startswith("@model_")]
+    assert len(named) == 2
+    for loc in named:
+        assert loc.first_arg("proxy_buffering") == "off"
+        assert loc.first_arg("proxy_read_timeout") == "900s"
+        assert not loc.children("js_content")
+    routers = [x for x in api if x.name == "location" and x.children("js_content")]
+    assert {x.args[1] for x in routers} >= {"/v1/chat/completions", "/v1/completions",
+                                            "/v1/embeddings", "/v1/models"}
+    assert all(not x.children("proxy_pass") for x in routers)
+
+
+def test_never_forces_connection_upgrade(make_inventory: Make, lab_configs: dict[str, Any],
+                                         tmp_path: Path) -> None:
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    headers = []
+    for name, data in rendered.files.items():
+        if name.startswith(("sites-available/", "conf.d/")):
+            headers += [x.args for x in _all(_parse(tmp_path, data))
+                        if x.name == "proxy_set_header" and x.args[0] == "Connection"]
+    assert ["Connection", "$connection_upgrade"] in headers  # websocket routes
+    assert all(h[1] in ("", "$connection_upgrade") for h in headers)
+
+
+def test_host_routes_tls_and_redirect(make_inventory: Make, lab_configs: dict[str, Any],
+                                      tmp_path: Path) -> None:
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived",
+                                 Layout(listen_address="127.0.0.1"))
+    servers = [x for x in _parse(tmp_path, rendered.files["sites-available/phoenix-host-"
+                                                          "n8n.lab.test"])]
+    redirect, tls = servers
+    assert redirect.first_arg("return") == "301"
+    assert redirect.children("return")[0].args[1] == "https://$host$request_uri"
+    assert tls.children("listen")[0].args == ["127.0.0.1:443", "ssl", "http2"]
+    cert = x509.load_pem_x509_certificate(rendered.files["ssl/n8n.lab.test.crt"])
+    assert cert_sans(cert) == {"n8n.lab.test"}
+    api = x509.load_pem_x509_certificate(rendered.files["ssl/phoenix-api.crt"])
+    assert cert_sans(api) == {"api.lab.test", "10.9.0.2"}
+    plain = _parse(tmp_path, rendered.files["sites-available/phoenix-host-ext.lab.test"])
+    assert len(plain) == 1 and plain[0].first_arg("listen") == "127.0.0.1:80"
+
+
+def test_models_table_for_the_router(make_inventory: Make, lab_configs: dict[str, Any],
+                                     tmp_path: Path) -> None:
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    text = rendered.files["njs/phoenix_models.js"].decode()
+    table = json.loads(text.split("export default ", 1)[1].rstrip().rstrip(";"))
+    assert table["models"] == {"alpha": "@model_alpha", "beta": "@model_beta"}
+    assert [m["id"] for m in table["list"]] == ["alpha", "beta"]
+    assert table["routes"] == 6 and table["config"] == rendered.config_id
+    assert b"import table from 'phoenix_models.js'" in rendered.files["njs/router.js"]
+
+
+def _seed_copy(tmp_path: Path, fix: bool) -> Inventory:
+    if not (FIXTURES / "phoenix-etc-seed").is_dir():
+        pytest.skip("fixtures not present")
+    copy = tmp_path / "seed"
+    shutil.copytree(FIXTURES / "phoenix-etc-seed", copy)
+    copy.chmod(0o755)
+    for p in copy.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    if fix:
+        site = copy / "nginx" / "sites-available" / "vllm_gateway"
+        site.write_text(site.read_text().replace("\n-\n", "\n", 1))
+    return load_inventory(copy)
+
+
+def test_compat_refuses_sites_nginx_would_reject(tmp_path: Path) -> None:
+    inventory = _seed_copy(tmp_path, fix=False)
+    with pytest.raises(GatewayError, match="vllm_gateway:4"):
+        render_gateway(inventory, 101, tmp_path / "s")  # auto -> compat (sites exist)
+
+
+def test_compat_ships_sites_as_they_are_with_san_certs(tmp_path: Path) -> None:
+    inventory = _seed_copy(tmp_path, fix=True)
+    rendered, findings = render_gateway(inventory, 101, tmp_path / "s")
+    assert rendered.mode == "compat"
+    sites = inventory.nginx_dir / "sites-available"
+    for site in sites.iterdir():
+        assert rendered.files[f"sites-available/{site.name}"] == site.read_bytes()
+    assert set(rendered.system_ssl) == {"n8n.phoenix.local.crt", "n8n.phoenix.local.key",
+                                        "portainer.phoenix.local.crt",
+                                        "portainer.phoenix.local.key"}
+    cert = x509.load_pem_x509_certificate(rendered.system_ssl["n8n.phoenix.local.crt"])
+    assert cert_sans(cert) == {"n8n.phoenix.local"}
+    assert any(f.code == "conflicting-server-name" for f in findings)
+    derived, _ = render_gateway(inventory, 101, tmp_path / "s", "derived")
+    assert derived.mode == "derived" and "sites-available/vllm_gateway" not in derived.files
