@@ -14,6 +14,7 @@ end. Targets (issue 4): gateway >= 0.95x proxy throughput, <= 0.5 ms added p99.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -164,10 +165,8 @@ def main() -> None:
                       f"{p99 - pp99:+8.2f}")
     finally:
         for pid in pids:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 os.kill(int(pid.read_text().strip()), signal.SIGQUIT)
-            except (OSError, ValueError):
-                pass
         time.sleep(0.5)
         shutil.rmtree(tmp, ignore_errors=True)
 
