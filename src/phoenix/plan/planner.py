@@ -25,6 +25,7 @@ from typing import Any
 
 from phoenix.drivers.base import Driver, GuestSettings, ObservedGuest
 from phoenix.errors import PlanError
+from phoenix.inventory.graph import Graph
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import LxcGuest
 from phoenix.inventory.ordering import build_graph, start_order
@@ -32,7 +33,7 @@ from phoenix.plan.desired import guest_settings
 from phoenix.plan.model import Change, GuestPlan, Plan, Step, StepKind
 from phoenix.recipes.applications import application_bundle
 from phoenix.recipes.bundle import Bundle
-from phoenix.recipes.features import feature_bundle
+from phoenix.recipes.features import RecipeFinder, feature_bundle
 from phoenix.recipes.runner import is_applied, read_markers
 
 PRE_CONFIGURED = "pre-configured"
@@ -76,8 +77,9 @@ class Planner:
         self.inventory = inventory
         self.driver = driver
         self.options = options or PlanOptions()
+        self.finder = RecipeFinder(inventory.scripts_dir)
 
-    def order(self, ids: Iterable[int] | None) -> list[int]:
+    def order(self, ids: Iterable[int] | None, graph: Graph | None = None) -> list[int]:
         """LXC guests to plan: the selection plus what it needs, in creation order."""
         selected = None if ids is None else list(ids)
         for ctid in selected or []:
@@ -86,14 +88,14 @@ class Planner:
             if ctid not in self.inventory.guests:
                 raise PlanError(f"guest {ctid} is not in the inventory")
         try:
-            order = build_graph(self.inventory).creation_order(selected)
+            order = (graph or build_graph(self.inventory)).creation_order(selected)
         except ValueError as exc:
             raise PlanError(str(exc)) from None
         return [c for c in order if c in self.inventory.guests]
 
     def plan(self, ids: Iterable[int] | None = None) -> Plan:
-        order = self.order(ids)
         graph = build_graph(self.inventory)
+        order = self.order(ids, graph)
         planned = set(order)
         guests = []
         for ctid in order:
@@ -108,11 +110,12 @@ class Planner:
         desired = guest_settings(guest)
         observed = self.driver.observe(ctid)
         steps: list[Step] = []
-        fresh = self._rebuild_steps(ctid, guest, desired, observed, steps)
+        diff = desired.diff(observed.settings) if observed.settings is not None else {}
+        fresh = self._rebuild_steps(ctid, guest, observed, diff, steps)
         if fresh:
             steps.append(self._make_step(ctid, guest, desired))
         else:
-            steps.extend(self._settings_steps(ctid, guest, desired, observed))
+            steps.extend(self._settings_steps(ctid, guest, desired, observed, diff))
         if ctid not in self.options.create_only and not (observed.is_template and not fresh):
             steps.extend(self._run_steps(ctid, guest, observed, fresh))
         return GuestPlan(
@@ -123,8 +126,8 @@ class Planner:
         self,
         ctid: int,
         guest: LxcGuest,
-        desired: GuestSettings,
         observed: ObservedGuest,
+        diff: dict[str, tuple[object, object]],
         steps: list[Step],
     ) -> bool:
         """Destroy first when needed; True when the guest must be made from scratch."""
@@ -137,7 +140,6 @@ class Planner:
             return True
         if observed.settings is None:
             raise PlanError(f"{_label(ctid, guest)}: exists but its settings cannot be read")
-        diff = desired.diff(observed.settings)
         rebuild = [name for name in REBUILD_FIELDS if name in diff]
         if not rebuild:
             return False
@@ -178,10 +180,14 @@ class Planner:
         )
 
     def _settings_steps(
-        self, ctid: int, guest: LxcGuest, desired: GuestSettings, observed: ObservedGuest
+        self,
+        ctid: int,
+        guest: LxcGuest,
+        desired: GuestSettings,
+        observed: ObservedGuest,
+        diff: dict[str, tuple[object, object]],
     ) -> list[Step]:
         assert observed.settings is not None
-        diff = desired.diff(observed.settings)
         steps: list[Step] = []
         changes = tuple(
             Change(name, old, new)
@@ -213,9 +219,11 @@ class Planner:
         entry = guest_entry(guest)
         out: list[tuple[str, Bundle | None, str | None]] = []
         for feature in guest.features:
-            bundle, why = feature_bundle(self.inventory, feature, entry)
+            bundle, why = feature_bundle(self.inventory, feature, entry, self.finder)
             out.append((f"feature {feature}", bundle, why))
-        bundle, why = application_bundle(self.inventory, ctid, entry, self.options.state_dir)
+        bundle, why = application_bundle(
+            self.inventory, ctid, entry, self.options.state_dir, self.finder
+        )
         if bundle is not None or why is not None:
             out.append(("application", bundle, why))
         return out

@@ -15,12 +15,8 @@ from typing import Any
 from phoenix.errors import PhoenixError
 from phoenix.inventory.loader import Inventory
 from phoenix.recipes.bundle import Bundle
-from phoenix.recipes.features import read_script
-from phoenix.recipes.registry import (
-    GATEWAY_COMPAT_SCRIPT,
-    application_script_problem,
-    find_application,
-)
+from phoenix.recipes.features import RecipeFinder
+from phoenix.recipes.registry import GATEWAY_COMPAT_SCRIPT, application_script_problem
 
 APPLICATION = "application"
 
@@ -77,20 +73,24 @@ def gateway_application(
 
 
 def user_application(
-    inventory: Inventory, ctid: int, entry: dict[str, Any]
+    inventory: Inventory,
+    ctid: int,
+    entry: dict[str, Any],
+    finder: RecipeFinder | None = None,
 ) -> tuple[Bundle | None, str | None]:
     script = inventory.guests[ctid].application_script
     assert script is not None
     why = application_script_problem(script)
     if why:
         return None, why
-    recipe = find_application(script, inventory.scripts_dir)
+    finder = finder or RecipeFinder(inventory.scripts_dir)
+    recipe = finder.application(script)
     if recipe is None:
         return None, f"application script {script!r} not found in {inventory.scripts_dir}"
     bundle = Bundle(
         name=APPLICATION,
         script_name=recipe.path.name,
-        script=read_script(recipe.path),
+        script=finder.script(recipe),
         entry=application_entry(ctid, entry),
         env={"PHOENIX_CTID": str(ctid), "PHOENIX_TIMEZONE": inventory.hypervisor.timezone},
     )
@@ -98,7 +98,11 @@ def user_application(
 
 
 def application_bundle(
-    inventory: Inventory, ctid: int, entry: dict[str, Any], state_dir: Path
+    inventory: Inventory,
+    ctid: int,
+    entry: dict[str, Any],
+    state_dir: Path,
+    finder: RecipeFinder | None = None,
 ) -> tuple[Bundle | None, str | None]:
     """(bundle, None); (None, why) when it cannot be built; (None, None) when the guest has
     no application."""
@@ -106,4 +110,4 @@ def application_bundle(
         return gateway_application(inventory, ctid, state_dir)
     if inventory.guests[ctid].application_script is None:
         return None, None
-    return user_application(inventory, ctid, entry)
+    return user_application(inventory, ctid, entry, finder)

@@ -9,6 +9,7 @@ not run it again (that is what makes a converged re-run change nothing).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -35,9 +36,9 @@ class Bundle:
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 1800.0
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
-        """sha256 over everything the guest receives (stable across runs)."""
+        """sha256 over everything the guest receives (stable across runs; computed once)."""
         h = hashlib.sha256()
         h.update(self.name.encode() + b"\0" + self.script_name.encode() + b"\0" + self.script)
         for path in sorted(self.files):

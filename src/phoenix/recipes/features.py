@@ -15,7 +15,7 @@ from typing import Any
 
 from phoenix.inventory.loader import Inventory
 from phoenix.recipes.bundle import Bundle
-from phoenix.recipes.registry import find_feature
+from phoenix.recipes.registry import Recipe, find_application, find_feature
 
 # Keys that describe where/how big the guest is, not what a feature installs.
 PLACEMENT_KEYS = frozenset(
@@ -62,6 +62,32 @@ def read_script(path: Path) -> bytes:
     return _read(path, path.stat().st_mtime_ns)
 
 
+class RecipeFinder:
+    """Recipe lookups memoized for one planning pass (thousands of guests share a handful
+    of scripts; a new finder sees files changed since)."""
+
+    def __init__(self, scripts_dir: Path) -> None:
+        self.scripts_dir = scripts_dir
+        self._features: dict[str, Recipe | None] = {}
+        self._apps: dict[str, Recipe | None] = {}
+        self._scripts: dict[Path, bytes] = {}
+
+    def script(self, recipe: Recipe) -> bytes:
+        if recipe.path not in self._scripts:
+            self._scripts[recipe.path] = read_script(recipe.path)
+        return self._scripts[recipe.path]
+
+    def feature(self, name: str) -> Recipe | None:
+        if name not in self._features:
+            self._features[name] = find_feature(name, self.scripts_dir)
+        return self._features[name]
+
+    def application(self, script: str) -> Recipe | None:
+        if script not in self._apps:
+            self._apps[script] = find_application(script, self.scripts_dir)
+        return self._apps[script]
+
+
 def bundle_name(feature: str) -> str:
     return f"feature-{feature}"
 
@@ -75,10 +101,14 @@ def feature_env(inventory: Inventory) -> dict[str, str]:
 
 
 def feature_bundle(
-    inventory: Inventory, feature: str, entry: dict[str, Any]
+    inventory: Inventory,
+    feature: str,
+    entry: dict[str, Any],
+    finder: RecipeFinder | None = None,
 ) -> tuple[Bundle | None, str | None]:
     """(bundle, None), or (None, why) when no recipe exists for the feature."""
-    recipe = find_feature(feature, inventory.scripts_dir)
+    finder = finder or RecipeFinder(inventory.scripts_dir)
+    recipe = finder.feature(feature)
     if recipe is None:
         return None, (
             f"feature {feature!r} has no recipe (built-in feature_{feature}.sh or "
@@ -87,7 +117,7 @@ def feature_bundle(
     bundle = Bundle(
         name=bundle_name(feature),
         script_name=recipe.path.name,
-        script=read_script(recipe.path),
+        script=finder.script(recipe),
         entry=feature_entry(entry),
         env=feature_env(inventory),
     )
