@@ -90,6 +90,8 @@ class FakeDriver:
         self.max_active = 0
         self._lock = threading.RLock()
         self._macs = 0
+        # Behave like a backend that only snapshots stopped guests (LXC dir backend).
+        self.snapshot_needs_stop = False
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -233,6 +235,8 @@ class FakeDriver:
 
     def snapshot(self, ctid: int, name: str) -> None:
         guest = self._guest(ctid)
+        if self.snapshot_needs_stop and guest.state == "running":
+            raise DriverError(f"guest {ctid} is running; cannot snapshot it")
         self._mutate("snapshot", ctid, name)
         guest.snapshots[name] = dict(guest.files)
 

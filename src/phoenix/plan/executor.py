@@ -265,6 +265,21 @@ class Executor:
                 on_start(step.ctid)
         return None
 
+    def _snapshot(self, ctid: int, name: str) -> None:
+        """Snapshot live; if the driver cannot snapshot a running guest (LXC's directory
+        backend copies the rootfs and refuses while it runs), stop, snapshot, start."""
+        try:
+            self.driver.snapshot(ctid, name)
+            return
+        except PhoenixError:
+            if not self.driver.observe(ctid).running:
+                raise
+        self.driver.stop(ctid)
+        try:
+            self.driver.snapshot(ctid, name)
+        finally:
+            self.driver.start(ctid)
+
     def _step(self, run: _GuestRun, step: Step) -> bool:
         """Do one step; True when it turned out to be already done (a recipe's marker)."""
         d, ctid = self.driver, step.ctid
@@ -290,7 +305,7 @@ class Executor:
             d.stop(ctid)
         elif step.kind == "snapshot":
             assert step.snapshot is not None
-            d.snapshot(ctid, step.snapshot)
+            self._snapshot(ctid, step.snapshot)
         elif step.kind == "mark_template":
             d.mark_template(ctid)
         elif step.kind == "health_check":

@@ -102,3 +102,17 @@ def test_boot_order_never_deadlocks_against_dependencies(make_lab: Callable[...,
     starts = [e.ctid for e in env.driver.timeline if e.op == "start"]
     assert starts.index(402) < starts.index(401)
     assert starts.index(403) < starts.index(402)
+
+
+def test_snapshot_of_running_guest_falls_back_to_stop_snapshot_start(
+    make_lab: Callable[..., Lab],
+) -> None:
+    env = make_lab()
+    env.driver.snapshot_needs_stop = True
+    outcome = env.converge()
+    assert outcome.result.ok, outcome.result
+    ops = [(e.op, e.ctid) for e in env.driver.timeline if e.ctid == 900]
+    assert ops[-3:] == [("stop", 900), ("snapshot", 900), ("start", 900)]
+    assert env.driver.guests[900].state == "running"
+    assert set(env.driver.guests[900].snapshots) == {"pre-configured", "final-form", "golden"}
+    assert env.converge().plan.up_to_date
