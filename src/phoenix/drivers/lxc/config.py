@@ -9,6 +9,7 @@ tested: a converged guest must diff to nothing against `phoenix.plan.desired`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -92,6 +93,10 @@ def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
     return "\n".join(out) + "\n"
 
 
+def _broadcast(cidr: str) -> str:
+    return str(ipaddress.IPv4Interface(cidr).network.broadcast_address)
+
+
 def _net_keys(ctid: int, net: NetSettings | None) -> list[tuple[str, str]]:
     if net is None:
         return [("lxc.net.0.type", "empty")]
@@ -104,7 +109,8 @@ def _net_keys(ctid: int, net: NetSettings | None) -> list[tuple[str, str]]:
         ("lxc.net.0.flags", "up"),
         ("lxc.net.0.hwaddr", net.mac.upper()),
         ("lxc.net.0.veth.pair", veth_name(ctid)),
-        ("lxc.net.0.ipv4.address", net.ip),
+        # With no explicit broadcast LXC 5.0 sets a wrong one (brd 0.0.0.255).
+        ("lxc.net.0.ipv4.address", f"{net.ip} {_broadcast(net.ip)}"),
     ]
     if net.gw:
         keys.append(("lxc.net.0.ipv4.gateway", net.gw))
@@ -233,7 +239,7 @@ def _parse_net(parsed: ParsedConfig) -> NetSettings | None:
     return NetSettings(
         name=parsed.get("lxc.net.0.name") or "eth0",
         bridge=parsed.get("lxc.net.0.link") or "",
-        ip=parsed.get("lxc.net.0.ipv4.address") or "",
+        ip=(parsed.get("lxc.net.0.ipv4.address") or "").split(" ")[0],
         gw=parsed.get("lxc.net.0.ipv4.gateway"),
         mac=mac.upper() if mac else None,
     )

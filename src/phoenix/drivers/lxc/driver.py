@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 APPARMOR_DIR = Path("/sys/kernel/security/apparmor")
 META_FILE = "phoenix.json"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_NOT_READY = {"", "initializing", "starting"}
+# "offline": systemctl cannot reach systemd yet (it has not opened its socket).
+_NOT_READY = {"", "offline", "initializing", "starting"}
 _LIVE_LIMITS = frozenset({"memory_mb", "swap_mb", "cores"})
 
 
@@ -211,6 +212,8 @@ class LxcDriver:
                 "--xattrs",
                 "--xattrs-include=security.capability",
                 "--xattrs-include=user.*",
+                # LXC populates /dev itself; device nodes cannot be made in a user namespace.
+                "--exclude=./dev/*",
             ]
             if settings.unprivileged:
                 extract = idmap.usernsexec_prefix() + extract
@@ -454,7 +457,7 @@ class LxcDriver:
         want_ip = None
         address = parsed.get("lxc.net.0.ipv4.address")
         if parsed.get("lxc.net.0.type") == "veth" and address:
-            want_ip = address.split("/")[0]
+            want_ip = address.split(" ")[0].split("/")[0]
         status = "not running"
         while True:
             if self._state(ctid) == "RUNNING":
@@ -472,7 +475,7 @@ class LxcDriver:
         argv = self._lxc("lxc-attach", ctid, "--clear-env", "--", "systemctl", "is-system-running")
         res = self._run("observe", argv, timeout=30)
         out = res.stdout.strip()
-        if res.returncode in (126, 127) or (not out and "No such file" in res.stderr):
+        if res.returncode in (126, 127):  # no systemctl in the guest: init is not systemd
             return "no systemd"
         return out
 

@@ -51,18 +51,25 @@ def has_subids(text: str, user: str = "root") -> bool:
 def shift_tree(root: Path, delta: int) -> None:
     """Add `delta` to the owner and group of every file under `root` (itself included).
 
-    chown clears setuid/setgid bits, so each non-link's mode is restored afterwards.
+    chown clears setuid/setgid bits, so each non-link's mode is restored afterwards. Hard
+    links share an inode, which is shifted once.
     """
     if delta == 0:
         return
-    _shift_one(root, delta)
+    seen: set[tuple[int, int]] = set()
+    _shift_one(root, delta, seen)
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
-            _shift_one(Path(dirpath) / name, delta)
+            _shift_one(Path(dirpath) / name, delta, seen)
 
 
-def _shift_one(path: Path, delta: int) -> None:
+def _shift_one(path: Path, delta: int, seen: set[tuple[int, int]]) -> None:
     st = os.lstat(path)
+    if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            return
+        seen.add(key)
     uid = _clamp(st.st_uid + delta)
     gid = _clamp(st.st_gid + delta)
     os.lchown(path, uid, gid)

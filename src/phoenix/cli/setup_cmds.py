@@ -1,0 +1,48 @@
+"""`phoenix setup`: prepare this host for the LXC driver (bridges, NAT, subuid/subgid)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from phoenix.cli.context import console, load, report_error
+from phoenix.errors import PhoenixError
+from phoenix.host.setup import HostSetup, bridges_from_inventory
+from phoenix.runners.local import LocalRunner
+
+DEFAULT_STATE_DIR = Path("/var/lib/phoenix")
+
+
+def state_dir() -> Path:
+    """Where Phoenix records what it created on this host ($PHOENIX_STATE_DIR overrides)."""
+    return Path(os.environ.get("PHOENIX_STATE_DIR", str(DEFAULT_STATE_DIR)))
+
+
+def setup(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
+    ] = False,
+) -> None:
+    """Prepare this host for the LXC driver: the inventory's bridges with the guests'
+    gateway as host address, IPv4 forwarding, NAT for guest subnets, subuid/subgid.
+    Idempotent: a prepared host prints "host ready"."""
+    inventory = load(ctx)
+    try:
+        bridges = bridges_from_inventory(inventory)
+        done = HostSetup(LocalRunner(), state_dir()).apply(bridges, dry_run=dry_run)
+    except PhoenixError as exc:
+        report_error(exc)
+    if not done:
+        console.print("host ready: nothing to change")
+        return
+    verb = "would" if dry_run else "did"
+    for line in done:
+        console.print(f"{verb}: {line}", markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("setup")(setup)
