@@ -1,0 +1,338 @@
+"""LxcDriver and HostSetup against a RecordedRunner: exact argv, logs, refusals."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from phoenix.drivers.base import Driver, FirewallRule, GuestSettings, NetSettings
+from phoenix.drivers.lxc import LxcDriver
+from phoenix.drivers.lxc import config as lxcconf
+from phoenix.drivers.lxc.cgroups import CgroupHost
+from phoenix.drivers.lxc.config import GuestMeta, RenderContext
+from phoenix.errors import DriverError
+from phoenix.host.setup import (
+    BridgeSpec,
+    HostSetup,
+    Record,
+    SetupError,
+    bridges_from_inventory,
+    nat_marker,
+    nat_script,
+    routes_overlapping,
+)
+from phoenix.inventory.loader import load_inventory
+from phoenix.runners.recorded import RecordedRunner
+
+V1 = CgroupHost(1, memsw=True, cpus=2)
+NET = NetSettings("eth0", "phxtbr0", "10.213.77.5/24", "10.213.77.1", "02:00:00:00:00:05")
+SETTINGS = GuestSettings("g", 512, 128, 1, 4, "local", True, NET)
+INVENTORIES = Path(__file__).parents[2] / "inventories"
+
+
+def make_driver(tmp_path: Path, runner: RecordedRunner) -> LxcDriver:
+    return LxcDriver(tmp_path / "lxc", tmp_path / "cache", runner, cgroup=V1, apparmor=False)
+
+
+def install_guest(driver: LxcDriver, ctid: int, settings: GuestSettings = SETTINGS) -> Path:
+    cdir = driver.lxc_path / str(ctid)
+    (cdir / "rootfs").mkdir(parents=True)
+    text = lxcconf.render(ctid, settings, RenderContext(cdir / "rootfs", V1, False))
+    (cdir / "config").write_text(text)
+    (cdir / "phoenix.json").write_text(GuestMeta.of(settings).to_json())
+    return cdir
+
+
+def test_satisfies_the_driver_protocol(tmp_path: Path) -> None:
+    assert isinstance(make_driver(tmp_path, RecordedRunner()), Driver)
+    assert LxcDriver.name == "lxc"
+
+
+def test_observe_missing_runs_nothing(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    driver = make_driver(tmp_path, runner)
+    assert driver.observe(101).state == "missing"
+    assert runner.calls == []
+
+
+def test_observe_existing_guest_only_observes(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["lxc-info"], "STOPPED\n")
+    driver = make_driver(tmp_path, runner)
+    install_guest(driver, 101)
+    seen = driver.observe(101)
+    assert seen.state == "stopped" and seen.settings is not None
+    assert SETTINGS.diff(seen.settings) == {}
+    assert {kind for kind, _ in driver.log.entries} == {"observe"}
+    assert runner.calls[0][:5] == ("lxc-info", "-P", str(tmp_path / "lxc"), "-n", "101")
+
+
+def test_missing_firewall_chain_observes_as_disabled(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["lxc-info"], "STOPPED\n")
+    runner.respond(["nft", "-j", "list"], "", returncode=1)  # e.g. after a host reboot
+    driver = make_driver(tmp_path, runner)
+    wanted = GuestSettings(
+        "g",
+        512,
+        128,
+        1,
+        4,
+        "local",
+        True,
+        NET,
+        firewall_enabled=True,
+        firewall_rules=(FirewallRule("in", "ACCEPT", "10.213.77.9"),),
+    )
+    install_guest(driver, 101, wanted)
+    seen = driver.observe(101).settings
+    assert seen is not None
+    assert set(wanted.diff(seen)) == {"firewall_enabled", "firewall_rules"}
+
+
+def test_configure_nothing_changes_nothing(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    driver = make_driver(tmp_path, runner)
+    install_guest(driver, 101)
+    driver.configure(101, SETTINGS, frozenset())
+    assert driver.log.mutations() == []
+
+
+def test_configure_rewrites_only_named_fields(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["lxc-info"], "STOPPED\n")
+    driver = make_driver(tmp_path, runner)
+    cdir = install_guest(driver, 101)
+    # the desired side also differs in cores, but only memory_mb is named as changed
+    driver.configure(101, replace(SETTINGS, memory_mb=640, cores=2), frozenset({"memory_mb"}))
+    seen = lxcconf.to_settings(lxcconf.parse((cdir / "config").read_text()), GuestMeta.of(SETTINGS))
+    assert (seen.memory_mb, seen.cores) == (640, 1)
+    assert driver.log.mutations() == [("write", str(cdir / "config"))]
+
+
+def test_configure_keeps_the_assigned_mac(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("writes guest files owned by the mapped root")
+    runner = RecordedRunner()
+    runner.respond(["lxc-info"], "STOPPED\n")
+    driver = make_driver(tmp_path, runner)
+    cdir = install_guest(driver, 101)
+    (cdir / "rootfs" / "etc" / "network").mkdir(parents=True)
+    new_net = replace(NET, ip="10.213.77.6/24", mac=None)
+    driver.configure(101, replace(SETTINGS, net=new_net), frozenset({"net"}))
+    text = (cdir / "config").read_text()
+    assert "lxc.net.0.hwaddr = 02:00:00:00:00:05" in text
+    assert "lxc.net.0.ipv4.address = 10.213.77.6/24 10.213.77.255" in text
+
+
+def test_configure_refuses_to_flip_unprivileged(tmp_path: Path) -> None:
+    driver = make_driver(tmp_path, RecordedRunner())
+    install_guest(driver, 101)
+    with pytest.raises(DriverError, match="recreate"):
+        driver.configure(101, replace(SETTINGS, unprivileged=False), frozenset({"unprivileged"}))
+
+
+def test_resize_never_shrinks(tmp_path: Path) -> None:
+    driver = make_driver(tmp_path, RecordedRunner())
+    install_guest(driver, 101)
+    with pytest.raises(DriverError, match="shrink"):
+        driver.resize(101, 2)
+    driver.resize(101, 4)
+    assert driver.log.mutations() == []
+    driver.resize(101, 10)
+    assert GuestMeta.from_json((driver.lxc_path / "101" / "phoenix.json").read_text()).disk_gb == 10
+
+
+def test_exec_argv_clears_env_and_passes_vars(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["lxc-attach"], "out", returncode=3, stderr="err")
+    driver = make_driver(tmp_path, runner)
+    res = driver.exec(101, ["echo", "$HOME; rm -rf /"], env={"A": "b c"}, stdin=b"in")
+    assert (res.returncode, res.stdout, res.stderr) == (3, "out", "err")
+    argv = runner.calls[0]
+    assert argv[:6] == ("lxc-attach", "-P", str(tmp_path / "lxc"), "-n", "101", "--clear-env")
+    assert "A=b c" in argv and argv[-3:] == ("--", "echo", "$HOME; rm -rf /")
+    assert runner.inputs[0] == b"in"
+    assert driver.log.entries[0][0] == "exec"
+
+
+def test_push_passes_the_path_as_an_argument(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    driver = make_driver(tmp_path, runner)
+    local = tmp_path / "f"
+    local.write_bytes(b"data")
+    evil = "/tmp/x'; touch /pwned; '"
+    driver.push(101, local, evil, 0o600)
+    argv = runner.calls[0]
+    script = argv[argv.index("-c") + 1]
+    assert evil not in script
+    assert argv[-2:] == (evil, "600")
+    assert runner.inputs[0] == b"data"
+
+
+def test_stop_and_destroy_of_missing_guest_do_nothing(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["nft", "-j", "list"], "", returncode=1)
+    driver = make_driver(tmp_path, runner)
+    driver.stop(101)
+    driver.destroy(101)
+    assert driver.log.mutations() == []
+
+
+def test_create_refuses_an_existing_guest(tmp_path: Path) -> None:
+    driver = make_driver(tmp_path, RecordedRunner())
+    install_guest(driver, 101)
+    with pytest.raises(DriverError, match="already exists"):
+        driver.create(101, "debootstrap:bookworm", SETTINGS)
+
+
+def test_start_fails_clearly_without_the_bridge(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["lxc-info"], "STOPPED\n")
+    runner.respond(["ip", "-j", "link"], "", returncode=1)
+    driver = make_driver(tmp_path, runner)
+    install_guest(driver, 101)
+    with pytest.raises(DriverError, match="phoenix setup"):
+        driver.start(101, timeout=1)
+    assert not any(argv[0] == "lxc-start" for argv in runner.calls)
+
+
+def test_snapshots_are_named_by_their_comment(tmp_path: Path) -> None:
+    driver = make_driver(tmp_path, RecordedRunner())
+    cdir = install_guest(driver, 101)
+    for i, name in ((1, "final-form"), (0, "pre-configured")):
+        (cdir / "snaps" / f"snap{i}").mkdir(parents=True)
+        (cdir / "snaps" / f"snap{i}" / "comment").write_text(name + "\n")
+    assert driver.list_snapshots(101) == ["pre-configured", "final-form"]
+    driver.snapshot(101, "final-form")
+    assert driver.log.mutations() == []
+    driver.delete_snapshot(101, "final-form")
+    assert driver.log.mutations()[-1][-2:] == ("-d", "snap1")
+
+
+# ---- host setup -------------------------------------------------------------------------
+
+ROUTES = json.dumps(
+    [
+        {"dst": "default", "gateway": "192.0.2.1", "dev": "eth0"},
+        {"dst": "192.0.2.0/24", "dev": "eth0"},
+        {"dst": "10.213.77.0/24", "dev": "phxtbr0"},
+    ]
+)
+
+
+def test_routes_overlapping() -> None:
+    assert routes_overlapping(ROUTES, ipaddress.IPv4Network("192.0.2.128/25"), "x") == [
+        "192.0.2.0/24 dev eth0"
+    ]
+    assert routes_overlapping(ROUTES, ipaddress.IPv4Network("10.213.77.0/24"), "phxtbr0") == []
+    assert routes_overlapping(ROUTES, ipaddress.IPv4Network("10.9.0.0/16"), "x") == []
+
+
+def test_nat_script_replaces_the_table_atomically() -> None:
+    nets = [ipaddress.IPv4Network("10.213.77.0/24")]
+    lines = nat_script("phoenix_nat", nets).splitlines()
+    assert lines[:3] == [
+        "add table ip phoenix_nat",
+        "delete table ip phoenix_nat",
+        "add table ip phoenix_nat",
+    ]
+    assert any("ip saddr 10.213.77.0/24 ip daddr != 10.213.77.0/24 masquerade" in x for x in lines)
+    assert nat_marker(nets) in lines[-1]
+
+
+def host_runner(link_exists: bool = False) -> RecordedRunner:
+    runner = RecordedRunner()
+    runner.respond(["dpkg-query"], "ii ")
+    runner.respond(["ip", "-j", "-4", "route"], ROUTES)
+    runner.respond(["ip", "-j", "addr"], "[]" if link_exists else "", 0 if link_exists else 1)
+    runner.respond(["nft", "-j", "list"], "", returncode=1)
+    return runner
+
+
+def make_setup(tmp_path: Path, runner: RecordedRunner) -> HostSetup:
+    forward = tmp_path / "ip_forward"
+    forward.write_text("0\n")
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    subuid.write_text("")
+    subgid.write_text("root:100000:65536\n")
+    return HostSetup(runner, tmp_path / "state", subid_files=(subuid, subgid), ip_forward=forward)
+
+
+def test_setup_plans_and_applies_every_step(tmp_path: Path) -> None:
+    runner = host_runner()
+    setup = make_setup(tmp_path, runner)
+    spec = BridgeSpec("phxtbr9", ipaddress.IPv4Interface("10.213.99.1/24"))
+    done = setup.apply([spec])
+    assert done == [
+        "create bridge phxtbr9",
+        "add address 10.213.99.1/24 to phxtbr9 and bring it up",
+        "enable IPv4 forwarding (net.ipv4.ip_forward=1)",
+        "masquerade 10.213.99.0/24 in nft table ip phoenix_nat",
+        f"add root:100000:65536 to {tmp_path / 'subuid'}",
+    ]
+    assert ("ip", "link", "add", "name", "phxtbr9", "type", "bridge") in runner.calls
+    assert (tmp_path / "subuid").read_text() == "root:100000:65536\n"
+    record = Record.load(tmp_path / "state" / "host-setup.json")
+    assert record.bridges == ["phxtbr9"] and record.nat_tables == ["phoenix_nat"]
+    assert record.ip_forward_was == "0"
+
+
+def test_setup_dry_run_changes_nothing(tmp_path: Path) -> None:
+    runner = host_runner()
+    setup = make_setup(tmp_path, runner)
+    spec = BridgeSpec("phxtbr9", ipaddress.IPv4Interface("10.213.99.1/24"))
+    assert setup.apply([spec], dry_run=True)
+    assert setup.log.mutations() == []
+    assert (tmp_path / "subuid").read_text() == ""
+
+
+def test_setup_refuses_overlapping_subnet(tmp_path: Path) -> None:
+    setup = make_setup(tmp_path, host_runner())
+    spec = BridgeSpec("phxtbr9", ipaddress.IPv4Interface("192.0.2.200/24"))
+    with pytest.raises(SetupError, match=r"overlaps existing route\(s\) 192.0.2.0/24 dev eth0"):
+        setup.apply([spec])
+    assert setup.log.mutations() == []
+
+
+def test_setup_never_changes_a_foreign_interface(tmp_path: Path) -> None:
+    setup = make_setup(tmp_path, host_runner(link_exists=True))
+    spec = BridgeSpec("vmbr0", ipaddress.IPv4Interface("10.213.99.1/24"))
+    with pytest.raises(SetupError, match="did not create"):
+        setup.apply([spec])
+
+
+def test_setup_reports_missing_packages(tmp_path: Path) -> None:
+    runner = host_runner()
+    runner.respond(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", "debootstrap"], "", 1)
+    with pytest.raises(SetupError, match="apt-get install debootstrap"):
+        make_setup(tmp_path, runner).apply([])
+
+
+def test_teardown_removes_only_what_was_recorded(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["nft", "-j", "list", "tables"], json.dumps({"nftables": []}))
+    setup = make_setup(tmp_path, runner)
+    Record(bridges=["phxtbr9"], nat_tables=["phoenix_nat"], ip_forward_was="0").save(
+        setup.record_path
+    )
+    done = setup.teardown()
+    assert done == [
+        "deleted bridge phxtbr9",
+        "deleted nft table ip phoenix_nat",
+        "restored net.ipv4.ip_forward=0",
+    ]
+    assert ("ip", "link", "del", "phxtbr9") in runner.calls
+    assert not setup.record_path.exists()
+
+
+def test_bridges_from_inventory() -> None:
+    inventory = load_inventory(INVENTORIES / "valid" / "minimal")
+    assert bridges_from_inventory(inventory) == [
+        BridgeSpec("vmbr0", ipaddress.IPv4Interface("10.0.0.1/24"))
+    ]
