@@ -22,7 +22,7 @@ from phoenix.drivers.fake import FakeDriver
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import HypervisorConfig, LxcGuest
 from phoenix.plan.desired import guest_settings
-from phoenix.plan.planner import PlanOptions, Planner
+from phoenix.plan.planner import Planner, PlanOptions
 from phoenix.recipes.runner import marker_name
 
 
