@@ -129,7 +129,10 @@ def render_plan(the_plan: Plan) -> None:
             style = "red" if step.error else ""
             text = step.describe()
             console.print(
-                f"  {number:>2}. {text}", style=style, markup=False, highlight=False,
+                f"  {number:>2}. {text}",
+                style=style,
+                markup=False,
+                highlight=False,
                 soft_wrap=True,
             )
     if the_plan.start_order:
@@ -176,9 +179,7 @@ def _driver(ctx: typer.Context, inventory: Inventory, offline: bool = False) -> 
         fail(str(exc))
 
 
-def _run_with_progress(
-    inventory: Inventory, as_json: bool, body: Any
-) -> RunResult:
+def _run_with_progress(inventory: Inventory, as_json: bool, body: Any) -> RunResult:
     """Call body(reporter) with the right reporter for the output mode."""
     names = {c: g.name for c, g in inventory.guests.items()}
     if as_json:
@@ -199,6 +200,7 @@ def _converge(
     verb: str,
 ) -> None:
     driver = _driver(ctx, inventory)
+
     def body(reporter: Reporter) -> RunResult:
         return converge_run(inventory, driver, ids, options, reporter).result
 
@@ -337,11 +339,19 @@ def restart(ctx: typer.Context, ids: Ids = None, as_json: JsonOpt = False) -> No
 
 def delete(
     ctx: typer.Context,
-    ids: RequiredIds,
+    ids: Ids = None,
     as_json: JsonOpt = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Delete every guest of the inventory.")
+    ] = False,
 ) -> None:
     """Destroy guests and everything the driver made for them (dependents first)."""
+    if not ids and not everything:
+        fail("name the guests to delete, or pass --all")
+    if everything:
+        ids = [str(c) for c in sorted(load(ctx).guests)]
+    assert ids is not None
     if not yes:
         if as_json or not console.is_terminal:
             fail("delete destroys guests and their data; pass --yes to confirm")

@@ -80,3 +80,107 @@ def gather_status(
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """One upstream server as the gateway sees it."""
+
+    target: str
+    ctid: int | None
+    health: str  # "ok", "failing", "unreachable", "unknown"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RouteStatus:
+    """One gateway route (model, path or host) and the health of each of its backends."""
+
+    kind: str
+    match: str
+    backends: tuple[BackendStatus, ...]
+
+    @property
+    def health(self) -> str:
+        states = {b.health for b in self.backends}
+        if states == {"ok"}:
+            return "ok"
+        if "ok" in states:
+            return "degraded"
+        if not states or states == {"unknown"}:
+            return "unknown"
+        return "down"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "match": self.match,
+            "health": self.health,
+            "backends": [asdict(b) for b in self.backends],
+        }
+
+
+def _probe_from_gateway(driver: Driver, gateway: int, url: str, expect_ok: bool) -> tuple[str, str]:
+    """Ask the gateway guest itself (it is the one the firewall lets through) with curl."""
+    argv = ["curl", "-sS", "-o", "/dev/null", "-m", "3", "-w", "%{http_code}", url]
+    result = driver.exec(gateway, argv, timeout=10)
+    if result.returncode == 127:
+        return "unknown", "curl is not installed in the gateway"
+    code = result.stdout.strip()
+    if not result.ok or code in ("", "000"):
+        return "unreachable", (result.stderr.strip() or f"exit {result.returncode}")[-200:]
+    if expect_ok and not code.startswith("2"):
+        return "failing", f"HTTP {code}"
+    return "ok", f"HTTP {code}"
+
+
+def gather_route_status(
+    inventory: Inventory, driver: Driver, check_health: bool = True
+) -> tuple[int | None, list[RouteStatus]]:
+    """The gateway's routes with each backend's health, probed from inside the gateway
+    (model servers answer `/health`; other services only need to answer HTTP at all)."""
+    from phoenix.gateway.routes import derive_routes, find_gateway
+
+    gateway = find_gateway(inventory)
+    if gateway is None:
+        return None, []
+    routes, _problems = derive_routes(inventory, gateway, strict=False)
+    running = check_health and driver.observe(gateway).running
+
+    def backends(items: Iterable[Any], path: str, expect_ok: bool) -> tuple[BackendStatus, ...]:
+        out = []
+        for backend in items:
+            if not running:
+                health, detail = "unknown", "gateway not running"
+            else:
+                url = f"http://{backend.hostport}{path}"
+                health, detail = _probe_from_gateway(driver, gateway, url, expect_ok)
+            out.append(BackendStatus(backend.hostport, backend.ctid, health, detail))
+        return tuple(out)
+
+    rows = [
+        RouteStatus("model", m.model, backends(m.backends, "/health", True)) for m in routes.models
+    ]
+    for p in routes.paths:
+        target = p.target.url or ""
+        rows.append(
+            RouteStatus(
+                "path",
+                p.path,
+                backends(p.target.backends, "/", False)
+                if p.target.backends
+                else (BackendStatus(target, None, "unknown"),),
+            )
+        )
+    for h in routes.hosts:
+        target = h.target.url or ""
+        rows.append(
+            RouteStatus(
+                "host",
+                h.hostname,
+                backends(h.target.backends, "/", False)
+                if h.target.backends
+                else (BackendStatus(target, None, "unknown"),),
+            )
+        )
+    return gateway, rows
