@@ -205,6 +205,10 @@ def test_stop_start_destroy_are_idempotent(
     assert lxc_driver.observe(ctid).state == "stopped"
     lxc_driver.start(ctid)
     assert sh(lxc_driver, ctid, "hostname") == "phxt-life"
+    # a running dir-backed guest is snapshotted by stop/snapshot/start, and is running after
+    lxc_driver.snapshot(ctid, "pre-configured")
+    assert lxc_driver.list_snapshots(ctid) == ["pre-configured"]
+    assert lxc_driver.observe(ctid).running
     lxc_driver.destroy(ctid)
     assert lxc_driver.observe(ctid).state == "missing"
     assert not (lxc_host.lxc_path / str(ctid)).exists()

@@ -554,6 +554,11 @@ class LxcDriver:
         self._require(ctid)
         if self._snapshot_dir(ctid, name) is not None:
             return
+        # A dir-backed rootfs can only be copied consistently while the guest is stopped
+        # (lxc-snapshot refuses a running one), so a running guest is stopped and restarted.
+        was_running = self._state(ctid) == "RUNNING"
+        if was_running:
+            self.stop(ctid)
         with tempfile.NamedTemporaryFile("w", suffix=".comment", delete=False) as fh:
             fh.write(name + "\n")
         try:
@@ -561,6 +566,8 @@ class LxcDriver:
             self._run("mutate", argv).check(f"snapshotting guest {ctid} as {name!r}")
         finally:
             os.unlink(fh.name)
+            if was_running:
+                self.start(ctid)
 
     def delete_snapshot(self, ctid: int, name: str) -> None:
         path = self._snapshot_dir(ctid, name)
