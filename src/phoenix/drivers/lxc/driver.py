@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from filelock import FileLock
+
 from phoenix.drivers.base import (
     CommandLog,
     ExecResult,
@@ -412,8 +414,19 @@ class LxcDriver:
                 )
         return self._nft_caps
 
+    def _fw_lock(self) -> FileLock:
+        """Guests converge in parallel; creating the shared table must happen once."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.state_dir / f".{self.fw_table}.lock"), timeout=120)
+
     def _apply_firewall(self, ctid: int, settings: GuestSettings) -> None:
         caps = self.nft_caps()
+        with self._fw_lock():
+            self._apply_firewall_locked(ctid, settings, caps)
+
+    def _apply_firewall_locked(
+        self, ctid: int, settings: GuestSettings, caps: firewall.NftCaps
+    ) -> None:
         if not self._fw_state().exists:
             self._run("mutate", ["nft", "-f", "-"], input=firewall.table_script(self.fw_table))
         script = firewall.guest_script(
@@ -424,6 +437,10 @@ class LxcDriver:
         )
 
     def _remove_firewall(self, ctid: int) -> None:
+        with self._fw_lock():
+            self._remove_firewall_locked(ctid)
+
+    def _remove_firewall_locked(self, ctid: int) -> None:
         state = self._fw_state()
         if not state.exists:
             return
