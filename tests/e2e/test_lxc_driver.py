@@ -26,6 +26,7 @@ from phoenix.runners.local import LocalRunner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
+MIB = 1024 * 1024
 TEMPLATE_ID = 7710
 SNAPSHOT = "final-form"
 LISTENER = (
@@ -40,6 +41,14 @@ def sh(driver: LxcDriver, ctid: int, script: str, *args: str) -> str:
     res = driver.exec(ctid, ["sh", "-c", script, "sh", *args], timeout=120)
     assert res.ok, f"guest {ctid}: {script!r} failed: {res.stdout}{res.stderr}"
     return res.stdout.strip()
+
+
+def memory_limit(host: LxcHost, driver: LxcDriver, ctid: int) -> int:
+    """The memory limit of the guest's cgroup: v1 as the guest sees it inside, v2 (where a
+    namespace root shows no memory.max) as LXC reads it on the host."""
+    if driver.cgroup.version == 2:
+        return int(lxc_cgroup(host, ctid, "memory.max"))
+    return int(sh(driver, ctid, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes"))
 
 
 def lxc_cgroup(host: LxcHost, ctid: int, key: str) -> str:
@@ -120,14 +129,19 @@ def test_clone_applies_every_setting(
 
     lxc_driver.start(ctid)
     assert lxc_driver.observe(ctid).ip_addresses == (lxc_host.ip(11),)
-    # memory limit and memsw, seen by the guest in its own cgroup
-    mem = sh(lxc_driver, ctid, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
-    assert int(mem) == 384 * 1024 * 1024
-    memsw = sh(lxc_driver, ctid, "cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
-    assert int(memsw) == (384 + 128) * 1024 * 1024
+    # memory limit (and swap), seen by the guest in its own cgroup
+    assert memory_limit(lxc_host, lxc_driver, ctid) == 384 * MIB
+    if lxc_driver.cgroup.version == 2:
+        assert int(lxc_cgroup(lxc_host, ctid, "memory.swap.max")) == 128 * MIB
+    elif lxc_driver.cgroup.memsw:
+        memsw = sh(lxc_driver, ctid, "cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+        assert int(memsw) == (384 + 128) * MIB
     # cores: one CPU visible (the host has more) and a one-CPU quota
     assert sh(lxc_driver, ctid, "nproc") == "1"
-    assert lxc_cgroup(lxc_host, ctid, "cpu.cfs_quota_us") == "100000"
+    if lxc_driver.cgroup.version == 2:
+        assert lxc_cgroup(lxc_host, ctid, "cpu.max") == "100000 100000"
+    else:
+        assert lxc_cgroup(lxc_host, ctid, "cpu.cfs_quota_us") == "100000"
     assert lxc_cgroup(lxc_host, ctid, "cpuset.cpus") == "0"
     # IP, gateway, MAC, hostname
     assert f"inet {lxc_host.address(11)}" in sh(lxc_driver, ctid, "ip -4 -o addr show dev eth0")
@@ -177,13 +191,15 @@ def test_changing_memory_changes_only_memory(
 
     after = config_lines(lxc_host, ctid)
     diff = sorted(set(before) ^ set(after))
-    assert {line.split(" = ")[0] for line in diff} == {
-        "lxc.cgroup.memory.limit_in_bytes",
-        "lxc.cgroup.memory.memsw.limit_in_bytes",
-    }
+    if lxc_driver.cgroup.version == 2:
+        expected = {"lxc.cgroup2.memory.max"}
+    else:
+        expected = {"lxc.cgroup.memory.limit_in_bytes"}
+        if lxc_driver.cgroup.memsw:  # memsw = memory + swap moves with memory
+            expected.add("lxc.cgroup.memory.memsw.limit_in_bytes")
+    assert {line.split(" = ")[0] for line in diff} == expected
     # applied live, without a restart
-    mem = sh(lxc_driver, ctid, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
-    assert int(mem) == 320 * 1024 * 1024
+    assert memory_limit(lxc_host, lxc_driver, ctid) == 320 * MIB
     mutated = {argv[0] for argv in lxc_driver.log.mutations()}
     assert mutated <= {"write", "lxc-cgroup"}
     assert not any("lxc-start" in a or "lxc-stop" in a for a in lxc_driver.log.mutations())

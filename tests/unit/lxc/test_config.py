@@ -145,3 +145,13 @@ def test_rootfs_path_and_meta_json() -> None:
     assert GuestMeta.from_json(meta.to_json()) == meta
     assert lxcconf.veth_name(999_999_999) == "veth999999999i0"
     assert len(lxcconf.veth_name(999_999_999)) <= 15
+
+
+def test_nesting_with_apparmor_uses_the_generated_profile() -> None:
+    settings = replace(SETTINGS, apparmor_profile=None)
+    text = lxcconf.render(7, settings, RenderContext(Path("/r"), V1, apparmor=True))
+    lines = text.splitlines()
+    assert lines.index("lxc.apparmor.profile = generated") > lines.index(
+        "lxc.include = /usr/share/lxc/config/nesting.conf"
+    )
+    assert round_trip(settings, V1, apparmor=True).apparmor_profile is None

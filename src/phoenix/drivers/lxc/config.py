@@ -76,6 +76,10 @@ def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
     if features.get("nesting") == "1":
         lines.append(("lxc.include", str(inc / "nesting.conf")))
         if ctx.apparmor:
+            # As Proxmox does: LXC's generated profile with nesting allowed (nesting.conf
+            # names a profile that only some distributions load).
+            if s.apparmor_profile is None:
+                lines.append(("lxc.apparmor.profile", "generated"))
             lines.append(("lxc.apparmor.allow_nesting", "1"))
     if features.get("fuse") == "1":
         lines.append(("lxc.mount.entry", FUSE_ENTRY))
@@ -209,7 +213,9 @@ def to_settings(parsed: ParsedConfig, meta: GuestMeta) -> GuestSettings:
     fuse = FUSE_ENTRY in parsed.all("lxc.mount.entry")
     if fuse or "fuse" in features:
         features["fuse"] = "1" if fuse else "0"
-    apparmor = parsed.get("lxc.apparmor.profile") or parsed.get(APPARMOR_KEY)
+    # The requested profile is recorded as a comment; the lxc.apparmor.* keys may also hold
+    # what nesting implies (`generated`), which is not a profile the inventory asked for.
+    apparmor = parsed.get(APPARMOR_KEY)
     raw = dict(parsed.raw)
     raw.pop("lxc.apparmor.profile", None)
     return GuestSettings(
