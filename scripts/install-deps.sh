@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   python3 python3-venv python3-pip
-  lxc debootstrap uidmap nftables iproute2
+  lxc debootstrap uidmap nftables iproute2 rsync
   nginx libnginx-mod-http-js openssl curl wrk
   xz-utils zstd ca-certificates
 )

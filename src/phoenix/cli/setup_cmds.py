@@ -11,14 +11,14 @@ import typer
 from phoenix.cli.context import console, load, report_error
 from phoenix.errors import PhoenixError
 from phoenix.host.setup import HostSetup, bridges_from_inventory
+from phoenix.inventory import Inventory
 from phoenix.runners.local import LocalRunner
 
-DEFAULT_STATE_DIR = Path("/var/lib/phoenix")
 
-
-def state_dir() -> Path:
-    """Where Phoenix records what it created on this host ($PHOENIX_STATE_DIR overrides)."""
-    return Path(os.environ.get("PHOENIX_STATE_DIR", str(DEFAULT_STATE_DIR)))
+def state_dir(inventory: Inventory) -> Path:
+    """Where Phoenix records what it created on this host: the config's `phoenix.state_dir`
+    ($PHOENIX_STATE_DIR overrides), so each lab's teardown removes exactly its own."""
+    return Path(os.environ.get("PHOENIX_STATE_DIR", inventory.hypervisor.phoenix.state_dir))
 
 
 def setup(
@@ -26,14 +26,28 @@ def setup(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
     ] = False,
+    teardown: Annotated[
+        bool,
+        typer.Option(
+            "--teardown",
+            help="Remove what `phoenix setup` created for this config (bridges, NAT table, "
+            "an empty firewall table); delete the guests first.",
+        ),
+    ] = False,
 ) -> None:
     """Prepare this host for the LXC driver: the inventory's bridges with the guests'
     gateway as host address, IPv4 forwarding, NAT for guest subnets, subuid/subgid.
     Idempotent: a prepared host prints "host ready"."""
     inventory = load(ctx)
+    host = HostSetup(LocalRunner(), state_dir(inventory))
     try:
+        if teardown:
+            for line in host.teardown():
+                console.print(f"did: {line}", markup=False, highlight=False)
+            console.print("host setup removed")
+            return
         bridges = bridges_from_inventory(inventory)
-        done = HostSetup(LocalRunner(), state_dir()).apply(bridges, dry_run=dry_run)
+        done = host.apply(bridges, dry_run=dry_run)
     except PhoenixError as exc:
         report_error(exc)
     if not done:

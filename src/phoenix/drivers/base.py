@@ -46,8 +46,9 @@ class GuestSettings:
     """Everything a driver applies to a guest, normalised so equal means converged.
 
     `features` are Proxmox container features (`nesting`, `keyctl`, `mknod`, `fuse`…) as
-    sorted `(name, value)` pairs; `raw_lxc` are raw `lxc.*` keys as sorted `(key, value)`
-    pairs (AppArmor excluded: it is `apparmor_profile`).
+    sorted `(name, value)` pairs; `raw_lxc` are raw `lxc.*` keys as `(key, value)` pairs in
+    inventory order (keys such as `lxc.idmap` may repeat; AppArmor excluded: it is
+    `apparmor_profile`).
     """
 
     hostname: str

@@ -271,8 +271,11 @@ class FakeDriver:
         self.log.add("exec", argv)
         argv = list(argv)
         if tuple(argv) == READ_MARKERS:
-            lines = [f"{k}:{v.decode()}" for k, v in sorted(guest.files.items())
-                     if k.startswith(MARKER_DIR + "/")]
+            lines = [
+                f"{k}:{v.decode()}"
+                for k, v in sorted(guest.files.items())
+                if k.startswith(MARKER_DIR + "/")
+            ]
             return ExecResult(0 if lines else 1, "".join(x + "\n" for x in lines), "")
         if argv[:3] == ["sh", "-c", UNPACK_SCRIPT]:
             run_dir, archive = argv[4], argv[5]

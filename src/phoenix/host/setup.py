@@ -162,6 +162,7 @@ class HostSetup:
         state_dir: Path,
         *,
         nat_table: str = DEFAULT_NAT_TABLE,
+        fw_table: str = "phoenix_fw",
         subid_files: tuple[Path, Path] = (Path("/etc/subuid"), Path("/etc/subgid")),
         ip_forward: Path = IP_FORWARD,
         packages: Sequence[str] = REQUIRED_PACKAGES,
@@ -171,6 +172,7 @@ class HostSetup:
         self.runner = runner
         self.state_dir = Path(state_dir)
         self.nat_table = nat_table
+        self.fw_table = fw_table
         self.subid_files = subid_files
         self.ip_forward = ip_forward
         self.packages = tuple(packages)
@@ -357,12 +359,31 @@ class HostSetup:
                     f"deleting nft table ip {table}"
                 )
                 done.append(f"deleted nft table ip {table}")
+        done += self._drop_empty_firewall_table()
         if record.ip_forward_was == "0" and not self._other_nat_tables():
             self._run("mutate", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
             done.append("restored net.ipv4.ip_forward=0")
         if self.record_path.exists():
             self.record_path.unlink()
         return done
+
+    def _drop_empty_firewall_table(self) -> list[str]:
+        """The LXC driver's bridge firewall table, once no guest has chains in it."""
+        res = self._run("observe", ["nft", "-j", "list", "table", "bridge", self.fw_table])
+        if not res.ok:
+            return []
+        items = json.loads(res.stdout or "{}").get("nftables", [])
+        guest_chains = [
+            i["chain"]["name"]
+            for i in items
+            if "chain" in i and i["chain"]["name"].startswith(("in_", "out_"))
+        ]
+        if guest_chains:
+            return []
+        self._run("mutate", ["nft", "delete", "table", "bridge", self.fw_table]).check(
+            f"deleting nft table bridge {self.fw_table}"
+        )
+        return [f"deleted nft table bridge {self.fw_table}"]
 
     def _other_nat_tables(self) -> bool:
         res = self._run("observe", ["nft", "-j", "list", "tables", "ip"])

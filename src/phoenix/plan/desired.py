@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
 from phoenix.inventory.loader import Inventory
-from phoenix.inventory.models import LxcGuest
+from phoenix.inventory.models import GatewayConfig, LxcGuest
+from phoenix.recipes.registry import GATEWAY_COMPAT_SCRIPT
 
 
 def guest_settings(guest: LxcGuest) -> GuestSettings:
@@ -18,13 +19,16 @@ def guest_settings(guest: LxcGuest) -> GuestSettings:
     if guest.network_config is not None:
         nc = guest.network_config
         net = NetSettings(nc.name, nc.bridge, nc.ip, nc.gw, guest.mac_address)
-    raw = dict(guest.lxc_option_pairs)
-    apparmor = guest.apparmor_profile or raw.get("lxc.apparmor.profile")
-    raw.pop("lxc.apparmor.profile", None)
+    pairs = guest.lxc_option_pairs
+    raw_profiles = [v for k, v in pairs if k == "lxc.apparmor.profile"]
+    apparmor = guest.apparmor_profile or (raw_profiles[-1] if raw_profiles else None)
+    # Inventory order, repeats kept (lxc.idmap, lxc.mount.entry...), exact duplicates dropped.
+    raw = tuple(dict.fromkeys(p for p in pairs if p[0] != "lxc.apparmor.profile"))
     rules = tuple(
         FirewallRule(r.type, r.action, r.source, r.dest, r.proto, r.port)
         for r in guest.firewall.rules
     )
+    rules += _gateway_openings(guest)
     return GuestSettings(
         hostname=guest.name,
         memory_mb=guest.memory_mb,
@@ -35,7 +39,7 @@ def guest_settings(guest: LxcGuest) -> GuestSettings:
         unprivileged=guest.unprivileged,
         net=net,
         features=tuple(sorted(guest.pct_features.items())),
-        raw_lxc=tuple(sorted(raw.items())),
+        raw_lxc=raw,
         apparmor_profile=apparmor,
         onboot=guest.start_at_boot,
         boot_order=guest.boot_order,
@@ -43,6 +47,19 @@ def guest_settings(guest: LxcGuest) -> GuestSettings:
         firewall_enabled=guest.firewall.enabled,
         firewall_rules=rules if guest.firewall.enabled else (),
     )
+
+
+def _gateway_openings(guest: LxcGuest) -> tuple[FirewallRule, ...]:
+    """A gateway exists to be reached: with its firewall on, its HTTP(S) ports are open to
+    all (the seed's 101 enables the firewall with no rules, which would close it)."""
+    if guest.gateway is None and guest.application_script != GATEWAY_COMPAT_SCRIPT:
+        return ()
+    config = guest.gateway or GatewayConfig()
+    ports = [config.http_port] + (
+        [config.https_port] if config.tls or any(h.tls for h in config.host_routes) else []
+    )
+    port = ",".join(str(p) for p in dict.fromkeys(ports))
+    return (FirewallRule("in", "ACCEPT", proto="tcp", port=port),)
 
 
 def desired_settings(inventory: Inventory, ctid: int) -> GuestSettings:

@@ -317,6 +317,7 @@ def test_setup_reports_missing_packages(tmp_path: Path) -> None:
 def test_teardown_removes_only_what_was_recorded(tmp_path: Path) -> None:
     runner = RecordedRunner()
     runner.respond(["nft", "-j", "list", "tables"], json.dumps({"nftables": []}))
+    runner.respond(["nft", "-j", "list", "table", "bridge"], "", 1, "No such file or directory")
     setup = make_setup(tmp_path, runner)
     Record(bridges=["phxtbr9"], nat_tables=["phoenix_nat"], ip_forward_was="0").save(
         setup.record_path
@@ -336,3 +337,29 @@ def test_bridges_from_inventory() -> None:
     assert bridges_from_inventory(inventory) == [
         BridgeSpec("vmbr0", ipaddress.IPv4Interface("10.0.0.1/24"))
     ]
+
+
+def _fw_listing(*chains: str) -> str:
+    items = [{"table": {"family": "bridge", "name": "phoenix_fw"}}]
+    items += [{"chain": {"family": "bridge", "table": "phoenix_fw", "name": c}} for c in chains]
+    return json.dumps({"nftables": items})
+
+
+def test_teardown_drops_the_firewall_table_once_no_guest_uses_it(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["nft", "-j", "list", "tables"], json.dumps({"nftables": []}))
+    runner.respond(["nft", "-j", "list", "table", "bridge", "phoenix_fw"],
+                   _fw_listing("forward", "input", "output"))
+    done = make_setup(tmp_path, runner).teardown()
+    assert "deleted nft table bridge phoenix_fw" in done
+    assert ("nft", "delete", "table", "bridge", "phoenix_fw") in runner.calls
+
+
+def test_teardown_keeps_the_firewall_table_while_guests_have_chains(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["nft", "-j", "list", "tables"], json.dumps({"nftables": []}))
+    runner.respond(["nft", "-j", "list", "table", "bridge", "phoenix_fw"],
+                   _fw_listing("forward", "in_801", "out_801"))
+    done = make_setup(tmp_path, runner).teardown()
+    assert done == []
+    assert ("nft", "delete", "table", "bridge", "phoenix_fw") not in runner.calls

@@ -65,7 +65,10 @@ def test_fresh_node_900_then_101(seed: Inventory, s900: GuestSettings, s101: Gue
     assert writes == {
         "/etc/pve/lxc/900.conf": "lxc.apparmor.profile: unconfined\n",
         "/etc/pve/lxc/101.conf": "lxc.apparmor.profile: unconfined\nlxc.mount.auto: sys:rw\n",
-        "/etc/pve/firewall/101.fw": "[OPTIONS]\n\nenable: 1\npolicy_in: DROP\npolicy_out: ACCEPT\n",
+        "/etc/pve/firewall/101.fw": (
+            "[OPTIONS]\n\nenable: 1\npolicy_in: DROP\npolicy_out: ACCEPT\n\n"
+            "[RULES]\n\nIN ACCEPT -p tcp -dport 80,443\n"
+        ),
     }
     text = "\n".join(command_lines(driver))
     assert "python3 -c '<phoenix-write>' /etc/pve/firewall/101.fw - -" in text

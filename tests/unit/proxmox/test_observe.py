@@ -86,9 +86,9 @@ def test_drifted_guest_diffs_exactly_the_drift(s101: GuestSettings) -> None:
 
 def test_firewall_needs_file_and_nic_flag(s101: GuestSettings) -> None:
     config = json.loads(data("config_101_running.json"))
-    assert s101.diff(pvesh.parse_config(config, None).settings) == {
-        "firewall_enabled": (False, True)
-    }
+    missing_file = s101.diff(pvesh.parse_config(config, None).settings)
+    assert missing_file["firewall_enabled"] == (False, True)
+    assert set(missing_file) == {"firewall_enabled", "firewall_rules"}
     config["net0"] = config["net0"].replace("firewall=1", "firewall=0")
     facts = pvesh.parse_config(config, firewall.parse(data("fw_101.fw")))
     assert set(s101.diff(facts.settings)) == {"firewall_enabled"}

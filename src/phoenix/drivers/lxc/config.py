@@ -216,8 +216,7 @@ def to_settings(parsed: ParsedConfig, meta: GuestMeta) -> GuestSettings:
     # The requested profile is recorded as a comment; the lxc.apparmor.* keys may also hold
     # what nesting implies (`generated`), which is not a profile the inventory asked for.
     apparmor = parsed.get(APPARMOR_KEY)
-    raw = dict(parsed.raw)
-    raw.pop("lxc.apparmor.profile", None)
+    raw = tuple(p for p in parsed.raw if p[0] != "lxc.apparmor.profile")
     return GuestSettings(
         hostname=parsed.get("lxc.uts.name") or "",
         memory_mb=limits.memory_mb if limits.memory_mb is not None else 0,
@@ -228,7 +227,7 @@ def to_settings(parsed: ParsedConfig, meta: GuestMeta) -> GuestSettings:
         unprivileged=bool(parsed.all("lxc.idmap")),
         net=_parse_net(parsed),
         features=tuple(sorted(features.items())),
-        raw_lxc=tuple(sorted(raw.items())),
+        raw_lxc=raw,
         apparmor_profile=apparmor,
         onboot=parsed.get("lxc.start.auto") == "1",
         boot_order=_int(parsed.get("lxc.start.order")),

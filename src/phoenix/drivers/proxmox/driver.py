@@ -351,7 +351,7 @@ class ProxmoxDriver:
             )
 
     def wanted_raw_keys(self, settings: GuestSettings) -> list[tuple[str, str]]:
-        """Raw keys for the conf's main section: AppArmor first, then the sorted raw keys."""
+        """Raw keys for the conf's main section: AppArmor first, then raw keys in order."""
         wanted: list[tuple[str, str]] = []
         if settings.apparmor_profile is not None:
             wanted.append((pvesh.APPARMOR_KEY, settings.apparmor_profile))

@@ -1,0 +1,63 @@
+"""Inventory entries -> the GuestSettings every driver applies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from phoenix.drivers.base import FirewallRule
+from phoenix.inventory import load_inventory
+from phoenix.plan.desired import desired_settings
+from tests.conftest import shared_fixture
+
+
+def _edit(config_dir: Path, ctid: str, **changes: object) -> None:
+    path = config_dir / "phoenix_lxc_configs.json"
+    data = json.loads(path.read_text())
+    data["lxc_configs"][ctid].update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_raw_options_keep_inventory_order_and_repeated_keys(minimal_dir: Path) -> None:
+    _edit(
+        minimal_dir,
+        "102",
+        lxc_options=[
+            "lxc.mount.entry: /dev/nvidia0 dev/nvidia0 none bind,optional,create=file",
+            "lxc.apparmor.profile=unconfined",
+            "lxc.mount.entry=/dev/nvidiactl dev/nvidiactl none bind,optional,create=file",
+            "lxc.mount.entry: /dev/nvidia0 dev/nvidia0 none bind,optional,create=file",
+        ],
+    )
+    settings = desired_settings(load_inventory(minimal_dir), 102)
+    assert settings.raw_lxc == (
+        ("lxc.mount.entry", "/dev/nvidia0 dev/nvidia0 none bind,optional,create=file"),
+        ("lxc.mount.entry", "/dev/nvidiactl dev/nvidiactl none bind,optional,create=file"),
+    )
+    assert settings.apparmor_profile == "unconfined"
+
+
+def test_gateway_with_firewall_is_open_on_its_ports() -> None:
+    settings = desired_settings(load_inventory(shared_fixture("phoenix-etc-seed")), 101)
+    assert settings.firewall_enabled
+    assert settings.firewall_rules == (FirewallRule("in", "ACCEPT", proto="tcp", port="80,443"),)
+
+
+def test_model_server_firewall_keeps_only_its_rules() -> None:
+    settings = desired_settings(load_inventory(shared_fixture("phoenix-etc-seed")), 950)
+    assert settings.firewall_rules == (
+        FirewallRule("in", "ACCEPT", source="10.0.0.153", proto="tcp", port="8000"),
+    )
+
+
+def test_disabled_firewall_has_no_rules(minimal_dir: Path) -> None:
+    _edit(
+        minimal_dir,
+        "102",
+        firewall={
+            "enabled": False,
+            "rules": [{"type": "in", "action": "ACCEPT", "proto": "tcp", "port": "22"}],
+        },
+    )
+    settings = desired_settings(load_inventory(minimal_dir), 102)
+    assert not settings.firewall_enabled and settings.firewall_rules == ()
