@@ -91,7 +91,7 @@ def test_firewall_needs_file_and_nic_flag(s101: GuestSettings) -> None:
     assert set(missing_file) == {"firewall_enabled", "firewall_rules"}
     config["net0"] = config["net0"].replace("firewall=1", "firewall=0")
     facts = pvesh.parse_config(config, firewall.parse(data("fw_101.fw")))
-    assert set(s101.diff(facts.settings)) == {"firewall_enabled"}
+    assert set(s101.diff(facts.settings)) == {"firewall_enabled", "firewall_rules"}
 
 
 def test_duplicated_raw_keys_show_as_drift(s101: GuestSettings) -> None:
