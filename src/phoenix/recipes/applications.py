@@ -16,7 +16,11 @@ from phoenix.errors import PhoenixError
 from phoenix.inventory.loader import Inventory
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.features import RecipeFinder
-from phoenix.recipes.registry import GATEWAY_COMPAT_SCRIPT, application_script_problem
+from phoenix.recipes.registry import (
+    GATEWAY_COMPAT_SCRIPT,
+    application_script_problem,
+    builtin_application_files,
+)
 
 APPLICATION = "application"
 
@@ -91,6 +95,7 @@ def user_application(
         name=APPLICATION,
         script_name=recipe.path.name,
         script=finder.script(recipe),
+        files=builtin_application_files(script) if recipe.builtin else {},
         entry=application_entry(ctid, entry),
         env={"PHOENIX_CTID": str(ctid), "PHOENIX_TIMEZONE": inventory.hypervisor.timezone},
     )

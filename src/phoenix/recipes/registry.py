@@ -63,8 +63,29 @@ def application_script_problem(script: str) -> str | None:
     return None
 
 
+# Applications shipped with Phoenix, by the script name an inventory uses. A user's file of
+# the same name in the scripts folder wins. Each maps to (script, {bundle path: package file}).
+BUILTIN_APPLICATIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "phoenix_demo_model_server.sh": (
+        "app_demo_model_server.sh",
+        {"model_server.py": "phoenix.demo/model_server.py"},
+    ),
+}
+
+
+def builtin_application_files(script: str) -> dict[str, bytes]:
+    """The extra files a built-in application's bundle carries (empty for others)."""
+    _, files = BUILTIN_APPLICATIONS.get(script, ("", {}))
+    out: dict[str, bytes] = {}
+    for target, source in files.items():
+        package, _, name = source.partition("/")
+        out[target] = (resources.files(package) / name).read_bytes()
+    return out
+
+
 def find_application(script: str, scripts_dir: Path) -> Recipe | None:
-    """The user's application script (resolved under the scripts folder), if present."""
+    """The user's application script (resolved under the scripts folder), else a built-in
+    application of that name, if any."""
     if application_script_problem(script) is not None:
         return None
     path = scripts_dir / script
@@ -74,4 +95,6 @@ def find_application(script: str, scripts_dir: Path) -> Recipe | None:
         return None
     if inside and path.is_file():
         return Recipe(script, path, builtin=False)
+    if script in BUILTIN_APPLICATIONS:
+        return Recipe(script, builtin_scripts_dir() / BUILTIN_APPLICATIONS[script][0], builtin=True)
     return None
