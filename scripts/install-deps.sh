@@ -37,7 +37,9 @@ fi
 stamp=.venv/.phoenix-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "==> installing Phoenix and test tools into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  # (this machine's pip config may name extra package folders; their warnings are noise)
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import phoenix, typer, pydantic, crossplane, cryptography, httpx, filelock"
   touch "$stamp"
 fi

@@ -115,7 +115,12 @@ def gateway_info(ctx: typer.Context) -> None:
     config = routes.config
     http = f"http://{address}" + ("" if config.http_port == 80 else f":{config.http_port}")
     console.print(f"Gateway: guest {gateway} at {address}", markup=False, highlight=False)
-    console.print(f"CA certificate (trust it in clients): {ca_cert}", markup=False, highlight=False)
+    console.print(
+        f"CA certificate (trust it in clients): {ca_cert}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     lines = [f"curl -s {http}/phoenix/health"]
     if routes.models:
         model = routes.models[0].model

@@ -59,6 +59,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/health":
             self._json(200, {"status": "ok", "backend": self.config.backend})
+        elif self.path == "/":
+            self._json(200, {"service": "phoenix DEMO model server (a stand-in, not a model)",
+                             "model": self.config.model, "backend": self.config.backend})
         elif self.path == "/v1/models":
             self._json(200, {"object": "list", "backend": self.config.backend, "data": [
                 {"id": self.config.model, "object": "model", "created": 0,

@@ -8,10 +8,10 @@ set -eu
 cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
 
-if ! command -v python3 >/dev/null 2>&1; then
-    echo "installing python3-minimal"
+if ! python3 -c "import json, http.server" >/dev/null 2>&1; then
+    echo "installing python3"
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends python3-minimal >/dev/null
+    apt-get install -y -qq --no-install-recommends python3 >/dev/null
 fi
 
 install -d -m 0755 /opt/phoenix-demo
