@@ -49,7 +49,10 @@ class RunResult:
             return
         if len(self.failed) == 1 and not self.blocked:
             raise next(iter(self.failed.values()))
-        lines = [f"guest {c}: {e}" for c, e in sorted(self.failed.items())]
+        lines = [
+            str(e) if str(e).startswith(f"guest {c}") else f"guest {c}: {e}"
+            for c, e in sorted(self.failed.items())
+        ]
         lines += [f"guest {c}: not converged: {why}" for c, why in sorted(self.blocked.items())]
         raise PhoenixError(
             f"{len(self.failed)} guest(s) failed, {len(self.blocked)} blocked "

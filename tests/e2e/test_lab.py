@@ -1,0 +1,334 @@
+"""The demo lab (examples/lab) on real LXC: gateway 101 derived from the inventory, two
+demo model servers behind a firewall, TLS from the Phoenix CA, `phoenix status`.
+
+The inventory is examples/lab's, moved onto the test slot's bridge and subnet with test
+CTIDs (77xx), so it never collides with a demo lab running on the same host. One lab is
+built per module; tests run in file order on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import LxcHost
+from phoenix.drivers.lxc import LxcDriver
+from phoenix.gateway.bundle import gateway_bundle
+from phoenix.gateway.tls import CA_CERT, default_ca_dir
+from phoenix.inventory import Inventory, load_inventory
+from phoenix.plan.events import CollectingReporter
+from phoenix.plan.run import converge, power_plan, run_plan
+from phoenix.plan.status import gather_route_status, gather_status
+from phoenix.recipes.runner import run_bundle
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab"
+CTIDS = {"900": 7790, "101": 7791, "801": 7792, "802": 7793}
+HOSTS = {"900": 140, "101": 141, "801": 142, "802": 143}
+BASE, GATEWAY, MODEL_A, MODEL_B = 7790, 7791, 7792, 7793
+API_HOST, CHAT_HOST = "api.lab.phoenix.local", "chat.lab.phoenix.local"
+
+
+@dataclass
+class Lab:
+    host: LxcHost
+    etc: Path
+    state: Path
+    driver: LxcDriver
+
+    @property
+    def inventory(self) -> Inventory:
+        return load_inventory(self.etc)
+
+    def address(self, ctid: int) -> str:
+        old = next(k for k, v in CTIDS.items() if v == ctid)
+        return self.host.ip(HOSTS[old])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.address(GATEWAY)}"
+
+    @property
+    def ca(self) -> Path:
+        return default_ca_dir(self.state) / CA_CERT
+
+    def converge(self) -> None:
+        outcome = converge(
+            self.inventory, self.driver, None, reporter=CollectingReporter(), state_dir=self.state
+        )
+        assert outcome.result.ok, outcome.result
+
+    def power(self, ctid: int, action: str) -> None:
+        inventory = self.inventory
+        plan = power_plan(inventory, self.driver, [ctid], action)
+        assert run_plan(inventory, self.driver, plan, CollectingReporter(), self.state).ok
+
+    def curl_from(self, ctid: int, url: str) -> int:
+        """HTTP status seen from inside guest `ctid` (0: no connection)."""
+        result = self.driver.exec(
+            ctid,
+            ["curl", "-s", "-o", "/dev/null", "-m", "4", "-w", "%{http_code}", url],
+            timeout=15,
+        )
+        code = result.stdout.strip()
+        return int(code) if code.isdigit() else 0
+
+    def nginx_master_pid(self) -> str:
+        result = self.driver.exec(GATEWAY, ["cat", "/run/nginx.pid"], timeout=10)
+        assert result.ok, result
+        return result.stdout.strip()
+
+
+def _inventory_for(host: LxcHost, state: Path) -> dict[str, Any]:
+    """examples/lab moved onto the slot: bridge, addresses, CTIDs, firewall sources."""
+    text = (EXAMPLE / "phoenix_lxc_configs.json").read_text()
+    data = json.loads(text)
+    out: dict[str, Any] = {}
+    for old, entry in data["lxc_configs"].items():
+        entry["network_config"].update(
+            bridge=host.bridge, ip=host.address(HOSTS[old]), gw=host.gateway
+        )
+        entry["name"] = entry["name"].replace("lab-", "phxt-lab-")
+        entry["template"] = host.template if "template" in entry else None
+        if entry["template"] is None:
+            del entry["template"]
+        if "clone_from_ctid" in entry:
+            entry["clone_from_ctid"] = str(CTIDS[entry["clone_from_ctid"]])
+        entry["dependencies"] = [str(CTIDS[d]) for d in entry.get("dependencies", [])]
+        for rule in entry.get("firewall", {}).get("rules", []):
+            rule["source"] = host.ip(HOSTS["101"])
+        for route in entry.get("gateway", {}).get("path_routes", []):
+            route["ctid"] = str(CTIDS[route["ctid"]])
+        for route in entry.get("gateway", {}).get("host_routes", []):
+            route["ctid"] = str(CTIDS[route["ctid"]])
+        out[str(CTIDS[old])] = entry
+    return {"lxc_configs": out}
+
+
+@pytest.fixture(scope="module")
+def lab(lxc_host: LxcHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    root = tmp_path_factory.mktemp("lab")
+    etc, state = root / "etc", root / "state"
+    etc.mkdir()
+    hypervisor = json.loads((EXAMPLE / "phoenix_hypervisor_config.json").read_text())
+    hypervisor["phoenix"].update(
+        lxc_path=str(lxc_host.lxc_path),
+        state_dir=str(state),
+        template_cache=str(lxc_host.template_cache),
+    )
+    (etc / "phoenix_hypervisor_config.json").write_text(json.dumps(hypervisor))
+    (etc / "phoenix_lxc_configs.json").write_text(json.dumps(_inventory_for(lxc_host, state)))
+    the_lab = Lab(lxc_host, etc, state, lxc_host.driver())
+    try:
+        the_lab.converge()
+        yield the_lab
+    finally:
+        cleaner = lxc_host.driver()
+        for ctid in sorted(CTIDS.values(), reverse=True):
+            cleaner.destroy(ctid)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _chat(model: str, **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": "hi"}], **extra}
+
+
+def test_requests_reach_the_backend_of_their_model(lab: Lab) -> None:
+    with httpx.Client(base_url=lab.base_url, timeout=10) as client:
+        chat = client.post("/v1/chat/completions", json=_chat("demo-chat"))
+        embed = client.post("/v1/embeddings", json={"model": "demo-embed", "input": "x"})
+    assert chat.status_code == 200 and chat.json()["backend"] == "phxt-lab-model-a"
+    assert embed.status_code == 200 and embed.json()["backend"] == "phxt-lab-model-b"
+
+
+def test_model_errors_are_openai_style_json(lab: Lab) -> None:
+    with httpx.Client(base_url=lab.base_url, timeout=10) as client:
+        unknown = client.post("/v1/chat/completions", json=_chat("no-such-model"))
+        missing = client.post("/v1/chat/completions", json={"messages": []})
+        broken = client.post(
+            "/v1/chat/completions",
+            content=b'{"model": "demo-chat",',
+            headers={"Content-Type": "application/json"},
+        )
+    assert unknown.status_code == 404
+    assert "demo-chat" in unknown.json()["error"]["message"]
+    assert "demo-embed" in unknown.json()["error"]["message"]
+    assert missing.status_code == 400 and missing.json()["error"]["param"] == "model"
+    assert broken.status_code == 400 and "error" in broken.json()
+
+
+def test_models_lists_both(lab: Lab) -> None:
+    models = httpx.get(f"{lab.base_url}/v1/models", timeout=10).json()
+    assert sorted(m["id"] for m in models["data"]) == ["demo-chat", "demo-embed"]
+
+
+def test_stream_delivers_first_chunk_before_the_backend_finishes(lab: Lab) -> None:
+    start = time.monotonic()
+    first: float | None = None
+    chunks = 0
+    with httpx.stream(
+        "POST",
+        f"{lab.base_url}/v1/chat/completions",
+        json=_chat("demo-chat", stream=True),
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                chunks += 1
+                first = first if first is not None else time.monotonic() - start
+    total = time.monotonic() - start
+    assert chunks >= 3 and first is not None
+    # The demo server waits 0.5 s between chunks: the first must arrive long before the end.
+    assert total >= 1.0 and first < total - 0.5, (first, total)
+
+
+def _curl_tls(lab: Lab, host: str, path: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    address = lab.address(GATEWAY)
+    return subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-m",
+            "10",
+            "--resolve",
+            f"{host}:443:{address}",
+            *extra,
+            f"https://{host}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_tls_host_route_verifies_against_the_phoenix_ca_only(lab: Lab) -> None:
+    trusted = _curl_tls(lab, CHAT_HOST, "/v1/models", "--cacert", str(lab.ca))
+    assert trusted.returncode == 0, trusted.stderr
+    assert json.loads(trusted.stdout)["backend"] == "phxt-lab-model-b"
+    untrusted = _curl_tls(lab, CHAT_HOST, "/v1/models")
+    assert untrusted.returncode == 60, untrusted  # peer certificate cannot be verified
+    old_tls = _curl_tls(lab, API_HOST, "/v1/models", "--cacert", str(lab.ca), "--tls-max", "1.1")
+    assert old_tls.returncode != 0
+
+
+def test_api_answers_over_tls_too(lab: Lab) -> None:
+    api = _curl_tls(lab, API_HOST, "/v1/models", "--cacert", str(lab.ca))
+    assert api.returncode == 0, api.stderr
+    assert {m["id"] for m in json.loads(api.stdout)["data"]} == {"demo-chat", "demo-embed"}
+
+
+def test_http_redirects_to_https(lab: Lab) -> None:
+    response = httpx.get(f"{lab.base_url}/some/page", headers={"Host": CHAT_HOST}, timeout=10)
+    assert response.status_code == 301
+    assert response.headers["location"] == f"https://{CHAT_HOST}/some/page"
+
+
+def test_model_servers_admit_the_gateway_and_refuse_other_guests(lab: Lab) -> None:
+    model_a = f"http://{lab.address(MODEL_A)}:8000/health"
+    assert lab.curl_from(GATEWAY, model_a) == 200
+    assert lab.curl_from(MODEL_B, model_a) == 0
+    assert lab.curl_from(BASE, model_a) == 0
+
+
+def test_broken_deploy_keeps_the_old_config_serving(lab: Lab) -> None:
+    inventory = lab.inventory
+    good = gateway_bundle(inventory, GATEWAY, lab.state)
+    broken = dataclasses.replace(
+        good,
+        files={
+            **good.files,
+            "tree/sites-available/zz-broken": b"server {\n    listen 8081;\n    no_such_directive on;\n}\n",
+        },
+    )
+    pid = lab.nginx_master_pid()
+    failures: list[str] = []
+    successes = 0
+    stop = threading.Event()
+
+    def client_loop() -> None:
+        nonlocal successes
+        with httpx.Client(base_url=lab.base_url, timeout=5) as client:
+            while not stop.is_set():
+                try:
+                    response = client.post("/v1/chat/completions", json=_chat("demo-chat"))
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                if response.status_code == 200:
+                    successes += 1
+                else:
+                    failures.append(str(response.status_code))
+
+    thread = threading.Thread(target=client_loop)
+    thread.start()
+    try:
+        with pytest.raises(Exception, match="no_such_directive") as failed:
+            run_bundle(lab.driver, GATEWAY, broken)
+    finally:
+        time.sleep(0.5)
+        stop.set()
+        thread.join(timeout=30)
+    assert "nginx" in str(failed.value)
+    assert failures == []
+    assert successes > 0
+    assert lab.nginx_master_pid() == pid
+    health = httpx.get(f"{lab.base_url}/phoenix/health", timeout=5).json()
+    assert health["routes"] == 4
+
+
+def test_redeploying_the_same_inventory_changes_nothing(lab: Lab) -> None:
+    pid = lab.nginx_master_pid()
+    listing = ["sh", "-c", "ls -liR --time-style=full-iso /etc/nginx/phoenix/live/ssl/"]
+    certs_before = lab.driver.exec(GATEWAY, listing, timeout=10).stdout
+    mutations_before = len(lab.driver.log.mutations())
+    lab.converge()
+    assert len(lab.driver.log.mutations()) == mutations_before
+    # Run the same bundle again by hand: the script finds nothing to do and does not reload.
+    output = run_bundle(lab.driver, GATEWAY, gateway_bundle(lab.inventory, GATEWAY, lab.state))
+    assert "unchanged" in output
+    assert lab.nginx_master_pid() == pid
+    assert lab.driver.exec(GATEWAY, listing, timeout=10).stdout == certs_before
+
+
+def test_status_is_healthy_then_a_stopped_model_shows_in_both_tables(lab: Lab) -> None:
+    inventory = lab.inventory
+    guests = {g.ctid: g for g in gather_status(inventory, lab.driver)}
+    assert {guests[c].health for c in (GATEWAY, MODEL_A, MODEL_B)} == {"ok"}
+    _gw, routes = gather_route_status(inventory, lab.driver)
+    assert {r.match: r.health for r in routes} == {
+        "demo-chat": "ok",
+        "demo-embed": "ok",
+        "/echo-a/": "ok",
+        CHAT_HOST: "ok",
+    }
+
+    lab.power(MODEL_B, "stop")
+    try:
+        guests = {g.ctid: g for g in gather_status(inventory, lab.driver)}
+        assert guests[MODEL_B].state == "stopped"
+        assert guests[MODEL_B].health == "not running"
+        _gw, routes = gather_route_status(inventory, lab.driver)
+        by_match = {r.match: r.health for r in routes}
+        assert by_match["demo-embed"] == "down" and by_match["demo-chat"] == "ok"
+        with httpx.Client(base_url=lab.base_url, timeout=15) as client:
+            down = client.post("/v1/embeddings", json={"model": "demo-embed", "input": "x"})
+            up = client.post("/v1/chat/completions", json=_chat("demo-chat"))
+        assert down.status_code == 502
+        assert down.headers["content-type"].startswith("application/json")
+        assert "demo-embed" in down.json()["error"]["message"]
+        assert up.status_code == 200
+    finally:
+        lab.power(MODEL_B, "start")
