@@ -156,11 +156,13 @@ class Driver(Protocol):
         ...
 
     def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
-        """Create a stopped guest from a template (tarball path or driver-specific name)."""
+        """Create a stopped guest from a template (tarball path or driver-specific name),
+        with `settings` applied: afterwards observe() reports exactly these settings."""
         ...
 
     def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
-        """Full clone of `source` (at `snapshot` if given) into a new stopped guest."""
+        """Clone `source` (at `snapshot` if given) into a new stopped guest with `settings`
+        applied (its own hostname, MAC, address, limits, disk size)."""
         ...
 
     def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:

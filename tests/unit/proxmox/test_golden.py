@@ -34,12 +34,10 @@ def test_driver_satisfies_the_protocol() -> None:
 
 def test_fresh_node_900_then_101(seed: Inventory, s900: GuestSettings, s101: GuestSettings) -> None:
     def steps(d: ProxmoxDriver) -> None:
+        # create and clone apply the guest's settings themselves (the Driver contract)
         d.create(900, seed.guests[900].template or "", s900)
-        d.configure(900, s900, ALL)
         d.snapshot(900, "final-form")
         d.clone(900, 101, "final-form", s101)
-        d.configure(101, s101, ALL)
-        d.resize(101, 32)
         d.start(101)
 
     driver = record("pve", steps)

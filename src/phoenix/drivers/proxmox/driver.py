@@ -69,6 +69,9 @@ PCT_SET_FIELDS = frozenset(
 )
 CONF_FIELDS = frozenset({"raw_lxc", "apparmor_profile"})
 FIREWALL_FIELDS = frozenset({"firewall_enabled", "firewall_rules"})
+# What create/clone apply right after `pct create`/`pct clone` (the Driver contract: a new
+# guest has its settings), i.e. everything but what those commands fix themselves.
+APPLIED_AFTER_CREATE = PCT_SET_FIELDS | CONF_FIELDS | FIREWALL_FIELDS
 # Changes that only take effect when the container starts again.
 RESTART_FIELDS = frozenset({"raw_lxc", "apparmor_profile", "features"})
 
@@ -254,6 +257,8 @@ class ProxmoxDriver:
         self._mutate(ctid, argv)
         self._nics.discard(ctid)
         self._macs.pop(ctid, None)
+        # `pct create` fixes only what cannot change later; the rest is one full `pct set`.
+        self.configure(ctid, settings, APPLIED_AFTER_CREATE)
 
     def _source_lock(self, source: int) -> threading.Lock:
         with self._guard:
@@ -278,6 +283,9 @@ class ProxmoxDriver:
             if data is None:
                 raise DriverError(f"guest {ctid}: `{shlex.join(argv)}` left no container")
             self._remember_mac(ctid, pvesh.parse_config(data).mac)
+        # A clone has its source's settings and disk: apply the clone's own, grow the disk.
+        self.configure(ctid, settings, APPLIED_AFTER_CREATE)
+        self.resize(ctid, settings.disk_gb)
 
     # -- configuring -------------------------------------------------------------------
 
