@@ -41,6 +41,8 @@ class RenderContext:
     cgroup: CgroupHost
     apparmor: bool
     lxc_config_dir: Path = LXC_CONFIG_DIR
+    # A linked clone: `rootfs` is the overlay's upper dir on top of this read-only lower.
+    lower: Path | None = None
 
 
 def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
@@ -53,8 +55,8 @@ def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
     lines += [
         ("lxc.arch", "linux64"),
         ("lxc.uts.name", s.hostname),
-        ("lxc.rootfs.path", f"dir:{ctx.rootfs}"),
     ]
+    lines += RootfsSpec(ctx.rootfs, ctx.lower).keys()
     if s.unprivileged:
         lines += idmap.idmap_keys()
     lines += _net_keys(ctid, s.net)
@@ -254,8 +256,47 @@ def _int(value: str | None) -> int:
     return int(value) if value is not None and value.lstrip("-").isdigit() else 0
 
 
-def rootfs_path(parsed: ParsedConfig) -> Path | None:
+# Overlay metadata (whiteouts' opaque marks) in user.* xattrs: an unprivileged guest's
+# rootfs is mounted inside its user namespace, where trusted.* xattrs cannot be set.
+OVERLAY_OPTIONS = "userxattr"
+
+
+@dataclass(frozen=True)
+class RootfsSpec:
+    """Where a guest's root filesystem lives: a directory, or (a linked clone) an overlay
+    whose writable upper dir `path` sits on a read-only `lower` (a snapshot's rootfs)."""
+
+    path: Path
+    lower: Path | None = None
+    options: str = ""
+
+    @property
+    def linked(self) -> bool:
+        return self.lower is not None
+
+    def keys(self) -> list[tuple[str, str]]:
+        if self.lower is None:
+            return [("lxc.rootfs.path", f"dir:{self.path}")]
+        return [
+            ("lxc.rootfs.path", f"overlay:{self.lower}:{self.path}"),
+            ("lxc.rootfs.options", OVERLAY_OPTIONS),
+        ]
+
+
+def rootfs_spec(parsed: ParsedConfig) -> RootfsSpec | None:
+    """The rootfs a config names (`dir:`, `overlay:<lower>:<upper>` or a bare path)."""
     value = parsed.get("lxc.rootfs.path")
     if not value:
         return None
-    return Path(value.split(":", 1)[1] if value.startswith("dir:") else value)
+    if value.startswith("overlay:"):
+        lower, sep, upper = value[len("overlay:") :].rpartition(":")
+        if not sep or not lower or not upper:
+            raise DriverError(f"unreadable overlay rootfs {value!r}")
+        return RootfsSpec(Path(upper), Path(lower), parsed.get("lxc.rootfs.options") or "")
+    return RootfsSpec(Path(value.split(":", 1)[1] if value.startswith("dir:") else value))
+
+
+def rootfs_path(parsed: ParsedConfig) -> Path | None:
+    """The writable layer: the rootfs dir, or a linked clone's upper dir."""
+    spec = rootfs_spec(parsed)
+    return spec.path if spec else None

@@ -14,9 +14,11 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from filelock import FileLock
 
@@ -26,10 +28,10 @@ from phoenix.drivers.base import (
     GuestSettings,
     ObservedGuest,
 )
-from phoenix.drivers.lxc import cgroups, firewall, guestfiles, idmap
+from phoenix.drivers.lxc import cgroups, firewall, guestfiles, idmap, linked
 from phoenix.drivers.lxc import config as lxcconf
 from phoenix.drivers.lxc.cgroups import CgroupHost
-from phoenix.drivers.lxc.config import GuestMeta, ParsedConfig, RenderContext
+from phoenix.drivers.lxc.config import GuestMeta, ParsedConfig, RenderContext, RootfsSpec
 from phoenix.drivers.lxc.templates import resolve_template
 from phoenix.errors import CommandFailed, DriverError
 from phoenix.runners.base import CommandResult, Runner
@@ -43,6 +45,8 @@ GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # "offline": systemctl cannot reach systemd yet (it has not opened its socket).
 _NOT_READY = {"", "offline", "initializing", "starting"}
 _LIVE_LIMITS = frozenset({"memory_mb", "swap_mb", "cores"})
+CloneMode = Literal["linked", "full"]
+CLONE_MODES: tuple[CloneMode, ...] = ("linked", "full")
 
 
 def generate_mac(rng: random.Random | None = None) -> str:
@@ -68,7 +72,10 @@ class LxcDriver:
         apparmor: bool | None = None,
         resolv_conf: Path = Path("/etc/resolv.conf"),
         poll_interval: float = 0.3,
+        clone_mode: CloneMode = "linked",
     ) -> None:
+        if clone_mode not in CLONE_MODES:
+            raise DriverError(f"unknown LXC clone mode {clone_mode!r} (linked or full)")
         self.lxc_path = Path(lxc_path)
         self.template_cache = Path(template_cache)
         self.runner: Runner = runner or LocalRunner()
@@ -78,6 +85,7 @@ class LxcDriver:
         self.apparmor = APPARMOR_DIR.is_dir() if apparmor is None else apparmor
         self.resolv_conf = resolv_conf
         self.poll_interval = poll_interval
+        self.clone_mode: CloneMode = clone_mode
         self.log = CommandLog()
         self.warnings: list[str] = []
         self._nft_caps: firewall.NftCaps | None = None
@@ -220,61 +228,101 @@ class LxcDriver:
             if settings.unprivileged:
                 extract = idmap.usernsexec_prefix() + extract
             self._run("mutate", extract).check(f"unpacking {tarball} for guest {ctid}")
-            self._finish_new_guest(ctid, rootfs, settings, GuestMeta.of(settings))
+            self._finish_new_guest(ctid, RootfsSpec(rootfs), settings, GuestMeta.of(settings))
         except BaseException:
             self._remove_dir(ctid)
             raise
 
     def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
+        """A linked clone (overlay on the snapshot) when possible, else a full copy.
+
+        Linked needs a snapshot whose rootfs is a plain dir and the same unprivileged id
+        map on both sides (an overlay cannot shift ids); privileged linked clones are not
+        proven here and get full copies."""
         src_conf = self._require(source)
         self._require_missing(ctid)
         if snapshot is not None:
             snap_dir = self._snapshot_dir(source, snapshot)
             if snap_dir is None:
                 raise DriverError(f"guest {source} has no snapshot {snapshot!r} to clone from")
-            src_rootfs = snap_dir / "rootfs"
             snap_conf = snap_dir / "config"
             if snap_conf.is_file():
                 src_conf = lxcconf.parse(snap_conf.read_text())
+            src = lxcconf.rootfs_spec(src_conf) or RootfsSpec(snap_dir / "rootfs")
         else:
             if self._state(source) == "RUNNING":
                 raise DriverError(
                     f"guest {source} is running: clone from a snapshot or a stopped template"
                 )
-            src_rootfs = lxcconf.rootfs_path(src_conf) or self._dir(source) / "rootfs"
+            src = lxcconf.rootfs_spec(src_conf) or RootfsSpec(self._dir(source) / "rootfs")
         if settings.unprivileged:
             self._check_subids()
         src_unpriv = bool(src_conf.all("lxc.idmap"))
         self.lxc_path.mkdir(parents=True, exist_ok=True)
         cdir = self._dir(ctid)
+        link = (
+            self.clone_mode == "linked"
+            and snapshot is not None
+            and not src.linked
+            and settings.unprivileged
+            and src_unpriv
+            and linked.paths_usable(src.path, cdir)
+        )
         self.log.add("mutate", ["mkdir", str(cdir)])
         cdir.mkdir(mode=0o755)
-        rootfs = cdir / "rootfs"
+        cdir.chmod(0o755)
+        meta = replace(GuestMeta.of(settings), template_source=f"{source}@{snapshot or ''}")
         try:
-            self._run("mutate", ["cp", "-a", "--", str(src_rootfs), str(rootfs)]).check(
-                f"copying guest {source}'s rootfs for clone {ctid}"
-            )
-            delta = (idmap.ID_BASE if settings.unprivileged else 0) - (
-                idmap.ID_BASE if src_unpriv else 0
-            )
-            if delta:
-                self.log.add("mutate", ["shift-ids", str(rootfs), str(delta)])
-                idmap.shift_tree(rootfs, delta)
+            if link:
+                self.log.add("mutate", ["link-rootfs", str(src.path), str(cdir / linked.UPPER)])
+                spec = RootfsSpec(linked.prepare(cdir, src.path), src.path)
+            else:
+                spec = RootfsSpec(self._copy_rootfs(src, cdir / "rootfs", f"{source}", ctid))
+                delta = (idmap.ID_BASE if settings.unprivileged else 0) - (
+                    idmap.ID_BASE if src_unpriv else 0
+                )
+                if delta:
+                    self.log.add("mutate", ["shift-ids", str(spec.path), str(delta)])
+                    idmap.shift_tree(spec.path, delta)
             if settings.unprivileged:
                 idmap.make_traversable(cdir, Path("/"))
             owner = idmap.ID_BASE if settings.unprivileged else 0
-            guestfiles.write(rootfs, "etc/machine-id", "", owner, 0o444)
-            meta = replace(GuestMeta.of(settings), template_source=f"{source}@{snapshot or ''}")
-            self._finish_new_guest(ctid, rootfs, settings, meta)
+            guestfiles.write(spec.path, "etc/machine-id", "", owner, 0o444, lower=spec.lower)
+            self._finish_new_guest(ctid, spec, settings, meta)
         except BaseException:
             self._remove_dir(ctid)
             raise
+
+    def _copy_rootfs(self, src: RootfsSpec, dest: Path, source: str, ctid: int) -> Path:
+        with self._readable_tree(src) as tree:
+            self._run("mutate", ["cp", "-a", "--", str(tree), str(dest)]).check(
+                f"copying guest {source}'s rootfs for clone {ctid}"
+            )
+        return dest
+
+    @contextmanager
+    def _readable_tree(self, spec: RootfsSpec) -> Iterator[Path]:
+        """The rootfs as one tree: a dir as it is, a linked rootfs mounted read-only."""
+        if spec.lower is None:
+            yield spec.path
+            return
+        target = Path(tempfile.mkdtemp(prefix=".merged-", dir=self.lxc_path))
+        try:
+            self._run("mutate", linked.merged_mount_argv(spec, target)).check(
+                f"mounting linked rootfs {spec.path} to copy it"
+            )
+            try:
+                yield target
+            finally:
+                self._run("mutate", ["umount", str(target)]).check(f"unmounting {target}")
+        finally:
+            target.rmdir()
 
     def _remove_dir(self, ctid: int) -> None:
         self._run("mutate", ["rm", "-rf", "--one-file-system", "--", str(self._dir(ctid))])
 
     def _finish_new_guest(
-        self, ctid: int, rootfs: Path, settings: GuestSettings, meta: GuestMeta
+        self, ctid: int, rootfs: RootfsSpec, settings: GuestSettings, meta: GuestMeta
     ) -> None:
         if settings.net is not None and settings.net.mac is None:
             settings = replace(settings, net=replace(settings.net, mac=generate_mac()))
@@ -284,26 +332,52 @@ class LxcDriver:
         if settings.firewall_enabled:
             self._apply_firewall(ctid, settings)
 
-    def _write_guest_files(
-        self, rootfs: Path, settings: GuestSettings, files: Sequence[str]
-    ) -> None:
-        owner = idmap.ID_BASE if settings.unprivileged else 0
-        self.log.add("mutate", ["write-guest-files", str(rootfs), *files])
+    def _guest_files(self, settings: GuestSettings, files: Sequence[str]) -> list[tuple[str, str]]:
+        """(path in the guest, content) of the identity files named in `files`."""
+        out: list[tuple[str, str]] = []
         if "hostname" in files:
-            guestfiles.write(rootfs, "etc/hostname", settings.hostname + "\n", owner)
-            guestfiles.write(rootfs, "etc/hosts", guestfiles.hosts(settings.hostname), owner)
+            out.append(("etc/hostname", settings.hostname + "\n"))
+            out.append(("etc/hosts", guestfiles.hosts(settings.hostname)))
         if "net" in files and settings.net is not None:
-            text = guestfiles.INTERFACES.format(nic=settings.net.name)
-            guestfiles.write(rootfs, "etc/network/interfaces", text, owner)
+            nic = settings.net.name
+            out.append(("etc/network/interfaces", guestfiles.INTERFACES.format(nic=nic)))
         if "dns" in files:
             gw = settings.net.gw if settings.net else None
             text = guestfiles.resolv_conf(guestfiles.host_resolv_text(self.resolv_conf), gw)
-            guestfiles.write(rootfs, "etc/resolv.conf", text, owner)
+            out.append(("etc/resolv.conf", text))
+        return out
 
-    def _render_ctx(self, rootfs: Path) -> RenderContext:
-        return RenderContext(rootfs=rootfs, cgroup=self.cgroup, apparmor=self.apparmor)
+    def _write_guest_files(
+        self, rootfs: RootfsSpec, settings: GuestSettings, files: Sequence[str]
+    ) -> None:
+        """Write into the (stopped) guest's own layer: the rootfs dir or the upper dir."""
+        owner = idmap.ID_BASE if settings.unprivileged else 0
+        self.log.add("mutate", ["write-guest-files", str(rootfs.path), *files])
+        for relative, text in self._guest_files(settings, files):
+            guestfiles.write(rootfs.path, relative, text, owner, lower=rootfs.lower)
 
-    def _write_config(self, ctid: int, settings: GuestSettings, rootfs: Path) -> bool:
+    def _write_guest_files_live(
+        self, ctid: int, settings: GuestSettings, files: Sequence[str]
+    ) -> None:
+        """A running linked guest's upper dir must not change under its mounted overlay
+        (overlayfs leaves that undefined): the files are replaced from inside instead."""
+        script = 'cat > "$1.new" && chmod 644 "$1.new" && mv -f "$1.new" "$1"'
+        for relative, text in self._guest_files(settings, files):
+            argv = ["sh", "-c", script, "sh", "/" + relative]
+            res = self.exec(ctid, argv, stdin=text.encode())
+            if not res.ok:
+                context = f"writing /{relative} in guest {ctid}"
+                raise CommandFailed(argv, res.returncode, res.stdout, res.stderr, context)
+
+    def _render_ctx(self, rootfs: RootfsSpec) -> RenderContext:
+        return RenderContext(
+            rootfs=rootfs.path, cgroup=self.cgroup, apparmor=self.apparmor, lower=rootfs.lower
+        )
+
+    def _rootfs(self, ctid: int, parsed: ParsedConfig) -> RootfsSpec:
+        return lxcconf.rootfs_spec(parsed) or RootfsSpec(self._dir(ctid) / "rootfs")
+
+    def _write_config(self, ctid: int, settings: GuestSettings, rootfs: RootfsSpec) -> bool:
         if settings.apparmor_profile is not None and not self.apparmor:
             self._warn(
                 f"guest {ctid}: AppArmor is not enabled on this host; profile "
@@ -334,18 +408,19 @@ class LxcDriver:
         if "net" in changed and new.net is not None and new.net.mac is None:
             kept = current.net.mac if current.net else None
             new = replace(new, net=replace(new.net, mac=kept or generate_mac()))
-        rootfs = lxcconf.rootfs_path(parsed) or self._dir(ctid) / "rootfs"
+        rootfs = self._rootfs(ctid, parsed)
         self._write_config(ctid, new, rootfs)
         new_meta = GuestMeta.of(new, template=meta.template, source=meta.template_source)
         if new_meta != meta:
             self._write(self._dir(ctid) / META_FILE, new_meta.to_json())
         running = self._state(ctid) == "RUNNING"
-        if "hostname" in changed:
-            self._write_guest_files(rootfs, new, files=("hostname",))
-            if running:
-                self.exec(ctid, ["hostname", new.hostname])
-        if "net" in changed:
-            self._write_guest_files(rootfs, new, files=("net",))
+        files = [name for name in ("hostname", "net") if name in changed]
+        if files and running and rootfs.linked:
+            self._write_guest_files_live(ctid, new, files)
+        elif files:
+            self._write_guest_files(rootfs, new, files)
+        if "hostname" in changed and running:
+            self.exec(ctid, ["hostname", new.hostname])
         if running and changed & _LIVE_LIMITS:
             self._apply_live_limits(ctid, new)
         if changed & {"firewall_enabled", "firewall_rules"} or (
@@ -502,7 +577,27 @@ class LxcDriver:
         argv = self._lxc("lxc-stop", ctid, "-t", str(int(timeout)))
         self._run("mutate", argv, timeout=timeout + 30).check(f"stopping guest {ctid}")
 
+    def _refuse_if_linked(self, ctid: int, snapshot_dir: str | None, what: str) -> None:
+        deps = sorted(
+            {
+                d.ctid
+                for d in linked.dependents(self.lxc_path, ctid)
+                if snapshot_dir is None or d.snapshot_dir == snapshot_dir
+            }
+        )
+        if deps:
+            names = ", ".join(str(d) for d in deps)
+            raise DriverError(
+                f"cannot {what}: linked clone(s) {names} use it as their base layer; "
+                "delete those guests first"
+            )
+
+    def dependents(self, ctid: int) -> list[int]:
+        """Guests whose linked rootfs lies on one of `ctid`'s snapshots."""
+        return sorted({d.ctid for d in linked.dependents(self.lxc_path, ctid)})
+
     def destroy(self, ctid: int) -> None:
+        self._refuse_if_linked(ctid, None, f"destroy guest {ctid}")
         if self._read_config(ctid) is not None:
             self.stop(ctid)
             self._run("mutate", self._lxc("lxc-destroy", ctid, "-s")).check(
@@ -590,6 +685,7 @@ class LxcDriver:
         path = self._snapshot_dir(ctid, name)
         if path is None:
             return
+        self._refuse_if_linked(ctid, path.name, f"delete snapshot {name!r} of guest {ctid}")
         argv = self._lxc("lxc-snapshot", ctid, "-d", path.name)
         self._run("mutate", argv).check(f"deleting snapshot {name!r} of guest {ctid}")
 

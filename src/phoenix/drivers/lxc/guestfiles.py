@@ -59,9 +59,22 @@ def host_resolv_text(path: Path = Path("/etc/resolv.conf")) -> str:
     return text
 
 
-def write(rootfs: Path, relative: str, text: str, owner: int, mode: int = 0o644) -> Path:
-    """Replace `rootfs/relative` with `text`, owned by `owner` (the guest's mapped root)."""
+def write(
+    rootfs: Path,
+    relative: str,
+    text: str,
+    owner: int,
+    mode: int = 0o644,
+    lower: Path | None = None,
+) -> Path:
+    """Replace `rootfs/relative` with `text`, owned by `owner` (the guest's mapped root).
+
+    With `lower` (a linked clone), `rootfs` is the overlay's upper dir: parent dirs missing
+    there are made as copies of the lower's (mode and owner), as overlayfs' copy-up would,
+    so the file lands in the clone's own layer and the shared lower is never written."""
     target = rootfs / relative.lstrip("/")
+    if lower is not None:
+        _copy_up_parents(rootfs, lower, relative)
     parent = rootfs
     for part in Path(relative.lstrip("/")).parent.parts:
         parent = parent / part
@@ -76,3 +89,18 @@ def write(rootfs: Path, relative: str, text: str, owner: int, mode: int = 0o644)
     os.chown(target, owner, owner)
     os.chmod(target, mode)
     return target
+
+
+def _copy_up_parents(upper: Path, lower: Path, relative: str) -> None:
+    """Make `relative`'s parent dirs in `upper` like the lower's ones (never via links)."""
+    up, low = upper, lower
+    for part in Path(relative.lstrip("/")).parent.parts:
+        up, low = up / part, low / part
+        if os.path.lexists(up):
+            continue
+        st = os.lstat(low)
+        if not stat.S_ISDIR(st.st_mode):
+            raise OSError(f"{low} is not a directory (refusing to write through it)")
+        os.mkdir(up, 0o700)
+        os.chown(up, st.st_uid, st.st_gid)
+        os.chmod(up, stat.S_IMODE(st.st_mode))
