@@ -130,6 +130,7 @@ def make_driver(inventory: Inventory, name: str | None = None, offline: bool = F
             Path(settings.template_cache),
             runner=None,
             state_dir=Path(settings.state_dir),
+            clone_mode=settings.lxc_clone,
         ),
     )
 

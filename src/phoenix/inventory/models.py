@@ -554,6 +554,11 @@ class DriverSettings(Model):
     node: StrictStr | None = Field(default=None, description="Proxmox node name")
     ssh_host: StrictStr | None = Field(default=None, description="user@host of the node")
     parallel: StrictInt = Field(default=4, ge=1, le=64)
+    lxc_clone: Literal["linked", "full"] = Field(
+        default="linked",
+        description="lxc driver: `linked` clones are overlays on the source's snapshot "
+        "(instant; the snapshot then cannot be deleted while they exist), `full` copies",
+    )
 
 
 class HypervisorConfig(Model):
