@@ -233,6 +233,92 @@ def test_bodies_up_to_the_limit_route_and_over_it_get_413(lab: Lab) -> None:
     assert big.json()["error"]["code"] == "body_too_large"
 
 
+def _padded(model: object, size: int = 100 * 1024, model_last: bool = False) -> bytes:
+    pad = "x" * size
+    msgs = [{"role": "user", "content": pad}]
+    body = {"messages": msgs, "model": model} if model_last else {"model": model,
+                                                                  "messages": msgs}
+    return json.dumps(body).encode()
+
+
+def test_large_bodies_route_natively_wherever_model_is(lab: Lab) -> None:
+    first = chat(lab, _padded("alpha"))
+    assert first.status_code == 200 and first.json()["backend"] == "m1"
+    last = chat(lab, _padded("beta", model_last=True))
+    assert last.status_code == 200 and last.json()["backend"] in ("m2", "m3")
+    emb = httpx.post(f"{lab.base}/v1/embeddings", content=_padded("alpha", model_last=True),
+                     timeout=10)
+    assert emb.status_code == 200 and emb.json()["backend"] == "m1"
+
+
+def test_chunked_body_reaches_the_backend_once_with_a_length(lab: Lab) -> None:
+    payload = _padded("alpha", model_last=True)
+
+    def parts() -> Iterator[bytes]:
+        for i in range(0, len(payload), 8192):
+            yield payload[i:i + 8192]
+
+    # The demo backend reads exactly Content-Length bytes and validates the JSON and its
+    # model: a body lost, doubled or still chunked would not come back 200 from m1.
+    r = httpx.post(f"{lab.base}/v1/chat/completions", content=parts(), timeout=10)
+    assert r.status_code == 200 and r.json()["backend"] == "m1"
+    again = chat(lab, {"model": "alpha", "messages": []})  # same keepalive upstream
+    assert again.status_code == 200 and again.json()["backend"] == "m1"
+
+
+def test_fast_path_is_not_fooled_by_text_or_schemas(lab: Lab) -> None:
+    quoted = {"messages": [{"role": "user", "content": 'say "model": "beta"' + "x" * 5000}],
+              "model": "alpha"}
+    assert chat(lab, quoted).json()["backend"] == "m1"
+    schema = {"tools": [{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"model": {"type": "string"}}}}}], "model": "alpha"}
+    assert chat(lab, schema).json()["backend"] == "m1"
+    # Names the fast path leaves alone are still routed, by njs.
+    escaped = chat(lab, b'{"model": "alph\\u0061", "messages": []}')
+    assert escaped.status_code == 200 and escaped.json()["backend"] == "m1"
+
+
+def test_large_bodies_without_a_routable_model_get_the_gateways_errors(lab: Lab) -> None:
+    unknown = chat(lab, _padded("gamma", model_last=True))
+    assert unknown.status_code == 404
+    err = unknown.json()["error"]
+    assert err["code"] == "model_not_found" and "alpha, beta" in err["message"]
+    assert "x-phoenix-demo-backend" not in unknown.headers  # the gateway answered
+    wrong_case = chat(lab, {"model": "ALPHA", "messages": []})
+    assert wrong_case.status_code == 404  # model names are case-sensitive
+    missing = chat(lab, json.loads(_padded("alpha"))["messages"][0])
+    assert missing.status_code == 400 and missing.json()["error"]["code"] == "missing_model"
+    not_string = chat(lab, {"model": 7, "messages": []})
+    assert not_string.status_code == 400
+    assert not_string.json()["error"]["code"] == "missing_model"
+    bad = chat(lab, b'{"messages": [', )
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+    assert "x-phoenix-demo-backend" not in bad.headers
+    empty = chat(lab, b"")
+    assert empty.status_code == 400 and empty.json()["error"]["code"] == "invalid_body"
+
+
+def test_documented_fast_path_limits(lab: Lab) -> None:
+    # Malformed JSON that still names a served model goes to that model's backend, which
+    # rejects it (every OpenAI-compatible server answers 400 for it).
+    truncated = chat(lab, b'{"model": "alpha", "messages": [')
+    assert truncated.status_code == 400
+    assert truncated.json()["error"]["code"] == "invalid_json"
+    assert truncated.headers["x-phoenix-demo-backend"] == "m1"
+    # The first string-valued "model" key wins, even nested: the backend of that name
+    # refuses a request for another model (404), it never serves it.
+    nested = chat(lab, {"metadata": {"model": "beta"}, "model": "alpha", "messages": []})
+    assert nested.status_code == 404
+    assert nested.headers["x-phoenix-demo-backend"] in ("m2", "m3")
+
+
+def test_no_router_warnings_in_the_error_log(lab: Lab) -> None:
+    chat(lab, {"messages": []})
+    chat(lab, {"model": "alpha", "messages": []})
+    log = (lab.tmp / "logs" / "error.log").read_text()
+    assert "uninitialized" not in log and "phx_" not in log, log[-2000:]
+
+
 def test_models_lists_the_union(lab: Lab) -> None:
     r = httpx.get(f"{lab.base}/v1/models")
     assert r.status_code == 200

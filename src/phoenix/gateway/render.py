@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -32,6 +33,12 @@ from phoenix.gateway.tls import LocalCA
 
 Mode = Literal["derived", "compat"]
 MODEL_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+# Native model routing (see route_model_fast / README "Model routing"): the first object key
+# "model" (not preceded by an escaped quote) whose value is a plain JSON string. PCRE text.
+FAST_MODEL_RE = r'"(?<!\\")model"\s*+:\s*+"([^"\\]+)"'
+# Model names the fast path's map may name verbatim; any other name is routed by njs alone.
+FAST_MODEL_NAME = re.compile(r"[A-Za-z0-9._:/@+=-]+")
+FAST_FALLBACK_STATUS = 418  # internal only: hands the request from @phx_route to @phx_parse
 COMPAT_HEALTH_PORT = 8099
 HEADER = "Rendered by Phoenix from the inventory. Do not edit: re-render instead."
 
@@ -109,6 +116,8 @@ def _main_conf(layout: Layout) -> str:
     if layout.user:
         top.append(d("user", layout.user))
     top += [
+        # The model router's regex scans request bodies: JIT makes it memchr-fast.
+        d("pcre_jit", "on"),
         d("worker_processes", layout.worker_processes),
         d("error_log", f"{layout.log_dir}/error.log"),
         blk("events", body=[d("worker_connections", 4096)]),
@@ -135,6 +144,8 @@ def _http_conf(layout: Layout, max_body_mb: int) -> str:
         # the limit, or r.requestText would throw for bodies spilled to a temp file.
         d("client_max_body_size", f"{max_body_mb}m"),
         d("client_body_buffer_size", f"{max_body_mb}m"),
+        # One buffer: $request_body is then the buffer itself, never a copy.
+        d("client_body_in_single_buffer", "on"),
         blk(
             "map", "$http_upgrade", "$connection_upgrade",
             body=[d("default", "upgrade"), d("", "close")],
@@ -185,12 +196,10 @@ def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
     body.append(blk("location", "=", "/v1/models", body=[d("js_content", "router.models")]))
     for uri in MODEL_ENDPOINTS:
         body.append(blk("location", "=", uri, body=[d("js_content", "router.route")]))
+    body += _model_router(routes)
     for m in routes.models:
-        loc = [d("proxy_pass", f"http://{m.upstream}")]
-        loc += _proxy_headers(False, cfg.generation_timeout_s)
-        # Streams (SSE) pass through as they are produced.
-        loc += [d("proxy_buffering", "off"), d("proxy_cache", "off")]
-        body.append(blk("location", f"@{m.upstream}", body=loc))
+        body.append(blk("location", f"@{m.upstream}", body=_model_proxy(
+            f"http://{m.upstream}", cfg.generation_timeout_s)))
     too_large = f"request body is larger than the gateway's limit of {cfg.max_body_mb} MB"
     body.append(blk("location", "@too_large", body=_json_return(413, too_large, "body_too_large")))
     body += _path_locations(routes)
@@ -198,6 +207,54 @@ def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
         blk("location", "/", body=_json_return(404, "no route for this path", "not_found"))
     )
     return blk("server", body=body)
+
+
+def _model_proxy(target: str, timeout: int) -> list[Directive]:
+    # Streams (SSE) pass through as they are produced.
+    return [d("proxy_pass", target), *_proxy_headers(False, timeout),
+            d("proxy_buffering", "off"), d("proxy_cache", "off")]
+
+
+def nginx_token(pcre: str) -> str:
+    """A PCRE pattern as an nginx config token: nginx turns `\\\\` into `\\` (and keeps
+    other escapes such as `\\s` as they are), so every backslash is doubled."""
+    return pcre.replace("\\", "\\\\")
+
+
+def fast_model_names(routes: GatewayRoutes) -> list[tuple[str, str]]:
+    """(model, upstream) pairs the native fast path routes; other names go through njs."""
+    return [(m.model, m.upstream) for m in routes.models if FAST_MODEL_NAME.fullmatch(m.model)]
+
+
+def _model_map(routes: GatewayRoutes) -> Directive:
+    """$phx_model -> upstream name. Regex keys, because nginx compares plain map keys
+    case-insensitively and model names are case-sensitive."""
+    body = [d("default", "")]
+    for model, upstream in fast_model_names(routes):
+        exact = "~^" + re.sub(r"([^A-Za-z0-9])", r"\\\1", model) + "\\z"
+        body.append(d(nginx_token(exact), upstream))
+    return blk("map", "$phx_model", "$phx_upstream", body=body)
+
+
+def _model_router(routes: GatewayRoutes) -> list[Directive]:
+    """The model endpoints' njs handler (router.route) only hands a POST to @phx_route,
+    once nginx has read the body into memory. There, without njs, the body's first
+    string-valued "model" key picks the upstream. Anything else (no such key, an unknown
+    or unusual name, an empty body) goes to @phx_parse: njs parses the whole body and
+    answers the precise 400/404, or routes the name itself."""
+    fallback = FAST_FALLBACK_STATUS
+    route = [
+        d("error_page", fallback, "=", "@phx_parse"),
+        d("set", "$phx_model", ""),
+        blk("if", "$request_body", "~", nginx_token(FAST_MODEL_RE),
+            body=[d("set", "$phx_model", "$1")]),
+        blk("if", "$phx_upstream", "=", "", body=[d("return", fallback)]),
+        *_model_proxy("http://$phx_upstream", routes.config.generation_timeout_s),
+    ]
+    return [
+        blk("location", "@phx_route", body=route),
+        blk("location", "@phx_parse", body=[d("js_content", "router.parse")]),
+    ]
 
 
 def _host_servers(host: HostRouteSpec, routes: GatewayRoutes, layout: Layout) -> list[Directive]:
@@ -242,6 +299,7 @@ def _upstreams(routes: GatewayRoutes) -> str:
     for t in targets:
         if t.upstream is not None:
             ups.append(_upstream(t.upstream, [b.hostport for b in t.backends], passive=False))
+    ups.append(_model_map(routes))
     return build(ups, HEADER)
 
 

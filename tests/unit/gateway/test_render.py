@@ -75,9 +75,14 @@ def test_model_locations_stream_unbuffered(make_inventory: Make, lab_configs: di
         assert loc.first_arg("proxy_read_timeout") == "900s"
         assert not loc.children("js_content")
     routers = [x for x in api if x.name == "location" and x.children("js_content")]
-    assert {x.args[1] for x in routers} >= {"/v1/chat/completions", "/v1/completions",
-                                            "/v1/embeddings", "/v1/models"}
+    assert {x.args[-1] for x in routers} >= {"/v1/chat/completions", "/v1/completions",
+                                             "/v1/embeddings", "/v1/models", "@phx_parse"}
     assert all(not x.children("proxy_pass") for x in routers)
+    fast = next(x for x in api if x.name == "location" and x.args == ["@phx_route"])
+    assert fast.first_arg("proxy_pass") == "http://$phx_upstream"
+    assert fast.first_arg("proxy_buffering") == "off"
+    assert fast.first_arg("proxy_read_timeout") == "900s"
+    assert not fast.children("js_content")
 
 
 def test_never_forces_connection_upgrade(make_inventory: Make, lab_configs: dict[str, Any],

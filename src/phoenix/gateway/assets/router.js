@@ -1,8 +1,11 @@
 // Phoenix gateway: OpenAI-compatible model router (njs 0.7.x, nginx js_content).
 //
-// Reads the JSON body's "model" and hands the request to that model's upstream with
-// r.internalRedirect('@model_...'); the body stays in memory (client_body_buffer_size ==
-// client_max_body_size), so r.requestText is always available and reaches the upstream.
+// route(): the model endpoints' handler. js_content has nginx read the whole body into
+// memory first (client_body_buffer_size == client_max_body_size); route() never touches
+// it (turning 100 KB into a JS string costs more than proxying it) and hands the request
+// to @phx_route, where nginx picks the upstream from the body's "model" natively.
+// parse(): @phx_route's fallback for everything it cannot route: parses the whole body,
+// answers the precise 400/404, or hands a routable request to '@model_...' itself.
 // The model table is rendered by Phoenix from the inventory into phoenix_models.js.
 import table from 'phoenix_models.js';
 
@@ -22,10 +25,24 @@ function available() {
     return names.length ? names.join(', ') : '(none)';
 }
 
+function allowed(r) {
+    if (r.method === 'POST') {
+        return true;
+    }
+    r.headersOut['Allow'] = 'POST';
+    fail(r, 405, 'use POST for ' + r.uri, 'invalid_request_error', 'method_not_allowed');
+    return false;
+}
+
 function route(r) {
-    if (r.method !== 'POST') {
-        r.headersOut['Allow'] = 'POST';
-        return fail(r, 405, 'use POST for ' + r.uri, 'invalid_request_error', 'method_not_allowed');
+    if (allowed(r)) {
+        r.internalRedirect('@phx_route');
+    }
+}
+
+function parse(r) {
+    if (!allowed(r)) {
+        return;
     }
     var text;
     try {
@@ -72,4 +89,4 @@ function health(r) {
     });
 }
 
-export default {route, models, health};
+export default {route, parse, models, health};

@@ -1,0 +1,111 @@
+"""The native model-routing fast path: its body rule, its map and its nginx plumbing.
+
+The body rule is checked with Python's `re`, which reads this pattern (lookbehind,
+possessive quantifiers, classes) exactly as PCRE does; the real nginx runs it in
+tests/e2e/test_gateway_host.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from phoenix.gateway.bundle import render_gateway
+from phoenix.gateway.nginx import Directive, parse_file
+from phoenix.gateway.render import FAST_MODEL_RE, nginx_token
+from tests.unit.gateway.test_render import Make
+
+RULE = re.compile(FAST_MODEL_RE)
+
+
+def fast_model(body: str) -> str | None:
+    match = RULE.search(body)
+    return match.group(1) if match else None
+
+
+def test_takes_the_model_wherever_the_key_is() -> None:
+    pad = "x" * 100_000
+    first = json.dumps({"model": "alpha", "messages": [{"role": "user", "content": pad}]})
+    last = json.dumps({"messages": [{"role": "user", "content": pad}], "model": "beta"})
+    pretty = json.dumps({"stream": True, "model": "m/Llama-3.1:8b"}, indent=2)
+    assert fast_model(first) == "alpha"
+    assert fast_model(last) == "beta"
+    assert fast_model(pretty) == "m/Llama-3.1:8b"
+    assert fast_model('{"model":"alpha"}') == "alpha"
+
+
+def test_ignores_text_and_non_string_values() -> None:
+    quoted = json.dumps({"messages": [{"role": "user", "content": 'say "model": "beta"'}],
+                         "model": "alpha"})
+    key_suffix = json.dumps({'say "model': "beta", "model": "alpha"})
+    schema = json.dumps({"tools": [{"type": "function", "function": {"parameters": {
+        "properties": {"model": {"type": "string"}}, "required": ["model"]}}}],
+        "model": "alpha"})
+    assert fast_model(quoted) == "alpha"  # an escaped quote never starts the key
+    assert fast_model(key_suffix) == "alpha"  # a key that merely ends in "model
+    assert fast_model(schema) == "alpha"  # "model": {...} is not a string value
+
+
+def test_leaves_everything_else_to_njs() -> None:
+    assert fast_model(json.dumps({"messages": []})) is None
+    assert fast_model('{"model": 5}') is None
+    assert fast_model('{"model": ""}') is None
+    assert fast_model(r'{"model": "alph\u0061"}') is None  # escapes: njs decodes them
+    assert fast_model("") is None
+
+
+def test_documented_limit_first_string_key_wins() -> None:
+    # A nested string-valued "model" before the top-level one is taken (see README).
+    body = json.dumps({"metadata": {"model": "beta"}, "model": "alpha"})
+    assert fast_model(body) == "beta"
+
+
+def _conf(tmp_path: Path, text: bytes) -> list[Directive]:
+    path = tmp_path / "conf"
+    path.write_bytes(text)
+    directives, errors = parse_file(path)
+    assert errors == []
+    return [x for top in directives for x in top.walk()]
+
+
+def test_map_names_only_exact_safe_models(make_inventory: Make, lab_configs: dict[str, Any],
+                                          tmp_path: Path) -> None:
+    lab_configs["204"]["vllm_engine_config"] = {"ServerConfig": {
+        "port": 8000, "served_model_name": "odd name's"}}
+    lab_configs["205"] = {"name": "m5", "network_config": lab_configs["201"]["network_config"]
+                          | {"ip": "10.9.0.25/24"},
+                          "vllm_engine_config": {"ServerConfig": {
+                              "port": 8000, "served_model_name": "meta/Llama-3.1+x"}}}
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    conf = _conf(tmp_path, rendered.files["conf.d/phoenix-upstreams.conf"])
+    model_map = next(x for x in conf if x.name == "map")
+    assert model_map.args == ["$phx_model", "$phx_upstream"]
+    keys = {x.name: x.args for x in model_map.block or []}
+    # Regex keys: plain map keys would match case-insensitively. Doubled backslashes are
+    # nginx's escaping; nginx hands PCRE `~^alpha\z`.
+    assert keys["default"] == [""]
+    assert keys[nginx_token(r"~^alpha\z")] == ["model_alpha"]
+    assert keys[nginx_token(r"~^meta\/Llama\-3\.1\+x\z")] == ["model_meta_llama_3_1_x"]
+    assert not any("odd" in k for k in keys)  # routed by njs alone
+    table = rendered.files["njs/phoenix_models.js"].decode()
+    assert "odd name's" in table
+
+
+def test_http_plumbing(make_inventory: Make, lab_configs: dict[str, Any],
+                       tmp_path: Path) -> None:
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    main = _conf(tmp_path, rendered.files["nginx.conf"])
+    assert ["on"] in [x.args for x in main if x.name == "pcre_jit"]
+    http = _conf(tmp_path, rendered.files["conf.d/phoenix-http.conf"])
+    assert ["on"] in [x.args for x in http if x.name == "client_body_in_single_buffer"]
+    api = _conf(tmp_path, rendered.files["sites-available/phoenix-api"])
+    route = next(x for x in api if x.name == "location" and x.args == ["@phx_route"])
+    assert route.children("error_page")[0].args == ["418", "=", "@phx_parse"]
+    ifs = route.children("if")
+    assert ifs[0].args[:2] == ["$request_body", "~"]
+    assert ifs[1].args == ["$phx_upstream", "=", ""]
+    assert ifs[1].first_arg("return") == "418"
+    entry = next(x for x in api if x.name == "location" and x.args[-1] == "/v1/embeddings")
+    assert entry.first_arg("js_content") == "router.route"
