@@ -352,6 +352,160 @@ def test_mark_template_and_clone_without_snapshot(
     assert lxc_driver.list_snapshots(clone) == []
 
 
+def tree_fingerprint(root: Path) -> dict[str, tuple[int, int, int, int]]:
+    """(mode, uid, size, mtime) of every entry: any write into the tree changes it."""
+    out: dict[str, tuple[int, int, int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [".", *dirnames, *filenames]:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            out[os.path.relpath(path, root)] = (st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns)
+    return out
+
+
+def linked_spec(host: LxcHost, ctid: int) -> tuple[Path, Path]:
+    """(lower, upper) of a linked clone, from its LXC config."""
+    lines = config_lines(host, ctid)
+    value = next(line.split(" = ", 1)[1] for line in lines if line.startswith("lxc.rootfs.path"))
+    assert value.startswith("overlay:"), value
+    assert "lxc.rootfs.options = userxattr" in lines
+    lower, _, upper = value[len("overlay:") :].rpartition(":")
+    return Path(lower), Path(upper)
+
+
+def test_linked_clone_boots_and_writes_only_its_upper_layer(
+    lxc_host: LxcHost, lxc_driver: LxcDriver, template_guest: int
+) -> None:
+    ctid = 7740
+    want = clone_settings(lxc_host, "phxt-linked", 40)
+    snap_rootfs = lxc_host.lxc_path / str(template_guest) / "snaps" / "snap0" / "rootfs"
+    lower_before = tree_fingerprint(snap_rootfs)
+    lxc_driver.clone(template_guest, ctid, SNAPSHOT, want)
+    lower, upper = linked_spec(lxc_host, ctid)
+    assert lower == snap_rootfs
+    assert upper.parent.parent == lxc_host.lxc_path / str(ctid)
+    assert not (lxc_host.lxc_path / str(ctid) / "rootfs").exists()  # nothing was copied
+    for name in ("hostname", "hosts", "resolv.conf", "machine-id", "network/interfaces"):
+        assert (upper / "etc" / name).is_file(), f"{name} is in the clone's own layer"
+
+    lxc_driver.start(ctid)  # waits for systemd and the address
+    assert sh(lxc_driver, ctid, "findmnt -no FSTYPE /") == "overlay"
+    assert sh(lxc_driver, ctid, "hostname") == "phxt-linked"
+    assert f"inet {lxc_host.address(40)}" in sh(lxc_driver, ctid, "ip -4 -o addr show dev eth0")
+    assert f"default via {lxc_host.gateway}" in sh(lxc_driver, ctid, "ip -4 route")
+    assert sh(lxc_driver, ctid, "systemctl is-system-running || true") in ("running", "degraded")
+    # writes, deletions (whiteouts) and a deleted-then-recreated lower dir (opaque, which
+    # needs user.* overlay xattrs inside the user namespace) all work and stay in the upper
+    sh(
+        lxc_driver,
+        ctid,
+        "echo linked > /root/phxt-marker && rm /etc/issue.net && rm -rf /usr/share/doc/dash "
+        "&& mkdir /usr/share/doc/dash && echo new > /usr/share/doc/dash/only && "
+        "dpkg-divert --local --rename --add /usr/bin/phxt-none >/dev/null && "
+        "ls /usr/share/doc/dash",
+    )
+    assert sh(lxc_driver, ctid, "ls /usr/share/doc/dash") == "only"
+    assert (upper / "root" / "phxt-marker").read_text() == "linked\n"
+    assert os.stat(upper / "root" / "phxt-marker").st_uid == 100_000
+    whiteout = os.lstat(upper / "etc" / "issue.net")
+    assert whiteout.st_rdev == 0 and (whiteout.st_mode & 0o170000) == 0o020000
+    assert os.getxattr(upper / "usr/share/doc/dash", "user.overlay.opaque") == b"y"
+    assert "phxt-none" in (upper / "var/lib/dpkg/diversions").read_text()
+
+    # the snapshot (the shared lower) is untouched, and the clone observes as converged
+    assert tree_fingerprint(snap_rootfs) == lower_before
+    observed = lxc_driver.observe(ctid).settings
+    assert observed is not None and observed.net is not None and want.net is not None
+    assert replace(want, net=replace(want.net, mac=observed.net.mac)).diff(observed) == {}
+    again = lxc_host.driver()
+    again.observe(ctid)
+    assert again.log.mutations() == []
+
+    # a live hostname change goes in through the guest, not under the mounted overlay
+    lxc_driver.configure(ctid, replace(want, hostname="phxt-linked2"), frozenset({"hostname"}))
+    assert sh(lxc_driver, ctid, "cat /etc/hostname; hostname") == "phxt-linked2\nphxt-linked2"
+    lxc_driver.stop(ctid)
+    assert (upper / "etc" / "hostname").read_text() == "phxt-linked2\n"
+
+    lxc_driver.destroy(ctid)
+    assert not (lxc_host.lxc_path / str(ctid)).exists()
+    assert tree_fingerprint(snap_rootfs) == lower_before
+
+
+def test_two_linked_clones_of_one_snapshot_are_independent(
+    lxc_host: LxcHost, lxc_driver: LxcDriver, template_guest: int
+) -> None:
+    a, b = 7741, 7742
+    lxc_driver.clone(template_guest, a, SNAPSHOT, clone_settings(lxc_host, "phxt-la", 41))
+    lxc_driver.clone(template_guest, b, SNAPSHOT, clone_settings(lxc_host, "phxt-lb", 42))
+    assert linked_spec(lxc_host, a)[0] == linked_spec(lxc_host, b)[0]
+    lxc_driver.start(a)
+    lxc_driver.start(b)
+    sh(lxc_driver, a, "echo a > /etc/phxt-who && rm /etc/motd")
+    assert sh(lxc_driver, b, "cat /etc/phxt-who 2>/dev/null || echo none") == "none"
+    assert sh(lxc_driver, b, "test -f /etc/motd && echo kept") == "kept"
+    assert sh(lxc_driver, a, "hostname") == "phxt-la" and sh(lxc_driver, b, "hostname") == "phxt-lb"
+    ids = {sh(lxc_driver, c, "cat /etc/machine-id") for c in (a, b)}
+    assert len(ids) == 2, "each clone has its own machine-id"
+    # each has its own network: a reaches a listener in b over the bridge
+    _listen(lxc_driver, b, 8080, "lb")
+    assert any(_connect(lxc_driver, a, lxc_host.ip(42), 8080) == "hello from lb" for _ in range(10))
+    lxc_driver.destroy(a)
+    assert sh(lxc_driver, b, "test -f /etc/motd && echo kept") == "kept"
+
+
+def test_base_of_linked_clones_cannot_be_deleted_until_they_are(
+    lxc_host: LxcHost, lxc_driver: LxcDriver
+) -> None:
+    source, clones = 7745, (7746, 7747)
+    try:
+        lxc_driver.create(source, lxc_host.template, lxc_host.settings("phxt-src", 45))
+        lxc_driver.snapshot(source, SNAPSHOT)
+        lxc_driver.snapshot(source, "spare")
+        for n, ctid in enumerate(clones):
+            settings = clone_settings(lxc_host, f"phxt-dep{n}", 46 + n)
+            lxc_driver.clone(source, ctid, SNAPSHOT, settings)
+        assert lxc_driver.dependents(source) == list(clones)
+        with pytest.raises(DriverError, match="7746, 7747"):
+            lxc_driver.destroy(source)
+        with pytest.raises(DriverError, match="7746, 7747"):
+            lxc_driver.delete_snapshot(source, SNAPSHOT)
+        assert lxc_driver.list_snapshots(source) == [SNAPSHOT, "spare"]
+        assert lxc_driver.observe(source).exists
+        lxc_driver.delete_snapshot(source, "spare")  # no clone stands on it
+        lxc_driver.start(clones[0])  # the refusals broke nothing
+        lxc_driver.destroy(clones[0])
+        with pytest.raises(DriverError, match="7747"):
+            lxc_driver.destroy(source)
+        lxc_driver.destroy(clones[1])
+        lxc_driver.delete_snapshot(source, SNAPSHOT)
+        lxc_driver.destroy(source)
+        assert not (lxc_host.lxc_path / str(source)).exists()
+    finally:
+        for ctid in (*clones, source):
+            lxc_host.driver().destroy(ctid)
+
+
+def test_full_clone_mode_copies(lxc_host: LxcHost, template_guest: int) -> None:
+    driver = LxcDriver(
+        lxc_host.lxc_path,
+        lxc_host.template_cache,
+        LocalRunner(),
+        lxc_host.state_dir,
+        fw_table=lxc_host.fw_table,
+        clone_mode="full",
+    )
+    ctid = 7748
+    try:
+        driver.clone(template_guest, ctid, SNAPSHOT, clone_settings(lxc_host, "phxt-full", 48))
+        assert f"lxc.rootfs.path = dir:{lxc_host.lxc_path / str(ctid) / 'rootfs'}" in (
+            config_lines(lxc_host, ctid)
+        )
+        assert driver.dependents(template_guest) == []
+    finally:
+        driver.destroy(ctid)
+
+
 def test_missing_template_is_a_clear_error(lxc_driver: LxcDriver) -> None:
     with pytest.raises(DriverError, match=re.escape("/nonexistent/rootfs.tar.zst")):
         lxc_driver.create(
