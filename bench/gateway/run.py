@@ -1,14 +1,18 @@
 """Benchmark the gateway's model routing against plain nginx proxying (loopback only).
 
-Three targets, each measured with wrk (POST, ~100 B and ~100 KB JSON bodies):
+Three targets, each measured with wrk (POST JSON bodies of ~100 B and ~100 KB; the 100 KB
+body twice: "model" first, and "model" after the messages as the OpenAI SDK sends it):
   direct   a fast upstream: nginx `return 200` on 127.0.0.1
   proxy    plain nginx `proxy_pass` to it (keepalive upstream, same body buffer)
-  gateway  the rendered Phoenix gateway: njs reads `model`, internalRedirect, proxy_pass
+  gateway  the rendered Phoenix gateway: njs hands over, nginx's regex picks the upstream
 
 Every nginx runs one worker, no access log, under a temp prefix, and is stopped at the
-end. Targets (issue 4): gateway >= 0.95x proxy throughput, <= 0.5 ms added p99.
+end. The machine is shared and noisy, so the targets run in turn for several short rounds;
+the table shows medians, and "vs proxy" / "+p99" are medians of each round's pair. "cpu/req"
+is the nginx worker's CPU time per request (less sensitive to other load than req/s).
+Targets (issue 4): gateway >= 0.95x proxy throughput, <= 0.5 ms added p99.
 
-    python3 bench/gateway/run.py [--duration 8] [--connections 32]
+    python3 bench/gateway/run.py [--duration 3] [--rounds 5] [--connections 32]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -90,14 +95,32 @@ def gateway_conf(tmp: Path, http_port: int, upstream_port: int) -> Path:
     return tmp / "gw" / "out" / "tree" / "nginx.conf"
 
 
-def body(size: int) -> str:
-    base = {"model": "alpha", "messages": [{"role": "user", "content": ""}]}
+def body(size: int, model_last: bool = False) -> str:
+    messages = [{"role": "user", "content": ""}]
+    base = {"messages": messages, "model": "alpha"} if model_last else {
+        "model": "alpha", "messages": messages}
     pad = size - len(json.dumps(base))
-    base["messages"][0]["content"] = "x" * max(pad, 0)
+    messages[0]["content"] = "x" * max(pad, 0)
     return json.dumps(base)
 
 
-def wrk(url: str, lua: Path, duration: int, connections: int) -> tuple[float, float]:
+def worker_cpu(master: int) -> float:
+    """CPU seconds used so far by the worker processes of nginx master `master`."""
+    kids = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True,
+                          check=False).stdout.split()
+    ticks = 0
+    for kid in kids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{kid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+Sample = tuple[float, float, float]  # req/s, p99 ms, worker CPU us per request
+
+
+def wrk(url: str, lua: Path, duration: int, connections: int, master: int) -> Sample:
+    cpu_before = worker_cpu(master)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua), url],
         check=True, capture_output=True, text=True,
@@ -109,12 +132,32 @@ def wrk(url: str, lua: Path, duration: int, connections: int) -> tuple[float, fl
     p99_ms = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
     if "Non-2xx" in out:
         raise RuntimeError(f"{url}: non-2xx responses\n{out}")
-    return rps, p99_ms
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rps, p99_ms, (worker_cpu(master) - cpu_before) / max(done, 1) * 1e6
+
+
+BODIES = (("100B", 100, False), ("100KB", 100 * 1024, False),
+          ("100KB-ml", 100 * 1024, True))  # -ml: "model" last, after the messages
+
+
+def report(results: dict[tuple[str, str], list[Sample]], names: list[str]) -> None:
+    print(f"{'body':9} {'target':8} {'req/s':>9} {'p99 ms':>7} {'vs proxy':>9} "
+          f"{'+p99 ms':>8} {'cpu/req':>9}")
+    for label, _, _ in BODIES:
+        proxy = results[("proxy", label)]
+        for name in names:
+            runs = results[(name, label)]
+            ratio = statistics.median(a[0] / b[0] for a, b in zip(runs, proxy, strict=True))
+            added = statistics.median(a[1] - b[1] for a, b in zip(runs, proxy, strict=True))
+            print(f"{label:9} {name:8} {statistics.median(r[0] for r in runs):9.0f} "
+                  f"{statistics.median(r[1] for r in runs):7.2f} {ratio:8.2f}x "
+                  f"{added:+8.2f} {statistics.median(r[2] for r in runs):7.1f}us")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--duration", type=int, default=3, help="seconds per target and round")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="phxt-bench-"))
@@ -137,32 +180,30 @@ def main() -> None:
             "gateway": gateway_conf(tmp, gw, up),
         }
         ports = {"direct": up, "proxy": px, "gateway": gw}
+        masters: dict[str, int] = {}
         for name, conf in confs.items():
             pid = tmp / f"{name}.pid"
             pids.append(pid)
             start(conf, pid, ports[name])
-        results: dict[tuple[str, str], tuple[float, float]] = {}
-        for label, size in (("100B", 100), ("100KB", 100 * 1024)):
+            masters[name] = int(pid.read_text().strip())
+        results: dict[tuple[str, str], list[Sample]] = {}
+        for label, size, model_last in BODIES:
             payload = tmp / f"body-{label}.json"
-            payload.write_text(body(size))
+            payload.write_text(body(size, model_last))
             lua = tmp / f"post-{label}.lua"
             lua.write_text(
                 f'local f = io.open("{payload}", "rb")\nwrk.method = "POST"\n'
                 'wrk.body = f:read("*a")\nf:close()\n'
                 'wrk.headers["Content-Type"] = "application/json"\n'
             )
-            for name in confs:
-                url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
-                results[(name, label)] = wrk(url, lua, args.duration, args.connections)
-        print(f"wrk -t1 -c{args.connections} -d{args.duration}s, loopback, 1 nginx worker each")
-        print(f"{'body':6} {'target':8} {'req/s':>10} {'p99 ms':>8} {'vs proxy':>9} "
-              f"{'+p99 ms':>8}")
-        for label in ("100B", "100KB"):
-            prps, pp99 = results[("proxy", label)]
-            for name in confs:
-                rps, p99 = results[(name, label)]
-                print(f"{label:6} {name:8} {rps:10.0f} {p99:8.2f} {rps / prps:8.2f}x "
-                      f"{p99 - pp99:+8.2f}")
+            for _ in range(args.rounds):
+                for name in confs:
+                    url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
+                    results.setdefault((name, label), []).append(
+                        wrk(url, lua, args.duration, args.connections, masters[name]))
+        print(f"wrk -t1 -c{args.connections} -d{args.duration}s x {args.rounds} rounds, "
+              "loopback, 1 nginx worker each")
+        report(results, list(confs))
     finally:
         for pid in pids:
             with contextlib.suppress(OSError, ValueError):
