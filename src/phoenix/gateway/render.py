@@ -202,6 +202,7 @@ def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
             f"http://{m.upstream}", cfg.generation_timeout_s)))
     too_large = f"request body is larger than the gateway's limit of {cfg.max_body_mb} MB"
     body.append(blk("location", "@too_large", body=_json_return(413, too_large, "body_too_large")))
+    body.append(_upstream_down())
     body += _path_locations(routes)
     body.append(
         blk("location", "/", body=_json_return(404, "no route for this path", "not_found"))
@@ -209,10 +210,29 @@ def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
     return blk("server", body=body)
 
 
+UPSTREAM_DOWN = "@phx_upstream_down"
+CONNECT_TIMEOUT_S = 5  # guests share a LAN with the gateway: a longer wait means it is down
+
+
 def _model_proxy(target: str, timeout: int) -> list[Directive]:
-    # Streams (SSE) pass through as they are produced.
+    # Streams (SSE) pass through as they are produced. A model server that does not answer
+    # (stopped guest, crashed server) is a 502 in OpenAI's error format, not nginx's HTML.
     return [d("proxy_pass", target), *_proxy_headers(False, timeout),
-            d("proxy_buffering", "off"), d("proxy_cache", "off")]
+            d("proxy_connect_timeout", f"{CONNECT_TIMEOUT_S}s"),
+            d("proxy_buffering", "off"), d("proxy_cache", "off"),
+            d("error_page", 502, 503, 504, "=502", UPSTREAM_DOWN)]
+
+
+def _upstream_down() -> Directive:
+    """The JSON answer when a model's server cannot be reached; `$phx_model` names the model
+    (set by the native route, or by njs before it hands a request over)."""
+    text = (
+        '{"error":{"message":"the server for model \'$phx_model\' is not answering; try again '
+        'later or ask the lab\'s operator","type":"server_error","param":"model",'
+        '"code":"upstream_unavailable"}}\n'
+    )
+    return blk("location", UPSTREAM_DOWN, body=[
+        d("default_type", "application/json"), d("return", 502, text)])
 
 
 def nginx_token(pcre: str) -> str:

@@ -75,6 +75,8 @@ function parse(r) {
         return fail(r, 404, 'The model `' + model + '` does not exist. Available models: '
                     + available(), 'invalid_request_error', 'model_not_found', 'model');
     }
+    // Named in the 502 answer if the model's server does not respond (JSON-escaped).
+    r.variables.phx_model = JSON.stringify(model).slice(1, -1);
     r.internalRedirect(table.models[model]);
 }
 
