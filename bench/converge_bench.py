@@ -5,7 +5,10 @@
 2. Converging 4 independent new guests vs 1 (clone, configure, start, application), in the
    same run (target ratio <= 1.5): the executor's parallelism, bounded by the machine.
 
-    sudo .venv/bin/python bench/converge_bench.py [--runs 5]
+    sudo .venv/bin/python bench/converge_bench.py [--runs 5] [--clone linked|full]
+
+Clones are linked (overlay on the template's snapshot, the driver's default) unless
+`--clone full` asks for full rootfs copies, to compare the two.
 
 Uses its own bridge (phxbench0, 10.213.95.0/24), LXC path, nft tables and state dir under
 /var/lib/phoenix-bench, all removed at the end; the template is cached with the tests'.
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.drivers.lxc import LxcDriver
+from phoenix.drivers.lxc.driver import CLONE_MODES
 from phoenix.host.setup import BridgeSpec, HostSetup, routes_overlapping
 from phoenix.inventory import load_inventory
 from phoenix.plan.run import converge
@@ -77,6 +81,7 @@ def _template_and(clones: dict[int, int]) -> dict[int, dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--clone", choices=CLONE_MODES, default="linked")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("run as root (real containers)", file=sys.stderr)
@@ -89,7 +94,8 @@ def main() -> int:
     state = ROOT / "state"
     setup = HostSetup(LocalRunner(), state, nat_table=NAT_TABLE, fw_table=FW_TABLE)
     setup.apply([BridgeSpec(BRIDGE, ipaddress.IPv4Interface(f"{SUBNET.network_address + 1}/24"))])
-    driver = LxcDriver(ROOT / "lxc", TEMPLATES, LocalRunner(), state, fw_table=FW_TABLE)
+    driver = LxcDriver(ROOT / "lxc", TEMPLATES, LocalRunner(), state, fw_table=FW_TABLE,
+                       clone_mode=args.clone)
     etc = Path(tempfile.mkdtemp(prefix="phxbench-"))
     (etc / "scripts").mkdir()
     (etc / "scripts" / "app.sh").write_text(APP)
@@ -129,6 +135,7 @@ def main() -> int:
 
     rerun = statistics.median(reruns)
     one, many = statistics.median(singles), statistics.median(fours)
+    print(f"clones: {args.clone}")
     print(f"first build of the 5-guest lab (template cached): {build:7.2f} s")
     print(f"converge, already converged, 5 guests (median of {len(reruns)}): {rerun:7.3f} s"
           f"   target < 2 s: {'ok' if rerun < 2 else 'MISSED'}")
