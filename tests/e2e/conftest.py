@@ -35,6 +35,7 @@ from filelock import FileLock, Timeout
 
 from phoenix.drivers.base import GuestSettings, NetSettings
 from phoenix.drivers.lxc import LxcDriver
+from phoenix.errors import DriverError
 from phoenix.host.setup import BridgeSpec, HostSetup, routes_overlapping
 from phoenix.runners.local import LocalRunner
 
@@ -173,8 +174,23 @@ def lxc_driver(lxc_host: LxcHost) -> Iterator[LxcDriver]:
     try:
         yield driver
     finally:
-        for name in sorted(guest_names(lxc_host) - before):
-            lxc_host.driver().destroy(int(name))
+        destroy_guests(lxc_host.driver(), [int(n) for n in guest_names(lxc_host) - before])
+
+
+def destroy_guests(driver: LxcDriver, ctids: list[int]) -> None:
+    """Destroy guests, linked clones before the guests they are based on (a base is refused
+    while clones use it), whatever the CTID order."""
+    pending = sorted(ctids, reverse=True)
+    while pending:
+        refused: list[int] = []
+        for ctid in pending:
+            try:
+                driver.destroy(ctid)
+            except DriverError:
+                refused.append(ctid)
+        if len(refused) == len(pending):
+            raise DriverError(f"cannot destroy guests {refused}: still in use")
+        pending = refused
 
 
 def nft_json(*argv: str) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import LxcHost
+from conftest import LxcHost, destroy_guests
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.inventory import Inventory, load_inventory
 from phoenix.plan.events import CollectingReporter
@@ -58,25 +58,42 @@ class ConvergeLab:
 
     def entries(self, app_memory: int = 512) -> dict[str, Any]:
         def net(n: int) -> dict[str, str]:
-            return {"name": "eth0", "bridge": self.host.bridge, "ip": self.host.address(n),
-                    "gw": self.host.gateway}
+            return {
+                "name": "eth0",
+                "bridge": self.host.bridge,
+                "ip": self.host.address(n),
+                "gw": self.host.gateway,
+            }
 
         common = {"swap_mb": 256, "cores": 1, "storage_size_gb": 4, "unprivileged": True}
         return {
             str(TEMPLATE): {
-                **common, "name": "phxt-base", "memory_mb": 512, "template": self.host.template,
-                "network_config": net(130), "features": ["base_setup"],
+                **common,
+                "name": "phxt-base",
+                "memory_mb": 512,
+                "template": self.host.template,
+                "network_config": net(130),
+                "features": ["base_setup"],
                 "template_snapshot_name": "final-form",
             },
             str(APP): {
-                **common, "name": "phxt-app", "memory_mb": app_memory,
-                "clone_from_ctid": str(TEMPLATE), "network_config": net(131),
-                "features": ["base_setup"], "application_script": "app.sh", "boot_order": 1,
+                **common,
+                "name": "phxt-app",
+                "memory_mb": app_memory,
+                "clone_from_ctid": str(TEMPLATE),
+                "network_config": net(131),
+                "features": ["base_setup"],
+                "application_script": "app.sh",
+                "boot_order": 1,
             },
             str(FLAKY): {
-                **common, "name": "phxt-flaky", "memory_mb": 512,
-                "clone_from_ctid": str(TEMPLATE), "network_config": net(132),
-                "application_script": "flaky.sh", "boot_order": 2,
+                **common,
+                "name": "phxt-flaky",
+                "memory_mb": 512,
+                "clone_from_ctid": str(TEMPLATE),
+                "network_config": net(132),
+                "application_script": "flaky.sh",
+                "boot_order": 2,
             },
         }
 
@@ -117,9 +134,7 @@ def lab(lxc_host: LxcHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     try:
         yield the_lab
     finally:
-        cleaner = lxc_host.driver()
-        for ctid in reversed(IDS):
-            cleaner.destroy(ctid)
+        destroy_guests(lxc_host.driver(), list(reversed(IDS)))
 
 
 def guest_out(driver: LxcDriver, ctid: int, *argv: str) -> str:
@@ -146,8 +161,9 @@ def test_first_converge_builds_template_and_clones_and_reports_failure(
     # base_setup really ran in the template; the clone inherited it (same digest)
     assert guest_out(driver, APP, "cat", "/etc/timezone") == "Europe/Berlin"
     assert guest_out(driver, APP, "cat", "/var/lib/phxt/app-ran") == str(APP)
-    pushed = [argv for kind, argv in driver.log.entries if kind == "exec" and "cat >" in
-              " ".join(argv)]
+    pushed = [
+        argv for kind, argv in driver.log.entries if kind == "exec" and "cat >" in " ".join(argv)
+    ]
     feature_pushes = [a for a in pushed if any("feature-base_setup.tar" in x for x in a)]
     assert len(feature_pushes) == 1, "base_setup must run once (in the template only)"
     # the run dir is gone even after the failure
@@ -173,8 +189,9 @@ def test_second_converge_runs_no_mutating_command(lab: ConvergeLab) -> None:
     assert outcome.result.ok
     assert outcome.plan.up_to_date
     assert driver.log.mutations() == []
-    assert not [argv for kind, argv in driver.log.entries if kind == "exec"
-                and "cat >" in " ".join(argv)], "no bundle may be pushed"
+    assert not [
+        argv for kind, argv in driver.log.entries if kind == "exec" and "cat >" in " ".join(argv)
+    ], "no bundle may be pushed"
 
 
 def test_memory_change_changes_only_memory(lab: ConvergeLab) -> None:
@@ -195,8 +212,7 @@ def test_memory_change_changes_only_memory(lab: ConvergeLab) -> None:
             assert argv[1].startswith(app_dir), f"a write outside guest {APP}: {argv}"
         else:
             assert argv[0] == "lxc-cgroup" and str(APP) in argv, f"not a limit: {argv}"
-    argv = ["lxc-cgroup", "-P", str(lab.host.lxc_path), "-n", str(APP),
-            "memory.limit_in_bytes"]
+    argv = ["lxc-cgroup", "-P", str(lab.host.lxc_path), "-n", str(APP), "memory.limit_in_bytes"]
     limit = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
     assert int(limit) == 384 * 1024 * 1024
     config = (lab.host.lxc_path / str(APP) / "config").read_text()
@@ -210,12 +226,15 @@ def test_memory_change_changes_only_memory(lab: ConvergeLab) -> None:
 def test_delete_removes_the_guest(lab: ConvergeLab) -> None:
     driver = lab.host.driver()
     result = run_plan(
-        lab.inventory, driver, power_plan(lab.inventory, driver, [FLAKY], "delete"),
+        lab.inventory,
+        driver,
+        power_plan(lab.inventory, driver, [FLAKY], "delete"),
         state_dir=lab.state,
     )
     assert result.ok
     assert not driver.observe(FLAKY).exists
     assert not (lab.host.lxc_path / str(FLAKY)).exists()
-    names = subprocess.run(["lxc-ls", "-P", str(lab.host.lxc_path), "-1"],
-                           capture_output=True, text=True, check=True).stdout.split()
+    names = subprocess.run(
+        ["lxc-ls", "-P", str(lab.host.lxc_path), "-1"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert str(FLAKY) not in names and str(APP) in names

@@ -79,8 +79,11 @@ class Lab:
 
     def layout(self) -> Layout:
         return Layout(
-            user=None, worker_processes="2", log_dir=str(self.tmp / "logs"),
-            runtime_dir=str(self.tmp / "run"), listen_address="127.0.0.1",
+            user=None,
+            worker_processes="2",
+            log_dir=str(self.tmp / "logs"),
+            runtime_dir=str(self.tmp / "run"),
+            listen_address="127.0.0.1",
         )
 
     def render(self, run_dir: Path) -> RenderedGateway:
@@ -101,8 +104,12 @@ class Lab:
             "PHOENIX_SKIP_INSTALL": "1",
         }
         return subprocess.run(
-            ["bash", str(run_dir / SCRIPT_NAME)], env=env, capture_output=True, text=True,
-            timeout=120, check=False,
+            ["bash", str(run_dir / SCRIPT_NAME)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
 
     def master_pid(self) -> int:
@@ -111,28 +118,43 @@ class Lab:
 
 def write_inventory(config: Path, lab_ports: dict[str, int]) -> None:
     def guest(name: str, ip: str, **extra: object) -> dict[str, object]:
-        return {"name": name, "network_config": {"name": "eth0", "bridge": "phxtbr0",
-                                                 "ip": f"{ip}/8"}, **extra}
+        return {
+            "name": name,
+            "network_config": {"name": "eth0", "bridge": "phxtbr0", "ip": f"{ip}/8"},
+            **extra,
+        }
 
     def vllm(model: str) -> dict[str, object]:
         return {"ServerConfig": {"port": lab_ports["model"], "served_model_name": model}}
 
     configs = {
-        "900": guest("phxt-template", "127.0.0.9", template_snapshot_name="base",
-                     vllm_engine_config=vllm("template-model")),
-        "101": guest("phxt-gw", "127.0.0.1", gateway={
-            "hostnames": ["api.phxt.test"],
-            "http_port": lab_ports["http"], "https_port": lab_ports["https"],
-            "max_body_mb": 1, "generation_timeout_s": 120,
-            "path_routes": [{"path": "/app", "ctid": 204, "port": lab_ports["app"]}],
-            "host_routes": [{"hostname": "app.phxt.test", "ctid": 204,
-                             "port": lab_ports["app"]}],
-        }),
+        "900": guest(
+            "phxt-template",
+            "127.0.0.9",
+            template_snapshot_name="base",
+            vllm_engine_config=vllm("template-model"),
+        ),
+        "101": guest(
+            "phxt-gw",
+            "127.0.0.1",
+            gateway={
+                "hostnames": ["api.phxt.test"],
+                "http_port": lab_ports["http"],
+                "https_port": lab_ports["https"],
+                "max_body_mb": 1,
+                "generation_timeout_s": 120,
+                "path_routes": [{"path": "/app", "ctid": 204, "port": lab_ports["app"]}],
+                "host_routes": [
+                    {"hostname": "app.phxt.test", "ctid": 204, "port": lab_ports["app"]}
+                ],
+            },
+        ),
         "201": guest("phxt-m1", "127.0.0.2", vllm_engine_config=vllm("alpha")),
         "202": guest("phxt-m2", "127.0.0.3", vllm_engine_config=vllm("beta")),
         # The older flat keys: a second backend of "beta" (one upstream, two servers).
-        "203": guest("phxt-m3", "127.0.0.4", vllm_served_model_name="beta",
-                     vllm_port=lab_ports["model"]),
+        "203": guest(
+            "phxt-m3", "127.0.0.4", vllm_served_model_name="beta", vllm_port=lab_ports["model"]
+        ),
         "204": guest("phxt-app", "127.0.0.5"),
     }
     config.mkdir(parents=True)
@@ -143,26 +165,47 @@ def write_inventory(config: Path, lab_ports: dict[str, int]) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     tmp = tmp_path_factory.mktemp("phxt-gw")
-    ports = {"http": free_port(), "https": free_port(), "model": free_port(),
-             "app": free_port()}
+    ports = {"http": free_port(), "https": free_port(), "model": free_port(), "app": free_port()}
     write_inventory(tmp / "etc", ports)
     (tmp / "logs").mkdir()
     (tmp / "run").mkdir()
     inventory = load_inventory(tmp / "etc")
     procs: list[subprocess.Popen[bytes]] = []
-    lab = Lab(tmp, inventory, ports["http"], ports["https"], ports["model"], ports["app"],
-              tmp / "state")
+    lab = Lab(
+        tmp, inventory, ports["http"], ports["https"], ports["model"], ports["app"], tmp / "state"
+    )
     try:
-        servers = [("127.0.0.2", "alpha", "m1"), ("127.0.0.3", "beta", "m2"),
-                   ("127.0.0.4", "beta", "m3"), ("127.0.0.5", "app", "app")]
+        servers = [
+            ("127.0.0.2", "alpha", "m1"),
+            ("127.0.0.3", "beta", "m2"),
+            ("127.0.0.4", "beta", "m3"),
+            ("127.0.0.5", "app", "app"),
+        ]
         for host, model, backend in servers:
             port = ports["app"] if backend == "app" else ports["model"]
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "phoenix.demo.model_server", "--host", host,
-                 "--port", str(port), "--model", model, "--backend-id", backend,
-                 "--chunks", "3", "--chunk-delay", "1.0"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "phoenix.demo.model_server",
+                        "--host",
+                        host,
+                        "--port",
+                        str(port),
+                        "--model",
+                        model,
+                        "--backend-id",
+                        backend,
+                        "--chunks",
+                        "3",
+                        "--chunk-delay",
+                        "1.0",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
             wait_port(host, port)
         result = lab.deploy(_rendered_run_dir(lab))
         assert result.returncode == 0, result.stdout + result.stderr
@@ -190,8 +233,13 @@ def _rendered_run_dir(lab: Lab) -> Path:
 
 def chat(lab: Lab, body: object, **kw: object) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return httpx.post(f"{lab.base}/v1/chat/completions", content=content,
-                      headers={"Content-Type": "application/json"}, timeout=10, **kw)  # type: ignore[arg-type]
+    return httpx.post(
+        f"{lab.base}/v1/chat/completions",
+        content=content,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def test_requests_reach_the_backend_of_their_model(lab: Lab) -> None:
@@ -236,8 +284,7 @@ def test_bodies_up_to_the_limit_route_and_over_it_get_413(lab: Lab) -> None:
 def _padded(model: object, size: int = 100 * 1024, model_last: bool = False) -> bytes:
     pad = "x" * size
     msgs = [{"role": "user", "content": pad}]
-    body = {"messages": msgs, "model": model} if model_last else {"model": model,
-                                                                  "messages": msgs}
+    body = {"messages": msgs, "model": model} if model_last else {"model": model, "messages": msgs}
     return json.dumps(body).encode()
 
 
@@ -246,8 +293,9 @@ def test_large_bodies_route_natively_wherever_model_is(lab: Lab) -> None:
     assert first.status_code == 200 and first.json()["backend"] == "m1"
     last = chat(lab, _padded("beta", model_last=True))
     assert last.status_code == 200 and last.json()["backend"] in ("m2", "m3")
-    emb = httpx.post(f"{lab.base}/v1/embeddings", content=_padded("alpha", model_last=True),
-                     timeout=10)
+    emb = httpx.post(
+        f"{lab.base}/v1/embeddings", content=_padded("alpha", model_last=True), timeout=10
+    )
     assert emb.status_code == 200 and emb.json()["backend"] == "m1"
 
 
@@ -256,7 +304,7 @@ def test_chunked_body_reaches_the_backend_once_with_a_length(lab: Lab) -> None:
 
     def parts() -> Iterator[bytes]:
         for i in range(0, len(payload), 8192):
-            yield payload[i:i + 8192]
+            yield payload[i : i + 8192]
 
     # The demo backend reads exactly Content-Length bytes and validates the JSON and its
     # model: a body lost, doubled or still chunked would not come back 200 from m1.
@@ -267,11 +315,23 @@ def test_chunked_body_reaches_the_backend_once_with_a_length(lab: Lab) -> None:
 
 
 def test_fast_path_is_not_fooled_by_text_or_schemas(lab: Lab) -> None:
-    quoted = {"messages": [{"role": "user", "content": 'say "model": "beta"' + "x" * 5000}],
-              "model": "alpha"}
+    quoted = {
+        "messages": [{"role": "user", "content": 'say "model": "beta"' + "x" * 5000}],
+        "model": "alpha",
+    }
     assert chat(lab, quoted).json()["backend"] == "m1"
-    schema = {"tools": [{"type": "function", "function": {"name": "f", "parameters": {
-        "type": "object", "properties": {"model": {"type": "string"}}}}}], "model": "alpha"}
+    schema = {
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "f",
+                    "parameters": {"type": "object", "properties": {"model": {"type": "string"}}},
+                },
+            }
+        ],
+        "model": "alpha",
+    }
     assert chat(lab, schema).json()["backend"] == "m1"
     # Names the fast path leaves alone are still routed, by njs.
     escaped = chat(lab, b'{"model": "alph\\u0061", "messages": []}')
@@ -291,7 +351,10 @@ def test_large_bodies_without_a_routable_model_get_the_gateways_errors(lab: Lab)
     not_string = chat(lab, {"model": 7, "messages": []})
     assert not_string.status_code == 400
     assert not_string.json()["error"]["code"] == "missing_model"
-    bad = chat(lab, b'{"messages": [', )
+    bad = chat(
+        lab,
+        b'{"messages": [',
+    )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
     assert "x-phoenix-demo-backend" not in bad.headers
     empty = chat(lab, b"")
@@ -340,9 +403,12 @@ def test_stream_delivers_first_chunk_before_backend_finishes(lab: Lab) -> None:
     start = time.monotonic()
     first_at = None
     events = []
-    with httpx.stream("POST", f"{lab.base}/v1/chat/completions",
-                      json={"model": "alpha", "stream": True, "messages": []},
-                      timeout=30) as r:
+    with httpx.stream(
+        "POST",
+        f"{lab.base}/v1/chat/completions",
+        json={"model": "alpha", "stream": True, "messages": []},
+        timeout=30,
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         for line in r.iter_lines():
@@ -365,8 +431,9 @@ def test_path_route_strips_prefix(lab: Lab) -> None:
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        ["curl", "-sS", "--max-time", "10", *args], capture_output=True, text=True, check=False
+    )
 
 
 def test_tls_host_route_verifies_against_the_phoenix_ca(lab: Lab) -> None:
@@ -387,8 +454,7 @@ def test_tls_host_route_verifies_against_the_phoenix_ca(lab: Lab) -> None:
 
 
 def test_http_redirects_to_https(lab: Lab) -> None:
-    r = httpx.get(f"http://127.0.0.1:{lab.http_port}/x?y=1",
-                  headers={"Host": "app.phxt.test"})
+    r = httpx.get(f"http://127.0.0.1:{lab.http_port}/x?y=1", headers={"Host": "app.phxt.test"})
     assert r.status_code == 301
     assert r.headers["location"] == f"https://app.phxt.test:{lab.https_port}/x?y=1"
 
@@ -409,8 +475,9 @@ def test_broken_deploy_keeps_old_config_serving(lab: Lab) -> None:
         with httpx.Client(timeout=5) as client:
             while not stop.is_set():
                 try:
-                    r = client.post(f"{lab.base}/v1/chat/completions",
-                                    json={"model": "alpha", "messages": []})
+                    r = client.post(
+                        f"{lab.base}/v1/chat/completions", json={"model": "alpha", "messages": []}
+                    )
                     statuses.append(r.status_code)
                 except httpx.HTTPError as exc:
                     failures.append(repr(exc))
@@ -446,8 +513,10 @@ def test_redeploy_of_the_same_inventory_changes_nothing(lab: Lab) -> None:
     assert "unchanged" in result.stdout and "reloading" not in result.stdout
     assert lab.master_pid() == pid
     assert os.readlink(live) == target
-    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
-             for p in sorted((live / "ssl").glob("*"))}
+    after = {
+        p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted((live / "ssl").glob("*"))
+    }
     assert after == before
     assert oct((live / "ssl" / "phoenix-api.key").stat().st_mode & 0o777) == "0o600"
 
@@ -458,8 +527,9 @@ def test_changed_inventory_reloads_without_new_master(lab: Lab) -> None:
     lxc["lxc_configs"]["205"] = {
         "name": "phxt-m4",
         "network_config": {"name": "eth0", "bridge": "phxtbr0", "ip": "127.0.0.6/8"},
-        "vllm_engine_config": {"ServerConfig": {"port": lab.model_port,
-                                                "served_model_name": "delta"}},
+        "vllm_engine_config": {
+            "ServerConfig": {"port": lab.model_port, "served_model_name": "delta"}
+        },
     }
     etc2 = lab.tmp / "etc2"
     shutil.copytree(lab.tmp / "etc", etc2)
@@ -490,17 +560,41 @@ def test_fixture_render_passes_nginx_t(fixture: str, tmp_path: Path) -> None:
         pytest.skip(f"fixture {config} not present")
     out = tmp_path / "out"
     cli = subprocess.run(
-        [sys.executable, "-c", "from phoenix.cli.app import main; main()",
-         "-c", str(config), "gateway", "render",
-         "--mode", "derived", "--out", str(out), "--state-dir", str(tmp_path / "state")],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-c",
+            "from phoenix.cli.app import main; main()",
+            "-c",
+            str(config),
+            "gateway",
+            "render",
+            "--mode",
+            "derived",
+            "--out",
+            str(out),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert cli.returncode == 0, cli.stderr
     (tmp_path / "logs").mkdir()
     check = subprocess.run(
-        [NGINX, "-t", "-p", f"{tmp_path}/", "-c", str(out / "tree" / "nginx.conf"),
-         "-g", f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/logs/error.log;"],
-        capture_output=True, text=True, check=False,
+        [
+            NGINX,
+            "-t",
+            "-p",
+            f"{tmp_path}/",
+            "-c",
+            str(out / "tree" / "nginx.conf"),
+            "-g",
+            f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/logs/error.log;",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert check.returncode == 0, check.stderr
     assert "test is successful" in check.stderr

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import LxcHost
+from conftest import LxcHost, destroy_guests
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.gateway.bundle import gateway_bundle
 from phoenix.gateway.tls import CA_CERT, default_ca_dir
@@ -135,9 +135,7 @@ def lab(lxc_host: LxcHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         the_lab.converge()
         yield the_lab
     finally:
-        cleaner = lxc_host.driver()
-        for ctid in sorted(CTIDS.values(), reverse=True):
-            cleaner.destroy(ctid)
+        destroy_guests(lxc_host.driver(), list(sorted(CTIDS.values(), reverse=True)))
         shutil.rmtree(root, ignore_errors=True)
 
 
