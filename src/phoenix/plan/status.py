@@ -158,29 +158,15 @@ def gather_route_status(
             out.append(BackendStatus(backend.hostport, backend.ctid, health, detail))
         return tuple(out)
 
+    def service(target: Any) -> tuple[BackendStatus, ...]:
+        """A path or host route: a guest's service answers HTTP at all; a URL is not probed."""
+        if target.backends:
+            return backends(target.backends, "/", False)
+        return (BackendStatus(target.url or "", None, "unknown", "external URL, not probed"),)
+
     rows = [
         RouteStatus("model", m.model, backends(m.backends, "/health", True)) for m in routes.models
     ]
-    for p in routes.paths:
-        target = p.target.url or ""
-        rows.append(
-            RouteStatus(
-                "path",
-                p.path,
-                backends(p.target.backends, "/", False)
-                if p.target.backends
-                else (BackendStatus(target, None, "unknown"),),
-            )
-        )
-    for h in routes.hosts:
-        target = h.target.url or ""
-        rows.append(
-            RouteStatus(
-                "host",
-                h.hostname,
-                backends(h.target.backends, "/", False)
-                if h.target.backends
-                else (BackendStatus(target, None, "unknown"),),
-            )
-        )
+    rows += [RouteStatus("path", p.path, service(p.target)) for p in routes.paths]
+    rows += [RouteStatus("host", h.hostname, service(h.target)) for h in routes.hosts]
     return gateway, rows

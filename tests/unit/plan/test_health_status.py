@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,7 @@ from phoenix.drivers.base import ExecResult
 from phoenix.errors import CommandFailed
 from phoenix.inventory.models import HealthCheck
 from phoenix.plan.health import run_health_check
-from phoenix.plan.status import gather_status
+from phoenix.plan.status import gather_route_status, gather_status
 
 from .conftest import Lab, guest
 
@@ -26,8 +27,7 @@ def test_health_check_retries_then_passes(make_lab: Callable[..., Lab]) -> None:
 
     env.driver.exec_handler = flaky
     sleeps: list[float] = []
-    check = HealthCheck(command="curl -s --fail 'http://localhost:6333/a b'", retries=3,
-                        interval=2)
+    check = HealthCheck(command="curl -s --fail 'http://localhost:6333/a b'", retries=3, interval=2)
     run_health_check(env.driver, 102, check, sleeps.append)
     assert calls[0] == ["curl", "-s", "--fail", "http://localhost:6333/a b"]
     assert len(calls) == 3 and sleeps == [2, 2]
@@ -44,8 +44,7 @@ def test_health_check_failure_carries_output(make_lab: Callable[..., Lab]) -> No
 
 
 def test_health_check_runs_in_converge_of_new_guest(make_lab: Callable[..., Lab]) -> None:
-    env = make_lab({"102": guest("phxt-solo", 12, health_check={"command": "true",
-                                                                 "retries": 1})})
+    env = make_lab({"102": guest("phxt-solo", 12, health_check={"command": "true", "retries": 1})})
     seen: list[list[str]] = []
     env.driver.exec_handler = lambda c, a: seen.append(list(a)) or ExecResult(0, "", "")
     assert env.converge().result.ok
@@ -55,17 +54,80 @@ def test_health_check_runs_in_converge_of_new_guest(make_lab: Callable[..., Lab]
 
 
 def test_gather_status(make_lab: Callable[..., Lab]) -> None:
-    env = make_lab({
-        "102": guest("phxt-solo", 12, boot_order=2, health_check={"command": "true"}),
-        "103": guest("phxt-two", 13, boot_order=1),
-    })
+    env = make_lab(
+        {
+            "102": guest("phxt-solo", 12, boot_order=2, health_check={"command": "true"}),
+            "103": guest("phxt-two", 13, boot_order=1),
+        }
+    )
     env.converge()
     env.driver.stop(103)
     rows = gather_status(env.inventory, env.driver)
     assert [r.ctid for r in rows] == [103, 102]
     solo = rows[1]
     assert (solo.state, solo.ip, solo.health, solo.boot_order) == (
-        "running", "10.250.0.12", "ok", 2,
+        "running",
+        "10.250.0.12",
+        "ok",
+        2,
     )
     assert rows[0].state == "stopped" and rows[0].health == "no check"
     assert solo.to_json()["ips"] == ["10.250.0.12"]
+
+
+def _route_lab() -> dict[str, dict[str, Any]]:
+    vllm = {"ServerConfig": {"port": 8000, "served_model_name": "alpha"}}
+    return {
+        "101": guest(
+            "phxt-gw",
+            11,
+            gateway={
+                "tls": False,
+                "path_routes": [{"path": "/docs/", "url": "http://192.0.2.10:8000/"}],
+                "host_routes": [
+                    {"hostname": "b.lab.local", "ctid": "103", "port": 8000, "tls": False}
+                ],
+            },
+        ),
+        "102": guest("phxt-a", 12, vllm_engine_config=vllm),
+        "103": guest(
+            "phxt-b",
+            13,
+            vllm_engine_config={"ServerConfig": {"port": 8000, "served_model_name": "beta"}},
+        ),
+    }
+
+
+def test_route_status_is_probed_from_inside_the_gateway(make_lab: Callable[..., Lab]) -> None:
+    env = make_lab(_route_lab())
+    assert env.converge().result.ok
+    probes: list[tuple[int, str]] = []
+
+    def curl(ctid: int, argv: Sequence[str]) -> ExecResult:
+        probes.append((ctid, argv[-1]))
+        if "10.250.0.13" in argv[-1]:
+            return ExecResult(7, "000", "curl: (7) Failed to connect")
+        return ExecResult(0, "200", "")
+
+    env.driver.exec_handler = curl
+    gateway, routes = gather_route_status(env.inventory, env.driver)
+    assert gateway == 101
+    by_match = {r.match: r for r in routes}
+    assert by_match["alpha"].health == "ok"
+    assert by_match["beta"].health == "down"
+    assert by_match["beta"].backends[0].health == "unreachable"
+    assert by_match["b.lab.local"].health == "down"
+    assert by_match["/docs/"].health == "unknown"  # an external URL is not probed
+    assert {c for c, _ in probes} == {101}
+    assert ("http://10.250.0.12:8000/health") in [u for _, u in probes]
+    assert by_match["alpha"].to_json()["backends"][0]["target"] == "10.250.0.12:8000"
+
+
+def test_route_status_without_a_running_gateway_is_unknown(
+    make_lab: Callable[..., Lab],
+) -> None:
+    env = make_lab(_route_lab())
+    assert env.converge().result.ok
+    env.driver.stop(101)
+    _gateway, routes = gather_route_status(env.inventory, env.driver)
+    assert {r.health for r in routes} == {"unknown"}
