@@ -16,11 +16,19 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from phoenix.cli.context import console, err_console, fail, load, parse_ids, state
 from phoenix.drivers.base import Driver
@@ -110,6 +118,7 @@ def _progress() -> Progress:
         TextColumn("{task.description}", style="bold"),
         BarColumn(bar_width=20),
         TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
         TextColumn("{task.fields[step]}"),
         console=err_console,
         transient=False,
@@ -143,7 +152,7 @@ def render_plan(the_plan: Plan) -> None:
     )
 
 
-def _finish(result: RunResult, as_json: bool, verb: str) -> None:
+def _finish(result: RunResult, as_json: bool, verb: str, seconds: float) -> None:
     if as_json:
         _echo_json(
             {
@@ -153,13 +162,16 @@ def _finish(result: RunResult, as_json: bool, verb: str) -> None:
                 "done": result.done,
                 "failed": {str(c): str(e) for c, e in result.failed.items()},
                 "blocked": {str(c): why for c, why in result.blocked.items()},
+                "seconds": round(seconds, 3),
             }
         )
         if not result.ok:
             raise typer.Exit(1)
         return
     if result.ok:
-        console.print(f"[green]{verb}: ok[/] ({len(result.done)} guest(s) changed)")
+        console.print(
+            f"[green]{verb}: ok[/] ({len(result.done)} guest(s) changed) in {seconds:.1f} s"
+        )
         return
     try:
         result.raise_for_failures()
@@ -204,11 +216,12 @@ def _converge(
     def body(reporter: Reporter) -> RunResult:
         return converge_run(inventory, driver, ids, options, reporter).result
 
+    started = time.monotonic()
     try:
         result = _run_with_progress(inventory, as_json, body)
     except PhoenixError as exc:
         fail(str(exc))
-    _finish(result, as_json, verb)
+    _finish(result, as_json, verb, time.monotonic() - started)
 
 
 # -- commands --------------------------------------------------------------------------
@@ -312,6 +325,7 @@ def _power(ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str
     inventory, selected = _setup(ctx, ids)
     targets = selected if selected is not None else sorted(inventory.guests)
     driver = _driver(ctx, inventory)
+    started = time.monotonic()
     try:
         the_plan = power_plan(inventory, driver, targets, action)
         result = _run_with_progress(
@@ -319,7 +333,7 @@ def _power(ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str
         )
     except PhoenixError as exc:
         fail(str(exc))
-    _finish(result, as_json, action)
+    _finish(result, as_json, action, time.monotonic() - started)
 
 
 def start(ctx: typer.Context, ids: Ids = None, as_json: JsonOpt = False) -> None:
