@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -89,6 +90,7 @@ class LxcDriver:
         self.log = CommandLog()
         self.warnings: list[str] = []
         self._nft_caps: firewall.NftCaps | None = None
+        self._caps_lock = threading.Lock()
 
     # ---- plumbing -------------------------------------------------------------------
 
@@ -471,6 +473,10 @@ class LxcDriver:
 
     def nft_caps(self) -> firewall.NftCaps:
         """Probe (once) whether the bridge family has conntrack and REJECT on this kernel."""
+        with self._caps_lock:  # guests converge in parallel: probe and warn only once
+            return self._probe_nft_caps()
+
+    def _probe_nft_caps(self) -> firewall.NftCaps:
         if self._nft_caps is None:
             probe = f"{self.fw_table}_probe"
             ok = []
