@@ -7,6 +7,7 @@ that make the guest match the inventory. A guest with no steps is "up to date".
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,21 +30,7 @@ StepKind = Literal[
 ]
 
 # Steps that change the host or the guest (everything but the health check).
-MUTATING: frozenset[str] = frozenset(
-    {
-        "destroy",
-        "create",
-        "clone",
-        "configure",
-        "resize",
-        "start",
-        "stop",
-        "snapshot",
-        "feature",
-        "application",
-        "mark_template",
-    }
-)
+MUTATING: frozenset[str] = frozenset(typing.get_args(StepKind)) - {"health_check"}
 
 
 def _jsonable(value: object) -> Any:
