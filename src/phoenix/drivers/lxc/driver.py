@@ -562,16 +562,24 @@ class LxcDriver:
                 if want_ip is not None and want_ip not in self._ips(ctid):
                     status = f"address {want_ip} not up yet"
                 else:
-                    status = self._init_status(ctid)
+                    status = self._init_status(ctid, deadline)
                     if status not in _NOT_READY:
                         return
             if time.monotonic() >= deadline:
                 raise DriverError(f"guest {ctid} did not become ready in time ({status})")
             time.sleep(self.poll_interval)
 
-    def _init_status(self, ctid: int) -> str:
-        argv = self._lxc("lxc-attach", ctid, "--clear-env", "--", "systemctl", "is-system-running")
-        res = self._run("observe", argv, timeout=30)
+    def _init_status(self, ctid: int, deadline: float) -> str:
+        """systemd's state once boot is over: `--wait` blocks inside the guest until then,
+        so there is no polling while systemd boots (bounded by the deadline)."""
+        argv = self._lxc(
+            "lxc-attach", ctid, "--clear-env", "--", "systemctl", "is-system-running", "--wait"
+        )
+        wait = max(1.0, min(60.0, deadline - time.monotonic()))
+        try:
+            res = self._run("observe", argv, timeout=wait)
+        except CommandFailed as exc:  # still booting when the wait ran out
+            return "starting" if exc.returncode == 124 else ""
         out = res.stdout.strip()
         if res.returncode in (126, 127):  # no systemctl in the guest: init is not systemd
             return "no systemd"
