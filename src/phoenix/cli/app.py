@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from phoenix import __version__
 from phoenix.cli import inventory_cmds
-from phoenix.cli.context import AppState, fail
+from phoenix.cli.context import AppState, err_console, fail
 from phoenix.errors import PhoenixError
 from phoenix.inventory import resolve_config_dir
 
@@ -75,11 +76,22 @@ for _module in ("lifecycle_cmds", "setup_cmds", "gateway_cmds", "proxmox_cmds", 
     _mod.register(app)
 
 
+def _exit_with(message: str, code: int) -> NoReturn:
+    err_console.print(
+        f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True
+    )
+    sys.exit(code)
+
+
 def main() -> None:
-    """Entry point: PhoenixError becomes a one-line message and exit 1, never a traceback."""
+    """Entry point: a PhoenixError or a bad path becomes a one-line message and exit 1,
+    never a traceback (we are outside typer's own handling here, so exit directly)."""
     try:
         app()
     except PhoenixError as exc:
-        fail(str(exc))
+        _exit_with(str(exc), 1)
+    except OSError as exc:  # a path the user gave that cannot be read or written
+        where = f": {exc.filename}" if exc.filename else ""
+        _exit_with(f"{exc.strerror or exc}{where}", 1)
     except KeyboardInterrupt:
-        fail("interrupted; run the same command again to resume", 130)
+        _exit_with("interrupted; run the same command again to resume", 130)

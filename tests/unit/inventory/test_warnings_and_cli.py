@@ -147,3 +147,23 @@ def test_every_command_has_help() -> None:
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0
         assert "Usage" in result.output
+
+
+def test_unwritable_output_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    lab = tmp_path / "lab"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "examples" / "lab", lab)
+    data = json.loads((lab / "phoenix_hypervisor_config.json").read_text())
+    data["phoenix"]["state_dir"] = str(tmp_path / "state")
+    (lab / "phoenix_hypervisor_config.json").write_text(json.dumps(data))
+    proc = subprocess.run(
+        [sys.executable, "-m", "phoenix", "-c", str(lab), "gateway", "render",
+         "--mode", "derived", "--out", "/proc/phoenix-nope/out"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "No such file or directory: /proc/phoenix-nope" in proc.stderr
