@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from phoenix.drivers.base import Driver
+from phoenix.errors import PlanError
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.ordering import build_graph
 from phoenix.plan.events import Reporter, null_reporter
@@ -65,6 +66,11 @@ def _simple_plan(
     for ctid in order:
         observed = driver.observe(ctid)
         name = inventory.guests[ctid].name
+        if not observed.exists and ("start" in make or "restart" in make):
+            raise PlanError(
+                f"guest {ctid} ({name}) does not exist yet: create it with "
+                f"`phoenix converge {ctid}`"
+            )
         steps: list[Step] = []
         for kind, detail in make.items():
             if kind == "stop" and observed.running:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from phoenix.errors import LockBusy
+from phoenix.errors import LockBusy, PlanError
 from phoenix.plan.lock import host_lock
+from phoenix.plan.run import power_plan
 
 from .conftest import Lab, guest
 
@@ -116,3 +117,14 @@ def test_snapshot_of_running_guest_falls_back_to_stop_snapshot_start(
     assert env.driver.guests[900].state == "running"
     assert set(env.driver.guests[900].snapshots) == {"pre-configured", "final-form", "golden"}
     assert env.converge().plan.up_to_date
+
+
+def test_starting_a_guest_that_does_not_exist_says_how_to_create_it(
+    make_lab: Callable[..., Lab],
+) -> None:
+    env = make_lab()
+    with pytest.raises(
+        PlanError, match=r"guest 102 \(phxt-solo\) does not exist yet.*converge 102"
+    ):
+        power_plan(env.inventory, env.driver, [102], "start")
+    assert power_plan(env.inventory, env.driver, [102], "stop").guests[0].steps == ()
