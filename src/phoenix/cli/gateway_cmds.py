@@ -44,7 +44,7 @@ ModeOpt = Annotated[
 
 
 def _state_dir(inventory: Inventory, explicit: Path | None) -> Path:
-    return explicit or Path(inventory.hypervisor.phoenix.state_dir)
+    return explicit or inventory.state_dir
 
 
 def _gateway(inventory: Inventory, ctid: int | None) -> int:
@@ -169,7 +169,7 @@ def ca(ctx: typer.Context, state_dir: StateDir = None) -> None:
     private key stays in the state dir and is never printed."""
     explicit = state_dir
     if explicit is None:
-        explicit = Path(load(ctx).hypervisor.phoenix.state_dir)
+        explicit = load(ctx).state_dir
     typer.echo(LocalCA.load_or_create(default_ca_dir(explicit)).cert_pem.decode(), nl=False)
     _ = state  # the config dir is resolved by the root callback
 

@@ -40,7 +40,7 @@ from phoenix.plan.executor import Executor, RunResult
 from phoenix.plan.model import Plan
 from phoenix.plan.planner import Planner, PlanOptions
 from phoenix.plan.run import converge as converge_run
-from phoenix.plan.run import power_plan, run_plan, state_dir_of
+from phoenix.plan.run import power_plan, run_plan
 
 Ids = Annotated[list[str] | None, typer.Argument(help="Guest ids (default: all).")]
 RequiredIds = Annotated[list[str], typer.Argument(help="Guest ids.")]
@@ -252,7 +252,7 @@ def plan(
     (a converged guest shows 'up to date'). Changes nothing."""
     inventory, selected = _setup(ctx, ids)
     driver = _driver(ctx, inventory, offline)
-    state_dir = state_dir_of(inventory)
+    state_dir = inventory.state_dir
     try:
         from phoenix.plan.journal import Journal
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,14 +9,7 @@ import typer
 from phoenix.cli.context import console, load, report_error
 from phoenix.errors import PhoenixError
 from phoenix.host.setup import HostSetup, bridges_from_inventory
-from phoenix.inventory import Inventory
 from phoenix.runners.local import LocalRunner
-
-
-def state_dir(inventory: Inventory) -> Path:
-    """Where Phoenix records what it created on this host: the config's `phoenix.state_dir`
-    ($PHOENIX_STATE_DIR overrides), so each lab's teardown removes exactly its own."""
-    return Path(os.environ.get("PHOENIX_STATE_DIR", inventory.hypervisor.phoenix.state_dir))
 
 
 def setup(
@@ -39,7 +30,7 @@ def setup(
     gateway as host address, IPv4 forwarding, NAT for guest subnets, subuid/subgid.
     Idempotent: a prepared host prints "host ready"."""
     inventory = load(ctx)
-    host = HostSetup(LocalRunner(), state_dir(inventory))
+    host = HostSetup(LocalRunner(), inventory.state_dir)
     try:
         if teardown:
             for line in host.teardown():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -111,7 +110,7 @@ def gateway_info(ctx: typer.Context) -> None:
     address = routes.address
     if address is None:
         fail(f"gateway {gateway} has no network_config (no address to reach it at)")
-    ca_cert = default_ca_dir(Path(inventory.hypervisor.phoenix.state_dir)) / CA_CERT
+    ca_cert = default_ca_dir(inventory.state_dir) / CA_CERT
     config = routes.config
     http = f"http://{address}" + ("" if config.http_port == 80 else f":{config.http_port}")
     console.print(f"Gateway: guest {gateway} at {address}", markup=False, highlight=False)

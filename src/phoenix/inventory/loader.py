@@ -57,6 +57,11 @@ class Inventory:
         return self.config_dir / "scripts"
 
     @property
+    def state_dir(self) -> Path:
+        """Where Phoenix keeps its host state: journal, lock, CA, setup record."""
+        return Path(self.hypervisor.phoenix.state_dir)
+
+    @property
     def nginx_dir(self) -> Path:
         return self.config_dir / "nginx"
 

@@ -22,10 +22,6 @@ from phoenix.plan.model import GuestPlan, Plan, Step
 from phoenix.plan.planner import Planner, PlanOptions
 
 
-def state_dir_of(inventory: Inventory) -> Path:
-    return Path(inventory.hypervisor.phoenix.state_dir)
-
-
 @dataclass
 class Outcome:
     plan: Plan
@@ -42,7 +38,7 @@ def converge(
     parallel: int | None = None,
 ) -> Outcome:
     """Lock the host, plan from observed state (and the journal), execute."""
-    state = state_dir or state_dir_of(inventory)
+    state = state_dir or inventory.state_dir
     opts = options or PlanOptions()
     with host_lock(state):
         opts = replace(opts, interrupted=Journal.interrupted(state), state_dir=state)
@@ -112,6 +108,6 @@ def run_plan(
     reporter: Reporter = null_reporter,
     state_dir: Path | None = None,
 ) -> RunResult:
-    state = state_dir or state_dir_of(inventory)
+    state = state_dir or inventory.state_dir
     executor = Executor(inventory, driver, state, reporter, inventory.hypervisor.phoenix.parallel)
     return executor.run(plan_)
