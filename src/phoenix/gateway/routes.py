@@ -15,8 +15,7 @@ from urllib.parse import urlsplit
 
 from phoenix.errors import GatewayError
 from phoenix.inventory import Inventory
-from phoenix.inventory.models import GatewayConfig, RouteTarget
-from phoenix.recipes.registry import GATEWAY_COMPAT_SCRIPT
+from phoenix.inventory.models import GATEWAY_COMPAT_SCRIPT, GatewayConfig, RouteTarget
 
 
 @dataclass(frozen=True)
@@ -116,9 +115,7 @@ class GatewayRoutes:
 
 def is_gateway(inventory: Inventory, ctid: int) -> bool:
     guest = inventory.guests.get(ctid)
-    return guest is not None and (
-        guest.gateway is not None or guest.application_script == GATEWAY_COMPAT_SCRIPT
-    )
+    return guest is not None and guest.runs_gateway
 
 
 def find_gateway(inventory: Inventory) -> int | None:

@@ -12,7 +12,6 @@ from phoenix.inventory.models import LxcGuest, RouteTarget
 from phoenix.inventory.ordering import build_graph
 from phoenix.inventory.problems import Problem, json_path
 from phoenix.recipes.registry import (
-    GATEWAY_COMPAT_SCRIPT,
     application_script_problem,
     feature_search_paths,
     find_application,
@@ -191,7 +190,7 @@ def _scripts(ctid: int, guest: LxcGuest, scripts_dir: Path) -> list[Problem]:
         why = application_script_problem(script)
         if why:
             out.append(Problem(LXC_FILE, _at(ctid, "application_script"), why))
-        elif script == GATEWAY_COMPAT_SCRIPT or guest.gateway is not None:
+        elif guest.runs_gateway:
             pass  # the built-in gateway application
         elif find_application(script, scripts_dir) is None:
             out.append(
@@ -304,11 +303,7 @@ def _gateway_routes(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Pr
 def semantic_problems(inventory: Inventory) -> list[Problem]:
     """Every cross-field problem of a type-checked inventory."""
     out = _duplicates(inventory) + _clone_sources(inventory) + _dependencies(inventory)
-    gateways = [
-        c
-        for c, g in inventory.guests.items()
-        if g.gateway is not None or g.application_script == GATEWAY_COMPAT_SCRIPT
-    ]
+    gateways = [c for c, g in inventory.guests.items() if g.runs_gateway]
     if len(gateways) > 1:
         out.append(
             Problem(

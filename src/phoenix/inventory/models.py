@@ -27,6 +27,8 @@ from pydantic import (
 
 from phoenix.inventory.options import canonical_lxc_option, parse_lxc_option, parse_pct_option
 
+# The original tool's gateway script: a guest naming it runs Phoenix's built-in gateway.
+GATEWAY_COMPAT_SCRIPT = "phoenix_hypervisor_lxc_101.sh"
 MIN_CTID = 100
 MAX_CTID = 999_999_999
 
@@ -456,6 +458,11 @@ class LxcGuest(Model):
     vllm_trust_remote_code: StrictBool | None = Field(default=None, description="Legacy")
     vllm_parameters: dict[str, Any] | None = Field(default=None, description="Legacy")
     vllm_args: list[StrictStr] | None = Field(default=None, description="Legacy")
+
+    @property
+    def runs_gateway(self) -> bool:
+        """The built-in gateway application: a `gateway` block, or the original script."""
+        return self.gateway is not None or self.application_script == GATEWAY_COMPAT_SCRIPT
 
     @property
     def is_clone_source(self) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import GatewayConfig, LxcGuest
-from phoenix.recipes.registry import GATEWAY_COMPAT_SCRIPT
 
 
 def guest_settings(guest: LxcGuest) -> GuestSettings:
@@ -52,7 +51,7 @@ def guest_settings(guest: LxcGuest) -> GuestSettings:
 def _gateway_openings(guest: LxcGuest) -> tuple[FirewallRule, ...]:
     """A gateway exists to be reached: with its firewall on, its HTTP(S) ports are open to
     all (the seed's 101 enables the firewall with no rules, which would close it)."""
-    if guest.gateway is None and guest.application_script != GATEWAY_COMPAT_SCRIPT:
+    if not guest.runs_gateway:
         return ()
     config = guest.gateway or GatewayConfig()
     ports = [config.http_port] + (

@@ -17,7 +17,6 @@ from phoenix.inventory.loader import Inventory
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.features import RecipeFinder
 from phoenix.recipes.registry import (
-    GATEWAY_COMPAT_SCRIPT,
     application_script_problem,
     builtin_application_files,
 )
@@ -27,7 +26,7 @@ APPLICATION = "application"
 
 def uses_gateway(inventory: Inventory, ctid: int) -> bool:
     guest = inventory.guests[ctid]
-    return guest.gateway is not None or guest.application_script == GATEWAY_COMPAT_SCRIPT
+    return guest.runs_gateway
 
 
 # Applied by the driver on the host, invisible to an in-guest script.

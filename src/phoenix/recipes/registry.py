@@ -12,7 +12,6 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 USER_FEATURE_PATTERN = "phoenix_hypervisor_feature_install_{name}.sh"
-GATEWAY_COMPAT_SCRIPT = "phoenix_hypervisor_lxc_101.sh"
 
 
 def builtin_scripts_dir() -> Path:
