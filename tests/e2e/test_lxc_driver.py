@@ -142,7 +142,7 @@ def test_clone_applies_every_setting(
         assert lxc_cgroup(lxc_host, ctid, "cpu.max") == "100000 100000"
     else:
         assert lxc_cgroup(lxc_host, ctid, "cpu.cfs_quota_us") == "100000"
-    assert lxc_cgroup(lxc_host, ctid, "cpuset.cpus") == "0"
+    assert lxc_cgroup(lxc_host, ctid, "cpuset.cpus") == str(ctid % lxc_driver.cgroup.cpus)
     # IP, gateway, MAC, hostname
     assert f"inet {lxc_host.address(11)}" in sh(lxc_driver, ctid, "ip -4 -o addr show dev eth0")
     assert f"default via {lxc_host.gateway}" in sh(lxc_driver, ctid, "ip -4 route")

@@ -31,6 +31,23 @@ def test_count_cpus(spec: str, count: int) -> None:
     assert cgroups.count_cpus(spec) == count
 
 
+@pytest.mark.parametrize(
+    ("ctid", "cores", "host_cpus", "spec"),
+    [(7870, 1, 2, "0"), (7871, 1, 2, "1"), (7869, 2, 4, "1-2"), (7871, 2, 4, "0,3"), (7, 3, 4, "0-1,3"),
+     (101, 8, 2, "0-1")],
+)
+def test_cpuset_rotates_by_ctid(ctid: int, cores: int, host_cpus: int, spec: str) -> None:
+    """Guests are spread over the host's CPUs (a 1-core lab must not share CPU 0 while the
+    others idle), always with exactly min(cores, host CPUs) of them, stable per CTID."""
+    assert cgroups.cpuset(ctid, cores, host_cpus) == spec
+    assert cgroups.count_cpus(spec) == min(cores, host_cpus)
+
+
+def test_consecutive_one_core_guests_use_every_cpu() -> None:
+    used = {cgroups.cpuset(ctid, 1, 4) for ctid in range(801, 805)}
+    assert used == {"0", "1", "2", "3"}
+
+
 def test_cores_fall_back_to_cpuset_without_quota() -> None:
     assert cgroups.parse_limits({"lxc.cgroup.cpuset.cpus": "0-2"}).cores == 3
     assert cgroups.parse_limits({}).memory_mb is None

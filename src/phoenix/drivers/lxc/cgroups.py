@@ -38,13 +38,27 @@ def detect(root: Path = Path("/sys/fs/cgroup")) -> CgroupHost:
     return CgroupHost(1, memsw=memsw, cpus=cpus)
 
 
-def cpuset(cores: int, host_cpus: int) -> str:
-    """The first `cores` CPUs of the host (a guest cannot be pinned to CPUs that do not exist)."""
+def cpuset(ctid: int, cores: int, host_cpus: int) -> str:
+    """`cores` of the host's CPUs (never more than exist), starting at CPU `ctid % host_cpus`
+    and wrapping, so guests spread over the host as Proxmox balances them instead of every
+    1-core guest sharing CPU 0. Stable per CTID: re-rendering never moves a guest."""
     n = max(1, min(cores, host_cpus))
-    return "0" if n == 1 else f"0-{n - 1}"
+    chosen = sorted((ctid + i) % host_cpus for i in range(n))
+    ranges: list[str] = []
+    start = prev = chosen[0]
+    for cpu in [*chosen[1:], None]:
+        if cpu is not None and cpu == prev + 1:
+            prev = cpu
+            continue
+        ranges.append(str(start) if start == prev else f"{start}-{prev}")
+        if cpu is not None:
+            start = prev = cpu
+    return ",".join(ranges)
 
 
-def limit_keys(host: CgroupHost, memory_mb: int, swap_mb: int, cores: int) -> list[tuple[str, str]]:
+def limit_keys(
+    host: CgroupHost, ctid: int, memory_mb: int, swap_mb: int, cores: int
+) -> list[tuple[str, str]]:
     """Config (key, value) pairs enforcing the limits. Cores are a CFS quota (exact, even
     above the host's CPU count) plus a cpuset of at most the host's CPUs."""
     p = host.prefix
@@ -54,7 +68,7 @@ def limit_keys(host: CgroupHost, memory_mb: int, swap_mb: int, cores: int) -> li
         if host.memsw:
             keys.append((f"{p}.memory.memsw.limit_in_bytes", str((memory_mb + swap_mb) * MIB)))
         keys += [
-            (f"{p}.cpuset.cpus", cpuset(cores, host.cpus)),
+            (f"{p}.cpuset.cpus", cpuset(ctid, cores, host.cpus)),
             (f"{p}.cpu.cfs_period_us", str(CFS_PERIOD_US)),
             (f"{p}.cpu.cfs_quota_us", str(quota)),
         ]
@@ -62,7 +76,7 @@ def limit_keys(host: CgroupHost, memory_mb: int, swap_mb: int, cores: int) -> li
     return [
         (f"{p}.memory.max", str(memory_mb * MIB)),
         (f"{p}.memory.swap.max", str(swap_mb * MIB)),
-        (f"{p}.cpuset.cpus", cpuset(cores, host.cpus)),
+        (f"{p}.cpuset.cpus", cpuset(ctid, cores, host.cpus)),
         (f"{p}.cpu.max", f"{quota} {CFS_PERIOD_US}"),
     ]
 

@@ -60,7 +60,7 @@ def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
     if s.unprivileged:
         lines += idmap.idmap_keys()
     lines += _net_keys(ctid, s.net)
-    lines += cgroups.limit_keys(ctx.cgroup, s.memory_mb, s.swap_mb, s.cores)
+    lines += cgroups.limit_keys(ctx.cgroup, ctid, s.memory_mb, s.swap_mb, s.cores)
     lines += [
         ("lxc.start.auto", "1" if s.onboot else "0"),
         ("lxc.start.order", str(s.boot_order)),

@@ -442,7 +442,7 @@ class LxcDriver:
         pending = [
             (key[len(prefix) :], value)
             for key, value in cgroups.limit_keys(
-                self.cgroup, settings.memory_mb, settings.swap_mb, settings.cores
+                self.cgroup, ctid, settings.memory_mb, settings.swap_mb, settings.cores
             )
         ]
         failed: list[tuple[str, str, CommandResult]] = []
