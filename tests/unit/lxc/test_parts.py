@@ -33,8 +33,14 @@ def test_count_cpus(spec: str, count: int) -> None:
 
 @pytest.mark.parametrize(
     ("ctid", "cores", "host_cpus", "spec"),
-    [(7870, 1, 2, "0"), (7871, 1, 2, "1"), (7869, 2, 4, "1-2"), (7871, 2, 4, "0,3"), (7, 3, 4, "0-1,3"),
-     (101, 8, 2, "0-1")],
+    [
+        (7870, 1, 2, "0"),
+        (7871, 1, 2, "1"),
+        (7869, 2, 4, "1-2"),
+        (7871, 2, 4, "0,3"),
+        (7, 3, 4, "0-1,3"),
+        (101, 8, 2, "0-1"),
+    ],
 )
 def test_cpuset_rotates_by_ctid(ctid: int, cores: int, host_cpus: int, spec: str) -> None:
     """Guests are spread over the host's CPUs (a 1-core lab must not share CPU 0 while the
