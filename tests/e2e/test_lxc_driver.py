@@ -148,6 +148,13 @@ def test_clone_applies_every_setting(
     assert f"default via {lxc_host.gateway}" in sh(lxc_driver, ctid, "ip -4 route")
     assert sh(lxc_driver, ctid, "cat /sys/class/net/eth0/address") == mac.lower()
     assert sh(lxc_driver, ctid, "hostname") == "phxt-clone"
+    # hardware/module units the template masked for containers stay masked in its clones,
+    # and the boot they are left out of is clean
+    masked = sh(
+        lxc_driver, ctid, "systemctl is-enabled e2scrub_reap.service modprobe@drm.service || true"
+    )
+    assert masked.split() == ["masked", "masked"]
+    assert sh(lxc_driver, ctid, "systemctl is-system-running || true") == "running"
     assert "dhcp" not in sh(lxc_driver, ctid, "cat /etc/network/interfaces")
     # unprivileged: root in the guest is uid 100000 on the host
     assert sh(lxc_driver, ctid, "cat /proc/self/uid_map").split() == ["0", "100000", "65536"]

@@ -212,3 +212,46 @@ def test_guest_file_write_never_follows_symlinks(tmp_path: Path) -> None:
 def test_interfaces_never_ask_for_dhcp() -> None:
     assert "dhcp" not in guestfiles.INTERFACES.format(nic="eth0")
     assert json.dumps(guestfiles.hosts("gw.lab")).count("gw") == 2
+
+
+def _shipped(rootfs: Path, *names: str) -> None:
+    lib = rootfs / "usr/lib/systemd/system"
+    gen = rootfs / "usr/lib/systemd/system-generators"
+    lib.mkdir(parents=True, exist_ok=True)
+    gen.mkdir(parents=True, exist_ok=True)
+    (rootfs / "etc/systemd/system").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (gen if name.endswith("-generator") else lib).joinpath(name).write_text("")
+
+
+def test_container_masks_only_what_the_template_ships(tmp_path: Path) -> None:
+    _shipped(tmp_path, "modprobe@.service", "e2scrub_reap.service", "systemd-gpt-auto-generator")
+    masked = guestfiles.mask_for_container(tmp_path, os.getuid())
+    assert "modprobe@drm.service" in masked and "e2scrub_reap.service" in masked
+    assert "systemd-gpt-auto-generator" in masked
+    assert "sys-kernel-debug.mount" not in masked  # not shipped: no dangling mask
+    unit = tmp_path / "etc/systemd/system/modprobe@drm.service"
+    assert os.readlink(unit) == "/dev/null"
+    assert (
+        os.readlink(tmp_path / "etc/systemd/system-generators/systemd-gpt-auto-generator")
+        == "/dev/null"
+    )
+
+
+def test_container_masks_keep_the_templates_own_choices(tmp_path: Path) -> None:
+    _shipped(tmp_path, "e2scrub_reap.service")
+    own = tmp_path / "etc/systemd/system/e2scrub_reap.service"
+    own.write_text("[Service]\nExecStart=/bin/true\n")
+    assert "e2scrub_reap.service" not in guestfiles.mask_for_container(tmp_path, os.getuid())
+    assert own.read_text().startswith("[Service]")
+
+
+def test_container_masks_never_write_through_a_link(tmp_path: Path) -> None:
+    _shipped(tmp_path, "e2scrub_reap.service")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "etc/systemd/system").rmdir()
+    (tmp_path / "etc/systemd/system").symlink_to(outside)
+    with pytest.raises(OSError, match="not a directory"):
+        guestfiles.mask_for_container(tmp_path, os.getuid())
+    assert list(outside.iterdir()) == []

@@ -230,6 +230,10 @@ class LxcDriver:
             if settings.unprivileged:
                 extract = idmap.usernsexec_prefix() + extract
             self._run("mutate", extract).check(f"unpacking {tarball} for guest {ctid}")
+            owner = idmap.ID_BASE if settings.unprivileged else 0
+            masked = guestfiles.mask_for_container(rootfs, owner)
+            if masked:
+                self.log.add("mutate", ["mask-units", str(rootfs), *masked])
             self._finish_new_guest(ctid, RootfsSpec(rootfs), settings, GuestMeta.of(settings))
         except BaseException:
             self._remove_dir(ctid)
