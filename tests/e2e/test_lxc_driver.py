@@ -155,6 +155,10 @@ def test_clone_applies_every_setting(
     )
     assert masked.split() == ["masked", "masked"]
     assert sh(lxc_driver, ctid, "systemctl is-system-running || true") == "running"
+    # logind is not started at boot but on first use, through D-Bus
+    assert sh(lxc_driver, ctid, "systemctl is-active systemd-logind || true") == "inactive"
+    assert sh(lxc_driver, ctid, "loginctl list-sessions --no-legend | wc -l") == "0"
+    assert sh(lxc_driver, ctid, "systemctl is-active systemd-logind || true") == "active"
     assert "dhcp" not in sh(lxc_driver, ctid, "cat /etc/network/interfaces")
     # unprivileged: root in the guest is uid 100000 on the host
     assert sh(lxc_driver, ctid, "cat /proc/self/uid_map").split() == ["0", "100000", "65536"]

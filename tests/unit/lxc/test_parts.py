@@ -255,3 +255,19 @@ def test_container_masks_never_write_through_a_link(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="not a directory"):
         guestfiles.mask_for_container(tmp_path, os.getuid())
     assert list(outside.iterdir()) == []
+
+
+def test_logind_starts_on_demand_not_at_boot(tmp_path: Path) -> None:
+    _shipped(tmp_path)
+    wants = tmp_path / "usr/lib/systemd/system/multi-user.target.wants"
+    wants.mkdir()
+    (wants / "systemd-logind.service").symlink_to("../systemd-logind.service")
+    assert guestfiles.mask_for_container(tmp_path, os.getuid()) == []  # not D-Bus activatable
+    bus = tmp_path / "usr/share/dbus-1/system-services"
+    bus.mkdir(parents=True)
+    (bus / "org.freedesktop.login1.service").write_text("")
+    masked = guestfiles.mask_for_container(tmp_path, os.getuid())
+    assert masked == ["multi-user.target.wants/systemd-logind.service"]
+    link = tmp_path / "etc/systemd/system/multi-user.target.wants/systemd-logind.service"
+    assert os.readlink(link) == "/dev/null"
+    assert not (tmp_path / "etc/systemd/system/systemd-logind.service").exists()  # not masked
