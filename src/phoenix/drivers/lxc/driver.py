@@ -45,6 +45,7 @@ META_FILE = "phoenix.json"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # "offline": systemctl cannot reach systemd yet (it has not opened its socket).
 _NOT_READY = {"", "offline", "initializing", "starting"}
+_INIT_RENAME_GRACE = 2.0  # seconds an init still called "init" may take to show it is systemd
 _LIVE_LIMITS = frozenset({"memory_mb", "swap_mb", "cores"})
 CloneMode = Literal["linked", "full"]
 CLONE_MODES: tuple[CloneMode, ...] = ("linked", "full")
@@ -563,6 +564,7 @@ class LxcDriver:
         status = "not running"
         while True:
             if self._state(ctid) == "RUNNING":
+                self._await_systemd_bus(ctid, deadline)
                 if want_ip is not None and want_ip not in self._ips(ctid):
                     status = f"address {want_ip} not up yet"
                 else:
@@ -572,6 +574,27 @@ class LxcDriver:
             if time.monotonic() >= deadline:
                 raise DriverError(f"guest {ctid} did not become ready in time ({status})")
             time.sleep(self.poll_interval)
+
+    def _await_systemd_bus(self, ctid: int, deadline: float) -> None:
+        """Until the guest's systemd has its control socket (a `systemctl` run before that
+        fails at once, costing a poll interval): a stat through /proc/PID/root every 10 ms,
+        no process. Returns early when init is not systemd or cannot be seen."""
+        res = self._run("observe", self._lxc("lxc-info", ctid, "-p", "-H"))
+        pid = res.stdout.strip()
+        if not res.ok or not pid.isdigit():
+            return
+        proc = Path("/proc") / pid
+        bus = proc / "root/run/systemd/private"
+        late = min(deadline, time.monotonic() + _INIT_RENAME_GRACE)
+        while not bus.exists() and time.monotonic() < deadline:
+            try:
+                comm = (proc / "comm").read_text().strip()
+            except OSError:
+                return  # init is gone; the caller's state check reports it
+            # systemd names itself "systemd" early; "init" may still be systemd until then
+            if comm != "systemd" and (comm != "init" or time.monotonic() >= late):
+                return
+            time.sleep(0.01)
 
     def _init_status(self, ctid: int, deadline: float) -> str:
         """systemd's state once boot is over: `--wait` blocks inside the guest until then,
