@@ -4,6 +4,8 @@ Three targets, each measured with wrk (POST JSON bodies of ~100 B and ~100 KB; t
 body twice: "model" first, and "model" after the messages as the OpenAI SDK sends it):
   direct   a fast upstream: nginx `return 200` on 127.0.0.1
   proxy    plain nginx `proxy_pass` to it (keepalive upstream, same body buffer)
+  njs-only what any njs body handler costs: js_content hands over to plain proxy_pass,
+           no routing at all (the floor for a router built on njs, as issue 4 asks)
   gateway  the rendered Phoenix gateway: njs hands over, nginx's regex picks the upstream
 
 Every nginx runs one worker, no access log, under a temp prefix, and is stopped at the
@@ -54,11 +56,13 @@ def wait_port(port: int) -> None:
     raise TimeoutError(f"port {port} did not open")
 
 
-def simple_conf(tmp: Path, name: str, server: str, extra_http: str = "") -> Path:
+def simple_conf(
+    tmp: Path, name: str, server: str, extra_http: str = "", main: str = ""
+) -> Path:
     conf = tmp / name / "nginx.conf"
     conf.parent.mkdir(parents=True)
     conf.write_text(
-        f"worker_processes 1;\nerror_log {tmp}/{name}/error.log;\n"
+        f"{main}worker_processes 1;\nerror_log {tmp}/{name}/error.log;\n"
         "events { worker_connections 4096; }\n"
         f"http {{\n access_log off;\n keepalive_requests 100000;\n"
         f" client_body_temp_path {tmp}/{name}/body;\n proxy_temp_path {tmp}/{name}/proxy;\n"
@@ -71,6 +75,27 @@ def start(conf: Path, pid: Path, port: int) -> None:
     subprocess.run([NGINX, "-p", f"{conf.parent}/", "-c", str(conf), "-g", f"pid {pid};"],
                    check=True, capture_output=True)
     wait_port(port)
+
+
+PROXY = "proxy_http_version 1.1; proxy_set_header Connection ''; proxy_buffering off;"
+BODY_IN_MEMORY = " client_max_body_size 16m; client_body_buffer_size 16m;"
+
+
+def njs_only_conf(tmp: Path, port: int, upstream_port: int) -> Path:
+    """The floor any njs body handler sets: js_content (nginx reads the body, njs runs) and
+    an internal redirect to plain `proxy_pass`, with no routing work at all."""
+    script = tmp / "njs-only.js"
+    script.write_text("function go(r) { r.internalRedirect('@up'); }\nexport default {go};\n")
+    return simple_conf(
+        tmp, "nj",
+        f"upstream fast {{ server 127.0.0.1:{upstream_port}; keepalive 32; }}\n"
+        f"server {{ listen 127.0.0.1:{port}; location / {{ js_content njs_only.go; }} "
+        f"location @up {{ proxy_pass http://fast; {PROXY} }} }}",
+        # the gateway's body settings
+        " client_max_body_size 8m; client_body_buffer_size 8m; client_body_in_single_buffer on;"
+        f" js_path {tmp}; js_import njs_only from njs-only.js;",
+        main=f"load_module {Layout().js_module};\n",
+    )
 
 
 def gateway_conf(tmp: Path, http_port: int, upstream_port: int) -> Path:
@@ -163,7 +188,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="phxt-bench-"))
     pids: list[Path] = []
     try:
-        up, px, gw = free_port(), free_port(), free_port()
+        up, px, nj, gw = free_port(), free_port(), free_port(), free_port()
         confs = {
             "direct": simple_conf(tmp, "up", f"server {{ listen 127.0.0.1:{up}; "
                                   "location / { default_type application/json; "
@@ -173,13 +198,13 @@ def main() -> None:
                 tmp, "px",
                 f"upstream fast {{ server 127.0.0.1:{up}; keepalive 32; }}\n"
                 f"server {{ listen 127.0.0.1:{px}; location / {{ proxy_pass http://fast; "
-                "proxy_http_version 1.1; proxy_set_header Connection ''; "
-                "proxy_buffering off; } }",
-                " client_max_body_size 16m; client_body_buffer_size 16m;",
+                f"{PROXY} }} }}",
+                BODY_IN_MEMORY,
             ),
+            "njs-only": njs_only_conf(tmp, nj, up),
             "gateway": gateway_conf(tmp, gw, up),
         }
-        ports = {"direct": up, "proxy": px, "gateway": gw}
+        ports = {"direct": up, "proxy": px, "njs-only": nj, "gateway": gw}
         masters: dict[str, int] = {}
         for name, conf in confs.items():
             pid = tmp / f"{name}.pid"
