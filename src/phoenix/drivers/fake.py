@@ -34,7 +34,6 @@ from phoenix.recipes.runner import (
     READ_MARKERS,
     RUN_SCRIPT,
     UNPACK_SCRIPT,
-    WRITE_MARKER_SCRIPT,
 )
 
 ScriptHandler = Callable[[int, str, Mapping[str, str], Mapping[str, bytes]], ExecResult]
@@ -278,22 +277,24 @@ class FakeDriver:
             ]
             return ExecResult(0 if lines else 1, "".join(x + "\n" for x in lines), "")
         if argv[:3] == ["sh", "-c", UNPACK_SCRIPT]:
-            run_dir, archive = argv[4], argv[5]
-            data = guest.files.pop(archive)
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            run_dir = argv[4]
+            self._mutate("push", ctid, run_dir)
+            with tarfile.open(fileobj=io.BytesIO(stdin or b""), mode="r:gz") as tar:
                 for member in tar.getmembers():
                     extracted = tar.extractfile(member)
                     assert extracted is not None
                     guest.files[f"{run_dir}/{member.name}"] = extracted.read()
             return ExecResult(0, "", "")
         if argv[:3] == ["sh", "-c", RUN_SCRIPT]:
-            run_dir, script = argv[4], argv[5]
+            run_dir, script, marker_dir, digest, marker = argv[4:9]
             prefix = run_dir + "/"
             files = {p[len(prefix) :]: v for p, v in guest.files.items() if p.startswith(prefix)}
-            return self.script_handler(ctid, script, dict(env or {}), files)
-        if argv[:3] == ["sh", "-c", WRITE_MARKER_SCRIPT]:
-            guest.files[f"{argv[4]}/{argv[5]}"] = stdin or b""
-            return ExecResult(0, "", "")
+            result = self.script_handler(ctid, script, dict(env or {}), files)
+            for path in [p for p in guest.files if p.startswith(prefix)]:
+                del guest.files[path]
+            if result.returncode == 0:
+                guest.files[f"{marker_dir}/{marker}"] = digest.encode()
+            return result
         if argv[:2] == ["rm", "-rf"]:
             for target in argv[2:]:
                 for path in [p for p in guest.files if p == target or p.startswith(target + "/")]:

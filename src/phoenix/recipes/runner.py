@@ -13,8 +13,6 @@ import io
 import json
 import re
 import tarfile
-import tempfile
-from pathlib import Path
 
 from phoenix.drivers.base import Driver
 from phoenix.errors import CommandFailed, DriverError
@@ -23,11 +21,18 @@ from phoenix.recipes.bundle import RUN_DIR, Bundle
 MARKER_DIR = "/var/lib/phoenix/applied"
 GUEST_ENTRY = "guest.json"
 
-# argv templates; the fake driver in tests understands exactly these.
+# argv templates; the fake driver in tests understands exactly these. A bundle takes two
+# execs: the tarball streams into UNPACK's stdin, and RUN runs the script, removes the run
+# dir whatever happened, and writes the marker only after success (the marker's failure
+# is told apart by MARKER_FAILED on stderr: the script's own stderr goes to stdout).
 READ_MARKERS = ("grep", "-r", "-H", "-s", "", MARKER_DIR)
-UNPACK_SCRIPT = 'set -e; rm -rf "$1"; mkdir -p -m 700 "$1"; tar -xzf "$2" -C "$1"; rm -f "$2"'
-RUN_SCRIPT = 'cd "$1" && exec "./$2" 2>&1'
-WRITE_MARKER_SCRIPT = 'set -e; mkdir -p "$1"; cat > "$1/$2.tmp"; mv -f "$1/$2.tmp" "$1/$2"'
+UNPACK_SCRIPT = 'set -e; rm -rf "$1"; mkdir -p -m 700 "$1"; tar -xzf - -C "$1"'
+MARKER_FAILED = "phoenix: cannot write the applied marker"
+RUN_SCRIPT = (
+    'cd "$1" || exit 1; "./$2" 2>&1; rc=$?; cd / && rm -rf "$1"; [ "$rc" -eq 0 ] || exit "$rc"; '
+    'mkdir -p "$3" && printf %s "$4" > "$3/$5.tmp" && mv -f "$3/$5.tmp" "$3/$5" '
+    f'|| {{ echo "{MARKER_FAILED} $3/$5" >&2; exit 1; }}'
+)
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -91,29 +96,38 @@ def _check(result_code: int, out: str, err: str, argv: list[str], context: str) 
 
 
 def run_bundle(driver: Driver, ctid: int, bundle: Bundle) -> str:
-    """Push, unpack into RUN_DIR, run, always clean up; write the marker on success.
+    """Stream the bundle into RUN_DIR, run it, always clean up; write the marker on success.
 
     Returns the script's output. On failure raises CommandFailed carrying the script's
     combined output (its tail is in the message) and naming the guest and bundle.
     """
-    archive = f"/tmp/phoenix_bundle_{marker_name(bundle.name)}.tar.gz"
     context = f"guest {ctid}: {bundle.name} ({bundle.script_name})"
-    with tempfile.TemporaryDirectory(prefix="phoenix-bundle-") as tmp:
-        local = Path(tmp) / "bundle.tar.gz"
-        local.write_bytes(pack(bundle))
-        driver.push(ctid, local, archive, 0o600)
+    cleaned = False
     try:
-        unpack = ["sh", "-c", UNPACK_SCRIPT, "sh", RUN_DIR, archive]
-        res = driver.exec(ctid, unpack, timeout=300)
-        _check(res.returncode, res.stdout, res.stderr, unpack, f"{context}: unpacking")
-        run = ["sh", "-c", RUN_SCRIPT, "sh", RUN_DIR, bundle.script_name]
+        name = marker_name(bundle.name)
+        label = f"phoenix-{name}"  # $0: names the bundle in sh's messages and the command log
+        unpack = ["sh", "-c", UNPACK_SCRIPT, label, RUN_DIR]
+        res = driver.exec(ctid, unpack, stdin=pack(bundle), timeout=300)
+        _check(res.returncode, res.stdout, res.stderr, unpack, f"{context}: pushing the bundle")
+        run = [
+            "sh",
+            "-c",
+            RUN_SCRIPT,
+            label,
+            RUN_DIR,
+            bundle.script_name,
+            MARKER_DIR,
+            bundle.digest,
+            name,
+        ]
         res = driver.exec(ctid, run, env=dict(bundle.env), timeout=bundle.timeout)
+        cleaned = True  # the run script removed RUN_DIR, whatever the script did
+        if res.returncode != 0 and MARKER_FAILED in res.stderr:
+            shown = [f"{MARKER_DIR}/{name}"]
+            _check(res.returncode, res.stdout, res.stderr, shown, f"{context}: writing marker")
         shown = [f"{RUN_DIR}/{bundle.script_name}"]
         _check(res.returncode, res.stdout, res.stderr, shown, context)
-        output = res.stdout
+        return res.stdout
     finally:
-        driver.exec(ctid, ["rm", "-rf", RUN_DIR, archive], timeout=120)
-    write = ["sh", "-c", WRITE_MARKER_SCRIPT, "sh", MARKER_DIR, marker_name(bundle.name)]
-    res = driver.exec(ctid, write, stdin=bundle.digest.encode(), timeout=60)
-    _check(res.returncode, res.stdout, res.stderr, write, f"{context}: writing marker")
-    return output
+        if not cleaned:  # unpacking failed, or the run was cut short (timeout, lost guest)
+            driver.exec(ctid, ["rm", "-rf", RUN_DIR], timeout=120)

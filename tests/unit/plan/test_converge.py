@@ -30,10 +30,7 @@ def test_clone_inherits_identical_feature_but_runs_its_own_application(
     env = make_lab()
     env.converge()
     pushes = [m for m in env.driver.log.mutations() if m[0] == "push"]
-    assert pushes == [
-        ("push", "900", "/tmp/phoenix_bundle_feature-base_setup.tar.gz"),
-        ("push", "101", "/tmp/phoenix_bundle_application.tar.gz"),
-    ]
+    assert pushes == [("push", "900", "/tmp/phoenix_run"), ("push", "101", "/tmp/phoenix_run")]
     assert set(env.driver.markers(101)) == {"feature-base_setup", "application"}
     assert "application" not in env.driver.markers(900)
 
