@@ -34,6 +34,7 @@ from phoenix.cli.context import console, err_console, fail, load, parse_ids, sta
 from phoenix.drivers.base import Driver
 from phoenix.drivers.factory import make_driver
 from phoenix.errors import PhoenixError
+from phoenix.inventory.checks import unapplied_keys
 from phoenix.inventory.loader import Inventory
 from phoenix.plan.events import Event, Reporter
 from phoenix.plan.executor import Executor, RunResult
@@ -203,6 +204,18 @@ def _run_with_progress(inventory: Inventory, as_json: bool, body: Any) -> RunRes
     return result
 
 
+def _note_unapplied(inventory: Inventory, ids: list[int] | None) -> None:
+    """One stderr line per selected guest with inventory keys Phoenix does not apply yet."""
+    for ctid in ids if ids is not None else sorted(inventory.guests):
+        keys = [key for key, _ in unapplied_keys(inventory.guests[ctid])]
+        if keys:
+            err_console.print(
+                f"note: guest {ctid}: not applied by Phoenix yet: {', '.join(keys)}",
+                markup=False,
+                highlight=False,
+            )
+
+
 def _converge(
     ctx: typer.Context,
     ids: list[int] | None,
@@ -212,6 +225,8 @@ def _converge(
     verb: str,
 ) -> None:
     driver = _driver(ctx, inventory)
+    if not as_json:
+        _note_unapplied(inventory, ids)
 
     def body(reporter: Reporter) -> RunResult:
         return converge_run(inventory, driver, ids, options, reporter).result
@@ -269,6 +284,7 @@ def plan(
         typer.echo(json.dumps(data, indent=2, default=str))
         return
     render_plan(the_plan)
+    _note_unapplied(inventory, selected)
     if lines is not None:
         console.print("[bold]commands:[/]")
         for line in lines:

@@ -300,6 +300,30 @@ def _gateway_routes(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Pr
     return out
 
 
+def unapplied_keys(guest: LxcGuest) -> list[tuple[str, str]]:
+    """(key, what the guest lacks) for the keys Phoenix reads but does not act on yet."""
+    missing: list[tuple[str, str]] = []
+    if guest.gpu_assignment != "none":
+        missing.append(("gpu_assignment", "the guest gets no GPU"))
+    for key in ("zfs_volumes", "volumes", "mount_points"):
+        if getattr(guest, key):
+            missing.append((key, "nothing is created or mounted"))
+    return missing
+
+
+def _not_applied(ctid: int, guest: LxcGuest) -> list[Problem]:
+    """Say so rather than converge silently to a guest without its GPU or storage."""
+    return [
+        Problem(
+            LXC_FILE,
+            _at(ctid, key),
+            f"not applied by Phoenix yet: {effect} (see the README, 'Not done yet')",
+            "warning",
+        )
+        for key, effect in unapplied_keys(guest)
+    ]
+
+
 def semantic_problems(inventory: Inventory) -> list[Problem]:
     """Every cross-field problem of a type-checked inventory."""
     out = _duplicates(inventory) + _clone_sources(inventory) + _dependencies(inventory)
@@ -317,4 +341,5 @@ def semantic_problems(inventory: Inventory) -> list[Problem]:
         out += _scripts(ctid, guest, inventory.scripts_dir)
         out += _apparmor(ctid, guest)
         out += _gateway_routes(ctid, guest, inventory)
+        out += _not_applied(ctid, guest)
     return out

@@ -42,6 +42,23 @@ def test_unknown_key_is_a_warning(minimal_dir: Path) -> None:
     } in problems
 
 
+def test_keys_not_applied_yet_are_warnings(minimal_dir: Path) -> None:
+    _, before = _validate(minimal_dir)
+    assert not [p for p in before if "not applied" in p["message"]]
+    _edit(
+        minimal_dir,
+        "102",
+        gpu_assignment="0",
+        mount_points=[{"host_path": "/srv/models", "guest_path": "/models"}],
+    )
+    code, problems = _validate(minimal_dir)
+    assert code == 0
+    flagged = {p["path"]: p for p in problems if "not applied by Phoenix yet" in p["message"]}
+    assert set(flagged) == {"lxc_configs.102.gpu_assignment", "lxc_configs.102.mount_points"}
+    assert all(p["severity"] == "warning" for p in flagged.values())
+    assert "no GPU" in flagged["lxc_configs.102.gpu_assignment"]["message"]
+
+
 def test_missing_application_script_warns_then_exists(minimal_dir: Path) -> None:
     _edit(minimal_dir, "102", application_script="serve.sh")
     code, problems = _validate(minimal_dir)
@@ -160,10 +177,32 @@ def test_unwritable_output_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     data["phoenix"]["state_dir"] = str(tmp_path / "state")
     (lab / "phoenix_hypervisor_config.json").write_text(json.dumps(data))
     proc = subprocess.run(
-        [sys.executable, "-m", "phoenix", "-c", str(lab), "gateway", "render",
-         "--mode", "derived", "--out", "/proc/phoenix-nope/out"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "phoenix",
+            "-c",
+            str(lab),
+            "gateway",
+            "render",
+            "--mode",
+            "derived",
+            "--out",
+            "/proc/phoenix-nope/out",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "No such file or directory: /proc/phoenix-nope" in proc.stderr
+
+
+def test_plan_notes_keys_not_applied_yet(minimal_dir: Path) -> None:
+    _edit(minimal_dir, "102", gpu_assignment="0,1")
+    runner = CliRunner()
+    result = runner.invoke(app, ["-c", str(minimal_dir), "plan", "--offline"])
+    assert result.exit_code == 0, result.output
+    assert "note: guest 102: not applied by Phoenix yet: gpu_assignment" in result.output
+    assert "note: guest 101" not in result.output
