@@ -43,17 +43,17 @@ def cpuset(ctid: int, cores: int, host_cpus: int) -> str:
     and wrapping, so guests spread over the host as Proxmox balances them instead of every
     1-core guest sharing CPU 0. Stable per CTID: re-rendering never moves a guest."""
     n = max(1, min(cores, host_cpus))
-    chosen = sorted((ctid + i) % host_cpus for i in range(n))
-    ranges: list[str] = []
-    start = prev = chosen[0]
-    for cpu in [*chosen[1:], None]:
-        if cpu is not None and cpu == prev + 1:
-            prev = cpu
-            continue
-        ranges.append(str(start) if start == prev else f"{start}-{prev}")
-        if cpu is not None:
-            start = prev = cpu
-    return ",".join(ranges)
+    if n == host_cpus:
+        return _span(0, host_cpus - 1)
+    first = ctid % host_cpus
+    last = first + n - 1
+    if last < host_cpus:
+        return _span(first, last)
+    return f"{_span(0, last - host_cpus)},{_span(first, host_cpus - 1)}"
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
 
 
 def limit_keys(
