@@ -9,14 +9,13 @@ import pytest
 
 TESTS = Path(__file__).parent
 INVENTORIES = TESTS / "inventories"
-SHARED_FIXTURES = TESTS.parent.parent / "shared" / "fixtures"
+FIXTURES = TESTS / "fixtures"
 
 
 def shared_fixture(name: str) -> Path:
-    """A fixture dir from ../shared/fixtures (skips when this checkout has no shared/)."""
-    path = SHARED_FIXTURES / name
-    if not path.is_dir():
-        pytest.skip(f"shared fixture {path} not present")
+    """A real inventory of the original tool, copied into tests/fixtures (see its README)."""
+    path = FIXTURES / name
+    assert path.is_dir(), f"fixture {path} missing"
     return path
 
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from phoenix.inventory import Inventory, load_inventory
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures"
+__all__ = ["FIXTURES"]
 
 
 def net(ip: str) -> dict[str, str]:
@@ -37,23 +38,53 @@ def make_inventory(tmp_path: Path) -> Callable[[dict[str, Any]], Inventory]:
 @pytest.fixture
 def lab_configs() -> dict[str, Any]:
     return {
-        "900": {"name": "tpl", "network_config": net("10.9.0.90"),
-                "template_snapshot_name": "base", "vllm_engine_config": vllm("tpl-model")},
-        "101": {"name": "gw", "network_config": net("10.9.0.2"), "gateway": {
-            "hostnames": ["api.lab.test"],
-            "path_routes": [{"path": "/qdrant", "ctid": 204, "port": 6333},
-                            {"path": "/webui/", "ctid": 204, "port": 8080, "websocket": True,
-                             "strip_prefix": False, "name": "webui"}],
-            "host_routes": [{"hostname": "n8n.lab.test", "ctid": 204, "port": 5678,
-                             "websocket": True},
-                            {"hostname": "ext.lab.test", "url": "http://127.0.0.1:9000/base/",
-                             "tls": False}],
-        }},
-        "201": {"name": "m1", "network_config": net("10.9.0.21"),
-                "vllm_engine_config": vllm("alpha", 8001)},
-        "202": {"name": "m2", "network_config": net("10.9.0.22"),
-                "vllm_engine_config": vllm("beta")},
-        "203": {"name": "m3", "network_config": net("10.9.0.23"),
-                "vllm_served_model_name": "beta", "vllm_port": 8002},
+        "900": {
+            "name": "tpl",
+            "network_config": net("10.9.0.90"),
+            "template_snapshot_name": "base",
+            "vllm_engine_config": vllm("tpl-model"),
+        },
+        "101": {
+            "name": "gw",
+            "network_config": net("10.9.0.2"),
+            "gateway": {
+                "hostnames": ["api.lab.test"],
+                "path_routes": [
+                    {"path": "/qdrant", "ctid": 204, "port": 6333},
+                    {
+                        "path": "/webui/",
+                        "ctid": 204,
+                        "port": 8080,
+                        "websocket": True,
+                        "strip_prefix": False,
+                        "name": "webui",
+                    },
+                ],
+                "host_routes": [
+                    {"hostname": "n8n.lab.test", "ctid": 204, "port": 5678, "websocket": True},
+                    {
+                        "hostname": "ext.lab.test",
+                        "url": "http://127.0.0.1:9000/base/",
+                        "tls": False,
+                    },
+                ],
+            },
+        },
+        "201": {
+            "name": "m1",
+            "network_config": net("10.9.0.21"),
+            "vllm_engine_config": vllm("alpha", 8001),
+        },
+        "202": {
+            "name": "m2",
+            "network_config": net("10.9.0.22"),
+            "vllm_engine_config": vllm("beta"),
+        },
+        "203": {
+            "name": "m3",
+            "network_config": net("10.9.0.23"),
+            "vllm_served_model_name": "beta",
+            "vllm_port": 8002,
+        },
         "204": {"name": "svc", "network_config": net("10.9.0.24")},
     }

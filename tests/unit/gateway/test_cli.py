@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from phoenix.cli.app import app
@@ -10,7 +9,6 @@ from tests.unit.gateway.conftest import FIXTURES
 
 runner = CliRunner()
 SEED = FIXTURES / "phoenix-etc-seed"
-pytestmark = pytest.mark.skipif(not SEED.is_dir(), reason="fixtures not present")
 
 
 def test_lint_reports_fixture_conflicts() -> None:
@@ -21,8 +19,7 @@ def test_lint_reports_fixture_conflicts() -> None:
 
 
 def test_ca_prints_certificate_never_key(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["-c", str(SEED), "gateway", "ca", "--state-dir",
-                                 str(tmp_path)])
+    result = runner.invoke(app, ["-c", str(SEED), "gateway", "ca", "--state-dir", str(tmp_path)])
     assert result.exit_code == 0
     assert result.stdout.startswith("-----BEGIN CERTIFICATE-----")
     assert "PRIVATE KEY" not in result.stdout
@@ -32,8 +29,21 @@ def test_ca_prints_certificate_never_key(tmp_path: Path) -> None:
 
 def test_render_derived_writes_the_bundle(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = runner.invoke(app, ["-c", str(SEED), "gateway", "render", "--mode", "derived",
-                                 "--out", str(out), "--state-dir", str(tmp_path / "s")])
+    result = runner.invoke(
+        app,
+        [
+            "-c",
+            str(SEED),
+            "gateway",
+            "render",
+            "--mode",
+            "derived",
+            "--out",
+            str(out),
+            "--state-dir",
+            str(tmp_path / "s"),
+        ],
+    )
     assert result.exit_code == 0, result.stdout
     assert (out / "setup_gateway.sh").stat().st_mode & 0o100
     assert (out / "tree" / "sites-enabled" / "phoenix-api").is_symlink()
@@ -42,8 +52,19 @@ def test_render_derived_writes_the_bundle(tmp_path: Path) -> None:
 
 
 def test_render_auto_refuses_broken_hand_written_sites(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["-c", str(SEED), "gateway", "render", "--out",
-                                 str(tmp_path / "o"), "--state-dir", str(tmp_path / "s")])
+    result = runner.invoke(
+        app,
+        [
+            "-c",
+            str(SEED),
+            "gateway",
+            "render",
+            "--out",
+            str(tmp_path / "o"),
+            "--state-dir",
+            str(tmp_path / "s"),
+        ],
+    )
     assert result.exit_code == 1
     assert "vllm_gateway:4" in result.output
 
@@ -52,4 +73,5 @@ def test_routes_lists_models() -> None:
     result = runner.invoke(app, ["-c", str(SEED), "gateway", "routes"])
     assert result.exit_code == 0
     assert "ibm-granite/granite-embedding-english-r2 -> 10.0.0.141:8000, 10.0.0.151:8000" in (
-        result.stdout)
+        result.stdout
+    )

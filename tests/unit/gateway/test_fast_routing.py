@@ -37,12 +37,26 @@ def test_takes_the_model_wherever_the_key_is() -> None:
 
 
 def test_ignores_text_and_non_string_values() -> None:
-    quoted = json.dumps({"messages": [{"role": "user", "content": 'say "model": "beta"'}],
-                         "model": "alpha"})
+    quoted = json.dumps(
+        {"messages": [{"role": "user", "content": 'say "model": "beta"'}], "model": "alpha"}
+    )
     key_suffix = json.dumps({'say "model': "beta", "model": "alpha"})
-    schema = json.dumps({"tools": [{"type": "function", "function": {"parameters": {
-        "properties": {"model": {"type": "string"}}, "required": ["model"]}}}],
-        "model": "alpha"})
+    schema = json.dumps(
+        {
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "parameters": {
+                            "properties": {"model": {"type": "string"}},
+                            "required": ["model"],
+                        }
+                    },
+                }
+            ],
+            "model": "alpha",
+        }
+    )
     assert fast_model(quoted) == "alpha"  # an escaped quote never starts the key
     assert fast_model(key_suffix) == "alpha"  # a key that merely ends in "model
     assert fast_model(schema) == "alpha"  # "model": {...} is not a string value
@@ -70,14 +84,19 @@ def _conf(tmp_path: Path, text: bytes) -> list[Directive]:
     return [x for top in directives for x in top.walk()]
 
 
-def test_map_names_only_exact_safe_models(make_inventory: Make, lab_configs: dict[str, Any],
-                                          tmp_path: Path) -> None:
-    lab_configs["204"]["vllm_engine_config"] = {"ServerConfig": {
-        "port": 8000, "served_model_name": "odd name's"}}
-    lab_configs["205"] = {"name": "m5", "network_config": lab_configs["201"]["network_config"]
-                          | {"ip": "10.9.0.25/24"},
-                          "vllm_engine_config": {"ServerConfig": {
-                              "port": 8000, "served_model_name": "meta/Llama-3.1+x"}}}
+def test_map_names_only_exact_safe_models(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
+    lab_configs["204"]["vllm_engine_config"] = {
+        "ServerConfig": {"port": 8000, "served_model_name": "odd name's"}
+    }
+    lab_configs["205"] = {
+        "name": "m5",
+        "network_config": lab_configs["201"]["network_config"] | {"ip": "10.9.0.25/24"},
+        "vllm_engine_config": {
+            "ServerConfig": {"port": 8000, "served_model_name": "meta/Llama-3.1+x"}
+        },
+    }
     rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
     conf = _conf(tmp_path, rendered.files["conf.d/phoenix-upstreams.conf"])
     model_map = next(x for x in conf if x.name == "map")
@@ -93,8 +112,7 @@ def test_map_names_only_exact_safe_models(make_inventory: Make, lab_configs: dic
     assert "odd name's" in table
 
 
-def test_http_plumbing(make_inventory: Make, lab_configs: dict[str, Any],
-                       tmp_path: Path) -> None:
+def test_http_plumbing(make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path) -> None:
     rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
     main = _conf(tmp_path, rendered.files["nginx.conf"])
     assert ["on"] in [x.args for x in main if x.name == "pcre_jit"]

@@ -32,9 +32,9 @@ def _all(directives: list[Directive]) -> list[Directive]:
     return [x for top in directives for x in top.walk()]
 
 
-def test_render_is_byte_identical_when_nothing_changed(make_inventory: Make,
-                                                      lab_configs: dict[str, Any],
-                                                      tmp_path: Path) -> None:
+def test_render_is_byte_identical_when_nothing_changed(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
     inventory = make_inventory(lab_configs)
     first, _ = render_gateway(inventory, 101, tmp_path / "state", "derived")
     second, _ = render_gateway(inventory, 101, tmp_path / "state", "derived")
@@ -46,13 +46,15 @@ def test_render_is_byte_identical_when_nothing_changed(make_inventory: Make,
     assert b"set -euo pipefail" in one.script
     assert "tree/nginx.conf" in one.files and "gateway.env" in one.files
     lab_configs["202"]["vllm_engine_config"]["ServerConfig"]["port"] = 9000
-    changed = gateway_bundle(make_inventory(lab_configs, "etc2"), 101, tmp_path / "state",
-                             "derived")
+    changed = gateway_bundle(
+        make_inventory(lab_configs, "etc2"), 101, tmp_path / "state", "derived"
+    )
     assert changed.digest != one.digest
 
 
-def test_body_limit_and_buffer_are_equal(make_inventory: Make, lab_configs: dict[str, Any],
-                                         tmp_path: Path) -> None:
+def test_body_limit_and_buffer_are_equal(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
     lab_configs["101"]["gateway"]["max_body_mb"] = 7
     rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
     http = _parse(tmp_path, rendered.files["conf.d/phoenix-http.conf"])
@@ -63,8 +65,9 @@ def test_body_limit_and_buffer_are_equal(make_inventory: Make, lab_configs: dict
     assert upgrade_map.args == ["$http_upgrade", "$connection_upgrade"]
 
 
-def test_model_locations_stream_unbuffered(make_inventory: Make, lab_configs: dict[str, Any],
-                                           tmp_path: Path) -> None:
+def test_model_locations_stream_unbuffered(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
     lab_configs["101"]["gateway"]["generation_timeout_s"] = 900
     rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
     api = _all(_parse(tmp_path, rendered.files["sites-available/phoenix-api"]))
@@ -75,8 +78,13 @@ def test_model_locations_stream_unbuffered(make_inventory: Make, lab_configs: di
         assert loc.first_arg("proxy_read_timeout") == "900s"
         assert not loc.children("js_content")
     routers = [x for x in api if x.name == "location" and x.children("js_content")]
-    assert {x.args[-1] for x in routers} >= {"/v1/chat/completions", "/v1/completions",
-                                             "/v1/embeddings", "/v1/models", "@phx_parse"}
+    assert {x.args[-1] for x in routers} >= {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "@phx_parse",
+    }
     assert all(not x.children("proxy_pass") for x in routers)
     fast = next(x for x in api if x.name == "location" and x.args == ["@phx_route"])
     assert fast.first_arg("proxy_pass") == "http://$phx_upstream"
@@ -85,24 +93,35 @@ def test_model_locations_stream_unbuffered(make_inventory: Make, lab_configs: di
     assert not fast.children("js_content")
 
 
-def test_never_forces_connection_upgrade(make_inventory: Make, lab_configs: dict[str, Any],
-                                         tmp_path: Path) -> None:
+def test_never_forces_connection_upgrade(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
     rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
     headers = []
     for name, data in rendered.files.items():
         if name.startswith(("sites-available/", "conf.d/")):
-            headers += [x.args for x in _all(_parse(tmp_path, data))
-                        if x.name == "proxy_set_header" and x.args[0] == "Connection"]
+            headers += [
+                x.args
+                for x in _all(_parse(tmp_path, data))
+                if x.name == "proxy_set_header" and x.args[0] == "Connection"
+            ]
     assert ["Connection", "$connection_upgrade"] in headers  # websocket routes
     assert all(h[1] in ("", "$connection_upgrade") for h in headers)
 
 
-def test_host_routes_tls_and_redirect(make_inventory: Make, lab_configs: dict[str, Any],
-                                      tmp_path: Path) -> None:
-    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived",
-                                 Layout(listen_address="127.0.0.1"))
-    servers = [x for x in _parse(tmp_path, rendered.files["sites-available/phoenix-host-"
-                                                          "n8n.lab.test"])]
+def test_host_routes_tls_and_redirect(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
+    rendered, _ = render_gateway(
+        make_inventory(lab_configs),
+        101,
+        tmp_path / "s",
+        "derived",
+        Layout(listen_address="127.0.0.1"),
+    )
+    servers = [
+        x for x in _parse(tmp_path, rendered.files["sites-available/phoenix-host-n8n.lab.test"])
+    ]
     redirect, tls = servers
     assert redirect.first_arg("return") == "301"
     assert redirect.children("return")[0].args[1] == "https://$host$request_uri"
@@ -115,8 +134,9 @@ def test_host_routes_tls_and_redirect(make_inventory: Make, lab_configs: dict[st
     assert len(plain) == 1 and plain[0].first_arg("listen") == "127.0.0.1:80"
 
 
-def test_models_table_for_the_router(make_inventory: Make, lab_configs: dict[str, Any],
-                                     tmp_path: Path) -> None:
+def test_models_table_for_the_router(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
     rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
     text = rendered.files["njs/phoenix_models.js"].decode()
     table = json.loads(text.split("export default ", 1)[1].rstrip().rstrip(";"))
@@ -127,8 +147,6 @@ def test_models_table_for_the_router(make_inventory: Make, lab_configs: dict[str
 
 
 def _seed_copy(tmp_path: Path, fix: bool) -> Inventory:
-    if not (FIXTURES / "phoenix-etc-seed").is_dir():
-        pytest.skip("fixtures not present")
     copy = tmp_path / "seed"
     shutil.copytree(FIXTURES / "phoenix-etc-seed", copy)
     copy.chmod(0o755)
@@ -153,9 +171,12 @@ def test_compat_ships_sites_as_they_are_with_san_certs(tmp_path: Path) -> None:
     sites = inventory.nginx_dir / "sites-available"
     for site in sites.iterdir():
         assert rendered.files[f"sites-available/{site.name}"] == site.read_bytes()
-    assert set(rendered.system_ssl) == {"n8n.phoenix.local.crt", "n8n.phoenix.local.key",
-                                        "portainer.phoenix.local.crt",
-                                        "portainer.phoenix.local.key"}
+    assert set(rendered.system_ssl) == {
+        "n8n.phoenix.local.crt",
+        "n8n.phoenix.local.key",
+        "portainer.phoenix.local.crt",
+        "portainer.phoenix.local.key",
+    }
     cert = x509.load_pem_x509_certificate(rendered.system_ssl["n8n.phoenix.local.crt"])
     assert cert_sans(cert) == {"n8n.phoenix.local"}
     assert any(f.code == "conflicting-server-name" for f in findings)

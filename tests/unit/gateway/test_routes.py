@@ -13,20 +13,21 @@ from tests.unit.gateway.conftest import FIXTURES
 Make = Callable[[dict[str, Any]], Inventory]
 
 
-def test_models_from_engine_config_and_flat_keys(make_inventory: Make, lab_configs: dict[str, Any]
-                                                 ) -> None:
+def test_models_from_engine_config_and_flat_keys(
+    make_inventory: Make, lab_configs: dict[str, Any]
+) -> None:
     routes, problems = derive_routes(make_inventory(lab_configs))
     assert problems == []
     by_model = {m.model: m for m in routes.models}
     assert set(by_model) == {"alpha", "beta"}  # the template's model is not routed
     assert [b.hostport for b in by_model["alpha"].backends] == ["10.9.0.21:8001"]
-    assert [b.hostport for b in by_model["beta"].backends] == ["10.9.0.22:8000",
-                                                               "10.9.0.23:8002"]
+    assert [b.hostport for b in by_model["beta"].backends] == ["10.9.0.22:8000", "10.9.0.23:8002"]
     assert len({m.upstream for m in routes.models}) == 2
 
 
-def test_gateway_found_by_block_or_compat_script(make_inventory: Make,
-                                                 lab_configs: dict[str, Any]) -> None:
+def test_gateway_found_by_block_or_compat_script(
+    make_inventory: Make, lab_configs: dict[str, Any]
+) -> None:
     assert find_gateway(make_inventory(lab_configs)) == 101
     configs = dict(lab_configs)
     gw = dict(configs.pop("101"))
@@ -36,8 +37,9 @@ def test_gateway_found_by_block_or_compat_script(make_inventory: Make,
     assert find_gateway(make_inventory(configs)) == 150
 
 
-def test_path_and_host_routes_resolve_ctids(make_inventory: Make,
-                                            lab_configs: dict[str, Any]) -> None:
+def test_path_and_host_routes_resolve_ctids(
+    make_inventory: Make, lab_configs: dict[str, Any]
+) -> None:
     routes, _ = derive_routes(make_inventory(lab_configs))
     paths = {p.path: p for p in routes.paths}
     assert set(paths) == {"/qdrant/", "/webui/"}
@@ -47,8 +49,10 @@ def test_path_and_host_routes_resolve_ctids(make_inventory: Make,
     assert hosts["n8n.lab.test"].target.backends[0].hostport == "10.9.0.24:5678"
     assert hosts["ext.lab.test"].target.proxy_pass() == "http://127.0.0.1:9000/base/"
     assert routes.route_count == 6
-    assert routes.tls_sites() == {"phoenix-api": ["api.lab.test", "10.9.0.2"],
-                                  "n8n.lab.test": ["n8n.lab.test"]}
+    assert routes.tls_sites() == {
+        "phoenix-api": ["api.lab.test", "10.9.0.2"],
+        "n8n.lab.test": ["n8n.lab.test"],
+    }
 
 
 def test_address_overrides(make_inventory: Make, lab_configs: dict[str, Any]) -> None:
@@ -57,8 +61,7 @@ def test_address_overrides(make_inventory: Make, lab_configs: dict[str, Any]) ->
     assert alpha.backends[0].hostport == "127.0.0.2:8001"
 
 
-def test_route_to_template_is_a_problem(make_inventory: Make,
-                                        lab_configs: dict[str, Any]) -> None:
+def test_route_to_template_is_a_problem(make_inventory: Make, lab_configs: dict[str, Any]) -> None:
     lab_configs["101"]["gateway"]["path_routes"].append({"path": "/t", "ctid": 900, "port": 1})
     inventory = make_inventory(lab_configs)
     with pytest.raises(GatewayError, match="template"):
@@ -74,8 +77,6 @@ def test_not_a_gateway(make_inventory: Make, lab_configs: dict[str, Any]) -> Non
 
 @pytest.mark.parametrize("fixture", ["phoenix-etc-2025-10-03", "phoenix-etc-seed"])
 def test_fixture_models(fixture: str) -> None:
-    if not (FIXTURES / fixture).is_dir():
-        pytest.skip("fixtures not present")
     inventory = load_inventory(FIXTURES / fixture)
     routes, _ = derive_routes(inventory)
     assert routes.ctid == 101
@@ -86,5 +87,3 @@ def test_fixture_models(fixture: str) -> None:
         "ibm-granite/granite-embedding-english-r2": [801, 951],
         "qwen2.5-7b-awq": [950],
     }
-
-

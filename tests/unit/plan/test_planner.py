@@ -11,16 +11,15 @@ from phoenix.drivers.fake import FakeDriver
 from phoenix.errors import PlanError
 from phoenix.inventory import build_graph, load_inventory
 from phoenix.plan.planner import PlanOptions, plan
+from tests.conftest import FIXTURES
 
 from .conftest import Lab, guest, lab
 
-SEED = Path("/work/shared/fixtures/phoenix-etc-seed")
+SEED = FIXTURES / "phoenix-etc-seed"
 
 
 @pytest.fixture(scope="module")
 def seed_plan() -> object:
-    if not SEED.is_dir():
-        pytest.skip("fixture not available")
     inventory = load_inventory(SEED)
     driver = FakeDriver()
     return inventory, driver, plan(inventory, driver, None, PlanOptions(state_dir=Path("/nx")))
@@ -44,10 +43,15 @@ def test_fixture_plan_steps_for_template_and_clone(seed_plan: object) -> None:
     _, driver, the_plan = seed_plan  # type: ignore[misc]
     base = the_plan.guest(900)
     assert [s.kind for s in base.steps] == [
-        "create", "start", "snapshot", "feature", "snapshot",
+        "create",
+        "start",
+        "snapshot",
+        "feature",
+        "snapshot",
     ]
     assert [s.snapshot for s in base.steps if s.kind == "snapshot"] == [
-        "pre-configured", "final-form",
+        "pre-configured",
+        "final-form",
     ]
     clone = the_plan.guest(901).steps[0]
     assert (clone.kind, clone.source, clone.snapshot) == ("clone", 900, "final-form")
@@ -98,9 +102,7 @@ def test_unprivileged_change_needs_recreate(make_lab: Callable[..., Lab]) -> Non
         plan(env.inventory, env.driver)
     assert "guest 102" in str(err.value) and "--recreate" in str(err.value)
 
-    mutations = env.mutations_during(
-        lambda: env.converge(options=PlanOptions(recreate=True))
-    )
+    mutations = env.mutations_during(lambda: env.converge(options=PlanOptions(recreate=True)))
     assert [m[0] for m in mutations] == ["destroy", "create", "start"]
     assert env.driver.guests[102].settings.unprivileged is False
 
