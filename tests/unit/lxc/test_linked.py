@@ -30,6 +30,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chowns to the mapped 
 
 
 def make_driver(tmp_path: Path, runner: RecordedRunner, mode: str = "linked") -> LxcDriver:
+    subids = tmp_path / "subid"
+    subids.write_text("root:100000:65536\n")
     return LxcDriver(
         tmp_path / "lxc",
         tmp_path / "cache",
@@ -37,6 +39,7 @@ def make_driver(tmp_path: Path, runner: RecordedRunner, mode: str = "linked") ->
         cgroup=V1,
         apparmor=False,
         resolv_conf=tmp_path / "resolv.conf",
+        subid_files=(subids,),
         clone_mode=mode,  # type: ignore[arg-type]
     )
 

@@ -73,6 +73,7 @@ class LxcDriver:
         cgroup: CgroupHost | None = None,
         apparmor: bool | None = None,
         resolv_conf: Path = Path("/etc/resolv.conf"),
+        subid_files: tuple[Path, ...] = (Path("/etc/subuid"), Path("/etc/subgid")),
         poll_interval: float = 0.3,
         clone_mode: CloneMode = "linked",
     ) -> None:
@@ -86,6 +87,7 @@ class LxcDriver:
         self.cgroup = cgroup or cgroups.detect()
         self.apparmor = APPARMOR_DIR.is_dir() if apparmor is None else apparmor
         self.resolv_conf = resolv_conf
+        self.subid_files = subid_files
         self.poll_interval = poll_interval
         self.clone_mode: CloneMode = clone_mode
         self.log = CommandLog()
@@ -184,12 +186,11 @@ class LxcDriver:
         return parsed
 
     def _check_subids(self) -> None:
-        for name in ("/etc/subuid", "/etc/subgid"):
-            path = Path(name)
+        for path in self.subid_files:
             text = path.read_text() if path.exists() else ""
             if not idmap.has_subids(text):
                 raise DriverError(
-                    f"{name} does not delegate {idmap.ID_BASE}:{idmap.ID_COUNT} to root; "
+                    f"{path} does not delegate {idmap.ID_BASE}:{idmap.ID_COUNT} to root; "
                     "run `phoenix setup` first"
                 )
 
