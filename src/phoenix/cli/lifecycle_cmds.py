@@ -302,8 +302,9 @@ def _offline_commands(inventory: Inventory, driver: Driver, the_plan: Plan) -> l
             the_plan
         )
     if result.failed:
+        # A command list that stops halfway reads as complete: refuse it, with the reason.
         first = next(iter(result.failed.values()))
-        err_console.print(f"note: recording stopped early: {first}", markup=False)
+        fail(f"cannot list the commands for a fresh node: {first}")
     lines: list[str] = command_lines(driver)  # type: ignore[arg-type]
     return lines
 

@@ -45,3 +45,16 @@ def test_commands_need_offline_proxmox(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "--commands needs --offline and the proxmox driver" in result.output
+
+
+def test_commands_that_cannot_be_recorded_fail_with_the_reason() -> None:
+    """examples/lab builds its template with debootstrap (LXC driver only): the Proxmox
+    preview must say so and exit 1, not print an empty command list with exit 0."""
+    lab = Path(__file__).parents[3] / "examples" / "lab"
+    result = CliRunner().invoke(
+        app, ["-c", str(lab), "--driver", "proxmox", "plan", "101", "--offline", "--commands"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "debootstrap:bookworm" in result.output
+    assert "pveam download" in result.output
+    assert "recording stopped early" not in result.output
