@@ -33,13 +33,17 @@ class ModeChoice(StrEnum):
 
 StateDir = Annotated[
     Path | None,
-    typer.Option("--state-dir", help="Where the local CA lives (default: the config's "
-                 "phoenix.state_dir)."),
+    typer.Option(
+        "--state-dir", help="Where the local CA lives (default: the config's phoenix.state_dir)."
+    ),
 ]
 ModeOpt = Annotated[
     ModeChoice,
-    typer.Option("--mode", help="derived (from the inventory), compat (the config dir's "
-                 "nginx/sites-available as they are), or auto (compat when those exist)."),
+    typer.Option(
+        "--mode",
+        help="derived (from the inventory), compat (the config dir's "
+        "nginx/sites-available as they are), or auto (compat when those exist).",
+    ),
 ]
 
 
@@ -80,7 +84,9 @@ def render(
         f"rendered the {rendered.mode} gateway for guest {gw} into {out} "
         f"(config {rendered.config_id}, {rendered.route_count} routes, "
         f"{len(rendered.files)} files)",
-        markup=False, highlight=False, soft_wrap=True,
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -89,8 +95,10 @@ def lint(
     ctx: typer.Context,
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Site files to lint (default: the config dir's "
-                       "nginx/sites-available, else the rendered gateway)."),
+        typer.Argument(
+            help="Site files to lint (default: the config dir's "
+            "nginx/sites-available, else the rendered gateway)."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Findings as JSON.")] = False,
     state_dir: StateDir = None,
@@ -121,11 +129,14 @@ def lint(
     else:
         for f in findings:
             style = "red" if f.severity == "error" else "yellow"
-            console.print(f.render(), style=style, markup=False, highlight=False,
-                          soft_wrap=True)
+            console.print(f.render(), style=style, markup=False, highlight=False, soft_wrap=True)
         errors = sum(1 for f in findings if f.severity == "error")
-        console.print(f"{errors} errors, {len(findings) - errors} warnings",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"{errors} errors, {len(findings) - errors} warnings",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if any(f.severity == "error" for f in findings):
         raise typer.Exit(1)
 
@@ -143,22 +154,45 @@ def routes(
         {"kind": "model", "match": m.model, "to": [b.hostport for b in m.backends]}
         for m in derived.models
     ]
-    rows += [{"kind": "path", "match": p.path,
-              "to": [b.hostport for b in p.target.backends] or [str(p.target.url)]}
-             for p in derived.paths]
-    rows += [{"kind": "host", "match": h.hostname,
-              "to": [b.hostport for b in h.target.backends] or [str(h.target.url)]}
-             for h in derived.hosts]
+    rows += [
+        {
+            "kind": "path",
+            "match": p.path,
+            "to": [b.hostport for b in p.target.backends] or [str(p.target.url)],
+        }
+        for p in derived.paths
+    ]
+    rows += [
+        {
+            "kind": "host",
+            "match": h.hostname,
+            "to": [b.hostport for b in h.target.backends] or [str(h.target.url)],
+        }
+        for h in derived.hosts
+    ]
     if as_json:
-        typer.echo(json.dumps({"gateway": gw, "mode": choose_mode(inventory),
-                               "routes": rows, "problems": problems}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "gateway": gw,
+                    "mode": choose_mode(inventory),
+                    "routes": rows,
+                    "problems": problems,
+                },
+                indent=2,
+            )
+        )
         return
     console.print(f"gateway: guest {gw} ({choose_mode(inventory)} mode)", markup=False)
     for row in rows:
         to = row["to"]
         shown = ", ".join(map(str, to)) if isinstance(to, list) else str(to)
-        console.print(f"  {row['kind']!s:5} {row['match']} -> {shown}",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"  {row['kind']!s:5} {row['match']} -> {shown}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     for problem in problems:
         console.print(f"  problem: {problem}", style="red", markup=False)
 

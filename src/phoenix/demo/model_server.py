@@ -52,20 +52,47 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _error(self, status: int, message: str, code: str) -> None:
-        self._json(status, {"error": {"message": message, "type": "invalid_request_error",
-                                      "param": None, "code": code},
-                            "backend": self.config.backend})
+        self._json(
+            status,
+            {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": code,
+                },
+                "backend": self.config.backend,
+            },
+        )
 
     def do_GET(self) -> None:
         if self.path == "/health":
             self._json(200, {"status": "ok", "backend": self.config.backend})
         elif self.path == "/":
-            self._json(200, {"service": "phoenix DEMO model server (a stand-in, not a model)",
-                             "model": self.config.model, "backend": self.config.backend})
+            self._json(
+                200,
+                {
+                    "service": "phoenix DEMO model server (a stand-in, not a model)",
+                    "model": self.config.model,
+                    "backend": self.config.backend,
+                },
+            )
         elif self.path == "/v1/models":
-            self._json(200, {"object": "list", "backend": self.config.backend, "data": [
-                {"id": self.config.model, "object": "model", "created": 0,
-                 "owned_by": "phoenix-demo"}]})
+            self._json(
+                200,
+                {
+                    "object": "list",
+                    "backend": self.config.backend,
+                    "data": [
+                        {
+                            "id": self.config.model,
+                            "object": "model",
+                            "created": 0,
+                            "owned_by": "phoenix-demo",
+                        }
+                    ],
+                },
+            )
         else:
             self._error(404, f"no route {self.path}", "not_found")
 
@@ -81,8 +108,7 @@ class Handler(BaseHTTPRequestHandler):
             self._error(400, "expected a JSON object", "invalid_body")
             return None
         if body.get("model") != self.config.model:
-            self._error(404, f"The model `{body.get('model')}` does not exist.",
-                        "model_not_found")
+            self._error(404, f"The model `{body.get('model')}` does not exist.", "model_not_found")
             return None
         return body
 
@@ -106,16 +132,26 @@ class Handler(BaseHTTPRequestHandler):
     def _complete(self, body: dict[str, Any]) -> None:
         chat = self.path == "/v1/chat/completions"
         choice: dict[str, Any] = (
-            {"index": 0, "message": {"role": "assistant", "content": self._text()},
-             "finish_reason": "stop"}
-            if chat else {"index": 0, "text": self._text(), "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": self._text()},
+                "finish_reason": "stop",
+            }
+            if chat
+            else {"index": 0, "text": self._text(), "finish_reason": "stop"}
         )
-        self._json(200, {
-            "id": "demo-1", "object": "chat.completion" if chat else "text_completion",
-            "created": int(time.time()), "model": self.config.model,
-            "backend": self.config.backend, "choices": [choice],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 8, "total_tokens": 9},
-        })
+        self._json(
+            200,
+            {
+                "id": "demo-1",
+                "object": "chat.completion" if chat else "text_completion",
+                "created": int(time.time()),
+                "model": self.config.model,
+                "backend": self.config.backend,
+                "choices": [choice],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 8, "total_tokens": 9},
+            },
+        )
 
     def _stream(self, body: dict[str, Any]) -> None:
         self.send_response(200)
@@ -133,10 +169,14 @@ class Handler(BaseHTTPRequestHandler):
             if i:
                 time.sleep(self.config.delay)
             event = {
-                "id": "demo-1", "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": self.config.model, "backend": self.config.backend,
-                "choices": [{"index": 0, "delta": {"content": f"part {i} "},
-                             "finish_reason": None}],
+                "id": "demo-1",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": self.config.model,
+                "backend": self.config.backend,
+                "choices": [
+                    {"index": 0, "delta": {"content": f"part {i} "}, "finish_reason": None}
+                ],
                 "sent_at": time.time(),
             }
             chunk(f"data: {json.dumps(event)}\n\n".encode())
@@ -149,18 +189,27 @@ class Handler(BaseHTTPRequestHandler):
         data = []
         for i, item in enumerate(items):
             digest = hashlib.sha256(str(item).encode()).digest()
-            data.append({"object": "embedding", "index": i,
-                         "embedding": [b / 255.0 for b in digest[:8]]})
-        self._json(200, {"object": "list", "model": self.config.model,
-                         "backend": self.config.backend, "data": data,
-                         "usage": {"prompt_tokens": len(items), "total_tokens": len(items)}})
+            data.append(
+                {"object": "embedding", "index": i, "embedding": [b / 255.0 for b in digest[:8]]}
+            )
+        self._json(
+            200,
+            {
+                "object": "list",
+                "model": self.config.model,
+                "backend": self.config.backend,
+                "data": data,
+                "usage": {"prompt_tokens": len(items), "total_tokens": len(items)},
+            },
+        )
 
 
 def serve(host: str, port: int, config: DemoConfig) -> ThreadingHTTPServer:
     handler = type("DemoHandler", (Handler,), {"config": config})
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    server_cls = type("DemoServer", (ThreadingHTTPServer,), {"address_family": family,
-                                                             "daemon_threads": True})
+    server_cls = type(
+        "DemoServer", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True}
+    )
     server: ThreadingHTTPServer = server_cls((host, port), handler)
     return server
 
@@ -174,10 +223,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunks", type=int, default=3)
     parser.add_argument("--chunk-delay", type=float, default=0.5)
     args = parser.parse_args(argv)
-    server = serve(args.host, args.port,
-                   DemoConfig(args.model, args.backend_id, args.chunks, args.chunk_delay))
-    print(f"demo model server: {args.model} on {args.host}:{args.port} as {args.backend_id}",
-          flush=True)
+    server = serve(
+        args.host, args.port, DemoConfig(args.model, args.backend_id, args.chunks, args.chunk_delay)
+    )
+    print(
+        f"demo model server: {args.model} on {args.host}:{args.port} as {args.backend_id}",
+        flush=True,
+    )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
 

@@ -114,7 +114,9 @@ def make_driver(inventory: Inventory, name: str | None = None, offline: bool = F
     chosen = driver_name(inventory, name)
     if chosen == "proxmox":
         proxmox = _import("phoenix.drivers.proxmox", "ProxmoxDriver", "the Proxmox driver")
-        node = settings.node or _local_node_name()
+        # Without a name, `localhost`: pvesh never proxies it, so it is the node the runner
+        # reaches (this machine's hostname names no node when Phoenix runs over SSH).
+        node = settings.node or "localhost"
         runner: Runner = LocalRunner() if offline else node_runner(inventory)
         if offline:
             recorded = _import("phoenix.runners.recorded", "RecordedRunner", "RecordedRunner")
@@ -133,9 +135,3 @@ def make_driver(inventory: Inventory, name: str | None = None, offline: bool = F
             clone_mode=settings.lxc_clone,
         ),
     )
-
-
-def _local_node_name() -> str:
-    import socket
-
-    return socket.gethostname().split(".")[0]

@@ -23,11 +23,24 @@ from phoenix.inventory import Inventory
 
 Severity = Literal["error", "warning"]
 NJS_DIRECTIVES = {
-    "js_import", "js_content", "js_set", "js_path", "js_var", "js_body_filter",
-    "js_header_filter", "js_access", "js_preload_object", "js_include",
-    "js_fetch_trusted_certificate", "js_fetch_verify", "js_fetch_timeout",
-    "js_fetch_buffer_size", "js_fetch_max_response_buffer_size", "js_fetch_ciphers",
-    "js_fetch_protocols", "js_fetch_verify_depth",
+    "js_import",
+    "js_content",
+    "js_set",
+    "js_path",
+    "js_var",
+    "js_body_filter",
+    "js_header_filter",
+    "js_access",
+    "js_preload_object",
+    "js_include",
+    "js_fetch_trusted_certificate",
+    "js_fetch_verify",
+    "js_fetch_timeout",
+    "js_fetch_buffer_size",
+    "js_fetch_max_response_buffer_size",
+    "js_fetch_ciphers",
+    "js_fetch_protocols",
+    "js_fetch_verify_depth",
 }
 # Blocks whose children are data (map keys, mime types), not directives.
 DATA_BLOCKS = {"map", "types", "geo", "split_clients", "charset_map", "match"}
@@ -76,11 +89,27 @@ def _unknown(directives: Sequence[Directive]) -> list[Finding]:
     out: list[Finding] = []
     for x in _walk(directives):
         if x.name == "js_include":
-            out.append(Finding(x.file, x.line, "error", "removed-directive",
-                               "js_include was removed in njs 0.7; use js_import", True))
+            out.append(
+                Finding(
+                    x.file,
+                    x.line,
+                    "error",
+                    "removed-directive",
+                    "js_include was removed in njs 0.7; use js_import",
+                    True,
+                )
+            )
         elif x.name not in DIRECTIVES and x.name not in NJS_DIRECTIVES:
-            out.append(Finding(x.file, x.line, "error", "unknown-directive",
-                               f"unknown directive {x.name!r} (nginx -t rejects it)", True))
+            out.append(
+                Finding(
+                    x.file,
+                    x.line,
+                    "error",
+                    "unknown-directive",
+                    f"unknown directive {x.name!r} (nginx -t rejects it)",
+                    True,
+                )
+            )
     return out
 
 
@@ -88,9 +117,7 @@ def _conflicts(directives: Sequence[Directive]) -> list[Finding]:
     out: list[Finding] = []
     seen: dict[tuple[str, str], Directive] = {}
     for server in _servers(directives):
-        listens = [_listen_key(x.args[0]) for x in server.children("listen") if x.args] or [
-            "*:80"
-        ]
+        listens = [_listen_key(x.args[0]) for x in server.children("listen") if x.args] or ["*:80"]
         names = [a.lower() for x in server.children("server_name") for a in x.args] or [""]
         reported: set[str] = set()
         for listen in dict.fromkeys(listens):
@@ -101,11 +128,16 @@ def _conflicts(directives: Sequence[Directive]) -> list[Finding]:
                 elif first is not server and name not in reported:
                     reported.add(name)
                     shown = repr(name) if name else "''"
-                    out.append(Finding(
-                        server.file, server.line, "error", "conflicting-server-name",
-                        f"server_name {shown} on {listen} is already served at "
-                        f"{_where(first)}; nginx ignores this server for it",
-                    ))
+                    out.append(
+                        Finding(
+                            server.file,
+                            server.line,
+                            "error",
+                            "conflicting-server-name",
+                            f"server_name {shown} on {listen} is already served at "
+                            f"{_where(first)}; nginx ignores this server for it",
+                        )
+                    )
     return out
 
 
@@ -117,9 +149,16 @@ def _upstreams(directives: Sequence[Directive]) -> list[Finding]:
             continue
         name = x.args[0]
         if name in seen:
-            out.append(Finding(x.file, x.line, "error", "duplicate-upstream",
-                               f"upstream {name!r} is already defined at {_where(seen[name])}",
-                               True))
+            out.append(
+                Finding(
+                    x.file,
+                    x.line,
+                    "error",
+                    "duplicate-upstream",
+                    f"upstream {name!r} is already defined at {_where(seen[name])}",
+                    True,
+                )
+            )
         else:
             seen[name] = x
     return out
@@ -138,9 +177,16 @@ def _locations(server: Directive) -> list[Finding]:
     locs = [x for x in server.block or [] if x.name == "location" and x.args]
     if server.children("return") and locs:
         ret = server.children("return")[0]
-        out.append(Finding(locs[0].file, locs[0].line, "warning", "unreachable-location",
-                           f"the server returns at {_where(ret)} before any location is "
-                           "matched: its locations never match"))
+        out.append(
+            Finding(
+                locs[0].file,
+                locs[0].line,
+                "warning",
+                "unreachable-location",
+                f"the server returns at {_where(ret)} before any location is "
+                "matched: its locations never match",
+            )
+        )
     seen: dict[tuple[str, str], Directive] = {}
     caret: list[tuple[str, Directive]] = []
     regexes: list[Directive] = []
@@ -148,33 +194,61 @@ def _locations(server: Directive) -> list[Finding]:
         mod, path = (loc.args[0], loc.args[1]) if len(loc.args) > 1 else ("", loc.args[0])
         key = (mod, path if mod != "~*" else path.lower())
         if key in seen:
-            out.append(Finding(loc.file, loc.line, "error", "duplicate-location",
-                               f"location {' '.join(loc.args)} duplicates {_where(seen[key])}; "
-                               "it can never match", True))
+            out.append(
+                Finding(
+                    loc.file,
+                    loc.line,
+                    "error",
+                    "duplicate-location",
+                    f"location {' '.join(loc.args)} duplicates {_where(seen[key])}; "
+                    "it can never match",
+                    True,
+                )
+            )
             continue
         seen[key] = loc
         if mod == "^~":
             caret.append((path, loc))
         if mod in ("", "^~", "=") and not path.startswith(("/", "@")):
-            out.append(Finding(loc.file, loc.line, "warning", "unreachable-location",
-                               f"location {path!r} does not start with '/': no request URI "
-                               "matches it"))
+            out.append(
+                Finding(
+                    loc.file,
+                    loc.line,
+                    "warning",
+                    "unreachable-location",
+                    f"location {path!r} does not start with '/': no request URI matches it",
+                )
+            )
         if mod in ("~", "~*"):
             for earlier in regexes:
                 if earlier.args[1] in ("/", "^/", ".*", "^.*", "^/.*") or (
                     earlier.args[1] == path and earlier.args[0] in (mod, "~*")
                 ):
-                    out.append(Finding(loc.file, loc.line, "warning", "unreachable-location",
-                                       f"regex location {path!r} comes after "
-                                       f"{' '.join(earlier.args)} ({_where(earlier)}), "
-                                       "which matches first: it can never match"))
+                    out.append(
+                        Finding(
+                            loc.file,
+                            loc.line,
+                            "warning",
+                            "unreachable-location",
+                            f"regex location {path!r} comes after "
+                            f"{' '.join(earlier.args)} ({_where(earlier)}), "
+                            "which matches first: it can never match",
+                        )
+                    )
                     break
             literal = _regex_literal_prefix(path)
             for prefix, shadow in caret:
                 if literal is not None and literal.startswith(prefix):
-                    out.append(Finding(loc.file, loc.line, "warning", "unreachable-location",
-                                       f"regex location {path!r} only matches URIs under "
-                                       f"{prefix!r}, which ^~ at {_where(shadow)} takes first"))
+                    out.append(
+                        Finding(
+                            loc.file,
+                            loc.line,
+                            "warning",
+                            "unreachable-location",
+                            f"regex location {path!r} only matches URIs under "
+                            f"{prefix!r}, which ^~ at {_where(shadow)} takes first",
+                        )
+                    )
                     break
             regexes.append(loc)
     for loc in locs:
@@ -190,21 +264,46 @@ def _handlers(directives: Sequence[Directive]) -> list[Finding]:
             continue
         names = {c.name for c in x.block}
         if x.name == "location" and "js_content" in names and "proxy_pass" in names:
-            out.append(Finding(x.file, x.line, "error", "conflicting-handlers",
-                               "js_content and proxy_pass in one location: only one content "
-                               "handler runs (route with r.internalRedirect to a named "
-                               "location instead)"))
+            out.append(
+                Finding(
+                    x.file,
+                    x.line,
+                    "error",
+                    "conflicting-handlers",
+                    "js_content and proxy_pass in one location: only one content "
+                    "handler runs (route with r.internalRedirect to a named "
+                    "location instead)",
+                )
+            )
         for c in x.block:
-            if (c.name == "proxy_set_header" and len(c.args) == 2
-                    and c.args[0].lower() == "connection" and c.args[1].lower() == "upgrade"):
-                out.append(Finding(c.file, c.line, "warning", "forced-upgrade",
-                                   "Connection \"upgrade\" is sent on every request; use "
-                                   "'map $http_upgrade $connection_upgrade' and "
-                                   "$connection_upgrade"))
+            if (
+                c.name == "proxy_set_header"
+                and len(c.args) == 2
+                and c.args[0].lower() == "connection"
+                and c.args[1].lower() == "upgrade"
+            ):
+                out.append(
+                    Finding(
+                        c.file,
+                        c.line,
+                        "warning",
+                        "forced-upgrade",
+                        'Connection "upgrade" is sent on every request; use '
+                        "'map $http_upgrade $connection_upgrade' and "
+                        "$connection_upgrade",
+                    )
+                )
             old = sorted(OLD_TLS & set(c.args)) if c.name == "ssl_protocols" else []
             if old:
-                out.append(Finding(c.file, c.line, "warning", "old-tls",
-                                   f"ssl_protocols allows {', '.join(old)}; use TLSv1.2 TLSv1.3"))
+                out.append(
+                    Finding(
+                        c.file,
+                        c.line,
+                        "warning",
+                        "old-tls",
+                        f"ssl_protocols allows {', '.join(old)}; use TLSv1.2 TLSv1.3",
+                    )
+                )
     return out
 
 
@@ -227,11 +326,25 @@ def _targets(directives: Sequence[Directive], inventory: Inventory) -> list[Find
         ip = match.group(1)
         ctid = by_ip.get(ip)
         if ctid is None:
-            out.append(Finding(x.file, x.line, "warning", "unknown-target",
-                               f"{ip} is not the address of any guest in the inventory"))
+            out.append(
+                Finding(
+                    x.file,
+                    x.line,
+                    "warning",
+                    "unknown-target",
+                    f"{ip} is not the address of any guest in the inventory",
+                )
+            )
         elif inventory.guests[ctid].is_clone_source:
-            out.append(Finding(x.file, x.line, "warning", "template-target",
-                               f"{ip} is guest {ctid}, a template: it serves nothing"))
+            out.append(
+                Finding(
+                    x.file,
+                    x.line,
+                    "warning",
+                    "template-target",
+                    f"{ip} is guest {ctid}, a template: it serves nothing",
+                )
+            )
     return out
 
 

@@ -96,7 +96,11 @@ def parse_file(path: Path, shown: str | None = None) -> tuple[list[Directive], l
     name = shown or str(path)
     try:
         result = crossplane.parse(
-            str(path), single=True, strict=False, check_ctx=False, check_args=False,
+            str(path),
+            single=True,
+            strict=False,
+            check_ctx=False,
+            check_args=False,
             comments=False,
         )
     except Exception as exc:  # crossplane raises its own untyped errors

@@ -147,7 +147,9 @@ def _http_conf(layout: Layout, max_body_mb: int) -> str:
         # One buffer: $request_body is then the buffer itself, never a copy.
         d("client_body_in_single_buffer", "on"),
         blk(
-            "map", "$http_upgrade", "$connection_upgrade",
+            "map",
+            "$http_upgrade",
+            "$connection_upgrade",
             body=[d("default", "upgrade"), d("", "close")],
         ),
         d("ssl_protocols", "TLSv1.2", "TLSv1.3"),
@@ -162,8 +164,14 @@ def _http_conf(layout: Layout, max_body_mb: int) -> str:
 
 def _json_return(status: int, message: str, code: str) -> list[Directive]:
     text = json.dumps(
-        {"error": {"message": message, "type": "invalid_request_error", "param": None,
-                   "code": code}},
+        {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": code,
+            }
+        },
         separators=(",", ":"),
     )
     return [d("default_type", "application/json"), d("return", status, text + "\n")]
@@ -198,15 +206,18 @@ def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
         body.append(blk("location", "=", uri, body=[d("js_content", "router.route")]))
     body += _model_router(routes)
     for m in routes.models:
-        body.append(blk("location", f"@{m.upstream}", body=_model_proxy(
-            f"http://{m.upstream}", cfg.generation_timeout_s)))
+        body.append(
+            blk(
+                "location",
+                f"@{m.upstream}",
+                body=_model_proxy(f"http://{m.upstream}", cfg.generation_timeout_s),
+            )
+        )
     too_large = f"request body is larger than the gateway's limit of {cfg.max_body_mb} MB"
     body.append(blk("location", "@too_large", body=_json_return(413, too_large, "body_too_large")))
     body.append(_upstream_down())
     body += _path_locations(routes)
-    body.append(
-        blk("location", "/", body=_json_return(404, "no route for this path", "not_found"))
-    )
+    body.append(blk("location", "/", body=_json_return(404, "no route for this path", "not_found")))
     return blk("server", body=body)
 
 
@@ -217,10 +228,14 @@ CONNECT_TIMEOUT_S = 5  # guests share a LAN with the gateway: a longer wait mean
 def _model_proxy(target: str, timeout: int) -> list[Directive]:
     # Streams (SSE) pass through as they are produced. A model server that does not answer
     # (stopped guest, crashed server) is a 502 in OpenAI's error format, not nginx's HTML.
-    return [d("proxy_pass", target), *_proxy_headers(False, timeout),
-            d("proxy_connect_timeout", f"{CONNECT_TIMEOUT_S}s"),
-            d("proxy_buffering", "off"), d("proxy_cache", "off"),
-            d("error_page", 502, 503, 504, "=502", UPSTREAM_DOWN)]
+    return [
+        d("proxy_pass", target),
+        *_proxy_headers(False, timeout),
+        d("proxy_connect_timeout", f"{CONNECT_TIMEOUT_S}s"),
+        d("proxy_buffering", "off"),
+        d("proxy_cache", "off"),
+        d("error_page", 502, 503, 504, "=502", UPSTREAM_DOWN),
+    ]
 
 
 def _upstream_down() -> Directive:
@@ -231,8 +246,11 @@ def _upstream_down() -> Directive:
         'later or ask the lab\'s operator","type":"server_error","param":"model",'
         '"code":"upstream_unavailable"}}\n'
     )
-    return blk("location", UPSTREAM_DOWN, body=[
-        d("default_type", "application/json"), d("return", 502, text)])
+    return blk(
+        "location",
+        UPSTREAM_DOWN,
+        body=[d("default_type", "application/json"), d("return", 502, text)],
+    )
 
 
 def nginx_token(pcre: str) -> str:
@@ -266,8 +284,13 @@ def _model_router(routes: GatewayRoutes) -> list[Directive]:
     route = [
         d("error_page", fallback, "=", "@phx_parse"),
         d("set", "$phx_model", ""),
-        blk("if", "$request_body", "~", nginx_token(FAST_MODEL_RE),
-            body=[d("set", "$phx_model", "$1")]),
+        blk(
+            "if",
+            "$request_body",
+            "~",
+            nginx_token(FAST_MODEL_RE),
+            body=[d("set", "$phx_model", "$1")],
+        ),
         blk("if", "$phx_upstream", "=", "", body=[d("return", fallback)]),
         *_model_proxy("http://$phx_upstream", routes.config.generation_timeout_s),
     ]
@@ -281,10 +304,12 @@ def _host_servers(host: HostRouteSpec, routes: GatewayRoutes, layout: Layout) ->
     cfg = routes.config
     name = host.hostname.lower()
     proxy = blk(
-        "location", "/",
-        body=[d("proxy_pass", host.target.proxy_pass()),
-              *_proxy_headers(host.websocket, cfg.generation_timeout_s if host.websocket
-                              else None)],
+        "location",
+        "/",
+        body=[
+            d("proxy_pass", host.target.proxy_pass()),
+            *_proxy_headers(host.websocket, cfg.generation_timeout_s if host.websocket else None),
+        ],
     )
     out: list[Directive] = []
     http_body = [d("listen", layout.listen(cfg.http_port)), d("server_name", name)]
@@ -312,8 +337,7 @@ def _host_servers(host: HostRouteSpec, routes: GatewayRoutes, layout: Layout) ->
 
 def _upstreams(routes: GatewayRoutes) -> str:
     ups = [
-        _upstream(m.upstream, [b.hostport for b in m.backends], passive=True)
-        for m in routes.models
+        _upstream(m.upstream, [b.hostport for b in m.backends], passive=True) for m in routes.models
     ]
     targets: list[Target] = [p.target for p in routes.paths] + [h.target for h in routes.hosts]
     for t in targets:
@@ -323,9 +347,7 @@ def _upstreams(routes: GatewayRoutes) -> str:
     return build(ups, HEADER)
 
 
-def _models_js(
-    routes: GatewayRoutes | None, mode: Mode, config_id: str, route_count: int
-) -> bytes:
+def _models_js(routes: GatewayRoutes | None, mode: Mode, config_id: str, route_count: int) -> bytes:
     models = {m.model: f"@{m.upstream}" for m in (routes.models if routes else ())}
     table = {
         "version": __version__,
@@ -334,8 +356,7 @@ def _models_js(
         "routes": route_count,
         "models": models,
         "list": [
-            {"id": name, "object": "model", "created": 0, "owned_by": "phoenix"}
-            for name in models
+            {"id": name, "object": "model", "created": 0, "owned_by": "phoenix"} for name in models
         ],
     }
     text = "// " + HEADER + "\nexport default " + json.dumps(table, indent=1, sort_keys=True)
@@ -352,8 +373,13 @@ def _config_id(files: Mapping[str, bytes], extra: Mapping[str, bytes]) -> str:
 
 
 def _finish(
-    mode: Mode, files: dict[str, bytes], routes: GatewayRoutes | None, ca: LocalCA,
-    health_port: int, system_ssl: dict[str, bytes], route_count: int,
+    mode: Mode,
+    files: dict[str, bytes],
+    routes: GatewayRoutes | None,
+    ca: LocalCA,
+    health_port: int,
+    system_ssl: dict[str, bytes],
+    route_count: int,
 ) -> RenderedGateway:
     files["njs/router.js"] = asset("router.js")
     files["ca.crt"] = ca.cert_pem
@@ -362,8 +388,9 @@ def _finish(
     return RenderedGateway(mode, files, health_port, config_id, system_ssl, route_count)
 
 
-def render_derived(routes: GatewayRoutes, ca: LocalCA, layout: Layout | None = None
-                   ) -> RenderedGateway:
+def render_derived(
+    routes: GatewayRoutes, ca: LocalCA, layout: Layout | None = None
+) -> RenderedGateway:
     """The gateway derived from the inventory's routes."""
     layout = layout or Layout()
     files: dict[str, bytes] = {
@@ -380,9 +407,7 @@ def render_derived(routes: GatewayRoutes, ca: LocalCA, layout: Layout | None = N
         pair = ca.leaf(name, sans)
         files[f"ssl/{name}.crt"] = pair.cert_pem
         files[f"ssl/{name}.key"] = pair.key_pem
-    return _finish(
-        "derived", files, routes, ca, routes.config.http_port, {}, routes.route_count
-    )
+    return _finish("derived", files, routes, ca, routes.config.http_port, {}, routes.route_count)
 
 
 def compat_sites(nginx_dir: Path) -> list[Path]:
@@ -403,16 +428,22 @@ def _compat_certs(sites: list[Path]) -> dict[str, list[str]]:
                 cert = server.first_arg("ssl_certificate")
                 if cert is None:
                     continue
-                names = [a for sn in server.children("server_name") for a in sn.args
-                         if a not in ("_", "") and not a.startswith("~")]
+                names = [
+                    a
+                    for sn in server.children("server_name")
+                    for a in sn.args
+                    if a not in ("_", "") and not a.startswith("~")
+                ]
                 wanted.setdefault(cert, [])
                 wanted[cert] += [n for n in names if n not in wanted[cert]]
     return wanted
 
 
 def render_compat(
-    nginx_dir: Path, ca: LocalCA, layout: Layout | None = None, system_ssl_dir: str =
-    "/etc/nginx/ssl",
+    nginx_dir: Path,
+    ca: LocalCA,
+    layout: Layout | None = None,
+    system_ssl_dir: str = "/etc/nginx/ssl",
 ) -> RenderedGateway:
     """The operator's hand-written sites, shipped as they are, with certificates (with
     SANs, from the local CA) at the paths they name under `system_ssl_dir`."""
@@ -424,10 +455,20 @@ def render_compat(
         "nginx.conf": _main_conf(layout).encode(),
         "conf.d/phoenix-http.conf": _http_conf(layout, 16).encode(),
         "conf.d/phoenix-health.conf": build(
-            [blk("server", body=[
-                d("listen", f"127.0.0.1:{COMPAT_HEALTH_PORT}"),
-                blk("location", "=", "/phoenix/health", body=[d("js_content", "router.health")]),
-            ])],
+            [
+                blk(
+                    "server",
+                    body=[
+                        d("listen", f"127.0.0.1:{COMPAT_HEALTH_PORT}"),
+                        blk(
+                            "location",
+                            "=",
+                            "/phoenix/health",
+                            body=[d("js_content", "router.health")],
+                        ),
+                    ],
+                )
+            ],
             HEADER,
         ).encode(),
     }
@@ -443,7 +484,7 @@ def render_compat(
     for cert_path, names in sorted(_compat_certs(sites).items()):
         if not cert_path.startswith(prefix) or not cert_path.endswith(".crt") or not names:
             continue
-        base = cert_path[len(prefix):-len(".crt")]
+        base = cert_path[len(prefix) : -len(".crt")]
         if "/" in base:
             continue
         pair = ca.leaf(f"compat-{base}", names)
@@ -455,8 +496,10 @@ def render_compat(
 def write_tree(rendered: RenderedGateway, out: Path, setup_script: bytes | None = None) -> None:
     """Write the bundle for inspection: tree/ (with sites-enabled links), system-ssl/,
     gateway.env and the setup script, laid out as in /tmp/phoenix_run."""
-    for rel, data in {**{f"tree/{k}": v for k, v in rendered.files.items()},
-                      **{f"system-ssl/{k}": v for k, v in rendered.system_ssl.items()}}.items():
+    for rel, data in {
+        **{f"tree/{k}": v for k, v in rendered.files.items()},
+        **{f"system-ssl/{k}": v for k, v in rendered.system_ssl.items()},
+    }.items():
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = 0o600 if rel.endswith(".key") else 0o644

@@ -244,7 +244,11 @@ def derive_routes(
     if strict and problems:
         raise GatewayError(f"gateway {ctid}: " + "; ".join(problems))
     routes = GatewayRoutes(
-        ctid, _address(inventory, ctid, overrides), config, tuple(models), tuple(paths),
+        ctid,
+        _address(inventory, ctid, overrides),
+        config,
+        tuple(models),
+        tuple(paths),
         tuple(hosts),
     )
     return routes, problems

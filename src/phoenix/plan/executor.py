@@ -106,21 +106,23 @@ class Executor:
         for ctid, info in sorted(Journal.read_inflight(self.state_dir).items()):
             self.reporter(
                 Event(
-                    "resume", ctid, str(info.get("step", "")), str(info.get("kind", "")),
+                    "resume",
+                    ctid,
+                    str(info.get("step", "")),
+                    str(info.get("kind", "")),
                     f"run {info.get('run')} left this step {info.get('status')}; "
                     "resuming from the observed state",
                 )
             )
         work = [gp for gp in plan.guests if gp.steps]
-        self.reporter(Event("run_started", message=f"{len(work)} guest(s) to change",
-                            total=len(work)))
+        self.reporter(
+            Event("run_started", message=f"{len(work)} guest(s) to change", total=len(work))
+        )
         if plan.sequential:
             self._run_sequential(work, journal, result)
         else:
             self._run_parallel(plan, work, journal, result)
-        self.reporter(
-            Event("run_done", message="ok" if result.ok else "failed", total=len(work))
-        )
+        self.reporter(Event("run_done", message="ok" if result.ok else "failed", total=len(work)))
         return result
 
     # -- scheduling ------------------------------------------------------------------

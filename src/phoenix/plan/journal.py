@@ -84,13 +84,18 @@ class Journal:
             inflight = self.read_inflight(self.dir.parent)
             if status == "started":
                 inflight[step.ctid] = {
-                    "run": self.run_id, "kind": step.kind, "step": step.detail,
+                    "run": self.run_id,
+                    "kind": step.kind,
+                    "step": step.detail,
                     "status": "started",
                 }
             elif status == "failed":
                 inflight[step.ctid] = {
-                    "run": self.run_id, "kind": step.kind, "step": step.detail,
-                    "status": "failed", "error": (error or "")[-500:],
+                    "run": self.run_id,
+                    "kind": step.kind,
+                    "step": step.detail,
+                    "status": "failed",
+                    "error": (error or "")[-500:],
                 }
             else:
                 inflight.pop(step.ctid, None)

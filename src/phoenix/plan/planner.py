@@ -118,9 +118,7 @@ class Planner:
             steps.extend(self._settings_steps(ctid, guest, desired, observed, diff))
         if ctid not in self.options.create_only and not (observed.is_template and not fresh):
             steps.extend(self._run_steps(ctid, guest, observed, fresh))
-        return GuestPlan(
-            ctid, guest.name, observed.state, tuple(steps), guest.boot_order, needs
-        )
+        return GuestPlan(ctid, guest.name, observed.state, tuple(steps), guest.boot_order, needs)
 
     def _rebuild_steps(
         self,
@@ -160,8 +158,11 @@ class Planner:
                     f"{_label(ctid, guest)}: needs 'template' or 'clone_from_ctid' to be made"
                 )
             return Step(
-                ctid, "create", f"create from {guest.template}",
-                settings=desired, template=guest.template,
+                ctid,
+                "create",
+                f"create from {guest.template}",
+                settings=desired,
+                template=guest.template,
             )
         source = self.inventory.guests.get(src)
         if source is None:
@@ -175,8 +176,12 @@ class Planner:
                 "and is not a template"
             )
         return Step(
-            ctid, "clone", f"clone {src} at snapshot {snap}",
-            settings=desired, source=src, snapshot=snap,
+            ctid,
+            "clone",
+            f"clone {src} at snapshot {snap}",
+            settings=desired,
+            source=src,
+            snapshot=snap,
         )
 
     def _settings_steps(
@@ -207,8 +212,11 @@ class Planner:
                 )
             steps.append(
                 Step(
-                    ctid, "resize", f"resize disk {old_gb} -> {new_gb} GB",
-                    changes=(Change("disk_gb", old_gb, new_gb),), disk_gb=new_gb,
+                    ctid,
+                    "resize",
+                    f"resize disk {old_gb} -> {new_gb} GB",
+                    changes=(Change("disk_gb", old_gb, new_gb),),
+                    disk_gb=new_gb,
                 )
             )
         return steps
@@ -246,14 +254,21 @@ class Planner:
             digest = bundle.digest if bundle is not None else None
             recipe_steps.append(
                 Step(
-                    ctid, kind, label, bundle=bundle, bundle_name=name, digest=digest,
-                    conditional=markers is None and bundle is not None, error=why,
+                    ctid,
+                    kind,
+                    label,
+                    bundle=bundle,
+                    bundle_name=name,
+                    digest=digest,
+                    conditional=markers is None and bundle is not None,
+                    error=why,
                 )
             )
         lifecycle = guest.enable_lifecycle_snapshots
         if lifecycle and PRE_CONFIGURED not in snapshots and recipe_steps:
-            steps.append(Step(ctid, "snapshot", f"snapshot {PRE_CONFIGURED}",
-                              snapshot=PRE_CONFIGURED))
+            steps.append(
+                Step(ctid, "snapshot", f"snapshot {PRE_CONFIGURED}", snapshot=PRE_CONFIGURED)
+            )
             snapshots.add(PRE_CONFIGURED)
         steps.extend(recipe_steps)
         if guest.health_check is not None and (steps or fresh):

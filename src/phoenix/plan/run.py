@@ -44,7 +44,10 @@ def converge(
         opts = replace(opts, interrupted=Journal.interrupted(state), state_dir=state)
         the_plan = Planner(inventory, driver, opts).plan(ids)
         executor = Executor(
-            inventory, driver, state, reporter,
+            inventory,
+            driver,
+            state,
+            reporter,
             parallel or inventory.hypervisor.phoenix.parallel,
         )
         return Outcome(the_plan, executor.run(the_plan, take_lock=False))
@@ -79,8 +82,9 @@ def _simple_plan(
                 steps.append(Step(ctid, "start", "start"))
             elif kind == "destroy" and observed.exists:
                 steps.append(Step(ctid, "destroy", detail))
-        guests.append(GuestPlan(ctid, name, observed.state, tuple(steps),
-                                inventory.guests[ctid].boot_order))
+        guests.append(
+            GuestPlan(ctid, name, observed.state, tuple(steps), inventory.guests[ctid].boot_order)
+        )
     return Plan(tuple(guests), tuple(order), sequential=True, action=action)
 
 

@@ -24,9 +24,12 @@ class LocalRunner:
         data = input.encode() if isinstance(input, str) else input
         full_env = {**os.environ, **env} if env else None
         try:
+            # No input: /dev/null, never our stdin (a tty there makes `pct exec` give the
+            # command a pty, and a command would read what was typed for Phoenix).
             proc = subprocess.run(
                 list(argv),
                 input=data,
+                stdin=subprocess.DEVNULL if data is None else None,
                 capture_output=True,
                 env=full_env,
                 timeout=timeout,

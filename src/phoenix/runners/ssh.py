@@ -51,8 +51,11 @@ class SshRunner:
         if self.strict_host_key_checking not in ("yes", "accept-new", "no"):
             raise ValueError("strict_host_key_checking must be 'yes', 'accept-new' or 'no'")
 
-    def ssh_argv(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
-        """The local argv that runs `argv` (with `env`) on the host."""
+    def ssh_argv(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None, stdin: bool = True
+    ) -> list[str]:
+        """The local argv that runs `argv` (with `env`) on the host; `stdin=False` adds
+        `-n` so the remote command reads nothing (and no pty is ever asked for)."""
         if not argv:
             raise ValueError("nothing to run")
         remote = list(argv)
@@ -75,6 +78,8 @@ class SshRunner:
             cmd += ["-o", "IdentitiesOnly=yes", "-i", self.identity_file]
         if self.port is not None:
             cmd += ["-p", str(self.port)]
+        if not stdin:
+            cmd.append("-n")
         cmd += list(self.extra_options)
         cmd += ["--", self.host, shlex.join(remote)]
         return cmd
@@ -89,7 +94,8 @@ class SshRunner:
     ) -> CommandResult:
         """Run on the host; the result carries the remote argv. An ssh failure (no route,
         bad key, unknown host key) raises CommandFailed instead of posing as the command's."""
-        result = self.local.run(self.ssh_argv(argv, env), input=input, timeout=timeout)
+        local_argv = self.ssh_argv(argv, env, stdin=input is not None)
+        result = self.local.run(local_argv, input=input, timeout=timeout)
         if result.returncode == 255 and _SSH_FAILURE.search(result.stderr):
             raise CommandFailed(
                 result.argv,

@@ -348,8 +348,10 @@ def _fw_listing(*chains: str) -> str:
 def test_teardown_drops_the_firewall_table_once_no_guest_uses_it(tmp_path: Path) -> None:
     runner = RecordedRunner()
     runner.respond(["nft", "-j", "list", "tables"], json.dumps({"nftables": []}))
-    runner.respond(["nft", "-j", "list", "table", "bridge", "phoenix_fw"],
-                   _fw_listing("forward", "input", "output"))
+    runner.respond(
+        ["nft", "-j", "list", "table", "bridge", "phoenix_fw"],
+        _fw_listing("forward", "input", "output"),
+    )
     done = make_setup(tmp_path, runner).teardown()
     assert "deleted nft table bridge phoenix_fw" in done
     assert ("nft", "delete", "table", "bridge", "phoenix_fw") in runner.calls
@@ -358,8 +360,10 @@ def test_teardown_drops_the_firewall_table_once_no_guest_uses_it(tmp_path: Path)
 def test_teardown_keeps_the_firewall_table_while_guests_have_chains(tmp_path: Path) -> None:
     runner = RecordedRunner()
     runner.respond(["nft", "-j", "list", "tables"], json.dumps({"nftables": []}))
-    runner.respond(["nft", "-j", "list", "table", "bridge", "phoenix_fw"],
-                   _fw_listing("forward", "in_801", "out_801"))
+    runner.respond(
+        ["nft", "-j", "list", "table", "bridge", "phoenix_fw"],
+        _fw_listing("forward", "in_801", "out_801"),
+    )
     done = make_setup(tmp_path, runner).teardown()
     assert done == []
     assert ("nft", "delete", "table", "bridge", "phoenix_fw") not in runner.calls

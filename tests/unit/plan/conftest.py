@@ -41,12 +41,19 @@ def lab() -> dict[str, dict[str, Any]]:
     """A template with base_setup, a clone with an application, an independent guest."""
     return {
         "900": guest(
-            "phxt-base", 90, features=["base_setup"], template_snapshot_name="golden",
+            "phxt-base",
+            90,
+            features=["base_setup"],
+            template_snapshot_name="golden",
             enable_lifecycle_snapshots=True,
         ),
         "101": guest(
-            "phxt-app", 11, clone_from_ctid="900", features=["base_setup"],
-            application_script="app.sh", boot_order=1,
+            "phxt-app",
+            11,
+            clone_from_ctid="900",
+            features=["base_setup"],
+            application_script="app.sh",
+            boot_order=1,
         ),
         "102": guest("phxt-solo", 12, boot_order=2),
     }
@@ -81,7 +88,11 @@ class Lab:
         reporter: CollectingReporter | None = None,
     ) -> Outcome:
         return converge(
-            self.inventory, self.driver, ids, options, reporter or CollectingReporter(),
+            self.inventory,
+            self.driver,
+            ids,
+            options,
+            reporter or CollectingReporter(),
             parallel=parallel,
         )
 

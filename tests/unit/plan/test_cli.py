@@ -78,7 +78,9 @@ def test_stop_start_restart_delete(cli_lab: Lab) -> None:
     assert run(cli_lab, "LetsGo").exit_code == 0
     assert run(cli_lab, "stop", "101", "102").exit_code == 0
     assert {c: g.state for c, g in cli_lab.driver.guests.items()} == {
-        900: "running", 101: "stopped", 102: "stopped",
+        900: "running",
+        101: "stopped",
+        102: "stopped",
     }
     before = len(cli_lab.driver.timeline)
     assert run(cli_lab, "start").exit_code == 0

@@ -119,8 +119,11 @@ def test_failed_source_blocks_its_clone_but_not_independent_guests(
     def base_fails(
         ctid: int, script: str, e: Mapping[str, str], f: Mapping[str, bytes]
     ) -> ExecResult:
-        return ExecResult(1, "apt broke\n", "") if script.startswith("feature_") else \
-            ExecResult(0, "", "")
+        return (
+            ExecResult(1, "apt broke\n", "")
+            if script.startswith("feature_")
+            else ExecResult(0, "", "")
+        )
 
     env.driver.script_handler = base_fails
     outcome = env.converge()

@@ -33,13 +33,14 @@ def test_needs_of_seed(seed: Inventory) -> None:
 
 def test_healthy_node(seed: Inventory) -> None:
     runner = healthy_node()
-    checks = run_doctor(runner, needs_of(seed))
+    checks = run_doctor(runner, needs_of(seed), node="pve")
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
     names = [c.name for c in checks]
     assert names == [
         "pct",
         "pvesh",
         "version",
+        "node",
         "storage quickOS-lxc-disks",
         "bridge vmbr0",
         f"template {TEMPLATE}",
@@ -95,3 +96,24 @@ def test_cli_doctor_on_this_host_reports_missing_pct() -> None:
     assert result.exit_code == 1
     assert "pct is missing" in result.output
     assert "Traceback" not in result.output
+
+
+def test_node_named_otherwise_than_the_node_reached_fails() -> None:
+    """Finding 1: doctor asked `uname -n` and passed while converge asked pvesh about the
+    configured name (proxied elsewhere, or to no node at all)."""
+    runner = healthy_node()
+    checks = {
+        c.name: c for c in run_doctor(runner, Needs(frozenset(), frozenset(), frozenset()), "pve2")
+    }
+    assert not checks["node"].ok
+    assert "'pve2'" in checks["node"].detail and "'pve'" in checks["node"].detail
+
+
+def test_no_node_name_asks_localhost() -> None:
+    runner = healthy_node()
+    runner.respond(pvesh("/nodes/localhost/storage"), data("storage_pve.json"))
+    runner.respond(pvesh("/nodes/localhost/network"), data("network_pve.json"))
+    needs = Needs(frozenset({"quickOS-lxc-disks"}), frozenset({"vmbr0"}), frozenset())
+    checks = run_doctor(runner, needs)
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert tuple(pvesh("/nodes/localhost/storage")) in runner.calls

@@ -18,7 +18,7 @@ def test_argv_is_key_based_with_host_key_checking() -> None:
     (call,) = local.calls
     assert list(call) == [
         "ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
-        "-o", "IdentitiesOnly=yes", "-i", "/root/.ssh/id_ed25519", "-p", "2222",
+        "-o", "IdentitiesOnly=yes", "-i", "/root/.ssh/id_ed25519", "-p", "2222", "-n",
         "--", "root@pve",
         "pct exec 101 -- sh -c 'echo '\"'\"'a b'\"'\"'; rm -rf /'",
     ]  # fmt: skip

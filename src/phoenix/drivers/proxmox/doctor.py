@@ -253,17 +253,32 @@ def node_name(runner: Runner) -> str | None:
     return name if result.ok and name else None
 
 
+def check_node_name(runner: Runner, node: str | None) -> Check:
+    """The node pvesh is asked about must be the one the runner reaches: pvesh proxies
+    `/nodes/<other>/...` to another cluster node while pct acts on this one."""
+    real = node_name(runner)
+    if node is None or node == "localhost":
+        return Check("node", True, f"{real or '?'} (pvesh is asked about /nodes/localhost)")
+    if real is not None and real != node:
+        return Check(
+            "node",
+            False,
+            f"phoenix.node is {node!r} but the commands run on node {real!r}",
+            f"set phoenix.node to {real!r} or leave it out (Phoenix then asks /nodes/localhost)",
+        )
+    return Check("node", True, node)
+
+
 def run_doctor(runner: Runner, needs: Needs, node: str | None = None) -> list[Check]:
     """All checks, in order; pvesh-based ones are skipped when pvesh is missing."""
     checks = check_tools(runner)
     if not all(c.ok for c in checks):
         return checks
     checks.append(check_version(runner))
-    node = node or node_name(runner)
-    if node is None:
-        checks.append(Check("node", False, "cannot tell the node's name", "set phoenix.node"))
-    else:
-        checks += check_node(runner, node, needs)
+    named = check_node_name(runner, node)
+    checks.append(named)
+    if named.ok:
+        checks += check_node(runner, node or "localhost", needs)
     checks += check_templates(runner, needs.templates)
     checks += check_subids(runner)
     return checks
