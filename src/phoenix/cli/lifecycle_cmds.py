@@ -14,11 +14,16 @@ verb).
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.progress import (
@@ -42,6 +47,7 @@ from phoenix.plan.model import Plan
 from phoenix.plan.planner import Planner, PlanOptions
 from phoenix.plan.run import converge as converge_run
 from phoenix.plan.run import power_plan, run_plan
+from phoenix.plan.stop import StopRequest
 
 Ids = Annotated[list[str] | None, typer.Argument(help="Guest ids (default: all).")]
 RequiredIds = Annotated[list[str], typer.Argument(help="Guest ids.")]
@@ -108,6 +114,9 @@ class RichReporter:
             p.update(self._task(ctid, None), step="[green]done[/]")
         elif event.kind == "guest_failed" and ctid is not None:
             p.update(self._task(ctid, None), step="[red]failed[/]")
+        elif event.kind == "guest_left" and ctid is not None:
+            self._task(ctid, 1)
+            p.update(self.tasks[ctid], step=f"[yellow]left: {event.message}[/]")
         elif event.kind == "guest_blocked" and ctid is not None:
             self._task(ctid, 1)
             p.update(self.tasks[ctid], step=f"[yellow]skipped: {event.message}[/]")
@@ -154,6 +163,7 @@ def render_plan(the_plan: Plan) -> None:
 
 
 def _finish(result: RunResult, as_json: bool, verb: str, seconds: float) -> None:
+    code = _exit_code(result)
     if as_json:
         _echo_json(
             {
@@ -163,21 +173,106 @@ def _finish(result: RunResult, as_json: bool, verb: str, seconds: float) -> None
                 "done": result.done,
                 "failed": {str(c): str(e) for c, e in result.failed.items()},
                 "blocked": {str(c): why for c, why in result.blocked.items()},
+                "left": {str(c): why for c, why in result.left.items()},
+                "interrupted": result.interrupted or None,
                 "seconds": round(seconds, 3),
             }
         )
-        if not result.ok:
-            raise typer.Exit(1)
+        if code:
+            raise typer.Exit(code)
         return
     if result.ok:
         console.print(
             f"[green]{verb}: ok[/] ({len(result.done)} guest(s) changed) in {seconds:.1f} s"
         )
         return
+    if result.interrupted:
+        _print_interrupted(result, verb, seconds)
+        raise typer.Exit(code)
     try:
         result.raise_for_failures()
     except PhoenixError as exc:
         fail(str(exc))
+
+
+def _exit_code(result: RunResult) -> int:
+    """0 ok, 130 after SIGINT, 143 after SIGTERM (the shell's 128 + signal), else 1."""
+    if result.ok:
+        return 0
+    if result.interrupted in _SIGNALS:
+        return 128 + int(_SIGNALS[result.interrupted])
+    return 1
+
+
+def _print_interrupted(result: RunResult, verb: str, seconds: float) -> None:
+    """What was done and what was left, so the operator knows where the lab stands."""
+    err_console.print(
+        f"{verb}: interrupted by {result.interrupted} after {seconds:.1f} s",
+        style="yellow",
+        markup=False,
+        highlight=False,
+    )
+    done = " ".join(map(str, result.done)) or "none"
+    err_console.print(f"  done: {done}", markup=False, highlight=False)
+    for ctid, why in sorted(result.left.items()):
+        err_console.print(f"  left: {ctid}: {why}", markup=False, highlight=False)
+    for ctid, exc in sorted(result.failed.items()):
+        err_console.print(f"  failed: {ctid}: {exc}", markup=False, highlight=False)
+    for ctid, why in sorted(result.blocked.items()):
+        err_console.print(f"  blocked: {ctid}: {why}", markup=False, highlight=False)
+    err_console.print("run the same command again to resume", markup=False, highlight=False)
+
+
+_SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
+
+
+@contextmanager
+def _stop_on_signals(as_json: bool) -> Iterator[StopRequest]:
+    """SIGINT/SIGTERM ask the run to stop: no new step starts, running ones end, the
+    result is printed. A second signal ends the process at once (the journal and the
+    driver's atomic steps make that safe too: the next run resumes)."""
+    stop = StopRequest()
+
+    def handler(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            os._exit(128 + signum)
+        stop.set(name)
+        if not as_json:
+            err_console.print(
+                f"{name}: finishing the running steps, starting no more "
+                "(send it again to stop at once)",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
+
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signals are only delivered to the main thread (library/test use)
+        return
+    old = {sig: signal.signal(sig, handler) for sig in _SIGNALS.values()}
+    try:
+        yield stop
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def _run_failed(message: str, as_json: bool) -> NoReturn:
+    """A run that could not start or ended with an error: one line (and, for scripts, a
+    JSON result so `--json` output always ends with one)."""
+    if as_json:
+        with suppress(BrokenPipeError):
+            _echo_json({"event": "result", "ok": False, "error": message})
+    fail(message)
+
+
+def _output_closed() -> NoReturn:
+    """stdout went away (`phoenix converge --json | head`): the run was stopped by its
+    reporter; say so on stderr and keep Python from complaining again at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    fail("output closed (broken pipe): the run stopped; run the same command again to resume")
 
 
 def _setup(ctx: typer.Context, ids: list[str] | None) -> tuple[Inventory, list[int] | None]:
@@ -228,14 +323,18 @@ def _converge(
     if not as_json:
         _note_unapplied(inventory, ids)
 
-    def body(reporter: Reporter) -> RunResult:
-        return converge_run(inventory, driver, ids, options, reporter).result
-
     started = time.monotonic()
-    try:
-        result = _run_with_progress(inventory, as_json, body)
-    except PhoenixError as exc:
-        fail(str(exc))
+    with _stop_on_signals(as_json) as stop:
+
+        def body(reporter: Reporter) -> RunResult:
+            return converge_run(inventory, driver, ids, options, reporter, stop=stop).result
+
+        try:
+            result = _run_with_progress(inventory, as_json, body)
+        except BrokenPipeError:
+            _output_closed()
+        except PhoenixError as exc:
+            _run_failed(str(exc), as_json)
     _finish(result, as_json, verb, time.monotonic() - started)
 
 
@@ -343,13 +442,18 @@ def _power(ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str
     targets = selected if selected is not None else sorted(inventory.guests)
     driver = _driver(ctx, inventory)
     started = time.monotonic()
-    try:
-        the_plan = power_plan(inventory, driver, targets, action)
-        result = _run_with_progress(
-            inventory, as_json, lambda reporter: run_plan(inventory, driver, the_plan, reporter)
-        )
-    except PhoenixError as exc:
-        fail(str(exc))
+    with _stop_on_signals(as_json) as stop:
+        try:
+            the_plan = power_plan(inventory, driver, targets, action)
+            result = _run_with_progress(
+                inventory,
+                as_json,
+                lambda reporter: run_plan(inventory, driver, the_plan, reporter, stop=stop),
+            )
+        except BrokenPipeError:
+            _output_closed()
+        except PhoenixError as exc:
+            _run_failed(str(exc), as_json)
     _finish(result, as_json, action, time.monotonic() - started)
 
 

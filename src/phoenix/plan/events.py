@@ -19,9 +19,11 @@ EventKind = Literal[
     "step_done",
     "step_skipped",
     "step_failed",
+    "step_left",
     "guest_done",
     "guest_failed",
     "guest_blocked",
+    "guest_left",
     "run_done",
 ]
 

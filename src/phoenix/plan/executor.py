@@ -1,23 +1,30 @@
 """The executor: runs a Plan under the host lock, journaling every step.
 
-Guests run in parallel (bounded thread pool) as soon as everything they need is done. A
-guest's work is split at its `start` step: the part before (create/clone/configure) only
-waits for its needs; the part from `start` on also waits until every guest with a lower
-boot rank has started, so starts follow boot order. The boot rank of a guest is the
-highest `boot_order` among itself and everything it needs (a guest cannot start before
-what it needs), which keeps the waits free of cycles. A failed guest fails only itself and
-the guests that need it; the others carry on.
+Each guest's steps are cut into parts that a `graphlib.TopologicalSorter` orders:
+
+    pre    create/clone/configure...   after every guest it needs is finished
+    start  its `start` step            also after every guest of a lower boot rank started
+    rest   recipes, checks, snapshots  after its own start
+
+The boot rank of a guest is the highest `boot_order` among itself and everything it needs
+(a guest cannot start before what it needs), so the graph has no cycle. Ready parts run
+on a bounded thread pool; the loop waits with `concurrent.futures.wait(FIRST_COMPLETED)`
+and reads every `future.result()`, so an exception in a worker or a reporter is never
+lost: it stops the run and is raised once running parts ended (the lock is released on
+the way out). A failed guest fails itself and blocks the guests that need it; the others
+carry on. A stop request (SIGINT/SIGTERM) launches nothing more: parts that run end at
+their current step, and what was left is listed in the result.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
 from pathlib import Path
+from typing import Literal
 
 from phoenix.drivers.base import Driver
 from phoenix.errors import DriverError, PhoenixError, PlanError
@@ -27,37 +34,47 @@ from phoenix.plan.health import run_health_check
 from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
 from phoenix.plan.model import GuestPlan, Plan, Step
+from phoenix.plan.stop import Interrupted, StopRequest
 from phoenix.recipes.runner import is_applied, marker_name, read_markers, run_bundle
+
+Part = Literal["pre", "start", "rest"]
+Node = tuple[int, Part]
 
 
 @dataclass
 class RunResult:
-    """What a run did: guests finished, failed (with the error), blocked by a failure."""
+    """What a run did: guests finished, failed (with the error), blocked by a failure,
+    left undone because the run was stopped (`interrupted` names why: SIGINT, SIGTERM)."""
 
     run_id: str
     done: list[int] = field(default_factory=list)
     failed: dict[int, PhoenixError] = field(default_factory=dict)
     blocked: dict[int, str] = field(default_factory=dict)
+    left: dict[int, str] = field(default_factory=dict)
+    interrupted: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.blocked
+        return not self.failed and not self.blocked and not self.left and not self.interrupted
 
     def raise_for_failures(self) -> None:
         """Raise the single failure as is, or one PhoenixError naming every failure."""
         if self.ok:
             return
-        if len(self.failed) == 1 and not self.blocked:
+        if len(self.failed) == 1 and not self.blocked and not self.left:
             raise next(iter(self.failed.values()))
         lines = [
             str(e) if str(e).startswith(f"guest {c}") else f"guest {c}: {e}"
             for c, e in sorted(self.failed.items())
         ]
         lines += [f"guest {c}: not converged: {why}" for c, why in sorted(self.blocked.items())]
-        raise PhoenixError(
-            f"{len(self.failed)} guest(s) failed, {len(self.blocked)} blocked "
-            f"(journal run {self.run_id}):\n" + "\n".join(lines)
-        )
+        lines += [
+            f"guest {c}: left for the next run: {why}" for c, why in sorted(self.left.items())
+        ]
+        head = f"{len(self.failed)} guest(s) failed, {len(self.blocked)} blocked"
+        if self.interrupted:
+            head = f"interrupted by {self.interrupted}: {len(self.left)} guest(s) left, " + head
+        raise PhoenixError(f"{head} (journal run {self.run_id}):\n" + "\n".join(lines))
 
 
 class _GuestRun:
@@ -66,10 +83,50 @@ class _GuestRun:
     def __init__(self, gp: GuestPlan) -> None:
         self.plan = gp
         first_start = next((i for i, s in enumerate(gp.steps) if s.kind == "start"), None)
-        self.split = len(gp.steps) if first_start is None else first_start
         self.has_start = first_start is not None
+        # [begin, end) of each part's steps
+        if first_start is None:
+            self.parts: dict[Part, tuple[int, int]] = {"pre": (0, len(gp.steps))}
+        else:
+            self.parts = {
+                "pre": (0, first_start),
+                "start": (first_start, first_start + 1),
+                "rest": (first_start + 1, len(gp.steps)),
+            }
         self.markers: dict[str, str] | None = None
         self.index = 0
+        self.began = False
+
+    @property
+    def last(self) -> Node:
+        return (self.plan.ctid, "rest" if self.has_start else "pre")
+
+    def next_step(self) -> str:
+        steps = self.plan.steps
+        return steps[self.index].detail if self.index < len(steps) else "its last step"
+
+
+def boot_ranks(plan: Plan) -> dict[int, int]:
+    """ctid -> highest boot_order among the guest and everything it needs."""
+    rank: dict[int, int] = {}
+    for gp in plan.guests:  # creation order: needs come first
+        rank[gp.ctid] = max([gp.boot_order, *(rank.get(n, 0) for n in gp.needs)])
+    return rank
+
+
+def part_graph(plan: Plan, runs: dict[int, _GuestRun]) -> TopologicalSorter[Node]:
+    """The parts of every guest with steps and what each waits for (module docstring)."""
+    rank = boot_ranks(plan)
+    sorter: TopologicalSorter[Node] = TopologicalSorter()
+    starters = [c for c, r in runs.items() if r.has_start]
+    start: Part = "start"
+    for ctid, run in runs.items():
+        sorter.add((ctid, "pre"), *(runs[n].last for n in run.plan.needs if n in runs))
+        if run.has_start:
+            lower = [(c, start) for c in starters if rank[c] < rank[ctid]]
+            sorter.add((ctid, "start"), (ctid, "pre"), *lower)
+            sorter.add((ctid, "rest"), (ctid, "start"))
+    return sorter
 
 
 class Executor:
@@ -83,6 +140,7 @@ class Executor:
         reporter: Reporter = null_reporter,
         parallel: int = 4,
         sleep: Callable[[float], None] = time.sleep,
+        stop: StopRequest | None = None,
     ) -> None:
         self.inventory = inventory
         self.driver = driver
@@ -90,6 +148,7 @@ class Executor:
         self.reporter = reporter
         self.parallel = max(1, parallel)
         self.sleep = sleep
+        self.stop = stop or StopRequest()
 
     # -- entry points ----------------------------------------------------------------
 
@@ -103,7 +162,36 @@ class Executor:
     def _run(self, plan: Plan, journal: Journal | None) -> RunResult:
         journal = journal or Journal(self.state_dir)
         result = RunResult(journal.run_id)
+        work = [gp for gp in plan.guests if gp.steps]
+        self._resolve_inflight(plan, journal)
+        self.reporter(
+            Event("run_started", message=f"{len(work)} guest(s) to change", total=len(work))
+        )
+        if plan.sequential:
+            self._run_sequential(work, journal, result)
+        else:
+            self._run_graph(plan, work, journal, result)
+        if self.stop.is_set():
+            result.interrupted = self.stop.reason
+        self.reporter(Event("run_done", message=_verdict(result), total=len(work)))
+        return result
+
+    def _resolve_inflight(self, plan: Plan, journal: Journal) -> None:
+        """Steps an earlier run left unfinished, checked against what was observed: a guest
+        this plan leaves alone is as it should be (the entry is stale and goes); a guest it
+        changes is resumed from its observed state (told once, by a converge); others are
+        not in scope. Any entry goes once its guest's next step completes."""
+        in_plan = {gp.ctid: gp for gp in plan.guests}
+        stale = []
         for ctid, info in sorted(Journal.read_inflight(self.state_dir).items()):
+            gp = in_plan.get(ctid)
+            if gp is None:
+                continue
+            if not gp.steps:
+                stale.append(ctid)
+                continue
+            if plan.action != "converge":  # start/stop/delete do not resume a converge
+                continue
             self.reporter(
                 Event(
                     "resume",
@@ -114,114 +202,98 @@ class Executor:
                     "resuming from the observed state",
                 )
             )
-        work = [gp for gp in plan.guests if gp.steps]
-        self.reporter(
-            Event("run_started", message=f"{len(work)} guest(s) to change", total=len(work))
-        )
-        if plan.sequential:
-            self._run_sequential(work, journal, result)
-        else:
-            self._run_parallel(plan, work, journal, result)
-        self.reporter(Event("run_done", message="ok" if result.ok else "failed", total=len(work)))
-        return result
+        if stale:
+            journal.resolve(stale)
 
     # -- scheduling ------------------------------------------------------------------
 
     def _run_sequential(self, work: list[GuestPlan], journal: Journal, result: RunResult) -> None:
         for gp in work:
-            if result.failed:
-                result.blocked[gp.ctid] = "an earlier guest failed"
-                self.reporter(Event("guest_blocked", gp.ctid, message="an earlier guest failed"))
-                continue
             run = _GuestRun(gp)
-            self._guest_started(gp)
-            error = self._steps(run, len(gp.steps), journal)
+            if self.stop.is_set():
+                self._left(run, result)
+                continue
+            if result.failed:
+                self._blocked(gp.ctid, "an earlier guest failed", result)
+                continue
+            try:
+                error = self._part(run, (0, len(gp.steps)), journal)
+            except Interrupted:
+                self._left(run, result)
+                continue
             self._guest_finished(run, error, result)
 
-    def _run_parallel(
+    def _run_graph(
         self, plan: Plan, work: list[GuestPlan], journal: Journal, result: RunResult
     ) -> None:
         runs = {gp.ctid: _GuestRun(gp) for gp in work}
-        rank: dict[int, int] = {}
-        for gp in plan.guests:  # creation order: needs come first
-            rank[gp.ctid] = max([gp.boot_order, *(rank.get(n, 0) for n in gp.needs)])
-        unstarted = Counter(rank[c] for c, r in runs.items() if r.has_start)
-        cond = threading.Condition()
-        finished: set[int] = {gp.ctid for gp in plan.guests if not gp.steps}
-        bad: set[int] = set()
-        queued: set[int] = set()  # pre part submitted
-        post_queued: set[int] = set()
-        pre_done: set[int] = set()
-
-        def mark_started(ctid: int) -> None:
-            with cond:
-                if ctid in runs and runs[ctid].has_start and ctid not in started_set:
-                    started_set.add(ctid)
-                    unstarted[rank[ctid]] -= 1
-                cond.notify_all()
-
-        started_set: set[int] = set()
-
-        def pre(ctid: int) -> None:
-            run = runs[ctid]
-            self._guest_started(run.plan)
-            error = self._steps(run, run.split, journal)
-            with cond:
-                if error is not None or not run.has_start:
-                    self._guest_finished(run, error, result)
-                    (bad if error is not None else finished).add(ctid)
-                    if run.has_start and ctid not in started_set:
-                        started_set.add(ctid)
-                        unstarted[rank[ctid]] -= 1
-                else:
-                    pre_done.add(ctid)
-                cond.notify_all()
-
-        def post(ctid: int) -> None:
-            run = runs[ctid]
-            error = self._steps(run, len(run.plan.steps), journal, on_start=mark_started)
-            mark_started(ctid)
-            with cond:
-                self._guest_finished(run, error, result)
-                (bad if error is not None else finished).add(ctid)
-                cond.notify_all()
-
-        def lowest_unstarted() -> int | None:
-            ranks = [r for r, n in unstarted.items() if n > 0]
-            return min(ranks) if ranks else None
-
-        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="phoenix")
-        with pool, cond:
-            while len(finished) + len(bad) < len(plan.guests):
-                progressed = False
-                for ctid, run in runs.items():
-                    if ctid in queued or ctid in bad:
-                        continue
-                    failed_needs = [n for n in run.plan.needs if n in bad]
-                    if failed_needs:
-                        why = "needs " + ", ".join(map(str, failed_needs)) + ", which failed"
+        sorter = part_graph(plan, runs)
+        sorter.prepare()
+        rank = boot_ranks(plan)
+        bad: set[int] = set()  # failed, blocked or left: its later parts do not run
+        ready: list[Node] = []
+        running: dict[Future[PhoenixError | None], Node] = {}
+        crash: BaseException | None = None
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="phoenix") as pool:
+            while sorter.is_active():
+                ready.extend(sorter.get_ready())
+                ready.sort(key=lambda n: (rank[n[0]], n[0]))
+                settled = 0  # parts marked done without running (their dependents may be ready)
+                while ready and (len(running) < self.parallel or self.stop.is_set()):
+                    node = ready.pop(0)
+                    ctid, part = node
+                    run = runs[ctid]
+                    if ctid in bad:
+                        pass
+                    elif self.stop.is_set():
+                        self._left(run, result)
                         bad.add(ctid)
-                        result.blocked[ctid] = why
-                        if run.has_start:
-                            started_set.add(ctid)
-                            unstarted[rank[ctid]] -= 1
-                        self.reporter(Event("guest_blocked", ctid, message=why))
-                        progressed = True
-                    elif all(n in finished for n in run.plan.needs):
-                        queued.add(ctid)
-                        pool.submit(pre, ctid)
-                low = lowest_unstarted()
-                for ctid in sorted(pre_done - post_queued, key=lambda c: (rank[c], c)):
-                    if low is None or rank[ctid] <= low:
-                        post_queued.add(ctid)
-                        pool.submit(post, ctid)
-                if not progressed:
-                    cond.wait(timeout=1.0)
+                    elif failed := [n for n in run.plan.needs if n in bad]:
+                        why = "needs " + ", ".join(map(str, failed)) + ", which did not converge"
+                        self._blocked(ctid, why, result)
+                        bad.add(ctid)
+                    else:
+                        future = pool.submit(self._part, run, run.parts[part], journal)
+                        running[future] = node
+                        continue
+                    sorter.done(node)
+                    settled += 1
+                if not running:
+                    if not settled:  # pragma: no cover - a bug in the graph
+                        raise PlanError("executor: nothing runs and nothing is ready")
+                    continue
+                finished, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    node = running.pop(future)
+                    run = runs[node[0]]
+                    try:
+                        error = future.result()
+                        if node == run.last or error is not None:
+                            self._guest_finished(run, error, result)
+                        if error is not None:
+                            bad.add(node[0])
+                    except Interrupted:
+                        self._left(run, result)
+                        bad.add(node[0])
+                    except BaseException as exc:  # a bug or a broken reporter: stop all
+                        bad.add(node[0])
+                        if crash is None:
+                            crash = exc
+                            self.stop.set(f"an error ({exc!r})")
+                    sorter.done(node)
+        if crash is not None:
+            raise crash
 
     # -- guests and steps ------------------------------------------------------------
 
-    def _guest_started(self, gp: GuestPlan) -> None:
-        self.reporter(Event("guest_started", gp.ctid, message=gp.name, total=len(gp.steps)))
+    def _left(self, run: _GuestRun, result: RunResult) -> None:
+        why = "stopped before " + run.next_step() if run.began else "not started"
+        result.left[run.plan.ctid] = why
+        self.reporter(Event("guest_left", run.plan.ctid, message=why))
+
+    def _blocked(self, ctid: int, why: str, result: RunResult) -> None:
+        result.blocked[ctid] = why
+        self.reporter(Event("guest_blocked", ctid, message=why))
 
     def _guest_finished(
         self, run: _GuestRun, error: PhoenixError | None, result: RunResult
@@ -234,40 +306,43 @@ class Executor:
             result.failed[ctid] = error
             self.reporter(Event("guest_failed", ctid, message=str(error)))
 
-    def _steps(
-        self,
-        run: _GuestRun,
-        until: int,
-        journal: Journal,
-        on_start: Callable[[int], None] | None = None,
-    ) -> PhoenixError | None:
-        """Run steps [run.index, until); the first error stops the guest and is returned."""
+    def _part(self, run: _GuestRun, span: tuple[int, int], journal: Journal) -> PhoenixError | None:
+        """Run steps [begin, end); the first error stops the guest and is returned.
+        Raises Interrupted when a stop was requested before a step (or during one)."""
         steps = run.plan.steps
-        while run.index < until:
+        run.index = span[0]
+        if not run.began:
+            run.began = True
+            gp = run.plan
+            self.reporter(Event("guest_started", gp.ctid, message=gp.name, total=len(gp.steps)))
+        while run.index < span[1]:
+            if self.stop.is_set():
+                raise Interrupted(run.next_step())
             step = steps[run.index]
-            run.index += 1
             event_args = (step.ctid, step.describe(), step.kind)
-            self.reporter(Event("step_started", *event_args, index=run.index, total=len(steps)))
+            self.reporter(Event("step_started", *event_args, index=run.index + 1, total=len(steps)))
             journal.started(step)
             try:
                 skipped = self._step(run, step)
+            except Interrupted:
+                self.reporter(Event("step_left", *event_args, message="stopped; resumes next run"))
+                raise
             except PhoenixError as exc:
                 journal.failed(step, str(exc))
                 self.reporter(Event("step_failed", *event_args, message=str(exc)))
                 return exc
             except Exception as exc:  # a bug must not leave other guests half-done
                 error = DriverError(f"guest {step.ctid}: {step.detail}: unexpected {exc!r}")
-                journal.failed(step, str(error))
+                journal.failed(step, str(error), traceback=True)
                 self.reporter(Event("step_failed", *event_args, message=str(error)))
                 return error
+            run.index += 1
             if skipped:
                 journal.skipped(step)
                 self.reporter(Event("step_skipped", *event_args, message="already applied"))
             else:
                 journal.done(step)
                 self.reporter(Event("step_done", *event_args, index=run.index, total=len(steps)))
-            if step.kind == "start" and on_start is not None:
-                on_start(step.ctid)
         return None
 
     def _snapshot(self, ctid: int, name: str) -> None:
@@ -329,3 +404,9 @@ class Executor:
         else:  # pragma: no cover - StepKind is closed
             raise PlanError(f"unknown step kind {step.kind!r}")
         return False
+
+
+def _verdict(result: RunResult) -> str:
+    if result.interrupted:
+        return f"interrupted by {result.interrupted}"
+    return "ok" if result.ok else "failed"

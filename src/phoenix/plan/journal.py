@@ -15,6 +15,7 @@ import json
 import os
 import threading
 import time
+import traceback as tb
 import uuid
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ class Journal:
         tmp.write_text(json.dumps({str(k): v for k, v in sorted(data.items())}, indent=1))
         os.replace(tmp, self.inflight_path)
 
-    def _record(self, step: Step, status: str, error: str | None = None) -> None:
+    def _record(
+        self, step: Step, status: str, error: str | None = None, trace: str | None = None
+    ) -> None:
         record: dict[str, Any] = {
             "run": self.run_id,
             "time": round(time.time(), 3),
@@ -79,6 +82,8 @@ class Journal:
             record["digest"] = step.digest
         if error:
             record["error"] = error[-2000:]
+        if trace:
+            record["traceback"] = trace[-8000:]
         with self._lock:
             self._append(record)
             inflight = self.read_inflight(self.dir.parent)
@@ -110,8 +115,20 @@ class Journal:
     def skipped(self, step: Step) -> None:
         self._record(step, "skipped")
 
-    def failed(self, step: Step, error: str) -> None:
-        self._record(step, "failed", error)
+    def failed(self, step: Step, error: str, traceback: bool = False) -> None:
+        """Record a failure; `traceback` keeps the current exception's traceback (a bug's
+        evidence belongs in the journal, the operator sees one line)."""
+        self._record(step, "failed", error, tb.format_exc() if traceback else None)
+
+    def resolve(self, ctids: list[int]) -> None:
+        """Drop unfinished-step entries that observation showed to be settled (the guest
+        needs nothing, or is gone after a delete)."""
+        with self._lock:
+            inflight = self.read_inflight(self.dir.parent)
+            if any(c in inflight for c in ctids):
+                for ctid in ctids:
+                    inflight.pop(ctid, None)
+                self._write_inflight(inflight)
 
     def records(self) -> list[dict[str, Any]]:
         try:

@@ -20,6 +20,7 @@ from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
 from phoenix.plan.model import GuestPlan, Plan, Step
 from phoenix.plan.planner import Planner, PlanOptions
+from phoenix.plan.stop import StopRequest
 
 
 @dataclass
@@ -36,6 +37,7 @@ def converge(
     reporter: Reporter = null_reporter,
     state_dir: Path | None = None,
     parallel: int | None = None,
+    stop: StopRequest | None = None,
 ) -> Outcome:
     """Lock the host, plan from observed state (and the journal), execute."""
     state = state_dir or inventory.state_dir
@@ -49,6 +51,7 @@ def converge(
             state,
             reporter,
             parallel or inventory.hypervisor.phoenix.parallel,
+            stop=stop,
         )
         return Outcome(the_plan, executor.run(the_plan, take_lock=False))
 
@@ -111,7 +114,10 @@ def run_plan(
     plan_: Plan,
     reporter: Reporter = null_reporter,
     state_dir: Path | None = None,
+    stop: StopRequest | None = None,
 ) -> RunResult:
     state = state_dir or inventory.state_dir
-    executor = Executor(inventory, driver, state, reporter, inventory.hypervisor.phoenix.parallel)
+    executor = Executor(
+        inventory, driver, state, reporter, inventory.hypervisor.phoenix.parallel, stop=stop
+    )
     return executor.run(plan_)

@@ -1,4 +1,4 @@
-"""Run commands on this machine with subprocess (no shell)."""
+"""Run commands on this machine with subprocess (no shell), each in its own session."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ class LocalRunner:
                 env=full_env,
                 timeout=timeout,
                 check=False,
+                # Its own session: a Ctrl-C in the terminal goes to Phoenix, which lets the
+                # running step end cleanly, instead of killing it half-way (tar, lxc-attach).
+                start_new_session=True,
             )
         except FileNotFoundError as exc:
             raise CommandFailed(argv, 127, "", f"{argv[0]}: command not found") from exc

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +14,7 @@ from typer.testing import CliRunner
 from phoenix.cli import lifecycle_cmds
 from phoenix.cli.app import app
 from phoenix.drivers.base import ExecResult
+from phoenix.plan.lock import host_lock
 
 from .conftest import Lab
 
@@ -100,3 +103,48 @@ def test_stop_start_restart_delete(cli_lab: Lab) -> None:
 def test_unknown_guest_id(cli_lab: Lab) -> None:
     result = run(cli_lab, "converge", "555")
     assert result.exit_code == 1 and "guest 555 is not in the inventory" in result.output
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_the_run_prints_the_result_and_exits_128_plus_it(
+    cli_lab: Lab, sig: signal.Signals, code: int
+) -> None:
+    def hook(op: str, ctid: int) -> None:
+        if op == "create" and ctid == 900:
+            os.kill(os.getpid(), sig)  # delivered to the main thread, as from a terminal
+
+    cli_lab.driver.on_mutate = hook
+    result = run(cli_lab, "converge", "--json")
+    assert result.exit_code == code, result.output
+    last = json_lines(result.output)[-1]
+    assert last["event"] == "result" and last["ok"] is False
+    assert last["interrupted"] == sig.name
+    assert "900" in last["left"] and "101" in last["left"]
+    # the create that was running finished; the next run converges, the one after is idle
+    assert 900 in cli_lab.driver.guests
+    cli_lab.driver.on_mutate = None
+    assert run(cli_lab, "converge").exit_code == 0
+    assert json.loads(run(cli_lab, "plan", "--json").output)["up_to_date"] is True
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_a_signal_in_text_mode_says_what_was_done_and_left(cli_lab: Lab) -> None:
+    def hook(op: str, ctid: int) -> None:
+        if op == "start" and ctid == 102:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    cli_lab.driver.on_mutate = hook
+    result = run(cli_lab, "converge", "102")
+    assert result.exit_code == 130
+    assert "interrupted by SIGINT" in result.output
+    assert "left: 102: stopped before" in result.output
+    assert "run the same command again to resume" in result.output
+
+
+def test_a_run_refused_by_the_lock_still_ends_json_output_with_a_result(cli_lab: Lab) -> None:
+    with host_lock(cli_lab.state):
+        result = run(cli_lab, "converge", "--json")
+    assert result.exit_code == 1
+    last = json_lines(result.output)[-1]
+    assert last == {"event": "result", "ok": False, "error": last["error"]}
+    assert "another phoenix run holds the host lock" in last["error"]

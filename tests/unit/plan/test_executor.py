@@ -8,9 +8,14 @@ from typing import Any
 
 import pytest
 
-from phoenix.errors import LockBusy, PlanError
+from phoenix.drivers.base import ExecResult
+from phoenix.errors import DriverError, LockBusy, PlanError
+from phoenix.plan.events import CollectingReporter, Event
+from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
-from phoenix.plan.run import power_plan
+from phoenix.plan.model import Step
+from phoenix.plan.run import converge, power_plan, run_plan
+from phoenix.plan.stop import StopRequest
 
 from .conftest import Lab, guest
 
@@ -128,3 +133,142 @@ def test_starting_a_guest_that_does_not_exist_says_how_to_create_it(
     ):
         power_plan(env.inventory, env.driver, [102], "start")
     assert power_plan(env.inventory, env.driver, [102], "stop").guests[0].steps == ()
+
+
+class _Boom(Exception):
+    """Stands for a broken pipe in a reporter (`phoenix converge --json | head`)."""
+
+
+def _raising_reporter(kind: str, collect: CollectingReporter) -> Callable[[Event], None]:
+    def reporter(event: Event) -> None:
+        collect(event)
+        if event.kind == kind:
+            raise _Boom(kind)
+
+    return reporter
+
+
+@pytest.mark.parametrize("kind", ["guest_done", "step_done", "step_started", "guest_blocked"])
+def test_a_reporter_that_raises_ends_the_run_with_its_error_and_frees_the_lock(
+    make_lab: Callable[..., Lab], kind: str
+) -> None:
+    env = make_lab()
+    if kind == "guest_blocked":  # 900 fails, so 101 is blocked and its report raises
+        env.driver.script_handler = lambda c, s, e, f: ExecResult(1, "no\n", "")
+    collect = CollectingReporter()
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            reporter = _raising_reporter(kind, collect)
+            converge(env.inventory, env.driver, None, None, reporter, parallel=1)
+        except BaseException as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=20)
+    assert not thread.is_alive(), "the run hangs after its reporter raised"
+    assert len(result) == 1 and isinstance(result[0], _Boom), result
+    with host_lock(env.state):  # released: taking it does not raise LockBusy
+        pass
+    # nothing new was launched after the failure: no guest started after the raise
+    raised_at = next(i for i, e in enumerate(collect.events) if e.kind == kind)
+    later = [e for e in collect.events[raised_at + 1 :] if e.kind == "guest_started"]
+    assert later == []
+
+
+def test_a_worker_bug_is_one_guests_failure_with_the_traceback_in_the_journal(
+    make_lab: Callable[..., Lab],
+) -> None:
+    env = make_lab(independent(2))
+
+    def hook(op: str, ctid: int) -> None:
+        if op == "create" and ctid == 200:
+            raise KeyError("bug")
+
+    env.driver.on_mutate = hook
+    outcome = env.converge()
+    assert set(outcome.result.failed) == {200}
+    assert outcome.result.done == [201]
+    assert "unexpected KeyError('bug')" in str(outcome.result.failed[200])
+    records = Journal(env.state, outcome.result.run_id).records()
+    failed = [r for r in records if r["status"] == "failed"]
+    assert "Traceback" in failed[0]["traceback"] and "KeyError" in failed[0]["traceback"]
+
+
+def test_dependents_of_a_failure_are_blocked_transitively(
+    make_lab: Callable[..., Lab],
+) -> None:
+    guests = {
+        "501": guest("phxt-a", 51),
+        "502": guest("phxt-b", 52, dependencies=["501"]),
+        "503": guest("phxt-c", 53, dependencies=["502"]),
+        "504": guest("phxt-d", 54),
+    }
+    env = make_lab(guests)
+
+    def hook(op: str, ctid: int) -> None:
+        if op == "start" and ctid == 501:
+            raise DriverError("501 does not boot")
+
+    env.driver.on_mutate = hook
+    outcome = env.converge()
+    assert set(outcome.result.failed) == {501}
+    assert set(outcome.result.blocked) == {502, 503}
+    assert outcome.result.done == [504]
+    assert 502 not in env.driver.guests and 503 not in env.driver.guests
+
+
+def test_a_stop_request_launches_nothing_more_and_lists_what_was_left(
+    make_lab: Callable[..., Lab],
+) -> None:
+    env = make_lab(independent(3))
+    stop = StopRequest()
+
+    def hook(op: str, ctid: int) -> None:
+        if op == "start" and ctid == 200:
+            stop.set("SIGINT")
+
+    env.driver.on_mutate = hook
+    collect = CollectingReporter()
+    outcome = converge(env.inventory, env.driver, None, None, collect, parallel=1, stop=stop)
+    result = outcome.result
+    assert result.interrupted == "SIGINT" and not result.ok
+    # the running step (start of 200) ended; nothing else was launched
+    assert [e.op for e in env.driver.timeline if e.ctid == 200] == ["create", "start"]
+    assert {e.ctid for e in env.driver.timeline} == {200}
+    assert set(result.left) == {200, 201, 202}
+    assert result.left[201] == "not started"
+    assert result.left[200].startswith("stopped before")
+    assert collect.kinds()[-1] == "run_done"
+    # the next run finishes the work, and the one after changes nothing
+    assert env.converge().result.ok
+    assert env.converge().plan.up_to_date
+
+
+def test_a_stop_request_in_a_sequential_plan(make_lab: Callable[..., Lab]) -> None:
+    env = make_lab(independent(3))
+    assert env.converge().result.ok
+    stop = StopRequest()
+
+    def hook(op: str, ctid: int) -> None:
+        stop.set("SIGTERM")
+
+    env.driver.on_mutate = hook
+    the_plan = power_plan(env.inventory, env.driver, [200, 201, 202], "delete")
+    result = run_plan(env.inventory, env.driver, the_plan, stop=stop)
+    assert result.interrupted == "SIGTERM"
+    assert len(result.done) == 1 and len(result.left) == 2
+
+
+def test_stale_inflight_entries_are_resolved_not_reported(make_lab: Callable[..., Lab]) -> None:
+    env = make_lab(independent(2))
+    assert env.converge().result.ok
+    journal = Journal(env.state)
+    journal.started(Step(200, "start", "start"))  # a run killed during a start that finished
+    collect = CollectingReporter()
+    the_plan = power_plan(env.inventory, env.driver, [200, 201], "delete")
+    run_plan(env.inventory, env.driver, the_plan, collect)
+    assert "resume" not in collect.kinds()
+    assert Journal.read_inflight(env.state) == {}
