@@ -313,8 +313,9 @@ _ADDR = re.compile(r"^(?:https?://)?(\d{1,3}(?:\.\d{1,3}){3})(?::(\d+))?(?:/.*)?
 def _targets(directives: Sequence[Directive], inventory: Inventory) -> list[Finding]:
     by_ip: dict[str, int] = {}
     for guest_id, guest in inventory.guests.items():
-        if guest.network_config is not None:
-            by_ip.setdefault(guest.network_config.address, guest_id)
+        address = guest.network_config.address if guest.network_config else None
+        if address is not None:
+            by_ip.setdefault(address, guest_id)
     out: list[Finding] = []
     for x in _walk(directives):
         upstream_server = x.name == "server" and x.block is None and x.args

@@ -52,7 +52,7 @@ def bridges_from_inventory(inventory: Inventory) -> list[BridgeSpec]:
     found: dict[str, BridgeSpec] = {}
     for ctid, guest in sorted(inventory.guests.items()):
         nc = guest.network_config
-        if nc is None:
+        if nc is None or nc.interface is None:  # DHCP: the bridge's address is not ours to set
             continue
         if nc.gw is None:
             raise SetupError(

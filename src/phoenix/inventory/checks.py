@@ -28,8 +28,9 @@ def _duplicates(inventory: Inventory) -> list[Problem]:
     by_ip: dict[str, list[int]] = defaultdict(list)
     by_mac: dict[str, list[int]] = defaultdict(list)
     for ctid, guest in sorted(inventory.guests.items()):
-        if guest.network_config is not None:
-            by_ip[guest.network_config.address].append(ctid)
+        address = guest.network_config.address if guest.network_config else None
+        if address is not None:
+            by_ip[address].append(ctid)
         if guest.mac_address:
             by_mac[guest.mac_address.upper()].append(ctid)
     for vmid, vm in sorted(inventory.vms.items()):
@@ -67,6 +68,15 @@ def _network(ctid: int, guest: LxcGuest) -> list[Problem]:
     if net is None or net.gw is None:
         return []
     iface = net.interface
+    if iface is None:
+        return [
+            Problem(
+                LXC_FILE,
+                _at(ctid, "network_config", "gw"),
+                "ignored: with 'ip': 'dhcp' the gateway comes from the DHCP server",
+                "warning",
+            )
+        ]
     gw = ipaddress.IPv4Address(net.gw)
     if gw not in iface.network:
         return [
@@ -270,6 +280,15 @@ def _gateway_routes(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Pr
                     LXC_FILE,
                     where,
                     f"route target {target} has no network_config (no IP to route to)",
+                )
+            )
+        elif inventory.guests[target].network_config.dhcp:  # type: ignore[union-attr]
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    where,
+                    f"route target {target} gets its address by DHCP: the gateway needs a "
+                    "static IP to route to",
                 )
             )
     seen_paths: dict[str, int] = {}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,15 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from phoenix.errors import InventoryError
+from phoenix.inventory.jsonfile import (
+    MAX_FILE_BYTES,
+    DuplicateKey,
+    JsonFileError,
+    parse_json,
+    read_regular_file,
+)
 from phoenix.inventory.models import (
+    CTID_TEXT,
     MAX_CTID,
     MIN_CTID,
     HypervisorConfig,
@@ -27,13 +34,12 @@ from phoenix.inventory.models import (
     VmFile,
     VmGuest,
 )
-from phoenix.inventory.problems import Problem, errors, json_path
+from phoenix.inventory.problems import Problem, errors, json_path, unsafe_character
 
 HYPERVISOR_FILE = "phoenix_hypervisor_config.json"
 LXC_FILE = "phoenix_lxc_configs.json"
 VM_FILE = "phoenix_vm_configs.json"
 SYSTEM_CONFIG_DIR = Path("/usr/local/phoenix_hypervisor/etc")
-MAX_FILE_BYTES = 16 * 1024 * 1024
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -88,61 +94,60 @@ def resolve_config_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path("etc")
 
 
-class _DuplicateKey(ValueError):
-    pass
+def _lines(numbers: Sequence[int]) -> str:
+    shown = [str(n) for n in numbers]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _DuplicateKey(key)
-        seen[key] = value
-    return seen
+def _duplicate_problem(shown: str, dup: DuplicateKey) -> Problem:
+    """A repeated key: jq and Python's json use the last value, so it is a warning, except
+    inside a guest's definition when the values differ (which one was meant is a guess)."""
+    where = json_path([*dup.path, dup.key])
+    lines = _lines(dup.lines)
+    in_guest = shown == LXC_FILE and dup.path[:1] == ("lxc_configs",)
+    if in_guest and dup.values_differ:
+        return Problem(
+            shown,
+            where,
+            f"duplicate key {dup.key!r} at lines {lines} with different values: "
+            "keep the one you mean",
+        )
+    same = " (the same value each time)" if not dup.values_differ else ""
+    return Problem(
+        shown,
+        where,
+        f"key {dup.key!r} appears at lines {lines}{same}; the value at line {dup.lines[-1]} "
+        "is used, as the original tool's jq did",
+        "warning",
+    )
 
 
 def read_json(path: Path, shown: str) -> tuple[Any, list[Problem]]:
-    """Parse one JSON file; problems name the line and column of a syntax error."""
+    """Parse one JSON file (a regular file, bounded); problems name the line and column of a
+    syntax error, and the lines of a repeated key."""
     try:
-        size = path.stat().st_size
+        raw = read_regular_file(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         return None, [Problem(shown, "$", f"file not found: {path}")]
-    except OSError as exc:
-        return None, [Problem(shown, "$", f"cannot read {path}: {exc.strerror}")]
-    if path.is_dir():
-        return None, [Problem(shown, "$", f"{path} is a directory, expected a JSON file")]
-    if size > MAX_FILE_BYTES:
-        return None, [Problem(shown, "$", f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")]
+    except JsonFileError as exc:
+        return None, [Problem(shown, "$", str(exc))]
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return None, [Problem(shown, "$", f"not UTF-8 text (byte {exc.start})")]
-    except OSError as exc:
-        return None, [Problem(shown, "$", f"cannot read {path}: {exc.strerror}")]
     if not text.strip():
         return None, [Problem(shown, "$", "file is empty; expected a JSON object")]
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as exc:
-        key = exc.args[0]
-        hits = [m.start() for m in re.finditer(re.escape(json.dumps(key)) + r"\s*:", text)]
-        where = f" at line {text.count(chr(10), 0, hits[1]) + 1}" if len(hits) > 1 else ""
-        return None, [
-            Problem(
-                shown,
-                "$",
-                f"duplicate key {key!r}{where}: each key may appear once in a JSON object",
-            )
-        ]
+        data, duplicates = parse_json(text)
     except json.JSONDecodeError as exc:
         return None, [
             Problem(shown, "$", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
         ]
-    except RecursionError:
-        return None, [Problem(shown, "$", "JSON nested too deeply")]
+    except JsonFileError as exc:
+        return None, [Problem(shown, "$", str(exc))]
     if not isinstance(data, dict):
         return None, [Problem(shown, "$", f"expected a JSON object, got {type(data).__name__}")]
-    return data, []
+    return data, [_duplicate_problem(shown, dup) for dup in duplicates]
 
 
 _EXPECTED = {
@@ -233,9 +238,39 @@ def _unknown_key_warnings(obj: BaseModel, shown: str, loc: list[str | int]) -> l
 
 
 def _ctid_key(key: str) -> int | None:
-    if key.isdigit() and MIN_CTID <= int(key) <= MAX_CTID:
+    if CTID_TEXT.fullmatch(key) and MIN_CTID <= int(key) <= MAX_CTID:
         return int(key)
     return None
+
+
+def _control_characters(data: Any, shown: str) -> list[Problem]:
+    """Every key and string holding a control character, a line or paragraph separator or a
+    bidi override: such text would split a config line, reach a command, or rewrite the
+    terminal that shows it. None of the original tool's inventories has one."""
+    out: list[Problem] = []
+    stack: list[tuple[Any, list[str | int]]] = [(data, [])]
+    while stack:
+        node, loc = stack.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                bad = unsafe_character(key)
+                if bad is not None:
+                    out.append(Problem(shown, json_path([*loc, key]), f"key {_said(bad)}"))
+                stack.append((item, [*loc, key]))
+        elif isinstance(node, list):
+            stack.extend((item, [*loc, i]) for i, item in enumerate(node))
+        elif isinstance(node, str):
+            bad = unsafe_character(node)
+            if bad is not None:
+                out.append(Problem(shown, json_path(loc), f"value {_said(bad)}"))
+    return sorted(out, key=lambda p: p.path)
+
+
+def _said(char: str) -> str:
+    return (
+        f"contains the control character U+{ord(char):04X}: inventory text may not hold line "
+        "breaks, escape sequences or other control characters"
+    )
 
 
 def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
@@ -247,7 +282,7 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
         return None, [Problem(str(config_dir), "$", f"not a directory: {config_dir}")]
 
     hyp_data, found = read_json(config_dir / HYPERVISOR_FILE, HYPERVISOR_FILE)
-    problems += found
+    problems += found + _control_characters(hyp_data, HYPERVISOR_FILE)
     hypervisor: HypervisorConfig | None = None
     if hyp_data is not None:
         hypervisor, found = _validate(HypervisorConfig, hyp_data, HYPERVISOR_FILE)
@@ -258,7 +293,7 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
     guests: dict[int, LxcGuest] = {}
     invalid_ids: set[int] = set()
     lxc_data, found = read_json(config_dir / LXC_FILE, LXC_FILE)
-    problems += found
+    problems += found + _control_characters(lxc_data, LXC_FILE)
     if lxc_data is not None:
         configs = lxc_data.get("lxc_configs")
         top = {k: v for k, v in lxc_data.items() if k != "lxc_configs"}
@@ -302,7 +337,7 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
     vm_path = config_dir / VM_FILE
     if vm_path.exists():
         vm_data, found = read_json(vm_path, VM_FILE)
-        problems += found
+        problems += found + _control_characters(vm_data, VM_FILE)
         if vm_data is not None:
             vm_file, found = _validate(VmFile, vm_data, VM_FILE)
             problems += found

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -29,8 +30,13 @@ from phoenix.inventory.options import canonical_lxc_option, parse_lxc_option, pa
 
 # The original tool's gateway script: a guest naming it runs Phoenix's built-in gateway.
 GATEWAY_COMPAT_SCRIPT = "phoenix_hypervisor_lxc_101.sh"
+# `network_config.ip` of a guest that asks for its address (Proxmox `net0: ...,ip=dhcp`).
+DHCP = "dhcp"
 MIN_CTID = 100
 MAX_CTID = 999_999_999
+# How a CTID is written as text: ASCII digits, no leading zero ("0101", fullwidth or
+# Arabic-Indic digits and "\u00b2" are not 101: str.isdigit() let them replace or crash a guest).
+CTID_TEXT = re.compile(r"[1-9][0-9]{0,8}")
 
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -56,8 +62,8 @@ def _ctid(value: Any) -> int:
         raise ValueError("expected a container id (a number such as 101), got a boolean")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
+    elif isinstance(value, str) and CTID_TEXT.fullmatch(value):
+        number = int(value)
     else:
         raise ValueError(f"expected a container id (a number such as 101), got {value!r}")
     if not MIN_CTID <= number <= MAX_CTID:
@@ -163,7 +169,25 @@ def _gpu_assignment(value: str) -> str:
 def _guest_path(value: str) -> str:
     if not value.startswith("/") or "\n" in value or "\0" in value:
         raise ValueError(f"{value!r} must be an absolute path inside the guest")
+    if "," in value:
+        raise ValueError(f"{value!r}: a ',' would add options to Proxmox's mount point line")
     return value
+
+
+def _host_path(value: str) -> str:
+    if not value.startswith("/") or "\0" in value:
+        raise ValueError(f"{value!r} must be an absolute path on the host")
+    if "," in value:
+        raise ValueError(f"{value!r}: a ',' would add options to Proxmox's mount point line")
+    return value
+
+
+def _nameservers(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise ValueError(f"expected a string or a list of strings, got {value!r}")
 
 
 HostName = Annotated[StrictStr, AfterValidator(_hostname)]
@@ -178,6 +202,7 @@ PctOption = Annotated[StrictStr, AfterValidator(_pct_option)]
 PortSpec = Annotated[str, BeforeValidator(_port_spec)]
 PortMapping = Annotated[StrictStr, AfterValidator(_port_mapping)]
 GuestPath = Annotated[StrictStr, AfterValidator(_guest_path)]
+HostPath = Annotated[StrictStr, AfterValidator(_host_path)]
 Number = StrictInt | float
 
 
@@ -186,14 +211,18 @@ class NetworkConfig(Model):
 
     name: IfName = "eth0"
     bridge: IfName
-    ip: StrictStr = Field(description="Static IPv4 address with prefix, e.g. 10.0.0.153/24")
+    ip: StrictStr = Field(
+        description="Static IPv4 address with prefix, e.g. 10.0.0.153/24, or 'dhcp'"
+    )
     gw: IPv4 | None = Field(default=None, description="Default gateway (inside the subnet)")
 
     @field_validator("ip")
     @classmethod
     def _check_ip(cls, value: str) -> str:
+        if value == DHCP:
+            return value
         if "/" not in value:
-            raise ValueError(f"{value!r} needs a prefix length, e.g. {value}/24")
+            raise ValueError(f"{value!r} needs a prefix length, e.g. {value}/24 (or write 'dhcp')")
         try:
             iface = ipaddress.IPv4Interface(value)
         except ValueError:
@@ -208,12 +237,19 @@ class NetworkConfig(Model):
         return str(iface)
 
     @property
-    def interface(self) -> ipaddress.IPv4Interface:
-        return ipaddress.IPv4Interface(self.ip)
+    def dhcp(self) -> bool:
+        return self.ip == DHCP
 
     @property
-    def address(self) -> str:
-        return str(self.interface.ip)
+    def interface(self) -> ipaddress.IPv4Interface | None:
+        """The static address with its subnet; None with DHCP."""
+        return None if self.dhcp else ipaddress.IPv4Interface(self.ip)
+
+    @property
+    def address(self) -> str | None:
+        """The static address; None with DHCP (not known before the guest runs)."""
+        iface = self.interface
+        return None if iface is None else str(iface.ip)
 
 
 class FirewallRuleModel(Model):
@@ -259,11 +295,14 @@ class Volume(Model):
 
 
 class MountPoint(Model):
-    """A host path bind-mounted into the guest."""
+    """A host path bind-mounted into the guest (Proxmox `mpN: HOST,mp=CONTAINER`), written
+    as the original tool did (`container_path`); `guest_path` is accepted too."""
 
-    host_path: StrictStr = Field(min_length=1)
-    guest_path: GuestPath
+    host_path: HostPath
+    container_path: GuestPath = Field(validation_alias=AliasChoices("container_path", "guest_path"))
     read_only: StrictBool = False
+    owner_uid: StrictInt | None = Field(default=None, ge=0, le=4_294_967_294)
+    owner_gid: StrictInt | None = Field(default=None, ge=0, le=4_294_967_294)
 
 
 class VllmServerConfig(Model):
@@ -425,7 +464,7 @@ class LxcGuest(Model):
         default_factory=list, description="Volumes: name, pool, size_gb, mount_point"
     )
     mount_points: list[MountPoint] = Field(
-        default_factory=list, description="Host bind mounts: host_path, guest_path, read_only"
+        default_factory=list, description="Host bind mounts: host_path, container_path, read_only"
     )
     vllm_engine_config: VllmEngineConfig | None = Field(
         default=None, description="vLLM config; ServerConfig says which model is served where"
@@ -538,7 +577,13 @@ class HostInterface(Model):
     name: IfName | None = None
     address: StrictStr | None = None
     gateway: StrictStr | None = None
-    dns_nameservers: StrictStr | None = None
+    # A string in some of the original tool's versions, a list in others (its jq read both).
+    dns_nameservers: Annotated[str | list[str] | None, BeforeValidator(_nameservers)] = None
+
+    @property
+    def nameservers(self) -> list[str]:
+        value = self.dns_nameservers
+        return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
 class HostNetwork(Model):

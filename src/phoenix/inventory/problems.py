@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 Severity = Literal["error", "warning"]
+
+
+# Bidi embeddings, overrides and isolates: they reorder what a terminal shows.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def unsafe_character(text: str) -> str | None:
+    """The first character of `text` that must not reach a config file, a command line or a
+    terminal: C0/C1 controls (so `\\r`, `\\x0b`, `\\x85` too), DEL, U+2028/U+2029, bidi
+    controls. Everything `str.splitlines()` splits on is among them."""
+    for char in text:
+        if char in _BIDI or unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            return char
+    return None
+
+
+def _shown(key: str) -> str:
+    """A key as printed in a location: escaped when it holds unsafe characters."""
+    if unsafe_character(key) is None:
+        return key
+    return json.dumps(key)
 
 
 def json_path(loc: Sequence[str | int]) -> str:
@@ -16,7 +39,7 @@ def json_path(loc: Sequence[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + _shown(str(part))
     return out or "$"
 
 

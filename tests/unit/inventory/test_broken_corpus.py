@@ -41,7 +41,10 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "'gateway' is not a container id",
     ),
     "ctid_out_of_range": ("phoenix_lxc_configs.json: lxc_configs.42", "'42' is not a container id"),
-    "duplicate_ctid_key": ("phoenix_lxc_configs.json: $", "duplicate key '101' at line 18"),
+    "duplicate_ctid_key": (
+        "phoenix_lxc_configs.json: lxc_configs.101",
+        "duplicate key '101' at lines 12 and 18 with different values",
+    ),
     "memory_as_string": ("lxc_configs.101.memory_mb", "expected an integer, got '2048'"),
     "memory_huge": ("lxc_configs.101.memory_mb", "must be less than or equal to 16777216"),
     "cores_zero": ("lxc_configs.101.cores", "must be greater than or equal to 1, got 0"),
