@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import threading
@@ -55,6 +56,79 @@ def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"{host}:{port} did not open")
 
 
+class Recorder:
+    """A model server stand-in that records the `id` of every request it receives, then
+    answers 200 (answer=True) or hangs up without answering, as a crashing server would."""
+
+    def __init__(self, host: str, port: int, answer: bool) -> None:
+        self.seen: list[str] = []
+        self.answer = answer
+        self.sock = socket.create_server((host, port))
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            while True:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.seen.append(str(json.loads(body).get("id")))
+                if not self.answer:
+                    return  # hang up after the backend "started work"
+                reply = b'{"backend":"recorder"}'
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(reply)}\r\n\r\n".encode()
+                    + reply
+                )
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class FullQueue:
+    """A listener that never accepts, with its accept queue filled: new connects to it
+    time out (the kernel drops their SYNs), as to a guest that stopped answering."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.socket()
+        self.sock.bind((host, port))
+        self.sock.listen(0)
+        self.fillers = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex((host, port))
+            self.fillers.append(s)
+        time.sleep(0.2)
+
+    def close(self) -> None:
+        for s in self.fillers:
+            s.close()
+        self.sock.close()
+
+
 @dataclass
 class Lab:
     tmp: Path
@@ -64,6 +138,9 @@ class Lab:
     model_port: int
     app_port: int
     state: Path
+    taker: Recorder | None = None
+    recorder: Recorder | None = None
+    stuck: FullQueue | None = None
 
     @property
     def base(self) -> str:
@@ -143,9 +220,18 @@ def write_inventory(config: Path, lab_ports: dict[str, int]) -> None:
                 "https_port": lab_ports["https"],
                 "max_body_mb": 1,
                 "generation_timeout_s": 120,
-                "path_routes": [{"path": "/app", "ctid": 204, "port": lab_ports["app"]}],
+                "path_routes": [
+                    {"path": "/app", "ctid": 204, "port": lab_ports["app"]},
+                    {"path": "/down", "ctid": 219, "port": lab_ports["app"]},
+                ],
                 "host_routes": [
-                    {"hostname": "app.phxt.test", "ctid": 204, "port": lab_ports["app"]}
+                    {"hostname": "app.phxt.test", "ctid": 204, "port": lab_ports["app"]},
+                    {
+                        "hostname": "down.phxt.test",
+                        "ctid": 219,
+                        "port": lab_ports["app"],
+                        "tls": False,
+                    },
                 ],
             },
         ),
@@ -156,6 +242,18 @@ def write_inventory(config: Path, lab_ports: dict[str, int]) -> None:
             "phxt-m3", "127.0.0.4", vllm_served_model_name="beta", vllm_port=lab_ports["model"]
         ),
         "204": guest("phxt-app", "127.0.0.5"),
+        # Failover: "omega" has a dead backend (nothing listens) and a live one; "sigma" a
+        # backend that takes requests and hangs up, and a recording one; "zeta" only dead
+        # ones; "tau" one whose accept queue is full (its connects time out) and a live one.
+        "211": guest("phxt-o1", "127.0.0.6", vllm_engine_config=vllm("omega")),
+        "212": guest("phxt-o2", "127.0.0.7", vllm_engine_config=vllm("omega")),
+        "213": guest("phxt-s1", "127.0.0.8", vllm_engine_config=vllm("sigma")),
+        "214": guest("phxt-s2", "127.0.0.10", vllm_engine_config=vllm("sigma")),
+        "215": guest("phxt-z1", "127.0.0.11", vllm_engine_config=vllm("zeta")),
+        "216": guest("phxt-z2", "127.0.0.12", vllm_engine_config=vllm("zeta")),
+        "217": guest("phxt-t1", "127.0.0.13", vllm_engine_config=vllm("tau")),
+        "218": guest("phxt-t2", "127.0.0.14", vllm_engine_config=vllm("tau")),
+        "219": guest("phxt-down", "127.0.0.15"),
     }
     config.mkdir(parents=True)
     (config / "phoenix_hypervisor_config.json").write_text("{}")
@@ -180,6 +278,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             ("127.0.0.3", "beta", "m2"),
             ("127.0.0.4", "beta", "m3"),
             ("127.0.0.5", "app", "app"),
+            ("127.0.0.7", "omega", "o2"),
+            ("127.0.0.14", "tau", "t2"),
         ]
         for host, model, backend in servers:
             port = ports["app"] if backend == "app" else ports["model"]
@@ -207,10 +307,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 )
             )
             wait_port(host, port)
+        lab.taker = Recorder("127.0.0.8", ports["model"], answer=False)
+        lab.recorder = Recorder("127.0.0.10", ports["model"], answer=True)
+        lab.stuck = FullQueue("127.0.0.13", ports["model"])
         result = lab.deploy(_rendered_run_dir(lab))
         assert result.returncode == 0, result.stdout + result.stderr
         yield lab
     finally:
+        for extra in (lab.taker, lab.recorder, lab.stuck):
+            if extra is not None:
+                extra.close()
         if lab.pid_file.exists():
             try:
                 os.kill(lab.master_pid(), signal.SIGQUIT)
@@ -387,7 +493,8 @@ def test_models_lists_the_union(lab: Lab) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body["object"] == "list"
-    assert sorted(m["id"] for m in body["data"]) == ["alpha", "beta"]
+    ids = sorted(m["id"] for m in body["data"])
+    assert ids == ["alpha", "beta", "omega", "sigma", "tau", "zeta"]
     assert all(m["object"] == "model" for m in body["data"])
 
 
@@ -396,7 +503,7 @@ def test_health_reports_version_and_routes(lab: Lab) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["version"]
-    assert body["routes"] == 4  # 2 models + 1 path route + 1 host route
+    assert body["routes"] == 10  # 6 models + 2 path routes + 2 host routes
 
 
 def test_stream_delivers_first_chunk_before_backend_finishes(lab: Lab) -> None:
@@ -526,7 +633,7 @@ def test_changed_inventory_reloads_without_new_master(lab: Lab) -> None:
     lxc = json.loads((lab.tmp / "etc" / "phoenix_lxc_configs.json").read_text())
     lxc["lxc_configs"]["205"] = {
         "name": "phxt-m4",
-        "network_config": {"name": "eth0", "bridge": "phxtbr0", "ip": "127.0.0.6/8"},
+        "network_config": {"name": "eth0", "bridge": "phxtbr0", "ip": "127.0.0.16/8"},
         "vllm_engine_config": {
             "ServerConfig": {"port": lab.model_port, "served_model_name": "delta"}
         },
@@ -545,7 +652,7 @@ def test_changed_inventory_reloads_without_new_master(lab: Lab) -> None:
         assert "reloading" in result.stdout
         assert lab.master_pid() == pid
         models = {m["id"] for m in httpx.get(f"{lab.base}/v1/models").json()["data"]}
-        assert models == {"alpha", "beta", "delta"}
+        assert models == {"alpha", "beta", "delta", "omega", "sigma", "tau", "zeta"}
     finally:
         lab.inventory = original
         run_dir = lab.tmp / "phoenix_run_restore"
@@ -598,3 +705,105 @@ def test_fixture_render_passes_nginx_t(fixture: str, tmp_path: Path) -> None:
     )
     assert check.returncode == 0, check.stderr
     assert "test is successful" in check.stderr
+
+
+def error_log_count(lab: Lab, needle: str) -> int:
+    return (lab.tmp / "logs" / "error.log").read_text().count(needle)
+
+
+def test_dead_backend_is_skipped_after_its_first_failure(lab: Lab) -> None:
+    dead = f"127.0.0.6:{lab.model_port}"
+    before = error_log_count(lab, dead)
+    took = []
+    with httpx.Client(timeout=10) as client:
+        for _ in range(8):
+            start = time.monotonic()
+            r = client.post(
+                f"{lab.base}/v1/chat/completions", json={"model": "omega", "messages": []}
+            )
+            took.append(time.monotonic() - start)
+            assert r.status_code == 200 and r.json()["backend"] == "o2", r.text
+    # Answered by the other backend at once (this shared machine's scheduler adds noise, so
+    # the median, not every sample), never after a timeout.
+    assert statistics.median(took) < 0.1 and max(took) < 0.5, took
+    # One refused connect per worker at most marks it down (max_fails=1, shared zone): the
+    # other requests never tried it.
+    assert 1 <= error_log_count(lab, dead) - before <= 2
+
+
+def test_connect_timeout_is_retried_on_another_backend(lab: Lab) -> None:
+    results = []
+    for _ in range(4):
+        start = time.monotonic()
+        r = chat(lab, {"model": "tau", "messages": []})
+        results.append((r.status_code, r.json().get("backend"), time.monotonic() - start))
+    assert all(status == 200 and backend == "t2" for status, backend, _ in results), results
+    # The first try of the stuck backend waits the short connect timeout (1 s), not 5 s;
+    # afterwards it is skipped.
+    assert max(t for _, _, t in results) < 1.5, results
+    assert sorted(t for _, _, t in results)[1] < 0.1, results
+
+
+def test_a_request_a_backend_received_is_never_resent(lab: Lab) -> None:
+    assert lab.taker is not None and lab.recorder is not None
+    failed = []
+    for i in range(6):
+        rid = f"req-{i}-{time.monotonic_ns()}"
+        r = chat(lab, {"model": "sigma", "id": rid, "messages": []})
+        if r.status_code == 502:
+            failed.append(rid)
+            err = r.json()["error"]
+            assert err["code"] == "upstream_error" and "sigma" in err["message"]
+            assert "retry-after" not in r.headers
+        else:
+            assert r.status_code == 200 and r.json()["backend"] == "recorder", r.text
+    assert failed, "the hanging-up backend never got a request"
+    for rid in failed:
+        assert rid in lab.taker.seen  # the first backend received it ...
+        assert rid not in lab.recorder.seen  # ... and it was not sent again
+
+
+def test_all_backends_down_is_a_fast_503_with_retry_after(lab: Lab) -> None:
+    for _ in range(3):
+        start = time.monotonic()
+        r = chat(lab, {"model": "zeta", "messages": []})
+        took = time.monotonic() - start
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "10"
+        assert r.headers["content-type"] == "application/json"
+        err = r.json()["error"]
+        assert err["code"] == "upstream_unavailable" and "zeta" in err["message"]
+        assert err["type"] == "server_error"
+        assert took < 0.1, f"{took:.3f}s"
+
+
+def test_least_connections_sends_new_requests_past_a_long_stream(lab: Lab) -> None:
+    with httpx.stream(
+        "POST",
+        f"{lab.base}/v1/chat/completions",
+        json={"model": "beta", "stream": True, "messages": []},
+        timeout=30,
+    ) as stream:
+        busy = stream.headers["x-phoenix-demo-backend"]
+        seen = [chat(lab, {"model": "beta", "messages": []}).json()["backend"] for _ in range(6)]
+        for _ in stream.iter_lines():
+            pass
+    assert busy not in seen, (busy, seen)
+
+
+def test_host_route_errors_are_a_page_for_browsers_and_json_for_programs(lab: Lab) -> None:
+    host = {"Host": "down.phxt.test"}
+    page = httpx.get(lab.base + "/", headers={**host, "Accept": "text/html,*/*;q=0.8"})
+    assert page.status_code == 503
+    assert page.headers["content-type"] == "text/html"
+    assert "down.phxt.test" in page.text and "nginx" not in page.text.lower()
+    assert page.headers["retry-after"] == "10"
+    api = httpx.get(lab.base + "/", headers={**host, "Accept": "application/json"})
+    assert api.status_code == 503 and api.json()["error"]["code"] == "upstream_unavailable"
+    big = httpx.post(
+        lab.base + "/", headers={**host, "Accept": "text/html"}, content=b"x" * (2 << 20)
+    )
+    assert big.status_code == 413 and "down.phxt.test" in big.text
+    assert big.headers["content-type"] == "text/html"
+    path = httpx.get(lab.base + "/down/x", headers={"Accept": "application/json"})
+    assert path.status_code == 503 and "/down/" in path.json()["error"]["message"]

@@ -324,7 +324,10 @@ def test_status_is_healthy_then_a_stopped_model_shows_in_both_tables(lab: Lab) -
         with httpx.Client(base_url=lab.base_url, timeout=15) as client:
             down = client.post("/v1/embeddings", json={"model": "demo-embed", "input": "x"})
             up = client.post("/v1/chat/completions", json=_chat("demo-chat"))
-        assert down.status_code == 502
+        # No backend received it: 503 with Retry-After, after at most the 1 s connect timeout.
+        assert down.status_code == 503
+        assert down.headers["retry-after"] == "10"
+        assert down.json()["error"]["code"] == "upstream_unavailable"
         assert down.headers["content-type"].startswith("application/json")
         assert "demo-embed" in down.json()["error"]["message"]
         assert up.status_code == 200

@@ -27,6 +27,17 @@ from typing import Literal
 
 from phoenix import __version__
 from phoenix.errors import GatewayError
+from phoenix.gateway.answers import (
+    FAIL_TIMEOUT_S,
+    MAX_FAILS,
+    UPSTREAM_ERROR,
+    failure_maps,
+    json_return,
+    model_upstream_error,
+    service_error_locations,
+    service_error_pages,
+    upstream_retry,
+)
 from phoenix.gateway.nginx import Directive, blk, build, d, parse_file
 from phoenix.gateway.routes import GatewayRoutes, HostRouteSpec, Target
 from phoenix.gateway.tls import LocalCA
@@ -103,11 +114,22 @@ def _proxy_headers(websocket: bool, timeout: int | None) -> list[Directive]:
 
 
 def _upstream(name: str, servers: list[str], passive: bool) -> Directive:
-    body = [
-        d("server", s, "max_fails=3", "fail_timeout=10s") if passive else d("server", s)
+    """A model's upstream balances by least connections (LLM requests last from
+    milliseconds to minutes, so counting requests in flight beats taking turns), counted
+    across workers in a shared `zone`; one failure skips a backend for FAIL_TIMEOUT_S."""
+    body: list[Directive] = []
+    if passive:
+        body += [d("zone", f"phx_{name}", "64k"), d("least_conn")]
+    body += [
+        d("server", s, f"max_fails={MAX_FAILS}", f"fail_timeout={FAIL_TIMEOUT_S}s")
+        if passive
+        else d("server", s)
         for s in servers
     ]
     body.append(d("keepalive", 32))
+    # Drop idle connections before the server does (uvicorn, under vLLM, closes them after
+    # 5 s): a POST written into a connection the server is closing is never resent.
+    body.append(d("keepalive_timeout", "4s"))
     return blk("upstream", name, body=body)
 
 
@@ -156,36 +178,24 @@ def _http_conf(layout: Layout, max_body_mb: int) -> str:
         d("ssl_prefer_server_ciphers", "off"),
         d("ssl_session_cache", "shared:phoenix_tls:10m"),
         d("ssl_session_timeout", "1d"),
+        *failure_maps(),
         d("js_path", "njs"),
         d("js_import", "router", "from", "router.js"),
     ]
     return build(body, HEADER)
 
 
-def _json_return(status: int, message: str, code: str) -> list[Directive]:
-    text = json.dumps(
-        {
-            "error": {
-                "message": message,
-                "type": "invalid_request_error",
-                "param": None,
-                "code": code,
-            }
-        },
-        separators=(",", ":"),
-    )
-    return [d("default_type", "application/json"), d("return", status, text + "\n")]
-
-
 def _path_locations(routes: GatewayRoutes) -> list[Directive]:
     out: list[Directive] = []
     timeout = routes.config.generation_timeout_s
-    for p in routes.paths:
+    for i, p in enumerate(routes.paths):
         strip_to = "/" if p.strip_prefix else None
-        body = [d("proxy_pass", p.target.proxy_pass(strip_to))]
+        suffix = f"_p{i}"
+        body = [d("proxy_pass", p.target.proxy_pass(strip_to)), *service_error_pages(suffix)]
         body += _proxy_headers(p.websocket, timeout if p.websocket else None)
         out.append(blk("location", "^~", p.path, body=body))
         out.append(blk("location", "=", p.path.rstrip("/"), body=[d("return", 301, p.path)]))
+        out += service_error_locations(f"the service at {p.path}", suffix)
     return out
 
 
@@ -214,43 +224,24 @@ def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
             )
         )
     too_large = f"request body is larger than the gateway's limit of {cfg.max_body_mb} MB"
-    body.append(blk("location", "@too_large", body=_json_return(413, too_large, "body_too_large")))
-    body.append(_upstream_down())
+    body.append(blk("location", "@too_large", body=json_return(413, too_large, "body_too_large")))
+    body.append(model_upstream_error())
     body += _path_locations(routes)
-    body.append(blk("location", "/", body=_json_return(404, "no route for this path", "not_found")))
+    body.append(blk("location", "/", body=json_return(404, "no route for this path", "not_found")))
     return blk("server", body=body)
 
 
-UPSTREAM_DOWN = "@phx_upstream_down"
-CONNECT_TIMEOUT_S = 5  # guests share a LAN with the gateway: a longer wait means it is down
-
-
 def _model_proxy(target: str, timeout: int) -> list[Directive]:
-    # Streams (SSE) pass through as they are produced. A model server that does not answer
-    # (stopped guest, crashed server) is a 502 in OpenAI's error format, not nginx's HTML.
+    # Streams (SSE) pass through as they are produced. A model whose servers fail is
+    # answered by the gateway in OpenAI's error format (answers.py), never nginx's HTML.
     return [
         d("proxy_pass", target),
         *_proxy_headers(False, timeout),
-        d("proxy_connect_timeout", f"{CONNECT_TIMEOUT_S}s"),
+        *upstream_retry(),
         d("proxy_buffering", "off"),
         d("proxy_cache", "off"),
-        d("error_page", 502, 503, 504, "=502", UPSTREAM_DOWN),
+        d("error_page", 502, 503, 504, "=", UPSTREAM_ERROR),
     ]
-
-
-def _upstream_down() -> Directive:
-    """The JSON answer when a model's server cannot be reached; `$phx_model` names the model
-    (set by the native route, or by njs before it hands a request over)."""
-    text = (
-        '{"error":{"message":"the server for model \'$phx_model\' is not answering; try again '
-        'later or ask the lab\'s operator","type":"server_error","param":"model",'
-        '"code":"upstream_unavailable"}}\n'
-    )
-    return blk(
-        "location",
-        UPSTREAM_DOWN,
-        body=[d("default_type", "application/json"), d("return", 502, text)],
-    )
 
 
 def nginx_token(pcre: str) -> str:
@@ -311,13 +302,14 @@ def _host_servers(host: HostRouteSpec, routes: GatewayRoutes, layout: Layout) ->
             *_proxy_headers(host.websocket, cfg.generation_timeout_s if host.websocket else None),
         ],
     )
+    errors = [*service_error_pages(), *service_error_locations(name)]
     out: list[Directive] = []
     http_body = [d("listen", layout.listen(cfg.http_port)), d("server_name", name)]
     if host.tls and host.redirect_http:
         port = "" if cfg.https_port == 443 else f":{cfg.https_port}"
         http_body.append(d("return", 301, f"https://$host{port}$request_uri"))
     else:
-        http_body.append(proxy)
+        http_body += [proxy, *errors]
     out.append(blk("server", body=http_body))
     if host.tls:
         out.append(
@@ -329,6 +321,7 @@ def _host_servers(host: HostRouteSpec, routes: GatewayRoutes, layout: Layout) ->
                     d("ssl_certificate", f"ssl/{name}.crt"),
                     d("ssl_certificate_key", f"ssl/{name}.key"),
                     proxy,
+                    *errors,
                 ],
             )
         )

@@ -182,3 +182,78 @@ def test_compat_ships_sites_as_they_are_with_san_certs(tmp_path: Path) -> None:
     assert any(f.code == "conflicting-server-name" for f in findings)
     derived, _ = render_gateway(inventory, 101, tmp_path / "s", "derived")
     assert derived.mode == "derived" and "sites-available/vllm_gateway" not in derived.files
+
+
+def test_model_upstreams_balance_by_least_connections_with_passive_health(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    ups = _parse(tmp_path, rendered.files["conf.d/phoenix-upstreams.conf"])
+    beta = next(x for x in ups if x.name == "upstream" and x.args == ["model_beta"])
+    names = [x.name for x in beta.block or []]
+    # least_conn counted across workers (zone), before keepalive as nginx requires
+    assert names[:2] == ["zone", "least_conn"] and names.index("keepalive") > 2
+    servers = beta.children("server")
+    assert [s.args for s in servers] == [
+        ["10.9.0.22:8000", "max_fails=1", "fail_timeout=10s"],
+        ["10.9.0.23:8002", "max_fails=1", "fail_timeout=10s"],
+    ]
+    api = _all(_parse(tmp_path, rendered.files["sites-available/phoenix-api"]))
+    proxies = [
+        x
+        for x in api
+        if x.name == "location" and x.children("proxy_pass") and x.args[0].startswith("@")
+    ]
+    for loc in proxies:
+        # retried only before a backend received it: never `non_idempotent`
+        assert loc.children("proxy_next_upstream")[0].args == ["error", "timeout"]
+        assert loc.first_arg("proxy_connect_timeout") == "1s"
+        assert loc.children("error_page")[-1].args == [
+            "502",
+            "503",
+            "504",
+            "=",
+            "@phx_upstream_error",
+        ]
+
+
+def test_upstream_failures_are_told_apart_by_what_nginx_recorded(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    http = _parse(tmp_path, rendered.files["conf.d/phoenix-http.conf"])
+    failure = next(x for x in http if x.name == "map" and x.args[1] == "$phx_upstream_failure")
+    rules = [(x.name, x.args[0]) for x in failure.block or []]
+    import re
+
+    def kind(value: str) -> str:
+        for pattern, result in rules[1:]:
+            if re.search(pattern[1:], value):
+                return result
+        return rules[0][1]
+
+    assert kind("502, 502|-, -") == "503"  # every connect refused
+    assert kind("502|-") == "503"  # no live upstreams
+    assert kind("504|-") == "503"  # connect timed out
+    assert kind("504|0.001") == "504"  # took it, then timed out
+    assert kind("502, 504|-, 0.000") == "504"
+    assert kind("502|0.000") == "502"  # took it, then hung up
+
+
+def test_host_and_path_routes_answer_errors_themselves(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    host = _all(_parse(tmp_path, rendered.files["sites-available/phoenix-host-n8n.lab.test"]))
+    pages = [x.args for x in host if x.name == "error_page"]
+    assert ["502", "503", "504", "=", "@phx_err_${phx_error_format}"] in pages
+    assert ["413", "=", "@phx_413_${phx_error_format}"] in pages
+    named = {x.args[0] for x in host if x.name == "location" and x.args[0].startswith("@")}
+    assert {"@phx_err_json", "@phx_err_html", "@phx_413_json", "@phx_413_html"} <= named
+    html = [x for x in host if x.name == "return" and x.args[0] == "503"]
+    assert any("n8n.lab.test" in r.args[1] and "<html>" in r.args[1] for r in html)
+    api = _all(_parse(tmp_path, rendered.files["sites-available/phoenix-api"]))
+    qdrant = next(x for x in api if x.name == "location" and x.args[-1] == "/qdrant/")
+    assert ["502", "503", "504", "=", "@phx_err_${phx_error_format}_p0"] in [
+        x.args for x in qdrant.children("error_page")
+    ]
