@@ -13,6 +13,7 @@ from rich.console import Console
 
 from phoenix.errors import InventoryError, PhoenixError
 from phoenix.inventory import Inventory, load_inventory, resolve_config_dir
+from phoenix.inventory.models import CTID_TEXT
 from phoenix.inventory.problems import Problem
 
 console = Console()
@@ -68,7 +69,7 @@ def parse_ids(inventory: Inventory, ids: list[str] | None) -> list[int] | None:
         return None
     out: list[int] = []
     for raw in ids:
-        if not raw.isdigit():
+        if not CTID_TEXT.fullmatch(raw):  # as in the inventory: no "0101", no non-ASCII digits
             fail(f"{raw!r} is not a guest id (expected a number such as 101)")
         ctid = int(raw)
         if ctid not in inventory.guests and ctid not in inventory.vms:

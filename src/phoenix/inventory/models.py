@@ -38,15 +38,17 @@ MAX_CTID = 999_999_999
 # Arabic-Indic digits and "\u00b2" are not 101: str.isdigit() let them replace or crash a guest).
 CTID_TEXT = re.compile(r"[1-9][0-9]{0,8}")
 
+# Python's `$` also matches before a trailing newline: every pattern here is used with
+# fullmatch, so "gw\n" is not a host name.
 _HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
-_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
-_MAC = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
-_SNAPSHOT = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{1,39}$")
-_RECIPE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
-_PORT_SPEC = re.compile(r"^\d{1,5}([:-]\d{1,5})?(,\d{1,5}([:-]\d{1,5})?)*$")
+_IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
+_MAC = re.compile(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}")
+_SNAPSHOT = re.compile(r"[A-Za-z][A-Za-z0-9_-]{1,39}")
+_RECIPE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+_PORT_SPEC = re.compile(r"\d{1,5}([:-]\d{1,5})?(,\d{1,5}([:-]\d{1,5})?)*")
 
 
 class Model(BaseModel):
@@ -75,7 +77,7 @@ Ctid = Annotated[int, BeforeValidator(_ctid)]
 
 
 def _hostname(value: str) -> str:
-    if not _HOSTNAME.match(value):
+    if not _HOSTNAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid host name: use letters, digits, '-' and '.', "
             "start and end with a letter or digit (it becomes the container's hostname)"
@@ -84,7 +86,7 @@ def _hostname(value: str) -> str:
 
 
 def _ifname(value: str) -> str:
-    if not _IFNAME.match(value):
+    if not _IFNAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)")
     return value
 
@@ -108,7 +110,7 @@ def _ipv4_or_net(value: str) -> str:
 def _mac(value: str) -> str | None:
     if value == "":
         return None
-    if not _MAC.match(value):
+    if not _MAC.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a MAC address (expected six hex pairs, 52:54:00:12:34:56)"
         )
@@ -118,13 +120,13 @@ def _mac(value: str) -> str | None:
 
 
 def _recipe_name(value: str) -> str:
-    if not _RECIPE_NAME.match(value):
+    if not _RECIPE_NAME.fullmatch(value):
         raise ValueError(f"{value!r} is not a feature name (letters, digits, '_' and '-')")
     return value
 
 
 def _snapshot_name(value: str) -> str:
-    if not _SNAPSHOT.match(value):
+    if not _SNAPSHOT.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid snapshot name (2-40 chars, starts with a letter, "
             "then letters, digits, '_' or '-')"
@@ -144,7 +146,7 @@ def _pct_option(value: str) -> str:
 def _port_spec(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str) or not _PORT_SPEC.match(value):
+    if not isinstance(value, str) or not _PORT_SPEC.fullmatch(value):
         raise ValueError(f"{value!r} is not a port (8000), range (8000:8010) or list (80,443)")
     for number in re.split(r"[:,-]", value):
         if not 1 <= int(number) <= 65535:

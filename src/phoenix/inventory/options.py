@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from phoenix.inventory.problems import unsafe_character
+
 # Container features Proxmox knows for `pct set --features` (pct(1), "features").
 PCT_FEATURES: dict[str, str] = {
     "nesting": "boolean",
@@ -19,7 +21,7 @@ PCT_FEATURES: dict[str, str] = {
     "mount": "fstype list separated by ';'",
 }
 
-_LXC_KEY = re.compile(r"^\s*(lxc(?:\.[A-Za-z0-9_]+)+)\s*[:=]\s*(.*?)\s*$")
+_LXC_KEY = re.compile(r"[ \t]*(lxc(?:\.[A-Za-z0-9_]+)+)[ \t]*[:=][ \t]*(.*?)[ \t]*")
 _BOOL_VALUES = {"0": "0", "1": "1", "true": "1", "false": "0", "yes": "1", "no": "0"}
 
 
@@ -28,8 +30,8 @@ def parse_lxc_option(text: str) -> tuple[str, str]:
 
     Raises ValueError with an operator-facing message for anything else.
     """
-    match = _LXC_KEY.match(text)
-    if not match or "\n" in text:
+    match = _LXC_KEY.fullmatch(text)
+    if not match or unsafe_character(text) is not None:
         raise ValueError(
             f"{text!r} is not a raw LXC option: expected 'lxc.<key>: <value>' "
             "or 'lxc.<key>=<value>'"

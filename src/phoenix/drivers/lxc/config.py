@@ -146,7 +146,7 @@ def parse(text: str) -> ParsedConfig:
     """Parse `key = value` lines; `#phoenix.*` comments are kept as pseudo-keys."""
     parsed = ParsedConfig()
     in_raw = False
-    for line in text.splitlines():
+    for line in text.split("\n"):  # LXC splits on "\n" only; so must we (not splitlines)
         stripped = line.strip()
         if stripped == RAW_MARKER:
             in_raw = True

@@ -92,7 +92,11 @@ def key_problem(key: str, value: str) -> str | None:
 
 def split_sections(text: str) -> tuple[list[str], list[str]]:
     """Lines of the main section, and the lines from the first `[section]` header on."""
-    lines = text.splitlines()
+    # "\n" only: str.splitlines() also splits on \r, \x0b, \x85, U+2028..., which would
+    # turn the tail of a raw value into a real option line on the next edit.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     for index, line in enumerate(lines):
         if _SECTION.match(line):
             return lines[:index], lines[index:]
