@@ -9,7 +9,9 @@ Every answer names the backend that produced it (header `X-Phoenix-Demo-Backend`
 
 Endpoints: GET /health, GET /v1/models, POST /v1/chat/completions (also with
 "stream": true: SSE chunks `--chunk-delay` seconds apart, then `data: [DONE]`),
-POST /v1/completions, POST /v1/embeddings.
+POST /v1/completions, POST /v1/embeddings, POST /v1/responses; any other POST under /v1/
+(or vLLM's root-level /rerank, /score, /tokenize, ...) that names this model, JSON or a
+multipart form, is echoed back with the path that was asked for.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import argparse
 import contextlib
 import hashlib
 import json
+import re
 import socket
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 BACKEND_HEADER = "X-Phoenix-Demo-Backend"
+# vLLM serves these at the root as well as under /v1.
+OTHER_ENDPOINTS = ("/rerank", "/score", "/tokenize", "/detokenize", "/classify", "/pooling")
 
 
 class DemoConfig:
@@ -99,6 +104,10 @@ class Handler(BaseHTTPRequestHandler):
     def _body(self) -> dict[str, Any] | None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self.headers.get("Content-Type", "").startswith("multipart/form-data"):
+            # Form endpoints (transcriptions): only the `model` field matters here.
+            field = re.search(rb'name="model"\r\n(?:[^\r\n]+\r\n)*?\r\n([^\r\n]*)\r\n', raw)
+            raw = json.dumps({"model": field.group(1).decode() if field else None}).encode()
         try:
             body = json.loads(raw or b"null")
         except ValueError:
@@ -113,7 +122,7 @@ class Handler(BaseHTTPRequestHandler):
         return body
 
     def do_POST(self) -> None:
-        if self.path not in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
+        if not self.path.startswith(("/v1/", "/v2/")) and self.path not in OTHER_ENDPOINTS:
             self._error(404, f"no route {self.path}", "not_found")
             return
         body = self._body()
@@ -121,10 +130,57 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.path == "/v1/embeddings":
             self._embeddings(body)
-        elif body.get("stream"):
+        elif self.path in ("/v1/chat/completions", "/v1/completions") and body.get("stream"):
             self._stream(body)
-        else:
+        elif self.path in ("/v1/chat/completions", "/v1/completions"):
             self._complete(body)
+        elif self.path == "/v1/responses":
+            self._response()
+        else:  # any other endpoint that names its model: say which one answered
+            self._json(
+                200,
+                {
+                    "object": "demo.echo",
+                    "path": self.path,
+                    "model": self.config.model,
+                    "backend": self.config.backend,
+                },
+            )
+
+    def _response(self) -> None:
+        """A minimal Responses API object (what `client.responses.create` parses)."""
+        self._json(
+            200,
+            {
+                "id": "resp_demo",
+                "object": "response",
+                "created_at": int(time.time()),
+                "status": "completed",
+                "model": self.config.model,
+                "backend": self.config.backend,
+                "output": [
+                    {
+                        "type": "message",
+                        "id": "msg_demo",
+                        "status": "completed",
+                        "role": "assistant",
+                        "content": [
+                            {"type": "output_text", "text": self._text(), "annotations": []}
+                        ],
+                    }
+                ],
+                "parallel_tool_calls": False,
+                "tool_choice": "auto",
+                "tools": [],
+                "usage": {
+                    "input_tokens": 1,
+                    "output_tokens": 8,
+                    "total_tokens": 9,
+                    "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens_details": {"reasoning_tokens": 0},
+                },
+            },
+        )
 
     def _text(self) -> str:
         return f"Hello from {self.config.backend} serving {self.config.model}."
@@ -207,8 +263,12 @@ class Handler(BaseHTTPRequestHandler):
 def serve(host: str, port: int, config: DemoConfig) -> ThreadingHTTPServer:
     handler = type("DemoHandler", (Handler,), {"config": config})
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # A listen backlog like a real server's (socketserver's default is 5): a burst of new
+    # connections beyond it is dropped by the kernel, which a gateway takes for a dead server.
     server_cls = type(
-        "DemoServer", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True}
+        "DemoServer",
+        (ThreadingHTTPServer,),
+        {"address_family": family, "daemon_threads": True, "request_queue_size": 1024},
     )
     server: ThreadingHTTPServer = server_cls((host, port), handler)
     return server

@@ -43,10 +43,46 @@ from phoenix.gateway.routes import GatewayRoutes, HostRouteSpec, Target
 from phoenix.gateway.tls import LocalCA
 
 Mode = Literal["derived", "compat"]
-MODEL_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+# JSON endpoints that name their model in the body, matched exactly (the fastest match):
+# OpenAI's, and vLLM's own (some of which it serves at the root as well as under /v1).
+# Any other POST under /v1/ is routed the same way by the /v1/ prefix location.
+MODEL_ENDPOINTS = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/responses",
+    "/v1/moderations",
+    "/v1/audio/speech",
+    "/v1/images/generations",
+    "/v1/rerank",
+    "/v1/score",
+    "/v1/tokenize",
+    "/v1/detokenize",
+    "/v1/classify",
+    "/v1/pooling",
+    "/v2/rerank",
+    "/rerank",
+    "/score",
+    "/tokenize",
+    "/detokenize",
+    "/classify",
+    "/pooling",
+)
+# Multipart endpoints carry `model` as a form field; routed by that field.
+FORM_ENDPOINTS = (
+    "/v1/audio/transcriptions",
+    "/v1/audio/translations",
+    "/v1/images/edits",
+    "/v1/images/variations",
+)
 # Native model routing (see route_model_fast / README "Model routing"): the first object key
 # "model" (not preceded by an escaped quote) whose value is a plain JSON string. PCRE text.
 FAST_MODEL_RE = r'"(?<!\\")model"\s*+:\s*+"([^"\\]+)"'
+# The multipart form field `model`: its part's headers, a blank line, the value, CRLF.
+FORM_MODEL_RE = (
+    r'(?i)content-disposition:[ \t]*+form-data;[ \t]*+name="model"\r\n(?:[^\r\n]++\r\n)*?'
+    r"\r\n([^\r\n]++)\r\n"
+)
 # Model names the fast path's map may name verbatim; any other name is routed by njs alone.
 FAST_MODEL_NAME = re.compile(r"[A-Za-z0-9._:/@+=-]+")
 FAST_FALLBACK_STATUS = 418  # internal only: hands the request from @phx_route to @phx_parse
@@ -212,8 +248,12 @@ def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
     body.append(d("error_page", 413, "@too_large"))
     body.append(blk("location", "=", "/phoenix/health", body=[d("js_content", "router.health")]))
     body.append(blk("location", "=", "/v1/models", body=[d("js_content", "router.models")]))
+    body.append(blk("location", "^~", "/v1/models/", body=[d("js_content", "router.model")]))
     for uri in MODEL_ENDPOINTS:
         body.append(blk("location", "=", uri, body=[d("js_content", "router.route")]))
+    for uri in FORM_ENDPOINTS:
+        body.append(blk("location", "=", uri, body=[d("js_content", "router.routeForm")]))
+    body.append(blk("location", "/v1/", body=[d("js_content", "router.routeAny")]))
     body += _model_router(routes)
     for m in routes.models:
         body.append(
@@ -268,25 +308,23 @@ def _model_map(routes: GatewayRoutes) -> Directive:
 def _model_router(routes: GatewayRoutes) -> list[Directive]:
     """The model endpoints' njs handler (router.route) only hands a POST to @phx_route,
     once nginx has read the body into memory. There, without njs, the body's first
-    string-valued "model" key picks the upstream. Anything else (no such key, an unknown
-    or unusual name, an empty body) goes to @phx_parse: njs parses the whole body and
-    answers the precise 400/404, or routes the name itself."""
-    fallback = FAST_FALLBACK_STATUS
-    route = [
-        d("error_page", fallback, "=", "@phx_parse"),
-        d("set", "$phx_model", ""),
-        blk(
-            "if",
-            "$request_body",
-            "~",
-            nginx_token(FAST_MODEL_RE),
-            body=[d("set", "$phx_model", "$1")],
-        ),
-        blk("if", "$phx_upstream", "=", "", body=[d("return", fallback)]),
-        *_model_proxy("http://$phx_upstream", routes.config.generation_timeout_s),
-    ]
+    string-valued "model" key picks the upstream (@phx_route_form: the multipart field
+    `model`). Anything else (no such key, an unknown or unusual name, an empty body) goes
+    to @phx_parse: njs parses the whole body and answers the precise 400/404, or routes
+    the name itself."""
+
+    def route(rule: str) -> list[Directive]:
+        return [
+            d("error_page", FAST_FALLBACK_STATUS, "=", "@phx_parse"),
+            d("set", "$phx_model", ""),
+            blk("if", "$request_body", "~", nginx_token(rule), body=[d("set", "$phx_model", "$1")]),
+            blk("if", "$phx_upstream", "=", "", body=[d("return", FAST_FALLBACK_STATUS)]),
+            *_model_proxy("http://$phx_upstream", routes.config.generation_timeout_s),
+        ]
+
     return [
-        blk("location", "@phx_route", body=route),
+        blk("location", "@phx_route", body=route(FAST_MODEL_RE)),
+        blk("location", "@phx_route_form", body=route(FORM_MODEL_RE)),
         blk("location", "@phx_parse", body=[d("js_content", "router.parse")]),
     ]
 

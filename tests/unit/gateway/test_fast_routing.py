@@ -127,3 +127,19 @@ def test_http_plumbing(make_inventory: Make, lab_configs: dict[str, Any], tmp_pa
     assert ifs[1].first_arg("return") == "418"
     entry = next(x for x in api if x.name == "location" and x.args[-1] == "/v1/embeddings")
     assert entry.first_arg("js_content") == "router.route"
+
+
+def test_form_rule_takes_the_model_field_of_a_multipart_body() -> None:
+    from phoenix.gateway.render import FORM_MODEL_RE
+
+    rule = re.compile(FORM_MODEL_RE)
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+        b'Content-Type: audio/wav\r\n\r\n\x00\r\n"model"\r\n--b\r\n'
+        b'content-disposition: form-data; name="model"\r\n\r\nwhisper-large/v3\r\n--b--\r\n'
+    ).decode("latin-1")
+    match = rule.search(body)
+    assert match and match.group(1) == "whisper-large/v3"
+    typed = 'Content-Disposition: form-data; name="model"\r\nContent-Type: text/plain\r\n\r\nm\r\n'
+    assert (m := rule.search(typed)) and m.group(1) == "m"
+    assert rule.search('Content-Disposition: form-data; name="models"\r\n\r\nx\r\n') is None

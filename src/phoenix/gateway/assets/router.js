@@ -40,6 +40,29 @@ function route(r) {
     }
 }
 
+// Multipart endpoints (audio transcriptions, image edits): `model` is a form field.
+function routeForm(r) {
+    if (allowed(r)) {
+        r.internalRedirect(multipart(r) ? '@phx_route_form' : '@phx_route');
+    }
+}
+
+// Any other POST under /v1/ that names its model is routed like the known endpoints;
+// other methods there have no route.
+function routeAny(r) {
+    if (r.method !== 'POST') {
+        return fail(r, 404, 'no route for this path', 'invalid_request_error', 'not_found');
+    }
+    routeForm(r);
+}
+
+function multipart(r) {
+    var type = r.headersIn['Content-Type'] || '';
+    return type.toLowerCase().indexOf('multipart/form-data') === 0;
+}
+
+var FORM_MODEL = /content-disposition:[ \t]*form-data;[ \t]*name="model"\r\n(?:[^\r\n]+\r\n)*?\r\n([^\r\n]*)\r\n/i;
+
 function parse(r) {
     if (!allowed(r)) {
         return;
@@ -55,6 +78,10 @@ function parse(r) {
         return fail(r, 400, 'request body is empty; expected a JSON object with "model"',
                     'invalid_request_error', 'invalid_body');
     }
+    if (multipart(r)) {
+        var field = FORM_MODEL.exec(text);
+        return send_to(r, field ? field[1] : undefined);
+    }
     var body;
     try {
         body = JSON.parse(text);
@@ -66,7 +93,10 @@ function parse(r) {
         return fail(r, 400, 'request body must be a JSON object', 'invalid_request_error',
                     'invalid_body');
     }
-    var model = body.model;
+    send_to(r, body.model);
+}
+
+function send_to(r, model) {
     if (typeof model !== 'string' || model.length === 0) {
         return fail(r, 400, 'you must provide a model parameter', 'invalid_request_error',
                     'missing_model', 'model');
@@ -84,6 +114,23 @@ function models(r) {
     send(r, 200, {object: 'list', data: table.list});
 }
 
+// GET /v1/models/{id}: the id is the rest of the path (model names may contain '/').
+function model(r) {
+    var id = r.uri.slice('/v1/models/'.length);
+    if (r.method !== 'GET') {
+        r.headersOut['Allow'] = 'GET';
+        return fail(r, 405, 'use GET for ' + r.uri, 'invalid_request_error',
+                    'method_not_allowed');
+    }
+    for (var i = 0; i < table.list.length; i++) {
+        if (table.list[i].id === id) {
+            return send(r, 200, table.list[i]);
+        }
+    }
+    fail(r, 404, 'The model `' + id + '` does not exist', 'invalid_request_error',
+         'model_not_found', 'model');
+}
+
 function health(r) {
     send(r, 200, {
         status: 'ok', service: 'phoenix-gateway', version: table.version, mode: table.mode,
@@ -91,4 +138,4 @@ function health(r) {
     });
 }
 
-export default {route, parse, models, health};
+export default {route, routeForm, routeAny, parse, models, model, health};
