@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from phoenix.inventory.loader import LXC_FILE, VM_FILE, Inventory
-from phoenix.inventory.models import LxcGuest, RouteTarget
+from phoenix.inventory.models import MAX_MODEL_NAME, LxcGuest, RouteTarget
 from phoenix.inventory.ordering import build_graph
 from phoenix.inventory.problems import Problem, json_path
 from phoenix.recipes.registry import (
@@ -155,6 +155,75 @@ def _clone_sources(inventory: Inventory) -> list[Problem]:
                 )
             )
     return out
+
+
+def _proxmox_rules(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Problem]:
+    """What pve-container refuses late: a template with snapshots, a clone that changes
+    what it inherits (`unprivileged` is read-only after `pct clone`), a disk that would
+    have to shrink (`pct resize` only grows)."""
+    out: list[Problem] = []
+    if guest.is_template:
+        for key in ("template_snapshot_name", "enable_lifecycle_snapshots"):
+            if getattr(guest, key):
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        _at(ctid, "is_template"),
+                        f"a template cannot have snapshots ('pct template' refuses a container "
+                        f"with snapshots): remove {key!r} (clones of a template need none)",
+                    )
+                )
+    source = inventory.guests.get(guest.clone_from_ctid or 0)
+    if source is not None and guest.clone_from_ctid != ctid:
+        src = guest.clone_from_ctid
+        if guest.unprivileged != source.unprivileged:
+            want = "true" if source.unprivileged else "false"
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    _at(ctid, "unprivileged"),
+                    f"a clone of {src} inherits its unprivileged={want} and Proxmox cannot "
+                    f"change it afterwards: set 'unprivileged': {want}, or clone from another "
+                    "source",
+                )
+            )
+        if guest.storage_size_gb < source.storage_size_gb:
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    _at(ctid, "storage_size_gb"),
+                    f"{guest.storage_size_gb} GiB is smaller than the {source.storage_size_gb} "
+                    f"GiB disk of its clone source {src}; a disk can only grow",
+                )
+            )
+    if "." in guest.name:
+        out.append(
+            Problem(
+                LXC_FILE,
+                _at(ctid, "name"),
+                f"{guest.name!r} is a fully qualified name for Proxmox: only "
+                f"{guest.name.split('.')[0]!r} lands in the guest's /etc/hostname",
+                "warning",
+            )
+        )
+    return out
+
+
+def _model_name(ctid: int, guest: LxcGuest) -> list[Problem]:
+    """A name from `ModelConfig.model` (free-form there) must fit the gateway too."""
+    engine = guest.vllm_engine_config
+    if engine is None or engine.ServerConfig.served_model_name:
+        return []
+    name = engine.ModelConfig.get("model")
+    if isinstance(name, str) and len(name) > MAX_MODEL_NAME:
+        return [
+            Problem(
+                LXC_FILE,
+                _at(ctid, "vllm_engine_config", "ModelConfig", "model"),
+                f"model name of {len(name)} characters; the gateway takes at most {MAX_MODEL_NAME}",
+            )
+        ]
+    return []
 
 
 def _dependencies(inventory: Inventory) -> list[Problem]:
@@ -361,4 +430,6 @@ def semantic_problems(inventory: Inventory) -> list[Problem]:
         out += _apparmor(ctid, guest)
         out += _gateway_routes(ctid, guest, inventory)
         out += _not_applied(ctid, guest)
+        out += _proxmox_rules(ctid, guest, inventory)
+        out += _model_name(ctid, guest)
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -48,7 +49,15 @@ _IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 _MAC = re.compile(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}")
 _SNAPSHOT = re.compile(r"[A-Za-z][A-Za-z0-9_-]{1,39}")
 _RECIPE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
-_PORT_SPEC = re.compile(r"\d{1,5}([:-]\d{1,5})?(,\d{1,5}([:-]\d{1,5})?)*")
+_PORT_SPEC = re.compile(r"\d{1,5}(:\d{1,5})?(,\d{1,5}(:\d{1,5})?)*")
+# pve-storage's storage id: it reaches `--rootfs STORAGE:SIZE`, so nothing else may.
+_STORAGE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*[A-Za-z0-9]")
+_SSH_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+# Snapshot names pve-container keeps for itself; pve-firewall's limit of numbers per rule.
+RESERVED_SNAPSHOTS = frozenset({"current", "vzdump"})
+MAX_PORT_NUMBERS = 15
+# Served model names land in nginx config and in njs; far beyond any real model id.
+MAX_MODEL_NAME = 256
 
 
 class Model(BaseModel):
@@ -126,10 +135,60 @@ def _recipe_name(value: str) -> str:
 
 
 def _snapshot_name(value: str) -> str:
+    if value.lower() in RESERVED_SNAPSHOTS:
+        raise ValueError(f"{value!r} is reserved by Proxmox for its own use; choose another name")
     if not _SNAPSHOT.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid snapshot name (2-40 chars, starts with a letter, "
             "then letters, digits, '_' or '-')"
+        )
+    return value
+
+
+def _storage_id(value: str) -> str:
+    if not _STORAGE_ID.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Proxmox storage id (letters, digits, '-', '_', '.'; "
+            "e.g. local-lvm); options such as ',ro=1' cannot be given here"
+        )
+    return value
+
+
+def _ssh_host(value: str) -> str:
+    """`host` or `user@host`: never anything ssh would read as an option."""
+    user, at, host = value.rpartition("@")
+    if at and not _SSH_USER.fullmatch(user):
+        raise ValueError(f"{value!r}: {user!r} is not a user name (expected user@host)")
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME.fullmatch(host):
+        raise ValueError(f"{value!r} is not a host, or user@host, to reach the node by SSH")
+    return value
+
+
+def _absolute(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must be an absolute path")
+    return value
+
+
+def _command_words(value: str) -> str:
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} cannot be split into words ({exc})") from None
+    if not words:
+        raise ValueError("the command is empty")
+    return value
+
+
+def _model_name(value: str) -> str:
+    if len(value) > MAX_MODEL_NAME:
+        raise ValueError(
+            f"model name of {len(value)} characters; the gateway takes at most {MAX_MODEL_NAME}"
         )
     return value
 
@@ -144,13 +203,29 @@ def _pct_option(value: str) -> str:
 
 
 def _port_spec(value: Any) -> str:
+    """pve-firewall's `dport`: ports and `a:b` ranges, comma-separated, at most 15 numbers."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
+    if isinstance(value, str) and _PORT_SPEC.fullmatch(value.replace("-", ":")) and "-" in value:
+        raise ValueError(
+            f"{value!r}: Proxmox writes port ranges as {value.replace('-', ':')!r} "
+            "(pve-firewall skips a rule with a '-' range, leaving the port closed)"
+        )
     if not isinstance(value, str) or not _PORT_SPEC.fullmatch(value):
         raise ValueError(f"{value!r} is not a port (8000), range (8000:8010) or list (80,443)")
-    for number in re.split(r"[:,-]", value):
+    numbers = re.split(r"[:,]", value)
+    for number in numbers:
         if not 1 <= int(number) <= 65535:
             raise ValueError(f"port {number} is outside 1..65535")
+    for part in value.split(","):
+        low, _, high = part.partition(":")
+        if high and int(low) > int(high):
+            raise ValueError(f"range {part!r} runs backwards; write {high}:{low}")
+    if len(numbers) > MAX_PORT_NUMBERS:
+        raise ValueError(
+            f"{value!r} has {len(numbers)} port numbers; pve-firewall takes at most "
+            f"{MAX_PORT_NUMBERS} in one rule (split it into several rules)"
+        )
     return value
 
 
@@ -192,6 +267,9 @@ def _nameservers(value: Any) -> Any:
     raise ValueError(f"expected a string or a list of strings, got {value!r}")
 
 
+StorageId = Annotated[StrictStr, AfterValidator(_storage_id)]
+AbsolutePath = Annotated[StrictStr, AfterValidator(_absolute)]
+ModelName = Annotated[StrictStr, AfterValidator(_model_name)]
 HostName = Annotated[StrictStr, AfterValidator(_hostname)]
 IfName = Annotated[StrictStr, AfterValidator(_ifname)]
 IPv4 = Annotated[StrictStr, AfterValidator(_ipv4)]
@@ -282,7 +360,7 @@ class FirewallConfig(Model):
 class HealthCheck(Model):
     """A command run inside the guest (split like a shell would, but never run by one)."""
 
-    command: StrictStr = Field(min_length=1)
+    command: Annotated[StrictStr, AfterValidator(_command_words)] = Field(min_length=1)
     retries: StrictInt = Field(default=3, ge=1, le=1000)
     interval: StrictInt = Field(default=5, ge=0, le=3600)
 
@@ -310,7 +388,7 @@ class MountPoint(Model):
 class VllmServerConfig(Model):
     host: StrictStr = "0.0.0.0"
     port: StrictInt = Field(default=8000, ge=1, le=65535)
-    served_model_name: StrictStr | None = None
+    served_model_name: ModelName | None = None
 
 
 class VllmEngineConfig(Model):
@@ -394,8 +472,8 @@ class LxcGuest(Model):
         description="Create from this: rootfs tarball (.tar.gz/.tar.xz/.tar.zst) or "
         "'debootstrap:<suite>' (LXC driver)",
     )
-    storage_pool: StrictStr = Field(
-        default="local", min_length=1, description="Proxmox storage for the root disk"
+    storage_pool: StorageId = Field(
+        default="local", description="Proxmox storage id for the root disk"
     )
     storage_size_gb: StrictInt = Field(
         default=8, ge=1, le=1_048_576, description="Root disk size in GiB (grow only)"
@@ -480,8 +558,8 @@ class LxcGuest(Model):
     )
 
     # Older flat vLLM keys, still in inventories in the field.
-    vllm_model: StrictStr | None = Field(default=None, description="Legacy: model path")
-    vllm_served_model_name: StrictStr | None = Field(
+    vllm_model: ModelName | None = Field(default=None, description="Legacy: model path")
+    vllm_served_model_name: ModelName | None = Field(
         default=None, description="Legacy: served model name (routed by the gateway)"
     )
     vllm_model_type: Literal["chat", "embedding"] | None = Field(
@@ -602,11 +680,13 @@ class DriverSettings(Model):
     """Additive `phoenix` block of the hypervisor config: which driver and where."""
 
     driver: Literal["lxc", "proxmox"] = "lxc"
-    lxc_path: StrictStr = "/var/lib/phoenix/lxc"
-    state_dir: StrictStr = "/var/lib/phoenix/state"
-    template_cache: StrictStr = "/var/cache/phoenix/templates"
-    node: StrictStr | None = Field(default=None, description="Proxmox node name")
-    ssh_host: StrictStr | None = Field(default=None, description="user@host of the node")
+    lxc_path: AbsolutePath = "/var/lib/phoenix/lxc"
+    state_dir: AbsolutePath = "/var/lib/phoenix/state"
+    template_cache: AbsolutePath = "/var/cache/phoenix/templates"
+    node: HostName | None = Field(default=None, description="Proxmox node name")
+    ssh_host: Annotated[StrictStr, AfterValidator(_ssh_host)] | None = Field(
+        default=None, description="host or user@host of the node (SSH)"
+    )
     parallel: StrictInt = Field(default=4, ge=1, le=64)
     lxc_clone: Literal["linked", "full"] = Field(
         default="linked",
