@@ -62,7 +62,9 @@ def test_a_directory_in_place_of_a_config_file_is_an_error(minimal_dir: Path) ->
 
 
 def test_an_integer_with_5000_digits_is_an_error(minimal_dir: Path) -> None:
-    text = (minimal_dir / LXC).read_text().replace('"memory_mb": 1024', '"memory_mb": ' + "9" * 5000)
+    text = (
+        (minimal_dir / LXC).read_text().replace('"memory_mb": 1024', '"memory_mb": ' + "9" * 5000)
+    )
     (minimal_dir / LXC).write_text(text)
     code, output = _validate(minimal_dir)
     assert code == 1
