@@ -49,7 +49,8 @@ def guest_on_node(
     snapshots: str = "snapshot_none.json",
     fw: str | None = None,
 ) -> None:
-    """Make `runner` answer pvesh/cat like a node holding this guest."""
+    """Make `runner` answer pvesh/cat like a node holding this guest (PVE 8.4)."""
+    runner.respond(pvesh("/version"), '{"version": "8.4.1", "release": "8.4"}')
     runner.respond(config_argv(ctid), data(config))
     runner.respond(status_argv(ctid), data(status))
     runner.respond(snapshot_argv(ctid), data(snapshots))
@@ -92,4 +93,10 @@ def runner() -> RecordedRunner:
 
 @pytest.fixture
 def driver(runner: RecordedRunner) -> ProxmoxDriver:
-    return ProxmoxDriver(runner, NODE, sleep=lambda _: None)
+    return ProxmoxDriver(runner, NODE, sleep=lambda _: None, version=(8, 4))
+
+
+def owning(driver: ProxmoxDriver, ctid: int, lines: list[tuple[str, str]]) -> ProxmoxDriver:
+    """Record `lines` as written by Phoenix earlier (a guest it already manages)."""
+    driver.owned.set(ctid, lines)
+    return driver

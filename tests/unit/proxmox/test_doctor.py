@@ -19,7 +19,7 @@ def healthy_node() -> RecordedRunner:
     runner.respond(["pveversion", "--verbose"], data("pveversion_verbose.txt"))
     runner.respond(["uname", "-n"], "pve.lab.example\n")
     runner.respond(pvesh("/nodes/pve/storage"), data("storage_pve.json"))
-    runner.respond(pvesh("/nodes/pve/network"), data("network_pve.json"))
+    runner.respond(pvesh("/nodes/pve/network", "--type", "any_bridge"), data("network_pve.json"))
     runner.respond(["cat", "/etc/subuid"], "root:100000:65536\n")
     runner.respond(["cat", "/etc/subgid"], "root:100000:65536\n")
     return runner
@@ -53,7 +53,7 @@ def test_healthy_node(seed: Inventory) -> None:
 
 def test_broken_node_says_what_to_fix(seed: Inventory) -> None:
     runner = healthy_node()
-    runner.respond(pvesh("/nodes/pve/network"), "[]")
+    runner.respond(pvesh("/nodes/pve/network", "--type", "any_bridge"), "[]")
     runner.respond(["test", "-f", TEMPLATE], returncode=1)
     runner.respond(["cat", "/etc/subgid"], "")
     needs = Needs(
@@ -112,7 +112,9 @@ def test_node_named_otherwise_than_the_node_reached_fails() -> None:
 def test_no_node_name_asks_localhost() -> None:
     runner = healthy_node()
     runner.respond(pvesh("/nodes/localhost/storage"), data("storage_pve.json"))
-    runner.respond(pvesh("/nodes/localhost/network"), data("network_pve.json"))
+    runner.respond(
+        pvesh("/nodes/localhost/network", "--type", "any_bridge"), data("network_pve.json")
+    )
     needs = Needs(frozenset({"quickOS-lxc-disks"}), frozenset({"vmbr0"}), frozenset())
     checks = run_doctor(runner, needs)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]

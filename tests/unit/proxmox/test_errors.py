@@ -48,7 +48,7 @@ def test_exec_on_stopped_guest() -> None:
     with pytest.raises(
         DriverError, match=r"guest 101 is not running.*\n  command: pct exec 101 -- true"
     ):
-        ProxmoxDriver(runner, "pve").exec(101, ["true"])
+        ProxmoxDriver(runner, "pve", version=(8, 1)).exec(101, ["true"])
 
 
 def test_exec_keeps_the_guest_commands_own_failure() -> None:
@@ -56,7 +56,7 @@ def test_exec_keeps_the_guest_commands_own_failure() -> None:
     runner.respond(
         ["pct", "exec", "101"], returncode=3, stderr="nginx: configuration test failed\n"
     )
-    result = ProxmoxDriver(runner, "pve").exec(101, ["nginx", "-t"])
+    result = ProxmoxDriver(runner, "pve", version=(8, 4)).exec(101, ["nginx", "-t"])
     assert (result.returncode, result.ok) == (3, False)
 
 

@@ -9,18 +9,21 @@ from pathlib import Path
 import pytest
 
 from phoenix.drivers.base import Driver, GuestSettings
-from phoenix.drivers.proxmox import command_lines, conffile, files, record
+from phoenix.drivers.proxmox import command_lines, files, record
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.errors import DriverError, PlanError
 from phoenix.inventory import Inventory
 from phoenix.runners.base import CommandResult
 from phoenix.runners.recorded import RecordedRunner
-from tests.unit.proxmox.conftest import config_argv, data, guest_on_node, status_argv
+from tests.unit.proxmox.conftest import config_argv, data, guest_on_node, owning, status_argv
+from tests.unit.proxmox.fakenode import FakeNode
 
 ALL = frozenset(f.name for f in fields(GuestSettings))
 TEMPLATE = "/fastData/shared-iso/template/cache/ubuntu-24.04-standard_24.04-2_amd64.tar.zst"
 LOCK_900 = ["flock", "--timeout", "30", "/run/lock/lxc/pve-config-900.lock"]
 LOCK_101 = ["flock", "--timeout", "30", "/run/lock/lxc/pve-config-101.lock"]
+WRITTEN_101 = [("lxc.apparmor.profile", "unconfined"), ("lxc.mount.auto", "sys:rw")]
+SMALL = GuestSettings("small", 512, 512, 1, 8, "local-zfs", True, None)
 
 
 def writer(path: str, expect: str = "-", mode: str = "-") -> list[str]:
@@ -87,14 +90,28 @@ def test_created_nic_without_mac_gets_one_then_keeps_it(s101: GuestSettings) -> 
 def test_clone_reads_back_the_random_mac_and_keeps_it(
     runner: RecordedRunner, s101: GuestSettings
 ) -> None:
+    guest_on_node(runner, 900, "config_900_stopped.json", "status_101_stopped.json")
     guest_on_node(runner, 101, "config_101_after_clone.json", "status_101_stopped.json")
     runner.respond(
         ["cat", "/etc/pve/lxc/101.conf"],
         "hostname: Nginx-Phoenix\nlxc.apparmor.profile: unconfined\n",
     )
     driver = ProxmoxDriver(runner, "pve", sleep=lambda _: None)
+    # After the resize the node reports the grown disk (pct's exit 0 alone is not trusted).
+    grown = data("config_101_after_clone.json").replace("size=16G", "size=32G")
+    runner.responders.insert(
+        0,
+        lambda argv: (
+            CommandResult(argv, 0, grown, "")
+            if argv == tuple(config_argv(101))
+            and ("pct", "resize", "101", "rootfs", "32G") in runner.calls
+            else None
+        ),
+    )
     driver.clone(900, 101, "final-form", s101)
-    assert driver.log.entries[1] == ("observe", tuple(config_argv(101)))
+    cloned = driver.log.entries.index(("mutate", tuple(driver.log.mutations()[0])))
+    assert driver.log.mutations()[0][:2] == ("pct", "clone")
+    assert driver.log.entries[cloned + 1] == ("observe", tuple(config_argv(101)))
     driver.configure(101, s101, ALL - {"disk_gb"})
     pct_set = next(a for a in driver.log.mutations() if a[:2] == ("pct", "set"))
     assert pct_set[pct_set.index("--net0") + 1] == (
@@ -118,7 +135,7 @@ def test_converged_guest_changes_nothing(runner: RecordedRunner, s101: GuestSett
         "snapshot_101.json",
         fw="fw_101.fw",
     )
-    driver = ProxmoxDriver(runner, "pve", sleep=lambda _: None)
+    driver = owning(ProxmoxDriver(runner, "pve", sleep=lambda _: None), 101, WRITTEN_101)
     seen = driver.observe(101)
     assert seen.settings is not None
     driver.configure(101, s101, frozenset(s101.diff(seen.settings)))
@@ -159,7 +176,7 @@ def test_drifted_running_guest_gets_one_pct_set_and_a_restart(
     runner: RecordedRunner, s101: GuestSettings
 ) -> None:
     Node(runner, 101, "config_101_drifted.json")
-    driver = ProxmoxDriver(runner, "pve", sleep=lambda _: None)
+    driver = owning(ProxmoxDriver(runner, "pve", sleep=lambda _: None), 101, WRITTEN_101)
     seen = driver.observe(101)
     assert seen.settings is not None
     changed = frozenset(s101.diff(seen.settings))
@@ -187,9 +204,13 @@ def test_raw_key_change_on_running_guest_rewrites_conf_and_restarts(
     ]
     written = runner.inputs[runner.calls.index(muts[0])]
     assert isinstance(written, str)
-    assert written == conffile.set_raw_keys(
-        data("conf_101_messy.conf"),
-        [("lxc.apparmor.profile", "unconfined"), ("lxc.mount.auto", "sys:rw")],
+    # Phoenix owns the AppArmor key (the inventory sets it) and its own lines; the lines it
+    # did not write (mount.auto proc:..., a device rule) stay, the snapshot and pending
+    # sections are untouched.
+    main, rest = data("conf_101_messy.conf").split("\n\n[pre-gateway]", 1)
+    kept = main.replace("lxc.apparmor.profile = generated\n", "")
+    assert written == (
+        kept + "\nlxc.apparmor.profile: unconfined\nlxc.mount.auto: sys:rw\n\n[pre-gateway]" + rest
     )
     assert [a[:2] for a in muts[1:]] == [("pct", "shutdown"), ("pct", "start")]
 
@@ -203,13 +224,14 @@ def test_unprivileged_cannot_change(runner: RecordedRunner, s101: GuestSettings)
     assert driver.log.mutations() == []
 
 
-def test_resize_grows_only(runner: RecordedRunner) -> None:
-    guest_on_node(runner, 101, "config_101_running.json", "status_101_running.json")
-    driver = ProxmoxDriver(runner, "pve")
+def test_resize_grows_only(tmp_path: Path) -> None:
+    node = FakeNode(tmp_path)
+    driver = ProxmoxDriver(node, "pve")
+    driver.create(101, TEMPLATE, dataclasses.replace(SMALL, disk_gb=32))
     driver.resize(101, 40)
-    assert driver.log.mutations() == [("pct", "resize", "101", "rootfs", "40G")]
+    assert node.mutations()[-1] == ("pct", "resize", "101", "rootfs", "40G")
     with pytest.raises(
-        DriverError, match=r"guest 101's disk is 32 GiB.*asks for 16 GiB.*only grows"
+        DriverError, match=r"guest 101's disk is 40 GiB.*asks for 16 GiB.*only grows"
     ):
         driver.resize(101, 16)
 
@@ -250,16 +272,18 @@ def test_exec_and_push_argv(tmp_path: Path) -> None:
 def test_push_over_ssh_stages_the_file_on_the_node(runner: RecordedRunner, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.tar"
     bundle.write_bytes(b"secret")
-    driver = ProxmoxDriver(runner, "pve", stage_files=True)
+    staged = "/tmp/phoenix-push.Xq81zLm0aT"
+    runner.respond(["mktemp"], staged + "\n")
+    driver = ProxmoxDriver(runner, "pve", stage_files=True, version=(8, 4))
     driver.push(101, bundle, "/tmp/phoenix_run/bundle.tar")
-    staged = "/tmp/phoenix-push.101.1"
     assert runner.calls == [
-        ("pct", "exec", "101", "--", "mkdir", "-p", "/tmp/phoenix_run"),
-        tuple(writer(staged, "-", "0600")),
+        ("pct", "exec", "101", "--keep-env", "0", "--", "mkdir", "-p", "/tmp/phoenix_run"),
+        ("mktemp", "/tmp/phoenix-push.XXXXXXXXXX"),
+        tuple(writer(staged, files.digest(b""), "0600")),
         ("pct", "push", "101", staged, "/tmp/phoenix_run/bundle.tar", "--perms", "0644"),
         ("rm", "-f", staged),
     ]
-    assert runner.inputs[1] == b"secret"
+    assert runner.inputs[2] == b"secret"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,9 @@ from phoenix.drivers.base import GuestSettings, NetSettings
 from phoenix.drivers.proxmox import firewall, pvesh
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.runners.recorded import RecordedRunner
-from tests.unit.proxmox.conftest import data, guest_on_node, missing_on_node
+from tests.unit.proxmox.conftest import data, guest_on_node, missing_on_node, owning
+
+WRITTEN_101 = [("lxc.apparmor.profile", "unconfined"), ("lxc.mount.auto", "sys:rw")]
 
 
 def test_running_guest(driver: ProxmoxDriver, runner: RecordedRunner, s101: GuestSettings) -> None:
@@ -21,7 +23,7 @@ def test_running_guest(driver: ProxmoxDriver, runner: RecordedRunner, s101: Gues
         "snapshot_101.json",
         fw="fw_101.fw",
     )
-    seen = driver.observe(101)
+    seen = owning(driver, 101, WRITTEN_101).observe(101)
     assert seen.state == "running"
     assert seen.snapshots == ("pre-gateway",)
     assert seen.ip_addresses == ("10.0.0.153",)
@@ -43,7 +45,7 @@ def test_stopped_template_source(
     guest_on_node(
         runner, 900, "config_900_stopped.json", "status_101_stopped.json", "snapshot_900.json"
     )
-    seen = driver.observe(900)
+    seen = owning(driver, 900, [("lxc.apparmor.profile", "unconfined")]).observe(900)
     assert seen.state == "stopped" and seen.ip_addresses == ()
     assert seen.snapshots == ("final-form",)
     assert seen.settings is not None
@@ -69,7 +71,7 @@ def test_missing_guest_500_form(driver: ProxmoxDriver, runner: RecordedRunner) -
 
 def test_locked_guest(driver: ProxmoxDriver, runner: RecordedRunner, s101: GuestSettings) -> None:
     guest_on_node(runner, 101, "config_101_locked.json", "status_101_locked.json", fw="fw_101.fw")
-    seen = driver.observe(101)
+    seen = owning(driver, 101, WRITTEN_101).observe(101)
     assert seen.locked == "backup" and seen.state == "running"
     assert seen.settings is not None and s101.diff(seen.settings) == {}
 
@@ -119,3 +121,15 @@ def test_unknown_mac_in_desired_state_matches_observed_mac(s101: GuestSettings) 
         json.loads(data("config_101_running.json")), firewall.parse(data("fw_101.fw"))
     )
     assert set(pinned.diff(facts.settings)) == {"net"}
+
+
+def test_raw_lines_phoenix_did_not_write_are_not_its_settings(
+    driver: ProxmoxDriver, runner: RecordedRunner, s101: GuestSettings
+) -> None:
+    """A guest Phoenix has not written raw keys to yet: its lines are not reported (so they
+    are never drift to remove); the inventory's lines show as to be taken over."""
+    guest_on_node(runner, 101, "config_101_running.json", "status_101_running.json", fw="fw_101.fw")
+    seen = driver.observe(101)
+    assert seen.settings is not None
+    assert seen.settings.raw_lxc == () and seen.settings.apparmor_profile is None
+    assert set(s101.diff(seen.settings)) == {"raw_lxc", "apparmor_profile"}

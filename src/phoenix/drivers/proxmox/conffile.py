@@ -140,3 +140,49 @@ def set_raw_keys(text: str, wanted: Sequence[tuple[str, str]]) -> str:
         out.append("")
         out.extend(sections)
     return "\n".join(out) + "\n" if out else ""
+
+
+def check_wanted(wanted: Sequence[tuple[str, str]]) -> None:
+    """ValueError for a key Proxmox refuses, or a one-value key given twice (LXC would keep
+    only the last; keys it reads many times, like `lxc.idmap`, may repeat)."""
+    from phoenix.drivers.proxmox.ownership import multi_valued
+
+    seen: set[str] = set()
+    for key, value in wanted:
+        problem = key_problem(key, value)
+        if problem is not None:
+            raise ValueError(problem)
+        if key in seen and not multi_valued(key):
+            raise ValueError(f"{key} is given twice; it holds one value")
+        seen.add(key)
+
+
+def edit_raw_keys(
+    text: str, wanted: Sequence[tuple[str, str]], owned: Sequence[tuple[str, str]]
+) -> str:
+    """The config text with the `owned` raw lines of the main section replaced by `wanted`.
+
+    Every other line — raw keys Phoenix does not own (GPU mounts, device rules), `mpN`,
+    `devN`, `env`, comments, the snapshot and pending sections — stays byte for byte where
+    it is; the wanted lines go after them, where Proxmox writes raw keys. Raises ValueError
+    like `check_wanted`.
+    """
+    check_wanted(wanted)
+    mine = set(owned)
+    main, sections = split_sections(text)
+    present = [(m.group(1), m.group(3)) for m in map(_LXC_LINE.match, main) if m]
+    if [line for line in present if line in mine] == list(dict.fromkeys(wanted)):
+        return text  # already as wanted: no rewrite (and no restart) for a mere reordering
+    kept: list[str] = []
+    for line in main:
+        match = _LXC_LINE.match(line)
+        if match and (match.group(1), match.group(3)) in mine:
+            continue
+        kept.append(line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    out = kept + [f"{key}: {value}" for key, value in dict.fromkeys(wanted)]
+    if sections:
+        out.append("")
+        out.extend(sections)
+    return "\n".join(out) + "\n" if out else ""

@@ -22,6 +22,7 @@ Decisions (also in the README):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import threading
@@ -37,13 +38,16 @@ from phoenix.drivers.base import (
     GuestSettings,
     ObservedGuest,
 )
-from phoenix.drivers.proxmox import conffile, files, firewall, pvesh
+from phoenix.drivers.proxmox import commands, conffile, files, firewall, pvesh
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
-from phoenix.drivers.proxmox.properties import render_features, render_net, render_startup
+from phoenix.drivers.proxmox.ownership import OwnedRaw, owned_lines
 from phoenix.errors import CommandFailed, DriverError, PlanError
 from phoenix.runners.base import CommandResult, Runner
 
-_VOLID = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.]*:vztmpl/[^/\s]+$")
+# Commands run with the C locale: Phoenix reads their messages ("No such file", pct's).
+NODE_ENV = {"LC_ALL": "C"}
+# What `plan --offline --commands` assumes of a node it cannot ask.
+OFFLINE_VERSION: pvesh.Version = (9, 1)
 _PCT_FAILURE = re.compile(
     r"(container '\d+' not running|CT \d+ not running|is locked \(|"
     r"Configuration file '[^']*' does not exist)"
@@ -74,21 +78,6 @@ FIREWALL_FIELDS = frozenset({"firewall_enabled", "firewall_rules"})
 APPLIED_AFTER_CREATE = PCT_SET_FIELDS | CONF_FIELDS | FIREWALL_FIELDS
 # Changes that only take effect when the container starts again.
 RESTART_FIELDS = frozenset({"raw_lxc", "apparmor_profile", "features"})
-
-
-def template_argument(template: str) -> str:
-    """The `ostemplate` argument of `pct create` for an inventory `template` value."""
-    if _VOLID.match(template) or (template.startswith("/") and not template.endswith("/")):
-        return template
-    if template.startswith("debootstrap:"):
-        raise DriverError(
-            f"template {template!r} is built by the LXC driver; on Proxmox use a template "
-            "archive (`pveam download <storage> <name>`) and give its path or volume id"
-        )
-    raise DriverError(
-        f"template {template!r} is neither an absolute path nor a volume id "
-        "('<storage>:vztmpl/<file>'); `pveam list <storage>` shows the ids"
-    )
 
 
 def mac_placeholder(ctid: int) -> str:
@@ -124,10 +113,16 @@ class ProxmoxDriver:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         poll_interval: float = 1.0,
+        owned: OwnedRaw | None = None,
+        version: pvesh.Version | None = None,
     ) -> None:
         self.runner = runner
         self.node = node
         self.offline = offline
+        self.owned = owned or OwnedRaw()
+        # The node's PVE version: asked once (`pvesh get /version`); offline, assumed.
+        self._version = version if version is not None or not offline else OFFLINE_VERSION
+        self._disks: dict[int, int] = {}  # offline: disk sizes of guests this run makes
         self.log = CommandLog()
         self.file_writes: list[FileWrite] = []
         # Over SSH, `pct push` reads files on the node: stage them there first.
@@ -141,7 +136,7 @@ class ProxmoxDriver:
         self._nics: set[int] = set()  # offline: guests known to have a NIC already
         self._guard = threading.Lock()
         self._source_locks: dict[int, threading.Lock] = {}
-        self._staged = 0
+        self._snaps: dict[int, list[str]] = {}  # offline: snapshots this run takes
 
     # -- running commands -------------------------------------------------------------
 
@@ -160,7 +155,7 @@ class ProxmoxDriver:
             return CommandResult(tuple(argv), 0, "", "")
         self.log.add(kind, argv)
         try:
-            return self.runner.run(argv, input=input, timeout=timeout)
+            return self.runner.run(argv, input=input, env=NODE_ENV, timeout=timeout)
         except CommandFailed as exc:
             return CommandResult(tuple(argv), exc.returncode, exc.stdout, exc.stderr)
 
@@ -189,6 +184,16 @@ class ProxmoxDriver:
             raise DriverError(f"guest {ctid}: unexpected config from pvesh: {data!r}")
         return data
 
+    def version(self) -> pvesh.Version:
+        """The node's Proxmox VE version (major, minor), asked once."""
+        if self._version is None:
+            data = self._json(0, pvesh.version_cmd())
+            try:
+                self._version = pvesh.parse_version(data)
+            except ValueError as exc:
+                raise DriverError(f"node {self.node}: {exc}") from None
+        return self._version
+
     def _read_file(self, ctid: int, path: str) -> str | None:
         result = self._run("observe", files.read_cmd(path))
         if result.ok:
@@ -203,9 +208,20 @@ class ProxmoxDriver:
             return None
         fw_text = self._read_file(ctid, pvesh.fw_path(ctid))
         fw = firewall.parse(fw_text) if fw_text is not None else None
-        facts = pvesh.parse_config(data, fw)
+        try:
+            facts = pvesh.parse_config(data, fw)
+        except ValueError as exc:  # a config Phoenix cannot read (a net0 without name=...)
+            raise DriverError(f"guest {ctid}: cannot read its config from pvesh: {exc}") from None
         self._remember_mac(ctid, facts.mac)
         return facts
+
+    def _owned_settings(self, ctid: int, facts: pvesh.ConfigFacts) -> GuestSettings:
+        """The settings with only the raw lines Phoenix owns (the others are not its to
+        compare or change)."""
+        mine = owned_lines(facts.raw, (), self.owned.get(ctid))
+        apparmor = next((v for k, v in mine if k == pvesh.APPARMOR_KEY), None)
+        raw = tuple(line for line in mine if line[0] != pvesh.APPARMOR_KEY)
+        return dataclasses.replace(facts.settings, raw_lxc=raw, apparmor_profile=apparmor)
 
     def _remember_mac(self, ctid: int, mac: str | None) -> None:
         if mac is not None:
@@ -238,7 +254,7 @@ class ProxmoxDriver:
         return ObservedGuest(
             ctid=ctid,
             state=state,
-            settings=facts.settings,
+            settings=self._owned_settings(ctid, facts),
             snapshots=snapshots,
             is_template=facts.is_template,
             locked=facts.locked or status_lock,
@@ -248,15 +264,12 @@ class ProxmoxDriver:
     # -- creating ----------------------------------------------------------------------
 
     def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
-        argv = [
-            "pct", "create", str(ctid), template_argument(template),
-            "--hostname", settings.hostname,
-            "--rootfs", f"{settings.storage}:{settings.disk_gb}",
-            "--unprivileged", "1" if settings.unprivileged else "0",
-        ]  # fmt: skip
-        self._mutate(ctid, argv)
+        self._mutate(ctid, commands.create(ctid, template, settings))
         self._nics.discard(ctid)
         self._macs.pop(ctid, None)
+        self.owned.forget(ctid)
+        if self.offline:
+            self._disks[ctid] = settings.disk_gb
         # `pct create` fixes only what cannot change later; the rest is one full `pct set`.
         self.configure(ctid, settings, APPLIED_AFTER_CREATE)
 
@@ -265,17 +278,32 @@ class ProxmoxDriver:
             return self._source_locks.setdefault(source, threading.Lock())
 
     def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
-        """Full clone; clones of one source run one at a time (pct locks the source)."""
-        argv = ["pct", "clone", str(source), str(ctid)]
-        if snapshot is not None:
-            argv += ["--snapname", snapshot]
-        argv += ["--full", "1", "--storage", settings.storage, "--hostname", settings.hostname]
+        """Full clone; clones of one source run one at a time (pct locks the source).
+
+        Refused before anything runs when the clone would come out wrong (its source's
+        `unprivileged` differs, its disk would have to shrink)."""
+        if self.offline:
+            source_gb = self._disks.get(source)
+        else:
+            facts = self._facts(source)
+            if facts is None:
+                raise DriverError(f"guest {ctid}: its clone source {source} does not exist")
+            commands.check_clone(source, ctid, settings, facts.settings)
+            source_gb = facts.settings.disk_gb
+        if source_gb is not None and settings.disk_gb < source_gb:
+            commands.check_clone(
+                source, ctid, settings, dataclasses.replace(settings, disk_gb=source_gb)
+            )
+        argv = commands.clone(source, ctid, snapshot, settings)
         with self._source_lock(source):
             self._mutate(ctid, argv)
+        self.owned.copy(source, ctid)
         # The clone got a random MAC: learn it now so every later `pct set` keeps it.
         if self.offline:
             self._macs[ctid] = mac_placeholder(ctid)
             self._nics.add(ctid)
+            if source_gb is not None:
+                self._disks[ctid] = source_gb
         else:
             self._nics.discard(ctid)
             self._macs.pop(ctid, None)
@@ -292,29 +320,10 @@ class ProxmoxDriver:
     def pct_set_argv(
         self, ctid: int, settings: GuestSettings, current: pvesh.ConfigFacts | None
     ) -> list[str]:
-        """`pct set` with the whole desired config (pure apart from the MAC memory)."""
-        argv = [
-            "pct", "set", str(ctid),
-            "--hostname", settings.hostname,
-            "--memory", str(settings.memory_mb),
-            "--swap", str(settings.swap_mb),
-            "--cores", str(settings.cores),
-            "--onboot", "1" if settings.onboot else "0",
-            "--startup", render_startup(settings.boot_order, settings.boot_delay),
-        ]  # fmt: skip
-        delete: list[str] = []
-        if settings.features:
-            argv += ["--features", render_features(settings.features)]
-        elif current is not None and current.settings.features:
-            delete.append("features")
-        if settings.net is not None:
-            mac = settings.net.mac or self._macs.get(ctid)
-            argv += ["--net0", render_net(settings.net, mac, settings.firewall_enabled)]
-        elif current is not None and current.settings.net is not None:
-            delete.append("net0")
-        if delete:
-            argv += ["--delete", ",".join(delete)]
-        return argv
+        """`pct set` with the whole desired config and the MAC the guest has."""
+        return commands.set_options(
+            ctid, settings, self._macs.get(ctid), current.settings if current else None
+        )
 
     def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:
         """Apply the changed settings: one `pct set`, the conf's raw keys, the .fw file."""
@@ -322,6 +331,7 @@ class ProxmoxDriver:
         if not self.offline and current is None:
             raise DriverError(f"guest {ctid} does not exist on node {self.node}; create it first")
         if current is not None:
+            self._refuse_locked(ctid, current.locked)
             self._refuse_unchangeable(ctid, settings, current.settings)
         applied: set[str] = set()
         if changed & PCT_SET_FIELDS:
@@ -341,6 +351,15 @@ class ProxmoxDriver:
         if applied & RESTART_FIELDS and self._state(ctid) == "running":
             self.stop(ctid)
             self.start(ctid)
+
+    def _refuse_locked(self, ctid: int, lock: str | None) -> None:
+        """pct refuses a locked guest, but a config file write would not: refuse first."""
+        if lock:
+            raise DriverError(
+                f"guest {ctid} is locked ({lock}) by a task on the node (backup, migration, "
+                "snapshot...): Phoenix changes nothing while it runs. Wait for the task; if it "
+                f"crashed, check `pct config {ctid}` and run `pct unlock {ctid}`"
+            )
 
     def _refuse_unchangeable(
         self, ctid: int, desired: GuestSettings, observed: GuestSettings
@@ -367,30 +386,45 @@ class ProxmoxDriver:
         return wanted
 
     def _write_raw_keys(self, ctid: int, settings: GuestSettings) -> bool:
+        """Make the raw lines Phoenix owns be the wanted ones; leave every other line."""
+        wanted = self.wanted_raw_keys(settings)
+        version = self.version()
+        for key, _ in wanted:
+            problem = commands.raw_key_problem(key, version)
+            if problem is not None:
+                raise DriverError(f"guest {ctid}: raw LXC option refused: {problem}")
         path = pvesh.conf_path(ctid)
         old = "" if self.offline else self._read_file(ctid, path)
         if old is None:
             raise DriverError(f"guest {ctid}: {path} does not exist; create the guest first")
+        present = conffile.main_section_raw(old)
+        mine = owned_lines(present, wanted, self.owned.get(ctid))
         try:
-            new = conffile.set_raw_keys(old, self.wanted_raw_keys(settings))
+            new = conffile.edit_raw_keys(old, wanted, mine)
         except ValueError as exc:
             raise DriverError(f"guest {ctid}: raw LXC option refused: {exc}") from None
-        if new == old:
-            return False
-        expect = None if self.offline else files.digest(old)
-        argv = files.write_cmd(path, expect, lock=pvesh.config_lock_path(ctid))
-        self._write(ctid, argv, path, new, partial=self.offline)
-        return True
+        if new != old:
+            expect = None if self.offline else files.digest(old)
+            argv = files.write_cmd(path, expect, lock=pvesh.config_lock_path(ctid))
+            self._write(ctid, argv, path, new, partial=self.offline)
+        self.owned.set(ctid, list(dict.fromkeys(wanted)))
+        return new != old
 
     def _write_firewall(self, ctid: int, settings: GuestSettings) -> None:
         path = pvesh.fw_path(ctid)
         old = None if self.offline else self._read_file(ctid, path)
         if old is None and not settings.firewall_enabled:
             return  # no file and no firewall wanted: nothing to switch off
-        new = firewall.render(settings.firewall_enabled, settings.firewall_rules)
+        try:
+            new = firewall.render(settings.firewall_enabled, settings.firewall_rules)
+        except ValueError as exc:
+            raise DriverError(f"guest {ctid}: firewall rule refused: {exc}") from None
         if new == old:
             return
-        self._write(ctid, files.write_cmd(path), path, new)
+        # Checked against what was read (a GUI edit in between is not overwritten); the
+        # writer creates /etc/pve/firewall, which pmxcfs does not have until first used.
+        expect = None if self.offline else files.digest(old or "")
+        self._write(ctid, files.write_cmd(path, expect), path, new)
 
     def _write(
         self, ctid: int, argv: list[str], path: str, content: str, partial: bool = False
@@ -399,20 +433,30 @@ class ProxmoxDriver:
         self._mutate(ctid, argv, input=content)
 
     def resize(self, ctid: int, disk_gb: int) -> None:
-        if not self.offline:
-            facts = self._facts(ctid)
-            if facts is None:
-                raise DriverError(f"guest {ctid} does not exist on node {self.node}")
-            current = facts.settings.disk_gb
-            if disk_gb < current:
-                raise DriverError(
-                    f"guest {ctid}'s disk is {current} GiB and the inventory asks for {disk_gb} "
-                    "GiB: Proxmox only grows disks. Raise storage_size_gb, or recreate the "
-                    "guest (--recreate) to get a smaller disk"
-                )
-            if disk_gb == current:
-                return
-        self._mutate(ctid, ["pct", "resize", str(ctid), "rootfs", f"{disk_gb}G"])
+        """Grow the root disk; confirmed by reading the config back (pct exits 0 even when
+        its resize worker fails)."""
+        if self.offline:
+            argv = commands.resize(ctid, disk_gb, self._disks.get(ctid))
+            if argv is not None:
+                self._mutate(ctid, argv)
+                self._disks[ctid] = disk_gb
+            return
+        facts = self._facts(ctid)
+        if facts is None:
+            raise DriverError(f"guest {ctid} does not exist on node {self.node}")
+        self._refuse_locked(ctid, facts.locked)
+        argv = commands.resize(ctid, disk_gb, facts.settings.disk_gb)
+        if argv is None:
+            return
+        self._mutate(ctid, argv)
+        after = self._facts(ctid)
+        if after is None or after.settings.disk_gb < disk_gb:
+            size = f"{after.settings.disk_gb} GiB" if after else "gone"
+            raise DriverError(
+                f"guest {ctid}: `{shlex.join(argv)}` exited 0 but the disk is {size}, not "
+                f"{disk_gb} GiB: the node's resize task failed (see its task log; is the "
+                "storage full?)"
+            )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -422,7 +466,7 @@ class ProxmoxDriver:
             return
         if state == "missing" and not self.offline:
             raise DriverError(f"guest {ctid} does not exist on node {self.node}; cannot start it")
-        self._mutate(ctid, ["pct", "start", str(ctid)])
+        self._mutate(ctid, commands.start(ctid))
         if not self.offline:
             self._wait_up(ctid, timeout)
 
@@ -450,9 +494,7 @@ class ProxmoxDriver:
     def stop(self, ctid: int, timeout: float = 60.0) -> None:
         if not self.offline and self._state(ctid) != "running":
             return
-        seconds = str(max(1, int(timeout)))
-        argv = ["pct", "shutdown", str(ctid), "--timeout", seconds, "--forceStop", "1"]
-        self._mutate(ctid, argv, timeout=timeout + 30)
+        self._mutate(ctid, commands.shutdown(ctid, timeout), timeout=timeout + 30)
 
     def destroy(self, ctid: int) -> None:
         if not self.offline:
@@ -461,9 +503,10 @@ class ProxmoxDriver:
                 return
             if state == "running":
                 self.stop(ctid)
-        self._mutate(ctid, ["pct", "destroy", str(ctid)])
+        self._mutate(ctid, commands.destroy(ctid))
         self._macs.pop(ctid, None)
         self._nics.discard(ctid)
+        self.owned.forget(ctid)
 
     # -- in-guest work -----------------------------------------------------------------
 
@@ -476,10 +519,7 @@ class ProxmoxDriver:
         stdin: bytes | None = None,
         timeout: float | None = None,
     ) -> ExecResult:
-        full = ["pct", "exec", str(ctid), "--"]
-        if env:
-            full += ["env", *(f"{k}={v}" for k, v in env.items())]
-        full += list(argv)
+        full = commands.exec_(ctid, argv, env, None if self.offline else self.version())
         result = self._run("exec", full, input=stdin, timeout=timeout)
         if not result.ok and _PCT_FAILURE.search(result.stderr):
             raise explain(ctid, result)
@@ -496,16 +536,14 @@ class ProxmoxDriver:
         source = str(local)
         staged: str | None = None
         if self.stage_files:
-            with self._guard:
-                self._staged += 1
-                staged = f"/tmp/phoenix-push.{ctid}.{self._staged}"
+            # An unpredictable name made (0600) by mktemp on the node, then filled.
+            tmp = self._mutate(ctid, ["mktemp", "/tmp/phoenix-push.XXXXXXXXXX"])
+            staged = tmp.stdout.strip() or f"/tmp/phoenix-push.<random>.{ctid}"
             data = b"" if self.offline else local.read_bytes()
-            self._mutate(ctid, files.write_cmd(staged, mode=0o600), input=data)
+            self._mutate(ctid, files.write_cmd(staged, files.digest(b""), mode=0o600), input=data)
             source = staged
         try:
-            self._mutate(
-                ctid, ["pct", "push", str(ctid), source, guest_path, "--perms", f"{mode:04o}"]
-            )
+            self._mutate(ctid, commands.push(ctid, source, guest_path, mode))
         finally:
             if staged is not None:
                 self._run("mutate", ["rm", "-f", staged])
@@ -514,7 +552,7 @@ class ProxmoxDriver:
 
     def list_snapshots(self, ctid: int) -> list[str]:
         if self.offline:
-            return []
+            return list(self._snaps.get(ctid, []))
         result = self._run("observe", pvesh.snapshots_cmd(self.node, ctid))
         if is_missing_guest(result):
             return []
@@ -522,21 +560,38 @@ class ProxmoxDriver:
         return list(pvesh.parse_snapshots(pvesh.load_json(result.stdout, "snapshots")))
 
     def snapshot(self, ctid: int, name: str) -> None:
+        argv = commands.snapshot(ctid, name)
         if name in self.list_snapshots(ctid):
             return
-        self._mutate(ctid, ["pct", "snapshot", str(ctid), name])
+        self._mutate(ctid, argv)
+        if self.offline:
+            self._snaps.setdefault(ctid, []).append(name)
 
     def delete_snapshot(self, ctid: int, name: str) -> None:
         if not self.offline and name not in self.list_snapshots(ctid):
             return
-        self._mutate(ctid, ["pct", "delsnapshot", str(ctid), name])
+        self._mutate(ctid, commands.delete_snapshot(ctid, name))
+        if name in self._snaps.get(ctid, []):
+            self._snaps[ctid].remove(name)
 
     def mark_template(self, ctid: int) -> None:
-        if not self.offline:
-            facts = self._facts(ctid)
-            if facts is None:
-                raise DriverError(f"guest {ctid} does not exist on node {self.node}")
-            if facts.is_template:
-                return
-            self.stop(ctid)
-        self._mutate(ctid, ["pct", "template", str(ctid)])
+        """`pct template`, refused for a guest with snapshots (pct would refuse it) and
+        confirmed by reading the config back (pct exits 0 when its worker fails)."""
+        if self.offline:
+            self._mutate(ctid, commands.template(ctid, self.list_snapshots(ctid)))
+            return
+        facts = self._facts(ctid)
+        if facts is None:
+            raise DriverError(f"guest {ctid} does not exist on node {self.node}")
+        if facts.is_template:
+            return
+        self._refuse_locked(ctid, facts.locked)
+        argv = commands.template(ctid, self.list_snapshots(ctid))
+        self.stop(ctid)
+        self._mutate(ctid, argv)
+        after = self._facts(ctid)
+        if after is None or not after.is_template:
+            raise DriverError(
+                f"guest {ctid}: `{shlex.join(argv)}` exited 0 but the guest is not a template: "
+                "the node's task failed (see its task log)"
+            )

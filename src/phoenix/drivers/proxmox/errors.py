@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from phoenix.drivers.proxmox import files
 from phoenix.errors import DriverError
 from phoenix.runners.base import CommandResult
 
@@ -66,6 +67,13 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         "converged (`phoenix up` on the source first)",
     ),
     (
+        re.compile(r"snapshot feature is not available"),
+        "guest {ctid}'s storage cannot take snapshots: Proxmox snapshots a container only on "
+        "ZFS, LVM-thin, Ceph RBD or BTRFS storage (not dir, NFS, CIFS or LVM). Put the guest "
+        "on such a storage (storage_pool), or leave template_snapshot_name out "
+        "(`phoenix doctor` checks this)",
+    ),
+    (
         re.compile(r"snapshot name '(?P<snap>[^']+)' already used"),
         "guest {ctid} already has a snapshot '{snap}'",
     ),
@@ -85,7 +93,7 @@ def is_missing_guest(result: CommandResult) -> bool:
 def explain(ctid: int, result: CommandResult) -> DriverError:
     """A DriverError for a failed pct/pvesh run: what happened, to which guest, by which
     command, what to do — plus Proxmox's own last lines for reference."""
-    command = shlex.join(result.argv)
+    command = shlex.join(files.display(result.argv))
     text = (result.stderr or result.stdout).strip()
     tail = "\n".join(text.splitlines()[-5:])
     if _MISSING_CONFIG.search(text):

@@ -3,10 +3,12 @@
 A read is `cat <path>`. A write pipes the new content on stdin to a fixed program whose only
 arguments are the path, the SHA-256 of the content Phoenix read (or `-`), and a mode (or
 `-`): it refuses to write when the file changed since it was read (someone else edited the
-config in between), writes a temporary file next to the target and renames it over the
-target, as Proxmox's own `file_set_contents` does on `/etc/pve`. Nothing from the inventory
-is ever part of a shell string: the program text is constant and the path is its own argv
-element. Config writes also hold pct's own per-container flock.
+config in between; a missing file reads as empty), creates the parent directory (pmxcfs has
+no `/etc/pve/firewall` until a firewall setting is first saved; pve-firewall makes it too),
+writes a private temporary file (mkstemp: unpredictable name, mode 0600) next to the target
+and renames it over the target, as Proxmox's own `file_set_contents` does on `/etc/pve`.
+Nothing from the inventory is ever part of a shell string: the program text is constant and
+the path is its own argv element. Config writes also hold pct's own per-container flock.
 """
 
 from __future__ import annotations
@@ -16,15 +18,19 @@ import hashlib
 WRITER_NAME = "phoenix-write"
 
 WRITER = (
-    "import hashlib,os,sys\n"
+    "import hashlib,os,sys,tempfile\n"
     "p,want,mode=sys.argv[1:4]\n"
+    "d=os.path.dirname(p)\n"
+    "os.makedirs(d,exist_ok=True)\n"
     "try:\n old=open(p,'rb').read()\nexcept FileNotFoundError:\n old=b''\n"
     "if want!='-' and hashlib.sha256(old).hexdigest()!=want:\n"
     " sys.exit(p+': changed since Phoenix read it; run Phoenix again')\n"
-    "t=p+'.tmp.phoenix'\n"
-    "with open(t,'wb') as f:\n f.write(sys.stdin.buffer.read())\n"
-    "if mode!='-':\n os.chmod(t,int(mode,8))\n"
-    "os.replace(t,p)\n"
+    "fd,t=tempfile.mkstemp(dir=d,prefix='.'+os.path.basename(p)+'.')\n"
+    "try:\n"
+    " with os.fdopen(fd,'wb') as f:\n  f.write(sys.stdin.buffer.read())\n"
+    " if mode!='-':\n  os.chmod(t,int(mode,8))\n"
+    " os.replace(t,p)\n"
+    "except BaseException:\n os.unlink(t)\n raise\n"
 )
 
 

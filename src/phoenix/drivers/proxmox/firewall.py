@@ -25,7 +25,32 @@ class FirewallFile:
     rules: tuple[FirewallRule, ...]
 
 
+# iptables' multiport match takes at most 15 ports per rule, a range counting as two.
+MAX_PORT_NUMBERS = 15
+
+
+def port_problem(port: str) -> str | None:
+    """Why pve-firewall would skip a rule with this `-dport` (None: it reads it)."""
+    if "-" in port:
+        fixed = port.replace("-", ":")
+        return (
+            f"port {port!r}: pve-firewall writes ranges as a:b ({fixed!r}) and skips the rule "
+            "otherwise, leaving the port closed"
+        )
+    numbers = sum(2 if ":" in item else 1 for item in port.split(","))
+    if numbers > MAX_PORT_NUMBERS:
+        return (
+            f"port {port!r} names {numbers} ports (a range counts as 2); pve-firewall allows "
+            f"{MAX_PORT_NUMBERS} per rule: split it into several rules"
+        )
+    return None
+
+
 def render_rule(rule: FirewallRule) -> str:
+    """One `[RULES]` line; ValueError for a port pve-firewall would skip."""
+    problem = port_problem(rule.port) if rule.port is not None else None
+    if problem is not None:
+        raise ValueError(problem)
     parts = [rule.direction.upper(), rule.action]
     for option, value in (
         ("-source", rule.source),

@@ -57,7 +57,36 @@ def storage_cmd(node: str) -> list[str]:
 
 
 def network_cmd(node: str) -> list[str]:
-    return pvesh_get(f"/nodes/{node}/network")
+    """Every kind of bridge, SDN VNets included (`any_bridge`)."""
+    return pvesh_get(f"/nodes/{node}/network", "--type", "any_bridge")
+
+
+def version_cmd() -> list[str]:
+    return pvesh_get("/version")
+
+
+def cluster_firewall_cmd() -> list[str]:
+    return pvesh_get("/cluster/firewall/options")
+
+
+def cluster_status_cmd() -> list[str]:
+    return pvesh_get("/cluster/status")
+
+
+def cluster_resources_cmd() -> list[str]:
+    return pvesh_get("/cluster/resources", "--type", "vm")
+
+
+Version = tuple[int, int]
+
+
+def parse_version(data: Any) -> Version:
+    """`/version` (`{"version": "8.4.1", "release": "8.4", ...}`) -> (8, 4)."""
+    text = str(data.get("version", "")) if isinstance(data, Mapping) else ""
+    parts = text.split(".")
+    if len(parts) < 2 or not parts[0].isdigit() or not parts[1].isdigit():
+        raise ValueError(f"/version: cannot read a version from {data!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def conf_path(ctid: int) -> str:
@@ -162,11 +191,25 @@ def parse_snapshots(data: list[Mapping[str, Any]]) -> tuple[str, ...]:
     return tuple(str(s["name"]) for s in snaps)
 
 
-def parse_interfaces(data: list[Mapping[str, Any]]) -> tuple[str, ...]:
-    """`.../interfaces` -> the guest's IPv4 addresses (no prefix), loopback excluded."""
+def parse_interfaces(data: Any) -> tuple[str, ...]:
+    """`.../interfaces` -> the guest's IPv4 addresses (no prefix), loopback excluded.
+
+    Reads `ip-addresses` (the current field) and falls back to the deprecated `inet`; pvesh
+    prints `null` for a guest that reports no interfaces.
+    """
     out: list[str] = []
-    for iface in data:
-        if iface.get("name") == "lo":
+    for iface in data if isinstance(data, list) else []:
+        if not isinstance(iface, Mapping) or iface.get("name") == "lo":
+            continue
+        listed = iface.get("ip-addresses")
+        if isinstance(listed, list):
+            out += [
+                str(a["ip-address"])
+                for a in listed
+                if isinstance(a, Mapping)
+                and a.get("ip-address-type") == "inet"
+                and a.get("ip-address")
+            ]
             continue
         inet = iface.get("inet")
         if inet:
@@ -181,6 +224,5 @@ def parse_storages(data: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def parse_bridges(data: list[Mapping[str, Any]]) -> set[str]:
     """`/nodes/{node}/network` -> names of Linux and OVS bridges."""
-    return {
-        str(i["iface"]) for i in data if i.get("type") in ("bridge", "OVSBridge") and "iface" in i
-    }
+    kinds = ("bridge", "OVSBridge", "vnet")
+    return {str(i["iface"]) for i in data if i.get("type") in kinds and "iface" in i}

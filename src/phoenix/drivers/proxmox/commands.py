@@ -1,0 +1,205 @@
+"""Pure builders of the `pct` commands the Proxmox driver runs: settings and facts in, argv
+out, no I/O. The driver observes, calls a builder and runs the result; the schema contract
+test (tests/unit/proxmox/test_schema.py) feeds every builder's output to the Proxmox API
+schema of each supported version.
+
+A builder refuses (DriverError) what a node would refuse or get wrong, with the reason:
+reserved snapshot names, shrinking a disk, a raw key the node's version does not keep.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from phoenix.drivers.base import GuestSettings
+from phoenix.drivers.proxmox.properties import render_features, render_net, render_startup
+from phoenix.errors import DriverError
+
+Version = tuple[int, int]
+
+_VOLID = re.compile(r"^[A-Za-z][A-Za-z0-9\-_.]*:vztmpl/[^/\s]+$")
+# pve-container: `current` is the running state, `vzdump` is vzdump's own snapshot.
+RESERVED_SNAPSHOTS = frozenset({"current", "vzdump"})
+# pct exec has --keep-env (default 1: the caller's environment leaks in) since pve-container
+# 5.1 (PVE 8.2); on older nodes the option is unknown.
+KEEP_ENV_SINCE: Version = (8, 2)
+
+
+def template_argument(template: str) -> str:
+    """The `ostemplate` argument of `pct create` for an inventory `template` value."""
+    if _VOLID.match(template) or (template.startswith("/") and not template.endswith("/")):
+        return template
+    if template.startswith("debootstrap:"):
+        raise DriverError(
+            f"template {template!r} is built by the LXC driver; on Proxmox use a template "
+            "archive (`pveam download <storage> <name>`) and give its path or volume id"
+        )
+    raise DriverError(
+        f"template {template!r} is neither an absolute path nor a volume id "
+        "('<storage>:vztmpl/<file>'); `pveam list <storage>` shows the ids"
+    )
+
+
+def create(ctid: int, template: str, settings: GuestSettings) -> list[str]:
+    """`pct create` with what is fixed at creation; the rest is one `pct set` after it."""
+    return [
+        "pct", "create", str(ctid), template_argument(template),
+        "--hostname", settings.hostname,
+        "--rootfs", f"{settings.storage}:{settings.disk_gb}",
+        "--unprivileged", "1" if settings.unprivileged else "0",
+    ]  # fmt: skip
+
+
+def clone(source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> list[str]:
+    argv = ["pct", "clone", str(source), str(ctid)]
+    if snapshot is not None:
+        argv += ["--snapname", snapshot]
+    return [*argv, "--full", "1", "--storage", settings.storage, "--hostname", settings.hostname]
+
+
+def check_clone(
+    source: int, ctid: int, settings: GuestSettings, source_settings: GuestSettings | None
+) -> None:
+    """Refuse a clone the node would make wrong: `unprivileged` is copied from the source and
+    read-only afterwards; a disk smaller than the source's cannot be had (no shrinking)."""
+    if source_settings is None:
+        return
+    if source_settings.unprivileged != settings.unprivileged:
+        have = "unprivileged" if source_settings.unprivileged else "privileged"
+        want = "unprivileged" if settings.unprivileged else "privileged"
+        raise DriverError(
+            f"guest {ctid} must be {want}, but its clone source {source} is {have}: a clone "
+            f"copies this and it cannot change afterwards. Make {ctid} {have} in the "
+            "inventory, or create it from a template instead of cloning"
+        )
+    if settings.disk_gb < source_settings.disk_gb:
+        raise DriverError(
+            f"guest {ctid} asks for a {settings.disk_gb} GiB disk, but its clone source "
+            f"{source} has {source_settings.disk_gb} GiB and Proxmox cannot shrink a disk: "
+            f"raise storage_size_gb of {ctid} to at least {source_settings.disk_gb}"
+        )
+
+
+def set_options(
+    ctid: int, settings: GuestSettings, mac: str | None, current: GuestSettings | None
+) -> list[str]:
+    """`pct set` with the whole desired config; `--delete` what the node has and the
+    inventory does not (only options Phoenix manages)."""
+    argv = [
+        "pct", "set", str(ctid),
+        "--hostname", settings.hostname,
+        "--memory", str(settings.memory_mb),
+        "--swap", str(settings.swap_mb),
+        "--cores", str(settings.cores),
+        "--onboot", "1" if settings.onboot else "0",
+        "--startup", render_startup(settings.boot_order, settings.boot_delay),
+    ]  # fmt: skip
+    delete: list[str] = []
+    if settings.features:
+        argv += ["--features", render_features(settings.features)]
+    elif current is not None and current.features:
+        delete.append("features")
+    if settings.net is not None:
+        argv += [
+            "--net0",
+            render_net(settings.net, settings.net.mac or mac, settings.firewall_enabled),
+        ]
+    elif current is not None and current.net is not None:
+        delete.append("net0")
+    if delete:
+        argv += ["--delete", ",".join(delete)]
+    return argv
+
+
+def resize(ctid: int, disk_gb: int, current_gb: int | None) -> list[str] | None:
+    """`pct resize`, or None when the disk already has that size (`current_gb` unknown:
+    offline, for a guest this run creates)."""
+    if current_gb is not None:
+        if disk_gb < current_gb:
+            raise DriverError(
+                f"guest {ctid}'s disk is {current_gb} GiB and the inventory asks for {disk_gb} "
+                "GiB: Proxmox only grows disks. Raise storage_size_gb, or recreate the "
+                "guest (--recreate) to get a smaller disk"
+            )
+        if disk_gb == current_gb:
+            return None
+    return ["pct", "resize", str(ctid), "rootfs", f"{disk_gb}G"]
+
+
+def snapshot(ctid: int, name: str) -> list[str]:
+    if name in RESERVED_SNAPSHOTS:
+        raise DriverError(
+            f"guest {ctid}: snapshot name {name!r} is reserved by Proxmox ('current' is the "
+            "running state, 'vzdump' belongs to backups); choose another "
+            "template_snapshot_name"
+        )
+    return ["pct", "snapshot", str(ctid), name]
+
+
+def delete_snapshot(ctid: int, name: str) -> list[str]:
+    return ["pct", "delsnapshot", str(ctid), name]
+
+
+def template(ctid: int, snapshots: Sequence[str]) -> list[str]:
+    if snapshots:
+        raise DriverError(
+            f"guest {ctid} cannot become a template: it has snapshots ({', '.join(snapshots)}) "
+            "and `pct template` refuses a container with snapshots. Use either "
+            "template_snapshot_name (clones from a snapshot) or is_template, not both, or "
+            f"delete the snapshots (`pct delsnapshot {ctid} <name>`)"
+        )
+    return ["pct", "template", str(ctid)]
+
+
+def start(ctid: int) -> list[str]:
+    return ["pct", "start", str(ctid)]
+
+
+def shutdown(ctid: int, timeout: float) -> list[str]:
+    seconds = str(max(1, int(timeout)))
+    return ["pct", "shutdown", str(ctid), "--timeout", seconds, "--forceStop", "1"]
+
+
+def destroy(ctid: int) -> list[str]:
+    return ["pct", "destroy", str(ctid)]
+
+
+def exec_(
+    ctid: int, argv: Sequence[str], env: Mapping[str, str] | None, version: Version | None
+) -> list[str]:
+    """`pct exec` without the caller's environment where the node can say so."""
+    full = ["pct", "exec", str(ctid)]
+    if version is not None and version >= KEEP_ENV_SINCE:
+        full += ["--keep-env", "0"]
+    full.append("--")
+    if env:
+        full += ["env", *(f"{k}={v}" for k, v in env.items())]
+    return full + list(argv)
+
+
+def push(ctid: int, source: str, guest_path: str, mode: int) -> list[str]:
+    return ["pct", "push", str(ctid), source, guest_path, "--perms", f"{mode:04o}"]
+
+
+def raw_key_problem(key: str, version: Version | None) -> str | None:
+    """Why this node's version would not keep a raw key as written (None: it does).
+
+    PVE 8 (pve-container 5) does not know `lxc.init.cwd` or `lxc.environment.*` and drops
+    them with a warning; PVE 9.1 moves `lxc.environment.runtime` into the `env` option.
+    Either way the key never reads back and every run would see drift and restart.
+    """
+    if version is None:
+        return None
+    if version < (9, 0) and (key == "lxc.init.cwd" or key.startswith("lxc.environment.")):
+        return (
+            f"{key}: Proxmox VE {version[0]}.{version[1]} does not know this key and drops it "
+            "(it is kept from PVE 9 on); remove it from lxc_options or upgrade the node"
+        )
+    if version >= (9, 1) and key == "lxc.environment.runtime":
+        return (
+            f"{key}: Proxmox VE {version[0]}.{version[1]} moves it into the container's `env` "
+            "option, so it never reads back as written; set the variables with "
+            "`pct set <vmid> --env` instead and remove it from lxc_options"
+        )
+    return None

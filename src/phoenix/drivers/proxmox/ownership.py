@@ -1,0 +1,106 @@
+"""Which raw `lxc.*` lines of a container config Phoenix owns, so it never removes the rest.
+
+A guest made by hand or by the original tool carries lines Phoenix knows nothing about: the
+GPU passthrough (`lxc.mount.entry: /dev/nvidia0 ...`, `lxc.cgroup2.devices.allow: c 195:*
+rwm`), extra mounts, hooks. Rewriting "all raw keys" from the inventory would drop them, and
+the guest would lose its GPUs at the restart that follows. So Phoenix owns exactly:
+
+- the lines it wrote (recorded here, per guest, after each write), and
+- the lines the inventory asks for now; for a key that holds one value (`lxc.apparmor.profile`,
+  `lxc.init.cmd`...) the inventory asking for the key owns whatever line holds it.
+
+Keys LXC reads many times (`lxc.mount.entry`, `lxc.idmap`, `lxc.cgroup2.devices.allow`, hooks,
+capabilities) are owned line by line: the inventory's `lxc.mount.entry` for one path does not
+own a GPU's mount entry. Everything not owned stays in the file, in place, and is not reported
+as the guest's settings (so it is never drift). The record lives in the state dir of the
+machine running Phoenix (`proxmox-owned-raw.json`); without it Phoenix still owns what the
+inventory asks for, and a line it wrote earlier that the inventory dropped is left in place
+instead of removed — nothing is lost either way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+Line = tuple[str, str]
+
+_MULTI = re.compile(
+    r"^lxc\.(mount\.entry|mount\.auto|idmap|include|cap\.(drop|keep)|hook\..+|"
+    r"environment(\.runtime|\.hooks)?|apparmor\.raw|cgroup2?\.devices\.(allow|deny)|"
+    r"seccomp\.notify\..+)$"
+)
+
+RECORD_NAME = "proxmox-owned-raw.json"
+
+
+def multi_valued(key: str) -> bool:
+    """LXC reads this key many times (each line adds), so lines are owned one by one."""
+    return bool(_MULTI.match(key))
+
+
+def owned_lines(
+    present: Iterable[Line], wanted: Sequence[Line], recorded: Iterable[Line]
+) -> list[Line]:
+    """The lines of `present` Phoenix owns, in their order (see the module docstring)."""
+    mine = set(wanted) | set(recorded)
+    single_keys = {k for k, _ in wanted if not multi_valued(k)}
+    return [line for line in present if line in mine or line[0] in single_keys]
+
+
+class OwnedRaw:
+    """The record of raw lines Phoenix wrote, per guest; in memory, or kept in a JSON file."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._guard = threading.Lock()
+        self._data: dict[str, list[list[str]]] | None = None
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> OwnedRaw:
+        return cls(state_dir / RECORD_NAME)
+
+    def _load(self) -> dict[str, list[list[str]]]:
+        if self._data is None:
+            self._data = {}
+            if self.path is not None and self.path.is_file():
+                try:
+                    loaded = json.loads(self.path.read_text())
+                except (OSError, ValueError):
+                    loaded = {}  # unreadable record: own only what the inventory asks for
+                if isinstance(loaded, dict):
+                    self._data = loaded
+        return self._data
+
+    def get(self, ctid: int) -> list[Line]:
+        with self._guard:
+            return [(str(k), str(v)) for k, v in self._load().get(str(ctid), [])]
+
+    def set(self, ctid: int, lines: Sequence[Line]) -> None:
+        with self._guard:
+            data = self._load()
+            if [list(line) for line in lines] == data.get(str(ctid)):
+                return
+            data[str(ctid)] = [list(line) for line in lines]
+            self._save(data)
+
+    def copy(self, source: int, ctid: int) -> None:
+        """A clone carries its source's lines, which Phoenix wrote there."""
+        self.set(ctid, self.get(source))
+
+    def forget(self, ctid: int) -> None:
+        with self._guard:
+            data = self._load()
+            if data.pop(str(ctid), None) is not None:
+                self._save(data)
+
+    def _save(self, data: dict[str, list[list[str]]]) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+        tmp.replace(self.path)

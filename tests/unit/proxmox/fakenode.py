@@ -1,0 +1,410 @@
+"""A fake Proxmox VE node for unit tests: a Runner that keeps guests as real `.conf` text and
+enforces the rules pve-container, pve-firewall and pvesh apply (issue 12), so each rule is a
+test: locks, no shrinking, `pct template` refusing snapshots, reserved snapshot names,
+storage without snapshots, raw keys PVE 8 drops, a missing `/etc/pve/firewall`, pvesh
+proxying an unknown node, and `pct resize`/`pct template` exiting 0 when their worker fails.
+
+Files live under `root` (a tmp dir standing for `/`); the writer program Phoenix sends is
+run for real against them (only its path arguments are moved under `root`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phoenix.drivers.proxmox import files
+from phoenix.drivers.proxmox.properties import parse_property_string, size_to_gib
+from phoenix.runners.base import CommandResult
+
+SNAPSHOT_TYPES = frozenset({"zfspool", "lvmthin", "rbd", "btrfs"})
+_LINE = re.compile(r"^([a-z][a-z0-9_.\-]*)(?::|\s*=)\s*(.*?)\s*$")
+_SECTION = re.compile(r"^\[([^\]]+)\]\s*$")
+
+
+@dataclass
+class Conf:
+    """A parsed container config: main section lines, then named sections' lines."""
+
+    main: list[str]
+    sections: dict[str, list[str]]
+
+    @staticmethod
+    def parse(text: str) -> Conf:
+        main: list[str] = []
+        sections: dict[str, list[str]] = {}
+        current = main
+        for line in text.split("\n"):
+            match = _SECTION.match(line)
+            if match:
+                current = sections.setdefault(match.group(1), [])
+                continue
+            current.append(line)
+        for lines in (main, *sections.values()):
+            while lines and not lines[-1].strip():
+                lines.pop()
+        return Conf(main, sections)
+
+    def render(self) -> str:
+        out = list(self.main)
+        for name, lines in self.sections.items():
+            out += ["", f"[{name}]", *lines]
+        return "\n".join(out) + "\n"
+
+
+def options(lines: Sequence[str]) -> dict[str, str]:
+    """Non-raw `key: value` options of a section (last one wins)."""
+    out: dict[str, str] = {}
+    for line in lines:
+        match = _LINE.match(line)
+        if match and not match.group(1).startswith("lxc."):
+            out[match.group(1)] = match.group(2)
+    return out
+
+
+def raw(lines: Sequence[str]) -> list[list[str]]:
+    out = []
+    for line in lines:
+        match = _LINE.match(line)
+        if match and match.group(1).startswith("lxc."):
+            out.append([match.group(1), match.group(2)])
+    return out
+
+
+def set_option(lines: list[str], key: str, value: str | None) -> None:
+    """Set (or with None delete) one option where it is, else before the raw keys."""
+    for index, line in enumerate(lines):
+        match = _LINE.match(line)
+        if match and match.group(1) == key:
+            if value is None:
+                del lines[index]
+            else:
+                lines[index] = f"{key}: {value}"
+            return
+    if value is None:
+        return
+    at = next((i for i, ln in enumerate(lines) if ln.startswith("lxc.")), len(lines))
+    lines.insert(at, f"{key}: {value}")
+
+
+@dataclass
+class FakeNode:
+    """Runner standing for one node named `name` running PVE `version`."""
+
+    root: Path
+    version: str = "8.4.1"
+    name: str = "pve"
+    storages: dict[str, str] = field(default_factory=lambda: {"local-zfs": "zfspool"})
+    datacenter_firewall: bool = False
+    running: set[int] = field(default_factory=set)
+    resize_worker_fails: bool = False
+    template_worker_fails: bool = False
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    _macs: int = 0
+
+    def __post_init__(self) -> None:
+        (self.root / "etc/pve/lxc").mkdir(parents=True, exist_ok=True)
+        (self.root / "tmp").mkdir(exist_ok=True)
+
+    # -- the node's files -----------------------------------------------------------
+
+    def path(self, node_path: str) -> Path:
+        return self.root / node_path.lstrip("/")
+
+    def conf_path(self, ctid: int) -> Path:
+        return self.path(f"/etc/pve/lxc/{ctid}.conf")
+
+    def conf_text(self, ctid: int) -> str:
+        return self.conf_path(ctid).read_text()
+
+    def put_conf(self, ctid: int, text: str) -> None:
+        self.conf_path(ctid).write_text(text)
+
+    def conf(self, ctid: int) -> Conf | None:
+        path = self.conf_path(ctid)
+        return Conf.parse(path.read_text()) if path.exists() else None
+
+    def _save(self, ctid: int, conf: Conf) -> None:
+        self.put_conf(ctid, conf.render())
+
+    @property
+    def major_minor(self) -> tuple[int, int]:
+        major, minor = self.version.split(".")[:2]
+        return int(major), int(minor)
+
+    # -- Runner ---------------------------------------------------------------------
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        args = tuple(argv)
+        self.calls.append(args)
+        try:
+            out = self._dispatch(list(args), input)
+        except _Fail as exc:
+            return CommandResult(args, exc.code, "", exc.message + "\n")
+        return CommandResult(args, 0, out, "")
+
+    def mutations(self) -> list[tuple[str, ...]]:
+        readers = ("pvesh", "cat", "test", "uname", "mktemp")
+        return [
+            c
+            for c in self.calls
+            if c[0] not in readers and c[:2] != ("pct", "exec") and c[:1] != ("pveversion",)
+        ]
+
+    def _dispatch(self, argv: list[str], input: bytes | str | None) -> str:
+        if argv[0] == "flock":
+            argv = argv[4:]  # flock --timeout N LOCK cmd...
+        if argv[0] == "pvesh":
+            return self._pvesh(argv)
+        if argv[0] == "pct":
+            return self._pct(argv, input)
+        if argv[0] == "cat":
+            path = self.path(argv[-1])
+            if not path.is_file():
+                raise _Fail(1, f"cat: {argv[-1]}: No such file or directory")
+            return path.read_text()
+        if argv[0] == "python3" and argv[2] == files.WRITER:
+            moved = [str(self.path(a)) if a.startswith("/") else a for a in argv[3:]]
+            data = input.encode() if isinstance(input, str) else (input or b"")
+            proc = subprocess.run(
+                [sys.executable, "-I", "-S", "-c", argv[2], *moved], input=data, capture_output=True
+            )
+            if proc.returncode:
+                raise _Fail(proc.returncode, proc.stderr.decode().strip() or "exit 1")
+            return ""
+        if argv[0] == "mktemp":
+            self._macs += 1
+            made = f"/tmp/phoenix-push.fake{self._macs}"
+            self.path(made).write_bytes(b"")
+            self.path(made).chmod(0o600)
+            return made + "\n"
+        if argv[0] == "rm":
+            self.path(argv[-1]).unlink(missing_ok=True)
+            return ""
+        raise _Fail(127, f"{argv[0]}: command not found (fake node)")
+
+    # -- pvesh ----------------------------------------------------------------------
+
+    def _pvesh(self, argv: list[str]) -> str:
+        assert argv[1] == "get" and argv[-2:] == ["--output-format", "json"], argv
+        path = argv[2]
+        if path == "/version":
+            return json.dumps({"version": self.version, "release": self.version.rsplit(".", 1)[0]})
+        if path == "/cluster/firewall/options":
+            return json.dumps({"enable": 1} if self.datacenter_firewall else {})
+        parts = path.strip("/").split("/")
+        if parts[0] == "nodes" and parts[1] not in ("localhost", self.name):
+            raise _Fail(255, f"hostname lookup '{parts[1]}' failed - failed to get address info")
+        if parts[2:] == ["storage"]:
+            return json.dumps(
+                [
+                    {"storage": n, "type": t, "content": "rootdir,images", "active": 1}
+                    for n, t in self.storages.items()
+                ]
+            )
+        if parts[2] == "lxc":
+            ctid = int(parts[3])
+            conf = self.conf(ctid)
+            if conf is None:
+                raise _Fail(
+                    2, f"Configuration file 'nodes/{self.name}/lxc/{ctid}.conf' does not exist"
+                )
+            rest = parts[4:]
+            if rest == ["config"]:
+                return json.dumps(self._config_json(conf))
+            if rest == ["status", "current"]:
+                data: dict[str, object] = {
+                    "status": "running" if ctid in self.running else "stopped"
+                }
+                lock = options(conf.main).get("lock")
+                if lock:
+                    data["lock"] = lock
+                return json.dumps(data)
+            if rest == ["snapshot"]:
+                snaps = [{"name": n, "snaptime": i} for i, n in enumerate(self._snaps(conf))]
+                return json.dumps([*snaps, {"name": "current", "running": 0}])
+            if rest == ["interfaces"]:
+                return "null" if ctid not in self.running else "[]"
+        raise _Fail(255, f"no such path {path} (fake node)")
+
+    def _config_json(self, conf: Conf) -> dict[str, object]:
+        data: dict[str, object] = dict(options(conf.main))
+        pairs = raw(conf.main)
+        if self.major_minor < (9, 0):
+            # pve-container 5.x does not know these keys: it warns and leaves them out.
+            dropped = [
+                p for p in pairs if p[0] == "lxc.init.cwd" or p[0].startswith("lxc.environment")
+            ]
+            self.warnings += [f"unknown key {k}" for k, _ in dropped]
+            pairs = [p for p in pairs if p not in dropped]
+        if pairs:
+            data["lxc"] = pairs
+        for key in ("memory", "swap", "cores", "onboot", "unprivileged", "template"):
+            if key in data:
+                data[key] = int(str(data[key]))
+        return data
+
+    @staticmethod
+    def _snaps(conf: Conf) -> list[str]:
+        return [n for n in conf.sections if n != "pve:pending"]
+
+    # -- pct ------------------------------------------------------------------------
+
+    def _locked(self, ctid: int, conf: Conf) -> None:
+        lock = options(conf.main).get("lock")
+        if lock:
+            raise _Fail(255, f"CT {ctid} is locked ({lock})")
+
+    def _need(self, ctid: int) -> Conf:
+        conf = self.conf(ctid)
+        if conf is None:
+            raise _Fail(2, f"Configuration file 'nodes/{self.name}/lxc/{ctid}.conf' does not exist")
+        return conf
+
+    def _mac(self) -> str:
+        self._macs += 1
+        return f"BC:24:11:00:00:{self._macs:02X}"
+
+    def _pct(self, argv: list[str], input: bytes | str | None) -> str:
+        verb, ctid = argv[1], int(argv[2])
+        if verb == "create":
+            if self.conf(ctid) is not None:
+                raise _Fail(255, f"CT {ctid} already exists on node '{self.name}'")
+            opts = _opts(argv[4:])
+            storage, size = opts.pop("rootfs").split(":")
+            self._storage(storage)
+            lines = ["arch: amd64", "ostype: debian"]
+            lines.append(f"rootfs: {storage}:subvol-{ctid}-disk-0,size={size}G")
+            for key, value in opts.items():
+                set_option(lines, key, value)
+            self._save(ctid, Conf(lines, {}))
+            return ""
+        conf = self._need(ctid)
+        main = conf.main
+        if verb == "set":
+            self._locked(ctid, conf)
+            opts = _opts(argv[3:])
+            for key in opts.pop("delete", "").split(","):
+                if key:
+                    set_option(main, key, None)
+            for key, value in opts.items():
+                if key == "net0" and "hwaddr=" not in value:
+                    value += f",hwaddr={self._mac()}"
+                if key == "unprivileged":
+                    raise _Fail(255, "unable to modify read-only option: 'unprivileged'")
+                set_option(main, key, value)
+            self._save(ctid, conf)
+            return ""
+        if verb == "clone":
+            new = int(argv[3])
+            self._locked(ctid, conf)
+            opts = _opts(argv[4:])
+            snap = opts.get("snapname")
+            lines = list(conf.sections[snap] if snap else main)
+            lines = [ln for ln in lines if not ln.startswith(("snaptime:", "parent:", "lock:"))]
+            net = options(lines).get("net0")
+            if net is not None:
+                props = parse_property_string(net)
+                props["hwaddr"] = self._mac()
+                set_option(lines, "net0", ",".join(f"{k}={v}" for k, v in props.items()))
+            rootfs = parse_property_string(options(lines)["rootfs"], "volume")
+            storage = opts.get("storage", rootfs["volume"].split(":")[0])
+            set_option(lines, "rootfs", f"{storage}:subvol-{new}-disk-0,size={rootfs['size']}")
+            if "hostname" in opts:
+                set_option(lines, "hostname", opts["hostname"])
+            self._save(new, Conf(lines, {}))
+            return ""
+        if verb == "resize":
+            self._locked(ctid, conf)
+            rootfs = parse_property_string(options(main)["rootfs"], "volume")
+            new_gib = size_to_gib(argv[4].lstrip("+"))
+            if new_gib < size_to_gib(rootfs["size"]):
+                raise _Fail(255, "unable to shrink disk size")
+            if not self.resize_worker_fails:
+                set_option(main, "rootfs", f"{rootfs['volume']},size={new_gib}G")
+                self._save(ctid, conf)
+            return ""  # the worker's failure is only in the task log: exit 0 regardless
+        if verb == "snapshot":
+            self._locked(ctid, conf)
+            name = argv[3]
+            if name in ("current", "vzdump") or name.startswith("pve"):
+                raise _Fail(255, f"snapshot name '{name}' is reserved")
+            if name in conf.sections:
+                raise _Fail(255, f"snapshot name '{name}' already used")
+            storage = options(main)["rootfs"].split(":")[0]
+            if self.storages.get(storage) not in SNAPSHOT_TYPES:
+                raise _Fail(255, "snapshot feature is not available")
+            conf.sections[name] = [ln for ln in main if not ln.startswith("parent:")]
+            set_option(main, "parent", name)
+            self._save(ctid, conf)
+            return ""
+        if verb == "delsnapshot":
+            self._locked(ctid, conf)
+            conf.sections.pop(argv[3], None)
+            self._save(ctid, conf)
+            return ""
+        if verb == "template":
+            self._locked(ctid, conf)
+            if self._snaps(conf):
+                raise _Fail(255, "you can't convert a CT to template if the CT has snapshots")
+            if ctid in self.running:
+                raise _Fail(255, "you can't convert a running CT to a template")
+            if not self.template_worker_fails:
+                set_option(main, "template", "1")
+                self._save(ctid, conf)
+            return ""
+        if verb == "start":
+            self._locked(ctid, conf)
+            self.running.add(ctid)
+            return ""
+        if verb == "shutdown":
+            self._locked(ctid, conf)
+            self.running.discard(ctid)
+            return ""
+        if verb == "destroy":
+            self._locked(ctid, conf)
+            self.conf_path(ctid).unlink()
+            return ""
+        if verb == "exec":
+            if ctid not in self.running:
+                raise _Fail(255, f"CT {ctid} not running")
+            command = argv[argv.index("--") + 1 :]
+            if command[:2] == ["ip", "-4"]:
+                return "2: eth0    inet 10.0.0.9/24 scope global eth0\n"
+            return ""
+        if verb == "push":
+            return ""
+        raise _Fail(255, f"unknown pct verb {verb}")
+
+    def _storage(self, name: str) -> None:
+        if name not in self.storages:
+            raise _Fail(255, f"storage '{name}' does not exist")
+
+
+def _opts(args: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    it = iter(args)
+    for arg in it:
+        assert arg.startswith("--"), args
+        out[arg[2:]] = next(it)
+    return out
+
+
+class _Fail(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
