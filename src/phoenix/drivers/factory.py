@@ -121,7 +121,11 @@ def make_driver(inventory: Inventory, name: str | None = None, offline: bool = F
         if offline:
             recorded = _import("phoenix.runners.recorded", "RecordedRunner", "RecordedRunner")
             runner = recorded()
-        return cast(Driver, proxmox(runner, node, offline))
+        if offline:
+            return cast(Driver, proxmox(runner, node, offline))
+        # The raw lxc lines Phoenix wrote are recorded beside its journal (ownership.py).
+        owned = _import("phoenix.drivers.proxmox.ownership", "OwnedRaw", "the Proxmox driver")
+        return cast(Driver, proxmox(runner, node, owned=owned.in_state_dir(inventory.state_dir)))
     if offline:
         return OfflineDriver(chosen)
     lxc = _import("phoenix.drivers.lxc", "LxcDriver", "the LXC driver")

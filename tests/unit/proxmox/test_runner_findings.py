@@ -62,3 +62,13 @@ def test_ssh_without_input_gives_the_remote_command_no_stdin() -> None:
     without, with_input = local.calls
     assert "-n" in without[: without.index("--")]
     assert "-n" not in with_input
+
+
+def test_the_raw_line_record_lives_in_the_state_dir(tmp_path: Path) -> None:
+    inventory = load_inventory(
+        _seed_with(tmp_path, ssh_host="root@pve1", state_dir=str(tmp_path / "st"))
+    )
+    driver = make_driver(inventory)
+    assert isinstance(driver, ProxmoxDriver)
+    driver.owned.set(101, [("lxc.mount.auto", "sys:rw")])
+    assert (tmp_path / "st" / "proxmox-owned-raw.json").is_file()
