@@ -439,6 +439,24 @@ class HostRoute(RouteTarget):
     websocket: StrictBool = False
 
 
+class ApiKey(Model):
+    """A client key of the gateway. Only a hash of the key is kept: `phoenix gateway key
+    add NAME` creates a key, prints it once and adds this entry."""
+
+    name: StrictStr = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$", description="Key name")
+    sha256: StrictStr = Field(
+        pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the key, hex (never the key)"
+    )
+    models: list[StrictStr] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        description="Models this key may use ('*': all)",
+    )
+    rpm: StrictInt | None = Field(
+        default=None, ge=1, le=1_000_000, description="Requests per minute (absent: no limit)"
+    )
+
+
 class GatewayConfig(Model):
     """Additive block that makes a guest the Phoenix API gateway (container 101's role).
 
@@ -457,6 +475,20 @@ class GatewayConfig(Model):
     generation_timeout_s: StrictInt = Field(default=600, ge=1, le=86400)
     path_routes: list[PathRoute] = Field(default_factory=list)
     host_routes: list[HostRoute] = Field(default_factory=list)
+    api_keys: list[ApiKey] = Field(
+        default_factory=list,
+        description="Client keys of the API (none: the API is open to whoever reaches it)",
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _unique_keys(cls, keys: list[ApiKey]) -> list[ApiKey]:
+        for attr in ("name", "sha256"):
+            values = [getattr(k, attr) for k in keys]
+            dup = sorted({v for v in values if values.count(v) > 1})
+            if dup:
+                raise ValueError(f"api_keys: {attr} repeated: {', '.join(dup)}")
+        return keys
 
 
 class LxcGuest(Model):

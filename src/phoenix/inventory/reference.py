@@ -33,6 +33,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("`gateway`", models.GatewayConfig, "Additive block that makes a guest the API gateway."),
     ("`gateway.path_routes[]`", models.PathRoute, "A path on the gateway's main server."),
     ("`gateway.host_routes[]`", models.HostRoute, "A whole virtual host."),
+    ("`gateway.api_keys[]`", models.ApiKey, "A client key (`phoenix gateway key add`)."),
     (
         "Hypervisor config `phoenix` block",
         models.DriverSettings,
