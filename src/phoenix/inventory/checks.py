@@ -10,8 +10,9 @@ from pathlib import Path
 from phoenix.inventory.loader import LXC_FILE, VM_FILE, Inventory
 from phoenix.inventory.models import MAX_MODEL_NAME, LxcGuest, RouteTarget
 from phoenix.inventory.ordering import build_graph
-from phoenix.inventory.problems import Problem, json_path
+from phoenix.inventory.problems import Problem, json_path, shown_text
 from phoenix.recipes.registry import (
+    USER_FEATURE_PATTERN,
     application_script_problem,
     feature_search_paths,
     find_application,
@@ -206,6 +207,47 @@ def _proxmox_rules(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Pro
                 "warning",
             )
         )
+    return out
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a loop of links
+        return False
+
+
+_LINK_OUT = (
+    "is a symlink to a file outside the config dir ({target}); Phoenix ships only files of "
+    "the config dir: copy the file in instead"
+)
+
+
+def _links_out(inventory: Inventory) -> list[Problem]:
+    """Feature scripts and nginx files are shipped into guests with their own modes: a link
+    out of the config dir would ship whatever it points to (a 0600 root file, say)."""
+    root = inventory.config_dir
+    out: list[Problem] = []
+    for ctid, guest in sorted(inventory.guests.items()):
+        for index, name in enumerate(guest.features):
+            user = inventory.scripts_dir / USER_FEATURE_PATTERN.format(name=name)
+            if (user.is_symlink() or user.exists()) and not _inside(user, root):
+                message = _LINK_OUT.format(target=shown_text(str(user.resolve())))
+                out.append(Problem(LXC_FILE, _at(ctid, "features", index), f"{name!r} {message}"))
+    for folder in ("sites-available", "scripts"):
+        directory = inventory.nginx_dir / folder
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.iterdir()):
+            if not _inside(path, root):
+                target = shown_text(str(path.resolve()))
+                out.append(
+                    Problem(
+                        f"nginx/{folder}/{shown_text(path.name)}",
+                        "$",
+                        _LINK_OUT.format(target=target),
+                    )
+                )
     return out
 
 
@@ -424,6 +466,7 @@ def semantic_problems(inventory: Inventory) -> list[Problem]:
                 f"more than one gateway guest: {', '.join(map(str, sorted(gateways)))}",
             )
         )
+    out += _links_out(inventory)
     for ctid, guest in sorted(inventory.guests.items()):
         out += _network(ctid, guest)
         out += _scripts(ctid, guest, inventory.scripts_dir)

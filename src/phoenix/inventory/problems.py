@@ -25,11 +25,11 @@ def unsafe_character(text: str) -> str | None:
     return None
 
 
-def _shown(key: str) -> str:
-    """A key as printed in a location: escaped when it holds unsafe characters."""
-    if unsafe_character(key) is None:
-        return key
-    return json.dumps(key)
+def shown_text(text: str) -> str:
+    """`text` as printed for the operator: JSON-escaped when it holds unsafe characters."""
+    if unsafe_character(text) is None:
+        return text
+    return json.dumps(text)
 
 
 def json_path(loc: Sequence[str | int]) -> str:
@@ -39,7 +39,7 @@ def json_path(loc: Sequence[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + _shown(str(part))
+            out += ("." if out else "") + shown_text(str(part))
     return out or "$"
 
 
