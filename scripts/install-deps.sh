@@ -2,12 +2,20 @@
 # Install what Phoenix needs on a Debian 12 host: system packages (apt-get) and a Python
 # virtualenv at .venv with Phoenix and its test tools. Idempotent: installs only what is
 # missing, and skips the package index refresh when nothing is.
+#
+# Host services: the packages below ship services Phoenix does not use (nginx on the host,
+# lxc-net's own bridge and dnsmasq, lxc autostart). Packages this script installs are
+# installed with their services neither started (a temporary policy-rc.d) nor left enabled;
+# an already installed package is never touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
   python3 python3-venv python3-pip
-  lxc debootstrap uidmap nftables iproute2 rsync
+  # LXC: the tools, and lxc-templates for the config includes every guest config names
+  # (/usr/share/lxc/config/debian.common.conf, debian.userns.conf, nesting.conf)
+  lxc lxc-templates debootstrap uidmap nftables iproute2 rsync
+  # the gateway: nginx + njs run in the guest; the tests and benches also run them here
   nginx libnginx-mod-http-js openssl curl wrk
   xz-utils zstd ca-certificates
 )
@@ -17,6 +25,10 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+enabled_units() {
+  find /etc/systemd/system -type l -name '*.service' -path '*.wants/*' -printf '%f\n' 2>/dev/null | sort -u
+}
+
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
@@ -24,9 +36,33 @@ for pkg in "${PACKAGES[@]}"; do
   fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "==> installing system packages: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  echo "==> installing system packages: ${missing[*]} (log: /var/log/phoenix-install-deps.log)"
+  before=$(enabled_units)
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# phoenix install-deps: do not start services during install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  trap '[ "$own_policy" = 1 ] && rm -f "$policy"' EXIT
+  log=/var/log/phoenix-install-deps.log
+  if ! { apt-get update -qq &&
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+       >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "error: apt-get failed (full log: $log)" >&2
+    exit 1
+  fi
+  [ "$own_policy" = 1 ] && rm -f "$policy"
+  own_policy=0
+  # Services the new packages enabled: Phoenix needs none of them on the host.
+  new_units=$(comm -13 <(printf '%s\n' "$before") <(enabled_units))
+  for unit in $new_units; do
+    systemctl disable --quiet "$unit" 2>/dev/null || true
+    echo "    (disabled host service $unit, enabled by the install; Phoenix does not use it)"
+  done
+  rm -f "$log"
 fi
 
 PY=${PYTHON:-python3}
@@ -37,7 +73,9 @@ fi
 stamp=.venv/.phoenix-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "==> installing Phoenix and test tools into .venv"
-  # (this machine's pip config may name extra package folders; their warnings are noise)
+  # No pip cache: nothing is left outside .venv. (This machine's pip config may name extra
+  # package folders; their warnings are noise.)
+  export PIP_NO_CACHE_DIR=1
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import phoenix, typer, pydantic, crossplane, cryptography, httpx, filelock"

@@ -1,8 +1,12 @@
-"""Shared test helpers: where the fixtures are, and building config dirs from parts."""
+"""Shared test helpers: where the fixtures are, building config dirs from parts, and the
+no-skip rule: with PHOENIX_FORBID_SKIPS=1 (set by ./run-tests, so CI) a skipped test fails
+the run unless ALLOWED_SKIPS below lists it with its reason."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -25,3 +29,38 @@ def minimal_dir(tmp_path: Path) -> Path:
     target = tmp_path / "etc"
     shutil.copytree(INVENTORIES / "valid" / "minimal", target)
     return target
+
+
+# The one place a skip may be allowed: node-id pattern -> why it cannot run everywhere.
+ALLOWED_SKIPS: dict[str, str] = {}
+
+_skipped: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        _skipped.append((report.nodeid, reason))
+
+
+def unexpected_skips(skipped: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(n, r) for n, r in skipped if not any(fnmatch(n, p) for p in ALLOWED_SKIPS)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("PHOENIX_FORBID_SKIPS") != "1":
+        return
+    unexpected = unexpected_skips(_skipped)
+    if not unexpected:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep(
+            "=", "skipped tests not listed in tests/conftest.py ALLOWED_SKIPS", red=True
+        )
+        for nodeid, reason in unexpected:
+            reporter.write_line(f"{nodeid}: {reason}")
+    if session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -6,11 +6,12 @@ Reuse them for converge and gateway tests:
   (`phxtbr0`..`phxtbr9` with subnet `10.213.(77+i).0/24`), checks that the subnet overlaps
   no host route, runs `HostSetup` for it (bridge with the gateway `.1`, NAT in an nft table
   `phoenix_nat_<bridge>`, ip_forward, subuid/subgid), and gives a dedicated LXC path, a
-  firewall table `phoenix_fw_<bridge>` and a persistent template cache
-  (`/var/cache/phoenix-test/templates`, so `debootstrap:bookworm` is built once per machine).
+  firewall table `phoenix_fw_<bridge>` and the template cache the demo uses too
+  (`/var/cache/phoenix/templates`, so `debootstrap:bookworm` is built once per machine).
   A host-wide file lock per slot lets concurrent test sessions use different slots. On
   exit (and before use, for leftovers of a crashed run) every container in the LXC path, the
-  firewall table, the NAT table and the bridge are removed.
+  firewall table, the NAT table, the bridge, the subuid/subgid lines Phoenix added, LXC's
+  lock dirs and the (then empty) `/var/lib/phoenix-test` are removed.
 - `lxc_driver` (function): an `LxcDriver` on that lab with a fresh command log; every guest
   the test created is destroyed afterwards, even on failure.
 
@@ -36,11 +37,12 @@ from filelock import FileLock, Timeout
 from phoenix.drivers.base import GuestSettings, NetSettings
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.errors import DriverError
+from phoenix.host.cleanup import remove_lab_files
 from phoenix.host.setup import BridgeSpec, HostSetup, routes_overlapping
 from phoenix.runners.local import LocalRunner
 
 TEST_ROOT = Path(os.environ.get("PHOENIX_TEST_ROOT", "/var/lib/phoenix-test"))
-TEMPLATE_CACHE = Path(os.environ.get("PHOENIX_TEST_TEMPLATES", "/var/cache/phoenix-test/templates"))
+TEMPLATE_CACHE = Path(os.environ.get("PHOENIX_TEST_TEMPLATES", "/var/cache/phoenix/templates"))
 LOCK_DIR = Path("/run/lock")
 SLOTS = 10
 TEMPLATE = "debootstrap:bookworm"
@@ -108,11 +110,12 @@ def clean_slot(host: LxcHost) -> None:
         for name in names:
             _run("lxc-stop", "-P", str(host.lxc_path), "-n", name, "-k")
             _run("lxc-destroy", "-P", str(host.lxc_path), "-n", name, "-f", "-s")
-        shutil.rmtree(host.lxc_path, ignore_errors=True)
+        for leftover in host.lxc_path.glob("*/config"):  # not a container LXC can destroy
+            leftover.unlink()
     if _run("nft", "list", "table", "bridge", host.fw_table).returncode == 0:
         _run("nft", "delete", "table", "bridge", host.fw_table)
     HostSetup(LocalRunner(), host.state_dir, nat_table=host.nat_table).teardown()
-    shutil.rmtree(host.state_dir, ignore_errors=True)
+    remove_lab_files(host.state_dir, host.lxc_path, mounts=Path("/proc/self/mounts").read_text())
 
 
 def _pick_slot() -> tuple[LxcHost, FileLock]:

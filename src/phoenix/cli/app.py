@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from phoenix import __version__
+from phoenix.cli import flags as _flags  # noqa: F401  (flags shown as flags in help)
 from phoenix.cli import inventory_cmds
 from phoenix.cli.context import AppState, err_console, fail
 from phoenix.errors import PhoenixError

@@ -474,7 +474,7 @@ def restart(ctx: typer.Context, ids: Ids = None, as_json: JsonOpt = False) -> No
 
 def delete(
     ctx: typer.Context,
-    ids: Ids = None,
+    ids: Annotated[list[str] | None, typer.Argument(help="Guest ids to delete (or --all).")] = None,
     as_json: JsonOpt = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     everything: Annotated[

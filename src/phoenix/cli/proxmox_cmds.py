@@ -1,13 +1,18 @@
-"""`phoenix doctor`: check a Proxmox VE node before using the Proxmox driver."""
+"""`phoenix doctor`: check the host of the configured driver (a Proxmox VE node, or this
+host for the LXC driver) before converging."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
-from phoenix.cli.context import console, load
-from phoenix.drivers.proxmox.doctor import needs_of, run_doctor
+from phoenix.cli.context import console, load, state
+from phoenix.drivers.factory import driver_name
+from phoenix.drivers.proxmox.doctor import Check, needs_of, run_doctor
+from phoenix.host.doctor import Check as HostCheck
+from phoenix.host.doctor import run_lxc_doctor
 from phoenix.runners.base import Runner
 from phoenix.runners.local import LocalRunner
 from phoenix.runners.ssh import SshRunner
@@ -23,16 +28,26 @@ def doctor(
         str | None, typer.Option("--node", help="Proxmox node name (default: phoenix.node).")
     ] = None,
 ) -> None:
-    """Check the Proxmox node: pct/pvesh and their version, the storages, bridges and
-    templates the inventory names, subuid/subgid. Prints what to fix; exit 1 if anything is
-    wrong. Runs locally, or over SSH when phoenix.ssh_host (or --ssh-host) is set."""
+    """Check the host of the configured driver and print what to fix; exit 1 if anything is
+    wrong. Proxmox: pct/pvesh and their version, the storages, bridges and templates the
+    inventory names, subuid/subgid; locally, or over SSH when phoenix.ssh_host (or
+    --ssh-host) is set. LXC: packages, LXC config includes, kernel features, subuid/subgid,
+    the inventory's bridges, forwarding and NAT, templates."""
     inventory = load(ctx)
     settings = inventory.hypervisor.phoenix
+    if driver_name(inventory, state(ctx).driver) == "lxc":
+        console.print("Checking this host for the LXC driver", highlight=False)
+        _report(run_lxc_doctor(LocalRunner(), inventory), "host is ready for the LXC driver")
+        return
     host = ssh_host or settings.ssh_host
     runner: Runner = SshRunner(host) if host else LocalRunner()
     where = f"node over ssh {host}" if host else "this host"
     console.print(f"Checking {where} for the Proxmox driver", highlight=False)
     checks = run_doctor(runner, needs_of(inventory), node or settings.node)
+    _report(checks, "node is ready for the Proxmox driver")
+
+
+def _report(checks: Sequence[Check | HostCheck], ready: str) -> None:
     for check in checks:
         mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
         console.print(f"{mark} {check.name}: {check.detail}", highlight=False, soft_wrap=True)
@@ -42,7 +57,7 @@ def doctor(
     if failed:
         console.print(f"[red]{len(failed)} problem{'s' if len(failed) != 1 else ''} to fix[/]")
         raise typer.Exit(1)
-    console.print("[green]node is ready for the Proxmox driver[/]")
+    console.print(f"[green]{ready}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from phoenix.cli.context import console, load, report_error
 from phoenix.errors import PhoenixError
+from phoenix.host.cleanup import guests_left, remove_lab_files, template_cache_note
 from phoenix.host.setup import HostSetup, bridges_from_inventory
 from phoenix.runners.local import LocalRunner
 
@@ -21,9 +23,14 @@ def setup(
         bool,
         typer.Option(
             "--teardown",
-            help="Remove what `phoenix setup` created for this config (bridges, NAT table, "
-            "an empty firewall table); delete the guests first.",
+            help="Undo `phoenix setup` and remove the lab's files: bridges, NAT table, the "
+            "empty firewall table, the subuid/subgid lines Phoenix added, the LXC path and "
+            "the state dir (journal, gateway CA). Delete the guests first.",
         ),
+    ] = False,
+    purge: Annotated[
+        bool,
+        typer.Option("--purge", help="With --teardown: remove the template cache too."),
     ] = False,
 ) -> None:
     """Prepare this host for the LXC driver: the inventory's bridges with the guests'
@@ -31,12 +38,26 @@ def setup(
     Idempotent: a prepared host prints "host ready"."""
     inventory = load(ctx)
     host = HostSetup(LocalRunner(), inventory.state_dir)
+    settings = inventory.hypervisor.phoenix
     try:
         if teardown:
-            for line in host.teardown():
-                console.print(f"did: {line}", markup=False, highlight=False)
+            mounts = Path("/proc/self/mounts").read_text()
+            lxc_path = Path(settings.lxc_path)
+            left = guests_left(lxc_path)
+            if left:
+                raise PhoenixError(
+                    f"guest(s) {', '.join(left)} still exist in {lxc_path}; delete them "
+                    "first: phoenix delete --all --yes"
+                )
+            done = host.teardown()
+            done += remove_lab_files(inventory.state_dir, lxc_path, mounts=mounts)
+            done += template_cache_note(Path(settings.template_cache), purge)
+            for line in done:
+                console.print(line, markup=False, highlight=False)
             console.print("host setup removed")
             return
+        if purge:
+            raise PhoenixError("--purge goes with --teardown")
         bridges = bridges_from_inventory(inventory)
         done = host.apply(bridges, dry_run=dry_run)
     except PhoenixError as exc:

@@ -4,7 +4,8 @@ For the bridges the inventory's guests sit on: create each missing bridge with t
 gateway as the host's address, enable IPv4 forwarding, masquerade the guest subnets in an
 nft table of Phoenix's own (never the host's ruleset), and delegate the unprivileged id
 range to root in /etc/subuid and /etc/subgid. Whatever Phoenix creates is recorded in its
-state dir so `teardown` removes exactly that and nothing else.
+state dir (the subid lines in a host-wide ledger, as several labs may share them) so
+`teardown` removes exactly that and nothing else.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import Any
 from filelock import FileLock
 
 from phoenix.drivers.base import CommandLog
-from phoenix.drivers.lxc import idmap
 from phoenix.errors import PhoenixError
+from phoenix.host.subids import DEFAULT_LEDGER, LINE, SUBID_FILES, SubIds
 from phoenix.inventory.loader import Inventory
 from phoenix.runners.base import CommandResult, Runner
 
-REQUIRED_PACKAGES = ("lxc", "debootstrap", "nftables", "uidmap", "rsync")
+# lxc-templates ships the config includes every guest config names (debian.common.conf).
+REQUIRED_PACKAGES = ("lxc", "lxc-templates", "debootstrap", "nftables", "uidmap", "rsync")
 DEFAULT_NAT_TABLE = "phoenix_nat"
 RECORD_FILE = "host-setup.json"
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
@@ -87,6 +89,7 @@ class Record:
     bridges: list[str] = field(default_factory=list)
     nat_tables: list[str] = field(default_factory=list)
     ip_forward_was: str | None = None
+    # Older Phoenix kept the subid lines it added here; they now live in the host ledger.
     subid_added: list[str] = field(default_factory=list)
 
     @classmethod
@@ -163,7 +166,8 @@ class HostSetup:
         *,
         nat_table: str = DEFAULT_NAT_TABLE,
         fw_table: str = "phoenix_fw",
-        subid_files: tuple[Path, Path] = (Path("/etc/subuid"), Path("/etc/subgid")),
+        subid_files: tuple[Path, ...] = SUBID_FILES,
+        subid_ledger: Path = DEFAULT_LEDGER,
         ip_forward: Path = IP_FORWARD,
         packages: Sequence[str] = REQUIRED_PACKAGES,
     ) -> None:
@@ -173,7 +177,7 @@ class HostSetup:
         self.state_dir = Path(state_dir)
         self.nat_table = nat_table
         self.fw_table = fw_table
-        self.subid_files = subid_files
+        self.subids = SubIds(subid_files, subid_ledger)
         self.ip_forward = ip_forward
         self.packages = tuple(packages)
         self.log = CommandLog()
@@ -237,11 +241,10 @@ class HostSetup:
             steps.append(Step("enable IPv4 forwarding (net.ipv4.ip_forward=1)", self._forward_on))
         if bridges:
             steps += self._nat_steps([b.subnet for b in bridges])
-        for path in self.subid_files:
-            text = path.read_text() if path.exists() else ""
-            if not idmap.has_subids(text):
-                line = f"root:{idmap.ID_BASE}:{idmap.ID_COUNT}"
-                steps.append(Step(f"add {line} to {path}", self._subid_adder(path, line)))
+        lacking = self.subids.missing()
+        if lacking:
+            where = " and ".join(str(p) for p in lacking)
+            steps.append(Step(f"add {LINE} to {where}", self._add_subids))
         return steps
 
     def _bridge_steps(self, bridge: BridgeSpec, routes_json: str, record: Record) -> list[Step]:
@@ -321,16 +324,18 @@ class HostSetup:
             f"writing nft table ip {self.nat_table}"
         )
 
-    def _subid_adder(self, path: Path, line: str) -> Callable[[], None]:
-        def add() -> None:
-            self.log.add("mutate", ["append", str(path), line])
-            text = path.read_text() if path.exists() else ""
-            sep = "" if not text or text.endswith("\n") else "\n"
-            with path.open("a") as fh:
-                fh.write(f"{sep}{line}\n")
-            self._record(lambda r: r.subid_added.append(f"{path}:{line}"))
+    def _add_subids(self) -> None:
+        for added in self.subids.add(self.state_dir):
+            self.log.add("mutate", ["append", *added.split(": ", 1)])
 
-        return add
+    def _enlist_subids(self) -> None:
+        """Share subid lines another lab (or an older Phoenix) added, so their teardown
+        keeps them while this lab needs them."""
+        old = Record.load(self.record_path).subid_added
+        if old:
+            self.subids.adopt(self.state_dir, old)
+            self._record(lambda r: r.subid_added.clear())
+        self.subids.enlist(self.state_dir)
 
     def apply(self, bridges: Sequence[BridgeSpec], dry_run: bool = False) -> list[str]:
         """Run the plan (or only describe it); returns what was (or would be) done."""
@@ -338,17 +343,20 @@ class HostSetup:
         if not dry_run:
             for step in steps:
                 step.run()
+            self._enlist_subids()
         return [s.describe for s in steps]
 
     # ---- teardown -------------------------------------------------------------------------
 
     def teardown(self) -> list[str]:
-        """Remove the bridges and nft tables this state dir's record says Phoenix created.
+        """Remove the bridges and nft tables this state dir's record says Phoenix created,
+        and the subuid/subgid lines Phoenix added once no other lab relies on them.
 
-        subuid/subgid entries stay (harmless, and other Phoenix users may rely on them).
         IPv4 forwarding is restored only when no other Phoenix NAT table remains."""
         done: list[str] = []
         record = Record.load(self.record_path)
+        if record.subid_added:
+            self.subids.adopt(self.state_dir, record.subid_added)
         for name in record.bridges:
             if self._run("observe", ["ip", "-j", "link", "show", "dev", name]).ok:
                 self._run("mutate", ["ip", "link", "del", name]).check(f"deleting bridge {name}")
@@ -363,8 +371,9 @@ class HostSetup:
         if record.ip_forward_was == "0" and not self._other_nat_tables():
             self._run("mutate", ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
             done.append("restored net.ipv4.ip_forward=0")
-        if self.record_path.exists():
-            self.record_path.unlink()
+        done += [f"removed {line}" for line in self.subids.release(self.state_dir)]
+        for path in (self.record_path, self.state_dir / (RECORD_FILE + ".lock")):
+            path.unlink(missing_ok=True)
         return done
 
     def _drop_empty_firewall_table(self) -> list[str]:

@@ -277,7 +277,15 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
     """Parse and type-check the config dir's files; no cross-guest checks yet."""
     problems: list[Problem] = []
     if not config_dir.exists():
-        return None, [Problem(str(config_dir), "$", f"config dir not found: {config_dir}")]
+        return None, [
+            Problem(
+                str(config_dir),
+                "$",
+                f"config dir not found: {config_dir.absolute()} (looked at --config-dir/-c, "
+                f"then $PHOENIX_CONFIG_DIR, then {SYSTEM_CONFIG_DIR}, then ./etc); pass "
+                "-c DIR or set PHOENIX_CONFIG_DIR",
+            )
+        ]
     if not config_dir.is_dir():
         return None, [Problem(str(config_dir), "$", f"not a directory: {config_dir}")]
 

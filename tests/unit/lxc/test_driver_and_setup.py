@@ -261,7 +261,13 @@ def make_setup(tmp_path: Path, runner: RecordedRunner) -> HostSetup:
     subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
     subuid.write_text("")
     subgid.write_text("root:100000:65536\n")
-    return HostSetup(runner, tmp_path / "state", subid_files=(subuid, subgid), ip_forward=forward)
+    return HostSetup(
+        runner,
+        tmp_path / "state",
+        subid_files=(subuid, subgid),
+        subid_ledger=tmp_path / "phoenix" / "subids.json",
+        ip_forward=forward,
+    )
 
 
 def test_setup_plans_and_applies_every_step(tmp_path: Path) -> None:
@@ -281,6 +287,19 @@ def test_setup_plans_and_applies_every_step(tmp_path: Path) -> None:
     record = Record.load(tmp_path / "state" / "host-setup.json")
     assert record.bridges == ["phxtbr9"] and record.nat_tables == ["phoenix_nat"]
     assert record.ip_forward_was == "0"
+
+
+def test_teardown_removes_the_subid_line_setup_added_and_only_that(tmp_path: Path) -> None:
+    runner = host_runner()
+    setup = make_setup(tmp_path, runner)
+    setup.apply([BridgeSpec("phxtbr9", ipaddress.IPv4Interface("10.213.99.1/24"))])
+    assert (tmp_path / "phoenix" / "subids.json").is_file()
+    done = setup.teardown()
+    assert f"removed {tmp_path / 'subuid'}: root:100000:65536" in done
+    assert (tmp_path / "subuid").read_text() == ""
+    assert (tmp_path / "subgid").read_text() == "root:100000:65536\n"  # the operator's
+    assert not (tmp_path / "phoenix").exists()
+    assert not (tmp_path / "state" / "host-setup.json").exists()
 
 
 def test_setup_dry_run_changes_nothing(tmp_path: Path) -> None:

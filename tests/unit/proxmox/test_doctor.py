@@ -92,7 +92,8 @@ def test_missing_pct_stops_early_with_one_clear_reason() -> None:
 
 
 def test_cli_doctor_on_this_host_reports_missing_pct() -> None:
-    result = CliRunner().invoke(app, ["-c", str(shared_fixture("phoenix-etc-seed")), "doctor"])
+    seed = str(shared_fixture("phoenix-etc-seed"))
+    result = CliRunner().invoke(app, ["-c", seed, "--driver", "proxmox", "doctor"])
     assert result.exit_code == 1
     assert "pct is missing" in result.output
     assert "Traceback" not in result.output

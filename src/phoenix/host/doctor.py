@@ -1,0 +1,199 @@
+"""`phoenix doctor` for the LXC driver: is this host ready to run the inventory's guests,
+and if not, what to fix.
+
+The checks read facts (packages, the LXC config includes every guest config names, kernel
+features, subuid/subgid, the inventory's bridges, forwarding and NAT, templates) and never
+change anything; `phoenix setup` fixes what Phoenix may fix itself.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phoenix.drivers.lxc import templates
+from phoenix.drivers.lxc.cgroups import detect
+from phoenix.host.setup import (
+    DEFAULT_NAT_TABLE,
+    IP_FORWARD,
+    REQUIRED_PACKAGES,
+    SetupError,
+    bridges_from_inventory,
+    nat_comments,
+    nat_marker,
+)
+from phoenix.host.subids import SubIds
+from phoenix.inventory.loader import Inventory
+from phoenix.runners.base import Runner
+
+LXC_CONFIG_DIR = Path("/usr/share/lxc/config")
+INCLUDES = ("debian.common.conf", "debian.userns.conf", "nesting.conf")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report; `fix` says what to do when it fails."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """Where the checks look (tests point these at files of their own)."""
+
+    lxc_config_dir: Path = LXC_CONFIG_DIR
+    filesystems: Path = Path("/proc/filesystems")
+    ip_forward: Path = IP_FORWARD
+    cgroup_root: Path = Path("/sys/fs/cgroup")
+    subids: SubIds = field(default_factory=SubIds)
+
+
+def _packages(runner: Runner) -> Check:
+    missing = []
+    for pkg in REQUIRED_PACKAGES:
+        res = runner.run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", pkg])
+        if not res.ok or not res.stdout.startswith("ii"):
+            missing.append(pkg)
+    if missing:
+        return Check(
+            "packages",
+            False,
+            f"missing: {' '.join(missing)}",
+            f"apt-get install --no-install-recommends {' '.join(missing)} "
+            "(or run scripts/install-deps.sh)",
+        )
+    return Check("packages", True, ", ".join(REQUIRED_PACKAGES))
+
+
+def _includes(facts: HostFacts) -> Check:
+    missing = [n for n in INCLUDES if not (facts.lxc_config_dir / n).is_file()]
+    if missing:
+        return Check(
+            "lxc config includes",
+            False,
+            f"{', '.join(missing)} not in {facts.lxc_config_dir}",
+            "apt-get install --no-install-recommends lxc-templates",
+        )
+    return Check("lxc config includes", True, f"{', '.join(INCLUDES)} present")
+
+
+def _kernel(facts: HostFacts) -> list[Check]:
+    text = facts.filesystems.read_text() if facts.filesystems.is_file() else ""
+    overlay = any(line.split()[-1:] == ["overlay"] for line in text.splitlines())
+    cgroup = detect(facts.cgroup_root)
+    return [
+        Check(
+            "overlayfs",
+            overlay,
+            "available (linked clones)" if overlay else "not in /proc/filesystems",
+            'modprobe overlay, or set phoenix.lxc_clone to "full"',
+        ),
+        Check("cgroups", True, f"cgroup v{cgroup.version}"),
+    ]
+
+
+def _subids(facts: HostFacts) -> Check:
+    lacking = facts.subids.missing()
+    if lacking:
+        return Check(
+            "subuid/subgid",
+            False,
+            f"{' and '.join(str(p) for p in lacking)} do not delegate 100000:65536 to root",
+            "phoenix setup",
+        )
+    return Check("subuid/subgid", True, "root:100000:65536 delegated")
+
+
+def _network(runner: Runner, inventory: Inventory, facts: HostFacts) -> list[Check]:
+    try:
+        bridges = bridges_from_inventory(inventory)
+    except SetupError as exc:
+        return [Check("bridges", False, str(exc), "fix network_config in the inventory")]
+    checks = []
+    for bridge in bridges:
+        res = runner.run(["ip", "-j", "addr", "show", "dev", bridge.name])
+        addrs = [
+            f"{a['local']}/{a['prefixlen']}"
+            for link in (json.loads(res.stdout or "[]") if res.ok else [])
+            for a in link.get("addr_info", [])
+            if a.get("family") == "inet"
+        ]
+        ok = str(bridge.address) in addrs
+        detail = (
+            f"{bridge.name} has {bridge.address}"
+            if ok
+            else (
+                f"{bridge.name} is missing"
+                if not res.ok
+                else f"{bridge.name} lacks {bridge.address}"
+            )
+        )
+        checks.append(Check(f"bridge {bridge.name}", ok, detail, "phoenix setup"))
+    if not bridges:
+        return checks
+    forward = facts.ip_forward.read_text().strip() if facts.ip_forward.is_file() else "?"
+    checks.append(
+        Check("ip forwarding", forward == "1", f"net.ipv4.ip_forward={forward}", "phoenix setup")
+    )
+    res = runner.run(["nft", "-j", "list", "table", "ip", DEFAULT_NAT_TABLE])
+    subnets = [b.subnet for b in bridges]
+    nat_ok = res.ok and nat_marker(subnets) in nat_comments(res.stdout)
+    checks.append(
+        Check(
+            "NAT",
+            nat_ok,
+            f"guest subnets masqueraded in nft table ip {DEFAULT_NAT_TABLE}"
+            if nat_ok
+            else f"no masquerade for {', '.join(str(s) for s in subnets)}",
+            "phoenix setup",
+        )
+    )
+    return checks
+
+
+def _templates(inventory: Inventory, cache: Path) -> list[Check]:
+    checks = []
+    for template in sorted({g.template for g in inventory.guests.values() if g.template}):
+        suite = templates.debootstrap_suite(template) if ":" in template else None
+        if suite is not None:
+            built = templates.cached_tarball(cache, suite, "amd64").is_file()
+            checks.append(
+                Check(
+                    f"template {template}",
+                    True,
+                    "cached" if built else f"built on first use into {cache} (about a minute)",
+                )
+            )
+            continue
+        found = Path(template).is_file() or (cache / template).is_file()
+        checks.append(
+            Check(
+                f"template {template}",
+                found,
+                "found" if found else f"not found (looked at {template} and in {cache})",
+                f"put the rootfs tarball in {cache}, or use debootstrap:bookworm",
+            )
+        )
+    return checks
+
+
+def run_lxc_doctor(
+    runner: Runner, inventory: Inventory, facts: HostFacts | None = None
+) -> list[Check]:
+    """Every check for the LXC driver, in the order a person would fix them."""
+    facts = facts or HostFacts()
+    cache = Path(inventory.hypervisor.phoenix.template_cache)
+    steps: list[Callable[[], list[Check]]] = [
+        lambda: [_packages(runner)],
+        lambda: [_includes(facts)],
+        lambda: _kernel(facts),
+        lambda: [_subids(facts)],
+        lambda: _network(runner, inventory, facts),
+        lambda: _templates(inventory, cache),
+    ]
+    return [check for step in steps for check in step()]
