@@ -16,8 +16,8 @@ from phoenix.inventory import Inventory, load_inventory, resolve_config_dir
 from phoenix.inventory.models import CTID_TEXT
 from phoenix.inventory.problems import Problem
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # long lines stay whole in logs and pipes
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass

@@ -439,7 +439,12 @@ def lets_go(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 def _power(ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str) -> None:
     inventory, selected = _setup(ctx, ids)
-    targets = selected if selected is not None else sorted(inventory.guests)
+    if selected is not None:
+        targets = selected
+    else:  # all; parked clone sources are started only when named
+        parked = {c for c, g in inventory.guests.items() if g.parks_after_snapshot}
+        skip = parked if action in ("start", "restart") else set()
+        targets = sorted(set(inventory.guests) - skip)
     driver = _driver(ctx, inventory)
     started = time.monotonic()
     with _stop_on_signals(as_json) as stop:
@@ -458,7 +463,8 @@ def _power(ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str
 
 
 def start(ctx: typer.Context, ids: Ids = None, as_json: JsonOpt = False) -> None:
-    """Start guests (default: all) in boot order, each waited for until it is up."""
+    """Start guests (default: all but clone sources not started at boot) in boot order,
+    each waited for until it is up."""
     _power(ctx, ids, as_json, "start")
 
 

@@ -621,6 +621,16 @@ class LxcGuest(Model):
         return self.is_template or self.template_snapshot_name is not None
 
     @property
+    def parks_after_snapshot(self) -> bool:
+        """A snapshot clone source not started at boot: stopped once its snapshot exists
+        (clones use the snapshot; a running template costs memory and CPU for nothing)."""
+        return (
+            self.template_snapshot_name is not None
+            and not self.start_at_boot
+            and not self.is_template
+        )
+
+    @property
     def pct_features(self) -> dict[str, str]:
         features: dict[str, str] = {}
         for option in self.pct_options:

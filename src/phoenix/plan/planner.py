@@ -241,6 +241,13 @@ class Planner:
     ) -> list[Step]:
         running = observed.running and not fresh
         snapshots = set() if fresh else set(observed.snapshots)
+        lifecycle = guest.enable_lifecycle_snapshots
+        wanted = [FINAL_FORM] if lifecycle else []
+        if guest.template_snapshot_name:
+            wanted.append(guest.template_snapshot_name)
+        parked = guest.parks_after_snapshot
+        if parked and not running and not fresh and set(wanted) <= snapshots:
+            return []
         markers = read_markers(self.driver, ctid) if running else None
         steps: list[Step] = []
         if not running:
@@ -264,7 +271,6 @@ class Planner:
                     error=why,
                 )
             )
-        lifecycle = guest.enable_lifecycle_snapshots
         if lifecycle and PRE_CONFIGURED not in snapshots and recipe_steps:
             steps.append(
                 Step(ctid, "snapshot", f"snapshot {PRE_CONFIGURED}", snapshot=PRE_CONFIGURED)
@@ -273,13 +279,12 @@ class Planner:
         steps.extend(recipe_steps)
         if guest.health_check is not None and (steps or fresh):
             steps.append(Step(ctid, "health_check", f"health check: {guest.health_check.command}"))
-        wanted = [FINAL_FORM] if lifecycle else []
-        if guest.template_snapshot_name:
-            wanted.append(guest.template_snapshot_name)
         for name in wanted:
             if name not in snapshots:
                 steps.append(Step(ctid, "snapshot", f"snapshot {name}", snapshot=name))
                 snapshots.add(name)
+        if parked:
+            steps.append(Step(ctid, "stop", "stop (clone source with its snapshot; not at boot)"))
         if guest.is_template and not observed.is_template:
             steps.append(Step(ctid, "stop", "stop (to become a template)"))
             steps.append(Step(ctid, "mark_template", "mark as template"))

@@ -73,7 +73,9 @@ def test_create_makes_guest_without_starting_it(cli_lab: Lab) -> None:
     result = run(cli_lab, "create", "101")
     assert result.exit_code == 0, result.output
     assert cli_lab.driver.guests[101].state == "stopped"
-    assert cli_lab.driver.guests[900].state == "running"  # its source is fully converged
+    # its source is fully converged: snapshot taken, then parked (not started at boot)
+    assert cli_lab.driver.guests[900].state == "stopped"
+    assert cli_lab.driver.guests[900].snapshots
     assert 102 not in cli_lab.driver.guests
 
 
@@ -81,7 +83,7 @@ def test_stop_start_restart_delete(cli_lab: Lab) -> None:
     assert run(cli_lab, "LetsGo").exit_code == 0
     assert run(cli_lab, "stop", "101", "102").exit_code == 0
     assert {c: g.state for c, g in cli_lab.driver.guests.items()} == {
-        900: "running",
+        900: "stopped",
         101: "stopped",
         102: "stopped",
     }
