@@ -37,7 +37,7 @@ from filelock import FileLock, Timeout
 from phoenix.drivers.base import GuestSettings, NetSettings
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.errors import DriverError
-from phoenix.host.cleanup import remove_lab_files
+from phoenix.host.cleanup import mounts_below, remove_lab_files
 from phoenix.host.setup import BridgeSpec, HostSetup, routes_overlapping
 from phoenix.runners.local import LocalRunner
 
@@ -115,7 +115,14 @@ def clean_slot(host: LxcHost) -> None:
     if _run("nft", "list", "table", "bridge", host.fw_table).returncode == 0:
         _run("nft", "delete", "table", "bridge", host.fw_table)
     HostSetup(LocalRunner(), host.state_dir, nat_table=host.nat_table).teardown()
-    remove_lab_files(host.state_dir, host.lxc_path, mounts=Path("/proc/self/mounts").read_text())
+    # a crashed run may leave a guest's overlay mounted: this slot's own, so detach it
+    for target in sorted(mounts_below(host.lxc_path, _mounts()), reverse=True):
+        _run("umount", "-l", target)
+    remove_lab_files(host.state_dir, host.lxc_path, mounts=_mounts())
+
+
+def _mounts() -> str:
+    return Path("/proc/self/mounts").read_text()
 
 
 def _pick_slot() -> tuple[LxcHost, FileLock]:
