@@ -110,7 +110,7 @@ class FakeNode:
 
     def __post_init__(self) -> None:
         (self.root / "etc/pve/lxc").mkdir(parents=True, exist_ok=True)
-        (self.root / "tmp").mkdir(exist_ok=True)
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
 
     # -- the node's files -----------------------------------------------------------
 

@@ -1,0 +1,281 @@
+"""The contract the Proxmox driver is held to: every command it can emit is valid for the
+Proxmox VE API schema of the node's version (8.4 and 9.1, tests/fixtures/pve/).
+
+Commands come from: the golden steps of the seed inventory, the offline plans of both real
+inventories (every guest), and a fake node driven through creation, drift, adoption, clone,
+resize, snapshot, template, exec/push and destroy. Offline, a MAC Proxmox has not assigned
+yet prints as `<MAC of N>`; it is replaced by a MAC of the same shape a node would assign
+before checking.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
+from phoenix.drivers.factory import make_driver
+from phoenix.drivers.proxmox.driver import ProxmoxDriver
+from phoenix.inventory import Inventory, load_inventory
+from phoenix.plan.desired import desired_settings
+from phoenix.plan.executor import Executor
+from phoenix.plan.planner import Planner, PlanOptions
+from phoenix.runners.recorded import RecordedRunner
+from tests.conftest import shared_fixture
+from tests.unit.proxmox import apischema
+from tests.unit.proxmox.apischema import VERSIONS, check_argv, check_fw_file
+from tests.unit.proxmox.conftest import data
+from tests.unit.proxmox.fakenode import FakeNode
+
+TEMPLATE = "/var/lib/vz/template/cache/debian-12-standard_12.7-1_amd64.tar.zst"
+PLACEHOLDER = re.compile(r"<MAC of \d+>")
+ASSIGNED_MAC = "BC:24:11:0A:0B:0C"
+# Every pct verb and pvesh path the driver's builders can produce: the commands gathered
+# below must cover them all (a new builder without a scenario here fails the test).
+PCT_VERBS = {
+    "create", "set", "clone", "resize", "snapshot", "delsnapshot", "template", "start",
+    "shutdown", "destroy", "exec", "push",
+}  # fmt: skip
+PVESH_PATHS = {"config", "status/current", "snapshot", "interfaces", "version"}
+
+
+def version_tuple(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
+def real_inventory(name: str, tmp: Path) -> Inventory:
+    """A real fixture with a derived gateway (the hand-written nginx sites do not pass
+    `nginx -t`, which would stop 101's recording before its driver commands)."""
+    etc = tmp / name
+    shutil.copytree(shared_fixture(name), etc)
+    shutil.rmtree(etc / "nginx")
+    return load_inventory(etc)
+
+
+def offline_plan(inventory: Inventory, version: str) -> ProxmoxDriver:
+    """What `plan --offline --commands` records for the whole inventory. A guest whose
+    recipe Phoenix lacks (the fixtures' `nvidia`, `vllm`...) stops at that step; the
+    commands up to it, and every other guest's, are recorded. The driver refuses nothing."""
+    driver = make_driver(inventory, "proxmox", offline=True)
+    assert isinstance(driver, ProxmoxDriver)
+    driver._version = version_tuple(version)
+    plan = Planner(inventory, driver, PlanOptions()).plan(None)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Executor(inventory, driver, Path(tmp), parallel=1, sleep=lambda _: None).run(plan)
+    refused = {c: e for c, e in result.failed.items() if "has no recipe" not in str(e)}
+    assert refused == {}
+    return driver
+
+
+def settings(**changes: object) -> GuestSettings:
+    base = GuestSettings(
+        hostname="web-1",
+        memory_mb=2048,
+        swap_mb=512,
+        cores=2,
+        disk_gb=8,
+        storage="local-zfs",
+        unprivileged=True,
+        net=NetSettings("eth0", "vmbr0", "10.0.0.9/24", "10.0.0.1"),
+        features=(("keyctl", "1"), ("nesting", "1")),
+        raw_lxc=(("lxc.mount.auto", "sys:rw"),),
+        apparmor_profile="unconfined",
+        onboot=True,
+        boot_order=2,
+        boot_delay=5,
+        firewall_enabled=True,
+        firewall_rules=(
+            FirewallRule("in", "ACCEPT", source="10.0.0.153", proto="tcp", port="8000:8010"),
+            FirewallRule("in", "DROP", proto="udp", port="53"),
+        ),
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def fake_node_commands(root: Path, version: str) -> tuple[list[tuple[str, ...]], list[str]]:
+    """Drive a fake node of `version` through every driver operation; its commands and the
+    .fw files it ended with."""
+    node = FakeNode(root, version=f"{version}.0")
+    driver = ProxmoxDriver(node, "localhost", sleep=lambda _: None, stage_files=True)
+    wanted = settings()
+    driver.create(900, TEMPLATE, dataclasses.replace(wanted, net=None, firewall_enabled=False))
+    driver.start(900)
+    driver.snapshot(900, "final-form")
+    driver.clone(900, 101, "final-form", dataclasses.replace(wanted, disk_gb=16))
+    driver.start(101)
+    local = root / "bundle.tar"
+    local.write_bytes(b"x")
+    driver.push(101, local, "/tmp/phoenix_run/bundle.tar", 0o600)
+    driver.exec(101, ["sh", "-c", "true"], env={"A": "b"})
+    # drift: every managed option differs, features and NIC removed, raw keys changed
+    drifted = dataclasses.replace(
+        wanted, memory_mb=4096, cores=4, features=(), net=None, onboot=False, disk_gb=16,
+        raw_lxc=(("lxc.cgroup2.devices.allow", "c 195:* rwm"),), firewall_enabled=False,
+    )  # fmt: skip
+    seen = driver.observe(101)
+    assert seen.settings is not None
+    driver.configure(101, drifted, frozenset(drifted.diff(seen.settings)))
+    driver.resize(101, 20)
+    driver.stop(101)
+    driver.delete_snapshot(900, "final-form")
+    driver.stop(900)
+    driver.mark_template(900)
+    # adoption of a guest made by the original tool
+    node.put_conf(950, data("conf_950_original_tool.conf"))
+    node.storages["quickOS-lxc-disks"] = "zfspool"
+    adopt = dataclasses.replace(wanted, hostname="vllm-qwen2.5-7b-awq", disk_gb=128)
+    adopt = dataclasses.replace(adopt, storage="quickOS-lxc-disks")
+    seen = driver.observe(950)
+    assert seen.settings is not None
+    driver.configure(950, adopt, frozenset(adopt.diff(seen.settings)))
+    driver.destroy(101)
+    fw_files = [p.read_text() for p in node.path("/etc/pve/firewall").glob("*.fw")]
+    return node.calls, fw_files
+
+
+def golden_commands(seed: Inventory, version: str) -> ProxmoxDriver:
+    s900, s101 = desired_settings(seed, 900), desired_settings(seed, 101)
+    driver = ProxmoxDriver(RecordedRunner(), "pve", offline=True, version=version_tuple(version))
+    driver.create(900, seed.guests[900].template or "", s900)
+    driver.snapshot(900, "final-form")
+    driver.clone(900, 101, "final-form", s101)
+    driver.start(101)
+    driver.stop(101, timeout=30)
+    driver.delete_snapshot(900, "final-form")
+    driver.mark_template(900)
+    driver.destroy(101)
+    return driver
+
+
+def every_guest(inventory: Inventory, version: str) -> ProxmoxDriver:
+    """The builders called directly for every guest of an inventory, each on its own: its
+    create or clone (with the settings applied), snapshot or template, start and stop."""
+    driver = ProxmoxDriver(RecordedRunner(), "pve", offline=True, version=version_tuple(version))
+    for ctid, guest in sorted(inventory.guests.items()):
+        wanted = desired_settings(inventory, ctid)
+        source = guest.clone_from_ctid
+        if source is not None:
+            snapshot = inventory.guests[source].template_snapshot_name
+            driver.clone(source, ctid, snapshot, wanted)
+        else:
+            driver.create(ctid, guest.template or TEMPLATE, wanted)
+        driver.start(ctid)
+        if guest.template_snapshot_name:
+            driver.snapshot(ctid, guest.template_snapshot_name)
+        driver.stop(ctid)
+        if guest.is_template:
+            driver.mark_template(ctid)
+    return driver
+
+
+def gathered(version: str, tmp: Path) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(origin, argv) of every command for `version`, placeholders resolved."""
+    seed = real_inventory("phoenix-etc-seed", tmp)
+    for origin, driver in (
+        ("golden", golden_commands(seed, version)),
+        ("offline seed", offline_plan(seed, version)),
+        (
+            "offline 2025-10-03",
+            offline_plan(real_inventory("phoenix-etc-2025-10-03", tmp), version),
+        ),
+        ("every seed guest", every_guest(seed, version)),
+        (
+            "every 2025-10-03 guest",
+            every_guest(real_inventory("phoenix-etc-2025-10-03", tmp / "b"), version),
+        ),
+    ):
+        for _, argv in driver.log.entries:
+            yield origin, tuple(PLACEHOLDER.sub(ASSIGNED_MAC, a) for a in argv)
+    calls, _ = fake_node_commands(tmp / "node", version)
+    for argv in calls:
+        yield "fake node", argv
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_command_is_valid_for_the_version(version: str, tmp_path: Path) -> None:
+    problems: list[str] = []
+    unchecked: set[str] = set()
+    verbs: set[str] = set()
+    paths: set[str] = set()
+    count = 0
+    for origin, argv in gathered(version, tmp_path):
+        report = check_argv(version, list(argv))
+        problems += [f"[{origin}] {p}" for p in report.problems]
+        unchecked |= report.unchecked
+        count += 1
+        if argv[0] == "pct":
+            verbs.add(argv[1])
+        if argv[0] == "pvesh":
+            path = argv[2]
+            paths.add("version" if path == "/version" else "/".join(path.split("/")[5:]))
+    assert problems == []
+    assert unchecked == set(), "named formats the checker does not know yet"
+    assert verbs == PCT_VERBS
+    assert paths >= PVESH_PATHS
+    assert count > 200
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_firewall_file_is_valid_for_the_version(version: str, tmp_path: Path) -> None:
+    seed = real_inventory("phoenix-etc-2025-10-03", tmp_path)
+    texts = [w.content for w in every_guest(seed, version).file_writes if w.path.endswith(".fw")]
+    texts += fake_node_commands(tmp_path / "node", version)[1]
+    assert len(texts) >= 4
+    for text in texts:
+        report = check_fw_file(version, text)
+        assert report.problems == [] and report.unchecked == set(), text
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["pct", "set", "101", "--memroy", "512"], "has no 'memroy'"),
+        (["pct", "set", "101", "--net0", "name=eth0,hwaddr=<MAC of 101>"], "mac-addr"),
+        (["pct", "set", "101", "--net0", "bridge=vmbr0"], "required key 'name'"),
+        (["pct", "set", "101", "--startup", "order=1,up=x"], "pve-startup-order"),
+        (["pct", "set", "101", "--features", "nesting=1,gpu=1"], "key 'gpu'"),
+        (["pct", "set", "101", "--delete", "mp0,bogus"], "unknown options ['bogus']"),
+        (["pct", "set", "101", "--cores", "0"], "minimum"),
+        (["pct", "resize", "101", "rootfs", "32GB"], "does not match"),
+        (["pct", "snapshot", "101", "x" * 41], "longer than 40"),
+        (["pct", "create", "101", "--hostname", "a"], "missing positional"),
+        (["pct", "clone", "101", "99"], "99 < minimum 100"),
+        (["pct", "shutdown", "101", "--forceStop", "maybe"], "not a boolean"),
+        (["pvesh", "get", "/nodes/pve/lxc/101/nope", "--output-format", "json"], "no path"),
+        (
+            ["pvesh", "get", "/nodes/pve/network", "--type", "wifi", "--output-format", "json"],
+            "not one of",
+        ),
+    ],
+)
+def test_the_checker_rejects_invalid_commands(argv: list[str], says: str) -> None:
+    problems = " | ".join(check_argv("9.1", argv).problems)
+    assert says in problems
+
+
+def test_the_checker_rejects_invalid_firewall_files() -> None:
+    bad = "[OPTIONS]\nenable: 1\npolicy_in: BLOCK\n[RULES]\nIN ACCEPT -p tcp -dport 8000-8010\n"
+    problems = " | ".join(check_fw_file("9.1", bad).problems)
+    assert "'BLOCK' not one of" in problems and "pve-fw-dport-spec" in problems
+
+
+def test_versions_differ_where_phoenix_adapts() -> None:
+    """The schemas themselves: what a command may use differs between the versions."""
+    env_84 = apischema.endpoint("8.4", "/nodes/{node}/lxc/{vmid}/config", "PUT")
+    env_91 = apischema.endpoint("9.1", "/nodes/{node}/lxc/{vmid}/config", "PUT")
+    assert env_84 is not None and env_91 is not None
+    assert "env" not in env_84["properties"] and "env" in env_91["properties"]
+
+
+def test_fixture_copies_are_the_reference(tmp_path: Path) -> None:
+    """The gzipped schemas decompress to JSON trees with the container endpoints."""
+    for version in VERSIONS:
+        assert apischema.endpoint(version, "/nodes/{node}/lxc", "POST") is not None
+    shutil.rmtree(tmp_path)
