@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from phoenix.gateway.bundle import SCRIPT_NAME, render_gateway
+from phoenix.gateway.keys import key_hash, new_key
 from phoenix.gateway.render import Layout, RenderedGateway, asset, write_tree
 from phoenix.inventory import Inventory, load_inventory
 
@@ -317,18 +318,62 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         for extra in (lab.taker, lab.recorder, lab.stuck):
             if extra is not None:
                 extra.close()
-        if lab.pid_file.exists():
-            try:
-                os.kill(lab.master_pid(), signal.SIGQUIT)
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline and lab.pid_file.exists():
-                    time.sleep(0.05)
-            except (ProcessLookupError, ValueError):
-                pass
+        stop_nginx(lab)
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=10)
+
+
+def stop_nginx(lab: Lab) -> None:
+    if lab.pid_file.exists():
+        try:
+            os.kill(lab.master_pid(), signal.SIGQUIT)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and lab.pid_file.exists():
+                time.sleep(0.05)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+KEYS = {"team-a": new_key(), "burst": new_key(), "all": new_key()}
+
+
+@pytest.fixture(scope="module")
+def keyed(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A second gateway, with API keys, in front of the same model servers as `lab`."""
+    tmp = tmp_path_factory.mktemp("phxt-keys")
+    lxc = json.loads((lab.tmp / "etc" / "phoenix_lxc_configs.json").read_text())
+    configs = {c: g for c, g in lxc["lxc_configs"].items() if c in ("101", "201", "202", "203")}
+    ports = {"http": free_port(), "https": free_port()}
+    gateway = configs["101"]["gateway"]
+    gateway.update(http_port=ports["http"], https_port=ports["https"], path_routes=[])
+    gateway["host_routes"] = []
+    gateway["api_keys"] = [
+        {"name": "team-a", "sha256": key_hash(KEYS["team-a"]), "models": ["alpha"]},
+        {"name": "burst", "sha256": key_hash(KEYS["burst"]), "models": ["alpha"], "rpm": 5},
+        {"name": "all", "sha256": key_hash(KEYS["all"]), "rpm": 1000},
+    ]
+    (tmp / "etc").mkdir()
+    (tmp / "etc" / "phoenix_hypervisor_config.json").write_text("{}")
+    (tmp / "etc" / "phoenix_lxc_configs.json").write_text(json.dumps({"lxc_configs": configs}))
+    (tmp / "logs").mkdir()
+    (tmp / "run").mkdir()
+    gw = Lab(
+        tmp,
+        load_inventory(tmp / "etc"),
+        ports["http"],
+        ports["https"],
+        lab.model_port,
+        lab.app_port,
+        tmp / "state",
+    )
+    try:
+        result = gw.deploy(_rendered_run_dir(gw))
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield gw
+    finally:
+        stop_nginx(gw)
 
 
 def _rendered_run_dir(lab: Lab) -> Path:
@@ -896,3 +941,95 @@ def test_the_official_openai_sdk_as_a_client(lab: Lab) -> None:
 
     answers = asyncio.run(many())
     assert len(answers) == 200 and all("serving beta" in a for a in answers)
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[name]}"}
+
+
+def test_keys_missing_or_wrong_are_401(keyed: Lab) -> None:
+    for headers in ({}, {"Authorization": "Bearer phx-wrong"}, {"Authorization": "Basic x"}):
+        for method, path, body in (
+            ("POST", "/v1/chat/completions", {"model": "alpha", "messages": []}),
+            ("GET", "/v1/models", None),
+            ("GET", "/v1/models/alpha", None),
+            ("POST", "/v1/score", {"model": "alpha"}),
+        ):
+            r = httpx.request(method, keyed.base + path, json=body, headers=headers, timeout=10)
+            assert r.status_code == 401, (headers, path, r.text)
+            assert r.json()["error"]["code"] == "invalid_api_key"
+            assert "x-phoenix-demo-backend" not in r.headers
+    assert httpx.get(keyed.base + "/phoenix/health").status_code == 200
+
+
+def test_a_key_sees_and_uses_only_its_models(keyed: Lab) -> None:
+    ok = httpx.post(
+        keyed.base + "/v1/chat/completions",
+        json={"model": "alpha", "messages": []},
+        headers=bearer("team-a"),
+        timeout=10,
+    )
+    assert ok.status_code == 200 and ok.json()["backend"] == "m1"
+    other = httpx.post(
+        keyed.base + "/v1/chat/completions",
+        json={"model": "beta", "messages": []},
+        headers=bearer("team-a"),
+        timeout=10,
+    )
+    assert other.status_code == 404 and other.json()["error"]["code"] == "model_not_found"
+    assert "beta" not in other.json()["error"]["message"].split("Available models:")[1]
+    listed = httpx.get(keyed.base + "/v1/models", headers=bearer("team-a")).json()
+    assert [m["id"] for m in listed["data"]] == ["alpha"]
+    assert httpx.get(keyed.base + "/v1/models/beta", headers=bearer("team-a")).status_code == 404
+    everything = httpx.get(keyed.base + "/v1/models", headers=bearer("all")).json()
+    assert [m["id"] for m in everything["data"]] == ["alpha", "beta"]
+    escaped = httpx.post(
+        keyed.base + "/v1/chat/completions",
+        content=b'{"model": "bet\\u0061", "messages": []}',
+        headers=bearer("team-a"),
+        timeout=10,
+    )
+    assert escaped.status_code == 404  # the njs route checks the key too
+
+
+def test_per_key_limit_holds_across_workers_with_retry_after(keyed: Lab) -> None:
+    statuses = []
+    for _ in range(10):  # a new connection each: both workers take some
+        r = httpx.post(
+            keyed.base + "/v1/chat/completions",
+            json={"model": "alpha", "messages": []},
+            headers=bearer("burst"),
+            timeout=10,
+        )
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            assert r.headers["retry-after"] == "12"  # 5 a minute: one every 12 s
+            err = r.json()["error"]
+            assert err["code"] == "rate_limit_exceeded" and "burst" in err["message"]
+    assert statuses == [200] * 5 + [429] * 5, statuses
+    # Other keys are not limited by it.
+    other = httpx.post(
+        keyed.base + "/v1/chat/completions",
+        json={"model": "alpha", "messages": []},
+        headers=bearer("team-a"),
+        timeout=10,
+    )
+    assert other.status_code == 200
+
+
+def test_the_openai_sdk_with_keys(keyed: Lab) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{keyed.base}/v1", api_key=KEYS["all"], max_retries=0)
+    assert {m.id for m in client.models.list()} == {"alpha", "beta"}
+    chat = client.chat.completions.create(model="beta", messages=[])
+    assert "serving beta" in (chat.choices[0].message.content or "")
+    bad = openai.OpenAI(base_url=f"{keyed.base}/v1", api_key="phx-nope", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as denied:
+        bad.models.list()
+    assert denied.value.code == "invalid_api_key"
+    limited = openai.OpenAI(base_url=f"{keyed.base}/v1", api_key=KEYS["burst"], max_retries=0)
+    with pytest.raises(openai.RateLimitError) as over:
+        for _ in range(10):
+            limited.chat.completions.create(model="alpha", messages=[])
+    assert over.value.code == "rate_limit_exceeded"

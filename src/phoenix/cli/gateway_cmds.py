@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from phoenix.cli.context import console, fail, load, state
+from phoenix.cli.context import console, err_console, fail, load, state
 from phoenix.errors import GatewayError
 from phoenix.gateway.bundle import SCRIPT_NAME, choose_mode, render_gateway
+from phoenix.gateway.keys import add_entry, edit_keys, remove_entry
 from phoenix.gateway.lint import Finding, lint_paths, lint_tree
 from phoenix.gateway.render import asset, compat_sites, write_tree
 from phoenix.gateway.routes import derive_routes, find_gateway
 from phoenix.gateway.tls import LocalCA, default_ca_dir
 from phoenix.inventory import Inventory
+from phoenix.inventory.loader import LXC_FILE
 
 gateway_app = typer.Typer(
     help="The API gateway derived from the inventory: render, lint, routes, CA.",
@@ -210,3 +214,86 @@ def ca(ctx: typer.Context, state_dir: StateDir = None) -> None:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(gateway_app, name="gateway")
+
+
+key_app = typer.Typer(
+    help="Client keys of the API: only a hash is stored in the inventory.",
+    no_args_is_help=True,
+)
+gateway_app.add_typer(key_app, name="key")
+
+
+def _edit_inventory(ctx: typer.Context, change: Callable[[list[dict[str, Any]]], None]) -> int:
+    """Apply `change` to the gateway's api_keys in phoenix_lxc_configs.json (atomically);
+    returns the gateway's CTID."""
+    inventory = load(ctx)
+    gw = _gateway(inventory, None)
+    path = inventory.config_dir / LXC_FILE
+    try:
+        text = edit_keys(path.read_text(encoding="utf-8-sig"), gw, change)
+    except GatewayError as exc:
+        fail(str(exc))
+    tmp = path.with_name(f".{path.name}.phoenix-new")
+    tmp.write_text(text)
+    os.chmod(tmp, path.stat().st_mode & 0o7777)
+    os.replace(tmp, path)
+    return gw
+
+
+@key_app.command("add")
+def key_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Key name (a-z, 0-9, '-', '_').")],
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated models the key may use.")
+    ] = "*",
+    rpm: Annotated[
+        int | None, typer.Option("--rpm", help="Requests per minute (default: no limit).")
+    ] = None,
+) -> None:
+    """Create a key, add its hash to the inventory and print the key (only this once).
+    Converge the gateway to apply it."""
+    wanted = [m.strip() for m in models.split(",") if m.strip()] or ["*"]
+    inventory = load(ctx)
+    served = {g.served_model[0] for g in inventory.guests.values() if g.served_model}
+    unknown = [m for m in wanted if m != "*" and m not in served]
+    if unknown:
+        fail(f"no guest serves {', '.join(unknown)} (served: {', '.join(sorted(served))})")
+    made: list[str] = []
+
+    def change(keys: list[dict[str, Any]]) -> None:
+        key, _ = add_entry(keys, name, wanted, rpm)
+        made.append(key)
+
+    gw = _edit_inventory(ctx, change)
+    err_console.print(
+        f"added key {name!r} to gateway {gw} in {LXC_FILE} (only its hash is stored); "
+        "this is the only time the key is shown:",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    typer.echo(made[0])
+
+
+@key_app.command("remove")
+def key_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Key name.")]) -> None:
+    """Remove a key from the inventory (converge the gateway to apply it)."""
+    gw = _edit_inventory(ctx, lambda keys: remove_entry(keys, name))
+    console.print(f"removed key {name!r} from gateway {gw}", markup=False, highlight=False)
+
+
+@key_app.command("list")
+def key_list(ctx: typer.Context) -> None:
+    """Key names, the models each may use and its limit (never a key)."""
+    inventory = load(ctx)
+    gw = _gateway(inventory, None)
+    config = inventory.guests[gw].gateway
+    keys = config.api_keys if config is not None else []
+    if not keys:
+        console.print("no keys: the API is open to whoever reaches it", markup=False)
+    for k in keys:
+        limit = f"{k.rpm}/min" if k.rpm else "no limit"
+        console.print(
+            f"{k.name}  models: {', '.join(k.models)}  {limit}", markup=False, highlight=False
+        )

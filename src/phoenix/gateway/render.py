@@ -38,9 +38,13 @@ from phoenix.gateway.answers import (
     service_error_pages,
     upstream_retry,
 )
+from phoenix.gateway.keys import KEY_VAR, allowed_keys, njs_table, rate_limited_location
+from phoenix.gateway.keys import http_directives as keys_http
+from phoenix.gateway.keys import server_directives as keys_server
 from phoenix.gateway.nginx import Directive, blk, build, d, parse_file
 from phoenix.gateway.routes import GatewayRoutes, HostRouteSpec, Target
 from phoenix.gateway.tls import LocalCA
+from phoenix.inventory.models import ApiKey
 
 Mode = Literal["derived", "compat"]
 # JSON endpoints that name their model in the body, matched exactly (the fastest match):
@@ -189,7 +193,7 @@ def _main_conf(layout: Layout) -> str:
     return build(top, HEADER)
 
 
-def _http_conf(layout: Layout, max_body_mb: int) -> str:
+def _http_conf(layout: Layout, max_body_mb: int, keys: list[ApiKey] | None = None) -> str:
     body = [
         d("default_type", "application/octet-stream"),
         d("server_tokens", "off"),
@@ -217,6 +221,7 @@ def _http_conf(layout: Layout, max_body_mb: int) -> str:
         *failure_maps(),
         d("js_path", "njs"),
         d("js_import", "router", "from", "router.js"),
+        *keys_http(keys or []),
     ]
     return build(body, HEADER)
 
@@ -246,6 +251,7 @@ def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
         ]
     body.append(d("server_name", *(routes.api_names() or ["_"])))
     body.append(d("error_page", 413, "@too_large"))
+    body += keys_server(cfg.api_keys)
     body.append(blk("location", "=", "/phoenix/health", body=[d("js_content", "router.health")]))
     body.append(blk("location", "=", "/v1/models", body=[d("js_content", "router.models")]))
     body.append(blk("location", "^~", "/v1/models/", body=[d("js_content", "router.model")]))
@@ -260,23 +266,29 @@ def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
             blk(
                 "location",
                 f"@{m.upstream}",
-                body=_model_proxy(f"http://{m.upstream}", cfg.generation_timeout_s),
+                body=_model_proxy(
+                    f"http://{m.upstream}", cfg.generation_timeout_s, bool(cfg.api_keys)
+                ),
             )
         )
     too_large = f"request body is larger than the gateway's limit of {cfg.max_body_mb} MB"
     body.append(blk("location", "@too_large", body=json_return(413, too_large, "body_too_large")))
     body.append(model_upstream_error())
+    if cfg.api_keys:
+        body.append(rate_limited_location())
     body += _path_locations(routes)
     body.append(blk("location", "/", body=json_return(404, "no route for this path", "not_found")))
     return blk("server", body=body)
 
 
-def _model_proxy(target: str, timeout: int) -> list[Directive]:
+def _model_proxy(target: str, timeout: int, keys: bool = False) -> list[Directive]:
     # Streams (SSE) pass through as they are produced. A model whose servers fail is
     # answered by the gateway in OpenAI's error format (answers.py), never nginx's HTML.
+    # With API keys, the client's key is the gateway's business: it is not passed on.
     return [
         d("proxy_pass", target),
         *_proxy_headers(False, timeout),
+        *([d("proxy_set_header", "Authorization", "")] if keys else []),
         *upstream_retry(),
         d("proxy_buffering", "off"),
         d("proxy_cache", "off"),
@@ -298,11 +310,19 @@ def fast_model_names(routes: GatewayRoutes) -> list[tuple[str, str]]:
 def _model_map(routes: GatewayRoutes) -> Directive:
     """$phx_model -> upstream name. Regex keys, because nginx compares plain map keys
     case-insensitively and model names are case-sensitive."""
+    keys = routes.config.api_keys
     body = [d("default", "")]
     for model, upstream in fast_model_names(routes):
-        exact = "~^" + re.sub(r"([^A-Za-z0-9])", r"\\\1", model) + "\\z"
-        body.append(d(nginx_token(exact), upstream))
-    return blk("map", "$phx_model", "$phx_upstream", body=body)
+        exact = re.sub(r"([^A-Za-z0-9])", r"\\\1", model) + "\\z"
+        if keys:
+            # With API keys: "$phx_key:$phx_model", only the pairs the key may use.
+            names = allowed_keys(keys, model)
+            if not names:
+                continue
+            exact = "(?:" + "|".join(re.escape(n) for n in names) + "):" + exact
+        body.append(d(nginx_token("~^" + exact), upstream))
+    source = f"{KEY_VAR}:$phx_model" if keys else "$phx_model"
+    return blk("map", source, "$phx_upstream", body=body)
 
 
 def _model_router(routes: GatewayRoutes) -> list[Directive]:
@@ -319,7 +339,11 @@ def _model_router(routes: GatewayRoutes) -> list[Directive]:
             d("set", "$phx_model", ""),
             blk("if", "$request_body", "~", nginx_token(rule), body=[d("set", "$phx_model", "$1")]),
             blk("if", "$phx_upstream", "=", "", body=[d("return", FAST_FALLBACK_STATUS)]),
-            *_model_proxy("http://$phx_upstream", routes.config.generation_timeout_s),
+            *_model_proxy(
+                "http://$phx_upstream",
+                routes.config.generation_timeout_s,
+                bool(routes.config.api_keys),
+            ),
         ]
 
     return [
@@ -389,6 +413,7 @@ def _models_js(routes: GatewayRoutes | None, mode: Mode, config_id: str, route_c
         "list": [
             {"id": name, "object": "model", "created": 0, "owned_by": "phoenix"} for name in models
         ],
+        "keys": njs_table(routes.config.api_keys) if routes else None,
     }
     text = "// " + HEADER + "\nexport default " + json.dumps(table, indent=1, sort_keys=True)
     return (text + ";\n").encode()
@@ -414,7 +439,12 @@ def _finish(
 ) -> RenderedGateway:
     files["njs/router.js"] = asset("router.js")
     files["ca.crt"] = ca.cert_pem
-    config_id = _config_id(files, system_ssl)
+    keys = njs_table(routes.config.api_keys) if routes else None
+    # The key table lives in phoenix_models.js (written after the id): hash it in too.
+    extra = (
+        {**system_ssl, "keys": json.dumps(keys, sort_keys=True).encode()} if keys else system_ssl
+    )
+    config_id = _config_id(files, extra)
     files["njs/phoenix_models.js"] = _models_js(routes, mode, config_id, route_count)
     return RenderedGateway(mode, files, health_port, config_id, system_ssl, route_count)
 
@@ -426,7 +456,9 @@ def render_derived(
     layout = layout or Layout()
     files: dict[str, bytes] = {
         "nginx.conf": _main_conf(layout).encode(),
-        "conf.d/phoenix-http.conf": _http_conf(layout, routes.config.max_body_mb).encode(),
+        "conf.d/phoenix-http.conf": _http_conf(
+            layout, routes.config.max_body_mb, routes.config.api_keys
+        ).encode(),
         "conf.d/phoenix-upstreams.conf": _upstreams(routes).encode(),
         "sites-available/phoenix-api": build([_api_server(routes, layout)], HEADER).encode(),
     }

@@ -454,6 +454,37 @@ def _not_applied(ctid: int, guest: LxcGuest) -> list[Problem]:
     ]
 
 
+def _gateway_keys(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Problem]:
+    """Say when the gateway's API is open, and when a key names a model nobody serves."""
+    if not guest.runs_gateway:
+        return []
+    keys = guest.gateway.api_keys if guest.gateway is not None else []
+    if not keys:
+        return [
+            Problem(
+                LXC_FILE,
+                _at(ctid, "gateway"),
+                "the gateway's API is open: no api_keys, so anyone who reaches it may use "
+                "every model (add one with 'phoenix gateway key add NAME')",
+                "warning",
+            )
+        ]
+    served = {g.served_model[0] for g in inventory.guests.values() if g.served_model}
+    out: list[Problem] = []
+    for index, key in enumerate(keys):
+        for model in key.models:
+            if model != "*" and model not in served:
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        _at(ctid, "gateway", "api_keys", index, "models"),
+                        f"key {key.name!r} names model {model!r}, which no guest serves",
+                        "warning",
+                    )
+                )
+    return out
+
+
 def semantic_problems(inventory: Inventory) -> list[Problem]:
     """Every cross-field problem of a type-checked inventory."""
     out = _duplicates(inventory) + _clone_sources(inventory) + _dependencies(inventory)
@@ -472,6 +503,7 @@ def semantic_problems(inventory: Inventory) -> list[Problem]:
         out += _scripts(ctid, guest, inventory.scripts_dir)
         out += _apparmor(ctid, guest)
         out += _gateway_routes(ctid, guest, inventory)
+        out += _gateway_keys(ctid, guest, inventory)
         out += _not_applied(ctid, guest)
         out += _proxmox_rules(ctid, guest, inventory)
         out += _model_name(ctid, guest)

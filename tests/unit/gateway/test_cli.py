@@ -75,3 +75,49 @@ def test_routes_lists_models() -> None:
     assert "ibm-granite/granite-embedding-english-r2 -> 10.0.0.141:8000, 10.0.0.151:8000" in (
         result.stdout
     )
+
+
+def test_key_add_prints_the_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    import hashlib
+    import json
+    import shutil
+
+    from phoenix.inventory import load_inventory
+
+    etc = tmp_path / "etc"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "examples" / "lab", etc)
+    lxc = etc / "phoenix_lxc_configs.json"
+    before = json.loads(lxc.read_text())
+    result = runner.invoke(
+        app,
+        ["-c", str(etc), "gateway", "key", "add", "team-a", "--models", "demo-chat", "--rpm", "60"],
+    )
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip().splitlines()[-1]
+    assert key.startswith("phx-") and len(key) > 40
+    text = lxc.read_text()
+    assert key not in text
+    entry = load_inventory(etc).guests[101].gateway.api_keys[0]  # type: ignore[union-attr]
+    assert entry.name == "team-a" and entry.models == ["demo-chat"] and entry.rpm == 60
+    assert entry.sha256 == hashlib.sha256(key.encode()).hexdigest()
+    after = json.loads(text)
+    del after["lxc_configs"]["101"]["gateway"]["api_keys"]
+    assert after == before  # nothing else changed
+    again = runner.invoke(app, ["-c", str(etc), "gateway", "key", "add", "team-a"])
+    assert again.exit_code == 1 and "exists already" in again.output
+    unknown = runner.invoke(app, ["-c", str(etc), "gateway", "key", "add", "b", "--models", "nope"])
+    assert unknown.exit_code == 1 and "no guest serves nope" in unknown.output
+    bad = runner.invoke(app, ["-c", str(etc), "gateway", "key", "add", "Bad Name"])
+    assert bad.exit_code == 1 and "invalid key" in bad.output
+    listed = runner.invoke(app, ["-c", str(etc), "gateway", "key", "list"])
+    assert "team-a" in listed.stdout and key not in listed.stdout
+    removed = runner.invoke(app, ["-c", str(etc), "gateway", "key", "remove", "team-a"])
+    assert removed.exit_code == 0
+    assert load_inventory(etc).guests[101].gateway.api_keys == []  # type: ignore[union-attr]
+
+
+def test_validate_says_the_gateway_is_open_without_keys() -> None:
+    result = runner.invoke(
+        app, ["-c", str(Path(__file__).resolve().parents[3] / "examples" / "lab"), "validate"]
+    )
+    assert "the gateway's API is open" in result.output

@@ -257,3 +257,36 @@ def test_host_and_path_routes_answer_errors_themselves(
     assert ["502", "503", "504", "=", "@phx_err_${phx_error_format}_p0"] in [
         x.args for x in qdrant.children("error_page")
     ]
+
+
+def test_keys_render_a_keyed_fast_path_and_one_zone_per_limited_key(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
+    open_gw, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    assert b"js_set" not in open_gw.files["conf.d/phoenix-http.conf"]  # no keys: as before
+    assert b"limit_req" not in open_gw.files["sites-available/phoenix-api"]
+    lab_configs["101"]["gateway"]["api_keys"] = [
+        {"name": "a", "sha256": "1" * 64, "models": ["alpha"], "rpm": 30},
+        {"name": "b", "sha256": "2" * 64},
+    ]
+    rendered, _ = render_gateway(
+        make_inventory(lab_configs, "etc2"), 101, tmp_path / "s", "derived"
+    )
+    http = _parse(tmp_path, rendered.files["conf.d/phoenix-http.conf"])
+    zones = [x.args for x in http if x.name == "limit_req_zone"]
+    assert zones == [["$phx_rl_0", "zone=phx_key_a:1m", "rate=30r/m"]]
+    assert ["$phx_key", "router.keyName"] in [x.args for x in http if x.name == "js_set"]
+    ups = _parse(tmp_path, rendered.files["conf.d/phoenix-upstreams.conf"])
+    fast = next(x for x in ups if x.name == "map" and x.args[1] == "$phx_upstream")
+    assert fast.args[0] == "$phx_key:$phx_model"
+    rules = {x.name: x.args[0] for x in fast.block or []}
+    assert rules["~^(?:a|b):alpha\\\\z"] == "model_alpha"  # both keys may use alpha
+    assert rules["~^(?:b):beta\\\\z"] == "model_beta"  # only b may use beta
+    api = _all(_parse(tmp_path, rendered.files["sites-available/phoenix-api"]))
+    assert ["zone=phx_key_a", "burst=29", "nodelay"] in [
+        x.args for x in api if x.name == "limit_req"
+    ]
+    assert ["429", "=", "@phx_rate_limited"] in [x.args for x in api if x.name == "error_page"]
+    models_js = rendered.files["njs/phoenix_models.js"].decode()
+    assert '"1111' in models_js and '"models": null' in models_js
+    assert rendered.config_id != open_gw.config_id

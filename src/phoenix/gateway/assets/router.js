@@ -8,6 +8,7 @@
 // answers the precise 400/404, or hands a routable request to '@model_...' itself.
 // The model table is rendered by Phoenix from the inventory into phoenix_models.js.
 import table from 'phoenix_models.js';
+import crypto from 'crypto';
 
 function send(r, status, obj) {
     r.headersOut['Content-Type'] = 'application/json';
@@ -20,8 +21,51 @@ function fail(r, status, message, type, code, param) {
     });
 }
 
-function available() {
-    var names = Object.keys(table.models);
+// API keys (only when the inventory declares some; table.keys is null otherwise).
+// keyName() is `js_set $phx_key`: the name of the key the request carries, or ''.
+function keyName(r) {
+    if (!table.keys) {
+        return '';
+    }
+    var auth = r.headersIn['Authorization'] || '';
+    var m = /^Bearer[ \t]+([^ \t]+)[ \t]*$/i.exec(auth);
+    if (!m) {
+        return '';
+    }
+    var key = table.keys[crypto.createHash('sha256').update(m[1]).digest('hex')];
+    return key ? key.name : '';
+}
+
+// The key entry of the request ({name, models}); null after answering 401. With no keys
+// declared, every request may use every model.
+function authorized(r) {
+    if (!table.keys) {
+        return {name: '', models: null};
+    }
+    var name = r.variables.phx_key;
+    for (var hash in table.keys) {
+        if (table.keys[hash].name === name) {
+            return table.keys[hash];
+        }
+    }
+    var given = r.headersIn['Authorization'];
+    fail(r, 401, given ? 'Incorrect API key provided.'
+                       : 'You didn\'t provide an API key. Use the header '
+                         + '"Authorization: Bearer <key>".',
+         'invalid_request_error', 'invalid_api_key');
+    return null;
+}
+
+function may_use(key, model) {
+    return key.models === null || key.models.indexOf(model) >= 0;
+}
+
+function visible(key) {
+    return table.list.filter(function(m) { return may_use(key, m.id); });
+}
+
+function available(key) {
+    var names = visible(key).map(function(m) { return m.id; });
     return names.length ? names.join(', ') : '(none)';
 }
 
@@ -51,6 +95,9 @@ function routeForm(r) {
 // other methods there have no route.
 function routeAny(r) {
     if (r.method !== 'POST') {
+        if (!authorized(r)) {
+            return;
+        }
         return fail(r, 404, 'no route for this path', 'invalid_request_error', 'not_found');
     }
     routeForm(r);
@@ -67,6 +114,10 @@ function parse(r) {
     if (!allowed(r)) {
         return;
     }
+    var key = authorized(r);
+    if (!key) {
+        return;
+    }
     var text;
     try {
         text = r.requestText;
@@ -80,7 +131,7 @@ function parse(r) {
     }
     if (multipart(r)) {
         var field = FORM_MODEL.exec(text);
-        return send_to(r, field ? field[1] : undefined);
+        return send_to(r, key, field ? field[1] : undefined);
     }
     var body;
     try {
@@ -93,17 +144,18 @@ function parse(r) {
         return fail(r, 400, 'request body must be a JSON object', 'invalid_request_error',
                     'invalid_body');
     }
-    send_to(r, body.model);
+    send_to(r, key, body.model);
 }
 
-function send_to(r, model) {
+function send_to(r, key, model) {
     if (typeof model !== 'string' || model.length === 0) {
         return fail(r, 400, 'you must provide a model parameter', 'invalid_request_error',
                     'missing_model', 'model');
     }
-    if (!Object.prototype.hasOwnProperty.call(table.models, model)) {
-        return fail(r, 404, 'The model `' + model + '` does not exist. Available models: '
-                    + available(), 'invalid_request_error', 'model_not_found', 'model');
+    if (!Object.prototype.hasOwnProperty.call(table.models, model) || !may_use(key, model)) {
+        return fail(r, 404, 'The model `' + model + '` does not exist or you do not have '
+                    + 'access to it. Available models: ' + available(key),
+                    'invalid_request_error', 'model_not_found', 'model');
     }
     // Named in the 502 answer if the model's server does not respond (JSON-escaped).
     r.variables.phx_model = JSON.stringify(model).slice(1, -1);
@@ -111,20 +163,28 @@ function send_to(r, model) {
 }
 
 function models(r) {
-    send(r, 200, {object: 'list', data: table.list});
+    var key = authorized(r);
+    if (key) {
+        send(r, 200, {object: 'list', data: visible(key)});
+    }
 }
 
 // GET /v1/models/{id}: the id is the rest of the path (model names may contain '/').
 function model(r) {
     var id = r.uri.slice('/v1/models/'.length);
+    var key = authorized(r);
+    if (!key) {
+        return;
+    }
     if (r.method !== 'GET') {
         r.headersOut['Allow'] = 'GET';
         return fail(r, 405, 'use GET for ' + r.uri, 'invalid_request_error',
                     'method_not_allowed');
     }
-    for (var i = 0; i < table.list.length; i++) {
-        if (table.list[i].id === id) {
-            return send(r, 200, table.list[i]);
+    var list = visible(key);
+    for (var i = 0; i < list.length; i++) {
+        if (list[i].id === id) {
+            return send(r, 200, list[i]);
         }
     }
     fail(r, 404, 'The model `' + id + '` does not exist', 'invalid_request_error',
@@ -138,4 +198,4 @@ function health(r) {
     });
 }
 
-export default {route, routeForm, routeAny, parse, models, model, health};
+export default {route, routeForm, routeAny, parse, models, model, health, keyName};
