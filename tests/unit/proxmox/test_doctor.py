@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 from typer.testing import CliRunner
 
 from phoenix.cli.app import app
-from phoenix.drivers.proxmox.doctor import Needs, needs_of, run_doctor
+from phoenix.drivers.proxmox.doctor import Check, Needs, needs_of, run_doctor
 from phoenix.inventory import Inventory
 from phoenix.runners.recorded import RecordedRunner
 from tests.conftest import shared_fixture
@@ -14,10 +17,31 @@ from tests.unit.proxmox.conftest import data, pvesh
 TEMPLATE = "/fastData/shared-iso/template/cache/ubuntu-24.04-standard_24.04-2_amd64.tar.zst"
 
 
+CLUSTER_STATUS = json.dumps(
+    [
+        {"type": "cluster", "name": "lab", "quorate": 1, "nodes": 2},
+        {"type": "node", "name": "pve", "local": 1, "online": 1},
+        {"type": "node", "name": "pve2", "local": 0, "online": 1},
+    ]
+)
+RESOURCES = json.dumps(
+    [
+        {"vmid": 101, "type": "lxc", "node": "pve"},
+        {"vmid": 120, "type": "qemu", "node": "pve"},
+        {"vmid": 130, "type": "lxc", "node": "pve2"},
+    ]
+)
+
+
 def healthy_node() -> RecordedRunner:
     runner = RecordedRunner()
     runner.respond(["pveversion", "--verbose"], data("pveversion_verbose.txt"))
     runner.respond(["uname", "-n"], "pve.lab.example\n")
+    runner.respond(["id", "-u"], "0\n")
+    runner.respond(pvesh("/cluster/status"), CLUSTER_STATUS)
+    runner.respond(pvesh("/cluster/resources", "--type", "vm"), RESOURCES)
+    runner.respond(pvesh("/cluster/firewall/options"), '{"enable": 1, "policy_in": "DROP"}')
+    runner.respond(["pvesm", "path"], "/var/lib/vz/template/cache/x.tar.zst\n")
     runner.respond(pvesh("/nodes/pve/storage"), data("storage_pve.json"))
     runner.respond(pvesh("/nodes/pve/network", "--type", "any_bridge"), data("network_pve.json"))
     runner.respond(["cat", "/etc/subuid"], "root:100000:65536\n")
@@ -26,9 +50,14 @@ def healthy_node() -> RecordedRunner:
 
 
 def test_needs_of_seed(seed: Inventory) -> None:
-    assert needs_of(seed) == Needs(
-        frozenset({"quickOS-lxc-disks"}), frozenset({"vmbr0"}), frozenset({TEMPLATE})
+    needs = needs_of(seed)
+    assert (needs.storages, needs.bridges, needs.templates) == (
+        frozenset({"quickOS-lxc-disks"}),
+        frozenset({"vmbr0"}),
+        frozenset({TEMPLATE}),
     )
+    assert needs.snapshot_storages == {"quickOS-lxc-disks"} and needs.firewall
+    assert needs.ctids == set(seed.guests) and needs.apparmor_profiles == set()
 
 
 def test_healthy_node(seed: Inventory) -> None:
@@ -39,15 +68,20 @@ def test_healthy_node(seed: Inventory) -> None:
     assert names == [
         "pct",
         "pvesh",
+        "root",
         "version",
         "node",
+        "quorum",
         "storage quickOS-lxc-disks",
+        "snapshots on quickOS-lxc-disks",
         "bridge vmbr0",
+        "ctids",
+        "datacenter firewall",
         f"template {TEMPLATE}",
         "/etc/subuid",
         "/etc/subgid",
     ]
-    assert "pve-manager 8.2.2, pve-container 5.0.11" in checks[2].detail
+    assert "pve-manager 8.2.2, pve-container 5.0.11" in checks[3].detail
     assert ("test", "-f", TEMPLATE) in runner.calls
 
 
@@ -120,3 +154,64 @@ def test_no_node_name_asks_localhost() -> None:
     checks = run_doctor(runner, needs)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
     assert tuple(pvesh("/nodes/localhost/storage")) in runner.calls
+
+
+def needs(**kw: object) -> Needs:
+    return dataclasses.replace(Needs(frozenset(), frozenset(), frozenset()), **kw)  # type: ignore[arg-type]
+
+
+def failed(runner: RecordedRunner, need: Needs) -> dict[str, Check]:
+    return {c.name: c for c in run_doctor(runner, need, "pve") if not c.ok}
+
+
+def test_snapshots_on_storage_that_cannot_snapshot() -> None:
+    """Finding 4: dir/NFS/CIFS/LVM-thick storage cannot snapshot a container."""
+    runner = healthy_node()
+    bad = failed(
+        runner, needs(storages=frozenset({"local"}), snapshot_storages=frozenset({"local"}))
+    )
+    assert "dir storage cannot snapshot" in bad["snapshots on local"].detail
+
+
+def test_datacenter_firewall_off_is_reported_when_guests_use_firewalls() -> None:
+    """Finding 9: guest firewalls filter nothing while the datacenter firewall is off."""
+    runner = healthy_node()
+    runner.respond(pvesh("/cluster/firewall/options"), "{}")
+    bad = failed(runner, needs(firewall=True))
+    assert "filter nothing" in bad["datacenter firewall"].detail
+    assert "does not enable it for you" in bad["datacenter firewall"].fix
+    assert "datacenter firewall" not in failed(runner, needs(firewall=False))
+
+
+def test_template_volume_whose_file_is_missing() -> None:
+    """Finding 15: `pvesm path` maps an id to a path without checking the file exists."""
+    runner = healthy_node()
+    runner.respond(["test", "-f", "/var/lib/vz/template/cache/x.tar.zst"], returncode=1)
+    volid = "local:vztmpl/x.tar.zst"
+    assert f"template {volid}" in failed(runner, needs(templates=frozenset({volid})))
+
+
+def test_not_root_no_quorum_and_ctids_taken() -> None:
+    runner = healthy_node()
+    runner.respond(["id", "-u"], "1000\n")
+    runner.respond(pvesh("/cluster/status"), CLUSTER_STATUS.replace('"quorate": 1', '"quorate": 0'))
+    bad = failed(runner, needs(ctids=frozenset({101, 120, 130})))
+    assert set(bad) == {"root", "quorum", "ctid 120", "ctid 130"}
+    assert "is a VM" in bad["ctid 120"].detail and "node pve2" in bad["ctid 130"].detail
+    assert "read-only" in bad["quorum"].fix
+
+
+def test_custom_apparmor_profile_must_be_loaded() -> None:
+    runner = healthy_node()
+    runner.respond(
+        ["cat", "/sys/kernel/security/apparmor/profiles"],
+        "lxc-container-default-cgns (enforce)\nphoenix-gpu (enforce)\n",
+    )
+    bad = failed(runner, needs(apparmor_profiles=frozenset({"phoenix-gpu", "phoenix-docker"})))
+    assert set(bad) == {"apparmor phoenix-docker"}
+
+
+def test_raw_keys_the_node_version_drops() -> None:
+    runner = healthy_node()  # pve-manager 8.2.2
+    bad = failed(runner, needs(raw_keys=frozenset({"lxc.init.cwd", "lxc.mount.auto"})))
+    assert set(bad) == {"raw key lxc.init.cwd"}

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from phoenix.drivers.proxmox import pvesh
+from phoenix.drivers.proxmox import commands, pvesh
 from phoenix.errors import CommandFailed
 from phoenix.inventory import Inventory
 from phoenix.runners.base import CommandResult, Runner
@@ -32,6 +32,12 @@ class Check:
     fix: str = ""
 
 
+# Storage types on which pve-storage can snapshot a container volume.
+SNAPSHOT_STORAGE_TYPES = frozenset({"zfspool", "lvmthin", "rbd", "btrfs"})
+# AppArmor profiles every Proxmox node has (or that are not profiles at all).
+STOCK_PROFILES = ("unconfined", "generated", "lxc-container-default")
+
+
 @dataclass(frozen=True)
 class Needs:
     """What the inventory expects of the node."""
@@ -39,14 +45,33 @@ class Needs:
     storages: frozenset[str]
     bridges: frozenset[str]
     templates: frozenset[str]
+    snapshot_storages: frozenset[str] = frozenset()  # storages of guests Phoenix snapshots
+    firewall: bool = False  # some guest enables its firewall
+    ctids: frozenset[int] = frozenset()
+    apparmor_profiles: frozenset[str] = frozenset()  # custom profiles the guests name
+    raw_keys: frozenset[str] = frozenset()
 
 
 def needs_of(inventory: Inventory) -> Needs:
     guests = inventory.guests.values()
+    profiles = {
+        value
+        for g in guests
+        for value in [
+            g.apparmor_profile,
+            *(v for k, v in g.lxc_option_pairs if k == "lxc.apparmor.profile"),
+        ]
+        if value and not value.startswith(STOCK_PROFILES)
+    }
     return Needs(
         storages=frozenset(g.storage_pool for g in guests),
         bridges=frozenset(g.network_config.bridge for g in guests if g.network_config),
         templates=frozenset(g.template for g in guests if g.template),
+        snapshot_storages=frozenset(g.storage_pool for g in guests if g.template_snapshot_name),
+        firewall=any(g.firewall.enabled for g in guests),
+        ctids=frozenset(inventory.guests),
+        apparmor_profiles=frozenset(profiles),
+        raw_keys=frozenset(k for g in guests for k, _ in g.lxc_option_pairs),
     )
 
 
@@ -106,6 +131,14 @@ def check_tools(runner: Runner) -> list[Check]:
     return checks
 
 
+def manager_version(text: str) -> tuple[int, int] | None:
+    """(major, minor) of pve-manager from `pveversion --verbose`."""
+    parts = parse_pveversion(text).get("pve-manager", "").split(".")
+    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+        return int(parts[0]), int(parts[1])
+    return None
+
+
 def check_version(runner: Runner) -> Check:
     result = _run(runner, ["pveversion", "--verbose"])
     if not result.ok:
@@ -125,6 +158,120 @@ def check_version(runner: Runner) -> Check:
         f"pve-manager {manager}, pve-container {container}",
         "" if ok else "Proxmox VE 7 or newer is needed (pvesh JSON output, --current)",
     )
+
+
+def check_raw_keys(version: tuple[int, int] | None, keys: Iterable[str]) -> list[Check]:
+    """Raw keys this node's version drops or moves (they would drift on every run)."""
+    checks = []
+    for key in sorted(keys):
+        problem = commands.raw_key_problem(key, version)
+        if problem is not None:
+            checks.append(Check(f"raw key {key}", False, problem, "change lxc_options"))
+    return checks
+
+
+def check_root(runner: Runner) -> Check:
+    result = _run(runner, ["id", "-u"])
+    ok = result.ok and result.stdout.strip() == "0"
+    return Check(
+        "root",
+        ok,
+        "commands run as root" if ok else f"commands run as uid {result.stdout.strip() or '?'}",
+        "" if ok else "pct and /etc/pve need root: run Phoenix as root (or ssh as root@node)",
+    )
+
+
+def check_quorum(runner: Runner) -> tuple[Check, str | None]:
+    """The cluster is quorate (else /etc/pve is read-only); also the local node's name."""
+    data, err = _json(runner, pvesh.cluster_status_cmd())
+    if not isinstance(data, list):
+        return Check("quorum", False, f"cannot read the cluster status: {err}", ""), None
+    local = next(
+        (str(e.get("name")) for e in data if e.get("type") == "node" and e.get("local")), None
+    )
+    cluster = next((e for e in data if e.get("type") == "cluster"), None)
+    if cluster is None:
+        return Check("quorum", True, "single node (no cluster)"), local
+    ok = str(cluster.get("quorate", 0)) == "1"
+    return (
+        Check(
+            "quorum",
+            ok,
+            f"cluster {cluster.get('name', '?')} is {'quorate' if ok else 'NOT quorate'}",
+            ""
+            if ok
+            else "/etc/pve is read-only without quorum: bring the other nodes back "
+            "(`pvecm status`) before changing guests",
+        ),
+        local,
+    )
+
+
+def check_ctids(runner: Runner, ctids: Iterable[int], local: str | None) -> list[Check]:
+    """Inventory CTIDs taken by a VM, or by a container on another node."""
+    data, err = _json(runner, pvesh.cluster_resources_cmd())
+    if not isinstance(data, list):
+        return [Check("ctids", False, f"cannot list the cluster's guests: {err}", "")]
+    taken = {int(e["vmid"]): e for e in data if isinstance(e, dict) and "vmid" in e}
+    checks = []
+    for ctid in sorted(ctids):
+        entry = taken.get(ctid)
+        if entry is None:
+            continue
+        kind, node = entry.get("type"), entry.get("node")
+        if kind == "qemu":
+            checks.append(
+                Check(f"ctid {ctid}", False, f"is a VM on node {node}", "renumber the guest")
+            )
+        elif local is not None and node != local:
+            checks.append(
+                Check(
+                    f"ctid {ctid}",
+                    False,
+                    f"is a container on node {node}, not on {local}",
+                    f"migrate it here or renumber the guest (pct acts on {local} only)",
+                )
+            )
+    if not checks:
+        checks.append(Check("ctids", True, "no inventory CTID is a VM or on another node"))
+    return checks
+
+
+def check_datacenter_firewall(runner: Runner) -> Check:
+    """Guest firewalls filter nothing while the datacenter firewall is off (the default)."""
+    data, err = _json(runner, pvesh.cluster_firewall_cmd())
+    if not isinstance(data, dict):
+        return Check("datacenter firewall", False, f"cannot read its options: {err}", "")
+    ok = str(data.get("enable", 0)) == "1"
+    return Check(
+        "datacenter firewall",
+        ok,
+        "enabled" if ok else "disabled: the guests' firewall rules filter nothing",
+        ""
+        if ok
+        else "enable it under Datacenter > Firewall > Options after allowing your admin "
+        "access (enabling it drops host traffic other than SSH and port 8006 unless "
+        "allowed); Phoenix does not enable it for you",
+    )
+
+
+def check_apparmor(runner: Runner, profiles: Iterable[str]) -> list[Check]:
+    wanted = sorted(profiles)
+    if not wanted:
+        return []
+    result = _run(runner, ["cat", "/sys/kernel/security/apparmor/profiles"])
+    loaded = {line.split(" (", 1)[0].strip() for line in result.stdout.splitlines()}
+    return [
+        Check(
+            f"apparmor {name}",
+            name in loaded,
+            "loaded" if name in loaded else "not loaded on the node",
+            ""
+            if name in loaded
+            else f"load it (apparmor_parser -r /etc/apparmor.d/{name}) or fix apparmor_profile",
+        )
+        for name in wanted
+    ]
 
 
 def check_node(runner: Runner, node: str, needs: Needs) -> list[Check]:
@@ -169,6 +316,20 @@ def check_node(runner: Runner, node: str, needs: Needs) -> list[Check]:
                     f"{','.join(sorted({*content, 'rootdir'} - {''}))} (and make it active)",
                 )
             )
+            if name in needs.snapshot_storages:
+                kind = str(entry.get("type", "?"))
+                can = kind in SNAPSHOT_STORAGE_TYPES
+                checks.append(
+                    Check(
+                        f"snapshots on {name}",
+                        can,
+                        f"{kind} storage {'can' if can else 'cannot'} snapshot a container",
+                        ""
+                        if can
+                        else "guests with template_snapshot_name need ZFS, LVM-thin, Ceph RBD "
+                        "or BTRFS storage: move them (storage_pool) or drop the snapshot",
+                    )
+                )
     data, err = _json(runner, pvesh.network_cmd(node))
     if data is None:
         checks.append(
@@ -203,7 +364,9 @@ def check_templates(runner: Runner, templates: Iterable[str]) -> list[Check]:
         if template.startswith("/"):
             ok = _run(runner, ["test", "-f", template]).ok
         elif ":vztmpl/" in template:
-            ok = _run(runner, ["pvesm", "path", template]).ok
+            # `pvesm path` only maps the id to a path; the file itself must be there.
+            path = _run(runner, ["pvesm", "path", template])
+            ok = path.ok and _run(runner, ["test", "-f", path.stdout.strip()]).ok
         else:
             checks.append(
                 Check(
@@ -274,11 +437,20 @@ def run_doctor(runner: Runner, needs: Needs, node: str | None = None) -> list[Ch
     checks = check_tools(runner)
     if not all(c.ok for c in checks):
         return checks
+    checks.append(check_root(runner))
     checks.append(check_version(runner))
+    version = manager_version(_run(runner, ["pveversion", "--verbose"]).stdout)
+    checks += check_raw_keys(version, needs.raw_keys)
     named = check_node_name(runner, node)
     checks.append(named)
+    quorum, local = check_quorum(runner)
+    checks.append(quorum)
     if named.ok:
         checks += check_node(runner, node or "localhost", needs)
+    checks += check_ctids(runner, needs.ctids, local or node_name(runner))
+    if needs.firewall:
+        checks.append(check_datacenter_firewall(runner))
     checks += check_templates(runner, needs.templates)
+    checks += check_apparmor(runner, needs.apparmor_profiles)
     checks += check_subids(runner)
     return checks
