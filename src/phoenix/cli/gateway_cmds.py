@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from enum import StrEnum
@@ -71,17 +72,31 @@ def render(
     state_dir: StateDir = None,
 ) -> None:
     """Write the gateway bundle (tree/ with sites, njs, certs, conf.d; setup script) as it
-    would be pushed into the guest. Check it with: nginx -t -c OUT/tree/nginx.conf."""
+    would be pushed into the guest, into a new (or empty) directory OUT. Check it with:
+    nginx -t -c OUT/tree/nginx.conf. Writes nothing else (no CA is created)."""
     inventory = load(ctx)
     gw = _gateway(inventory, ctid)
+    if out.is_symlink() or (out.exists() and (not out.is_dir() or any(out.iterdir()))):
+        fail(f"--out {out} exists and is not an empty directory; render into a new one")
     try:
         rendered, findings = render_gateway(
-            inventory, gw, _state_dir(inventory, state_dir), mode.value
+            inventory, gw, _state_dir(inventory, state_dir), mode.value, persist=False
         )
     except GatewayError as exc:
         fail(str(exc))
-    out.mkdir(parents=True, exist_ok=True)
-    write_tree(rendered, out, asset(SCRIPT_NAME))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Written into a directory of our own, then moved into place: nothing planted in OUT
+    # (a link, a file owned by someone else) can redirect or keep a write.
+    fresh = Path(tempfile.mkdtemp(prefix=".phoenix-render-", dir=out.parent))
+    try:
+        write_tree(rendered, fresh, asset(SCRIPT_NAME))
+        fresh.chmod(0o755)
+        if out.exists():
+            out.rmdir()
+        fresh.rename(out)
+    except OSError as exc:
+        shutil.rmtree(fresh, ignore_errors=True)
+        fail(f"cannot write {out}: {exc}")
     for finding in findings:
         console.print(finding.render(), markup=False, highlight=False, soft_wrap=True)
     console.print(
@@ -122,7 +137,7 @@ def lint(
         with tempfile.TemporaryDirectory(prefix="phoenix-gw-") as tmp:
             try:
                 rendered, _ = render_gateway(
-                    inventory, gw, _state_dir(inventory, state_dir), "derived"
+                    inventory, gw, _state_dir(inventory, state_dir), "derived", persist=False
                 )
             except GatewayError as exc:
                 fail(str(exc))

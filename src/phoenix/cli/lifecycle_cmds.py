@@ -371,7 +371,12 @@ def plan(
         from phoenix.plan.journal import Journal
 
         interrupted = {} if offline else Journal.interrupted(state_dir)
-        options = PlanOptions(recreate=recreate, interrupted=interrupted, state_dir=state_dir)
+        options = PlanOptions(
+            recreate=recreate,
+            interrupted=interrupted,
+            state_dir=state_dir,
+            persist_secrets=False,  # a plan only shows: no CA or keys are written
+        )
         the_plan = Planner(inventory, driver, options).plan(selected)
     except PhoenixError as exc:
         fail(str(exc))

@@ -46,11 +46,13 @@ def render_gateway(
     mode: RenderMode = "auto",
     layout: Layout | None = None,
     addresses: Mapping[int, str] | None = None,
+    persist: bool = True,
 ) -> tuple[RenderedGateway, list[Finding]]:
     """Render the gateway. Compat mode lints the hand-written sites and refuses only what
     nginx itself would reject (the rest is served as it is, findings returned); derived
-    mode raises on unroutable targets."""
-    ca = LocalCA.load_or_create(default_ca_dir(state_dir))
+    mode raises on unroutable targets. `persist=False` writes no CA or keys (read-only
+    commands: plan, lint, render for inspection)."""
+    ca = LocalCA.open(default_ca_dir(state_dir), persist)
     chosen = choose_mode(inventory, mode)
     if chosen == "compat":
         sites = compat_sites(inventory.nginx_dir)
@@ -81,11 +83,15 @@ def bundle_from(rendered: RenderedGateway, entry: Mapping[str, object] | None = 
 
 
 def gateway_bundle(
-    inventory: Inventory, ctid: int, state_dir: Path, mode: RenderMode = "auto"
+    inventory: Inventory,
+    ctid: int,
+    state_dir: Path,
+    mode: RenderMode = "auto",
+    persist: bool = True,
 ) -> Bundle:
     """The bundle that makes guest `ctid` the gateway (raises GatewayError if it cannot)."""
     if not is_gateway(inventory, ctid):
         raise GatewayError(f"guest {ctid} is not the gateway")
-    rendered, _ = render_gateway(inventory, ctid, state_dir, mode)
+    rendered, _ = render_gateway(inventory, ctid, state_dir, mode, persist=persist)
     entry = inventory.guests[ctid].model_dump(mode="json", by_alias=True, exclude_none=True)
     return bundle_from(rendered, entry)

@@ -96,72 +96,112 @@ def wanted_sans(names: Sequence[str]) -> set[str]:
 
 
 class LocalCA:
-    """A CA in `directory`; created on first use, then reused for every leaf."""
+    """A CA in `directory`; created on first use, then reused for every leaf.
 
-    def __init__(self, directory: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey):
+    A CA opened with `persist=False` (planning, linting, rendering for inspection) writes
+    nothing: it reads what exists and makes in memory what does not, so a read-only
+    command never leaves keys behind.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        cert: x509.Certificate,
+        key: ec.EllipticCurvePrivateKey,
+        persist: bool = True,
+    ):
         self.directory = directory
         self.cert = cert
         self._key = key
+        self.persist = persist
 
     @property
     def cert_pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     @classmethod
+    def open(cls, directory: Path, persist: bool, now: dt.datetime | None = None) -> LocalCA:
+        """`load_or_create`, or with `persist=False` the stored CA (read only) when there is
+        one and an in-memory one when there is not."""
+        if persist:
+            return cls.load_or_create(directory, now)
+        loaded = cls._load(directory)
+        if loaded is not None:
+            return cls(directory, *loaded, persist=False)
+        return cls(directory, *cls._new(now), persist=False)
+
+    @classmethod
+    def _load(
+        cls, directory: Path
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
+        cert_path, key_path = directory / CA_CERT, directory / CA_KEY
+        if not (cert_path.exists() and key_path.exists()):
+            return None
+        try:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+        except (OSError, ValueError) as exc:
+            raise GatewayError(f"{directory}: unreadable CA files: {exc}") from exc
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise GatewayError(f"{key_path}: expected an EC private key")
+        return cert, key
+
+    @classmethod
     def load_or_create(cls, directory: Path, now: dt.datetime | None = None) -> LocalCA:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         with FileLock(str(directory / ".lock")):
             cert_path, key_path = directory / CA_CERT, directory / CA_KEY
-            if cert_path.exists() and key_path.exists():
-                try:
-                    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-                    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
-                except ValueError as exc:
-                    raise GatewayError(f"{directory}: unreadable CA files: {exc}") from exc
-                if not isinstance(key, ec.EllipticCurvePrivateKey):
-                    raise GatewayError(f"{key_path}: expected an EC private key")
+            loaded = cls._load(directory)
+            if loaded is not None:
                 if key_path.stat().st_mode & 0o077:
                     os.chmod(key_path, 0o600)
-                return cls(directory, cert, key)
-            key = ec.generate_private_key(ec.SECP256R1())
-            start = (now or _now()) - dt.timedelta(minutes=5)
-            name = x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Phoenix"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, "Phoenix Local CA"),
-                ]
-            )
-            cert = (
-                x509.CertificateBuilder()
-                .subject_name(name)
-                .issuer_name(name)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(start)
-                .not_valid_after(start + dt.timedelta(days=CA_DAYS))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                .add_extension(
-                    x509.KeyUsage(
-                        digital_signature=True,
-                        content_commitment=False,
-                        key_encipherment=False,
-                        data_encipherment=False,
-                        key_agreement=False,
-                        key_cert_sign=True,
-                        crl_sign=True,
-                        encipher_only=False,
-                        decipher_only=False,
-                    ),
-                    critical=True,
-                )
-                .add_extension(
-                    x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-                )
-                .sign(key, hashes.SHA256())
-            )
+                return cls(directory, *loaded)
+            cert, key = cls._new(now)
             _write(key_path, _key_pem(key), 0o600)
             _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
             return cls(directory, cert, key)
+
+    @staticmethod
+    def _new(
+        now: dt.datetime | None = None,
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        start = (now or _now()) - dt.timedelta(minutes=5)
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Phoenix"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "Phoenix Local CA"),
+            ]
+        )
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cert, key
 
     def signed_this(self, cert: x509.Certificate) -> bool:
         if cert.issuer != self.cert.subject:
@@ -214,23 +254,33 @@ class LocalCA:
         return CertPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
     def leaf(self, name: str, names: Sequence[str], now: dt.datetime | None = None) -> CertPair:
-        """The leaf `name` for `names`: the stored one when still right, else a new one."""
+        """The leaf `name` for `names`: the stored one when still right, else a new one
+        (stored only when this CA persists)."""
         leaves = self.directory / "leaves"
+        if not self.persist:
+            return self._stored_leaf(leaves, name, names, now) or self.issue(names, now)
         leaves.mkdir(exist_ok=True, mode=0o700)
-        cert_path, key_path = leaves / f"{name}.crt", leaves / f"{name}.key"
         with FileLock(str(self.directory / ".lock")):
-            if cert_path.exists() and key_path.exists():
-                pair = CertPair(cert_path.read_bytes(), key_path.read_bytes())
-                try:
-                    cert = x509.load_pem_x509_certificate(pair.cert_pem)
-                except ValueError:
-                    cert = None
-                if cert is not None and self.reissue_reason(cert, names, now) is None:
-                    return pair
+            pair = self._stored_leaf(leaves, name, names, now)
+            if pair is not None:
+                return pair
             pair = self.issue(names, now)
-            _write(key_path, pair.key_pem, 0o600)
-            _write(cert_path, pair.cert_pem, 0o644)
+            _write(leaves / f"{name}.key", pair.key_pem, 0o600)
+            _write(leaves / f"{name}.crt", pair.cert_pem, 0o644)
             return pair
+
+    def _stored_leaf(
+        self, leaves: Path, name: str, names: Sequence[str], now: dt.datetime | None
+    ) -> CertPair | None:
+        cert_path, key_path = leaves / f"{name}.crt", leaves / f"{name}.key"
+        if not (cert_path.exists() and key_path.exists()):
+            return None
+        pair = CertPair(cert_path.read_bytes(), key_path.read_bytes())
+        try:
+            cert = x509.load_pem_x509_certificate(pair.cert_pem)
+        except ValueError:
+            return None
+        return pair if self.reissue_reason(cert, names, now) is None else None
 
 
 def default_ca_dir(state_dir: Path) -> Path:

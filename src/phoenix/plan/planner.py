@@ -51,12 +51,14 @@ class PlanOptions:
     and not set up inside (`phoenix create`); what they need is still fully converged.
     `interrupted`: ctid -> step kind a previous run left unfinished (from the journal).
     `state_dir`: where the gateway keeps its material (passed to the gateway bundle).
+    `persist_secrets`: False for a plan that only shows (no CA or keys written).
     """
 
     recreate: bool = False
     create_only: frozenset[int] = frozenset()
     interrupted: Mapping[int, str] = field(default_factory=dict)
     state_dir: Path = Path("/var/lib/phoenix/state")
+    persist_secrets: bool = True
 
 
 def guest_entry(guest: LxcGuest) -> dict[str, Any]:
@@ -230,7 +232,12 @@ class Planner:
             bundle, why = feature_bundle(self.inventory, feature, entry, self.finder)
             out.append((f"feature {feature}", bundle, why))
         bundle, why = application_bundle(
-            self.inventory, ctid, entry, self.options.state_dir, self.finder
+            self.inventory,
+            ctid,
+            entry,
+            self.options.state_dir,
+            self.finder,
+            persist=self.options.persist_secrets,
         )
         if bundle is not None or why is not None:
             out.append(("application", bundle, why))

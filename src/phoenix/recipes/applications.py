@@ -59,7 +59,7 @@ def application_entry(ctid: int, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def gateway_application(
-    inventory: Inventory, ctid: int, state_dir: Path
+    inventory: Inventory, ctid: int, state_dir: Path, persist: bool = True
 ) -> tuple[Bundle | None, str | None]:
     """The gateway's bundle from phoenix.gateway (imported lazily: it may not be installed)."""
     try:
@@ -67,7 +67,7 @@ def gateway_application(
     except ImportError as exc:
         return None, f"the built-in gateway application is not available ({exc})"
     try:
-        bundle = module.gateway_bundle(inventory, ctid, state_dir)
+        bundle = module.gateway_bundle(inventory, ctid, state_dir, persist=persist)
     except PhoenixError as exc:  # shown in the plan; fails this guest when converging
         return None, str(exc)
     if not isinstance(bundle, Bundle):
@@ -107,11 +107,12 @@ def application_bundle(
     entry: dict[str, Any],
     state_dir: Path,
     finder: RecipeFinder | None = None,
+    persist: bool = True,
 ) -> tuple[Bundle | None, str | None]:
     """(bundle, None); (None, why) when it cannot be built; (None, None) when the guest has
-    no application."""
+    no application. `persist=False`: the gateway's CA and keys are not written."""
     if uses_gateway(inventory, ctid):
-        return gateway_application(inventory, ctid, state_dir)
+        return gateway_application(inventory, ctid, state_dir, persist)
     if inventory.guests[ctid].application_script is None:
         return None, None
     return user_application(inventory, ctid, entry, finder)
