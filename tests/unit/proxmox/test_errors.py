@@ -6,10 +6,10 @@ import pytest
 
 from phoenix.drivers.base import GuestSettings
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
-from phoenix.errors import DriverError
+from phoenix.errors import CommandFailed, DriverError
 from phoenix.runners.local import LocalRunner
 from phoenix.runners.recorded import RecordedRunner
-from tests.unit.proxmox.conftest import status_argv
+from tests.unit.proxmox.conftest import config_argv, status_argv
 
 STOPPED = '{"status": "stopped", "vmid": 101}'
 
@@ -36,9 +36,12 @@ def test_start_failures(stderr: str, says: str) -> None:
     runner = RecordedRunner()
     runner.respond(status_argv(101), STOPPED)
     runner.respond(["pct", "start", "101"], returncode=255, stderr=stderr)
-    with pytest.raises(DriverError, match=says) as info:
+    with pytest.raises(CommandFailed, match=says) as info:
         ProxmoxDriver(runner, "pve").start(101)
-    assert "command: pct start 101" in str(info.value)
+    # One error type for a failed command, whichever driver: argv, exit code, output, and
+    # Proxmox's explanation as its context.
+    assert info.value.argv == ["pct", "start", "101"] and info.value.returncode == 255
+    assert "command failed (exit 255): pct start 101" in str(info.value)
     assert stderr.strip() in str(info.value)
 
 
@@ -46,7 +49,7 @@ def test_exec_on_stopped_guest() -> None:
     runner = RecordedRunner()
     runner.respond(["pct", "exec", "101"], returncode=255, stderr="container '101' not running!\n")
     with pytest.raises(
-        DriverError, match=r"guest 101 is not running.*\n  command: pct exec 101 -- true"
+        CommandFailed, match=r"guest 101 is not running.*: pct exec 101 -- true"
     ):
         ProxmoxDriver(runner, "pve", version=(8, 1)).exec(101, ["true"])
 
@@ -68,13 +71,13 @@ def test_create_with_missing_template() -> None:
         stderr="unable to create CT 900 - volume 'local:vztmpl/x.tar.zst' does not exist\n",
     )
     settings = GuestSettings("a", 512, 512, 1, 8, "local", True, None)
-    with pytest.raises(DriverError, match=r"missing \(local:vztmpl/x.tar.zst\).*pveam download"):
+    with pytest.raises(CommandFailed, match=r"missing \(local:vztmpl/x.tar.zst\).*pveam download"):
         ProxmoxDriver(runner, "pve").create(900, "local:vztmpl/x.tar.zst", settings)
 
 
 def test_missing_pvesh_binary_is_explained() -> None:
     # This host has no Proxmox: LocalRunner reports exit 127 "command not found".
-    with pytest.raises(DriverError, match=r"not a Proxmox VE node.*\n  command: pvesh get"):
+    with pytest.raises(CommandFailed, match=r"not a Proxmox VE node.*: pvesh get"):
         ProxmoxDriver(LocalRunner(), "pve").mark_template(101)
 
 
@@ -90,3 +93,17 @@ def test_stop_and_destroy_are_no_ops_when_already_done() -> None:
     )
     driver.destroy(101)
     assert driver.log.mutations() == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [("memory", "lots", "memory|lots"), ("net0", "bridge=vmbr0,ip=dhcp", "has no name=")],
+)
+def test_a_config_phoenix_cannot_read_is_a_driver_error(key: str, value: str, says: str) -> None:
+    """A non-numeric memory or a net0 without name= escaped as a bare ValueError."""
+    runner = RecordedRunner()
+    config = '{"hostname": "a", "rootfs": "local:subvol-101-disk-0,size=8G", "%s": "%s"}'
+    runner.respond(config_argv(101), config % (key, value))
+    runner.respond(["cat"], "")
+    with pytest.raises(DriverError, match=rf"guest 101: cannot read its config.*({says})"):
+        ProxmoxDriver(runner, "pve").observe(101)

@@ -80,6 +80,17 @@ APPLIED_AFTER_CREATE = PCT_SET_FIELDS | CONF_FIELDS | FIREWALL_FIELDS
 RESTART_FIELDS = frozenset({"raw_lxc", "apparmor_profile", "features"})
 
 
+def _parse(
+    ctid: int, data: Mapping[str, Any], fw: firewall.FirewallFile | None = None
+) -> pvesh.ConfigFacts:
+    """parse_config, with a config Phoenix cannot read (a non-numeric `memory`, a `net0`
+    without `name=`) as a DriverError naming the guest instead of a bare ValueError."""
+    try:
+        return pvesh.parse_config(data, fw)
+    except (ValueError, KeyError) as exc:
+        raise DriverError(f"guest {ctid}: cannot read its config from pvesh: {exc}") from None
+
+
 def mac_placeholder(ctid: int) -> str:
     return f"<MAC of {ctid}>"
 
@@ -208,10 +219,7 @@ class ProxmoxDriver:
             return None
         fw_text = self._read_file(ctid, pvesh.fw_path(ctid))
         fw = firewall.parse(fw_text) if fw_text is not None else None
-        try:
-            facts = pvesh.parse_config(data, fw)
-        except ValueError as exc:  # a config Phoenix cannot read (a net0 without name=...)
-            raise DriverError(f"guest {ctid}: cannot read its config from pvesh: {exc}") from None
+        facts = _parse(ctid, data, fw)
         self._remember_mac(ctid, facts.mac)
         return facts
 
@@ -310,7 +318,7 @@ class ProxmoxDriver:
             data = self._config(ctid)
             if data is None:
                 raise DriverError(f"guest {ctid}: `{shlex.join(argv)}` left no container")
-            self._remember_mac(ctid, pvesh.parse_config(data).mac)
+            self._remember_mac(ctid, _parse(ctid, data).mac)
         # A clone has its source's settings and disk: apply the clone's own, grow the disk.
         self.configure(ctid, settings, APPLIED_AFTER_CREATE)
         self.resize(ctid, settings.disk_gb)
@@ -343,7 +351,7 @@ class ProxmoxDriver:
                     self._macs.setdefault(ctid, mac_placeholder(ctid))
             else:
                 data = self._config(ctid)
-                self._remember_mac(ctid, pvesh.parse_config(data).mac if data else None)
+                self._remember_mac(ctid, _parse(ctid, data).mac if data else None)
         if changed & CONF_FIELDS and self._write_raw_keys(ctid, settings):
             applied |= changed & CONF_FIELDS
         if changed & FIREWALL_FIELDS:

@@ -1,4 +1,4 @@
-"""Turning a failed `pct`/`pvesh` run into a DriverError an operator can act on.
+"""Turning a failed `pct`/`pvesh` run into a CommandFailed an operator can act on.
 
 pct and pvesh die with one-line Perl messages (`CT 101 is locked (backup)`,
 `container '101' not running!`, `storage 'x' does not exist`, `CT 101 already exists on node
@@ -9,10 +9,9 @@ message produced here names the guest, the command and what to do next.
 from __future__ import annotations
 
 import re
-import shlex
 
 from phoenix.drivers.proxmox import files
-from phoenix.errors import DriverError
+from phoenix.errors import CommandFailed
 from phoenix.runners.base import CommandResult
 
 _MISSING_CONFIG = re.compile(
@@ -90,12 +89,11 @@ def is_missing_guest(result: CommandResult) -> bool:
     return not result.ok and bool(_MISSING_CONFIG.search(result.stderr + result.stdout))
 
 
-def explain(ctid: int, result: CommandResult) -> DriverError:
-    """A DriverError for a failed pct/pvesh run: what happened, to which guest, by which
-    command, what to do — plus Proxmox's own last lines for reference."""
-    command = shlex.join(files.display(result.argv))
+def explain(ctid: int, result: CommandResult) -> CommandFailed:
+    """The one error for a failed command (as the LXC driver raises): CommandFailed with the
+    argv (the writer program shown by name), exit code and output, and as its context what
+    happened to which guest and what to do."""
     text = (result.stderr or result.stdout).strip()
-    tail = "\n".join(text.splitlines()[-5:])
     if _MISSING_CONFIG.search(text):
         message = f"guest {ctid} does not exist on the node"
     else:
@@ -107,15 +105,14 @@ def explain(ctid: int, result: CommandResult) -> DriverError:
                 message = template.format(ctid=ctid, **values)
                 break
         if not message:
-            message = f"guest {ctid}: the command failed (exit {result.returncode})"
-    full = f"{message}\n  command: {command}"
-    if tail:
-        full += f"\n  proxmox said: {tail}"
-    return DriverError(full)
+            message = f"guest {ctid}: the command failed"
+    return CommandFailed(
+        files.display(result.argv), result.returncode, result.stdout, result.stderr, message
+    )
 
 
 def check(ctid: int, result: CommandResult) -> CommandResult:
-    """Return the result if it succeeded, else raise the explained DriverError."""
+    """Return the result if it succeeded, else raise the explained CommandFailed."""
     if not result.ok:
         raise explain(ctid, result)
     return result
