@@ -131,9 +131,7 @@ class LocalCA:
         return cls(directory, *cls._new(now), persist=False)
 
     @classmethod
-    def _load(
-        cls, directory: Path
-    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
+    def _load(cls, directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
         cert_path, key_path = directory / CA_CERT, directory / CA_KEY
         if not (cert_path.exists() and key_path.exists()):
             return None

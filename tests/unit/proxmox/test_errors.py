@@ -48,9 +48,7 @@ def test_start_failures(stderr: str, says: str) -> None:
 def test_exec_on_stopped_guest() -> None:
     runner = RecordedRunner()
     runner.respond(["pct", "exec", "101"], returncode=255, stderr="container '101' not running!\n")
-    with pytest.raises(
-        CommandFailed, match=r"guest 101 is not running.*: pct exec 101 -- true"
-    ):
+    with pytest.raises(CommandFailed, match=r"guest 101 is not running.*: pct exec 101 -- true"):
         ProxmoxDriver(runner, "pve", version=(8, 1)).exec(101, ["true"])
 
 
@@ -107,3 +105,16 @@ def test_a_config_phoenix_cannot_read_is_a_driver_error(key: str, value: str, sa
     runner.respond(["cat"], "")
     with pytest.raises(DriverError, match=rf"guest 101: cannot read its config.*({says})"):
         ProxmoxDriver(runner, "pve").observe(101)
+
+
+def test_destroy_of_an_ha_managed_guest_is_refused_by_proxmox() -> None:
+    """Finding 16: without --purge pct destroy *refuses* HA-managed and replicated guests."""
+    runner = RecordedRunner()
+    runner.respond(status_argv(101), STOPPED)
+    runner.respond(
+        ["pct", "destroy", "101"],
+        returncode=255,
+        stderr="unable to remove CT 101 - used in HA resources and purge parameter not set.\n",
+    )
+    with pytest.raises(CommandFailed, match=r"HA-managed or replicated.*ha-manager remove ct:101"):
+        ProxmoxDriver(runner, "pve").destroy(101)

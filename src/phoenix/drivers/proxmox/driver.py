@@ -12,12 +12,13 @@ Decisions (also in the README):
 - MACs never churn: Proxmox draws a random MAC for a NIC given without `hwaddr` and for every
   NIC of a clone, so the driver reads the MAC back (after a clone, before a `pct set`) and
   always passes it. Offline, a clone's MAC is unknown and shown as `<MAC of CTID>`.
-- `destroy` is `pct destroy <vmid>` without `--purge`: a guest recreated under the same id
-  stays in the backup, replication and HA jobs an administrator put it in (Proxmox removes
-  its firewall file and ACLs itself). A guest still in HA makes pct refuse, with a message.
+- `destroy` is `pct destroy <vmid>` without `--purge`: Proxmox then refuses to destroy a guest
+  that is HA-managed or replicated (it does not keep it in those jobs); the refusal is
+  explained. Phoenix never removes a guest from an administrator's HA or replication setup.
 - `stop` is `pct shutdown --timeout N --forceStop 1`: a clean shutdown, forced at the deadline.
 - Raw `lxc.*` keys and AppArmor go into the main section of `/etc/pve/lxc/<vmid>.conf`
-  (`conffile`); when they (or `features`) change on a running guest it is restarted.
+  (`conffile`); only the lines Phoenix owns are changed (`ownership`); when they (or
+  `features`) change on a running guest it is restarted.
 """
 
 from __future__ import annotations

@@ -66,6 +66,12 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         "converged (`phoenix up` on the source first)",
     ),
     (
+        re.compile(r"used in HA resources|used by replication job|replication job"),
+        "guest {ctid} is HA-managed or replicated, and pct destroy refuses such a guest "
+        "without --purge (it does not keep it in those jobs). Remove it from HA "
+        "(`ha-manager remove ct:{ctid}`) and its replication jobs (`pvesr list`) first",
+    ),
+    (
         re.compile(r"snapshot feature is not available"),
         "guest {ctid}'s storage cannot take snapshots: Proxmox snapshots a container only on "
         "ZFS, LVM-thin, Ceph RBD or BTRFS storage (not dir, NFS, CIFS or LVM). Put the guest "
