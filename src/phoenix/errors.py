@@ -75,3 +75,9 @@ class LockBusy(PhoenixError):
 
 class GatewayError(PhoenixError):
     """The gateway could not be rendered, linted, certified or deployed."""
+
+
+class Interrupted(Exception):
+    """A stop was requested (SIGINT/SIGTERM) while a step waited; the step was left, not
+    failed, and the next run resumes it. Deliberately not a PhoenixError: nothing went
+    wrong with the guest."""

@@ -94,7 +94,9 @@ GuestState = Literal["missing", "stopped", "running"]
 
 @dataclass(frozen=True)
 class ObservedGuest:
-    """What a driver saw of one guest. `settings` is None when the guest does not exist."""
+    """What a driver saw of one guest. `settings` is None when the guest does not exist.
+    `leftover` describes what an interrupted create or delete left of a missing guest; the
+    driver's next create or destroy of that guest removes it."""
 
     ctid: int
     state: GuestState
@@ -103,6 +105,7 @@ class ObservedGuest:
     is_template: bool = False
     locked: str | None = None
     ip_addresses: tuple[str, ...] = ()
+    leftover: str | None = None
 
     @property
     def exists(self) -> bool:

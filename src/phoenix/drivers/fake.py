@@ -33,7 +33,9 @@ from phoenix.recipes.runner import (
     MARKER_DIR,
     READ_MARKERS,
     RUN_SCRIPT,
+    START_SCRIPT,
     UNPACK_SCRIPT,
+    WAIT_SCRIPT,
 )
 
 ScriptHandler = Callable[[int, str, Mapping[str, str], Mapping[str, bytes]], ExecResult]
@@ -285,8 +287,9 @@ class FakeDriver:
                     assert extracted is not None
                     guest.files[f"{run_dir}/{member.name}"] = extracted.read()
             return ExecResult(0, "", "")
-        if argv[:3] == ["sh", "-c", RUN_SCRIPT]:
-            run_dir, script, marker_dir, digest, marker = argv[4:9]
+        if argv[:3] == ["sh", "-c", START_SCRIPT] and argv[-1] == RUN_SCRIPT:
+            # the recipe "runs detached": here at once; WAIT then reports its exit code
+            run_dir, script, marker_dir, digest, marker, state = argv[4:10]
             prefix = run_dir + "/"
             files = {p[len(prefix) :]: v for p, v in guest.files.items() if p.startswith(prefix)}
             result = self.script_handler(ctid, script, dict(env or {}), files)
@@ -294,7 +297,14 @@ class FakeDriver:
                 del guest.files[path]
             if result.returncode == 0:
                 guest.files[f"{marker_dir}/{marker}"] = digest.encode()
-            return result
+            log = result.stdout + result.stderr
+            guest.files[f"{state}/rc"] = f"{result.returncode}\n{log}".encode()
+            return ExecResult(0, "", "")
+        if argv[:3] == ["sh", "-c", WAIT_SCRIPT]:
+            finished = guest.files.get(f"{argv[4]}/rc")
+            if finished is None:
+                return ExecResult(3, "", "")
+            return ExecResult(0, finished.decode(), "")
         if argv[:2] == ["rm", "-rf"]:
             for target in argv[2:]:
                 for path in [p for p in guest.files if p == target or p.startswith(target + "/")]:

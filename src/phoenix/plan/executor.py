@@ -35,7 +35,13 @@ from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
 from phoenix.plan.model import GuestPlan, Plan, Step
 from phoenix.plan.stop import Interrupted, StopRequest
-from phoenix.recipes.runner import is_applied, marker_name, read_markers, run_bundle
+from phoenix.recipes.runner import (
+    await_idle,
+    is_applied,
+    marker_name,
+    read_markers,
+    run_bundle,
+)
 
 Part = Literal["pre", "start", "rest"]
 Node = tuple[int, Part]
@@ -332,7 +338,9 @@ class Executor:
                 self.reporter(Event("step_failed", *event_args, message=str(exc)))
                 return exc
             except Exception as exc:  # a bug must not leave other guests half-done
-                error = DriverError(f"guest {step.ctid}: {step.detail}: unexpected {exc!r}")
+                error = DriverError(  # str() of an OSError names its path; repr() does not
+                    f"guest {step.ctid}: {step.detail}: unexpected {type(exc).__name__}: {exc}"
+                )
                 journal.failed(step, str(error), traceback=True)
                 self.reporter(Event("step_failed", *event_args, message=str(error)))
                 return error
@@ -399,7 +407,11 @@ class Executor:
                 run.markers = read_markers(d, ctid)
             if is_applied(run.markers, bundle):
                 return True
-            run_bundle(d, ctid, bundle)
+            if await_idle(d, ctid, self.stop.is_set, bundle.timeout):
+                run.markers = read_markers(d, ctid)  # an earlier run's recipe just ended
+                if is_applied(run.markers, bundle):
+                    return True
+            run_bundle(d, ctid, bundle, self.stop.is_set)
             run.markers[marker_name(bundle.name)] = bundle.digest
         else:  # pragma: no cover - StepKind is closed
             raise PlanError(f"unknown step kind {step.kind!r}")

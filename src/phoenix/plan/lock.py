@@ -1,4 +1,8 @@
-"""One lock per host: two Phoenix runs never change the same host at once."""
+"""One lock per host: two Phoenix runs never change the same host at once.
+
+Taking the lock also ends what a killed holder left running (see `reaper`), so the lock
+covers the work and not only the process that started it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 import filelock
 
 from phoenix.errors import LockBusy
+from phoenix.plan import reaper
 
 LOCK_NAME = "phoenix.lock"
 
@@ -31,6 +36,8 @@ def host_lock(state_dir: Path, wait: float = 0.0) -> Iterator[Path]:
             "(the lock is released when that process exits)"
         ) from None
     try:
+        reaper.reap(path)
+        reaper.tag(path)
         yield path
     finally:
         lock.release()

@@ -19,7 +19,7 @@ guests, one read-only `exec` that lists the applied-markers. Per guest, in creat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,10 @@ class Planner:
         diff = desired.diff(observed.settings) if observed.settings is not None else {}
         fresh = self._rebuild_steps(ctid, guest, observed, diff, steps)
         if fresh:
-            steps.append(self._make_step(ctid, guest, desired))
+            make = self._make_step(ctid, guest, desired)
+            if observed.leftover:
+                make = replace(make, detail=f"{make.detail} (after removing {observed.leftover})")
+            steps.append(make)
         else:
             steps.extend(self._settings_steps(ctid, guest, desired, observed, diff))
         if ctid not in self.options.create_only and not (observed.is_template and not fresh):

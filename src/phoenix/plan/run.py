@@ -85,6 +85,8 @@ def _simple_plan(
                 steps.append(Step(ctid, "start", "start"))
             elif kind == "destroy" and observed.exists:
                 steps.append(Step(ctid, "destroy", detail))
+            elif kind == "destroy" and observed.leftover:
+                steps.append(Step(ctid, "destroy", f"remove {observed.leftover}"))
         guests.append(
             GuestPlan(ctid, name, observed.state, tuple(steps), inventory.guests[ctid].boot_order)
         )

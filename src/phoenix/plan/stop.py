@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import threading
 
+from phoenix.errors import Interrupted
+
+__all__ = ["Interrupted", "StopRequest"]
+
 
 class StopRequest:
     """Thread-safe "please stop" flag with the reason that set it first."""
@@ -27,8 +31,3 @@ class StopRequest:
     def wait(self, timeout: float) -> bool:
         """Sleep up to `timeout` seconds; True as soon as a stop is requested."""
         return self._event.wait(timeout)
-
-
-class Interrupted(Exception):
-    """Raised inside a step that stopped waiting because a stop was requested. Not a
-    PhoenixError: the guest did not fail, it was left for the next run."""

@@ -1,10 +1,20 @@
-"""Push a bundle into a guest, run it, clean up, and remember that it ran.
+"""Push a bundle into a guest, run it detached from Phoenix, and remember that it ran.
 
 The in-guest commands are fixed argv lists: values (paths, script name, digest) reach the
 guest's `sh` as positional parameters (`"$1"`), never spliced into the script text, so
 nothing from the inventory is ever parsed by a shell. The applied-marker
 (`/var/lib/phoenix/applied/<bundle name>`, containing the digest) is written only after the
 script succeeded: a failed or interrupted recipe runs again next time.
+
+A recipe runs detached from the connection that started it (`setsid`, output to a log file
+in the guest, holding a `flock` on `/var/lib/phoenix/run/lock` for as long as it runs), so
+a killed or interrupted Phoenix never kills apt half-way through dpkg: the run goes on, and
+writes its exit code to `/var/lib/phoenix/run/rc` (and the marker on success). Phoenix
+waits for that file in short execs; the next run first waits for any recipe still in flight
+(then re-reads the markers: it may have finished the very same bundle) instead of starting a
+second one. Before a recipe, a dpkg that an earlier interruption left half-configured is
+repaired (`dpkg --configure -a`). The log stays in the guest (`/var/lib/phoenix/run/log`);
+Phoenix shows its tail only when the recipe fails.
 """
 
 from __future__ import annotations
@@ -13,25 +23,54 @@ import io
 import json
 import re
 import tarfile
+import time
+from collections.abc import Callable
 
 from phoenix.drivers.base import Driver
-from phoenix.errors import CommandFailed, DriverError
+from phoenix.errors import CommandFailed, DriverError, Interrupted
 from phoenix.recipes.bundle import RUN_DIR, Bundle
 
 MARKER_DIR = "/var/lib/phoenix/applied"
+STATE_DIR = "/var/lib/phoenix/run"
 GUEST_ENTRY = "guest.json"
+LOG_TAIL = 64 * 1024  # bytes of the log brought back (all of it is in the guest)
+WAIT_SLICE = 2  # seconds one WAIT exec waits in the guest before the host looks again
+STILL_RUNNING = 75
+NO_RUN = 3
 
-# argv templates; the fake driver in tests understands exactly these. A bundle takes two
-# execs: the tarball streams into UNPACK's stdin, and RUN runs the script, removes the run
-# dir whatever happened, and writes the marker only after success (the marker's failure
-# is told apart by MARKER_FAILED on stderr: the script's own stderr goes to stdout).
+# argv templates; the fake driver in tests understands exactly these. A bundle takes:
+# WAIT (nothing in flight?), UNPACK (the tarball streams into its stdin), START (returns at
+# once, the recipe runs detached), then WAIT until the recipe's exit code is there.
 READ_MARKERS = ("grep", "-r", "-H", "-s", "", MARKER_DIR)
 UNPACK_SCRIPT = 'set -e; rm -rf "$1"; mkdir -p -m 700 "$1"; tar -xzf - -C "$1"'
 MARKER_FAILED = "phoenix: cannot write the applied marker"
+# Runs detached: $1 run dir, $2 script, $3 marker dir, $4 digest, $5 marker name, $6 state
+# dir. The script's stderr goes to the log with its stdout.
 RUN_SCRIPT = (
-    'cd "$1" || exit 1; "./$2" 2>&1; rc=$?; cd / && rm -rf "$1"; [ "$rc" -eq 0 ] || exit "$rc"; '
-    'mkdir -p "$3" && printf %s "$4" > "$3/$5.tmp" && mv -f "$3/$5.tmp" "$3/$5" '
-    f'|| {{ echo "{MARKER_FAILED} $3/$5" >&2; exit 1; }}'
+    'if [ -n "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ]; then '
+    'echo "phoenix: an earlier run was interrupted inside dpkg: dpkg --configure -a"; '
+    "DEBIAN_FRONTEND=noninteractive dpkg --configure -a; fi; "
+    'cd "$1" || exit 1; "./$2" 2>&1; rc=$?; cd / && rm -rf "$1"; '
+    'if [ "$rc" -eq 0 ]; then mkdir -p "$3" && printf %s "$4" > "$3/$5.tmp" '
+    f'&& mv -f "$3/$5.tmp" "$3/$5" || {{ echo "{MARKER_FAILED} $3/$5"; rc=97; }}; fi; '
+    'printf "%s\\n" "$rc" > "$6/rc.tmp" && mv -f "$6/rc.tmp" "$6/rc"'
+)
+# $1..$6 as above, $7 RUN_SCRIPT. Takes the lock (refused while a recipe runs) and hands it
+# to the detached run, which keeps it until it ends (fd 9 is inherited, not reopened).
+START_SCRIPT = (
+    'set -e; mkdir -p -m 700 "$6"; exec 9>"$6/lock"; '
+    'flock -n 9 || { echo "phoenix: a recipe is still running in this guest" >&2; exit 75; }; '
+    'rm -f "$6/rc" "$6/log"; printf "%s %s\\n" "$5" "$4" > "$6/name"; '
+    'setsid sh -c "$7" "$0" "$1" "$2" "$3" "$4" "$5" "$6" </dev/null >"$6/log" 2>&1 &'
+)
+# $1 state dir, $2 seconds. Exit 0: finished, prints the exit code, then the log's tail;
+# 75: still running; 3: nothing runs (never started, or the guest restarted under it).
+WAIT_SCRIPT = (
+    'n=$(( $2 * 5 )); while [ ! -f "$1/rc" ]; do '
+    'if [ ! -e "$1/lock" ] || flock -n "$1/lock" true; then '
+    '[ -f "$1/rc" ] && break; exit 3; fi; '
+    '[ "$n" -le 0 ] && exit 75; n=$((n - 1)); sleep 0.2; done; '
+    f'cat "$1/rc"; tail -c {LOG_TAIL} "$1/log" 2>/dev/null; exit 0'
 )
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -90,44 +129,98 @@ def pack(bundle: Bundle) -> bytes:
     return buf.getvalue()
 
 
-def _check(result_code: int, out: str, err: str, argv: list[str], context: str) -> None:
-    if result_code != 0:
-        raise CommandFailed(argv, result_code, out, err, context)
+def _finished(output: str) -> tuple[int, str]:
+    """WAIT's output: the exit code line, then the log. The rc file is renamed into place
+    whole, so no code at all only comes from a recording runner (`plan --offline`), which
+    answers every command with success and no output: that is a success too."""
+    code, _, log = output.partition("\n")
+    code = code.strip()
+    if not code:
+        return 0, log
+    return (int(code) if code.lstrip("-").isdigit() else 1), log
 
 
-def run_bundle(driver: Driver, ctid: int, bundle: Bundle) -> str:
-    """Stream the bundle into RUN_DIR, run it, always clean up; write the marker on success.
+def _wait(
+    driver: Driver,
+    ctid: int,
+    deadline: float,
+    stop: Callable[[], bool] | None,
+    context: str,
+) -> tuple[int, str] | None:
+    """Until the recipe in flight ends: (its exit code, log tail), or None if none runs."""
+    argv = ["sh", "-c", WAIT_SCRIPT, "phoenix-wait", STATE_DIR, str(WAIT_SLICE)]
+    while True:
+        res = driver.exec(ctid, argv, timeout=WAIT_SLICE + 60)
+        if res.returncode == NO_RUN:
+            return None
+        if res.returncode == 0:
+            return _finished(res.stdout)
+        if res.returncode != STILL_RUNNING:
+            raise CommandFailed(argv, res.returncode, res.stdout, res.stderr, context)
+        if stop is not None and stop():
+            raise Interrupted(f"{context}: left running in the guest; the next run collects it")
+        if time.monotonic() >= deadline:
+            raise CommandFailed(
+                argv,
+                124,
+                "",
+                f"still running in the guest after its time limit; it goes on "
+                f"there (log: {STATE_DIR}/log) and the next run waits for it",
+                context,
+            )
 
-    Returns the script's output. On failure raises CommandFailed carrying the script's
-    combined output (its tail is in the message) and naming the guest and bundle.
+
+def await_idle(
+    driver: Driver, ctid: int, stop: Callable[[], bool] | None = None, timeout: float = 3600
+) -> bool:
+    """Wait for a recipe an earlier (killed) run left running in the guest; True when
+    there was one (the caller re-reads the markers: it may have applied the same bundle)."""
+    context = f"guest {ctid}: waiting for a recipe an earlier run left running"
+    argv = ["sh", "-c", WAIT_SCRIPT, "phoenix-wait", STATE_DIR, "0"]
+    res = driver.exec(ctid, argv, timeout=60)
+    if res.returncode != STILL_RUNNING:
+        return False
+    _wait(driver, ctid, time.monotonic() + timeout, stop, context)
+    return True
+
+
+def run_bundle(
+    driver: Driver, ctid: int, bundle: Bundle, stop: Callable[[], bool] | None = None
+) -> str:
+    """Stream the bundle into RUN_DIR, start it detached, wait for its exit code.
+
+    Returns the script's output (the log). On failure raises CommandFailed carrying the
+    log's tail and naming the guest and bundle. When `stop()` turns true while it waits,
+    raises Interrupted and leaves the recipe running (the next run collects it).
     """
     context = f"guest {ctid}: {bundle.name} ({bundle.script_name})"
-    cleaned = False
-    try:
-        name = marker_name(bundle.name)
-        label = f"phoenix-{name}"  # $0: names the bundle in sh's messages and the command log
-        unpack = ["sh", "-c", UNPACK_SCRIPT, label, RUN_DIR]
-        res = driver.exec(ctid, unpack, stdin=pack(bundle), timeout=300)
-        _check(res.returncode, res.stdout, res.stderr, unpack, f"{context}: pushing the bundle")
-        run = [
-            "sh",
-            "-c",
-            RUN_SCRIPT,
-            label,
-            RUN_DIR,
-            bundle.script_name,
-            MARKER_DIR,
-            bundle.digest,
-            name,
-        ]
-        res = driver.exec(ctid, run, env=dict(bundle.env), timeout=bundle.timeout)
-        cleaned = True  # the run script removed RUN_DIR, whatever the script did
-        if res.returncode != 0 and MARKER_FAILED in res.stderr:
-            shown = [f"{MARKER_DIR}/{name}"]
-            _check(res.returncode, res.stdout, res.stderr, shown, f"{context}: writing marker")
-        shown = [f"{RUN_DIR}/{bundle.script_name}"]
-        _check(res.returncode, res.stdout, res.stderr, shown, context)
-        return res.stdout
-    finally:
-        if not cleaned:  # unpacking failed, or the run was cut short (timeout, lost guest)
-            driver.exec(ctid, ["rm", "-rf", RUN_DIR], timeout=120)
+    await_idle(driver, ctid, stop, bundle.timeout)
+    name = marker_name(bundle.name)
+    label = f"phoenix-{name}"  # $0: names the bundle in sh's messages and the command log
+    unpack = ["sh", "-c", UNPACK_SCRIPT, label, RUN_DIR]
+    res = driver.exec(ctid, unpack, stdin=pack(bundle), timeout=300)
+    if res.returncode != 0:
+        driver.exec(ctid, ["rm", "-rf", RUN_DIR], timeout=120)
+        raise CommandFailed(
+            unpack, res.returncode, res.stdout, res.stderr, f"{context}: pushing the bundle"
+        )
+    args = [RUN_DIR, bundle.script_name, MARKER_DIR, bundle.digest, name, STATE_DIR]
+    start = ["sh", "-c", START_SCRIPT, label, *args, RUN_SCRIPT]
+    res = driver.exec(ctid, start, env=dict(bundle.env), timeout=60)
+    if res.returncode != 0:
+        driver.exec(ctid, ["rm", "-rf", RUN_DIR], timeout=120)
+        raise CommandFailed(
+            start[:3], res.returncode, res.stdout, res.stderr, f"{context}: starting it"
+        )
+    finished = _wait(driver, ctid, time.monotonic() + bundle.timeout, stop, context)
+    if finished is None:
+        raise DriverError(
+            f"{context}: the recipe ended without an exit code (the guest restarted?); "
+            "the next run runs it again"
+        )
+    code, log = finished
+    if code != 0 and MARKER_FAILED in log:
+        raise CommandFailed([f"{MARKER_DIR}/{name}"], code, log, "", f"{context}: writing marker")
+    if code != 0:
+        raise CommandFailed([f"{RUN_DIR}/{bundle.script_name}"], code, log, "", context)
+    return log

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from phoenix.host.setup import (
     routes_overlapping,
 )
 from phoenix.inventory.loader import load_inventory
+from phoenix.runners.base import CommandResult
 from phoenix.runners.recorded import RecordedRunner
 
 V1 = CgroupHost(1, memsw=True, cpus=2)
@@ -206,13 +208,86 @@ def test_snapshots_are_named_by_their_comment(tmp_path: Path) -> None:
     driver = make_driver(tmp_path, RecordedRunner())
     cdir = install_guest(driver, 101)
     for i, name in ((1, "final-form"), (0, "pre-configured")):
-        (cdir / "snaps" / f"snap{i}").mkdir(parents=True)
-        (cdir / "snaps" / f"snap{i}" / "comment").write_text(name + "\n")
+        make_snapshot(cdir, i, name)
     assert driver.list_snapshots(101) == ["pre-configured", "final-form"]
     driver.snapshot(101, "final-form")
     assert driver.log.mutations() == []
     driver.delete_snapshot(101, "final-form")
     assert driver.log.mutations()[-1][-2:] == ("-d", "snap1")
+
+
+def make_snapshot(cdir: Path, index: int, name: str | None) -> Path:
+    """snaps/snapN as lxc-snapshot leaves it; `name` None: stopped before the comment."""
+    snap = cdir / "snaps" / f"snap{index}"
+    (snap / "rootfs" / "etc").mkdir(parents=True)
+    (snap / "config").write_text(f"lxc.rootfs.path = dir:{snap / 'rootfs'}\n")
+    if name is not None:
+        (snap / "comment").write_text(name + "\n")
+    return snap
+
+
+def really_removing(runner: RecordedRunner) -> RecordedRunner:
+    """Let the driver's `rm -rf` of leftovers happen for real (under tmp_path)."""
+
+    def rm(argv: tuple[str, ...]) -> CommandResult | None:
+        if argv[:2] != ("rm", "-rf"):
+            return None
+        shutil.rmtree(argv[-1])
+        return CommandResult(argv, 0, "", "")
+
+    runner.responders.insert(0, rm)
+    return runner
+
+
+def test_an_interrupted_create_is_a_missing_guest_with_a_leftover_that_destroy_removes(
+    tmp_path: Path,
+) -> None:
+    runner = really_removing(RecordedRunner())
+    runner.respond(["nft", "-j", "list"], "", returncode=1)
+    driver = make_driver(tmp_path, runner)
+    cdir = driver.lxc_path / "101"
+    (cdir / "rootfs" / "etc").mkdir(parents=True)  # tar was killed; no config yet
+    observed = driver.observe(101)
+    assert observed.state == "missing"
+    assert observed.leftover is not None and str(cdir) in observed.leftover
+    driver.destroy(101)
+    assert not cdir.exists() and driver.observe(101).leftover is None
+
+
+def test_destroy_renames_first_so_an_interrupted_one_leaves_no_guest(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["lxc-info"], "STOPPED\n")
+    runner.respond(["nft", "-j", "list"], "", returncode=1)
+    driver = make_driver(tmp_path, runner)
+    cdir = install_guest(driver, 101)
+    make_snapshot(cdir, 0, "golden")
+    driver.destroy(101)  # the recorded rm does nothing: as if killed right after the rename
+    trash = driver.lxc_path / ".deleting-101"
+    assert not cdir.exists() and (trash / "snaps" / "snap0").is_dir()
+    observed = driver.observe(101)
+    assert observed.state == "missing" and observed.leftover is not None
+    assert "a delete that did not finish" in observed.leftover
+    really_removing(runner)
+    driver.destroy(101)  # the next delete (or create) finishes it
+    assert not trash.exists()
+
+
+def test_incomplete_snapshots_are_not_listed_and_are_cleared_before_a_new_one(
+    tmp_path: Path,
+) -> None:
+    runner = really_removing(RecordedRunner())
+    runner.respond(["lxc-info"], "STOPPED\n")
+    driver = make_driver(tmp_path, runner)
+    cdir = install_guest(driver, 101)
+    make_snapshot(cdir, 0, "pre-configured")
+    make_snapshot(cdir, 1, None)  # lxc-snapshot killed while copying
+    gutted = make_snapshot(cdir, 2, "golden")
+    shutil.rmtree(gutted / "rootfs")  # a delete interrupted half-way through it
+    assert driver.list_snapshots(101) == ["pre-configured"]
+    driver.snapshot(101, "golden")
+    removed = [c[-1] for c in runner.calls if c[:2] == ("rm", "-rf")]
+    assert removed == [str(cdir / "snaps" / "snap1"), str(cdir / "snaps" / "snap2")]
+    assert any(c[0] == "lxc-snapshot" for c in runner.calls)
 
 
 # ---- host setup -------------------------------------------------------------------------

@@ -182,17 +182,20 @@ def test_a_reporter_that_raises_ends_the_run_with_its_error_and_frees_the_lock(
 def test_a_worker_bug_is_one_guests_failure_with_the_traceback_in_the_journal(
     make_lab: Callable[..., Lab],
 ) -> None:
-    env = make_lab(independent(2))
+    env = make_lab(independent(3))
 
     def hook(op: str, ctid: int) -> None:
         if op == "create" and ctid == 200:
             raise KeyError("bug")
+        if op == "create" and ctid == 201:
+            raise FileExistsError(17, "File exists", "/var/lib/lxc/201")
 
     env.driver.on_mutate = hook
     outcome = env.converge()
-    assert set(outcome.result.failed) == {200}
-    assert outcome.result.done == [201]
-    assert "unexpected KeyError('bug')" in str(outcome.result.failed[200])
+    assert set(outcome.result.failed) == {200, 201}
+    assert "File exists: '/var/lib/lxc/201'" in str(outcome.result.failed[201])
+    assert outcome.result.done == [202]
+    assert "unexpected KeyError: 'bug'" in str(outcome.result.failed[200])
     records = Journal(env.state, outcome.result.run_id).records()
     failed = [r for r in records if r["status"] == "failed"]
     assert "Traceback" in failed[0]["traceback"] and "KeyError" in failed[0]["traceback"]

@@ -5,6 +5,15 @@ on the host) and are named by their CTID. Every host command goes through a Runn
 logged in `self.log` as "observe" (reads), "mutate" (changes the host or a guest's
 definition) or "exec" (work inside a running guest); in-process file writes are logged as
 mutations too, so "a converged re-run logs no mutation" really means nothing changed.
+
+Interruptions (kill -9, power loss) never leave a guest half-made or half-deleted where LXC
+or the planner would take it for a whole one: a guest exists exactly when its `config` does,
+and that file is written last (atomically) by create and clone; destroy first renames the
+guest's dir to `.deleting-<ctid>` (one atomic step: the guest is gone) and then removes it.
+What an interruption leaves (a dir without config, a `.deleting-` dir, a snapshot without
+its comment) is reported by `observe` as `leftover` and removed by the next create,
+clone, destroy or snapshot. A snapshot counts only once lxc-snapshot wrote its comment
+(its last act) and its rootfs is there, so a clone never uses a half-copied one.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ log = logging.getLogger(__name__)
 
 APPARMOR_DIR = Path("/sys/kernel/security/apparmor")
 META_FILE = "phoenix.json"
+DELETING = ".deleting-"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # "offline": systemctl cannot reach systemd yet (it has not opened its socket).
 _NOT_READY = {"", "offline", "initializing", "starting"}
@@ -158,10 +168,30 @@ class LxcDriver:
                 settings = replace(settings, firewall_enabled=False, firewall_rules=())
         return settings
 
+    def _trash(self, ctid: int) -> Path:
+        return self.lxc_path / f"{DELETING}{ctid}"
+
+    def _leftover(self, ctid: int) -> str | None:
+        """What an interrupted create/clone or destroy left of a missing guest."""
+        found = []
+        if self._dir(ctid).exists():
+            found.append(f"{self._dir(ctid)} (a create or clone stopped before its config)")
+        if self._trash(ctid).exists():
+            found.append(f"{self._trash(ctid)} (a delete that did not finish)")
+        return "; ".join(found) or None
+
+    def _clear_leftovers(self, ctid: int) -> None:
+        """Remove what an interrupted create/clone or destroy left (never a whole guest)."""
+        for path in (self._trash(ctid), self._dir(ctid)):
+            if path.exists() and not (path == self._dir(ctid) and (path / "config").exists()):
+                self._run("mutate", ["rm", "-rf", "--one-file-system", "--", str(path)]).check(
+                    f"removing {path}, left by an interrupted run"
+                )
+
     def observe(self, ctid: int) -> ObservedGuest:
         parsed = self._read_config(ctid)
         if parsed is None:
-            return ObservedGuest(ctid, "missing")
+            return ObservedGuest(ctid, "missing", leftover=self._leftover(ctid))
         meta = self._read_meta(ctid)
         running = self._state(ctid) == "RUNNING"
         return ObservedGuest(
@@ -209,6 +239,7 @@ class LxcDriver:
 
     def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
         self._require_missing(ctid)
+        self._clear_leftovers(ctid)
         if settings.unprivileged:
             self._check_subids()
         tarball = resolve_template(
@@ -249,6 +280,7 @@ class LxcDriver:
         proven here and get full copies."""
         src_conf = self._require(source)
         self._require_missing(ctid)
+        self._clear_leftovers(ctid)
         if snapshot is not None:
             snap_dir = self._snapshot_dir(source, snapshot)
             if snap_dir is None:
@@ -335,8 +367,8 @@ class LxcDriver:
         if settings.net is not None and settings.net.mac is None:
             settings = replace(settings, net=replace(settings.net, mac=generate_mac()))
         self._write_guest_files(rootfs, settings, files=("hostname", "net", "dns"))
-        self._write_config(ctid, settings, rootfs)
         self._write(self._dir(ctid) / META_FILE, meta.to_json())
+        self._write_config(ctid, settings, rootfs)  # last: from now on the guest exists
         if settings.firewall_enabled:
             self._apply_firewall(ctid, settings)
 
@@ -639,15 +671,27 @@ class LxcDriver:
         return sorted({d.ctid for d in linked.dependents(self.lxc_path, ctid)})
 
     def destroy(self, ctid: int) -> None:
+        """Stop, drop the firewall, rename the dir away (atomic: from here the guest is
+        gone, snapshots included), then remove it; an interrupted destroy is finished by
+        the next create, clone or destroy of that guest."""
         self._refuse_if_linked(ctid, None, f"destroy guest {ctid}")
         if self._read_config(ctid) is not None:
             self.stop(ctid)
-            self._run("mutate", self._lxc("lxc-destroy", ctid, "-s")).check(
-                f"destroying guest {ctid}"
-            )
-        if self._dir(ctid).exists():
-            self._remove_dir(ctid)
+            if self._state(ctid) == "RUNNING":
+                raise DriverError(f"guest {ctid} is still running; cannot destroy it")
+            self._remove_firewall(ctid)
+            self._clear_leftovers_trash(ctid)
+            self.log.add("mutate", ["rename", str(self._dir(ctid)), str(self._trash(ctid))])
+            self._dir(ctid).rename(self._trash(ctid))
+        self._clear_leftovers(ctid)
         self._remove_firewall(ctid)
+
+    def _clear_leftovers_trash(self, ctid: int) -> None:
+        trash = self._trash(ctid)
+        if trash.exists():
+            self._run("mutate", ["rm", "-rf", "--one-file-system", "--", str(trash)]).check(
+                f"removing {trash}, left by an interrupted delete"
+            )
 
     # ---- in-guest work ---------------------------------------------------------------------
 
@@ -690,10 +734,22 @@ class LxcDriver:
         for entry in snaps.iterdir():
             if not entry.name.startswith("snap") or not entry.name[4:].isdigit():
                 continue
-            comment = entry / "comment"
-            name = comment.read_text().strip() if comment.is_file() else entry.name
+            if not _snapshot_complete(entry):
+                continue
+            name = (entry / "comment").read_text().strip()
             found.append((int(entry.name[4:]), name, entry))
         return [(name, path) for _, name, path in sorted(found)]
+
+    def _clear_incomplete_snapshots(self, ctid: int) -> None:
+        """Snapshot dirs an interrupted lxc-snapshot left (before a new one is taken)."""
+        snaps = self._dir(ctid) / "snaps"
+        if not snaps.is_dir():
+            return
+        for entry in sorted(snaps.iterdir()):
+            if entry.name.startswith("snap") and not _snapshot_complete(entry):
+                self._run("mutate", ["rm", "-rf", "--one-file-system", "--", str(entry)]).check(
+                    f"removing {entry}, an incomplete snapshot of guest {ctid}"
+                )
 
     def _snapshot_dir(self, ctid: int, name: str) -> Path | None:
         for snap_name, path in self._snapshots(ctid):
@@ -710,6 +766,7 @@ class LxcDriver:
             return
         # A dir-backed rootfs can only be copied consistently while the guest is stopped
         # (lxc-snapshot refuses a running one), so a running guest is stopped and restarted.
+        self._clear_incomplete_snapshots(ctid)
         was_running = self._state(ctid) == "RUNNING"
         if was_running:
             self.stop(ctid)
@@ -739,3 +796,23 @@ class LxcDriver:
         if self._state(ctid) == "RUNNING":
             raise DriverError(f"guest {ctid} is running; stop it before making it a template")
         self._write(self._dir(ctid) / META_FILE, replace(meta, template=True).to_json())
+
+
+def _snapshot_complete(snap: Path) -> bool:
+    """lxc-snapshot copies config and rootfs, then writes `ts` and the comment (its last
+    act): a snapshot without them, or whose rootfs is gone, is the remains of an
+    interrupted snapshot or delete."""
+    conf = snap / "config"
+    if not (snap / "comment").is_file() or not conf.is_file():
+        return False
+    try:
+        parsed = lxcconf.parse(conf.read_text())
+    except OSError:
+        return False
+    # lxc-snapshot appends its new rootfs line at the end, after Phoenix's raw section
+    values = [v for k, v in (*parsed.managed, *parsed.raw) if k == "lxc.rootfs.path"]
+    value = values[-1] if values else ""
+    if value.startswith("overlay"):  # a linked clone's snapshot: its upper over the base
+        return True
+    path = Path(value.split(":", 1)[1]) if value.startswith("dir:") else Path(value or "-")
+    return (path / "etc").is_dir() or (snap / "rootfs" / "etc").is_dir()
