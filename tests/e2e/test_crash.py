@@ -36,11 +36,10 @@ from typing import Any
 
 import pytest
 
+from conftest import LxcHost
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.runner import run_bundle
-
-from conftest import LxcHost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
