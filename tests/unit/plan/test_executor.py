@@ -197,8 +197,8 @@ def test_a_worker_bug_is_one_guests_failure_with_the_traceback_in_the_journal(
     assert outcome.result.done == [202]
     assert "unexpected KeyError: 'bug'" in str(outcome.result.failed[200])
     records = Journal(env.state, outcome.result.run_id).records()
-    failed = [r for r in records if r["status"] == "failed"]
-    assert "Traceback" in failed[0]["traceback"] and "KeyError" in failed[0]["traceback"]
+    traces = {r["ctid"]: r["traceback"] for r in records if r["status"] == "failed"}
+    assert "Traceback" in traces[200] and "KeyError" in traces[200]
 
 
 def test_dependents_of_a_failure_are_blocked_transitively(
