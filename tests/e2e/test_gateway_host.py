@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from phoenix import __version__
 from phoenix.gateway.bundle import SCRIPT_NAME, render_gateway
 from phoenix.gateway.keys import key_hash, new_key
 from phoenix.gateway.render import Layout, RenderedGateway, asset, write_tree
@@ -155,13 +156,24 @@ class Lab:
     def pid_file(self) -> Path:
         return self.tmp / "nginx.pid"
 
+    @property
+    def metrics_dir(self) -> Path:
+        # Workers (nobody) read the metrics log and write its checkpoint: logs and
+        # checkpoint live outside pytest's private tmp dir.
+        return Path("/tmp") / f"phxt-gw-{self.tmp.name}-{os.getpid()}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.metrics_dir / "logs"
+
     def layout(self) -> Layout:
         return Layout(
             user=None,
             worker_processes="2",
-            log_dir=str(self.tmp / "logs"),
+            log_dir=str(self.log_dir),
             runtime_dir=str(self.tmp / "run"),
             listen_address="127.0.0.1",
+            metrics_dir=str(self.metrics_dir / "state"),
         )
 
     def render(self, run_dir: Path) -> RenderedGateway:
@@ -189,6 +201,10 @@ class Lab:
             timeout=120,
             check=False,
         )
+
+    def render_config(self) -> str:
+        rendered, _ = render_gateway(self.inventory, 101, self.state, "derived", self.layout())
+        return rendered.config_id
 
     def master_pid(self) -> int:
         return int(self.pid_file.read_text().strip())
@@ -266,13 +282,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     tmp = tmp_path_factory.mktemp("phxt-gw")
     ports = {"http": free_port(), "https": free_port(), "model": free_port(), "app": free_port()}
     write_inventory(tmp / "etc", ports)
-    (tmp / "logs").mkdir()
     (tmp / "run").mkdir()
     inventory = load_inventory(tmp / "etc")
     procs: list[subprocess.Popen[bytes]] = []
     lab = Lab(
         tmp, inventory, ports["http"], ports["https"], ports["model"], ports["app"], tmp / "state"
     )
+    lab.log_dir.mkdir(parents=True)
     try:
         servers = [
             ("127.0.0.2", "alpha", "m1"),
@@ -334,6 +350,7 @@ def stop_nginx(lab: Lab) -> None:
                 time.sleep(0.05)
         except (ProcessLookupError, ValueError):
             pass
+    shutil.rmtree(lab.metrics_dir, ignore_errors=True)
 
 
 KEYS = {"team-a": new_key(), "burst": new_key(), "all": new_key()}
@@ -357,7 +374,6 @@ def keyed(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     (tmp / "etc").mkdir()
     (tmp / "etc" / "phoenix_hypervisor_config.json").write_text("{}")
     (tmp / "etc" / "phoenix_lxc_configs.json").write_text(json.dumps({"lxc_configs": configs}))
-    (tmp / "logs").mkdir()
     (tmp / "run").mkdir()
     gw = Lab(
         tmp,
@@ -368,6 +384,7 @@ def keyed(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab.app_port,
         tmp / "state",
     )
+    gw.log_dir.mkdir(parents=True)
     try:
         result = gw.deploy(_rendered_run_dir(gw))
         assert result.returncode == 0, result.stdout + result.stderr
@@ -529,7 +546,7 @@ def test_documented_fast_path_limits(lab: Lab) -> None:
 def test_no_router_warnings_in_the_error_log(lab: Lab) -> None:
     chat(lab, {"messages": []})
     chat(lab, {"model": "alpha", "messages": []})
-    log = (lab.tmp / "logs" / "error.log").read_text()
+    log = (lab.log_dir / "error.log").read_text()
     assert "uninitialized" not in log and "phx_" not in log, log[-2000:]
 
 
@@ -753,7 +770,7 @@ def test_fixture_render_passes_nginx_t(fixture: str, tmp_path: Path) -> None:
 
 
 def error_log_count(lab: Lab, needle: str) -> int:
-    return (lab.tmp / "logs" / "error.log").read_text().count(needle)
+    return (lab.log_dir / "error.log").read_text().count(needle)
 
 
 def test_dead_backend_is_skipped_after_its_first_failure(lab: Lab) -> None:
@@ -778,15 +795,19 @@ def test_dead_backend_is_skipped_after_its_first_failure(lab: Lab) -> None:
 
 def test_connect_timeout_is_retried_on_another_backend(lab: Lab) -> None:
     results = []
+    client = httpx.Client(timeout=10)
     for _ in range(4):
         start = time.monotonic()
-        r = chat(lab, {"model": "tau", "messages": []})
+        r = client.post(f"{lab.base}/v1/chat/completions", json={"model": "tau", "messages": []})
         results.append((r.status_code, r.json().get("backend"), time.monotonic() - start))
+    client.close()
     assert all(status == 200 and backend == "t2" for status, backend, _ in results), results
     # The first try of the stuck backend waits the short connect timeout (1 s), not 5 s;
     # afterwards it is skipped.
     assert max(t for _, _, t in results) < 2.5, results
-    assert sorted(t for _, _, t in results)[1] < 0.1, results
+    # Only the first waited: afterwards the stuck backend is skipped (a loaded machine adds
+    # scheduler noise, so "waited" is "took half the connect timeout").
+    assert sum(1 for _, _, t in results if t > 0.5) == 1, results
 
 
 def test_a_request_a_backend_received_is_never_resent(lab: Lab) -> None:
@@ -809,17 +830,20 @@ def test_a_request_a_backend_received_is_never_resent(lab: Lab) -> None:
 
 
 def test_all_backends_down_is_a_fast_503_with_retry_after(lab: Lab) -> None:
-    for _ in range(3):
+    took = []
+    client = httpx.Client(timeout=10)  # timed: no client set-up (TLS context) inside
+    for _ in range(5):
         start = time.monotonic()
-        r = chat(lab, {"model": "zeta", "messages": []})
-        took = time.monotonic() - start
+        r = client.post(f"{lab.base}/v1/chat/completions", json={"model": "zeta", "messages": []})
+        took.append(time.monotonic() - start)
         assert r.status_code == 503, r.text
         assert r.headers["retry-after"] == "10"
         assert r.headers["content-type"] == "application/json"
         err = r.json()["error"]
         assert err["code"] == "upstream_unavailable" and "zeta" in err["message"]
         assert err["type"] == "server_error"
-        assert took < 0.1, f"{took:.3f}s"
+    client.close()
+    assert statistics.median(took) < 0.1 and max(took) < 0.5, took
 
 
 def test_least_connections_sends_new_requests_past_a_long_stream(lab: Lab) -> None:
@@ -1033,3 +1057,71 @@ def test_the_openai_sdk_with_keys(keyed: Lab) -> None:
         for _ in range(10):
             limited.chat.completions.create(model="alpha", messages=[])
     assert over.value.code == "rate_limit_exceeded"
+
+
+def metrics(lab: Lab) -> dict[tuple[str, ...], float]:
+    """The /metrics samples as {(name, label=value, ...): value}."""
+    text = httpx.get(lab.base + "/metrics", timeout=10).text
+    out: dict[tuple[str, ...], float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, value = line.rsplit(" ", 1)
+        name, _, labels = series.partition("{")
+        parts = tuple(sorted(p.replace('"', "") for p in labels.rstrip("}").split(",") if p))
+        out[(name, *parts)] = float(value)
+    return out
+
+
+def test_counts_are_exact_across_two_workers(lab: Lab) -> None:
+    pids = subprocess.run(
+        ["pgrep", "-P", str(lab.master_pid())], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(pids) == 2  # two workers share the counting
+    key = ("phoenix_gateway_requests_total", "model=alpha", "status=200")
+    before = metrics(lab).get(key, 0)
+    errors_before = metrics(lab).get(("phoenix_gateway_requests_total", "model=", "status=404"), 0)
+
+    def burst() -> None:
+        for _ in range(25):  # a new connection each: both workers answer some
+            assert chat(lab, {"model": "alpha", "messages": []}).status_code == 200
+
+    threads = [threading.Thread(target=burst) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for _ in range(3):
+        assert chat(lab, {"model": "nope", "messages": []}).status_code == 404
+    after = metrics(lab)
+    assert after[key] - before == 100
+    assert after[("phoenix_gateway_requests_total", "model=", "status=404")] - errors_before == 3
+    assert after[("phoenix_gateway_upstream_response_seconds_count", "model=alpha")] >= 100
+    assert after[("phoenix_gateway_connections", "state=active")] >= 1
+    assert (
+        "phoenix_gateway_info",
+        f"config={lab.render_config()}",
+        "version=" + __version__,
+    ) in after
+
+
+def test_status_shows_each_backend_as_the_gateway_sees_it(lab: Lab) -> None:
+    chat(lab, {"model": "zeta", "messages": []})  # both zeta backends refuse
+    chat(lab, {"model": "alpha", "messages": []})
+    status = httpx.get(lab.base + "/phoenix/status", timeout=10).json()
+    assert status["status"] == "degraded" and status["version"] == __version__
+    assert status["uptime_s"] >= 0 and status["connections"]["active"] >= 1
+    models = {m["id"]: m for m in status["models"]}
+    assert all(b["state"].startswith("down") for b in models["zeta"]["backends"])
+    assert [b["state"] for b in models["alpha"]["backends"]] == ["up"]
+    assert models["alpha"]["requests"]["2xx"] >= 1
+    assert models["zeta"]["requests"]["5xx"] >= 1
+    down = metrics(lab)
+    zeta = f"backend=127.0.0.11:{lab.model_port}"
+    assert down[("phoenix_gateway_backend_up", zeta, "model=zeta")] == 0
+    assert (
+        down[("phoenix_gateway_backend_attempts_total", zeta, "model=zeta", "outcome=failed")] >= 1
+    )
+    page = httpx.get(lab.base + "/phoenix/", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "/phoenix/status" in page.text and "http" not in page.text.split("<script>")[1]

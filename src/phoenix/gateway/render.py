@@ -91,6 +91,19 @@ FORM_MODEL_RE = (
 FAST_MODEL_NAME = re.compile(r"[A-Za-z0-9._:/@+=-]+")
 FAST_FALLBACK_STATUS = 418  # internal only: hands the request from @phx_route to @phx_parse
 COMPAT_HEALTH_PORT = 8099
+METRICS_LOG_FORMAT = "\\t".join(
+    [
+        "$msec",
+        "$phx_model",
+        "$status",
+        "$upstream_addr",
+        "$upstream_status",
+        "$upstream_header_time",
+        "$upstream_response_time",
+    ]
+)
+# In the log dir, so Debian's logrotate keeps it bounded (a rotation restarts the counts).
+METRICS_LOG = "phoenix-requests.log"
 HEADER = "Rendered by Phoenix from the inventory. Do not edit: re-render instead."
 
 
@@ -105,6 +118,12 @@ class Layout:
     runtime_dir: str | None = None
     listen_address: str | None = None
     js_module: str = "/usr/lib/nginx/modules/ngx_http_js_module.so"
+    # Where the workers keep the metrics checkpoint (owned by their user).
+    metrics_dir: str = "/var/lib/phoenix-gateway"
+
+    @property
+    def worker_user(self) -> str:
+        return self.user or "nobody"  # nginx's own default when the master runs as root
 
     def listen(self, port: int) -> str:
         return f"{self.listen_address}:{port}" if self.listen_address else str(port)
@@ -120,12 +139,15 @@ class RenderedGateway:
     config_id: str
     system_ssl: dict[str, bytes] = field(default_factory=dict)
     route_count: int = 0
+    layout: Layout = field(default_factory=lambda: Layout())
 
     def env(self) -> dict[str, str]:
         return {
             "PHOENIX_GATEWAY_MODE": self.mode,
             "PHOENIX_GATEWAY_CONFIG": self.config_id,
             "PHOENIX_GATEWAY_HEALTH_PORT": str(self.health_port),
+            "PHOENIX_GATEWAY_METRICS_DIR": self.layout.metrics_dir,
+            "PHOENIX_GATEWAY_WORKER_USER": self.layout.worker_user,
         }
 
 
@@ -193,7 +215,9 @@ def _main_conf(layout: Layout) -> str:
     return build(top, HEADER)
 
 
-def _http_conf(layout: Layout, max_body_mb: int, keys: list[ApiKey] | None = None) -> str:
+def _http_conf(
+    layout: Layout, max_body_mb: int, keys: list[ApiKey] | None = None, metrics: bool = False
+) -> str:
     body = [
         d("default_type", "application/octet-stream"),
         d("server_tokens", "off"),
@@ -221,6 +245,9 @@ def _http_conf(layout: Layout, max_body_mb: int, keys: list[ApiKey] | None = Non
         *failure_maps(),
         d("js_path", "njs"),
         d("js_import", "router", "from", "router.js"),
+        d("js_import", "metrics", "from", "metrics.js"),
+        # One line per API request: what /metrics and /phoenix/status count (metrics.js).
+        *([d("log_format", "phx_metrics", METRICS_LOG_FORMAT)] if metrics else []),
         *keys_http(keys or []),
     ]
     return build(body, HEADER)
@@ -252,7 +279,20 @@ def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
     body.append(d("server_name", *(routes.api_names() or ["_"])))
     body.append(d("error_page", 413, "@too_large"))
     body += keys_server(cfg.api_keys)
+    # Every request is counted in the metrics log ($phx_model names its model, if any).
+    body.append(d("set", "$phx_model", ""))
+    body.append(d("access_log", f"{layout.log_dir}/{METRICS_LOG}", "phx_metrics"))
+    if layout.access_log:
+        body.append(d("access_log", f"{layout.log_dir}/access.log"))
     body.append(blk("location", "=", "/phoenix/health", body=[d("js_content", "router.health")]))
+    for uri, handler in (
+        ("/phoenix/status", "metrics.status"),
+        ("/metrics", "metrics.prometheus"),
+        ("/phoenix/", "metrics.page"),
+    ):
+        body.append(
+            blk("location", "=", uri, body=[d("access_log", "off"), d("js_content", handler)])
+        )
     body.append(blk("location", "=", "/v1/models", body=[d("js_content", "router.models")]))
     body.append(blk("location", "^~", "/v1/models/", body=[d("js_content", "router.model")]))
     for uri in MODEL_ENDPOINTS:
@@ -402,7 +442,9 @@ def _upstreams(routes: GatewayRoutes) -> str:
     return build(ups, HEADER)
 
 
-def _models_js(routes: GatewayRoutes | None, mode: Mode, config_id: str, route_count: int) -> bytes:
+def _models_js(
+    routes: GatewayRoutes | None, mode: Mode, config_id: str, route_count: int, layout: Layout
+) -> bytes:
     models = {m.model: f"@{m.upstream}" for m in (routes.models if routes else ())}
     table = {
         "version": __version__,
@@ -414,6 +456,14 @@ def _models_js(routes: GatewayRoutes | None, mode: Mode, config_id: str, route_c
             {"id": name, "object": "model", "created": 0, "owned_by": "phoenix"} for name in models
         ],
         "keys": njs_table(routes.config.api_keys) if routes else None,
+        "backends": {
+            m.model: [b.hostport for b in m.backends] for m in (routes.models if routes else ())
+        },
+        "metrics": {
+            "log": f"{layout.log_dir}/{METRICS_LOG}",
+            "state": f"{layout.metrics_dir}/checkpoint.json",
+        },
+        "page": asset("status.html").decode(),
     }
     text = "// " + HEADER + "\nexport default " + json.dumps(table, indent=1, sort_keys=True)
     return (text + ";\n").encode()
@@ -436,8 +486,10 @@ def _finish(
     health_port: int,
     system_ssl: dict[str, bytes],
     route_count: int,
+    layout: Layout,
 ) -> RenderedGateway:
     files["njs/router.js"] = asset("router.js")
+    files["njs/metrics.js"] = asset("metrics.js")
     files["ca.crt"] = ca.cert_pem
     keys = njs_table(routes.config.api_keys) if routes else None
     # The key table lives in phoenix_models.js (written after the id): hash it in too.
@@ -445,8 +497,8 @@ def _finish(
         {**system_ssl, "keys": json.dumps(keys, sort_keys=True).encode()} if keys else system_ssl
     )
     config_id = _config_id(files, extra)
-    files["njs/phoenix_models.js"] = _models_js(routes, mode, config_id, route_count)
-    return RenderedGateway(mode, files, health_port, config_id, system_ssl, route_count)
+    files["njs/phoenix_models.js"] = _models_js(routes, mode, config_id, route_count, layout)
+    return RenderedGateway(mode, files, health_port, config_id, system_ssl, route_count, layout)
 
 
 def render_derived(
@@ -457,7 +509,7 @@ def render_derived(
     files: dict[str, bytes] = {
         "nginx.conf": _main_conf(layout).encode(),
         "conf.d/phoenix-http.conf": _http_conf(
-            layout, routes.config.max_body_mb, routes.config.api_keys
+            layout, routes.config.max_body_mb, routes.config.api_keys, metrics=True
         ).encode(),
         "conf.d/phoenix-upstreams.conf": _upstreams(routes).encode(),
         "sites-available/phoenix-api": build([_api_server(routes, layout)], HEADER).encode(),
@@ -470,7 +522,9 @@ def render_derived(
         pair = ca.leaf(name, sans)
         files[f"ssl/{name}.crt"] = pair.cert_pem
         files[f"ssl/{name}.key"] = pair.key_pem
-    return _finish("derived", files, routes, ca, routes.config.http_port, {}, routes.route_count)
+    return _finish(
+        "derived", files, routes, ca, routes.config.http_port, {}, routes.route_count, layout
+    )
 
 
 def compat_sites(nginx_dir: Path) -> list[Path]:
@@ -553,7 +607,7 @@ def render_compat(
         pair = ca.leaf(f"compat-{base}", names)
         system_ssl[f"{base}.crt"] = pair.cert_pem
         system_ssl[f"{base}.key"] = pair.key_pem
-    return _finish("compat", files, None, ca, COMPAT_HEALTH_PORT, system_ssl, len(sites))
+    return _finish("compat", files, None, ca, COMPAT_HEALTH_PORT, system_ssl, len(sites), layout)
 
 
 def write_tree(rendered: RenderedGateway, out: Path, setup_script: bytes | None = None) -> None:

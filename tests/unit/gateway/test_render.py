@@ -290,3 +290,27 @@ def test_keys_render_a_keyed_fast_path_and_one_zone_per_limited_key(
     models_js = rendered.files["njs/phoenix_models.js"].decode()
     assert '"1111' in models_js and '"models": null' in models_js
     assert rendered.config_id != open_gw.config_id
+
+
+def test_every_api_request_is_one_metrics_line_and_the_status_endpoints_are_not(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
+    layout = Layout(log_dir="/l", metrics_dir="/m")
+    rendered, _ = render_gateway(
+        make_inventory(lab_configs), 101, tmp_path / "s", "derived", layout
+    )
+    http = _parse(tmp_path, rendered.files["conf.d/phoenix-http.conf"])
+    fmt = next(x for x in http if x.name == "log_format")
+    assert fmt.args[0] == "phx_metrics" and fmt.args[1].count("\\t") == 6
+    api = _parse(tmp_path, rendered.files["sites-available/phoenix-api"])[0]
+    assert ["/l/phoenix-requests.log", "phx_metrics"] in [
+        x.args for x in api.children("access_log")
+    ]
+    for uri in ("/phoenix/status", "/metrics", "/phoenix/"):
+        loc = next(x for x in api.children("location") if x.args == ["=", uri])
+        assert loc.first_arg("access_log") == "off"
+    table = rendered.files["njs/phoenix_models.js"].decode()
+    assert '"/m/checkpoint.json"' in table and '"10.9.0.22:8000"' in table
+    assert "njs/metrics.js" in rendered.files
+    assert rendered.env()["PHOENIX_GATEWAY_METRICS_DIR"] == "/m"
+    assert rendered.env()["PHOENIX_GATEWAY_WORKER_USER"] == "www-data"

@@ -5,7 +5,8 @@
 #   tree/         the relocatable nginx tree rendered by Phoenix (nginx.conf at its root)
 #   system-ssl/   compatibility mode only: certificates the hand-written sites name under
 #                 /etc/nginx/ssl (installed only when they differ)
-#   gateway.env   PHOENIX_GATEWAY_MODE, PHOENIX_GATEWAY_CONFIG, PHOENIX_GATEWAY_HEALTH_PORT
+#   gateway.env   PHOENIX_GATEWAY_MODE, PHOENIX_GATEWAY_CONFIG, PHOENIX_GATEWAY_HEALTH_PORT,
+#                 PHOENIX_GATEWAY_METRICS_DIR, PHOENIX_GATEWAY_WORKER_USER
 #
 # Steps: install nginx + njs if missing (no package index refresh when installed); stage
 # the tree beside the live one ($ROOT/releases/...); link its sites; `nginx -t` the staged
@@ -29,6 +30,8 @@ fi
 MODE="${PHOENIX_GATEWAY_MODE:-derived}"
 CONFIG_ID="${PHOENIX_GATEWAY_CONFIG:-}"
 HEALTH_PORT="${PHOENIX_GATEWAY_HEALTH_PORT:-80}"
+METRICS_DIR="${PHOENIX_GATEWAY_METRICS_DIR:-/var/lib/phoenix-gateway}"
+WORKER_USER="${PHOENIX_GATEWAY_WORKER_USER:-www-data}"
 ROOT="${PHOENIX_GATEWAY_ROOT:-/etc/nginx/phoenix}"
 NGINX="${PHOENIX_NGINX_BIN:-/usr/sbin/nginx}"
 SERVICE="${PHOENIX_SERVICE:-systemd}"
@@ -163,6 +166,9 @@ apply_service() {  # apply_service <restart: 0|1>: reload a running nginx, else 
 # --- 1. packages ---------------------------------------------------------------------
 if [[ "$SKIP_INSTALL" != 1 ]]; then install_packages; fi
 mkdir -p "$ROOT/releases"
+# Where the workers keep the checkpoint of the metrics log's counts (metrics.js).
+install -d -m 0755 "$METRICS_DIR"
+chown "$WORKER_USER" "$METRICS_DIR"
 if [[ "$SERVICE" == systemd && -e "$DEFAULT_SITE" ]]; then
     rm -f "$DEFAULT_SITE"
     log "removed the default site"
