@@ -17,12 +17,10 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -37,12 +35,12 @@ from rich.progress import (
 
 from phoenix.cli.context import console, err_console, fail, load, parse_ids, state
 from phoenix.drivers.base import Driver
-from phoenix.drivers.factory import make_driver
+from phoenix.drivers.factory import driver_name, make_driver
 from phoenix.errors import PhoenixError
 from phoenix.inventory.checks import unapplied_keys
 from phoenix.inventory.loader import Inventory
 from phoenix.plan.events import Event, Reporter
-from phoenix.plan.executor import Executor, RunResult
+from phoenix.plan.executor import RunResult
 from phoenix.plan.model import Plan
 from phoenix.plan.planner import Planner, PlanOptions
 from phoenix.plan.run import converge as converge_run
@@ -380,7 +378,9 @@ def plan(
         the_plan = Planner(inventory, driver, options).plan(selected)
     except PhoenixError as exc:
         fail(str(exc))
-    lines = _offline_commands(inventory, driver, the_plan) if commands else None
+    if commands and not offline:
+        fail("--commands needs --offline and the proxmox driver (--driver proxmox)")
+    lines = _offline_commands(ctx, inventory, the_plan) if commands else None
     if as_json:
         data = the_plan.to_json()
         if lines is not None:
@@ -395,22 +395,17 @@ def plan(
             console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _offline_commands(inventory: Inventory, driver: Driver, the_plan: Plan) -> list[str]:
-    """Execute the plan on the offline Proxmox driver and list what it recorded."""
-    if getattr(driver, "name", "") != "proxmox" or not getattr(driver, "offline", False):
+def _offline_commands(ctx: typer.Context, inventory: Inventory, the_plan: Plan) -> list[str]:
+    """The commands a fresh Proxmox node would run for the plan, from the command builders."""
+    if driver_name(inventory, state(ctx).driver) != "proxmox":
         fail("--commands needs --offline and the proxmox driver (--driver proxmox)")
-    from phoenix.drivers.proxmox import command_lines
+    from phoenix.drivers.proxmox.preview import plan_commands
 
-    with tempfile.TemporaryDirectory(prefix="phoenix-offline-") as tmp:
-        result = Executor(inventory, driver, Path(tmp), parallel=1, sleep=lambda _: None).run(
-            the_plan
-        )
-    if result.failed:
+    try:
+        return plan_commands(inventory, the_plan).lines()
+    except PhoenixError as exc:
         # A command list that stops halfway reads as complete: refuse it, with the reason.
-        first = next(iter(result.failed.values()))
-        fail(f"cannot list the commands for a fresh node: {first}")
-    lines: list[str] = command_lines(driver)  # type: ignore[arg-type]
-    return lines
+        fail(f"cannot list the commands for a fresh node: {exc}")
 
 
 def converge(

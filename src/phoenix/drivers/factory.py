@@ -107,27 +107,23 @@ def node_runner(inventory: Inventory) -> Runner:
 def make_driver(inventory: Inventory, name: str | None = None, offline: bool = False) -> Driver:
     """The driver named by `name` (--driver) or the inventory's `phoenix.driver`.
 
-    `offline`: Proxmox records the commands it would run without running anything; any
-    other driver becomes an OfflineDriver (every guest missing, no changes possible).
+    `offline`: an OfflineDriver (every guest missing, no changes possible), whichever driver
+    is named; the Proxmox commands of an offline plan come from its command builders
+    (`phoenix.drivers.proxmox.preview`), not from a driver.
     """
     settings = inventory.hypervisor.phoenix
     chosen = driver_name(inventory, name)
+    if offline:
+        return OfflineDriver(chosen)
     if chosen == "proxmox":
         proxmox = _import("phoenix.drivers.proxmox", "ProxmoxDriver", "the Proxmox driver")
         # Without a name, `localhost`: pvesh never proxies it, so it is the node the runner
         # reaches (this machine's hostname names no node when Phoenix runs over SSH).
         node = settings.node or "localhost"
-        runner: Runner = LocalRunner() if offline else node_runner(inventory)
-        if offline:
-            recorded = _import("phoenix.runners.recorded", "RecordedRunner", "RecordedRunner")
-            runner = recorded()
-        if offline:
-            return cast(Driver, proxmox(runner, node, offline))
         # The raw lxc lines Phoenix wrote are recorded beside its journal (ownership.py).
         owned = _import("phoenix.drivers.proxmox.ownership", "OwnedRaw", "the Proxmox driver")
+        runner = node_runner(inventory)
         return cast(Driver, proxmox(runner, node, owned=owned.in_state_dir(inventory.state_dir)))
-    if offline:
-        return OfflineDriver(chosen)
     lxc = _import("phoenix.drivers.lxc", "LxcDriver", "the LXC driver")
     return cast(
         Driver,

@@ -13,20 +13,19 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
-from phoenix.drivers.factory import make_driver
+from phoenix.drivers.factory import OfflineDriver
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
+from phoenix.drivers.proxmox.preview import Preview
+from phoenix.errors import PlanError
 from phoenix.inventory import Inventory, load_inventory
 from phoenix.plan.desired import desired_settings
-from phoenix.plan.executor import Executor
 from phoenix.plan.planner import Planner, PlanOptions
-from phoenix.runners.recorded import RecordedRunner
 from tests.conftest import shared_fixture
 from tests.unit.proxmox import apischema
 from tests.unit.proxmox.apischema import VERSIONS, check_argv, check_fw_file
@@ -59,19 +58,20 @@ def real_inventory(name: str, tmp: Path) -> Inventory:
     return load_inventory(etc)
 
 
-def offline_plan(inventory: Inventory, version: str) -> ProxmoxDriver:
-    """What `plan --offline --commands` records for the whole inventory. A guest whose
-    recipe Phoenix lacks (the fixtures' `nvidia`, `vllm`...) stops at that step; the
-    commands up to it, and every other guest's, are recorded. The driver refuses nothing."""
-    driver = make_driver(inventory, "proxmox", offline=True)
-    assert isinstance(driver, ProxmoxDriver)
-    driver._version = version_tuple(version)
-    plan = Planner(inventory, driver, PlanOptions()).plan(None)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = Executor(inventory, driver, Path(tmp), parallel=1, sleep=lambda _: None).run(plan)
-    refused = {c: e for c, e in result.failed.items() if "has no recipe" not in str(e)}
-    assert refused == {}
-    return driver
+def offline_plan(inventory: Inventory, version: str) -> Preview:
+    """What `plan --offline --commands` lists for the whole inventory. A guest whose recipe
+    Phoenix lacks (the fixtures' `nvidia`, `vllm`...) stops at that step; the commands up to
+    it, and every other guest's, are listed. The builders refuse nothing else."""
+    plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions()).plan(None)
+    preview = Preview(version_tuple(version))
+    for guest in plan.guests:
+        for step in guest.steps:
+            try:
+                preview.step(inventory, step)
+            except PlanError as exc:
+                assert "has no recipe" in str(exc)
+                break
+    return preview
 
 
 def settings(**changes: object) -> GuestSettings:
@@ -140,39 +140,39 @@ def fake_node_commands(root: Path, version: str) -> tuple[list[tuple[str, ...]],
     return node.calls, fw_files
 
 
-def golden_commands(seed: Inventory, version: str) -> ProxmoxDriver:
+def golden_commands(seed: Inventory, version: str) -> Preview:
     s900, s101 = desired_settings(seed, 900), desired_settings(seed, 101)
-    driver = ProxmoxDriver(RecordedRunner(), "pve", offline=True, version=version_tuple(version))
-    driver.create(900, seed.guests[900].template or "", s900)
-    driver.snapshot(900, "final-form")
-    driver.clone(900, 101, "final-form", s101)
-    driver.start(101)
-    driver.stop(101, timeout=30)
-    driver.delete_snapshot(900, "final-form")
-    driver.mark_template(900)
-    driver.destroy(101)
-    return driver
+    preview = Preview(version_tuple(version))
+    preview.create(900, seed.guests[900].template or "", s900)
+    preview.snapshot(900, "final-form")
+    preview.clone(900, 101, "final-form", s101)
+    preview.start(101)
+    preview.stop(101, timeout=30)
+    preview.delete_snapshot(900, "final-form")
+    preview.mark_template(900)
+    preview.destroy(101)
+    return preview
 
 
-def every_guest(inventory: Inventory, version: str) -> ProxmoxDriver:
-    """The builders called directly for every guest of an inventory, each on its own: its
-    create or clone (with the settings applied), snapshot or template, start and stop."""
-    driver = ProxmoxDriver(RecordedRunner(), "pve", offline=True, version=version_tuple(version))
+def every_guest(inventory: Inventory, version: str) -> Preview:
+    """The builders called for every guest of an inventory, each on its own: its create or
+    clone (with the settings applied), snapshot or template, start and stop."""
+    preview = Preview(version_tuple(version))
     for ctid, guest in sorted(inventory.guests.items()):
         wanted = desired_settings(inventory, ctid)
         source = guest.clone_from_ctid
         if source is not None:
             snapshot = inventory.guests[source].template_snapshot_name
-            driver.clone(source, ctid, snapshot, wanted)
+            preview.clone(source, ctid, snapshot, wanted)
         else:
-            driver.create(ctid, guest.template or TEMPLATE, wanted)
-        driver.start(ctid)
+            preview.create(ctid, guest.template or TEMPLATE, wanted)
+        preview.start(ctid)
         if guest.template_snapshot_name:
-            driver.snapshot(ctid, guest.template_snapshot_name)
-        driver.stop(ctid)
+            preview.snapshot(ctid, guest.template_snapshot_name)
+        preview.stop(ctid)
         if guest.is_template:
-            driver.mark_template(ctid)
-    return driver
+            preview.mark_template(ctid)
+    return preview
 
 
 def gathered(version: str, tmp: Path) -> Iterator[tuple[str, tuple[str, ...]]]:
@@ -191,8 +191,8 @@ def gathered(version: str, tmp: Path) -> Iterator[tuple[str, tuple[str, ...]]]:
             every_guest(real_inventory("phoenix-etc-2025-10-03", tmp / "b"), version),
         ),
     ):
-        for _, argv in driver.log.entries:
-            yield origin, tuple(PLACEHOLDER.sub(ASSIGNED_MAC, a) for a in argv)
+        for command in driver.commands:
+            yield origin, tuple(PLACEHOLDER.sub(ASSIGNED_MAC, a) for a in command.argv)
     calls, _ = fake_node_commands(tmp / "node", version)
     for argv in calls:
         yield "fake node", argv
@@ -225,7 +225,11 @@ def test_every_command_is_valid_for_the_version(version: str, tmp_path: Path) ->
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_firewall_file_is_valid_for_the_version(version: str, tmp_path: Path) -> None:
     seed = real_inventory("phoenix-etc-2025-10-03", tmp_path)
-    texts = [w.content for w in every_guest(seed, version).file_writes if w.path.endswith(".fw")]
+    texts = [
+        c.content
+        for c in every_guest(seed, version).commands
+        if c.content is not None and str(c.path).endswith(".fw")
+    ]
     texts += fake_node_commands(tmp_path / "node", version)[1]
     assert len(texts) >= 4
     for text in texts:

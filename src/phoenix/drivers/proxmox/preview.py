@@ -1,0 +1,242 @@
+"""The commands a fresh Proxmox node would run for a plan, from the command builders alone.
+
+`phoenix plan --driver proxmox --offline --commands` walks the plan's steps and calls the
+same pure builders the driver calls (`commands`, `conffile`, `firewall`, the recipe argv),
+with the facts a fresh node would have after each step: nothing exists, a created guest has
+the disk it was created with, a clone its source's disk and a MAC Proxmox has not drawn yet
+(shown as `<MAC of CTID>`). No driver runs and nothing is recorded from a driver.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import cast
+
+from phoenix.drivers.base import Driver, ExecResult, GuestSettings
+from phoenix.drivers.proxmox import commands, conffile, files, firewall, pvesh
+from phoenix.errors import DriverError, PlanError
+from phoenix.inventory.loader import Inventory
+from phoenix.plan.health import probe
+from phoenix.plan.model import Plan, Step
+from phoenix.recipes.runner import await_idle, read_markers, run_bundle
+
+# What a preview assumes of a node it cannot ask.
+DEFAULT_VERSION: commands.Version = (9, 1)
+
+PCT_SET_FIELDS = frozenset(
+    {"hostname", "memory_mb", "swap_mb", "cores", "net", "features", "onboot", "boot_order",
+     "boot_delay", "firewall_enabled"}
+)  # fmt: skip
+CONF_FIELDS = frozenset({"raw_lxc", "apparmor_profile"})
+FIREWALL_FIELDS = frozenset({"firewall_enabled", "firewall_rules"})
+ALL_FIELDS = PCT_SET_FIELDS | CONF_FIELDS | FIREWALL_FIELDS
+
+
+def mac_placeholder(ctid: int) -> str:
+    return f"<MAC of {ctid}>"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of the preview; `content` is what a file write sends on stdin."""
+
+    argv: tuple[str, ...]
+    path: str | None = None
+    content: str | None = None
+    partial: bool = False  # a conf edit: only the raw keys of the main section are known
+
+    def lines(self) -> list[str]:
+        out = [shlex.join(files.display(self.argv))]
+        if self.content is not None:
+            what = "raw keys of its main section become" if self.partial else "will contain"
+            out.append(f"#   {self.path} {what}:")
+            out += [f"#   | {line}" for line in self.content.splitlines()]
+        return out
+
+
+@dataclass
+class Preview:
+    """A fresh node, step by step: each method appends the commands the driver would run."""
+
+    version: commands.Version = DEFAULT_VERSION
+    commands: list[Command] = field(default_factory=list)
+    disks: dict[int, int] = field(default_factory=dict)
+    macs: dict[int, str] = field(default_factory=dict)
+    snapshots: dict[int, list[str]] = field(default_factory=dict)
+    markers_read: set[int] = field(default_factory=set)
+
+    def _add(self, argv: Sequence[str], **write: object) -> None:
+        self.commands.append(Command(tuple(argv), **write))  # type: ignore[arg-type]
+
+    def lines(self) -> list[str]:
+        return [line for command in self.commands for line in command.lines()]
+
+    # -- guests ----------------------------------------------------------------------
+
+    def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
+        self._add(commands.create(ctid, template, settings))
+        self.disks[ctid] = settings.disk_gb
+        self.macs.pop(ctid, None)
+        self.configure(ctid, settings, ALL_FIELDS)
+
+    def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
+        source_gb = self.disks.get(source)
+        if source_gb is not None:
+            # Offline only the source's disk is known (its `unprivileged` is validate's).
+            commands.check_clone(source, ctid, settings, replace(settings, disk_gb=source_gb))
+        self._add(commands.clone(source, ctid, snapshot, settings))
+        self.macs[ctid] = mac_placeholder(ctid)
+        if source_gb is not None:
+            self.disks[ctid] = source_gb
+        self.configure(ctid, settings, ALL_FIELDS)
+        self.resize(ctid, settings.disk_gb)
+
+    def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:
+        if changed & PCT_SET_FIELDS:
+            self._add(commands.set_options(ctid, settings, self.macs.get(ctid), None))
+            if settings.net is not None and settings.net.mac is None:
+                self.macs.setdefault(ctid, mac_placeholder(ctid))
+        if changed & CONF_FIELDS:
+            self._raw_keys(ctid, settings)
+        if changed & FIREWALL_FIELDS and settings.firewall_enabled:
+            try:
+                text = firewall.render(True, settings.firewall_rules)
+            except ValueError as exc:
+                raise DriverError(f"guest {ctid}: firewall rule refused: {exc}") from None
+            path = pvesh.fw_path(ctid)
+            self._add(files.write_cmd(path), path=path, content=text)
+
+    def _raw_keys(self, ctid: int, settings: GuestSettings) -> None:
+        wanted: list[tuple[str, str]] = []
+        if settings.apparmor_profile is not None:
+            wanted.append((pvesh.APPARMOR_KEY, settings.apparmor_profile))
+        wanted += list(settings.raw_lxc)
+        for key, _ in wanted:
+            problem = commands.raw_key_problem(key, self.version)
+            if problem is not None:
+                raise DriverError(f"guest {ctid}: raw LXC option refused: {problem}")
+        try:
+            text = conffile.edit_raw_keys("", wanted, [])
+        except ValueError as exc:
+            raise DriverError(f"guest {ctid}: raw LXC option refused: {exc}") from None
+        if text:
+            path = pvesh.conf_path(ctid)
+            argv = files.write_cmd(path, lock=pvesh.config_lock_path(ctid))
+            self._add(argv, path=path, content=text, partial=True)
+
+    def resize(self, ctid: int, disk_gb: int) -> None:
+        argv = commands.resize(ctid, disk_gb, self.disks.get(ctid))
+        if argv is not None:
+            self._add(argv)
+            self.disks[ctid] = disk_gb
+
+    def start(self, ctid: int) -> None:
+        self._add(commands.start(ctid))
+
+    def stop(self, ctid: int, timeout: float = 60.0) -> None:
+        self._add(commands.shutdown(ctid, timeout))
+
+    def destroy(self, ctid: int) -> None:
+        self._add(commands.destroy(ctid))
+        self.disks.pop(ctid, None)
+        self.snapshots.pop(ctid, None)
+
+    def snapshot(self, ctid: int, name: str) -> None:
+        self._add(commands.snapshot(ctid, name))
+        self.snapshots.setdefault(ctid, []).append(name)
+
+    def delete_snapshot(self, ctid: int, name: str) -> None:
+        self._add(commands.delete_snapshot(ctid, name))
+        if name in self.snapshots.get(ctid, []):
+            self.snapshots[ctid].remove(name)
+
+    def mark_template(self, ctid: int) -> None:
+        self._add(commands.template(ctid, self.snapshots.get(ctid, [])))
+
+    def exec(self, ctid: int, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        self._add(commands.exec_(ctid, argv, env, self.version))
+
+    # -- plans -----------------------------------------------------------------------
+
+    def step(self, inventory: Inventory, step: Step) -> None:
+        """The commands of one plan step (the executor's dispatch, with builders)."""
+        ctid = step.ctid
+        if step.error is not None:
+            raise PlanError(f"guest {ctid}: {step.detail}: {step.error}")
+        kind = step.kind
+        if kind == "create":
+            assert step.settings is not None and step.template is not None
+            self.create(ctid, step.template, step.settings)
+        elif kind == "clone":
+            assert step.settings is not None and step.source is not None
+            self.clone(step.source, ctid, step.snapshot, step.settings)
+        elif kind == "configure":
+            assert step.settings is not None
+            self.configure(ctid, step.settings, frozenset(c.field for c in step.changes))
+        elif kind == "resize":
+            assert step.disk_gb is not None
+            self.resize(ctid, step.disk_gb)
+        elif kind == "start":
+            self.start(ctid)
+        elif kind == "stop":
+            self.stop(ctid)
+        elif kind == "destroy":
+            self.destroy(ctid)
+        elif kind == "snapshot":
+            assert step.snapshot is not None
+            self.snapshot(ctid, step.snapshot)
+        elif kind == "mark_template":
+            self.mark_template(ctid)
+        elif kind == "health_check":
+            check = inventory.guests[ctid].health_check
+            assert check is not None
+            probe(self._guest(), ctid, check, sleep=lambda _: None)
+        elif kind in ("feature", "application"):
+            # The recipe layer builds its in-guest commands itself: it is handed an exec
+            # that lists them (a fresh guest: every command answers 0 with no output),
+            # in the order the executor runs them.
+            assert step.bundle is not None
+            guest = self._guest()
+            if ctid not in self.markers_read:
+                self.markers_read.add(ctid)
+                read_markers(guest, ctid)
+            await_idle(guest, ctid, None, step.bundle.timeout)
+            run_bundle(guest, ctid, step.bundle)
+
+    def _guest(self) -> Driver:
+        return cast(Driver, _GuestExec(self))
+
+
+class _GuestExec:
+    """`exec` for the recipe layer: lists `pct exec` commands instead of running them."""
+
+    def __init__(self, preview: Preview) -> None:
+        self.preview = preview
+
+    def exec(
+        self,
+        ctid: int,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        self.preview.exec(ctid, argv, env)
+        return ExecResult(0, "", "")
+
+
+def plan_commands(
+    inventory: Inventory, plan: Plan, version: commands.Version = DEFAULT_VERSION
+) -> Preview:
+    """Every command of `plan` on a fresh node of `version`, guests in creation order.
+
+    Raises the PhoenixError that stops the plan (a template the driver cannot use, a raw
+    key the version drops, a step that cannot run), naming the guest and the reason."""
+    preview = Preview(version)
+    for guest in plan.guests:
+        for step in guest.steps:
+            preview.step(inventory, step)
+    return preview
