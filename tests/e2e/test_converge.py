@@ -156,8 +156,10 @@ def test_first_converge_builds_template_and_clones_and_reports_failure(
     assert "simulated failure, the thing is missing" in message
     assert set(outcome.result.done) == {TEMPLATE, APP}
 
-    assert "final-form" in driver.observe(TEMPLATE).snapshots
-    for ctid in IDS:
+    template = driver.observe(TEMPLATE)
+    assert "final-form" in template.snapshots
+    assert not template.running, "a clone source not started at boot is parked"
+    for ctid in set(IDS) - {TEMPLATE}:
         assert driver.observe(ctid).running
     # base_setup really ran in the template; the clone inherited it (same digest)
     assert guest_out(driver, APP, "cat", "/etc/timezone") == "Europe/Berlin"
