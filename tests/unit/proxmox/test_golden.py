@@ -1,16 +1,20 @@
-"""Golden argv of every driver step for the seed inventory's 900 (template) and 101 (gateway)."""
+"""Golden argv of every step for the seed inventory's 900 (template) and 101 (gateway): the
+command builders on a fresh node (`Preview`, what `plan --offline --commands` prints) and
+the driver on recorded node output."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from phoenix.drivers.base import Driver, GuestSettings
-from phoenix.drivers.proxmox import command_lines, files, record
+from phoenix.drivers.proxmox import files
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
+from phoenix.drivers.proxmox.preview import Preview
 from phoenix.errors import DriverError, PlanError
 from phoenix.inventory import Inventory
 from phoenix.runners.base import CommandResult
@@ -26,6 +30,17 @@ WRITTEN_101 = [("lxc.apparmor.profile", "unconfined"), ("lxc.mount.auto", "sys:r
 SMALL = GuestSettings("small", 512, 512, 1, 8, "local-zfs", True, None)
 
 
+def record(steps: Callable[[Preview], object]) -> Preview:
+    """The commands a fresh node would run for `steps` (builders only; nothing runs)."""
+    preview = Preview((8, 4))
+    steps(preview)
+    return preview
+
+
+def mutations(preview: Preview) -> list[tuple[str, ...]]:
+    return [c.argv for c in preview.commands]
+
+
 def writer(path: str, expect: str = "-", mode: str = "-") -> list[str]:
     return ["python3", "-c", files.WRITER, path, expect, mode]
 
@@ -36,15 +51,15 @@ def test_driver_satisfies_the_protocol() -> None:
 
 
 def test_fresh_node_900_then_101(seed: Inventory, s900: GuestSettings, s101: GuestSettings) -> None:
-    def steps(d: ProxmoxDriver) -> None:
+    def steps(d: Preview) -> None:
         # create and clone apply the guest's settings themselves (the Driver contract)
         d.create(900, seed.guests[900].template or "", s900)
         d.snapshot(900, "final-form")
         d.clone(900, 101, "final-form", s101)
         d.start(101)
 
-    driver = record("pve", steps)
-    assert [list(argv) for argv in driver.log.mutations()] == [
+    driver = record(steps)
+    assert [list(argv) for argv in mutations(driver)] == [
         ["pct", "create", "900", TEMPLATE, "--hostname", "Copy-Base",
          "--rootfs", "quickOS-lxc-disks:16", "--unprivileged", "1"],
         ["pct", "set", "900", "--hostname", "Copy-Base", "--memory", "2048", "--swap", "512",
@@ -62,7 +77,7 @@ def test_fresh_node_900_then_101(seed: Inventory, s900: GuestSettings, s101: Gue
         ["pct", "resize", "101", "rootfs", "32G"],
         ["pct", "start", "101"],
     ]  # fmt: skip
-    writes = {w.path: w.content for w in driver.file_writes}
+    writes = {c.path: c.content for c in driver.commands if c.content is not None}
     assert writes == {
         "/etc/pve/lxc/900.conf": "lxc.apparmor.profile: unconfined\n",
         "/etc/pve/lxc/101.conf": "lxc.apparmor.profile: unconfined\nlxc.mount.auto: sys:rw\n",
@@ -71,18 +86,18 @@ def test_fresh_node_900_then_101(seed: Inventory, s900: GuestSettings, s101: Gue
             "[RULES]\n\nIN ACCEPT -p tcp -dport 80,443\n"
         ),
     }
-    text = "\n".join(command_lines(driver))
+    text = "\n".join(driver.lines())
     assert "python3 -c '<phoenix-write>' /etc/pve/firewall/101.fw - -" in text
     assert "#   | lxc.mount.auto: sys:rw" in text
 
 
 def test_created_nic_without_mac_gets_one_then_keeps_it(s101: GuestSettings) -> None:
-    def steps(d: ProxmoxDriver) -> None:
+    def steps(d: Preview) -> None:
         d.create(101, TEMPLATE, s101)
         d.configure(101, s101, frozenset({"net"}))
         d.configure(101, s101, frozenset({"memory_mb"}))
 
-    sets = [a for a in record("pve", steps).log.mutations() if a[:2] == ("pct", "set")]
+    sets = [a for a in mutations(record(steps)) if a[:2] == ("pct", "set")]
     assert "hwaddr" not in sets[0][sets[0].index("--net0") + 1]
     assert "hwaddr=<MAC of 101>" in sets[1][sets[1].index("--net0") + 1]
 
@@ -237,13 +252,13 @@ def test_resize_grows_only(tmp_path: Path) -> None:
 
 
 def test_lifecycle_and_snapshot_commands_offline() -> None:
-    def steps(d: ProxmoxDriver) -> None:
+    def steps(d: Preview) -> None:
         d.stop(101, timeout=30)
         d.delete_snapshot(900, "final-form")
         d.mark_template(900)
         d.destroy(101)
 
-    assert record("pve", steps).log.mutations() == [
+    assert mutations(record(steps)) == [
         ("pct", "shutdown", "101", "--timeout", "30", "--forceStop", "1"),
         ("pct", "delsnapshot", "900", "final-form"),
         ("pct", "template", "900"),
@@ -255,13 +270,13 @@ def test_exec_and_push_argv(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.tar"
     bundle.write_bytes(b"data")
 
-    def steps(d: ProxmoxDriver) -> None:
-        d.exec(101, ["sh", "-c", "echo $X"], env={"X": "a b"})
-        d.push(101, bundle, "/tmp/phoenix_run/bundle.tar", 0o600)
-
-    assert record("pve", steps).log.entries == [
-        ("exec", ("pct", "exec", "101", "--", "env", "X=a b", "sh", "-c", "echo $X")),
-        ("exec", ("pct", "exec", "101", "--", "mkdir", "-p", "/tmp/phoenix_run")),
+    driver = ProxmoxDriver(RecordedRunner(), "pve", version=(8, 4))
+    driver.exec(101, ["sh", "-c", "echo $X"], env={"X": "a b"})
+    driver.push(101, bundle, "/tmp/phoenix_run/bundle.tar", 0o600)
+    keep = ("--keep-env", "0")
+    assert driver.log.entries == [
+        ("exec", ("pct", "exec", "101", *keep, "--", "env", "X=a b", "sh", "-c", "echo $X")),
+        ("exec", ("pct", "exec", "101", *keep, "--", "mkdir", "-p", "/tmp/phoenix_run")),
         (
             "mutate",
             ("pct", "push", "101", str(bundle), "/tmp/phoenix_run/bundle.tar", "--perms", "0600"),
@@ -297,17 +312,17 @@ def test_push_over_ssh_stages_the_file_on_the_node(runner: RecordedRunner, tmp_p
     ],
 )
 def test_template_argument(template: str, argv: str, s900: GuestSettings) -> None:
-    driver = record("pve", lambda d: d.create(900, template, s900))
-    assert driver.log.mutations()[0][3] == argv
+    driver = record(lambda d: d.create(900, template, s900))
+    assert mutations(driver)[0][3] == argv
 
 
 @pytest.mark.parametrize("template", ["debootstrap:bookworm", "ubuntu.tar.zst"])
 def test_bad_templates(template: str, s900: GuestSettings) -> None:
     with pytest.raises(DriverError, match="template"):
-        record("pve", lambda d: d.create(900, template, s900))
+        record(lambda d: d.create(900, template, s900))
 
 
 def test_refused_raw_key_is_a_driver_error(s101: GuestSettings) -> None:
     bad = dataclasses.replace(s101, raw_lxc=(("lxc.rootfs.path", "/x"),))
     with pytest.raises(DriverError, match=r"guest 101: raw LXC option refused: lxc.rootfs.path"):
-        record("pve", lambda d: d.configure(101, bad, frozenset({"raw_lxc"})))
+        record(lambda d: d.configure(101, bad, frozenset({"raw_lxc"})))

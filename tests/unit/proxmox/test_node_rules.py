@@ -211,14 +211,13 @@ def test_interfaces_null_and_current_field(node: FakeNode) -> None:
 
 def test_offline_clone_to_the_same_size_prints_no_resize() -> None:
     """Smaller: `pct resize` to the size a clone already has dies on a node."""
-    from phoenix.drivers.proxmox import record
+    from phoenix.drivers.proxmox.preview import Preview
 
-    def steps(d: ProxmoxDriver) -> None:
-        d.create(900, TEMPLATE, settings(disk_gb=16))
-        d.clone(900, 101, None, settings(disk_gb=16))
-        d.clone(900, 102, None, settings(disk_gb=32))
-
-    resizes = [a for a in record("pve", steps).log.mutations() if a[:2] == ("pct", "resize")]
+    preview = Preview()
+    preview.create(900, TEMPLATE, settings(disk_gb=16))
+    preview.clone(900, 101, None, settings(disk_gb=16))
+    preview.clone(900, 102, None, settings(disk_gb=32))
+    resizes = [c.argv for c in preview.commands if c.argv[:2] == ("pct", "resize")]
     assert resizes == [("pct", "resize", "102", "rootfs", "32G")]
 
 

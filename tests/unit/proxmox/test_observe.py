@@ -108,12 +108,6 @@ def test_snapshots_sorted_without_current() -> None:
     assert pvesh.parse_snapshots(snaps) == ("older", "final-form")
 
 
-def test_offline_observes_nothing(runner: RecordedRunner) -> None:
-    driver = ProxmoxDriver(runner, "pve", offline=True)
-    assert driver.observe(101).state == "missing"
-    assert runner.calls == [] and driver.log.entries == []
-
-
 def test_unknown_mac_in_desired_state_matches_observed_mac(s101: GuestSettings) -> None:
     assert s101.net is not None and s101.net.mac is None
     pinned = dataclasses.replace(s101, net=dataclasses.replace(s101.net, mac="BC:24:11:00:00:01"))

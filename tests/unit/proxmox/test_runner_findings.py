@@ -72,3 +72,13 @@ def test_the_raw_line_record_lives_in_the_state_dir(tmp_path: Path) -> None:
     assert isinstance(driver, ProxmoxDriver)
     driver.owned.set(101, [("lxc.mount.auto", "sys:rw")])
     assert (tmp_path / "st" / "proxmox-owned-raw.json").is_file()
+
+
+def test_offline_planning_uses_no_proxmox_driver(tmp_path: Path) -> None:
+    """--offline: the planner sees a host with nothing on it; the commands come from the
+    builders (preview), so no driver carries an offline mode."""
+    from phoenix.drivers.factory import OfflineDriver
+
+    inventory = load_inventory(_seed_with(tmp_path))
+    driver = make_driver(inventory, offline=True)
+    assert isinstance(driver, OfflineDriver) and driver.name == "proxmox"

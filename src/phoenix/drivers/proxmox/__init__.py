@@ -1,7 +1,7 @@
-"""The Proxmox VE driver: `pct` and `pvesh` on a node, locally or over SSH."""
+"""The Proxmox VE driver: `pct` and `pvesh` on a node, locally or over SSH; the commands a
+fresh node would run for a plan (`preview`), from the same command builders (`commands`)."""
 
 from phoenix.drivers.proxmox.commands import template_argument
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
-from phoenix.drivers.proxmox.offline import command_lines, offline_driver, record
 
-__all__ = ["ProxmoxDriver", "command_lines", "offline_driver", "record", "template_argument"]
+__all__ = ["ProxmoxDriver", "template_argument"]

@@ -4,7 +4,7 @@ Decisions (also in the README):
 - Template: an absolute path (`/fastData/shared-iso/template/cache/x.tar.zst`) is passed to
   `pct create` unchanged — pct documents that form and accepts it for root, which is who
   Phoenix runs as on the node; a volume id (`storage:vztmpl/x.tar.zst`) is passed unchanged
-  too. Nothing is guessed, so `plan --offline` shows the same command a node runs.
+  too. Nothing is guessed, so `plan --offline --commands` shows the command a node runs.
   `debootstrap:<suite>` (LXC driver only) and bare file names are errors.
 - `pct create` carries only what is fixed at creation (template, `--rootfs STORAGE:GiB`,
   `--unprivileged`) plus the hostname; `configure` then applies the whole desired config
@@ -47,8 +47,6 @@ from phoenix.runners.base import CommandResult, Runner
 
 # Commands run with the C locale: Phoenix reads their messages ("No such file", pct's).
 NODE_ENV = {"LC_ALL": "C"}
-# What `plan --offline --commands` assumes of a node it cannot ask.
-OFFLINE_VERSION: pvesh.Version = (9, 1)
 _PCT_FAILURE = re.compile(
     r"(container '\d+' not running|CT \d+ not running|is locked \(|"
     r"Configuration file '[^']*' does not exist)"
@@ -92,26 +90,19 @@ def _parse(
         raise DriverError(f"guest {ctid}: cannot read its config from pvesh: {exc}") from None
 
 
-def mac_placeholder(ctid: int) -> str:
-    return f"<MAC of {ctid}>"
-
-
 @dataclass(frozen=True)
 class FileWrite:
-    """A file the driver wrote (or would write offline): for plan output and tests."""
+    """A file the driver wrote: for reports and tests."""
 
     log_index: int
     path: str
     content: str
-    partial: bool = False  # offline conf edit: only the raw keys of the main section are known
 
 
 class ProxmoxDriver:
-    """Observe and change containers on one Proxmox VE node with pct and pvesh.
-
-    `offline=True`: nothing is observed (every guest reads as missing) and mutating commands
-    are recorded in `log` without running — the commands a fresh node would run.
-    """
+    """Observe and change containers on one Proxmox VE node with pct and pvesh: each change
+    observes, calls a command builder (`commands`, `conffile`, `firewall`) and runs the
+    result. What a fresh node would run is `preview`'s job, from the same builders."""
 
     name = "proxmox"
 
@@ -119,7 +110,6 @@ class ProxmoxDriver:
         self,
         runner: Runner,
         node: str,
-        offline: bool = False,
         *,
         stage_files: bool | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -130,11 +120,8 @@ class ProxmoxDriver:
     ) -> None:
         self.runner = runner
         self.node = node
-        self.offline = offline
         self.owned = owned or OwnedRaw()
-        # The node's PVE version: asked once (`pvesh get /version`); offline, assumed.
-        self._version = version if version is not None or not offline else OFFLINE_VERSION
-        self._disks: dict[int, int] = {}  # offline: disk sizes of guests this run makes
+        self._version = version  # the node's PVE version: asked once (`pvesh get /version`)
         self.log = CommandLog()
         self.file_writes: list[FileWrite] = []
         # Over SSH, `pct push` reads files on the node: stage them there first.
@@ -145,10 +132,9 @@ class ProxmoxDriver:
         self._clock = clock
         self._poll = poll_interval
         self._macs: dict[int, str] = {}
-        self._nics: set[int] = set()  # offline: guests known to have a NIC already
+        self._nics: set[int] = set()  # guests known to have a NIC
         self._guard = threading.Lock()
         self._source_locks: dict[int, threading.Lock] = {}
-        self._snaps: dict[int, list[str]] = {}  # offline: snapshots this run takes
 
     # -- running commands -------------------------------------------------------------
 
@@ -160,11 +146,7 @@ class ProxmoxDriver:
         input: bytes | str | None = None,
         timeout: float | None = None,
     ) -> CommandResult:
-        """Log and run one argv; offline, only mutations/exec are logged and nothing runs."""
-        if self.offline:
-            if kind != "observe":
-                self.log.add(kind, argv)
-            return CommandResult(tuple(argv), 0, "", "")
+        """Log and run one argv (in the C locale: Phoenix reads the messages)."""
         self.log.add(kind, argv)
         try:
             return self.runner.run(argv, input=input, env=NODE_ENV, timeout=timeout)
@@ -238,8 +220,6 @@ class ProxmoxDriver:
             self._nics.add(ctid)
 
     def _state(self, ctid: int) -> str:
-        if self.offline:
-            return "missing"
         result = self._run("observe", pvesh.status_cmd(self.node, ctid))
         if is_missing_guest(result):
             return "missing"
@@ -248,8 +228,6 @@ class ProxmoxDriver:
         return state
 
     def observe(self, ctid: int) -> ObservedGuest:
-        if self.offline:
-            return ObservedGuest(ctid, "missing")
         facts = self._facts(ctid)
         if facts is None:
             return ObservedGuest(ctid, "missing")
@@ -277,8 +255,6 @@ class ProxmoxDriver:
         self._nics.discard(ctid)
         self._macs.pop(ctid, None)
         self.owned.forget(ctid)
-        if self.offline:
-            self._disks[ctid] = settings.disk_gb
         # `pct create` fixes only what cannot change later; the rest is one full `pct set`.
         self.configure(ctid, settings, APPLIED_AFTER_CREATE)
 
@@ -291,35 +267,21 @@ class ProxmoxDriver:
 
         Refused before anything runs when the clone would come out wrong (its source's
         `unprivileged` differs, its disk would have to shrink)."""
-        if self.offline:
-            source_gb = self._disks.get(source)
-        else:
-            facts = self._facts(source)
-            if facts is None:
-                raise DriverError(f"guest {ctid}: its clone source {source} does not exist")
-            commands.check_clone(source, ctid, settings, facts.settings)
-            source_gb = facts.settings.disk_gb
-        if source_gb is not None and settings.disk_gb < source_gb:
-            commands.check_clone(
-                source, ctid, settings, dataclasses.replace(settings, disk_gb=source_gb)
-            )
+        facts = self._facts(source)
+        if facts is None:
+            raise DriverError(f"guest {ctid}: its clone source {source} does not exist")
+        commands.check_clone(source, ctid, settings, facts.settings)
         argv = commands.clone(source, ctid, snapshot, settings)
         with self._source_lock(source):
             self._mutate(ctid, argv)
         self.owned.copy(source, ctid)
         # The clone got a random MAC: learn it now so every later `pct set` keeps it.
-        if self.offline:
-            self._macs[ctid] = mac_placeholder(ctid)
-            self._nics.add(ctid)
-            if source_gb is not None:
-                self._disks[ctid] = source_gb
-        else:
-            self._nics.discard(ctid)
-            self._macs.pop(ctid, None)
-            data = self._config(ctid)
-            if data is None:
-                raise DriverError(f"guest {ctid}: `{shlex.join(argv)}` left no container")
-            self._remember_mac(ctid, _parse(ctid, data).mac)
+        self._nics.discard(ctid)
+        self._macs.pop(ctid, None)
+        data = self._config(ctid)
+        if data is None:
+            raise DriverError(f"guest {ctid}: `{shlex.join(argv)}` left no container")
+        self._remember_mac(ctid, _parse(ctid, data).mac)
         # A clone has its source's settings and disk: apply the clone's own, grow the disk.
         self.configure(ctid, settings, APPLIED_AFTER_CREATE)
         self.resize(ctid, settings.disk_gb)
@@ -336,23 +298,18 @@ class ProxmoxDriver:
 
     def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:
         """Apply the changed settings: one `pct set`, the conf's raw keys, the .fw file."""
-        current = None if self.offline else self._facts(ctid)
-        if not self.offline and current is None:
+        current = self._facts(ctid)
+        if current is None:
             raise DriverError(f"guest {ctid} does not exist on node {self.node}; create it first")
-        if current is not None:
-            self._refuse_locked(ctid, current.locked)
-            self._refuse_unchangeable(ctid, settings, current.settings)
+        self._refuse_locked(ctid, current.locked)
+        self._refuse_unchangeable(ctid, settings, current.settings)
         applied: set[str] = set()
         if changed & PCT_SET_FIELDS:
             self._mutate(ctid, self.pct_set_argv(ctid, settings, current))
             applied |= changed & PCT_SET_FIELDS
-            if self.offline:
-                if settings.net is not None and settings.net.mac is None:
-                    # A new NIC got its MAC from Proxmox on this `pct set`; later ones keep it.
-                    self._macs.setdefault(ctid, mac_placeholder(ctid))
-            else:
-                data = self._config(ctid)
-                self._remember_mac(ctid, _parse(ctid, data).mac if data else None)
+            # A new NIC got its MAC from Proxmox on this `pct set`: learn it, keep it.
+            data = self._config(ctid)
+            self._remember_mac(ctid, _parse(ctid, data).mac if data else None)
         if changed & CONF_FIELDS and self._write_raw_keys(ctid, settings):
             applied |= changed & CONF_FIELDS
         if changed & FIREWALL_FIELDS:
@@ -403,7 +360,7 @@ class ProxmoxDriver:
             if problem is not None:
                 raise DriverError(f"guest {ctid}: raw LXC option refused: {problem}")
         path = pvesh.conf_path(ctid)
-        old = "" if self.offline else self._read_file(ctid, path)
+        old = self._read_file(ctid, path)
         if old is None:
             raise DriverError(f"guest {ctid}: {path} does not exist; create the guest first")
         present = conffile.main_section_raw(old)
@@ -413,15 +370,15 @@ class ProxmoxDriver:
         except ValueError as exc:
             raise DriverError(f"guest {ctid}: raw LXC option refused: {exc}") from None
         if new != old:
-            expect = None if self.offline else files.digest(old)
+            expect = files.digest(old)
             argv = files.write_cmd(path, expect, lock=pvesh.config_lock_path(ctid))
-            self._write(ctid, argv, path, new, partial=self.offline)
+            self._write(ctid, argv, path, new)
         self.owned.set(ctid, list(dict.fromkeys(wanted)))
         return new != old
 
     def _write_firewall(self, ctid: int, settings: GuestSettings) -> None:
         path = pvesh.fw_path(ctid)
-        old = None if self.offline else self._read_file(ctid, path)
+        old = self._read_file(ctid, path)
         if old is None and not settings.firewall_enabled:
             return  # no file and no firewall wanted: nothing to switch off
         try:
@@ -432,24 +389,16 @@ class ProxmoxDriver:
             return
         # Checked against what was read (a GUI edit in between is not overwritten); the
         # writer creates /etc/pve/firewall, which pmxcfs does not have until first used.
-        expect = None if self.offline else files.digest(old or "")
+        expect = files.digest(old or "")
         self._write(ctid, files.write_cmd(path, expect), path, new)
 
-    def _write(
-        self, ctid: int, argv: list[str], path: str, content: str, partial: bool = False
-    ) -> None:
-        self.file_writes.append(FileWrite(len(self.log.entries), path, content, partial))
+    def _write(self, ctid: int, argv: list[str], path: str, content: str) -> None:
+        self.file_writes.append(FileWrite(len(self.log.entries), path, content))
         self._mutate(ctid, argv, input=content)
 
     def resize(self, ctid: int, disk_gb: int) -> None:
         """Grow the root disk; confirmed by reading the config back (pct exits 0 even when
         its resize worker fails)."""
-        if self.offline:
-            argv = commands.resize(ctid, disk_gb, self._disks.get(ctid))
-            if argv is not None:
-                self._mutate(ctid, argv)
-                self._disks[ctid] = disk_gb
-            return
         facts = self._facts(ctid)
         if facts is None:
             raise DriverError(f"guest {ctid} does not exist on node {self.node}")
@@ -473,11 +422,10 @@ class ProxmoxDriver:
         state = self._state(ctid)
         if state == "running":
             return
-        if state == "missing" and not self.offline:
+        if state == "missing":
             raise DriverError(f"guest {ctid} does not exist on node {self.node}; cannot start it")
         self._mutate(ctid, commands.start(ctid))
-        if not self.offline:
-            self._wait_up(ctid, timeout)
+        self._wait_up(ctid, timeout)
 
     def _wait_up(self, ctid: int, timeout: float) -> None:
         """Poll until the guest runs and its init answers with a global IPv4 address
@@ -501,17 +449,16 @@ class ProxmoxDriver:
             self._sleep(self._poll)
 
     def stop(self, ctid: int, timeout: float = 60.0) -> None:
-        if not self.offline and self._state(ctid) != "running":
+        if self._state(ctid) != "running":
             return
         self._mutate(ctid, commands.shutdown(ctid, timeout), timeout=timeout + 30)
 
     def destroy(self, ctid: int) -> None:
-        if not self.offline:
-            state = self._state(ctid)
-            if state == "missing":
-                return
-            if state == "running":
-                self.stop(ctid)
+        state = self._state(ctid)
+        if state == "missing":
+            return
+        if state == "running":
+            self.stop(ctid)
         self._mutate(ctid, commands.destroy(ctid))
         self._macs.pop(ctid, None)
         self._nics.discard(ctid)
@@ -528,7 +475,7 @@ class ProxmoxDriver:
         stdin: bytes | None = None,
         timeout: float | None = None,
     ) -> ExecResult:
-        full = commands.exec_(ctid, argv, env, None if self.offline else self.version())
+        full = commands.exec_(ctid, argv, env, self.version())
         result = self._run("exec", full, input=stdin, timeout=timeout)
         if not result.ok and _PCT_FAILURE.search(result.stderr):
             raise explain(ctid, result)
@@ -548,8 +495,8 @@ class ProxmoxDriver:
             # An unpredictable name made (0600) by mktemp on the node, then filled.
             tmp = self._mutate(ctid, ["mktemp", "/tmp/phoenix-push.XXXXXXXXXX"])
             staged = tmp.stdout.strip() or f"/tmp/phoenix-push.<random>.{ctid}"
-            data = b"" if self.offline else local.read_bytes()
-            self._mutate(ctid, files.write_cmd(staged, files.digest(b""), mode=0o600), input=data)
+            write = files.write_cmd(staged, files.digest(b""), mode=0o600)
+            self._mutate(ctid, write, input=local.read_bytes())
             source = staged
         try:
             self._mutate(ctid, commands.push(ctid, source, guest_path, mode))
@@ -560,8 +507,6 @@ class ProxmoxDriver:
     # -- snapshots and templates -------------------------------------------------------
 
     def list_snapshots(self, ctid: int) -> list[str]:
-        if self.offline:
-            return list(self._snaps.get(ctid, []))
         result = self._run("observe", pvesh.snapshots_cmd(self.node, ctid))
         if is_missing_guest(result):
             return []
@@ -573,22 +518,15 @@ class ProxmoxDriver:
         if name in self.list_snapshots(ctid):
             return
         self._mutate(ctid, argv)
-        if self.offline:
-            self._snaps.setdefault(ctid, []).append(name)
 
     def delete_snapshot(self, ctid: int, name: str) -> None:
-        if not self.offline and name not in self.list_snapshots(ctid):
+        if name not in self.list_snapshots(ctid):
             return
         self._mutate(ctid, commands.delete_snapshot(ctid, name))
-        if name in self._snaps.get(ctid, []):
-            self._snaps[ctid].remove(name)
 
     def mark_template(self, ctid: int) -> None:
         """`pct template`, refused for a guest with snapshots (pct would refuse it) and
         confirmed by reading the config back (pct exits 0 when its worker fails)."""
-        if self.offline:
-            self._mutate(ctid, commands.template(ctid, self.list_snapshots(ctid)))
-            return
         facts = self._facts(ctid)
         if facts is None:
             raise DriverError(f"guest {ctid} does not exist on node {self.node}")
