@@ -358,6 +358,15 @@ def plan(
             "commands a fresh node would run.",
         ),
     ] = False,
+    pve_version: Annotated[
+        str,
+        typer.Option(
+            "--pve-version",
+            metavar="X.Y",
+            help="With --commands: the Proxmox VE version of the node (what it accepts and "
+            "keeps differs by version).",
+        ),
+    ] = "9.1",
     recreate: RecreateOpt = False,
 ) -> None:
     """Show, per guest in creation order, the steps that would make it match the inventory
@@ -380,7 +389,7 @@ def plan(
         fail(str(exc))
     if commands and not offline:
         fail("--commands needs --offline and the proxmox driver (--driver proxmox)")
-    lines = _offline_commands(ctx, inventory, the_plan) if commands else None
+    lines = _offline_commands(ctx, inventory, the_plan, pve_version) if commands else None
     if as_json:
         data = the_plan.to_json()
         if lines is not None:
@@ -395,14 +404,19 @@ def plan(
             console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _offline_commands(ctx: typer.Context, inventory: Inventory, the_plan: Plan) -> list[str]:
+def _offline_commands(
+    ctx: typer.Context, inventory: Inventory, the_plan: Plan, pve_version: str
+) -> list[str]:
     """The commands a fresh Proxmox node would run for the plan, from the command builders."""
     if driver_name(inventory, state(ctx).driver) != "proxmox":
         fail("--commands needs --offline and the proxmox driver (--driver proxmox)")
     from phoenix.drivers.proxmox.preview import plan_commands
 
+    major, _, minor = pve_version.partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        fail(f"--pve-version {pve_version!r}: give the node's version as X.Y (e.g. 8.4)")
     try:
-        return plan_commands(inventory, the_plan).lines()
+        return plan_commands(inventory, the_plan, (int(major), int(minor))).lines()
     except PhoenixError as exc:
         # A command list that stops halfway reads as complete: refuse it, with the reason.
         fail(f"cannot list the commands for a fresh node: {exc}")

@@ -58,3 +58,18 @@ def test_commands_that_cannot_be_recorded_fail_with_the_reason() -> None:
     assert "debootstrap:bookworm" in result.output
     assert "pveam download" in result.output
     assert "recording stopped early" not in result.output
+
+
+def test_commands_follow_the_node_version(tmp_path: Path) -> None:
+    """PVE 8.1 has no `pct exec --keep-env`; 8.4 drops lxc.init.cwd (refused with why)."""
+    etc = tmp_path / "etc"
+    shutil.copytree(shared_fixture("phoenix-etc-seed"), etc)
+    shutil.rmtree(etc / "nginx")
+    args = ["-c", str(etc), "--driver", "proxmox", "plan", "900", "--offline", "--commands"]
+    new = CliRunner().invoke(app, [*args, "--pve-version", "9.1"])
+    old = CliRunner().invoke(app, [*args, "--pve-version", "8.1"])
+    assert new.exit_code == old.exit_code == 0, new.output + old.output
+    assert "pct exec 900 --keep-env 0 --" in new.output
+    assert "--keep-env" not in old.output and "pct exec 900 --" in old.output
+    bad = CliRunner().invoke(app, [*args, "--pve-version", "eight"])
+    assert bad.exit_code == 1 and "X.Y" in bad.output
