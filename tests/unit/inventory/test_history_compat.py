@@ -11,9 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from phoenix.cli.app import app
+from phoenix.drivers.base import GuestSettings, NetSettings
+from phoenix.drivers.lxc import config as lxc_config
+from phoenix.drivers.lxc.cgroups import CgroupHost
+from phoenix.errors import DriverError
 from phoenix.inventory import load_inventory
 
 LXC = "phoenix_lxc_configs.json"
@@ -245,3 +250,21 @@ def test_vm_sharing_a_container_ip_is_an_error(minimal_dir: Path) -> None:
     (error,) = _errors(problems)
     assert "8001" in error["path"]
     assert "10.0.0.154" in error["message"] and "102" in error["message"]
+
+
+def test_the_lxc_driver_refuses_dhcp_with_a_message() -> None:
+    """Valid in the inventory, but the LXC driver only sets static addresses: a converge
+    there fails on that guest with a message instead of an "unexpected ValueError"."""
+    settings = GuestSettings(
+        hostname="m",
+        memory_mb=512,
+        swap_mb=0,
+        cores=1,
+        disk_gb=8,
+        storage="local",
+        unprivileged=True,
+        net=NetSettings("eth0", "vmbr0", "dhcp", None, "52:54:00:AA:BB:CC"),
+    )
+    context = lxc_config.RenderContext(Path("/r"), CgroupHost(1, memsw=True, cpus=2), False)
+    with pytest.raises(DriverError, match="guest 102: 'ip': 'dhcp' needs the Proxmox driver"):
+        lxc_config.render(102, settings, context)

@@ -108,6 +108,11 @@ def _net_keys(ctid: int, net: NetSettings | None) -> list[tuple[str, str]]:
         return [("lxc.net.0.type", "empty")]
     if net.mac is None:
         raise ValueError("render needs a resolved MAC address (generate one first)")
+    if net.ip == "dhcp":  # valid in the inventory (Proxmox ip=dhcp); not on this driver
+        raise DriverError(
+            f"guest {ctid}: 'ip': 'dhcp' needs the Proxmox driver; the LXC driver gives "
+            "guests a static address (write one with its prefix, e.g. 10.0.3.10/24)"
+        )
     keys = [
         ("lxc.net.0.type", "veth"),
         ("lxc.net.0.name", net.name),
