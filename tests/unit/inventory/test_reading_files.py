@@ -18,6 +18,13 @@ LXC = "phoenix_lxc_configs.json"
 
 
 def _validate(config_dir: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["-c", str(config_dir), "validate"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+def _validate_process(config_dir: Path) -> tuple[int, str]:
     """In a real process with a deadline: a hang is a failure, not a stuck test run."""
     proc = subprocess.run(
         [sys.executable, "-m", "phoenix", "-c", str(config_dir), "validate"],
@@ -33,7 +40,7 @@ def _validate(config_dir: Path) -> tuple[int, str]:
 def test_a_fifo_in_place_of_a_config_file_is_an_error(minimal_dir: Path) -> None:
     (minimal_dir / LXC).unlink()
     os.mkfifo(minimal_dir / LXC)
-    code, output = _validate(minimal_dir)
+    code, output = _validate_process(minimal_dir)
     assert code == 1
     assert "not a regular file" in output
 
@@ -41,7 +48,7 @@ def test_a_fifo_in_place_of_a_config_file_is_an_error(minimal_dir: Path) -> None
 def test_a_link_to_dev_zero_is_an_error(minimal_dir: Path) -> None:
     (minimal_dir / LXC).unlink()
     (minimal_dir / LXC).symlink_to("/dev/zero")
-    code, output = _validate(minimal_dir)
+    code, output = _validate_process(minimal_dir)
     assert code == 1
     assert "not a regular file" in output
 
