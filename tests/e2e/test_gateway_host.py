@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import FIXTURES
 
 from phoenix import __version__
 from phoenix.gateway.bundle import SCRIPT_NAME, render_gateway
@@ -37,7 +38,6 @@ pytestmark = [
     pytest.mark.timeout(300),
 ]
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -725,8 +725,6 @@ def test_changed_inventory_reloads_without_new_master(lab: Lab) -> None:
 @pytest.mark.parametrize("fixture", ["phoenix-etc-2025-10-03", "phoenix-etc-seed"])
 def test_fixture_render_passes_nginx_t(fixture: str, tmp_path: Path) -> None:
     config = FIXTURES / fixture
-    if not config.is_dir():
-        pytest.skip(f"fixture {config} not present")
     out = tmp_path / "out"
     cli = subprocess.run(
         [
