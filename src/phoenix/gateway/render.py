@@ -195,7 +195,7 @@ def _upstream(name: str, servers: list[str], passive: bool) -> Directive:
     return blk("upstream", name, body=body)
 
 
-def _main_conf(layout: Layout) -> str:
+def _main_conf(layout: Layout, drain_s: int = 600) -> str:
     top: list[Directive] = [d("load_module", layout.js_module)]
     if layout.user:
         top.append(d("user", layout.user))
@@ -203,6 +203,9 @@ def _main_conf(layout: Layout) -> str:
         # The model router's regex scans request bodies: JIT makes it memchr-fast.
         d("pcre_jit", "on"),
         d("worker_processes", layout.worker_processes),
+        # A reload starts new workers; the old ones finish their open requests (streams,
+        # websockets) and are stopped after at most this long: the generation timeout.
+        d("worker_shutdown_timeout", f"{drain_s}s"),
         d("error_log", f"{layout.log_dir}/error.log"),
         blk("events", body=[d("worker_connections", 4096)]),
     ]
@@ -507,7 +510,7 @@ def render_derived(
     """The gateway derived from the inventory's routes."""
     layout = layout or Layout()
     files: dict[str, bytes] = {
-        "nginx.conf": _main_conf(layout).encode(),
+        "nginx.conf": _main_conf(layout, routes.config.generation_timeout_s).encode(),
         "conf.d/phoenix-http.conf": _http_conf(
             layout, routes.config.max_body_mb, routes.config.api_keys, metrics=True
         ).encode(),
