@@ -42,7 +42,7 @@ def choose_mode(inventory: Inventory, mode: RenderMode = "auto") -> Literal["der
 def render_gateway(
     inventory: Inventory,
     ctid: int | None,
-    state_dir: Path,
+    state_dir: Path | None,
     mode: RenderMode = "auto",
     layout: Layout | None = None,
     addresses: Mapping[int, str] | None = None,
@@ -51,8 +51,9 @@ def render_gateway(
     """Render the gateway. Compat mode lints the hand-written sites and refuses only what
     nginx itself would reject (the rest is served as it is, findings returned); derived
     mode raises on unroutable targets. `persist=False` writes no CA or keys (read-only
-    commands: plan, lint, render for inspection)."""
-    ca = LocalCA.open(default_ca_dir(state_dir), persist)
+    commands: plan, lint, render for inspection); with no `state_dir` the CA is made in
+    memory."""
+    ca = LocalCA.open(default_ca_dir(state_dir), persist) if state_dir else LocalCA.ephemeral()
     chosen = choose_mode(inventory, mode)
     if chosen == "compat":
         sites = compat_sites(inventory.nginx_dir)
@@ -85,7 +86,7 @@ def bundle_from(rendered: RenderedGateway, entry: Mapping[str, object] | None = 
 def gateway_bundle(
     inventory: Inventory,
     ctid: int,
-    state_dir: Path,
+    state_dir: Path | None,
     mode: RenderMode = "auto",
     persist: bool = True,
 ) -> Bundle:

@@ -131,6 +131,11 @@ class LocalCA:
         return cls(directory, *cls._new(now), persist=False)
 
     @classmethod
+    def ephemeral(cls) -> LocalCA:
+        """A CA in memory only, for a planner with no state dir (tests, benches)."""
+        return cls(Path("/dev/null/phoenix-ca"), *cls._new(), persist=False)
+
+    @classmethod
     def _load(cls, directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
         cert_path, key_path = directory / CA_CERT, directory / CA_KEY
         if not (cert_path.exists() and key_path.exists()):

@@ -50,14 +50,15 @@ class PlanOptions:
     `create_only`: guests (of the selection) that are only created/configured, not started
     and not set up inside (`phoenix create`); what they need is still fully converged.
     `interrupted`: ctid -> step kind a previous run left unfinished (from the journal).
-    `state_dir`: where the gateway keeps its material (passed to the gateway bundle).
+    `state_dir`: where the gateway keeps its material (passed to the gateway bundle); None
+    (a bare planner, as in tests and benches): its CA lives in memory only.
     `persist_secrets`: False for a plan that only shows (no CA or keys written).
     """
 
     recreate: bool = False
     create_only: frozenset[int] = frozenset()
     interrupted: Mapping[int, str] = field(default_factory=dict)
-    state_dir: Path = Path("/var/lib/phoenix/state")
+    state_dir: Path | None = None
     persist_secrets: bool = True
 
 

@@ -59,7 +59,7 @@ def application_entry(ctid: int, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def gateway_application(
-    inventory: Inventory, ctid: int, state_dir: Path, persist: bool = True
+    inventory: Inventory, ctid: int, state_dir: Path | None, persist: bool = True
 ) -> tuple[Bundle | None, str | None]:
     """The gateway's bundle from phoenix.gateway (imported lazily: it may not be installed)."""
     try:
@@ -105,7 +105,7 @@ def application_bundle(
     inventory: Inventory,
     ctid: int,
     entry: dict[str, Any],
-    state_dir: Path,
+    state_dir: Path | None,
     finder: RecipeFinder | None = None,
     persist: bool = True,
 ) -> tuple[Bundle | None, str | None]:
