@@ -167,6 +167,22 @@ def test_a_route_to_a_dhcp_guest_is_an_error(minimal_dir: Path) -> None:
     assert "102" in error["message"] and "DHCP" in error["message"]
 
 
+@pytest.mark.parametrize("network", [{"name": "eth0", "bridge": "vmbr0", "ip": "dhcp"}, None])
+def test_a_routed_model_guest_needs_a_static_address(
+    minimal_dir: Path, network: dict[str, str] | None
+) -> None:
+    """validate accepted it, then `gateway render` and the gateway's converge refused it."""
+    _edit(minimal_dir, "101", gateway={})
+    _edit(minimal_dir, "102", network_config=network, vllm_served_model_name="qwen")
+    code, problems, _ = _validate(minimal_dir)
+    assert code == 1
+    (error,) = _errors(problems)
+    assert error["path"] == "lxc_configs.102.network_config"
+    assert "'qwen'" in error["message"]
+    _edit(minimal_dir, "101", gateway=None)
+    assert _validate(minimal_dir)[0] == 0  # no gateway: nothing routes to it
+
+
 # -- 4. duplicate keys -------------------------------------------------------------------
 
 _HYP_DUP = """{

@@ -134,7 +134,13 @@ def check_rule(etc: Path, out: Path, modes: tuple[str, ...] = ("auto",)) -> bool
         code, output = _run(
             ["-c", str(etc), "gateway", "render", "--mode", mode, "--out", str(out)]
         )
-        assert code == 0 or output.startswith("error: "), output
+        if mode == "auto" and (etc / "nginx" / "sites-available").is_dir():
+            # The operator's hand-written sites, as they are: they may be broken (the
+            # fixtures' are), which render reports as one message.
+            assert code == 0 or output.startswith("error: "), output
+        else:
+            # Derived from the inventory: what validate accepted must render.
+            assert code == 0 or "no gateway guest" in output, output
     return True
 
 
@@ -165,8 +171,11 @@ SOUND_NAMES = st.one_of(
     st.from_regex(r"[a-z][a-z0-9-]{0,20}[a-z0-9]", fullmatch=True),
 )
 ODD_NAMES = st.sampled_from(["a" * 64, "-x", "x_y", "", "gw\n"])
+# Mostly a Proxmox volume id: then the offline Proxmox plan records every command (it
+# stops, with a message, at an LXC-only template).
+PVE_TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
 TEMPLATES = st.sampled_from(
-    ["debootstrap:bookworm", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst", "t.tar.gz"]
+    [PVE_TEMPLATE, PVE_TEMPLATE, PVE_TEMPLATE, "/srv/t.tar.gz", "debootstrap:bookworm"]
 )
 SOUND_MODELS = st.one_of(
     st.sampled_from(["qwen", "ibm-granite/granite-3.3-8b", "m:latest", "a b", 'q"x', "\u00fc"]),
@@ -332,7 +341,7 @@ def labs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
             ),
             (
                 "features",
-                st.lists(st.sampled_from(["base_setup", "docker", "warp"]), max_size=2),
+                st.lists(st.sampled_from(["base_setup", "base_setup", "warp"]), max_size=2),
                 st.just(["a b"]),
             ),
             (
