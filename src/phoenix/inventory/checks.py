@@ -251,6 +251,29 @@ def _links_out(inventory: Inventory) -> list[Problem]:
     return out
 
 
+def _model_addresses(inventory: Inventory) -> list[Problem]:
+    """The gateway routes every model a (non-template) guest serves to that guest's static
+    address: without one, rendering and converging the gateway would fail late."""
+    if not any(g.runs_gateway for g in inventory.guests.values()):
+        return []
+    out: list[Problem] = []
+    for ctid, guest in sorted(inventory.guests.items()):
+        served = guest.served_model
+        net = guest.network_config
+        if served is None or guest.is_clone_source or (net is not None and not net.dhcp):
+            continue
+        why = "its address comes from DHCP" if net is not None else "it has no network_config"
+        out.append(
+            Problem(
+                LXC_FILE,
+                _at(ctid, "network_config"),
+                f"serves model {served[0]!r}, which the gateway routes to this guest, but {why}: "
+                "give it a static 'ip' (or drop the model)",
+            )
+        )
+    return out
+
+
 def _model_name(ctid: int, guest: LxcGuest) -> list[Problem]:
     """A name from `ModelConfig.model` (free-form there) must fit the gateway too."""
     engine = guest.vllm_engine_config
@@ -497,7 +520,7 @@ def semantic_problems(inventory: Inventory) -> list[Problem]:
                 f"more than one gateway guest: {', '.join(map(str, sorted(gateways)))}",
             )
         )
-    out += _links_out(inventory)
+    out += _links_out(inventory) + _model_addresses(inventory)
     for ctid, guest in sorted(inventory.guests.items()):
         out += _network(ctid, guest)
         out += _scripts(ctid, guest, inventory.scripts_dir)
