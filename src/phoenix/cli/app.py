@@ -14,7 +14,6 @@ from phoenix.cli import flags as _flags  # noqa: F401  (flags shown as flags in 
 from phoenix.cli import inventory_cmds
 from phoenix.cli.context import AppState, err_console, fail
 from phoenix.errors import PhoenixError
-from phoenix.inventory import resolve_config_dir
 
 app = typer.Typer(
     name="phoenix",
@@ -59,7 +58,7 @@ def main_callback(
 ) -> None:
     if driver is not None and driver not in ("lxc", "proxmox"):
         fail(f"--driver must be 'lxc' or 'proxmox', not {driver!r}")
-    ctx.obj = AppState(resolve_config_dir(config_dir), driver)
+    ctx.obj = AppState(config_dir, driver)
 
 
 app.command()(inventory_cmds.validate)

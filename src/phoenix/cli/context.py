@@ -1,20 +1,26 @@
 """State shared by CLI commands: where the config dir is, output mode, loading with errors
-printed the same way everywhere. The CLI is the only layer that prints or exits."""
+printed the same way everywhere. The CLI is the only layer that prints or exits.
+
+The CLI imports only what a command needs when it runs (`phoenix --help` must not pay for
+pydantic models, crossplane or cryptography): modules under phoenix.cli import the rest of
+Phoenix inside their command functions, and name its types under TYPE_CHECKING.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
 
-from phoenix.errors import InventoryError, PhoenixError
-from phoenix.inventory import Inventory, load_inventory, resolve_config_dir
-from phoenix.inventory.models import CTID_TEXT
-from phoenix.inventory.problems import Problem
+if TYPE_CHECKING:
+    from phoenix.errors import PhoenixError
+    from phoenix.inventory import Inventory
+    from phoenix.inventory.problems import Problem
 
 console = Console(soft_wrap=True)  # long lines stay whole in logs and pipes
 err_console = Console(stderr=True, soft_wrap=True)
@@ -22,14 +28,22 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 @dataclass
 class AppState:
-    config_dir: Path
+    """The global options; the config dir is resolved when a command first asks."""
+
+    config_option: Path | None = None
     driver: str | None = None
+
+    @cached_property
+    def config_dir(self) -> Path:
+        from phoenix.inventory import resolve_config_dir
+
+        return resolve_config_dir(self.config_option)
 
 
 def state(ctx: typer.Context) -> AppState:
     root = ctx.find_root()
     if not isinstance(root.obj, AppState):
-        root.obj = AppState(resolve_config_dir(None))
+        root.obj = AppState()
     return root.obj
 
 
@@ -53,6 +67,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def load(ctx: typer.Context, quiet_warnings: bool = True) -> Inventory:
     """Load the inventory or print every problem and exit 1."""
+    from phoenix.errors import InventoryError
+    from phoenix.inventory import load_inventory
+
     try:
         inventory = load_inventory(state(ctx).config_dir)
     except InventoryError as exc:
@@ -65,6 +82,8 @@ def load(ctx: typer.Context, quiet_warnings: bool = True) -> Inventory:
 
 def parse_ids(inventory: Inventory, ids: list[str] | None) -> list[int] | None:
     """CLI guest ids -> ints, each checked against the inventory; None means all."""
+    from phoenix.inventory.models import CTID_TEXT
+
     if not ids:
         return None
     out: list[int] = []

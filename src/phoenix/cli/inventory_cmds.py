@@ -9,9 +9,6 @@ from typing import Annotated
 import typer
 
 from phoenix.cli.context import console, fail, load, parse_ids, print_problems, state
-from phoenix.inventory import build_graph, validate_config_dir
-from phoenix.inventory.problems import errors
-from phoenix.inventory.schema import inventory_schema
 
 
 def validate(
@@ -20,6 +17,9 @@ def validate(
 ) -> None:
     """Check the config dir: types, then cross-guest rules. Exit 0 when valid (warnings are
     printed), 1 when not. Each problem is one line: FILE: JSON.PATH: message."""
+    from phoenix.inventory import validate_config_dir
+    from phoenix.inventory.problems import errors
+
     config_dir = state(ctx).config_dir
     inventory, problems = validate_config_dir(config_dir)
     print_problems(problems, as_json)
@@ -42,6 +42,8 @@ def schema(
     ] = "lxc",
 ) -> None:
     """Print the JSON Schema of the inventory (point your editor at it)."""
+    from phoenix.inventory.schema import inventory_schema
+
     if file not in ("lxc", "hypervisor"):
         fail(f"--file must be 'lxc' or 'hypervisor', not {file!r}")
     typer.echo(json.dumps(inventory_schema(file), indent=2))
@@ -60,6 +62,8 @@ def graph(
 ) -> None:
     """Print the dependency tree: what each guest clones from and depends on, and the
     creation order Phoenix will use."""
+    from phoenix.inventory import build_graph
+
     inventory = load(ctx)
     roots = parse_ids(inventory, ids)
     g = build_graph(inventory)

@@ -4,18 +4,16 @@ host for the LXC driver) before converging."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from phoenix.cli.context import console, load, state
-from phoenix.drivers.factory import driver_name
-from phoenix.drivers.proxmox.doctor import Check, needs_of, run_doctor
-from phoenix.host.doctor import Check as HostCheck
-from phoenix.host.doctor import run_lxc_doctor
-from phoenix.runners.base import Runner
-from phoenix.runners.local import LocalRunner
-from phoenix.runners.ssh import SshRunner
+
+if TYPE_CHECKING:
+    from phoenix.drivers.proxmox.doctor import Check
+    from phoenix.host.doctor import Check as HostCheck
+    from phoenix.runners.base import Runner
 
 
 def doctor(
@@ -33,6 +31,12 @@ def doctor(
     inventory names, subuid/subgid; locally, or over SSH when phoenix.ssh_host (or
     --ssh-host) is set. LXC: packages, LXC config includes, kernel features, subuid/subgid,
     the inventory's bridges, forwarding and NAT, templates."""
+    from phoenix.drivers.factory import driver_name
+    from phoenix.drivers.proxmox.doctor import needs_of, run_doctor
+    from phoenix.host.doctor import run_lxc_doctor
+    from phoenix.runners.local import LocalRunner
+    from phoenix.runners.ssh import SshRunner
+
     inventory = load(ctx)
     settings = inventory.hypervisor.phoenix
     if driver_name(inventory, state(ctx).driver) == "lxc":

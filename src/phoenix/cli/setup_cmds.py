@@ -8,10 +8,6 @@ from typing import Annotated
 import typer
 
 from phoenix.cli.context import console, load, report_error
-from phoenix.errors import PhoenixError
-from phoenix.host.cleanup import guests_left, remove_lab_files, template_cache_note
-from phoenix.host.setup import HostSetup, bridges_from_inventory
-from phoenix.runners.local import LocalRunner
 
 
 def setup(
@@ -36,6 +32,11 @@ def setup(
     """Prepare this host for the LXC driver: the inventory's bridges with the guests'
     gateway as host address, IPv4 forwarding, NAT for guest subnets, subuid/subgid.
     Idempotent: a prepared host prints "host ready"."""
+    from phoenix.errors import PhoenixError
+    from phoenix.host.cleanup import guests_left, remove_lab_files, template_cache_note
+    from phoenix.host.setup import HostSetup, bridges_from_inventory
+    from phoenix.runners.local import LocalRunner
+
     inventory = load(ctx)
     host = HostSetup(LocalRunner(), inventory.state_dir)
     settings = inventory.hypervisor.phoenix

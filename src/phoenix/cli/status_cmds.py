@@ -10,11 +10,6 @@ import typer
 from rich.table import Table
 
 from phoenix.cli.context import console, fail, load, parse_ids, state
-from phoenix.drivers.factory import make_driver
-from phoenix.errors import PhoenixError
-from phoenix.gateway.routes import derive_routes, find_gateway
-from phoenix.gateway.tls import CA_CERT, default_ca_dir
-from phoenix.plan.status import gather_route_status, gather_status
 
 _STYLE = {
     "ok": "green",
@@ -45,6 +40,10 @@ def status(
     """Show each guest (CTID, name, state, IP, boot order, health) and the gateway's routes
     with the health of every upstream as the gateway sees it. Exit 1 when something that
     should be healthy is not."""
+    from phoenix.drivers.factory import make_driver
+    from phoenix.errors import PhoenixError
+    from phoenix.plan.status import gather_route_status, gather_status
+
     inventory = load(ctx)
     selected = parse_ids(inventory, ids)
     try:
@@ -102,6 +101,9 @@ def status(
 
 def gateway_info(ctx: typer.Context) -> None:
     """How to reach the gateway: its address, the CA to trust, and working curl commands."""
+    from phoenix.gateway.routes import derive_routes, find_gateway
+    from phoenix.gateway.tls import CA_CERT, default_ca_dir
+
     inventory = load(ctx)
     gateway = find_gateway(inventory)
     if gateway is None:
