@@ -236,8 +236,9 @@ class CrashLab:
                     self.matrix.append((f"{guest} {kind}", mode, "not reached", "-"))
                 return
             left.remove(run.aimed)
-            if run.hit is None:  # the run ended before the signal went out
-                assert run.rc == 0, run.stderr
+            ended = run.result is not None and not run.result.get("interrupted")
+            if run.hit is None or ended:  # the run had finished when the signal went out
+                assert run.result is not None and run.result["ok"], run.stderr
                 landed = "after the run ended"
             else:
                 self.check_signal_outcome(mode, run)

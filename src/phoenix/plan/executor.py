@@ -405,9 +405,9 @@ class Executor:
             assert bundle is not None
             if run.markers is None:
                 run.markers = read_markers(d, ctid)
-            if is_applied(run.markers, bundle):
+            if is_applied(run.markers, bundle) and not step.force:
                 return True
-            if await_idle(d, ctid, self.stop.is_set, bundle.timeout):
+            if await_idle(d, ctid, self.stop.is_set, bundle.timeout) and not step.force:
                 run.markers = read_markers(d, ctid)  # an earlier run's recipe just ended
                 if is_applied(run.markers, bundle):
                     return True

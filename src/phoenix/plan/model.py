@@ -80,6 +80,7 @@ class Step:
     executor fails the guest when it reaches it, planning still shows everything else.
     `conditional` bundle steps run only if the guest has no marker with that digest yet
     (the planner could not read markers: the guest was not running or is about to be made).
+    `force` bundle steps run even when the marker says applied (a failed health check).
     """
 
     ctid: int
@@ -96,6 +97,7 @@ class Step:
     digest: str | None = None
     conditional: bool = False
     error: str | None = None
+    force: bool = False
 
     @property
     def mutating(self) -> bool:
@@ -119,6 +121,8 @@ class Step:
                 out[key] = value
         if self.conditional:
             out["conditional"] = True
+        if self.force:
+            out["force"] = True
         return out
 
 

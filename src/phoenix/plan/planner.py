@@ -27,9 +27,10 @@ from phoenix.drivers.base import Driver, GuestSettings, ObservedGuest
 from phoenix.errors import PlanError
 from phoenix.inventory.graph import Graph
 from phoenix.inventory.loader import Inventory
-from phoenix.inventory.models import LxcGuest
+from phoenix.inventory.models import HealthCheck, LxcGuest
 from phoenix.inventory.ordering import build_graph, start_order
 from phoenix.plan.desired import guest_settings
+from phoenix.plan.health import probe
 from phoenix.plan.model import Change, GuestPlan, Plan, Step, StepKind
 from phoenix.recipes.applications import application_bundle
 from phoenix.recipes.bundle import Bundle
@@ -247,6 +248,35 @@ class Planner:
             out.append(("application", bundle, why))
         return out
 
+    def _probe(self, ctid: int, check: HealthCheck) -> str | None:
+        """A converged guest is checked, not trusted: one try of its health check (read
+        only); None when healthy, else what it said."""
+        result = probe(self.driver, ctid, check.model_copy(update={"retries": 1}))
+        if result.ok:
+            return None
+        said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        return f"exit {result.returncode}" + (f": {said[-1][:200]}" if said else "")
+
+    def _reapply(self, ctid: int, why: str) -> list[Step]:
+        """The recipe a failed health check belongs to, run again whatever its marker says
+        (the application: the gateway's bundle re-checks its config with `nginx -t` and
+        starts nginx; a model server's restarts its service)."""
+        steps = []
+        for label, bundle, error in self.bundles(ctid):
+            if label == "application" and bundle is not None and error is None:
+                steps.append(
+                    Step(
+                        ctid,
+                        "application",
+                        f"application again (health check failed: {why})",
+                        bundle=bundle,
+                        bundle_name=bundle.name,
+                        digest=bundle.digest,
+                        force=True,
+                    )
+                )
+        return steps
+
     def _run_steps(
         self, ctid: int, guest: LxcGuest, observed: ObservedGuest, fresh: bool
     ) -> list[Step]:
@@ -282,13 +312,18 @@ class Planner:
                     error=why,
                 )
             )
+        unhealthy = None
+        if running and not recipe_steps and guest.health_check is not None:
+            unhealthy = self._probe(ctid, guest.health_check)
+        if unhealthy is not None:
+            recipe_steps.extend(self._reapply(ctid, unhealthy))
         if lifecycle and PRE_CONFIGURED not in snapshots and recipe_steps:
             steps.append(
                 Step(ctid, "snapshot", f"snapshot {PRE_CONFIGURED}", snapshot=PRE_CONFIGURED)
             )
             snapshots.add(PRE_CONFIGURED)
         steps.extend(recipe_steps)
-        if guest.health_check is not None and (steps or fresh):
+        if guest.health_check is not None and (steps or fresh or unhealthy is not None):
             steps.append(Step(ctid, "health_check", f"health check: {guest.health_check.command}"))
         for name in wanted:
             if name not in snapshots:

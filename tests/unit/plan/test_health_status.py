@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -50,7 +50,49 @@ def test_health_check_runs_in_converge_of_new_guest(make_lab: Callable[..., Lab]
     assert env.converge().result.ok
     assert seen == [["true"]]
     seen.clear()
-    assert env.converge().plan.up_to_date and seen == []
+    # a converged guest is checked (one try, while planning), not trusted
+    assert env.converge().plan.up_to_date and seen == [["true"]]
+
+
+def test_a_failed_health_check_re_applies_the_application_then_checks_again(
+    make_lab: Callable[..., Lab],
+) -> None:
+    entry = guest(
+        "phxt-app",
+        11,
+        application_script="app.sh",
+        health_check={"command": "probe-app", "retries": 1},
+    )
+    env = make_lab({"101": entry})
+    assert env.converge().result.ok
+    broken = {"now": True}
+
+    def exec_handler(ctid: int, argv: Sequence[str]) -> ExecResult:
+        return ExecResult(1, "", "connection refused") if broken["now"] else ExecResult(0, "", "")
+
+    def script_handler(c: int, s: str, e: Mapping[str, str], f: Mapping[str, bytes]) -> ExecResult:
+        broken["now"] = False  # the application's re-run repairs it
+        return ExecResult(0, "", "")
+
+    env.driver.exec_handler = exec_handler
+    env.driver.script_handler = script_handler
+    outcome = env.converge()
+    kinds = [(s.kind, s.force) for s in outcome.plan.steps]
+    assert kinds == [("application", True), ("health_check", False)]
+    assert "health check failed: exit 1: connection refused" in outcome.plan.steps[0].detail
+    assert outcome.result.ok and not broken["now"]
+    assert env.converge().plan.up_to_date
+
+
+def test_a_failed_health_check_with_nothing_to_re_apply_fails_the_run(
+    make_lab: Callable[..., Lab],
+) -> None:
+    env = make_lab({"102": guest("phxt-solo", 12, health_check={"command": "x", "retries": 1})})
+    assert env.converge().result.ok
+    env.driver.exec_handler = lambda c, a: ExecResult(3, "", "down")
+    outcome = env.converge()
+    assert [s.kind for s in outcome.plan.steps] == ["health_check"]
+    assert set(outcome.result.failed) == {102}
 
 
 def test_gather_status(make_lab: Callable[..., Lab]) -> None:
