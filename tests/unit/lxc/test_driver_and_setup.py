@@ -461,3 +461,39 @@ def test_teardown_keeps_the_firewall_table_while_guests_have_chains(tmp_path: Pa
     done = make_setup(tmp_path, runner).teardown()
     assert done == []
     assert ("nft", "delete", "table", "bridge", "phoenix_fw") not in runner.calls
+
+
+def _listing_with(*ctids: int) -> str:
+    items: list[dict[str, object]] = [{"table": {"family": "bridge", "name": "t"}}]
+    for name in ("forward", "output", "input", *(f"{d}_{c}" for c in ctids for d in ("in", "out"))):
+        items.append({"chain": {"family": "bridge", "table": "t", "name": name}})
+    return json.dumps({"nftables": items})
+
+
+def test_chains_of_a_guest_gone_behind_phoenixs_back_are_a_leftover_and_removed(
+    tmp_path: Path,
+) -> None:
+    runner = RecordedRunner()
+    runner.respond(["lxc-info"], "STOPPED\n")
+    runner.respond(["nft", "-j", "list"], _listing_with(101, 802))
+    driver = make_driver(tmp_path, runner)
+    install_guest(driver, 101)  # 802's dir was removed by hand: only its chains are left
+    observed = driver.observe(802)
+    assert observed.state == "missing" and "firewall chains" in (observed.leftover or "")
+    driver.destroy(101)
+    scripts = [
+        str(i) for c, i in zip(runner.calls, runner.inputs, strict=True) if c[:2] == ("nft", "-f")
+    ]
+    assert any("delete chain bridge" in s and "in_802" in s and "in_101" in s for s in scripts)
+    assert ("nft", "delete", "table", "bridge", driver.fw_table) in runner.calls  # the last
+
+
+def test_the_firewall_table_stays_while_a_guest_uses_it(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["lxc-info"], "STOPPED\n")
+    runner.respond(["nft", "-j", "list"], _listing_with(101, 102))
+    driver = make_driver(tmp_path, runner)
+    install_guest(driver, 101)
+    install_guest(driver, 102)
+    driver.destroy(101)
+    assert not any(c[:2] == ("nft", "delete") for c in runner.calls)

@@ -172,8 +172,11 @@ class LxcDriver:
         return self.lxc_path / f"{DELETING}{ctid}"
 
     def _leftover(self, ctid: int) -> str | None:
-        """What an interrupted create/clone or destroy left of a missing guest."""
+        """What an interrupted create/clone or destroy left of a missing guest (or what
+        outlived a guest removed behind Phoenix's back: its firewall chains)."""
         found = []
+        if self.lxc_path.is_dir() and ctid in _chain_guests(self._fw_state()):
+            found.append(f"its firewall chains in bridge {self.fw_table}")
         if self._dir(ctid).exists():
             found.append(f"{self._dir(ctid)} (a create or clone stopped before its config)")
         if self._trash(ctid).exists():
@@ -560,13 +563,24 @@ class LxcDriver:
             self._remove_firewall_locked(ctid)
 
     def _remove_firewall_locked(self, ctid: int) -> None:
+        """Remove the guest's chains, and those of guests that vanished without a delete
+        (no config left); the table goes with the last guest's chains."""
         state = self._fw_state()
         if not state.exists:
             return
-        script = firewall.remove_script(self.fw_table, ctid, lxcconf.veth_name(ctid), state)
+        guests = _chain_guests(state)
+        gone = {ctid} | {c for c in guests if self._read_config(c) is None}
+        script = "".join(
+            firewall.remove_script(self.fw_table, c, lxcconf.veth_name(c), state)
+            for c in sorted(gone)
+        )
         if script:
             self._run("mutate", ["nft", "-f", "-"], input=script).check(
                 f"removing the firewall of guest {ctid}"
+            )
+        if not guests - gone:
+            self._run("mutate", ["nft", "delete", "table", "bridge", self.fw_table]).check(
+                f"removing the firewall table {self.fw_table} (no guest uses it)"
             )
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -816,3 +830,12 @@ def _snapshot_complete(snap: Path) -> bool:
         return True
     path = Path(value.split(":", 1)[1]) if value.startswith("dir:") else Path(value or "-")
     return (path / "etc").is_dir() or (snap / "rootfs" / "etc").is_dir()
+
+
+def _chain_guests(state: firewall.TableState) -> set[int]:
+    """Guests with chains (`in_<ctid>`, `out_<ctid>`) in the firewall table."""
+    return {
+        int(name.partition("_")[2])
+        for name in state.chains
+        if name.partition("_")[0] in ("in", "out") and name.partition("_")[2].isdigit()
+    }
