@@ -22,6 +22,7 @@ is printed (`-s`) and written to `<state>/crash-matrix.txt`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -38,8 +39,11 @@ import pytest
 
 from conftest import LxcHost
 from phoenix.drivers.lxc import LxcDriver
+from phoenix.drivers.lxc import config as lxcconf
+from phoenix.host.setup import BridgeSpec, HostSetup
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.runner import run_bundle
+from phoenix.runners.local import LocalRunner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -308,6 +312,8 @@ def test_every_interruption_resumes_without_a_hand(crash_lab: CrashLab) -> None:
         lab.chain(mode, CONVERGE_STEPS, "LetsGo", resets=1)
         lab.settle("LetsGo")
         healthy(driver, CLONE)
+        if mode == MODES[0]:
+            drift_is_repaired_or_reported(lab, driver)
         # a configure (the clone's memory changes)
         lab.memory = 384 if lab.memory == 512 else 512
         lab.write()
@@ -352,3 +358,51 @@ def dpkg_is_repaired_by_the_next_recipe(driver: LxcDriver, ctid: int) -> None:
     output = run_bundle(driver, ctid, check)
     assert "dpkg --configure -a" in output
     assert driver.exec(ctid, ["dpkg", "--audit"], timeout=60).stdout.strip() == ""
+
+
+def drift_is_repaired_or_reported(lab: CrashLab, driver: LxcDriver) -> None:
+    """Things changed by hand behind Phoenix's back, each followed by one `LetsGo`."""
+    host = lab.host
+    veth = lxcconf.veth_name(CLONE)
+
+    def master() -> str | None:
+        out = subprocess.run(
+            ["ip", "-j", "link", "show", "dev", veth], capture_output=True, text=True, check=True
+        ).stdout
+        return json.loads(out)[0].get("master")
+
+    def setup() -> None:  # what `phoenix setup` does for this slot
+        gateway = ipaddress.IPv4Interface(f"{host.gateway}/{host.subnet.prefixlen}")
+        HostSetup(LocalRunner(), host.state_dir, nat_table=host.nat_table).apply(
+            [BridgeSpec(host.bridge, gateway)]
+        )
+
+    # the application's work undone: the health check fails, the application runs again
+    assert driver.exec(CLONE, ["rm", "/var/lib/phxt-crash/app-ran"], timeout=30).ok
+    run = lab.cli("LetsGo")
+    assert run.rc == 0 and run.result is not None and run.result["done"] == [CLONE], run.stderr
+    healthy(driver, CLONE)
+    # the bridge deleted and made again: the running guests' veths hang on nothing
+    subprocess.run(["ip", "link", "del", host.bridge], check=True)
+    setup()
+    assert master() is None
+    run = lab.cli("LetsGo")
+    assert run.rc == 0, run.stderr
+    assert master() == host.bridge
+    ping = driver.exec(CLONE, ["ping", "-c", "1", "-W", "5", host.gateway], timeout=30)
+    assert ping.ok or "not found" in ping.stderr, ping
+    # the NAT table deleted: reported, with a non-zero exit, until `setup` restores it
+    subprocess.run(["nft", "delete", "table", "ip", host.nat_table], check=True)
+    run = lab.cli("LetsGo")
+    assert run.rc == 1 and run.result is not None and "masquerade" in run.result["error"]
+    setup()
+    # the clone destroyed out of band: made again
+    subprocess.run(
+        ["lxc-destroy", "-P", str(host.lxc_path), "-n", str(CLONE), "-f"],
+        check=True,
+        capture_output=True,
+    )
+    run = lab.cli("LetsGo")
+    assert run.rc == 0 and run.result is not None and CLONE in run.result["done"], run.stderr
+    healthy(driver, CLONE)
+    lab.matrix.append(("drift", "by hand", "health/bridge/NAT/guest", "pending"))

@@ -297,6 +297,25 @@ def _run_with_progress(inventory: Inventory, as_json: bool, body: Any) -> RunRes
     return result
 
 
+def _host_problems(inventory: Inventory) -> list[str]:
+    """What `phoenix setup` would still change on this host (a bridge gone or without its
+    address, forwarding off, the NAT table gone, subuid lines missing): a converge checks
+    its host, not only its guests. The NAT table is the one `setup` recorded making."""
+    from phoenix.host.setup import HostSetup, Record, bridges_from_inventory
+    from phoenix.runners.local import LocalRunner
+
+    host = HostSetup(LocalRunner(), inventory.state_dir)
+    made = Record.load(host.record_path).nat_tables
+    if made:
+        host = HostSetup(LocalRunner(), inventory.state_dir, nat_table=made[-1])
+    try:
+        return [step.describe for step in host.plan(bridges_from_inventory(inventory))]
+    except PhoenixError as exc:
+        return [str(exc)]
+    except (OSError, ValueError) as exc:
+        return [f"cannot check the host: {exc}"]
+
+
 def _note_unapplied(inventory: Inventory, ids: list[int] | None) -> None:
     """One stderr line per selected guest with inventory keys Phoenix does not apply yet."""
     for ctid in ids if ids is not None else sorted(inventory.guests):
@@ -318,6 +337,15 @@ def _converge(
     verb: str,
 ) -> None:
     driver = _driver(ctx, inventory)
+    if getattr(driver, "name", "") == "lxc":
+        problems = _host_problems(inventory)
+        if problems:
+            _run_failed(
+                "this host is not ready for the lab: "
+                + "; ".join(problems)
+                + " (`phoenix setup` makes these changes)",
+                as_json,
+            )
     if not as_json:
         _note_unapplied(inventory, ids)
 

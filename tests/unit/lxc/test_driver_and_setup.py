@@ -497,3 +497,19 @@ def test_the_firewall_table_stays_while_a_guest_uses_it(tmp_path: Path) -> None:
     install_guest(driver, 102)
     driver.destroy(101)
     assert not any(c[:2] == ("nft", "delete") for c in runner.calls)
+
+
+def test_a_running_guests_veth_off_its_bridge_is_configured_back_onto_it(tmp_path: Path) -> None:
+    runner = RecordedRunner()
+    runner.respond(["lxc-info"], "RUNNING\n")
+    veth = lxcconf.veth_name(101)
+    runner.respond(["ip", "-j", "link", "show", "dev", veth], json.dumps([{"ifname": veth}]))
+    driver = make_driver(tmp_path, runner)
+    cdir = install_guest(driver, 101)
+    (cdir / "rootfs" / "etc" / "network").mkdir(parents=True)
+    seen = driver.observe(101)
+    assert seen.settings is not None and seen.settings.net is not None
+    diff = SETTINGS.diff(seen.settings)
+    assert list(diff) == ["net"]  # the plan configures the NIC again
+    driver.configure(101, SETTINGS, frozenset(diff))
+    assert ("ip", "link", "set", "dev", veth, "master", SETTINGS.net.bridge) in runner.calls

@@ -18,6 +18,7 @@ clone, destroy or snapshot. A snapshot counts only once lxc-snapshot wrote its c
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 APPARMOR_DIR = Path("/sys/kernel/security/apparmor")
 META_FILE = "phoenix.json"
 DELETING = ".deleting-"
+DETACHED = "(detached)"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # "offline": systemctl cannot reach systemd yet (it has not opened its socket).
 _NOT_READY = {"", "offline", "initializing", "starting"}
@@ -191,16 +193,33 @@ class LxcDriver:
                     f"removing {path}, left by an interrupted run"
                 )
 
+    def _attached(self, ctid: int, settings: GuestSettings) -> GuestSettings:
+        """A running guest's veth must hang on its bridge: a bridge deleted and made again
+        (`ip link del`, then `phoenix setup`) leaves it detached and the guest unreachable.
+        Such a NIC observes as on bridge DETACHED, so the plan configures it again."""
+        net = settings.net
+        if net is None or not net.bridge:
+            return settings
+        res = self._run("observe", ["ip", "-j", "link", "show", "dev", lxcconf.veth_name(ctid)])
+        try:
+            links = json.loads(res.stdout or "[]") if res.ok else []
+        except ValueError:
+            links = []
+        if links and isinstance(links[0], dict) and links[0].get("master") != net.bridge:
+            return replace(settings, net=replace(net, bridge=DETACHED))
+        return settings
+
     def observe(self, ctid: int) -> ObservedGuest:
         parsed = self._read_config(ctid)
         if parsed is None:
             return ObservedGuest(ctid, "missing", leftover=self._leftover(ctid))
         meta = self._read_meta(ctid)
         running = self._state(ctid) == "RUNNING"
+        settings = self._settings(ctid, parsed, meta)
         return ObservedGuest(
             ctid,
             "running" if running else "stopped",
-            settings=self._settings(ctid, parsed, meta),
+            settings=self._attached(ctid, settings) if running else settings,
             snapshots=tuple(self.list_snapshots(ctid)),
             is_template=meta.template,
             ip_addresses=self._ips(ctid) if running else (),
@@ -462,6 +481,8 @@ class LxcDriver:
             self._write_guest_files_live(ctid, new, files)
         elif files:
             self._write_guest_files(rootfs, new, files)
+        if "net" in changed and running and new.net is not None and new.net.bridge:
+            self._attach(ctid, parsed, new.net.bridge)
         if "hostname" in changed and running:
             self.exec(ctid, ["hostname", new.hostname])
         if running and changed & _LIVE_LIMITS:
@@ -473,6 +494,17 @@ class LxcDriver:
                 self._apply_firewall(ctid, new)
             else:
                 self._remove_firewall(ctid)
+
+    def _attach(self, ctid: int, parsed: ParsedConfig, bridge: str) -> None:
+        """Hang a running guest's veth on its bridge again (see `_attached`)."""
+        self._check_bridge(ctid, parsed)
+        veth = lxcconf.veth_name(ctid)
+        self._run("mutate", ["ip", "link", "set", "dev", veth, "master", bridge]).check(
+            f"attaching guest {ctid}'s {veth} to {bridge}"
+        )
+        self._run("mutate", ["ip", "link", "set", "dev", veth, "up"]).check(
+            f"bringing guest {ctid}'s {veth} up"
+        )
 
     def _apply_live_limits(self, ctid: int, settings: GuestSettings) -> None:
         """Running guests get new limits now; the config makes them stick across restarts.
