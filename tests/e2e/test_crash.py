@@ -389,8 +389,6 @@ def drift_is_repaired_or_reported(lab: CrashLab, driver: LxcDriver) -> None:
     run = lab.cli("LetsGo")
     assert run.rc == 0, run.stderr
     assert master() == host.bridge
-    reach = subprocess.run(["ping", "-c", "1", "-W", "5", host.ip(161)], capture_output=True)
-    assert reach.returncode == 0, "the clone is unreachable through its bridge"
     # the NAT table deleted: reported, with a non-zero exit, until `setup` restores it
     subprocess.run(["nft", "delete", "table", "ip", host.nat_table], check=True)
     run = lab.cli("LetsGo")
