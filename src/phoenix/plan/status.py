@@ -120,6 +120,21 @@ class RouteStatus:
         }
 
 
+def _gateway_answers(driver: Driver, gateway: int, inventory: Inventory) -> str | None:
+    """None when the gateway's nginx answers its own health check (the inventory's, else
+    `/phoenix/health` on loopback), else what went wrong."""
+    check = inventory.guests[gateway].health_check
+    if check is not None:
+        result = probe(driver, gateway, check.model_copy(update={"retries": 1}))
+    else:
+        argv = ["curl", "-fsS", "-m", "3", "-o", "/dev/null", "http://127.0.0.1/phoenix/health"]
+        result = driver.exec(gateway, argv, timeout=10)
+    if result.ok:
+        return None
+    said = result.stderr.strip() or result.stdout.strip() or f"exit {result.returncode}"
+    return said.splitlines()[-1][-200:]
+
+
 def _probe_from_gateway(driver: Driver, gateway: int, url: str, expect_ok: bool) -> tuple[str, str]:
     """Ask the gateway guest itself (it is the one the firewall lets through) with curl."""
     argv = ["curl", "-sS", "-o", "/dev/null", "-m", "3", "-w", "%{http_code}", url]
@@ -146,12 +161,17 @@ def gather_route_status(
         return None, []
     routes, _problems = derive_routes(inventory, gateway, strict=False)
     running = check_health and driver.observe(gateway).running
+    # A route is only as good as the gateway in front of it: when its own check fails
+    # (nginx stopped, a broken config), every route is down, whatever the backends say.
+    front = _gateway_answers(driver, gateway, inventory) if running else None
 
     def backends(items: Iterable[Any], path: str, expect_ok: bool) -> tuple[BackendStatus, ...]:
         out = []
         for backend in items:
             if not running:
                 health, detail = "unknown", "gateway not running"
+            elif front is not None:
+                health, detail = "unreachable", f"the gateway does not answer: {front}"
             else:
                 url = f"http://{backend.hostport}{path}"
                 health, detail = _probe_from_gateway(driver, gateway, url, expect_ok)

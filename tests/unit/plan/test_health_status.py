@@ -173,3 +173,23 @@ def test_route_status_without_a_running_gateway_is_unknown(
     env.driver.stop(101)
     _gateway, routes = gather_route_status(env.inventory, env.driver)
     assert {r.health for r in routes} == {"unknown"}
+
+
+def test_routes_are_down_when_the_gateway_itself_does_not_answer(
+    make_lab: Callable[..., Lab],
+) -> None:
+    """nginx stopped in the gateway: the backends answer the gateway guest's curl, but no
+    request gets through; the route table must not say ok."""
+    env = make_lab(_route_lab())
+    assert env.converge().result.ok
+
+    def nginx_down(ctid: int, argv: Sequence[str]) -> ExecResult:
+        if argv[-1] == "http://127.0.0.1/phoenix/health":
+            return ExecResult(7, "", "curl: (7) Failed to connect to 127.0.0.1 port 80")
+        return ExecResult(0, "200", "")
+
+    env.driver.exec_handler = nginx_down
+    _gateway, routes = gather_route_status(env.inventory, env.driver)
+    assert {r.health for r in routes if r.match != "/docs/"} == {"down"}
+    alpha = next(r for r in routes if r.match == "alpha")
+    assert "the gateway does not answer: curl: (7)" in alpha.backends[0].detail
