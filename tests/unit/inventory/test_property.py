@@ -474,7 +474,26 @@ def test_mutated_fixtures(lab: Lab, data: st.DataObject) -> None:
     else:
         hypervisor = _mutate(hypervisor, data.draw, times)
     etc = lab.write(lxc, hypervisor, shared_fixture(name))
+    if data.draw(st.integers(0, 2), label="repeat a key?") == 0:
+        _repeat_a_key(etc / (LXC if which == "lxc" else HYP), data.draw)
     check_rule(etc, lab.root / "out", ("auto", "derived"))
+
+
+def _repeat_a_key(path: Path, draw: st.DrawFn) -> None:
+    """Write one `"key": value,` line twice, maybe with another value, maybe behind a BOM:
+    what the original tool's history has (jq took the last value)."""
+    lines = json.dumps(json.loads(path.read_text()), indent=2).split("\n")
+    candidates = [i for i, line in enumerate(lines) if line.endswith(",") and '": ' in line]
+    if not candidates:
+        return
+    index = draw(st.sampled_from(candidates), label="repeated line")
+    line = lines[index]
+    if draw(st.booleans(), label="another value?"):
+        key = line.split('": ', 1)[0]
+        line = f'{key}": {json.dumps(draw(ODD, label="its value"))},'
+    lines.insert(index + 1, line)
+    bom = "\ufeff" if draw(st.booleans(), label="BOM?") else ""
+    path.write_text(bom + "\n".join(lines))
 
 
 def test_the_real_inventories_satisfy_the_rule(lab: Lab) -> None:
