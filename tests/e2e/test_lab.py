@@ -333,3 +333,34 @@ def test_status_is_healthy_then_a_stopped_model_shows_in_both_tables(lab: Lab) -
         assert up.status_code == 200
     finally:
         lab.power(MODEL_B, "start")
+
+
+def test_a_stopped_gateway_with_a_broken_live_config_is_repaired_by_one_converge(
+    lab: Lab,
+) -> None:
+    """Drift by hand: nginx stopped in the gateway and one of its live files broken. The
+    route table says so (it probes behind the gateway's own check), and one converge runs
+    the gateway's bundle again (its health check fails), which re-stages the tree,
+    checks it with `nginx -t` and starts nginx."""
+    break_it = (
+        "systemctl stop nginx && "
+        "site=$(ls -d /etc/nginx/phoenix/live/sites-available/* | head -n 1) && "
+        'echo "this is not nginx;" >> "$site"'
+    )
+    res = lab.driver.exec(GATEWAY, ["sh", "-c", break_it], timeout=60)
+    assert res.ok, res
+    _gw, routes = gather_route_status(lab.inventory, lab.driver)
+    assert {r.health for r in routes} == {"down"}
+    outcome = converge(
+        lab.inventory, lab.driver, None, reporter=CollectingReporter(), state_dir=lab.state
+    )
+    assert outcome.result.ok, outcome.result
+    redone = [s for s in outcome.plan.steps if s.ctid == GATEWAY]
+    assert [s.kind for s in redone] == ["application", "health_check"]
+    assert lab.driver.exec(GATEWAY, ["systemctl", "is-active", "nginx"], timeout=30).ok
+    check = ["nginx", "-t", "-q", "-c", "/etc/nginx/phoenix/live/nginx.conf"]
+    assert lab.driver.exec(GATEWAY, check, timeout=30).ok
+    with httpx.Client(base_url=lab.base_url, timeout=15) as client:
+        assert client.post("/v1/chat/completions", json=_chat("demo-chat")).status_code == 200
+    _gw, routes = gather_route_status(lab.inventory, lab.driver)
+    assert {r.health for r in routes} == {"ok"}

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from graphlib import TopologicalSorter
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Literal
 
@@ -121,7 +121,21 @@ def boot_ranks(plan: Plan) -> dict[int, int]:
 
 
 def part_graph(plan: Plan, runs: dict[int, _GuestRun]) -> TopologicalSorter[Node]:
-    """The parts of every guest with steps and what each waits for (module docstring)."""
+    """The parts of every guest with steps and what each waits for (module docstring),
+    prepared. A gateway's wait for its backends (`GuestPlan.after`) is an ordering wish:
+    where boot order and dependencies make it circular, it is dropped."""
+    sorter = _part_graph(plan, runs, with_after=True)
+    try:
+        sorter.prepare()
+    except CycleError:
+        sorter = _part_graph(plan, runs, with_after=False)
+        sorter.prepare()
+    return sorter
+
+
+def _part_graph(
+    plan: Plan, runs: dict[int, _GuestRun], with_after: bool
+) -> TopologicalSorter[Node]:
     rank = boot_ranks(plan)
     sorter: TopologicalSorter[Node] = TopologicalSorter()
     starters = [c for c, r in runs.items() if r.has_start]
@@ -132,6 +146,8 @@ def part_graph(plan: Plan, runs: dict[int, _GuestRun]) -> TopologicalSorter[Node
             lower = [(c, start) for c in starters if rank[c] < rank[ctid]]
             sorter.add((ctid, "start"), (ctid, "pre"), *lower)
             sorter.add((ctid, "rest"), (ctid, "start"))
+        if with_after:  # a gateway's recipes wait for the backends it routes to
+            sorter.add(run.last, *(runs[b].last for b in run.plan.after if b in runs))
     return sorter
 
 
@@ -234,7 +250,6 @@ class Executor:
     ) -> None:
         runs = {gp.ctid: _GuestRun(gp) for gp in work}
         sorter = part_graph(plan, runs)
-        sorter.prepare()
         rank = boot_ranks(plan)
         bad: set[int] = set()  # failed, blocked or left: its later parts do not run
         ready: list[Node] = []

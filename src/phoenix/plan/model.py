@@ -136,6 +136,9 @@ class GuestPlan:
     steps: tuple[Step, ...] = ()
     boot_order: int = 0
     needs: tuple[int, ...] = ()
+    # guests whose steps finish before this guest's recipes run (a gateway and the
+    # backends it routes to: re-pointing it at a backend still being changed gives 502s)
+    after: tuple[int, ...] = ()
 
     @property
     def up_to_date(self) -> bool:
@@ -149,6 +152,7 @@ class GuestPlan:
             "up_to_date": self.up_to_date,
             "boot_order": self.boot_order,
             "needs": list(self.needs),
+            "after": list(self.after),
             "steps": [s.to_json() for s in self.steps],
         }
 

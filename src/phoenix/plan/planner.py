@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.drivers.base import Driver, GuestSettings, ObservedGuest
-from phoenix.errors import PlanError
+from phoenix.errors import PhoenixError, PlanError
 from phoenix.inventory.graph import Graph
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import HealthCheck, LxcGuest
@@ -104,8 +104,31 @@ class Planner:
         guests = []
         for ctid in order:
             needs = tuple(sorted(n for n in graph.needs(ctid) if n in planned))
-            guests.append(self.plan_guest(ctid, needs))
+            gp = self.plan_guest(ctid, needs)
+            after = self._backends_first(ctid, graph, planned)
+            guests.append(replace(gp, after=after) if after else gp)
         return Plan(tuple(guests), tuple(start_order(self.inventory, order)))
+
+    def _backends_first(self, ctid: int, graph: Graph, planned: set[int]) -> tuple[int, ...]:
+        """For the gateway: the planned guests it routes to that do not need it (those
+        finish before its bundle re-points it; the others could never be waited for)."""
+        if not self.inventory.guests[ctid].runs_gateway:
+            return ()
+        from phoenix.gateway.routes import derive_routes
+
+        try:
+            routes, _problems = derive_routes(self.inventory, ctid, strict=False)
+        except PhoenixError:
+            return ()
+        targets = [m.backends for m in routes.models]
+        targets += [r.target.backends for r in routes.paths]
+        targets += [r.target.backends for r in routes.hosts]
+        found = {b.ctid for group in targets for b in group if b.ctid is not None}
+        return tuple(
+            sorted(
+                b for b in found if b in planned and b != ctid and ctid not in graph.closure([b])
+            )
+        )
 
     # -- one guest -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import pytest
 from phoenix.drivers.base import ExecResult
 from phoenix.errors import CommandFailed
 from phoenix.inventory.models import HealthCheck
+from phoenix.plan.events import CollectingReporter
 from phoenix.plan.health import run_health_check
 from phoenix.plan.status import gather_route_status, gather_status
 
@@ -193,3 +194,34 @@ def test_routes_are_down_when_the_gateway_itself_does_not_answer(
     assert {r.health for r in routes if r.match != "/docs/"} == {"down"}
     alpha = next(r for r in routes if r.match == "alpha")
     assert "the gateway does not answer: curl: (7)" in alpha.backends[0].detail
+
+
+def test_the_gateway_is_re_pointed_only_after_its_backends_converged(
+    make_lab: Callable[..., Lab],
+) -> None:
+    """A gateway bundle that routes to a backend still being made would answer 502s for
+    the backend's whole load time (a real vLLM: minutes)."""
+    env = make_lab(_route_lab())
+    collect = CollectingReporter()
+    outcome = env.converge(reporter=collect)
+    assert outcome.result.ok, outcome.result
+    assert outcome.plan.guest(101).after == (102, 103)
+    kinds = [(e.kind, e.ctid, e.step_kind) for e in collect.events]
+    gateway_bundle = kinds.index(("step_started", 101, "application"))
+    assert kinds.index(("guest_done", 102, None)) < gateway_bundle
+    assert kinds.index(("guest_done", 103, None)) < gateway_bundle
+
+
+def test_the_backends_first_wish_yields_to_boot_order_and_dependencies(
+    make_lab: Callable[..., Lab],
+) -> None:
+    """A guest that needs the gateway boots before a backend the gateway routes to: waiting
+    for that backend would be circular, so the gateway does not wait (no deadlock)."""
+    guests = _route_lab()
+    guests["101"]["boot_order"] = 1
+    guests["103"]["boot_order"] = 5
+    guests["104"] = guest("phxt-app", 14, boot_order=2, dependencies=["101"])
+    env = make_lab(guests)
+    outcome = env.converge()
+    assert outcome.result.ok, outcome.result
+    assert outcome.plan.guest(101).after == (102, 103)
