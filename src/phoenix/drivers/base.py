@@ -42,13 +42,37 @@ class FirewallRule:
 
 
 @dataclass(frozen=True)
+class MountSettings:
+    """One mount point of a guest, matched by its `target` (the path inside the guest).
+
+    A bind mount has `host_path`; a volume (Proxmox `POOL:SIZE`, a directory Phoenix makes
+    on the LXC driver) has `pool` and `size_gb` instead. `name` and the owner ids do not
+    take part in comparisons: a node does not report them (the owner is applied to the
+    host path when Phoenix creates or adopts it, shifted through the guest's id map).
+    """
+
+    target: str
+    host_path: str | None = None
+    read_only: bool = False
+    pool: str | None = None
+    size_gb: int | None = None
+    name: str = field(default="", compare=False)
+    owner_uid: int | None = field(default=None, compare=False)
+    owner_gid: int | None = field(default=None, compare=False)
+
+    @property
+    def is_volume(self) -> bool:
+        return self.host_path is None
+
+
+@dataclass(frozen=True)
 class GuestSettings:
     """Everything a driver applies to a guest, normalised so equal means converged.
 
     `features` are Proxmox container features (`nesting`, `keyctl`, `mknod`, `fuse`…) as
     sorted `(name, value)` pairs; `raw_lxc` are raw `lxc.*` keys as `(key, value)` pairs in
     inventory order (keys such as `lxc.idmap` may repeat; AppArmor excluded: it is
-    `apparmor_profile`).
+    `apparmor_profile`). `mounts` are sorted by target, `gpus` are sorted GPU indices.
     """
 
     hostname: str
@@ -67,6 +91,8 @@ class GuestSettings:
     boot_delay: int = 0
     firewall_enabled: bool = False
     firewall_rules: tuple[FirewallRule, ...] = ()
+    mounts: tuple[MountSettings, ...] = ()
+    gpus: tuple[int, ...] = ()
 
     def diff(self, other: GuestSettings) -> dict[str, tuple[object, object]]:
         """Fields whose values differ, as {name: (other_value, self_value)} = (old, new).

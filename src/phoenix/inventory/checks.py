@@ -9,6 +9,7 @@ from pathlib import Path
 
 from phoenix.inventory.loader import LXC_FILE, VM_FILE, Inventory
 from phoenix.inventory.models import MAX_MODEL_NAME, LxcGuest, RouteTarget
+from phoenix.inventory.mountchecks import mount_problems
 from phoenix.inventory.ordering import build_graph
 from phoenix.inventory.problems import Problem, json_path, shown_text
 from phoenix.recipes.registry import (
@@ -455,13 +456,10 @@ def _gateway_routes(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Pr
 
 def unapplied_keys(guest: LxcGuest) -> list[tuple[str, str]]:
     """(key, what the guest lacks) for the keys Phoenix reads but does not act on yet."""
-    missing: list[tuple[str, str]] = []
-    if guest.gpu_assignment != "none":
-        missing.append(("gpu_assignment", "the guest gets no GPU"))
-    for key in ("zfs_volumes", "volumes", "mount_points"):
-        if getattr(guest, key):
-            missing.append((key, "nothing is created or mounted"))
-    return missing
+    # GPUs, mount points and volumes are applied by both drivers now; the machinery stays
+    # for the next key Phoenix reads before it acts on it.
+    del guest
+    return []
 
 
 def _not_applied(ctid: int, guest: LxcGuest) -> list[Problem]:
@@ -528,6 +526,7 @@ def semantic_problems(inventory: Inventory) -> list[Problem]:
         out += _gateway_routes(ctid, guest, inventory)
         out += _gateway_keys(ctid, guest, inventory)
         out += _not_applied(ctid, guest)
+        out += mount_problems(ctid, guest)
         out += _proxmox_rules(ctid, guest, inventory)
         out += _model_name(ctid, guest)
     return out

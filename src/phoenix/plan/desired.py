@@ -6,7 +6,7 @@ and every driver agree on what "converged" means.
 
 from __future__ import annotations
 
-from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
+from phoenix.drivers.base import FirewallRule, GuestSettings, MountSettings, NetSettings
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import GatewayConfig, LxcGuest
 
@@ -45,7 +45,29 @@ def guest_settings(guest: LxcGuest) -> GuestSettings:
         boot_delay=guest.boot_delay,
         firewall_enabled=guest.firewall.enabled,
         firewall_rules=rules if guest.firewall.enabled else (),
+        mounts=guest_mounts(guest),
+        gpus=tuple(sorted(set(guest.gpus))),
     )
+
+
+def guest_mounts(guest: LxcGuest) -> tuple[MountSettings, ...]:
+    """Bind mounts and volumes (`zfs_volumes` and `volumes` alike), sorted by target; the
+    loader refuses two mounts on one target, so the target identifies a mount."""
+    mounts = [
+        MountSettings(
+            target=_target(m.container_path),
+            host_path=m.host_path,
+            read_only=m.read_only,
+            owner_uid=m.owner_uid,
+            owner_gid=m.owner_gid,
+        )
+        for m in guest.mount_points
+    ]
+    mounts += [
+        MountSettings(target=_target(v.mount_point), pool=v.pool, size_gb=v.size_gb, name=v.name)
+        for v in [*guest.zfs_volumes, *guest.volumes]
+    ]
+    return tuple(sorted(mounts, key=lambda m: m.target))
 
 
 def _gateway_openings(guest: LxcGuest) -> tuple[FirewallRule, ...]:
@@ -63,3 +85,7 @@ def _gateway_openings(guest: LxcGuest) -> tuple[FirewallRule, ...]:
 
 def desired_settings(inventory: Inventory, ctid: int) -> GuestSettings:
     return guest_settings(inventory.guests[ctid])
+
+
+def _target(path: str) -> str:
+    return path.rstrip("/") or "/"

@@ -42,9 +42,7 @@ def test_unknown_key_is_a_warning(minimal_dir: Path) -> None:
     } in problems
 
 
-def test_keys_not_applied_yet_are_warnings(minimal_dir: Path) -> None:
-    _, before = _validate(minimal_dir)
-    assert not [p for p in before if "not applied" in p["message"]]
+def test_gpu_and_mount_keys_are_applied_not_flagged(minimal_dir: Path) -> None:
     _edit(
         minimal_dir,
         "102",
@@ -53,10 +51,20 @@ def test_keys_not_applied_yet_are_warnings(minimal_dir: Path) -> None:
     )
     code, problems = _validate(minimal_dir)
     assert code == 0
-    flagged = {p["path"]: p for p in problems if "not applied by Phoenix yet" in p["message"]}
-    assert set(flagged) == {"lxc_configs.102.gpu_assignment", "lxc_configs.102.mount_points"}
-    assert all(p["severity"] == "warning" for p in flagged.values())
-    assert "no GPU" in flagged["lxc_configs.102.gpu_assignment"]["message"]
+    assert not [p for p in problems if "not applied" in p["message"]]
+
+
+def test_two_mounts_on_one_target_are_an_error(minimal_dir: Path) -> None:
+    _edit(
+        minimal_dir,
+        "102",
+        mount_points=[{"host_path": "/srv/models", "guest_path": "/models/"}],
+        zfs_volumes=[{"name": "m", "pool": "tank", "size_gb": 5, "mount_point": "/models"}],
+    )
+    code, problems = _validate(minimal_dir)
+    assert code != 0
+    errors = [p for p in problems if "one mount per path" in p["message"]]
+    assert [p["path"] for p in errors] == ["lxc_configs.102.zfs_volumes[0]"]
 
 
 def test_missing_application_script_warns_then_exists(minimal_dir: Path) -> None:
@@ -199,10 +207,9 @@ def test_unwritable_output_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     assert "No such file or directory: /proc/phoenix-nope" in proc.stderr
 
 
-def test_plan_notes_keys_not_applied_yet(minimal_dir: Path) -> None:
+def test_plan_has_no_not_applied_note_for_gpus(minimal_dir: Path) -> None:
     _edit(minimal_dir, "102", gpu_assignment="0,1")
     runner = CliRunner()
     result = runner.invoke(app, ["-c", str(minimal_dir), "plan", "--offline"])
     assert result.exit_code == 0, result.output
-    assert "note: guest 102: not applied by Phoenix yet: gpu_assignment" in result.output
-    assert "note: guest 101" not in result.output
+    assert "not applied" not in result.output

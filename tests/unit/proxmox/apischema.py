@@ -196,6 +196,9 @@ def check_format(
         ok = set(parts) <= {"order", "up", "down"} and all(v.isdigit() for v in parts.values())
     elif fmt in ("pve-lxc-mp-string", "pve-volume-id-or-qm-path", "pve-volume-id"):
         ok = bool(_VOLUME.match(value)) or value.startswith("/")
+    elif fmt == "pve-lxc-dev-string":
+        # pve-container's verify_lxc_dev_string: under /dev, no `.`/`..` path components.
+        ok = value.startswith("/dev/") and not re.search(r"/\.\.?(/|$)", value)
     elif fmt == "pve-fw-dport-spec":
         items = value.split(",")
         ok = all(_PORT.match(i) for i in items)

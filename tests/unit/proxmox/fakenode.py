@@ -106,7 +106,9 @@ class FakeNode:
     template_worker_fails: bool = False
     calls: list[tuple[str, ...]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    owners: dict[str, str] = field(default_factory=dict)
     _macs: int = 0
+    _volumes: int = 0
 
     def __post_init__(self) -> None:
         (self.root / "etc/pve/lxc").mkdir(parents=True, exist_ok=True)
@@ -193,6 +195,18 @@ class FakeNode:
             return made + "\n"
         if argv[0] == "rm":
             self.path(argv[-1]).unlink(missing_ok=True)
+            return ""
+        if argv[0] == "test":  # test -d DIR / test -c DEVICE (a device is any file here)
+            target = self.path(argv[2])
+            ok = target.is_dir() if argv[1] == "-d" else target.exists()
+            if not ok:
+                raise _Fail(1, "")
+            return ""
+        if argv[:3] == ["mkdir", "-p", "--"]:
+            self.path(argv[3]).mkdir(parents=True, exist_ok=True)
+            return ""
+        if argv[:2] == ["chown", "--"]:
+            self.owners[argv[3]] = argv[2]
             return ""
         raise _Fail(127, f"{argv[0]}: command not found (fake node)")
 
@@ -298,6 +312,11 @@ class FakeNode:
             self._locked(ctid, conf)
             opts = _opts(argv[3:])
             for key in opts.pop("delete", "").split(","):
+                volume = options(main).get(key, "").split(",")[0]
+                if key.startswith("mp") and not volume.startswith("/"):
+                    # Proxmox keeps a detached volume as unusedN: its data is not deleted.
+                    n = sum(1 for k in options(main) if k.startswith("unused"))
+                    set_option(main, f"unused{n}", volume)
                 if key:
                     set_option(main, key, None)
             for key, value in opts.items():
@@ -305,6 +324,7 @@ class FakeNode:
                     value += f",hwaddr={self._mac()}"
                 if key == "unprivileged":
                     raise _Fail(255, "unable to modify read-only option: 'unprivileged'")
+                value = self._allocate(ctid, key, value)
                 set_option(main, key, value)
             self._save(ctid, conf)
             return ""
@@ -329,12 +349,16 @@ class FakeNode:
             return ""
         if verb == "resize":
             self._locked(ctid, conf)
-            rootfs = parse_property_string(options(main)["rootfs"], "volume")
+            disk = argv[3]
+            props = parse_property_string(options(main)[disk], "volume")
             new_gib = size_to_gib(argv[4].lstrip("+"))
-            if new_gib < size_to_gib(rootfs["size"]):
+            if new_gib < size_to_gib(props["size"]):
                 raise _Fail(255, "unable to shrink disk size")
             if not self.resize_worker_fails:
-                set_option(main, "rootfs", f"{rootfs['volume']},size={new_gib}G")
+                props["size"] = f"{new_gib}G"
+                volume = props.pop("volume")
+                rest = ",".join(f"{k}={v}" for k, v in props.items())
+                set_option(main, disk, f"{volume},{rest}")
                 self._save(ctid, conf)
             return ""  # the worker's failure is only in the task log: exit 0 regardless
         if verb == "snapshot":
@@ -388,6 +412,16 @@ class FakeNode:
         if verb == "push":
             return ""
         raise _Fail(255, f"unknown pct verb {verb}")
+
+    def _allocate(self, ctid: int, key: str, value: str) -> str:
+        """`mpN: STORAGE:SIZE,...` allocates a volume, as Proxmox does."""
+        head, _, rest = value.partition(",")
+        storage, _, size = head.partition(":")
+        if not key.startswith("mp") or not size.isdigit():
+            return value
+        self._storage(storage)
+        self._volumes += 1
+        return f"{storage}:subvol-{ctid}-disk-{self._volumes},{rest},size={size}G"
 
     def _storage(self, name: str) -> None:
         if name not in self.storages:

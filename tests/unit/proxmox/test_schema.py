@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
+from phoenix.drivers.base import FirewallRule, GuestSettings, MountSettings, NetSettings
 from phoenix.drivers.factory import OfflineDriver
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.drivers.proxmox.preview import Preview
@@ -99,10 +99,19 @@ def settings(**changes: object) -> GuestSettings:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
+MOUNTS = (
+    MountSettings("/models", host_path="/srv/models", read_only=True, owner_uid=1000),
+    MountSettings("/var/lib/data", pool="local-zfs", size_gb=10),
+)
+
+
 def fake_node_commands(root: Path, version: str) -> tuple[list[tuple[str, ...]], list[str]]:
     """Drive a fake node of `version` through every driver operation; its commands and the
     .fw files it ended with."""
     node = FakeNode(root, version=f"{version}.0")
+    for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"):
+        node.path("/dev").mkdir(exist_ok=True)
+        node.path(f"/dev/{name}").write_text("")
     driver = ProxmoxDriver(node, "localhost", sleep=lambda _: None, stage_files=True)
     wanted = settings()
     driver.create(900, TEMPLATE, dataclasses.replace(wanted, net=None, firewall_enabled=False))
@@ -118,11 +127,18 @@ def fake_node_commands(root: Path, version: str) -> tuple[list[tuple[str, ...]],
     drifted = dataclasses.replace(
         wanted, memory_mb=4096, cores=4, features=(), net=None, onboot=False, disk_gb=16,
         raw_lxc=(("lxc.cgroup2.devices.allow", "c 195:* rwm"),), firewall_enabled=False,
+        mounts=MOUNTS, gpus=(0, 1),
     )  # fmt: skip
     seen = driver.observe(101)
     assert seen.settings is not None
     driver.configure(101, drifted, frozenset(drifted.diff(seen.settings)))
     driver.resize(101, 20)
+    # mounts and GPUs change: a volume grows and turns read-only, a bind mount and a GPU go
+    seen = driver.observe(101)
+    assert seen.settings is not None
+    volume = dataclasses.replace(MOUNTS[1], size_gb=12, read_only=True)
+    later = dataclasses.replace(drifted, mounts=(volume,), gpus=(1,))
+    driver.configure(101, later, frozenset(later.diff(seen.settings)))
     driver.stop(101)
     driver.delete_snapshot(900, "final-form")
     driver.stop(900)
@@ -131,7 +147,7 @@ def fake_node_commands(root: Path, version: str) -> tuple[list[tuple[str, ...]],
     node.put_conf(950, data("conf_950_original_tool.conf"))
     node.storages["quickOS-lxc-disks"] = "zfspool"
     adopt = dataclasses.replace(wanted, hostname="vllm-qwen2.5-7b-awq", disk_gb=128)
-    adopt = dataclasses.replace(adopt, storage="quickOS-lxc-disks")
+    adopt = dataclasses.replace(adopt, storage="quickOS-lxc-disks", gpus=(1,))
     seen = driver.observe(950)
     assert seen.settings is not None
     driver.configure(950, adopt, frozenset(adopt.diff(seen.settings)))

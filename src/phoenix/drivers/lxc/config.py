@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from phoenix.drivers import gpu
 from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
-from phoenix.drivers.lxc import cgroups, idmap
+from phoenix.drivers.lxc import cgroups, idmap, mounts
 from phoenix.drivers.lxc.cgroups import CgroupHost
 from phoenix.errors import DriverError
 
@@ -24,6 +26,7 @@ HEADER = "# Written by Phoenix from the inventory: change the inventory, not thi
 RAW_MARKER = "# phoenix.raw_lxc: the inventory's lxc_options follow"
 FEATURES_KEY = "#phoenix.features"
 APPARMOR_KEY = "#phoenix.apparmor_profile"
+GPUS_KEY = "#phoenix.gpus"
 FUSE_ENTRY = "/dev/fuse dev/fuse none bind,create=file,optional 0 0"
 SUPPORTED_FEATURES = ("fuse", "keyctl", "nesting")
 
@@ -43,6 +46,11 @@ class RenderContext:
     lxc_config_dir: Path = LXC_CONFIG_DIR
     # A linked clone: `rootfs` is the overlay's upper dir on top of this read-only lower.
     lower: Path | None = None
+    # Where volumes (mounts without a host path) keep their data: `<lxc path>/phoenix-volumes`.
+    volume_root: Path = Path("/var/lib/lxc") / mounts.VOLUME_DIR
+    # GPU passthrough: character majors from the host's /proc/devices, nodes under dev_dir.
+    gpu_majors: Mapping[str, int] = field(default_factory=dict)
+    dev_dir: Path = Path("/dev")
 
 
 def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
@@ -85,6 +93,8 @@ def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
             lines.append(("lxc.apparmor.allow_nesting", "1"))
     if features.get("fuse") == "1":
         lines.append(("lxc.mount.entry", FUSE_ENTRY))
+    lines += mounts.render_keys(ctid, s.mounts, ctx.volume_root)
+    lines += gpu_keys(s.gpus, ctx)
     # keyctl: Debian's common.seccomp does not block keyctl(2), so keyctl=1 needs no key;
     # it is recorded so the guest observes as configured.
     if s.apparmor_profile is not None:
@@ -97,6 +107,19 @@ def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
     out.append(RAW_MARKER)
     out += [f"{key} = {value}" for key, value in s.raw_lxc]
     return "\n".join(out) + "\n"
+
+
+def gpu_keys(gpus: tuple[int, ...], ctx: RenderContext) -> list[tuple[str, str]]:
+    """Each GPU node bind-mounted (no `optional`: a missing node fails the start loudly)
+    and admitted by one device-cgroup rule for the hierarchy the host runs."""
+    if not gpus:
+        return []
+    keys = [(GPUS_KEY, ",".join(str(i) for i in gpus))]
+    for device in gpu.devices(gpus, dict(ctx.gpu_majors)):
+        source = ctx.dev_dir / device.path.removeprefix("/dev/")
+        keys.append(("lxc.mount.entry", f"{source} {device.relative} none bind,create=file 0 0"))
+        keys.append((f"{ctx.cgroup.prefix}.devices.allow", gpu.cgroup_rule(device)))
+    return keys
 
 
 def _broadcast(cidr: str) -> str:
@@ -241,6 +264,8 @@ def to_settings(parsed: ParsedConfig, meta: GuestMeta) -> GuestSettings:
         boot_delay=_int(parsed.get("lxc.start.delay")),
         firewall_enabled=meta.firewall_enabled,
         firewall_rules=meta.firewall_rules if meta.firewall_enabled else (),
+        mounts=mounts.parse_keys(parsed.all(mounts.MOUNT_KEY)),
+        gpus=tuple(int(i) for i in (parsed.get(GPUS_KEY) or "").split(",") if i.isdigit()),
     )
 
 

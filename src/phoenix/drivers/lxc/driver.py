@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import stat
 import tempfile
 import threading
 import time
@@ -33,13 +34,14 @@ from typing import Literal
 
 from filelock import FileLock
 
+from phoenix.drivers import gpu
 from phoenix.drivers.base import (
     CommandLog,
     ExecResult,
     GuestSettings,
     ObservedGuest,
 )
-from phoenix.drivers.lxc import cgroups, firewall, guestfiles, idmap, linked
+from phoenix.drivers.lxc import cgroups, firewall, guestfiles, idmap, linked, mounts
 from phoenix.drivers.lxc import config as lxcconf
 from phoenix.drivers.lxc.cgroups import CgroupHost
 from phoenix.drivers.lxc.config import GuestMeta, ParsedConfig, RenderContext, RootfsSpec
@@ -59,6 +61,8 @@ GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _NOT_READY = {"", "offline", "initializing", "starting"}
 _INIT_RENAME_GRACE = 2.0  # seconds an init still called "init" may take to show it is systemd
 _LIVE_LIMITS = frozenset({"memory_mb", "swap_mb", "cores"})
+# Settings LXC applies only when the guest starts.
+MOUNT_FIELDS = frozenset({"mounts", "gpus"})
 CloneMode = Literal["linked", "full"]
 CLONE_MODES: tuple[CloneMode, ...] = ("linked", "full")
 
@@ -88,10 +92,15 @@ class LxcDriver:
         subid_files: tuple[Path, ...] = (Path("/etc/subuid"), Path("/etc/subgid")),
         poll_interval: float = 0.3,
         clone_mode: CloneMode = "linked",
+        proc_devices: Path = Path("/proc/devices"),
+        dev_dir: Path = Path("/dev"),
     ) -> None:
         if clone_mode not in CLONE_MODES:
             raise DriverError(f"unknown LXC clone mode {clone_mode!r} (linked or full)")
         self.lxc_path = Path(lxc_path)
+        self.volume_root = self.lxc_path / mounts.VOLUME_DIR
+        self.proc_devices = proc_devices
+        self.dev_dir = dev_dir
         self.template_cache = Path(template_cache)
         self.runner: Runner = runner or LocalRunner()
         self.state_dir = Path(state_dir) if state_dir else self.lxc_path
@@ -433,8 +442,46 @@ class LxcDriver:
 
     def _render_ctx(self, rootfs: RootfsSpec) -> RenderContext:
         return RenderContext(
-            rootfs=rootfs.path, cgroup=self.cgroup, apparmor=self.apparmor, lower=rootfs.lower
+            rootfs=rootfs.path,
+            cgroup=self.cgroup,
+            apparmor=self.apparmor,
+            lower=rootfs.lower,
+            volume_root=self.volume_root,
+            gpu_majors=self._gpu_majors(),
+            dev_dir=self.dev_dir,
         )
+
+    def _gpu_majors(self) -> dict[str, int]:
+        """The host's character majors (nvidia, nvidia-uvm...), read when a config renders."""
+        try:
+            return gpu.char_majors(self.proc_devices.read_text())
+        except OSError:
+            return {}
+
+    def _check_gpu_nodes(self, ctid: int, gpus: tuple[int, ...]) -> None:
+        """Every node a guest's GPUs need exists here, with the numbers /proc/devices gives
+        (LXC would otherwise fail the start with a bare mount error)."""
+        for device in gpu.devices(gpus, self._gpu_majors()):
+            node = self.dev_dir / device.path.removeprefix("/dev/")
+            try:
+                info = node.stat()
+            except FileNotFoundError:
+                fix = (
+                    gpu.UVM_FIX
+                    if device.path.startswith(gpu.UVM)
+                    else ("check `nvidia-smi -L` on the host and gpu_assignment in the inventory")
+                )
+                raise DriverError(
+                    f"guest {ctid}: {node} does not exist on this host: {fix}"
+                ) from None
+            if not stat.S_ISCHR(info.st_mode) or (
+                os.major(info.st_rdev),
+                os.minor(info.st_rdev),
+            ) != (device.major, device.minor):
+                raise DriverError(
+                    f"guest {ctid}: {node} is not the character device "
+                    f"{device.major}:{device.minor} that /proc/devices implies"
+                )
 
     def _rootfs(self, ctid: int, parsed: ParsedConfig) -> RootfsSpec:
         return lxcconf.rootfs_spec(parsed) or RootfsSpec(self._dir(ctid) / "rootfs")
@@ -445,7 +492,12 @@ class LxcDriver:
                 f"guest {ctid}: AppArmor is not enabled on this host; profile "
                 f"{settings.apparmor_profile!r} is recorded but not enforced"
             )
+        self._check_gpu_nodes(ctid, settings.gpus)
         text = lxcconf.render(ctid, settings, self._render_ctx(rootfs))
+        for made in mounts.ensure_sources(
+            ctid, settings.mounts, settings.unprivileged, self.volume_root
+        ):
+            self.log.add("mutate", ["mkdir", str(made)])
         path = self._dir(ctid) / "config"
         if path.is_file() and path.read_text() == text:
             return False
@@ -494,6 +546,10 @@ class LxcDriver:
                 self._apply_firewall(ctid, new)
             else:
                 self._remove_firewall(ctid)
+        if running and changed & MOUNT_FIELDS:
+            # LXC mounts and admits devices when the guest starts: restart it.
+            self.stop(ctid)
+            self.start(ctid)
 
     def _attach(self, ctid: int, parsed: ParsedConfig, bridge: str) -> None:
         """Hang a running guest's veth on its bridge again (see `_attached`)."""

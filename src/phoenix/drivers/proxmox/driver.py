@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from phoenix.drivers import gpu
 from phoenix.drivers.base import (
     CommandLog,
     ExecResult,
     GuestSettings,
     ObservedGuest,
 )
-from phoenix.drivers.proxmox import commands, conffile, files, firewall, pvesh
+from phoenix.drivers.proxmox import commands, conffile, devices, files, firewall, mounts, pvesh
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
 from phoenix.drivers.proxmox.ownership import OwnedRaw, owned_lines
 from phoenix.errors import CommandFailed, DriverError, PlanError
@@ -74,9 +75,9 @@ CONF_FIELDS = frozenset({"raw_lxc", "apparmor_profile"})
 FIREWALL_FIELDS = frozenset({"firewall_enabled", "firewall_rules"})
 # What create/clone apply right after `pct create`/`pct clone` (the Driver contract: a new
 # guest has its settings), i.e. everything but what those commands fix themselves.
-APPLIED_AFTER_CREATE = PCT_SET_FIELDS | CONF_FIELDS | FIREWALL_FIELDS
+APPLIED_AFTER_CREATE = PCT_SET_FIELDS | CONF_FIELDS | FIREWALL_FIELDS | {"mounts", "gpus"}
 # Changes that only take effect when the container starts again.
-RESTART_FIELDS = frozenset({"raw_lxc", "apparmor_profile", "features"})
+RESTART_FIELDS = frozenset({"raw_lxc", "apparmor_profile", "features", "mounts", "gpus"})
 
 
 def _parse(
@@ -212,7 +213,16 @@ class ProxmoxDriver:
         mine = owned_lines(facts.raw, (), self.owned.get(ctid))
         apparmor = next((v for k, v in mine if k == pvesh.APPARMOR_KEY), None)
         raw = tuple(line for line in mine if line[0] != pvesh.APPARMOR_KEY)
-        return dataclasses.replace(facts.settings, raw_lxc=raw, apparmor_profile=apparmor)
+        mine_mounts = mounts.owned(facts.mounts, self._mount_targets(ctid))
+        return dataclasses.replace(
+            facts.settings,
+            raw_lxc=raw,
+            apparmor_profile=apparmor,
+            mounts=tuple(sorted((p.mount for p in mine_mounts), key=lambda m: m.target)),
+        )
+
+    def _mount_targets(self, ctid: int) -> list[str]:
+        return self.owned.mount_targets(ctid)
 
     def _remember_mac(self, ctid: int, mac: str | None) -> None:
         if mac is not None:
@@ -314,6 +324,10 @@ class ProxmoxDriver:
             applied |= changed & CONF_FIELDS
         if changed & FIREWALL_FIELDS:
             self._write_firewall(ctid, settings)
+        if "mounts" in changed and self._write_mounts(ctid, settings, current):
+            applied.add("mounts")
+        if "gpus" in changed and self._write_devices(ctid, settings, current):
+            applied.add("gpus")
         if applied & RESTART_FIELDS and self._state(ctid) == "running":
             self.stop(ctid)
             self.start(ctid)
@@ -375,6 +389,51 @@ class ProxmoxDriver:
             self._write(ctid, argv, path, new)
         self.owned.set(ctid, list(dict.fromkeys(wanted)))
         return new != old
+
+    def _write_devices(
+        self, ctid: int, settings: GuestSettings, current: pvesh.ConfigFacts
+    ) -> bool:
+        """The guest's NVIDIA `devN` entries become exactly its GPUs' (Proxmox refuses to
+        start a guest whose device is missing, so each node is checked first)."""
+        for path in gpu.device_paths(settings.gpus):
+            if not self._run("observe", devices.probe(path)).ok:
+                fix = (
+                    gpu.UVM_FIX
+                    if path.startswith(gpu.UVM)
+                    else ("check `nvidia-smi -L` on the node and gpu_assignment in the inventory")
+                )
+                raise DriverError(
+                    f"guest {ctid}: node {self.node} has no {path}, so the guest could not "
+                    f"start with it: {fix}"
+                )
+        argv = devices.set_argv(
+            ctid, settings.gpus, current.devices, current.raw, settings.unprivileged,
+            self.version(),
+        )  # fmt: skip
+        if argv is None:
+            return False
+        self._mutate(ctid, argv)
+        return True
+
+    def _write_mounts(self, ctid: int, settings: GuestSettings, current: pvesh.ConfigFacts) -> bool:
+        """Bind sources made (owned as the guest sees them), `mpN` entries matched by target,
+        volumes grown; entries Phoenix no longer wants dropped (their data kept)."""
+        for mount in settings.mounts:
+            if mount.host_path is None:
+                continue
+            uid, gid = mounts.host_ids(mount, settings.unprivileged)
+            if not self._run("observe", mounts.probe_dir(mount.host_path)).ok:
+                self._mutate(ctid, mounts.make_dir(mount.host_path))
+                self._mutate(ctid, mounts.chown(mount.host_path, uid, gid))
+            elif mount.owner_uid is not None or mount.owner_gid is not None:
+                self._mutate(ctid, mounts.chown(mount.host_path, uid, gid))
+        change = mounts.changes(ctid, settings.mounts, current.mounts, self._mount_targets(ctid))
+        if change.set_argv is not None:
+            self._mutate(ctid, change.set_argv)
+        for argv in change.resizes:
+            self._mutate(ctid, argv)
+        self.owned.set_mount_targets(ctid, [m.target for m in settings.mounts])
+        return change.set_argv is not None or bool(change.resizes)
 
     def _write_firewall(self, ctid: int, settings: GuestSettings) -> None:
         path = pvesh.fw_path(ctid)

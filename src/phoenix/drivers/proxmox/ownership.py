@@ -87,14 +87,30 @@ class OwnedRaw:
             data[str(ctid)] = [list(line) for line in lines]
             self._save(data)
 
+    def mount_targets(self, ctid: int) -> list[str]:
+        """The `mpN` targets Phoenix wrote (`drivers.proxmox.mounts`), kept beside the lines."""
+        with self._guard:
+            return [str(t) for (t,) in self._load().get(f"{ctid}.mounts", [])]
+
+    def set_mount_targets(self, ctid: int, targets: Sequence[str]) -> None:
+        with self._guard:
+            data = self._load()
+            rows = [[t] for t in targets]
+            if rows == data.get(f"{ctid}.mounts", []):
+                return
+            data[f"{ctid}.mounts"] = rows
+            self._save(data)
+
     def copy(self, source: int, ctid: int) -> None:
-        """A clone carries its source's lines, which Phoenix wrote there."""
+        """A clone carries its source's lines and mounts, which Phoenix wrote there."""
         self.set(ctid, self.get(source))
+        self.set_mount_targets(ctid, self.mount_targets(source))
 
     def forget(self, ctid: int) -> None:
         with self._guard:
             data = self._load()
-            if data.pop(str(ctid), None) is not None:
+            gone = [data.pop(key, None) for key in (str(ctid), f"{ctid}.mounts")]
+            if any(g is not None for g in gone):
                 self._save(data)
 
     def _save(self, data: dict[str, list[list[str]]]) -> None:

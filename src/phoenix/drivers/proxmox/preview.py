@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import cast
 
 from phoenix.drivers.base import Driver, ExecResult, GuestSettings
-from phoenix.drivers.proxmox import commands, conffile, files, firewall, pvesh
+from phoenix.drivers.proxmox import commands, conffile, devices, files, firewall, mounts, pvesh
 from phoenix.errors import DriverError, PlanError
 from phoenix.inventory.loader import Inventory
 from phoenix.plan.health import probe
@@ -31,7 +31,7 @@ PCT_SET_FIELDS = frozenset(
 )  # fmt: skip
 CONF_FIELDS = frozenset({"raw_lxc", "apparmor_profile"})
 FIREWALL_FIELDS = frozenset({"firewall_enabled", "firewall_rules"})
-ALL_FIELDS = PCT_SET_FIELDS | CONF_FIELDS | FIREWALL_FIELDS
+ALL_FIELDS = PCT_SET_FIELDS | CONF_FIELDS | FIREWALL_FIELDS | {"mounts", "gpus"}
 
 
 def mac_placeholder(ctid: int) -> str:
@@ -107,6 +107,26 @@ class Preview:
                 raise DriverError(f"guest {ctid}: firewall rule refused: {exc}") from None
             path = pvesh.fw_path(ctid)
             self._add(files.write_cmd(path), path=path, content=text)
+        if "mounts" in changed:
+            self._mounts(ctid, settings)
+        if "gpus" in changed:
+            argv = devices.set_argv(
+                ctid, settings.gpus, [], [], settings.unprivileged, self.version
+            )
+            if argv is not None:
+                self._add(argv)
+
+    def _mounts(self, ctid: int, settings: GuestSettings) -> None:
+        """A fresh node: every bind source is made (the driver first tests for it) and
+        every mount is a new `mpN` entry."""
+        for mount in settings.mounts:
+            if mount.host_path is not None:
+                uid, gid = mounts.host_ids(mount, settings.unprivileged)
+                self._add(mounts.make_dir(mount.host_path))
+                self._add(mounts.chown(mount.host_path, uid, gid))
+        change = mounts.changes(ctid, settings.mounts, [], [])
+        if change.set_argv is not None:
+            self._add(change.set_argv)
 
     def _raw_keys(self, ctid: int, settings: GuestSettings) -> None:
         wanted: list[tuple[str, str]] = []

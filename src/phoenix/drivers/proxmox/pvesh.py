@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from phoenix.drivers.base import GuestSettings, GuestState, NetSettings
-from phoenix.drivers.proxmox import firewall
+from phoenix.drivers.proxmox import devices, firewall, mounts
 from phoenix.drivers.proxmox.properties import (
     as_int,
     flag,
@@ -119,6 +119,8 @@ class ConfigFacts:
     locked: str | None
     is_template: bool
     raw: tuple[tuple[str, str], ...]
+    mounts: tuple[mounts.Present, ...] = ()
+    devices: tuple[devices.DevEntry, ...] = ()
 
 
 def parse_config(data: Mapping[str, Any], fw: firewall.FirewallFile | None = None) -> ConfigFacts:
@@ -165,6 +167,7 @@ def parse_config(data: Mapping[str, Any], fw: firewall.FirewallFile | None = Non
         boot_delay=up,
         firewall_enabled=enabled,
         firewall_rules=fw.rules if enabled else (),
+        gpus=devices.observed_gpus(devices.parse_entries(data), raw_pairs),
     )
     lock = data.get("lock")
     return ConfigFacts(
@@ -174,6 +177,8 @@ def parse_config(data: Mapping[str, Any], fw: firewall.FirewallFile | None = Non
         locked=str(lock) if lock else None,
         is_template=flag(data.get("template", 0)),
         raw=raw_pairs,
+        mounts=tuple(mounts.parse_entries(data)),
+        devices=tuple(devices.parse_entries(data)),
     )
 
 

@@ -1,0 +1,109 @@
+"""GPU passthrough on a Proxmox node: `devN` entries (PVE >= 8.1), built and parsed.
+
+The NVIDIA nodes (`/dev/nvidia<i>`, nvidiactl, nvidia-uvm, nvidia-uvm-tools) are the
+inventory's to decide: a clone that inherited its source's GPUs loses the ones its own
+`gpu_assignment` does not name (the original tool never removed a line). Every other `devN`
+entry belongs to the administrator and is left alone. Raw `lxc.mount.entry` lines for GPUs
+(written by the original tool) count as passing the GPU; Phoenix does not edit them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from phoenix.drivers import gpu
+from phoenix.drivers.proxmox.properties import parse_property_string
+from phoenix.errors import DriverError
+
+DEV_SINCE = (8, 1)  # `devN` appeared in pve-container 5.0.x with PVE 8.1
+MAX_DEVICES = 256
+_KEY = re.compile(r"^dev(\d+)$")
+_RAW_GPU = re.compile(r"^/dev/nvidia(\d+)\s")
+
+
+@dataclass(frozen=True)
+class DevEntry:
+    key: str
+    path: str
+
+
+def parse_entries(config: Mapping[str, object]) -> list[DevEntry]:
+    found: list[tuple[int, DevEntry]] = []
+    for key, raw in config.items():
+        match = _KEY.match(str(key))
+        if match is not None:
+            path = parse_property_string(str(raw), default_key="path").get("path", "")
+            found.append((int(match.group(1)), DevEntry(str(key), path)))
+    return [e for _, e in sorted(found, key=lambda item: item[0])]
+
+
+def observed_gpus(entries: Iterable[DevEntry], raw: Iterable[tuple[str, str]]) -> tuple[int, ...]:
+    """GPU indices passed by `devN` or by raw `lxc.mount.entry` lines."""
+    found = {i for e in entries if (i := gpu.gpu_index(e.path)) is not None}
+    for key, value in raw:
+        match = _RAW_GPU.match(value) if key == "lxc.mount.entry" else None
+        if match:
+            found.add(int(match.group(1)))
+    return tuple(sorted(found))
+
+
+def _managed(path: str) -> bool:
+    return gpu.gpu_index(path) is not None or path in (
+        "/dev/nvidiactl",
+        gpu.UVM,
+        gpu.UVM + "-tools",
+    )
+
+
+def render(path: str, unprivileged: bool) -> str:
+    """`devN` value; in an unprivileged guest the node is world-usable (the host's mode for
+    NVIDIA nodes is 0666, but Proxmox creates it root-only inside the guest otherwise)."""
+    return f"{path},mode=0666" if unprivileged else path
+
+
+def set_argv(
+    ctid: int,
+    gpus: Sequence[int],
+    present: Sequence[DevEntry],
+    raw: Iterable[tuple[str, str]],
+    unprivileged: bool,
+    version: tuple[int, int] | None,
+) -> list[str] | None:
+    """`pct set` adding the missing NVIDIA `devN` entries and deleting the unwanted ones."""
+    if version is not None and version < DEV_SINCE and gpus:
+        raise DriverError(
+            f"guest {ctid}: GPU passthrough with `devN` needs Proxmox VE 8.1 or later (this "
+            f"node runs {version[0]}.{version[1]}); upgrade the node, or pass the GPUs with "
+            "raw lxc_options (lxc.mount.entry and lxc.cgroup2.devices.allow lines)"
+        )
+    wanted = gpu.device_paths(gpus)
+    stale_raw = sorted(set(observed_gpus((), raw)) - set(gpus))
+    if stale_raw:
+        raise DriverError(
+            f"guest {ctid}: its config passes GPU(s) {', '.join(map(str, stale_raw))} with raw "
+            "lxc.mount.entry lines (the original tool's), which its gpu_assignment does not "
+            f"name; Phoenix does not edit lines it did not write: remove them from "
+            f"/etc/pve/lxc/{ctid}.conf"
+        )
+    have = {e.path for e in present}
+    used = {int(e.key[3:]) for e in present}
+    options: list[str] = []
+    for path in wanted:
+        if path in have:
+            continue
+        index = next((i for i in range(MAX_DEVICES) if i not in used), None)
+        if index is None:
+            raise DriverError(f"guest {ctid}: all {MAX_DEVICES} device slots are used")
+        used.add(index)
+        options += [f"--dev{index}", render(path, unprivileged)]
+    drop = [e.key for e in present if _managed(e.path) and e.path not in wanted]
+    if drop:
+        options += ["--delete", ",".join(drop)]
+    return ["pct", "set", str(ctid), *options] if options else None
+
+
+def probe(path: str) -> list[str]:
+    """Exit 0 when the node has this character device."""
+    return ["test", "-c", path]
