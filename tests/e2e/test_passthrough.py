@@ -1,0 +1,161 @@
+"""Mount points, volumes and GPU passthrough on real LXC guests.
+
+Mounts: a guest writes into a bind mount and a volume, the host reads the files with the
+shifted owner; a read-only mount refuses writes; a re-converge changes nothing; dropping
+the mounts keeps the data. GPUs (no GPU here): device nodes are made with mknod using the
+majors of a real H200 host's /proc/devices (tests/fixtures/nvidia-h200), and the guest
+sees exactly its assigned nodes, which the device cgroup admits, and nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import LxcHost
+from phoenix.drivers.base import GuestSettings, MountSettings
+from phoenix.drivers.lxc import LxcDriver, idmap
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+H200 = Path(__file__).parents[1] / "fixtures" / "nvidia-h200"
+
+
+def run(driver: LxcDriver, ctid: int, script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    res = driver.exec(ctid, ["sh", "-c", script, "sh", *args], timeout=60)
+    return subprocess.CompletedProcess([script], res.returncode, res.stdout, res.stderr)
+
+
+def ok(driver: LxcDriver, ctid: int, script: str, *args: str) -> str:
+    res = run(driver, ctid, script, *args)
+    assert res.returncode == 0, f"{script!r}: {res.stdout}{res.stderr}"
+    return res.stdout.strip()
+
+
+def converge(driver: LxcDriver, ctid: int, wanted: GuestSettings) -> frozenset[str]:
+    seen = driver.observe(ctid).settings
+    assert seen is not None
+    changed = frozenset(wanted.diff(seen))
+    if changed:
+        driver.configure(ctid, wanted, changed)
+    return changed
+
+
+def owner(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_uid, info.st_gid
+
+
+def test_mounts_write_read_only_reconverge_and_removal(
+    lxc_host: LxcHost, lxc_driver: LxcDriver, tmp_path: Path
+) -> None:
+    ctid = 7741
+    share = tmp_path / "share"  # missing: Phoenix creates it, owned by guest uid 1000
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "hello").write_text("from the host\n")
+    mounts = (
+        MountSettings("/data", pool="local", size_gb=1, name="data"),
+        MountSettings("/ro", host_path=str(ro), read_only=True),
+        MountSettings("/share", host_path=str(share), owner_uid=1000, owner_gid=1000),
+    )
+    wanted = lxc_host.settings("phxt-mounts", 41, mounts=mounts)
+    lxc_driver.create(ctid, lxc_host.template, wanted)
+    lxc_driver.start(ctid)
+
+    assert owner(share) == (101_000, 101_000)
+    ok(
+        lxc_driver,
+        ctid,
+        "setpriv --reuid 1000 --regid 1000 --clear-groups sh -c 'echo u > /share/by-1000'",
+    )
+    ok(lxc_driver, ctid, "echo r > /share/by-root && echo v > /data/on-volume")
+    assert (share / "by-1000").read_text() == "u\n"
+    assert owner(share / "by-1000") == (101_000, 101_000)
+    assert owner(share / "by-root") == (100_000, 100_000)
+    volume = lxc_driver.volume_root / str(ctid) / "data"
+    assert (volume / "on-volume").read_text() == "v\n"
+    assert owner(volume / "on-volume") == (100_000, 100_000)
+
+    assert ok(lxc_driver, ctid, "cat /ro/hello") == "from the host"
+    denied = run(lxc_driver, ctid, "echo x > /ro/new")
+    assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+    denied = run(lxc_driver, ctid, "mount -o remount,rw /ro")
+    assert denied.returncode != 0
+    assert not (ro / "new").exists()
+
+    # A re-converge finds nothing to do and the data is where it was.
+    driver = lxc_host.driver()
+    assert converge(driver, ctid, wanted) == frozenset()
+    assert driver.log.mutations() == []
+    assert ok(driver, ctid, "cat /share/by-root /data/on-volume") == "r\nv"
+
+    # Dropping the mounts restarts the guest without them; their data stays on the host.
+    assert converge(driver, ctid, dataclasses.replace(wanted, mounts=())) == {"mounts"}
+    assert ok(driver, ctid, "ls -A /share /data | tr '\\n' ' '").split() == ["/data:", "/share:"]
+    assert (share / "by-1000").read_text() == "u\n"
+    assert (volume / "on-volume").read_text() == "v\n"
+    assert converge(driver, ctid, dataclasses.replace(wanted, mounts=())) == frozenset()
+
+
+def _mknod(dev: Path, name: str, major: int, minor: int) -> None:
+    os.mknod(dev / name, 0o666 | 0o020000, os.makedev(major, minor))
+    (dev / name).chmod(0o666)
+
+
+def test_gpu_nodes_are_exactly_the_assigned_ones(lxc_host: LxcHost, tmp_path: Path) -> None:
+    ctid = 7742
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for name, major, minor in (
+        ("nvidia0", 195, 0), ("nvidia1", 195, 1), ("nvidiactl", 195, 255),
+        ("nvidia-uvm", 238, 0), ("nvidia-uvm-tools", 238, 1),
+    ):  # fmt: skip
+        _mknod(dev, name, major, minor)
+    idmap.make_traversable(dev, Path("/"))  # as /dev is: the guest's root must reach it
+    proc_devices = tmp_path / "proc-devices"
+    shutil.copy(H200 / "proc-devices.txt", proc_devices)
+    driver = LxcDriver(
+        lxc_host.lxc_path, lxc_host.template_cache, state_dir=lxc_host.state_dir,
+        fw_table=lxc_host.fw_table, proc_devices=proc_devices, dev_dir=dev,
+    )  # fmt: skip
+    wanted = lxc_host.settings("phxt-gpu", 42, gpus=(1,))
+    try:
+        driver.create(ctid, lxc_host.template, wanted)
+        driver.start(ctid)
+        listing = ok(driver, ctid, "stat -c '%n %t:%T' /dev/nvidia*")
+        assert sorted(listing.splitlines()) == [
+            "/dev/nvidia-uvm ee:0", "/dev/nvidia-uvm-tools ee:1", "/dev/nvidia1 c3:1",
+            "/dev/nvidiactl c3:ff",
+        ]  # fmt: skip
+        # Admitted by the device cgroup: opening reaches the (absent) driver, ENXIO/ENODEV,
+        # not the cgroup's EPERM.
+        opened = run(driver, ctid, "head -c1 /dev/nvidia1")
+        assert "Operation not permitted" not in opened.stderr, opened.stderr
+        assert "No such device" in opened.stderr, opened.stderr
+        # The config admits exactly these nodes (LXC's userns.conf leaves an unprivileged
+        # guest's device cgroup open, so the kernel's rule is what keeps it to them: the
+        # guest cannot make a node of its own).
+        assert _configured_rules(lxc_host, driver, ctid) == [
+            "c 195:1 rwm", "c 195:255 rwm", "c 238:0 rwm", "c 238:1 rwm"
+        ]  # fmt: skip
+        made = run(driver, ctid, "mknod /dev/nvidia0 c 195 0")
+        assert made.returncode != 0 and "Operation not permitted" in made.stderr
+        assert converge(driver, ctid, wanted) == frozenset()
+    finally:
+        driver.destroy(ctid)
+
+
+def _configured_rules(host: LxcHost, driver: LxcDriver, ctid: int) -> list[str]:
+    key = f"{driver.cgroup.prefix}.devices.allow"
+    text = (host.lxc_path / str(ctid) / "config").read_text()
+    return [
+        line.split("=", 1)[1].strip()
+        for line in text.splitlines()
+        if line.split("=", 1)[0].strip() == key
+    ]
