@@ -214,3 +214,11 @@ def test_model_names_must_fit_nginx(minimal_dir: Path) -> None:
     _error_at(minimal_dir, "lxc_configs.102.vllm_engine_config.ServerConfig.served_model_name")
     _edit(minimal_dir, "102", vllm_engine_config=None, vllm_served_model_name="m" * 5000)
     _error_at(minimal_dir, "lxc_configs.102.vllm_served_model_name")
+
+
+@pytest.mark.parametrize("template", ["-unprivileged=0", "--help"])
+def test_a_template_cannot_look_like_an_option(minimal_dir: Path, template: str) -> None:
+    """It is a positional argument of `pct create`: a leading '-' would be read as an
+    option."""
+    _edit(minimal_dir, "900", template=template)
+    _error_at(minimal_dir, "lxc_configs.900.template")
