@@ -169,6 +169,12 @@ def _ssh_host(value: str) -> str:
     return value
 
 
+def _not_an_option(value: str) -> str:
+    if value.startswith("-"):
+        raise ValueError(f"{value!r} starts with '-': a command would read it as an option")
+    return value
+
+
 def _absolute(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError(f"{value!r} must be an absolute path")
@@ -498,7 +504,7 @@ class LxcGuest(Model):
     memory_mb: StrictInt = Field(default=2048, ge=16, le=16_777_216, description="RAM limit in MiB")
     swap_mb: StrictInt = Field(default=512, ge=0, le=16_777_216, description="Swap limit in MiB")
     cores: StrictInt = Field(default=1, ge=1, le=8192, description="CPU cores")
-    template: StrictStr | None = Field(
+    template: Annotated[StrictStr, AfterValidator(_not_an_option)] | None = Field(
         default=None,
         min_length=1,
         description="Create from this: rootfs tarball (.tar.gz/.tar.xz/.tar.zst) or "
