@@ -56,21 +56,15 @@ def read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
     Raises FileNotFoundError when it does not exist, JsonFileError for anything else.
     """
     try:
+        _check_regular(path, os.stat(path).st_mode)  # before opening: some devices act on open
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise
     except OSError as exc:
-        if exc.errno is not None and os.path.isdir(path):
-            raise JsonFileError(f"{path} is a directory, expected a JSON file") from None
         raise JsonFileError(f"cannot read {path}: {exc.strerror}") from None
     try:
         info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise JsonFileError(f"{path} is a directory, expected a JSON file")
-        if not stat.S_ISREG(info.st_mode):
-            raise JsonFileError(
-                f"{path} is not a regular file (a FIFO, device or socket); expected a JSON file"
-            )
+        _check_regular(path, info.st_mode)  # again on what was opened: no race with a swap
         if info.st_size > limit:
             raise JsonFileError(f"file is {info.st_size} bytes; the limit is {limit}")
         chunks: list[bytes] = []
@@ -88,6 +82,15 @@ def read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
         raise JsonFileError(f"cannot read {path}: {exc.strerror}") from None
     finally:
         os.close(fd)
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise JsonFileError(f"{path} is a directory, expected a JSON file")
+    if not stat.S_ISREG(mode):
+        raise JsonFileError(
+            f"{path} is not a regular file (a FIFO, device or socket); expected a JSON file"
+        )
 
 
 def _parse_int(text: str) -> int:
