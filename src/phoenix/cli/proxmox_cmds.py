@@ -11,8 +11,7 @@ import typer
 from phoenix.cli.context import console, load, state
 
 if TYPE_CHECKING:
-    from phoenix.drivers.proxmox.doctor import Check
-    from phoenix.host.doctor import Check as HostCheck
+    from phoenix.drivers.base import Check
     from phoenix.runners.base import Runner
 
 
@@ -51,7 +50,7 @@ def doctor(
     _report(checks, "node is ready for the Proxmox driver")
 
 
-def _report(checks: Sequence[Check | HostCheck], ready: str) -> None:
+def _report(checks: Sequence[Check], ready: str) -> None:
     for check in checks:
         mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
         console.print(f"{mark} {check.name}: {check.detail}", highlight=False, soft_wrap=True)

@@ -237,3 +237,14 @@ class Driver(Protocol):
     def mark_template(self, ctid: int) -> None:
         """Make the guest a template (Proxmox `pct template`); clones then need no snapshot."""
         ...
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of a `phoenix doctor` report on a driver's host; `fix` says what to do
+    when it fails."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""

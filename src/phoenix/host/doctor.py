@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from phoenix.drivers.base import Check
 from phoenix.drivers.lxc import templates
 from phoenix.drivers.lxc.cgroups import detect
 from phoenix.host.setup import (
@@ -30,16 +31,6 @@ from phoenix.runners.base import Runner
 
 LXC_CONFIG_DIR = Path("/usr/share/lxc/config")
 INCLUDES = ("debian.common.conf", "debian.userns.conf", "nesting.conf")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report; `fix` says what to do when it fails."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
 
 
 @dataclass(frozen=True)

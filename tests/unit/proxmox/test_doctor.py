@@ -8,7 +8,8 @@ import json
 from typer.testing import CliRunner
 
 from phoenix.cli.app import app
-from phoenix.drivers.proxmox.doctor import Check, Needs, needs_of, run_doctor
+from phoenix.drivers.base import Check
+from phoenix.drivers.proxmox.doctor import Needs, needs_of, run_doctor
 from phoenix.inventory import Inventory
 from phoenix.runners.recorded import RecordedRunner
 from tests.conftest import shared_fixture

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from phoenix.drivers.base import Check
 from phoenix.drivers.proxmox import commands, pvesh
 from phoenix.errors import CommandFailed
 from phoenix.inventory import Inventory
@@ -20,16 +21,6 @@ from phoenix.runners.base import CommandResult, Runner
 
 PCT = "/usr/sbin/pct"
 PVESH = "/usr/bin/pvesh"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
 
 
 # Storage types on which pve-storage can snapshot a container volume.
