@@ -93,6 +93,9 @@ class FakeDriver:
         self._macs = 0
         # Behave like a backend that only snapshots stopped guests (LXC dir backend).
         self.snapshot_needs_stop = False
+        # What an interrupted create or delete left of a missing guest (removed by the
+        # next create/clone/destroy of it, as the LXC driver does).
+        self.leftovers: dict[int, str] = {}
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -157,7 +160,7 @@ class FakeDriver:
         with self._lock:
             guest = self.guests.get(ctid)
             if guest is None:
-                return ObservedGuest(ctid, "missing")
+                return ObservedGuest(ctid, "missing", leftover=self.leftovers.get(ctid))
             ips: tuple[str, ...] = ()
             if guest.state == "running" and guest.settings.net is not None:
                 ips = (guest.settings.net.ip.split("/")[0],)
@@ -174,6 +177,7 @@ class FakeDriver:
     def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
         if ctid in self.guests:
             raise DriverError(f"guest {ctid} already exists")
+        self.leftovers.pop(ctid, None)
         self._mutate("create", ctid, template)
         with self._lock:
             self.guests[ctid] = FakeGuest("stopped", self._assign_mac(settings))
@@ -223,6 +227,8 @@ class FakeDriver:
         guest.state = "stopped"
 
     def destroy(self, ctid: int) -> None:
+        if self.leftovers.pop(ctid, None) is not None:
+            self._mutate("remove-leftover", ctid)
         if ctid not in self.guests:
             return
         self._mutate("destroy", ctid)

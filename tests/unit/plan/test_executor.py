@@ -276,3 +276,19 @@ def test_stale_inflight_entries_are_resolved_not_reported(make_lab: Callable[...
     run_plan(env.inventory, env.driver, the_plan, collect)
     assert "resume" not in collect.kinds()
     assert Journal.read_inflight(env.state) == {}
+
+
+def test_what_an_interrupted_run_left_is_planned_away_by_delete_and_by_converge(
+    make_lab: Callable[..., Lab],
+) -> None:
+    env = make_lab(independent(2))
+    env.driver.leftovers[200] = "/lxc/.deleting-200 (a delete that did not finish)"
+    the_plan = power_plan(env.inventory, env.driver, [200, 201], "delete")
+    steps = [(s.ctid, s.kind, s.detail) for s in the_plan.steps]
+    assert steps == [(200, "destroy", "remove /lxc/.deleting-200 (a delete that did not finish)")]
+    assert run_plan(env.inventory, env.driver, the_plan).ok
+    assert env.driver.leftovers == {}
+    env.driver.leftovers[201] = "/lxc/201 (a create or clone stopped before its config)"
+    outcome = env.converge()
+    assert "after removing /lxc/201" in outcome.plan.guest(201).steps[0].detail
+    assert outcome.result.ok and env.driver.leftovers == {}
