@@ -35,9 +35,9 @@ from phoenix.recipes.runner import run_bundle
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab"
-CTIDS = {"900": 7790, "101": 7791, "801": 7792, "802": 7793}
-HOSTS = {"900": 140, "101": 141, "801": 142, "802": 143}
-BASE, GATEWAY, MODEL_A, MODEL_B = 7790, 7791, 7792, 7793
+CTIDS = {"900": 7790, "101": 7791, "801": 7792, "802": 7793, "803": 7794}
+HOSTS = {"900": 140, "101": 141, "801": 142, "802": 143, "803": 144}
+BASE, GATEWAY, MODEL_A, MODEL_B, CLIENT = 7790, 7791, 7792, 7793, 7794
 API_HOST, CHAT_HOST = "api.lab.phoenix.local", "chat.lab.phoenix.local"
 
 
@@ -91,6 +91,11 @@ class Lab:
         return result.stdout.strip()
 
 
+def shared_dir(state: Path) -> Path:
+    """Where the lab client's mount point lives on the host (beside the state dir)."""
+    return state.parent / "shared"
+
+
 def _inventory_for(host: LxcHost, state: Path) -> dict[str, Any]:
     """examples/lab moved onto the slot: bridge, addresses, CTIDs, firewall sources."""
     text = (EXAMPLE / "phoenix_lxc_configs.json").read_text()
@@ -113,6 +118,8 @@ def _inventory_for(host: LxcHost, state: Path) -> dict[str, Any]:
             route["ctid"] = str(CTIDS[route["ctid"]])
         for route in entry.get("gateway", {}).get("host_routes", []):
             route["ctid"] = str(CTIDS[route["ctid"]])
+        for mount in entry.get("mount_points", []):
+            mount["host_path"] = str(shared_dir(state))
         out[str(CTIDS[old])] = entry
     return {"lxc_configs": out}
 
@@ -220,6 +227,25 @@ def test_tls_host_route_verifies_against_the_phoenix_ca_only(lab: Lab) -> None:
     assert untrusted.returncode == 60, untrusted  # peer certificate cannot be verified
     old_tls = _curl_tls(lab, API_HOST, "/v1/models", "--cacert", str(lab.ca), "--tls-max", "1.1")
     assert old_tls.returncode != 0
+
+
+def test_a_trusted_ca_guest_reaches_the_gateway_over_https_without_cacert(lab: Lab) -> None:
+    url = f"https://{CHAT_HOST}/v1/models"
+    resolve = f"{CHAT_HOST}:443:{lab.address(GATEWAY)}"
+    argv = ["curl", "-sS", "-m", "10", "--resolve", resolve, url]
+    result = lab.driver.exec(CLIENT, argv, timeout=20)
+    assert result.ok, result.stderr
+    assert json.loads(result.stdout)["backend"] == "phxt-lab-model-b"
+    # A guest without the feature does not trust it (curl 60: unverifiable certificate).
+    assert lab.driver.exec(MODEL_A, argv, timeout=20).returncode == 60
+
+
+def test_the_client_shares_files_with_the_host_through_its_mount_point(lab: Lab) -> None:
+    result = lab.driver.exec(CLIENT, ["sh", "-c", "echo hi > /shared/from-guest"], timeout=10)
+    assert result.ok, result.stderr
+    written = shared_dir(lab.state) / "from-guest"
+    assert written.read_text() == "hi\n"
+    assert (written.stat().st_uid, written.stat().st_gid) == (100_000, 100_000)
 
 
 def test_api_answers_over_tls_too(lab: Lab) -> None:

@@ -257,7 +257,14 @@ class Planner:
         entry = guest_entry(guest)
         out: list[tuple[str, Bundle | None, str | None]] = []
         for feature in guest.features:
-            bundle, why = feature_bundle(self.inventory, feature, entry, self.finder)
+            bundle, why = feature_bundle(
+                self.inventory,
+                feature,
+                entry,
+                self.finder,
+                state_dir=self.options.state_dir,
+                persist=self.options.persist_secrets,
+            )
             out.append((f"feature {feature}", bundle, why))
         bundle, why = application_bundle(
             self.inventory,

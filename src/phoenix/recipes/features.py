@@ -100,13 +100,46 @@ def feature_env(inventory: Inventory) -> dict[str, str]:
     return {"PHOENIX_TIMEZONE": inventory.hypervisor.timezone}
 
 
+TRUSTED_CA = "trusted_ca"
+CA_FILE = "phoenix-local-ca.crt"
+
+
+@functools.lru_cache(maxsize=1)
+def _ephemeral_ca_pem() -> bytes:
+    """One in-memory CA per process for planners without a state dir (tests, benches), so
+    the bundle's digest stays the same from one plan to the next."""
+    from phoenix.gateway.tls import LocalCA
+
+    return LocalCA.ephemeral().cert_pem
+
+
+def ca_pem(state_dir: Path | None, persist: bool) -> bytes:
+    """The certificate of the CA that signs the gateway's certificates (`gateway.tls`)."""
+    from phoenix.gateway.tls import LocalCA, default_ca_dir
+
+    if state_dir is None:
+        return _ephemeral_ca_pem()
+    return LocalCA.open(default_ca_dir(state_dir), persist).cert_pem
+
+
+def feature_files(feature: str, state_dir: Path | None, persist: bool) -> dict[str, bytes]:
+    """Files a built-in feature needs beside its script (trusted_ca: the CA certificate)."""
+    if feature == TRUSTED_CA:
+        return {CA_FILE: ca_pem(state_dir, persist)}
+    return {}
+
+
 def feature_bundle(
     inventory: Inventory,
     feature: str,
     entry: dict[str, Any],
     finder: RecipeFinder | None = None,
+    *,
+    state_dir: Path | None = None,
+    persist: bool = True,
 ) -> tuple[Bundle | None, str | None]:
-    """(bundle, None), or (None, why) when no recipe exists for the feature."""
+    """(bundle, None), or (None, why) when no recipe exists for the feature. `state_dir`
+    and `persist` are the gateway's (where its CA lives, whether a plan may create it)."""
     finder = finder or RecipeFinder(inventory.scripts_dir)
     recipe = finder.feature(feature)
     if recipe is None:
@@ -118,6 +151,7 @@ def feature_bundle(
         name=bundle_name(feature),
         script_name=recipe.path.name,
         script=finder.script(recipe),
+        files=feature_files(feature, state_dir, persist),
         entry=feature_entry(entry),
         env=feature_env(inventory),
     )
