@@ -39,6 +39,9 @@ class FirewallRule:
     dest: str | None = None
     proto: str | None = None
     port: str | None = None
+    # Kept in Proxmox's .fw file after the rule (`# ...`); the LXC driver's nft rules
+    # carry no comment (it is kept in the guest's phoenix.json).
+    comment: str | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ def guest_settings(guest: LxcGuest) -> GuestSettings:
     # Inventory order, repeats kept (lxc.idmap, lxc.mount.entry...), exact duplicates dropped.
     raw = tuple(dict.fromkeys(p for p in pairs if p[0] != "lxc.apparmor.profile"))
     rules = tuple(
-        FirewallRule(r.type, r.action, r.source, r.dest, r.proto, r.port)
+        FirewallRule(r.type, r.action, r.source, r.dest, r.proto, r.port, r.comment)
         for r in guest.firewall.rules
     )
     rules += _gateway_openings(guest)

@@ -51,7 +51,9 @@ REJECT_PROBE = "meta l4proto tcp reject"
 
 
 def rules_hash(rules: tuple[FirewallRule, ...]) -> str:
-    data = json.dumps([asdict(r) for r in rules], sort_keys=True)
+    """Hash of what the nft rules enforce (a comment changes nothing in nft)."""
+    enforced = [{k: v for k, v in asdict(r).items() if k != "comment"} for r in rules]
+    data = json.dumps(enforced, sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 

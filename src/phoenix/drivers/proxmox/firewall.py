@@ -60,6 +60,8 @@ def render_rule(rule: FirewallRule) -> str:
     ):
         if value is not None:
             parts += [option, value]
+    if rule.comment:
+        parts += ["#", rule.comment]
     return " ".join(parts)
 
 
@@ -74,7 +76,7 @@ def render(enabled: bool, rules: Sequence[FirewallRule]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _parse_rule(line: str) -> FirewallRule | None:
+def _parse_rule(line: str, comment: str | None = None) -> FirewallRule | None:
     match = _RULE.match(line)
     if not match:
         return None
@@ -92,6 +94,7 @@ def _parse_rule(line: str) -> FirewallRule | None:
         dest=options.get("-dest"),
         proto=options.get("-p") or options.get("-proto"),
         port=options.get("-dport"),
+        comment=comment,
     )
 
 
@@ -100,8 +103,9 @@ def parse(text: str) -> FirewallFile:
     section = ""
     enabled = False
     rules: list[FirewallRule] = []
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
+    for raw in text.split("\n"):
+        line, hash_, remark = raw.partition("#")
+        line = line.strip()
         if not line:
             continue
         if line.startswith("[") and line.endswith("]"):
@@ -112,7 +116,7 @@ def parse(text: str) -> FirewallFile:
             if key.strip() == "enable":
                 enabled = value.strip() in ("1", "true", "yes", "on")
         elif section == "RULES" and not line.startswith("|"):
-            rule = _parse_rule(line)
+            rule = _parse_rule(line, remark.strip() or None if hash_ else None)
             if rule is not None:
                 rules.append(rule)
     return FirewallFile(enabled, tuple(rules))
