@@ -615,6 +615,14 @@ class LxcGuest(Model):
     vllm_trust_remote_code: StrictBool | None = Field(default=None, description="Legacy")
     vllm_parameters: dict[str, Any] | None = Field(default=None, description="Legacy")
     vllm_args: list[StrictStr] | None = Field(default=None, description="Legacy")
+    vllm_version: StrictStr | None = Field(
+        default=None, min_length=1, description="vLLM version the vllm feature pins"
+    )
+    vllm_package: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        description="pip requirement or wheel URL (wins over vllm_version)",
+    )
 
     @property
     def runs_gateway(self) -> bool:

@@ -9,11 +9,13 @@ are left out: changing `memory_mb` resizes the guest, it does not re-run its app
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory.loader import Inventory
+from phoenix.recipes import vllm
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.features import RecipeFinder
 from phoenix.recipes.registry import (
@@ -94,11 +96,21 @@ def user_application(
         name=APPLICATION,
         script_name=recipe.path.name,
         script=finder.script(recipe),
-        files=builtin_application_files(script) if recipe.builtin else {},
+        files=_files(script, entry) if recipe.builtin else {},
         entry=application_entry(ctid, entry),
         env={"PHOENIX_CTID": str(ctid), "PHOENIX_TIMEZONE": inventory.hypervisor.timezone},
     )
     return bundle, None
+
+
+def _files(script: str, entry: dict[str, Any]) -> dict[str, bytes]:
+    """A built-in application's files: shipped package files, and for vLLM its service
+    (arguments from vllm_engine_config) as data."""
+    files = builtin_application_files(script)
+    if script == vllm.VLLM_APP_SCRIPT:
+        service = json.dumps(vllm.service(entry), indent=1, sort_keys=True)
+        files[vllm.SERVICE_FILE] = service.encode()
+    return files
 
 
 def application_bundle(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.inventory.loader import Inventory
+from phoenix.recipes import vllm
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.registry import Recipe, find_application, find_feature
 
@@ -153,6 +154,13 @@ def feature_bundle(
         script=finder.script(recipe),
         files=feature_files(feature, state_dir, persist),
         entry=feature_entry(entry),
-        env=feature_env(inventory),
+        env=feature_env(inventory) | _feature_env(feature, entry),
     )
     return bundle, None
+
+
+def _feature_env(feature: str, entry: dict[str, Any]) -> dict[str, str]:
+    """Values a built-in feature reads from the inventory, passed as its environment."""
+    if feature == "vllm":
+        return {"PHOENIX_VLLM_SPEC": vllm.pip_spec(entry)}
+    return {}

@@ -69,6 +69,8 @@ BUILTIN_APPLICATIONS: dict[str, tuple[str, dict[str, str]]] = {
         "app_demo_model_server.sh",
         {"model_server.py": "phoenix.demo/model_server.py"},
     ),
+    # vLLM's OpenAI server as a unit; its arguments come with the bundle (recipes.vllm).
+    "phoenix_hypervisor_lxc_vllm.sh": ("app_vllm.sh", {}),
 }
 
 
