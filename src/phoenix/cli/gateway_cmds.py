@@ -9,20 +9,17 @@ import tempfile
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from phoenix.cli.context import console, err_console, fail, load, state
 from phoenix.errors import GatewayError
-from phoenix.gateway.bundle import SCRIPT_NAME, choose_mode, render_gateway
-from phoenix.gateway.keys import add_entry, edit_keys, remove_entry
-from phoenix.gateway.lint import Finding, lint_paths, lint_tree
-from phoenix.gateway.render import asset, compat_sites, write_tree
-from phoenix.gateway.routes import derive_routes, find_gateway
-from phoenix.gateway.tls import LocalCA, default_ca_dir
-from phoenix.inventory import Inventory
-from phoenix.inventory.loader import LXC_FILE
+
+if TYPE_CHECKING:
+    from phoenix.gateway.lint import Finding
+    from phoenix.inventory import Inventory
+
 
 gateway_app = typer.Typer(
     help="The API gateway derived from the inventory: render, lint, routes, CA.",
@@ -57,6 +54,8 @@ def _state_dir(inventory: Inventory, explicit: Path | None) -> Path:
 
 
 def _gateway(inventory: Inventory, ctid: int | None) -> int:
+    from phoenix.gateway.routes import find_gateway
+
     found = ctid if ctid is not None else find_gateway(inventory)
     if found is None:
         fail("no gateway guest in the inventory (add a 'gateway' block to one guest)")
@@ -74,6 +73,9 @@ def render(
     """Write the gateway bundle (tree/ with sites, njs, certs, conf.d; setup script) as it
     would be pushed into the guest, into a new (or empty) directory OUT. Check it with:
     nginx -t -c OUT/tree/nginx.conf. Writes nothing else (no CA is created)."""
+    from phoenix.gateway.bundle import SCRIPT_NAME, render_gateway
+    from phoenix.gateway.render import asset, write_tree
+
     inventory = load(ctx)
     gw = _gateway(inventory, ctid)
     if out.is_symlink() or (out.exists() and (not out.is_dir() or any(out.iterdir()))):
@@ -124,6 +126,11 @@ def lint(
 ) -> None:
     """Report conflicting listen/server_name pairs, duplicate upstreams, locations that
     never match, bad targets. Exit 1 when there is an error."""
+    from phoenix.gateway.bundle import render_gateway
+    from phoenix.gateway.lint import Finding, lint_paths, lint_tree
+    from phoenix.gateway.render import compat_sites, write_tree
+    from phoenix.gateway.routes import derive_routes
+
     inventory = load(ctx)
     findings: list[Finding]
     if paths:
@@ -166,6 +173,9 @@ def routes(
     as_json: Annotated[bool, typer.Option("--json", help="Routes as JSON.")] = False,
 ) -> None:
     """Show which model, path and host goes where."""
+    from phoenix.gateway.bundle import choose_mode
+    from phoenix.gateway.routes import derive_routes
+
     inventory = load(ctx)
     gw = _gateway(inventory, None)
     derived, problems = derive_routes(inventory, gw, strict=False)
@@ -220,6 +230,8 @@ def routes(
 def ca(ctx: typer.Context, state_dir: StateDir = None) -> None:
     """Print the local CA certificate (PEM) so clients can trust the gateway. The CA's
     private key stays in the state dir and is never printed."""
+    from phoenix.gateway.tls import LocalCA, default_ca_dir
+
     explicit = state_dir
     if explicit is None:
         explicit = load(ctx).state_dir
@@ -241,6 +253,9 @@ gateway_app.add_typer(key_app, name="key")
 def _edit_inventory(ctx: typer.Context, change: Callable[[list[dict[str, Any]]], None]) -> int:
     """Apply `change` to the gateway's api_keys in phoenix_lxc_configs.json (atomically);
     returns the gateway's CTID."""
+    from phoenix.gateway.keys import edit_keys
+    from phoenix.inventory.loader import LXC_FILE
+
     inventory = load(ctx)
     gw = _gateway(inventory, None)
     path = inventory.config_dir / LXC_FILE
@@ -268,6 +283,9 @@ def key_add(
 ) -> None:
     """Create a key, add its hash to the inventory and print the key (only this once).
     Converge the gateway to apply it."""
+    from phoenix.gateway.keys import add_entry
+    from phoenix.inventory.loader import LXC_FILE
+
     wanted = [m.strip() for m in models.split(",") if m.strip()] or ["*"]
     inventory = load(ctx)
     served = {g.served_model[0] for g in inventory.guests.values() if g.served_model}
@@ -294,6 +312,8 @@ def key_add(
 @key_app.command("remove")
 def key_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Key name.")]) -> None:
     """Remove a key from the inventory (converge the gateway to apply it)."""
+    from phoenix.gateway.keys import remove_entry
+
     gw = _edit_inventory(ctx, lambda keys: remove_entry(keys, name))
     console.print(f"removed key {name!r} from gateway {gw}", markup=False, highlight=False)
 

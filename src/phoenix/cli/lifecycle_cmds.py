@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.progress import (
@@ -34,18 +34,16 @@ from rich.progress import (
 )
 
 from phoenix.cli.context import console, err_console, fail, load, parse_ids, state
-from phoenix.drivers.base import Driver
-from phoenix.drivers.factory import driver_name, make_driver
 from phoenix.errors import PhoenixError
-from phoenix.inventory.checks import unapplied_keys
-from phoenix.inventory.loader import Inventory
-from phoenix.plan.events import Event, Reporter
-from phoenix.plan.executor import RunResult
-from phoenix.plan.model import Plan
-from phoenix.plan.planner import Planner, PlanOptions
-from phoenix.plan.run import converge as converge_run
-from phoenix.plan.run import power_plan, run_plan
-from phoenix.plan.stop import StopRequest
+
+if TYPE_CHECKING:
+    from phoenix.drivers.base import Driver
+    from phoenix.inventory.loader import Inventory
+    from phoenix.plan.events import Event, Reporter
+    from phoenix.plan.executor import RunResult
+    from phoenix.plan.model import Plan
+    from phoenix.plan.planner import PlanOptions
+    from phoenix.plan.stop import StopRequest
 
 Ids = Annotated[list[str] | None, typer.Argument(help="Guest ids (default: all).")]
 RequiredIds = Annotated[list[str], typer.Argument(help="Guest ids.")]
@@ -229,6 +227,8 @@ def _stop_on_signals(as_json: bool) -> Iterator[StopRequest]:
     """SIGINT/SIGTERM ask the run to stop: no new step starts, running ones end, the
     result is printed. A second signal ends the process at once (the journal and the
     driver's atomic steps make that safe too: the next run resumes)."""
+    from phoenix.plan.stop import StopRequest
+
     stop = StopRequest()
 
     def handler(signum: int, frame: object) -> None:
@@ -279,6 +279,8 @@ def _setup(ctx: typer.Context, ids: list[str] | None) -> tuple[Inventory, list[i
 
 
 def _driver(ctx: typer.Context, inventory: Inventory, offline: bool = False) -> Driver:
+    from phoenix.drivers.factory import make_driver
+
     try:
         return make_driver(inventory, state(ctx).driver, offline)
     except PhoenixError as exc:
@@ -318,6 +320,8 @@ def _host_problems(inventory: Inventory) -> list[str]:
 
 def _note_unapplied(inventory: Inventory, ids: list[int] | None) -> None:
     """One stderr line per selected guest with inventory keys Phoenix does not apply yet."""
+    from phoenix.inventory.checks import unapplied_keys
+
     for ctid in ids if ids is not None else sorted(inventory.guests):
         keys = [key for key, _ in unapplied_keys(inventory.guests[ctid])]
         if keys:
@@ -336,6 +340,8 @@ def _converge(
     options: PlanOptions,
     verb: str,
 ) -> None:
+    from phoenix.plan.run import converge as converge_run
+
     driver = _driver(ctx, inventory)
     if getattr(driver, "name", "") == "lxc":
         problems = _host_problems(inventory)
@@ -399,6 +405,8 @@ def plan(
 ) -> None:
     """Show, per guest in creation order, the steps that would make it match the inventory
     (a converged guest shows 'up to date'). Changes nothing."""
+    from phoenix.plan.planner import Planner, PlanOptions
+
     inventory, selected = _setup(ctx, ids)
     driver = _driver(ctx, inventory, offline)
     state_dir = inventory.state_dir
@@ -436,6 +444,8 @@ def _offline_commands(
     ctx: typer.Context, inventory: Inventory, the_plan: Plan, pve_version: str
 ) -> list[str]:
     """The commands a fresh Proxmox node would run for the plan, from the command builders."""
+    from phoenix.drivers.factory import driver_name
+
     if driver_name(inventory, state(ctx).driver) != "proxmox":
         fail("--commands needs --offline and the proxmox driver (--driver proxmox)")
     from phoenix.drivers.proxmox.preview import plan_commands
@@ -459,6 +469,8 @@ def converge(
     """Make the guests (default: all) match the inventory: create or clone, configure,
     start in boot order, run features and the application, check health, snapshot.
     Running it again changes nothing; after a failure it resumes."""
+    from phoenix.plan.planner import PlanOptions
+
     inventory, selected = _setup(ctx, ids)
     _converge(ctx, selected, inventory, as_json, PlanOptions(recreate=recreate), "converge")
 
@@ -466,6 +478,8 @@ def converge(
 def create(ctx: typer.Context, ids: RequiredIds, as_json: JsonOpt = False) -> None:
     """Create (or clone) the guests and apply their settings, without starting them or
     running recipes inside. What they are cloned from is converged fully first."""
+    from phoenix.plan.planner import PlanOptions
+
     inventory, selected = _setup(ctx, ids)
     assert selected is not None
     options = PlanOptions(create_only=frozenset(selected))
@@ -475,11 +489,15 @@ def create(ctx: typer.Context, ids: RequiredIds, as_json: JsonOpt = False) -> No
 def lets_go(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Everything: converge the whole inventory, in dependency order, started in boot
     order."""
+    from phoenix.plan.planner import PlanOptions
+
     inventory = load(ctx)
     _converge(ctx, None, inventory, as_json, PlanOptions(), "LetsGo")
 
 
 def _power(ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str) -> None:
+    from phoenix.plan.run import power_plan, run_plan
+
     inventory, selected = _setup(ctx, ids)
     if selected is not None:
         targets = selected

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from phoenix.cli import lifecycle_cmds
 from phoenix.cli.app import app
+from phoenix.drivers import factory
 from phoenix.drivers.base import ExecResult
 from phoenix.plan.lock import host_lock
 
@@ -22,7 +22,7 @@ from .conftest import Lab
 @pytest.fixture
 def cli_lab(make_lab: Callable[..., Lab], monkeypatch: pytest.MonkeyPatch) -> Lab:
     env = make_lab()
-    monkeypatch.setattr(lifecycle_cmds, "make_driver", lambda *a, **k: env.driver)
+    monkeypatch.setattr(factory, "make_driver", lambda *a, **k: env.driver)
     return env
 
 
