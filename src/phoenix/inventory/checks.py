@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from phoenix.inventory.loader import LXC_FILE, VM_FILE, Inventory
-from phoenix.inventory.models import MAX_MODEL_NAME, LxcGuest, RouteTarget
+from phoenix.inventory.models import MAX_MODEL_NAME, LxcGuest, RouteTarget, ipv4_address
 from phoenix.inventory.mountchecks import mount_problems
 from phoenix.inventory.ordering import build_graph
 from phoenix.inventory.problems import Problem, json_path, shown_text
@@ -79,7 +79,7 @@ def _network(ctid: int, guest: LxcGuest) -> list[Problem]:
                 "warning",
             )
         ]
-    gw = ipaddress.IPv4Address(net.gw)
+    gw = ipv4_address(net.gw)
     if gw not in iface.network:
         return [
             Problem(

@@ -7,12 +7,13 @@ original tool), so a copied dir loads anywhere. Every user mistake becomes a `Pr
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -212,16 +213,36 @@ def _validate(
         return None, _pydantic_problems(exc, shown, base)
 
 
+def _holds_model(annotation: Any) -> bool:
+    """Whether a field of this type can hold a model (a value typed `Any` or `str` cannot:
+    validated JSON data there stays plain, so it has no unknown keys to report)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_model(arg) for arg in get_args(annotation))
+
+
+@functools.cache
+def _walked_fields(cls: type[BaseModel]) -> tuple[bool, tuple[tuple[str, str], ...]]:
+    """Whether `cls` keeps unknown keys, and (attribute, JSON key) of the fields worth
+    walking: computed once per class, so the walk visits models only, not every value."""
+    keeps = cls.model_config.get("extra") == "allow"
+    fields = tuple(
+        (name, info.alias or name)
+        for name, info in cls.model_fields.items()
+        if _holds_model(info.annotation)
+    )
+    return keeps, fields
+
+
 def _extras(obj: Any, loc: list[str | int]) -> Iterator[tuple[list[str | int], str]]:
     """Yield (location, key) for every unknown key kept by the models."""
     if isinstance(obj, BaseModel):
-        if obj.model_config.get("extra") == "allow" and obj.model_extra:
+        keeps, fields = _walked_fields(type(obj))
+        if keeps and obj.model_extra:
             for key in obj.model_extra:
                 yield loc, key
-        for name in type(obj).model_fields:
-            value = getattr(obj, name)
-            alias = type(obj).model_fields[name].alias or name
-            yield from _extras(value, [*loc, alias])
+        for name, alias in fields:
+            yield from _extras(getattr(obj, name), [*loc, alias])
     elif isinstance(obj, list):
         for i, item in enumerate(obj):
             yield from _extras(item, [*loc, i])
@@ -248,21 +269,23 @@ def _control_characters(data: Any, shown: str) -> list[Problem]:
     bidi override: such text would split a config line, reach a command, or rewrite the
     terminal that shows it. None of the original tool's inventories has one."""
     out: list[Problem] = []
-    stack: list[tuple[Any, list[str | int]]] = [(data, [])]
-    while stack:
-        node, loc = stack.pop()
-        if isinstance(node, dict):
-            for key, item in node.items():
-                bad = unsafe_character(key)
-                if bad is not None:
-                    out.append(Problem(shown, json_path([*loc, key]), f"key {_said(bad)}"))
-                stack.append((item, [*loc, key]))
-        elif isinstance(node, list):
-            stack.extend((item, [*loc, i]) for i, item in enumerate(node))
-        elif isinstance(node, str):
-            bad = unsafe_character(node)
-            if bad is not None:
-                out.append(Problem(shown, json_path(loc), f"value {_said(bad)}"))
+
+    def walk(node: Any, loc: tuple[str | int, ...]) -> None:
+        # A location is built only for containers and for problems: most leaves are fine.
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, item in items:
+            bad_key = unsafe_character(key) if isinstance(key, str) else None
+            if bad_key is not None:
+                out.append(Problem(shown, json_path([*loc, key]), f"key {_said(bad_key)}"))
+            if isinstance(item, str):
+                bad_value = unsafe_character(item)
+                if bad_value is not None:
+                    out.append(Problem(shown, json_path([*loc, key]), f"value {_said(bad_value)}"))
+            elif isinstance(item, dict | list):
+                walk(item, (*loc, key))
+
+    if isinstance(data, dict | list):  # read_json returns an object or None
+        walk(data, ())
     return sorted(out, key=lambda p: p.path)
 
 

@@ -8,6 +8,7 @@ silently and never fatal. New keys are additions (`is_template`, `gateway`), nev
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import shlex
@@ -100,9 +101,22 @@ def _ifname(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=65536)
+def ipv4_interface(text: str) -> ipaddress.IPv4Interface:
+    """`ipaddress.IPv4Interface(text)`, parsed once per text: validation, the checks and the
+    drivers all ask for a guest's interface, and parsing is the slow part (immutable result)."""
+    return ipaddress.IPv4Interface(text)
+
+
+@functools.lru_cache(maxsize=65536)
+def ipv4_address(text: str) -> ipaddress.IPv4Address:
+    """`ipaddress.IPv4Address(text)`, parsed once per text (gateways repeat across guests)."""
+    return ipaddress.IPv4Address(text)
+
+
 def _ipv4(value: str) -> str:
     try:
-        return str(ipaddress.IPv4Address(value))
+        return str(ipv4_address(value))
     except ValueError:
         raise ValueError(f"{value!r} is not an IPv4 address") from None
 
@@ -310,7 +324,7 @@ class NetworkConfig(Model):
         if "/" not in value:
             raise ValueError(f"{value!r} needs a prefix length, e.g. {value}/24 (or write 'dhcp')")
         try:
-            iface = ipaddress.IPv4Interface(value)
+            iface = ipv4_interface(value)
         except ValueError:
             raise ValueError(
                 f"{value!r} is not an IPv4 address with prefix (10.0.0.5/24)"
@@ -329,7 +343,7 @@ class NetworkConfig(Model):
     @property
     def interface(self) -> ipaddress.IPv4Interface | None:
         """The static address with its subnet; None with DHCP."""
-        return None if self.dhcp else ipaddress.IPv4Interface(self.ip)
+        return None if self.dhcp else ipv4_interface(self.ip)
 
     @property
     def address(self) -> str | None:

@@ -1,0 +1,106 @@
+"""The fast paths of validation check exactly what the slow ones did: the character class
+against `unicodedata`, the unknown-key walk against a walk over every value, and the cached
+address parsing against `ipaddress`."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+import unicodedata
+from typing import Any
+
+from pydantic import BaseModel
+
+from phoenix.inventory.loader import _extras, _walked_fields
+from phoenix.inventory.models import (
+    HypervisorConfig,
+    LxcFile,
+    LxcGuest,
+    NetworkConfig,
+    ipv4_interface,
+)
+from phoenix.inventory.problems import _BIDI, unsafe_character
+
+
+def test_the_character_class_is_exactly_the_unicode_categories() -> None:
+    """Every code point: unsafe iff category Cc/Zl/Zp or a bidi control, as the docstring
+    says (this fails if a range in the class is off by one)."""
+    for point in range(sys.maxunicode + 1):
+        char = chr(point)
+        expected = char in _BIDI or unicodedata.category(char) in ("Cc", "Zl", "Zp")
+        assert (unsafe_character(char) == char) is expected, f"U+{point:04X}"
+
+
+def test_the_first_unsafe_character_is_reported() -> None:
+    assert unsafe_character("ok\u202eevil\n") == "\u202e"
+    assert unsafe_character("a\x7fb\x85") == "\x7f"
+    assert unsafe_character("plain text, ünïcödé") is None
+
+
+def _every_value(obj: Any, loc: list[str | int]) -> list[tuple[list[str | int], str]]:
+    """The walk before it was made fast: every field of every model, every item."""
+    out: list[tuple[list[str | int], str]] = []
+    if isinstance(obj, BaseModel):
+        if obj.model_config.get("extra") == "allow" and obj.model_extra:
+            out += [(loc, key) for key in obj.model_extra]
+        for name, info in type(obj).model_fields.items():
+            out += _every_value(getattr(obj, name), [*loc, info.alias or name])
+    elif isinstance(obj, list):
+        for i, item in enumerate(obj):
+            out += _every_value(item, [*loc, i])
+    elif isinstance(obj, dict):
+        for key, item in obj.items():
+            out += _every_value(item, [*loc, key])
+    return out
+
+
+GUEST: dict[str, Any] = {
+    "name": "g",
+    "surprise": 1,
+    "network_config": {"bridge": "vmbr0", "ip": "10.0.0.5/24", "odd": True},
+    "firewall": {"enabled": True, "rules": [{"type": "in", "action": "ACCEPT", "x": 1}]},
+    "volumes": [{"name": "v", "pool": "p", "size_gb": 1, "mount_point": "/v", "y": 2}],
+    "mount_points": [{"host_path": "/h", "container_path": "/c", "z": 3}],
+    "vllm_engine_config": {"ServerConfig": {"port": 8000, "deep": 1}, "Extra": {}},
+    "health_check": {"command": "true", "hc": 1},
+    "gateway": {
+        "path_routes": [{"path": "/a", "ctid": 101, "port": 80, "pr": 1}],
+        "host_routes": [{"hostname": "h.example", "ctid": 101, "port": 80, "hr": 1}],
+        "api_keys": [{"name": "k", "sha256": "0" * 64, "ak": 1}],
+        "gw": 1,
+    },
+    "tests": {"nested": {"not": "a model"}},
+    "vllm_parameters": {"free": {"form": 1}},
+}
+
+
+def test_the_unknown_key_walk_finds_what_a_walk_over_every_value_finds() -> None:
+    guest = LxcGuest.model_validate(GUEST)
+    fast = list(_extras(guest, ["lxc_configs", "101"]))
+    slow = _every_value(guest, ["lxc_configs", "101"])
+    assert fast == slow
+    keys = {key for _, key in fast}
+    # One unknown key at each level of nesting, so a field left out of the walk shows here.
+    assert {"surprise", "odd", "x", "y", "z", "deep", "Extra", "hc", "pr", "hr", "gw"} <= keys
+    wrapped = LxcFile.model_validate({"lxc_configs": {"101": GUEST}, "top": 1})
+    assert list(_extras(wrapped, [])) == _every_value(wrapped, [])
+    hyp = HypervisorConfig.model_validate(
+        {"network": {"interfaces": {"name": "vmbr0", "i": 1}}, "phoenix": {"p": 1}, "h": 1}
+    )
+    assert list(_extras(hyp, [])) == _every_value(hyp, [])
+
+
+def test_only_fields_that_can_hold_a_model_are_walked() -> None:
+    _, fields = _walked_fields(LxcGuest)
+    walked = {name for name, _ in fields}
+    assert {"network_config", "gateway", "volumes", "mount_points", "firewall"} <= walked
+    assert not walked & {"name", "features", "tests", "vllm_parameters", "dependencies"}
+
+
+def test_the_cached_interface_is_the_parsed_one() -> None:
+    for text in ("10.0.0.5/24", "192.168.1.1/32", "10.200.3.4/16"):
+        assert ipv4_interface(text) == ipaddress.IPv4Interface(text)
+        assert ipv4_interface(text).network == ipaddress.IPv4Interface(text).network
+    net = NetworkConfig.model_validate({"bridge": "vmbr0", "ip": "10.0.0.5/24"})
+    assert net.address == "10.0.0.5"
+    assert net.interface == ipaddress.IPv4Interface("10.0.0.5/24")
