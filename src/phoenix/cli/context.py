@@ -69,9 +69,10 @@ def load(ctx: typer.Context, quiet_warnings: bool = True) -> Inventory:
     """Load the inventory or print every problem and exit 1."""
     from phoenix.errors import InventoryError
     from phoenix.inventory import load_inventory
+    from phoenix.recipes import registry
 
     try:
-        inventory = load_inventory(state(ctx).config_dir)
+        inventory = load_inventory(state(ctx).config_dir, registry)
     except InventoryError as exc:
         print_problems(exc.problems)
         raise typer.Exit(1) from None

@@ -19,9 +19,10 @@ def validate(
     printed), 1 when not. Each problem is one line: FILE: JSON.PATH: message."""
     from phoenix.inventory import validate_config_dir
     from phoenix.inventory.problems import errors
+    from phoenix.recipes import registry
 
     config_dir = state(ctx).config_dir
-    inventory, problems = validate_config_dir(config_dir)
+    inventory, problems = validate_config_dir(config_dir, registry)
     print_problems(problems, as_json)
     if inventory is None or errors(problems):
         if not as_json:

@@ -7,17 +7,15 @@ import ipaddress
 from collections import defaultdict
 from pathlib import Path
 
-from phoenix.inventory.loader import LXC_FILE, VM_FILE, Inventory
+from phoenix.inventory.core import LXC_FILE, VM_FILE, Inventory
 from phoenix.inventory.models import MAX_MODEL_NAME, LxcGuest, RouteTarget, ipv4_address
 from phoenix.inventory.mountchecks import mount_problems
 from phoenix.inventory.ordering import build_graph
 from phoenix.inventory.problems import Problem, json_path, shown_text
-from phoenix.recipes.registry import (
+from phoenix.inventory.scripts import (
     USER_FEATURE_PATTERN,
+    RecipeCatalog,
     application_script_problem,
-    feature_search_paths,
-    find_application,
-    find_feature,
 )
 
 
@@ -224,17 +222,28 @@ _LINK_OUT = (
 )
 
 
+def _feature_link_out(inventory: Inventory, name: str) -> str | None:
+    """Why the user's script of feature `name` may not be shipped, or None."""
+    user = inventory.scripts_dir / USER_FEATURE_PATTERN.format(name=name)
+    if (user.is_symlink() or user.exists()) and not _inside(user, inventory.config_dir):
+        return f"{name!r} {_LINK_OUT.format(target=shown_text(str(user.resolve())))}"
+    return None
+
+
 def _links_out(inventory: Inventory) -> list[Problem]:
     """Feature scripts and nginx files are shipped into guests with their own modes: a link
     out of the config dir would ship whatever it points to (a 0600 root file, say)."""
     root = inventory.config_dir
     out: list[Problem] = []
+    # Looked at once per feature name: thousands of guests share a handful of features.
+    why: dict[str, str | None] = {}
     for ctid, guest in sorted(inventory.guests.items()):
         for index, name in enumerate(guest.features):
-            user = inventory.scripts_dir / USER_FEATURE_PATTERN.format(name=name)
-            if (user.is_symlink() or user.exists()) and not _inside(user, root):
-                message = _LINK_OUT.format(target=shown_text(str(user.resolve())))
-                out.append(Problem(LXC_FILE, _at(ctid, "features", index), f"{name!r} {message}"))
+            if name not in why:
+                why[name] = _feature_link_out(inventory, name)
+            message = why[name]
+            if message is not None:
+                out.append(Problem(LXC_FILE, _at(ctid, "features", index), message))
     for folder in ("sites-available", "scripts"):
         directory = inventory.nginx_dir / folder
         if not directory.is_dir():
@@ -328,28 +337,57 @@ def _dependencies(inventory: Inventory) -> list[Problem]:
     return out
 
 
-def _scripts(ctid: int, guest: LxcGuest, scripts_dir: Path) -> list[Problem]:
+class _Lookups:
+    """The catalog's answers for one inventory, asked once per feature or script name:
+    thousands of guests share a handful of each, and every answer is a few `stat` calls."""
+
+    def __init__(self, recipes: RecipeCatalog, scripts_dir: Path) -> None:
+        self.recipes = recipes
+        self.scripts_dir = scripts_dir
+        self._features: dict[str, str | None] = {}
+        self._applications: dict[str, bool] = {}
+
+    def missing_feature(self, name: str) -> str | None:
+        """Where feature `name` was looked for in vain, or None when it has a recipe."""
+        if name not in self._features:
+            looked: str | None = None
+            if self.recipes.find_feature(name, self.scripts_dir) is None:
+                paths = self.recipes.feature_search_paths(name, self.scripts_dir)
+                looked = " and ".join(str(p) for p in paths)
+            self._features[name] = looked
+        return self._features[name]
+
+    def has_application(self, script: str) -> bool:
+        if script not in self._applications:
+            found = self.recipes.find_application(script, self.scripts_dir)
+            self._applications[script] = found is not None
+        return self._applications[script]
+
+
+def _scripts(ctid: int, guest: LxcGuest, lookups: _Lookups | None) -> list[Problem]:
     out: list[Problem] = []
     script = guest.application_script
     if script is not None:
         why = application_script_problem(script)
         if why:
             out.append(Problem(LXC_FILE, _at(ctid, "application_script"), why))
-        elif guest.runs_gateway:
-            pass  # the built-in gateway application
-        elif find_application(script, scripts_dir) is None:
+        elif guest.runs_gateway or lookups is None:
+            pass  # the built-in gateway application, or no catalog to ask
+        elif not lookups.has_application(script):
             out.append(
                 Problem(
                     LXC_FILE,
                     _at(ctid, "application_script"),
-                    f"{script!r} is not in {scripts_dir} yet "
+                    f"{script!r} is not in {lookups.scripts_dir} yet "
                     "(converging this guest will fail until it is)",
                     "warning",
                 )
             )
+    if lookups is None:
+        return out
     for index, name in enumerate(guest.features):
-        if find_feature(name, scripts_dir) is None:
-            looked = " and ".join(str(p) for p in feature_search_paths(name, scripts_dir))
+        looked = lookups.missing_feature(name)
+        if looked is not None:
             out.append(
                 Problem(
                     LXC_FILE,
@@ -506,8 +544,10 @@ def _gateway_keys(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Prob
     return out
 
 
-def semantic_problems(inventory: Inventory) -> list[Problem]:
-    """Every cross-field problem of a type-checked inventory."""
+def semantic_problems(inventory: Inventory, recipes: RecipeCatalog | None = None) -> list[Problem]:
+    """Every cross-field problem of a type-checked inventory; with `recipes`, also the
+    features and application scripts no recipe provides (warnings)."""
+    lookups = None if recipes is None else _Lookups(recipes, inventory.scripts_dir)
     out = _duplicates(inventory) + _clone_sources(inventory) + _dependencies(inventory)
     gateways = [c for c, g in inventory.guests.items() if g.runs_gateway]
     if len(gateways) > 1:
@@ -521,7 +561,7 @@ def semantic_problems(inventory: Inventory) -> list[Problem]:
     out += _links_out(inventory) + _model_addresses(inventory)
     for ctid, guest in sorted(inventory.guests.items()):
         out += _network(ctid, guest)
-        out += _scripts(ctid, guest, inventory.scripts_dir)
+        out += _scripts(ctid, guest, lookups)
         out += _apparmor(ctid, guest)
         out += _gateway_routes(ctid, guest, inventory)
         out += _gateway_keys(ctid, guest, inventory)

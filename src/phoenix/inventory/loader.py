@@ -11,13 +11,14 @@ import functools
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
 from phoenix.errors import InventoryError
+from phoenix.inventory.checks import semantic_problems
+from phoenix.inventory.core import HYPERVISOR_FILE, LXC_FILE, VM_FILE, Inventory
 from phoenix.inventory.jsonfile import (
     MAX_FILE_BYTES,
     DuplicateKey,
@@ -36,51 +37,27 @@ from phoenix.inventory.models import (
     VmGuest,
 )
 from phoenix.inventory.problems import Problem, errors, json_path, unsafe_character
+from phoenix.inventory.scripts import RecipeCatalog
 
-HYPERVISOR_FILE = "phoenix_hypervisor_config.json"
-LXC_FILE = "phoenix_lxc_configs.json"
-VM_FILE = "phoenix_vm_configs.json"
+# Inventory and the file names live in core (what the checks read too); named here as well,
+# since the loader is where callers have always found them.
+__all__ = [
+    "HYPERVISOR_FILE",
+    "LXC_FILE",
+    "SYSTEM_CONFIG_DIR",
+    "VM_FILE",
+    "Inventory",
+    "RecipeCatalog",
+    "load_files",
+    "load_inventory",
+    "read_json",
+    "resolve_config_dir",
+    "validate_config_dir",
+]
+
 SYSTEM_CONFIG_DIR = Path("/usr/local/phoenix_hypervisor/etc")
 
 M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass
-class Inventory:
-    """A loaded, validated config dir."""
-
-    config_dir: Path
-    hypervisor: HypervisorConfig
-    guests: dict[int, LxcGuest]
-    vms: dict[int, VmGuest] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    # Ids present in the files whose entries failed type checks (only while loading):
-    # cross-guest checks treat them as existing, so one mistake is not reported twice.
-    invalid_ids: set[int] = field(default_factory=set)
-
-    @property
-    def scripts_dir(self) -> Path:
-        """User scripts (application scripts and feature recipes) live here."""
-        return self.config_dir / "scripts"
-
-    @property
-    def state_dir(self) -> Path:
-        """Where Phoenix keeps its host state: journal, lock, CA, setup record."""
-        return Path(self.hypervisor.phoenix.state_dir)
-
-    @property
-    def nginx_dir(self) -> Path:
-        return self.config_dir / "nginx"
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
-
-    def guest(self, ctid: int) -> LxcGuest:
-        return self.guests[ctid]
-
-    def all_ids(self) -> set[int]:
-        return set(self.guests) | set(self.vms)
 
 
 def resolve_config_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -390,14 +367,16 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
     return Inventory(config_dir, hypervisor, guests, vms, [], invalid_ids), problems
 
 
-def validate_config_dir(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
-    """Load and run every semantic check; returns the inventory only when error-free."""
-    from phoenix.inventory.checks import semantic_problems
-
+def validate_config_dir(
+    config_dir: Path, recipes: RecipeCatalog | None = None
+) -> tuple[Inventory | None, list[Problem]]:
+    """Load and run every semantic check; returns the inventory only when error-free.
+    With `recipes` (the CLI hands in `phoenix.recipes.registry`), a feature or application
+    script that no recipe provides is a warning too."""
     inventory, problems = load_files(config_dir)
     if inventory is None:
         return None, problems
-    problems += semantic_problems(inventory)
+    problems += semantic_problems(inventory, recipes)
     inventory.problems = problems
     if errors(problems):
         return None, problems
@@ -405,9 +384,9 @@ def validate_config_dir(config_dir: Path) -> tuple[Inventory | None, list[Proble
     return inventory, problems
 
 
-def load_inventory(config_dir: Path) -> Inventory:
+def load_inventory(config_dir: Path, recipes: RecipeCatalog | None = None) -> Inventory:
     """Load a valid inventory or raise InventoryError with every problem found."""
-    inventory, problems = validate_config_dir(config_dir)
+    inventory, problems = validate_config_dir(config_dir, recipes)
     if inventory is None:
         raise InventoryError(problems)
     return inventory

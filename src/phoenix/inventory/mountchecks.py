@@ -6,7 +6,7 @@ as the original tool did); two entries on one target would fight over it.
 
 from __future__ import annotations
 
-from phoenix.inventory.loader import LXC_FILE
+from phoenix.inventory.core import LXC_FILE
 from phoenix.inventory.models import LxcGuest
 from phoenix.inventory.problems import Problem, json_path
 

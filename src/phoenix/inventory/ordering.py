@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from phoenix.inventory.core import Inventory
 from phoenix.inventory.graph import Graph
-from phoenix.inventory.loader import Inventory
 
 
 def build_graph(inventory: Inventory) -> Graph:

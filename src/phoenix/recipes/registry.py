@@ -7,13 +7,28 @@ tool's naming). The user's script wins, so an operator can override a built-in.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-USER_FEATURE_PATTERN = "phoenix_hypervisor_feature_install_{name}.sh"
+from phoenix.inventory.scripts import USER_FEATURE_PATTERN, application_script_problem
+
+__all__ = [
+    "BUILTIN_APPLICATIONS",
+    "USER_FEATURE_PATTERN",
+    "Recipe",
+    "application_script_problem",
+    "builtin_application_files",
+    "builtin_features",
+    "builtin_scripts_dir",
+    "feature_search_paths",
+    "find_application",
+    "find_feature",
+]
 
 
+@functools.cache
 def builtin_scripts_dir() -> Path:
     return Path(str(resources.files("phoenix.recipes") / "scripts"))
 
@@ -47,18 +62,6 @@ def find_feature(name: str, scripts_dir: Path) -> Recipe | None:
         return Recipe(name, user, builtin=False)
     if builtin.is_file():
         return Recipe(name, builtin, builtin=True)
-    return None
-
-
-def application_script_problem(script: str) -> str | None:
-    """Why `script` is not an acceptable path under the scripts folder, or None."""
-    if "\0" in script or "\n" in script:
-        return "application_script contains a control character"
-    pure = PurePosixPath(script)
-    if pure.is_absolute():
-        return f"application_script {script!r} is absolute; name a file in the scripts folder"
-    if ".." in pure.parts:
-        return f"application_script {script!r} escapes the scripts folder"
     return None
 
 

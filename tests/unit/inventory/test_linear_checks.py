@@ -5,12 +5,18 @@ address parsing against `ipaddress`."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import sys
 import unicodedata
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from typer.testing import CliRunner
 
+from phoenix.cli.app import app
+from phoenix.inventory import validate_config_dir
 from phoenix.inventory.loader import _extras, _walked_fields
 from phoenix.inventory.models import (
     HypervisorConfig,
@@ -20,6 +26,7 @@ from phoenix.inventory.models import (
     ipv4_interface,
 )
 from phoenix.inventory.problems import _BIDI, unsafe_character
+from phoenix.recipes import registry
 
 
 def test_the_character_class_is_exactly_the_unicode_categories() -> None:
@@ -104,3 +111,82 @@ def test_the_cached_interface_is_the_parsed_one() -> None:
     net = NetworkConfig.model_validate({"bridge": "vmbr0", "ip": "10.0.0.5/24"})
     assert net.address == "10.0.0.5"
     assert net.interface == ipaddress.IPv4Interface("10.0.0.5/24")
+
+
+class CountingCatalog:
+    """The registry's answers, counting how often each name is asked about."""
+
+    def __init__(self) -> None:
+        self.asked: Counter[str] = Counter()
+
+    def feature_search_paths(self, name: str, scripts_dir: Path) -> list[Path]:
+        return registry.feature_search_paths(name, scripts_dir)
+
+    def find_feature(self, name: str, scripts_dir: Path) -> object | None:
+        self.asked[f"feature {name}"] += 1
+        return registry.find_feature(name, scripts_dir)
+
+    def find_application(self, script: str, scripts_dir: Path) -> object | None:
+        self.asked[f"application {script}"] += 1
+        return registry.find_application(script, scripts_dir)
+
+
+def _many_guests(config_dir: Path, n: int) -> None:
+    path = config_dir / "phoenix_lxc_configs.json"
+    data = json.loads(path.read_text())
+    for i in range(n):
+        data["lxc_configs"][str(2000 + i)] = {
+            "name": f"many-{i}",
+            "clone_from_ctid": "900",
+            "features": ["base_setup", "nosuch"],
+            "application_script": "serve.sh",
+        }
+    path.write_text(json.dumps(data))
+
+
+def test_each_recipe_name_is_looked_up_once_and_still_reported_for_every_guest(
+    minimal_dir: Path,
+) -> None:
+    _many_guests(minimal_dir, 50)
+    catalog = CountingCatalog()
+    inventory, problems = validate_config_dir(minimal_dir, catalog)
+    assert inventory is not None
+    assert catalog.asked == Counter(
+        {"feature base_setup": 1, "feature nosuch": 1, "application serve.sh": 1}
+    )
+    no_recipe = [p for p in problems if "'nosuch' has no recipe" in p.message]
+    not_there = [p for p in problems if "'serve.sh' is not in" in p.message]
+    assert len(no_recipe) == len(not_there) == 50
+    assert no_recipe[0].path == "lxc_configs.2000.features[1]"
+    assert str(minimal_dir / "scripts") in no_recipe[0].message  # where it looked
+    assert not any("base_setup" in p.message for p in problems)
+
+
+def test_the_cli_hands_in_the_registry(minimal_dir: Path) -> None:
+    _many_guests(minimal_dir, 1)
+    result = CliRunner().invoke(app, ["-c", str(minimal_dir), "validate", "--json"])
+    assert result.exit_code == 0, result.output
+    messages = [p["message"] for p in json.loads(result.stdout)]
+    assert any("'nosuch' has no recipe" in m for m in messages)
+    assert any("'serve.sh' is not in" in m for m in messages)
+
+
+def test_without_a_catalog_only_the_recipe_warnings_are_left_out(
+    minimal_dir: Path, tmp_path: Path
+) -> None:
+    """The library default: no catalog, no 'no recipe' warning; the checks of the config
+    dir itself (an application path escaping it, a feature script linked out) stay."""
+    _many_guests(minimal_dir, 1)
+    secret = tmp_path / "secret"
+    secret.write_text("x")
+    (minimal_dir / "scripts").mkdir()
+    (minimal_dir / "scripts" / "phoenix_hypervisor_feature_install_nosuch.sh").symlink_to(secret)
+    data = json.loads((minimal_dir / "phoenix_lxc_configs.json").read_text())
+    data["lxc_configs"]["102"]["application_script"] = "../escape.sh"
+    (minimal_dir / "phoenix_lxc_configs.json").write_text(json.dumps(data))
+    inventory, problems = validate_config_dir(minimal_dir)
+    assert inventory is None
+    messages = [p.message for p in problems]
+    assert not any("has no recipe" in m or "is not in" in m for m in messages)
+    assert any("escapes the scripts folder" in m for m in messages)
+    assert any("'nosuch' is a symlink to a file outside the config dir" in m for m in messages)

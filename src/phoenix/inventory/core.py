@@ -1,0 +1,52 @@
+"""The loaded inventory and the names of its files: what the loader builds and every other
+module of the package reads (so they import this, not the loader, and no import circles)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phoenix.inventory.models import HypervisorConfig, LxcGuest, VmGuest
+from phoenix.inventory.problems import Problem
+
+HYPERVISOR_FILE = "phoenix_hypervisor_config.json"
+LXC_FILE = "phoenix_lxc_configs.json"
+VM_FILE = "phoenix_vm_configs.json"
+
+
+@dataclass
+class Inventory:
+    """A loaded, validated config dir."""
+
+    config_dir: Path
+    hypervisor: HypervisorConfig
+    guests: dict[int, LxcGuest]
+    vms: dict[int, VmGuest] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    # Ids present in the files whose entries failed type checks (only while loading):
+    # cross-guest checks treat them as existing, so one mistake is not reported twice.
+    invalid_ids: set[int] = field(default_factory=set)
+
+    @property
+    def scripts_dir(self) -> Path:
+        """User scripts (application scripts and feature recipes) live here."""
+        return self.config_dir / "scripts"
+
+    @property
+    def state_dir(self) -> Path:
+        """Where Phoenix keeps its host state: journal, lock, CA, setup record."""
+        return Path(self.hypervisor.phoenix.state_dir)
+
+    @property
+    def nginx_dir(self) -> Path:
+        return self.config_dir / "nginx"
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    def guest(self, ctid: int) -> LxcGuest:
+        return self.guests[ctid]
+
+    def all_ids(self) -> set[int]:
+        return set(self.guests) | set(self.vms)
