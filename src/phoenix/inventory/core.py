@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phoenix.inventory.models import HypervisorConfig, LxcGuest, VmGuest
+from phoenix.inventory.models import HypervisorConfig, LxcFile, LxcGuest, VmGuest
 from phoenix.inventory.problems import Problem
 
 HYPERVISOR_FILE = "phoenix_hypervisor_config.json"
@@ -26,6 +26,8 @@ class Inventory:
     # Ids present in the files whose entries failed type checks (only while loading):
     # cross-guest checks treat them as existing, so one mistake is not reported twice.
     invalid_ids: set[int] = field(default_factory=set)
+    # The top-level keys of phoenix_lxc_configs.json (nvidia_runfile_url...), when valid.
+    lxc_file: LxcFile | None = None
 
     @property
     def scripts_dir(self) -> Path:

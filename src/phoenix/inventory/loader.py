@@ -300,6 +300,7 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
 
     guests: dict[int, LxcGuest] = {}
     invalid_ids: set[int] = set()
+    shell: LxcFile | None = None
     lxc_data, found = read_json(config_dir / LXC_FILE, LXC_FILE)
     problems += found + _control_characters(lxc_data, LXC_FILE)
     if lxc_data is not None:
@@ -364,7 +365,8 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
     if hypervisor is None or lxc_data is None or not isinstance(lxc_data.get("lxc_configs"), dict):
         return None, problems
     # Returned even when some entries failed, so cross-guest checks still run on the rest.
-    return Inventory(config_dir, hypervisor, guests, vms, [], invalid_ids), problems
+    inventory = Inventory(config_dir, hypervisor, guests, vms, [], invalid_ids, lxc_file=shell)
+    return inventory, problems
 
 
 def validate_config_dir(

@@ -629,6 +629,12 @@ class LxcGuest(Model):
     vllm_trust_remote_code: StrictBool | None = Field(default=None, description="Legacy")
     vllm_parameters: dict[str, Any] | None = Field(default=None, description="Legacy")
     vllm_args: list[StrictStr] | None = Field(default=None, description="Legacy")
+    nvidia_runfile_url: StrictStr | None = Field(
+        default=None, min_length=1, description="NVIDIA driver runfile (wins over the top level)"
+    )
+    nvidia_driver_version: StrictStr | None = Field(
+        default=None, min_length=1, description="Driver the host must run (wins over the top level)"
+    )
     vllm_version: StrictStr | None = Field(
         default=None, min_length=1, description="vLLM version the vllm feature pins"
     )

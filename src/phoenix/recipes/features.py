@@ -154,13 +154,25 @@ def feature_bundle(
         script=finder.script(recipe),
         files=feature_files(feature, state_dir, persist),
         entry=feature_entry(entry),
-        env=feature_env(inventory) | _feature_env(feature, entry),
+        env=feature_env(inventory) | _feature_env(feature, entry, inventory),
     )
     return bundle, None
 
 
-def _feature_env(feature: str, entry: dict[str, Any]) -> dict[str, str]:
-    """Values a built-in feature reads from the inventory, passed as its environment."""
+def _feature_env(feature: str, entry: dict[str, Any], inventory: Inventory) -> dict[str, str]:
+    """Values a built-in feature reads from the inventory, passed as its environment (a
+    guest's own value wins over the top level's)."""
     if feature == "vllm":
         return {"PHOENIX_VLLM_SPEC": vllm.pip_spec(entry)}
+    if feature == "nvidia":
+        top = inventory.lxc_file
+        env = {}
+        for key, var in (
+            ("nvidia_runfile_url", "PHOENIX_NVIDIA_RUNFILE_URL"),
+            ("nvidia_driver_version", "PHOENIX_NVIDIA_DRIVER_VERSION"),
+        ):
+            value = entry.get(key) or (getattr(top, key, None) if top is not None else None)
+            if isinstance(value, str) and value:
+                env[var] = value
+        return env
     return {}

@@ -59,7 +59,8 @@ def test_fixture_plan_steps_for_template_and_clone(seed_plan: object) -> None:
     qdrant = the_plan.guest(952)
     assert qdrant.steps[-1].kind == "health_check"
     nvidia = next(s for s in the_plan.guest(901).steps if s.kind == "feature")
-    assert nvidia.error is not None and "nvidia" in nvidia.error
+    assert nvidia.error is None and nvidia.bundle is not None  # built in now
+    assert nvidia.bundle.script_name == "feature_nvidia.sh"
     # planning a host where nothing exists: only observations, no exec, no change
     assert {kind for kind, _ in driver.log.entries} == {"observe"}
 
