@@ -111,18 +111,18 @@ def _last_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _depth(data: Any) -> int:
-    """Deepest nesting of objects and lists (iterative: no recursion limit to hit)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict):
-            deepest = max(deepest, level)
-            stack.extend((v, level + 1) for v in node.values())
-        elif isinstance(node, list):
-            deepest = max(deepest, level)
-            stack.extend((v, level + 1) for v in node)
-    return deepest
+    """Deepest nesting of objects and lists (level by level: no recursion limit to hit, and
+    only containers are visited, not every string and number)."""
+    depth = 0
+    level = [data] if isinstance(data, dict | list) else []
+    while level:
+        depth += 1
+        below: list[Any] = []
+        for node in level:
+            values = node.values() if isinstance(node, dict) else node
+            below += [v for v in values if isinstance(v, dict | list)]
+        level = below
+    return depth
 
 
 def _decoder() -> json.JSONDecoder:

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from phoenix.cli.app import app
 from phoenix.inventory import validate_config_dir
+from phoenix.inventory.jsonfile import MAX_DEPTH, _depth
 from phoenix.inventory.loader import _extras, _walked_fields
 from phoenix.inventory.models import (
     HypervisorConfig,
@@ -190,3 +191,18 @@ def test_without_a_catalog_only_the_recipe_warnings_are_left_out(
     assert not any("has no recipe" in m or "is not in" in m for m in messages)
     assert any("escapes the scripts folder" in m for m in messages)
     assert any("'nosuch' is a symlink to a file outside the config dir" in m for m in messages)
+
+
+def test_depth_counts_levels_of_objects_and_lists() -> None:
+    assert [_depth(v) for v in (1, "s", {}, [], {"a": [{"b": 1}]}, [[], [[[]]]])] == [
+        0,
+        0,
+        1,
+        1,
+        3,
+        4,
+    ]
+    deep: Any = []
+    for _ in range(MAX_DEPTH):
+        deep = [deep, {"k": "v"}]
+    assert _depth(deep) == MAX_DEPTH + 1
