@@ -132,24 +132,28 @@ def _progress() -> Progress:
 
 
 def render_plan(the_plan: Plan) -> None:
-    """The plan for people: per guest, its steps or 'up to date'."""
+    """The plan for people: per guest, its steps or 'up to date'. Printed as one styled
+    text: one `print` per line made a plan of 10,000 guests take seconds in rich alone."""
+    from rich.text import Text
+
     changing = [g for g in the_plan.guests if g.steps]
+    lines: list[Text] = []
     for gp in the_plan.guests:
-        head = f"[bold]{gp.ctid}[/] {gp.name} [dim]({gp.observed})[/]"
+        head = Text()
+        head.append(str(gp.ctid), "bold")
+        head.append(f" {gp.name} ")
+        head.append(f"({gp.observed})", "dim")
         if gp.up_to_date:
-            console.print(f"{head}: [green]up to date[/]", highlight=False, soft_wrap=True)
+            head.append(": ")
+            head.append("up to date", "green")
+            lines.append(head)
             continue
-        console.print(f"{head}:", highlight=False)
+        head.append(":")
+        lines.append(head)
         for number, step in enumerate(gp.steps, 1):
-            style = "red" if step.error else ""
-            text = step.describe()
-            console.print(
-                f"  {number:>2}. {text}",
-                style=style,
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
+            lines.append(Text(f"  {number:>2}. {step.describe()}", "red" if step.error else ""))
+    if lines:
+        console.print(Text("\n").join(lines), highlight=False, soft_wrap=True)
     if the_plan.start_order:
         console.print("start order: " + " ".join(map(str, the_plan.start_order)), highlight=False)
     up = len(the_plan.guests) - len(changing)
@@ -436,8 +440,8 @@ def plan(
     _note_unapplied(inventory, selected)
     if lines is not None:
         console.print("[bold]commands:[/]")
-        for line in lines:
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        if lines:  # one print: a line each took seconds for thousands of guests
+            console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 def _offline_commands(

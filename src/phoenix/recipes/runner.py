@@ -23,7 +23,9 @@ import io
 import json
 import re
 import tarfile
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from phoenix.drivers.base import Driver
@@ -117,8 +119,28 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+# Recently packed bundles by digest (which covers everything packed): guests share
+# bundles (a feature's script, entry and files are the same for many), and a plan preview
+# or a run of thousands of guests packs each distinct one once.
+_PACKED: OrderedDict[str, bytes] = OrderedDict()
+_PACKED_KEEP = 32
+_PACKED_LOCK = threading.Lock()  # the executor packs from several threads
+
+
 def pack(bundle: Bundle) -> bytes:
     """The bundle as a gzip tarball: script (0755), files, guest.json."""
+    with _PACKED_LOCK:
+        packed = _PACKED.get(bundle.digest)
+    if packed is None:
+        packed = _pack(bundle)
+        with _PACKED_LOCK:
+            _PACKED[bundle.digest] = packed
+            while len(_PACKED) > _PACKED_KEEP:
+                _PACKED.popitem(last=False)
+    return packed
+
+
+def _pack(bundle: Bundle) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         _add(tar, bundle.script_name, bundle.script, 0o755)

@@ -4,9 +4,11 @@ address parsing against `ipaddress`."""
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
 import sys
+import tarfile
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -28,6 +30,8 @@ from phoenix.inventory.models import (
 )
 from phoenix.inventory.problems import _BIDI, unsafe_character
 from phoenix.recipes import registry
+from phoenix.recipes.bundle import Bundle
+from phoenix.recipes.runner import _pack, pack
 
 
 def test_the_character_class_is_exactly_the_unicode_categories() -> None:
@@ -206,3 +210,16 @@ def test_depth_counts_levels_of_objects_and_lists() -> None:
     for _ in range(MAX_DEPTH):
         deep = [deep, {"k": "v"}]
     assert _depth(deep) == MAX_DEPTH + 1
+
+
+def test_a_bundle_is_packed_once_per_content_and_packing_stays_deterministic() -> None:
+    def bundle(entry: dict[str, Any]) -> Bundle:
+        return Bundle("feature-x", "x.sh", b"#!/bin/sh\ntrue\n", {"f": b"1"}, entry)
+
+    first, same, other = bundle({"a": 1}), bundle({"a": 1}), bundle({"a": 2})
+    assert _pack(first) == _pack(same), "the tarball itself is deterministic"
+    assert pack(first) is pack(same), "equal content: packed once"
+    assert pack(other) != pack(first)
+    with tarfile.open(fileobj=io.BytesIO(pack(other)), mode="r:gz") as tar:
+        entry = tar.extractfile("guest.json")
+        assert entry is not None and json.loads(entry.read()) == {"a": 2}
