@@ -57,7 +57,9 @@ LITELLM_VENV = Path(
     os.environ.get("PHOENIX_BENCH_LITELLM", "/var/cache/phoenix-bench/litellm-venv")
 )
 SERVER_CPU, LOAD_CPU = "0", "1"
-KEY = new_key()
+# One bearer token for every target: the gateway's API key, and LiteLLM's master key (which
+# LiteLLM requires, starting with "sk-").
+KEY = "sk-" + new_key()
 COMPLETION = json.dumps(
     {
         "id": "chatcmpl-bench",
@@ -260,7 +262,12 @@ def start_litellm(tmp: Path, port: int, fast: int, slow: int) -> subprocess.Pope
         )
         + "litellm_settings:\n  drop_params: true\n  set_verbose: false\n"
     )
-    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_MODE": "PRODUCTION"}
+    env = {
+        **os.environ,
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_MODE": "PRODUCTION",
+        "LITELLM_MASTER_KEY": KEY,
+    }
     proc = subprocess.Popen(
         [
             *pinned(SERVER_CPU),
@@ -278,8 +285,16 @@ def start_litellm(tmp: Path, port: int, fast: int, slow: int) -> subprocess.Pope
         stderr=open(tmp / "litellm.log", "wb"),  # noqa: SIM115
         env=env,
     )
-    wait_port(port, timeout=180)
-    return proc
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    log = (tmp / "litellm.log").read_text(errors="replace")[-1500:]
+    raise RuntimeError(f"LiteLLM did not start:\n{log}")
 
 
 # --- load -----------------------------------------------------------------------------------
@@ -326,6 +341,8 @@ def wrk(target: Target, model: str, script: Path, connections: int, duration: in
             "-t1",
             f"-c{connections}",
             f"-d{duration}s",
+            "--timeout",
+            "30s",
             "--latency",
             "-s",
             str(script),
@@ -676,13 +693,11 @@ def main() -> None:
             [str(cut[n]) if n in cut else "-" for n in names],
         )
         if "litellm" in names:
-            vs_litellm = med(
-                [
-                    a.rps / b.rps
-                    for a, b in zip(thr[("gateway", 256)], thr[("litellm", 256)], strict=True)
-                ]
-            )
-            print(f"gateway / LiteLLM req/s at 256 connections: {vs_litellm:.0f}x")
+            for conns in (32, 256):
+                litellm = med([x.rps for x in thr[("litellm", conns)]])
+                gateway = med([x.rps for x in thr[("gateway", conns)]])
+                shown = f"{gateway / litellm:.0f}x" if litellm else "LiteLLM completed none"
+                print(f"gateway / LiteLLM req/s at {conns} connections: {shown}")
     finally:
         for master in masters:
             with contextlib.suppress(OSError):

@@ -332,3 +332,64 @@ def key_list(ctx: typer.Context) -> None:
         console.print(
             f"{k.name}  models: {', '.join(k.models)}  {limit}", markup=False, highlight=False
         )
+
+
+@gateway_app.command()
+def stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="The gateway's JSON as it is.")] = False,
+) -> None:
+    """What the gateway sees (its /phoenix/status, asked from inside the gateway guest):
+    each model's backends and their state, requests by status class, uptime. Exit 1 when
+    the gateway reports itself degraded."""
+    from phoenix.drivers.factory import make_driver
+    from phoenix.errors import PhoenixError
+
+    inventory = load(ctx)
+    gw = _gateway(inventory, None)
+    config = inventory.guests[gw].gateway
+    port = config.http_port if config is not None else 80
+    try:
+        driver = make_driver(inventory, state(ctx).driver, offline=False)
+        result = driver.exec(
+            gw, ["curl", "-sS", "-m", "5", f"http://127.0.0.1:{port}/phoenix/status"], timeout=15
+        )
+    except PhoenixError as exc:
+        fail(str(exc))
+    try:
+        report = json.loads(result.stdout) if result.ok else None
+    except ValueError:
+        report = None
+    if not isinstance(report, dict):
+        fail(f"gateway {gw} did not answer /phoenix/status: {result.stderr.strip()[-200:]}")
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_stats(gw, report)
+    if report.get("status") != "ok":
+        raise typer.Exit(1)
+
+
+def _print_stats(gw: int, report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title=f"Gateway {gw}: {report.get('status')} (config {report.get('config')}, "
+        f"up {report.get('uptime_s')} s, requests {report.get('requests')})",
+        title_justify="left",
+    )
+    for column in ("model", "backend", "state", "answered", "failed", "2xx", "4xx", "5xx"):
+        table.add_column(column)
+    for model in report.get("models", []):
+        counts = model.get("requests", {})
+        for i, b in enumerate(model.get("backends", [])):
+            first = i == 0
+            table.add_row(
+                model["id"] if first else "",
+                b["address"],
+                b["state"],
+                str(b["answered"]),
+                str(b["failed"]),
+                *(str(counts.get(k, 0)) if first else "" for k in ("2xx", "4xx", "5xx")),
+            )
+    console.print(table)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from phoenix.cli.app import app
@@ -121,3 +122,41 @@ def test_validate_says_the_gateway_is_open_without_keys() -> None:
         app, ["-c", str(Path(__file__).resolve().parents[3] / "examples" / "lab"), "validate"]
     )
     assert "the gateway's API is open" in result.output
+
+
+def test_stats_shows_what_the_gateway_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from phoenix.drivers import factory
+    from phoenix.drivers.base import ExecResult
+
+    report = {
+        "status": "degraded",
+        "config": "abc",
+        "uptime_s": 5,
+        "requests": {"2xx": 3},
+        "models": [
+            {
+                "id": "demo-chat",
+                "requests": {"2xx": 3, "5xx": 1},
+                "backends": [
+                    {"address": "10.1.1.1:8000", "state": "down", "answered": 3, "failed": 1}
+                ],
+            }
+        ],
+    }
+    asked: list[list[str]] = []
+
+    class Driver:
+        def exec(self, ctid: int, argv: list[str], **_: object) -> ExecResult:
+            asked.append(argv)
+            return ExecResult(0, json.dumps(report), "")
+
+    monkeypatch.setattr(factory, "make_driver", lambda *a, **k: Driver())
+    lab = str(Path(__file__).resolve().parents[3] / "examples" / "lab")
+    result = runner.invoke(app, ["-c", lab, "gateway", "stats"])
+    assert result.exit_code == 1  # degraded
+    assert "10.1.1.1:8000" in result.stdout and "down" in result.stdout
+    assert asked[0][-1].endswith("/phoenix/status")
+    as_json = runner.invoke(app, ["-c", lab, "gateway", "stats", "--json"])
+    assert json.loads(as_json.stdout)["config"] == "abc"
