@@ -635,6 +635,21 @@ class LxcGuest(Model):
     nvidia_driver_version: StrictStr | None = Field(
         default=None, min_length=1, description="Driver the host must run (wins over the top level)"
     )
+    ollama_version: StrictStr | None = Field(
+        default=None, min_length=1, description="Ollama release the ollama feature pins"
+    )
+    ollama_archive_url: StrictStr | None = Field(
+        default=None, min_length=1, description="Ollama release archive (wins over the version)"
+    )
+    ollama_sha256: StrictStr | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{64}$", description="The archive's sha256"
+    )
+    ollama_port: StrictInt | None = Field(
+        default=None, ge=1, le=65535, description="Ollama's port (default 11434)"
+    )
+    ollama_models: list[ModelName] = Field(
+        default_factory=list, description="Models pulled when missing (never removed)"
+    )
     vllm_version: StrictStr | None = Field(
         default=None, min_length=1, description="vLLM version the vllm feature pins"
     )

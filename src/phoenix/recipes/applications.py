@@ -15,7 +15,7 @@ from typing import Any
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory.loader import Inventory
-from phoenix.recipes import vllm
+from phoenix.recipes import ollama, vllm
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.features import RecipeFinder
 from phoenix.recipes.registry import (
@@ -110,6 +110,8 @@ def _files(script: str, entry: dict[str, Any]) -> dict[str, bytes]:
     if script == vllm.VLLM_APP_SCRIPT:
         service = json.dumps(vllm.service(entry), indent=1, sort_keys=True)
         files[vllm.SERVICE_FILE] = service.encode()
+    if script == ollama.OLLAMA_APP_SCRIPT:
+        files.update(ollama.app_files(entry))
     return files
 
 

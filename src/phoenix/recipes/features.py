@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.inventory.loader import Inventory
-from phoenix.recipes import vllm
+from phoenix.recipes import ollama, vllm
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.registry import Recipe, find_application, find_feature
 
@@ -164,6 +164,8 @@ def _feature_env(feature: str, entry: dict[str, Any], inventory: Inventory) -> d
     guest's own value wins over the top level's)."""
     if feature == "vllm":
         return {"PHOENIX_VLLM_SPEC": vllm.pip_spec(entry)}
+    if feature == "ollama":
+        return ollama.feature_env(entry)
     if feature == "nvidia":
         top = inventory.lxc_file
         env = {}

@@ -74,6 +74,8 @@ BUILTIN_APPLICATIONS: dict[str, tuple[str, dict[str, str]]] = {
     ),
     # vLLM's OpenAI server as a unit; its arguments come with the bundle (recipes.vllm).
     "phoenix_hypervisor_lxc_vllm.sh": ("app_vllm.sh", {}),
+    # Ollama (the original's script for guest 914 was deleted while the inventory names it).
+    "phoenix_hypervisor_lxc_955.sh": ("app_ollama.sh", {}),
 }
 
 
