@@ -1057,8 +1057,14 @@ def test_the_openai_sdk_with_keys(keyed: Lab) -> None:
     assert over.value.code == "rate_limit_exceeded"
 
 
+def settle() -> None:
+    """Workers flush their buffered metrics lines within 1 s."""
+    time.sleep(1.3)
+
+
 def metrics(lab: Lab) -> dict[tuple[str, ...], float]:
     """The /metrics samples as {(name, label=value, ...): value}."""
+    settle()
     text = httpx.get(lab.base + "/metrics", timeout=10).text
     out: dict[tuple[str, ...], float] = {}
     for line in text.splitlines():
@@ -1106,6 +1112,7 @@ def test_counts_are_exact_across_two_workers(lab: Lab) -> None:
 def test_status_shows_each_backend_as_the_gateway_sees_it(lab: Lab) -> None:
     chat(lab, {"model": "zeta", "messages": []})  # both zeta backends refuse
     chat(lab, {"model": "alpha", "messages": []})
+    settle()
     status = httpx.get(lab.base + "/phoenix/status", timeout=10).json()
     assert status["status"] == "degraded" and status["version"] == __version__
     assert status["uptime_s"] >= 0 and status["connections"]["active"] >= 1

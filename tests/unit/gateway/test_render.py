@@ -303,7 +303,7 @@ def test_every_api_request_is_one_metrics_line_and_the_status_endpoints_are_not(
     fmt = next(x for x in http if x.name == "log_format")
     assert fmt.args[0] == "phx_metrics" and fmt.args[1].count("\\t") == 6
     api = _parse(tmp_path, rendered.files["sites-available/phoenix-api"])[0]
-    assert ["/l/phoenix-requests.log", "phx_metrics"] in [
+    assert ["/l/phoenix-requests.log", "phx_metrics", "buffer=32k", "flush=1s"] in [
         x.args for x in api.children("access_log")
     ]
     for uri in ("/phoenix/status", "/metrics", "/phoenix/"):
