@@ -177,3 +177,31 @@ def test_proxmox_leaves_a_mount_it_did_not_write(tmp_path: Path) -> None:
     converge(driver, base())
     conf = node.conf_text(300)
     assert "mp7: /srv/admin,mp=/admin" in conf and "/srv/models" not in conf
+
+
+def test_before_pve_8_1_gpus_are_raw_lines_with_the_nodes_majors(tmp_path: Path) -> None:
+    node = _node(tmp_path, version="8.0.4")
+    node.path("/proc").mkdir()
+    node.path("/proc/devices").write_text((H200 / "proc-devices.txt").read_text())
+    driver = ProxmoxDriver(node, "localhost", sleep=lambda _: None)
+    assert "gpus" in converge(driver, base(gpus=(0,)))
+    lines = node.conf_text(300).splitlines()
+    assert [ln for ln in lines if ln.startswith("lxc.")] == [
+        "lxc.cgroup2.devices.allow: c 195:0 rwm",
+        "lxc.mount.entry: /dev/nvidia0 dev/nvidia0 none bind,optional,create=file",
+        "lxc.cgroup2.devices.allow: c 195:255 rwm",
+        "lxc.mount.entry: /dev/nvidiactl dev/nvidiactl none bind,optional,create=file",
+        "lxc.cgroup2.devices.allow: c 238:0 rwm",
+        "lxc.mount.entry: /dev/nvidia-uvm dev/nvidia-uvm none bind,optional,create=file",
+        "lxc.cgroup2.devices.allow: c 238:1 rwm",
+        "lxc.mount.entry: /dev/nvidia-uvm-tools dev/nvidia-uvm-tools none bind,optional,create=file",
+    ]
+    assert not any(ln.startswith("dev0") for ln in lines)
+    assert converge(driver, base(gpus=(0,))) == frozenset()
+    # The other GPU: Phoenix's own lines for GPU 0 go, GPU 1's come; then none at all.
+    assert converge(driver, base(gpus=(1,))) == {"gpus"}
+    text = node.conf_text(300)
+    assert "c 195:1 rwm" in text and "/dev/nvidia0 " not in text and "c 195:0 " not in text
+    assert converge(driver, base(gpus=(1,))) == frozenset()
+    assert converge(driver, base()) == {"gpus"}
+    assert "nvidia" not in node.conf_text(300)

@@ -74,19 +74,12 @@ def set_argv(
     """`pct set` adding the missing NVIDIA `devN` entries and deleting the unwanted ones."""
     if version is not None and version < DEV_SINCE and gpus:
         raise DriverError(
-            f"guest {ctid}: GPU passthrough with `devN` needs Proxmox VE 8.1 or later (this "
-            f"node runs {version[0]}.{version[1]}); upgrade the node, or pass the GPUs with "
-            "raw lxc_options (lxc.mount.entry and lxc.cgroup2.devices.allow lines)"
+            f"guest {ctid}: Proxmox VE {version[0]}.{version[1]} has no `devN` (8.1 and "
+            "later): the GPUs are passed as raw lines with the majors of the node's "
+            "/proc/devices, which an offline plan cannot know; plan against the node"
         )
+    check_stale_raw(ctid, gpus, raw)
     wanted = gpu.device_paths(gpus)
-    stale_raw = sorted(set(observed_gpus((), raw)) - set(gpus))
-    if stale_raw:
-        raise DriverError(
-            f"guest {ctid}: its config passes GPU(s) {', '.join(map(str, stale_raw))} with raw "
-            "lxc.mount.entry lines (the original tool's), which its gpu_assignment does not "
-            f"name; Phoenix does not edit lines it did not write: remove them from "
-            f"/etc/pve/lxc/{ctid}.conf"
-        )
     have = {e.path for e in present}
     used = {int(e.key[3:]) for e in present}
     options: list[str] = []
@@ -102,6 +95,28 @@ def set_argv(
     if drop:
         options += ["--delete", ",".join(drop)]
     return ["pct", "set", str(ctid), *options] if options else None
+
+
+def check_stale_raw(ctid: int, gpus: Sequence[int], raw: Iterable[tuple[str, str]]) -> None:
+    """Refuse GPU raw lines Phoenix did not write for GPUs the inventory does not name."""
+    stale = sorted(set(observed_gpus((), raw)) - set(gpus))
+    if stale:
+        raise DriverError(
+            f"guest {ctid}: its config passes GPU(s) {', '.join(map(str, stale))} with raw "
+            "lxc.mount.entry lines (the original tool's), which its gpu_assignment does not "
+            f"name; Phoenix does not edit lines it did not write: remove them from "
+            f"/etc/pve/lxc/{ctid}.conf"
+        )
+
+
+def raw_lines(gpus: Sequence[int], majors: dict[str, int]) -> list[tuple[str, str]]:
+    """Before PVE 8.1 (no `devN`): a bind mount and one cgroup2 rule per node, as raw keys
+    (PVE 7 and later run the unified cgroup hierarchy)."""
+    lines: list[tuple[str, str]] = []
+    for device in gpu.devices(gpus, majors):
+        lines.append(("lxc.cgroup2.devices.allow", gpu.cgroup_rule(device)))
+        lines.append(("lxc.mount.entry", gpu.mount_entry(device)))
+    return lines
 
 
 def probe(path: str) -> list[str]:

@@ -212,7 +212,10 @@ class ProxmoxDriver:
         compare or change)."""
         mine = owned_lines(facts.raw, (), self.owned.get(ctid))
         apparmor = next((v for k, v in mine if k == pvesh.APPARMOR_KEY), None)
-        raw = tuple(line for line in mine if line[0] != pvesh.APPARMOR_KEY)
+        gpu_lines = set(self.owned.gpu_lines(ctid))  # reported as `gpus`, not as raw keys
+        raw = tuple(
+            line for line in mine if line[0] != pvesh.APPARMOR_KEY and line not in gpu_lines
+        )
         mine_mounts = mounts.owned(facts.mounts, self._mount_targets(ctid))
         return dataclasses.replace(
             facts.settings,
@@ -367,7 +370,8 @@ class ProxmoxDriver:
 
     def _write_raw_keys(self, ctid: int, settings: GuestSettings) -> bool:
         """Make the raw lines Phoenix owns be the wanted ones; leave every other line."""
-        wanted = self.wanted_raw_keys(settings)
+        gpu_lines = self._gpu_raw_lines(ctid, settings)
+        wanted = self.wanted_raw_keys(settings) + gpu_lines
         version = self.version()
         for key, _ in wanted:
             problem = commands.raw_key_problem(key, version)
@@ -388,6 +392,7 @@ class ProxmoxDriver:
             argv = files.write_cmd(path, expect, lock=pvesh.config_lock_path(ctid))
             self._write(ctid, argv, path, new)
         self.owned.set(ctid, list(dict.fromkeys(wanted)))
+        self.owned.set_gpu_lines(ctid, gpu_lines)
         return new != old
 
     def _write_devices(
@@ -406,14 +411,26 @@ class ProxmoxDriver:
                     f"guest {ctid}: node {self.node} has no {path}, so the guest could not "
                     f"start with it: {fix}"
                 )
+        foreign = [line for line in current.raw if line not in set(self.owned.get(ctid))]
+        version = self.version()
+        if version is not None and version < devices.DEV_SINCE:
+            devices.check_stale_raw(ctid, settings.gpus, foreign)
+            return self._write_raw_keys(ctid, settings)
         argv = devices.set_argv(
-            ctid, settings.gpus, current.devices, current.raw, settings.unprivileged,
-            self.version(),
-        )  # fmt: skip
+            ctid, settings.gpus, current.devices, foreign, settings.unprivileged, version
+        )
         if argv is None:
             return False
         self._mutate(ctid, argv)
         return True
+
+    def _gpu_raw_lines(self, ctid: int, settings: GuestSettings) -> list[tuple[str, str]]:
+        """The raw GPU lines of a node without `devN` (majors from its /proc/devices)."""
+        version = self.version()
+        if not settings.gpus or version is None or version >= devices.DEV_SINCE:
+            return []
+        proc = self._read_file(ctid, "/proc/devices")
+        return devices.raw_lines(settings.gpus, gpu.char_majors(proc or ""))
 
     def _write_mounts(self, ctid: int, settings: GuestSettings, current: pvesh.ConfigFacts) -> bool:
         """Bind sources made (owned as the guest sees them), `mpN` entries matched by target,

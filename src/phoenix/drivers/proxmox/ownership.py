@@ -101,15 +101,31 @@ class OwnedRaw:
             data[f"{ctid}.mounts"] = rows
             self._save(data)
 
+    def gpu_lines(self, ctid: int) -> list[Line]:
+        """The raw GPU lines Phoenix wrote on a node without `devN` (`proxmox.devices`)."""
+        with self._guard:
+            return [(str(k), str(v)) for k, v in self._load().get(f"{ctid}.gpu-raw", [])]
+
+    def set_gpu_lines(self, ctid: int, lines: Sequence[Line]) -> None:
+        with self._guard:
+            data = self._load()
+            rows = [list(line) for line in lines]
+            if rows == data.get(f"{ctid}.gpu-raw", []):
+                return
+            data[f"{ctid}.gpu-raw"] = rows
+            self._save(data)
+
     def copy(self, source: int, ctid: int) -> None:
         """A clone carries its source's lines and mounts, which Phoenix wrote there."""
         self.set(ctid, self.get(source))
         self.set_mount_targets(ctid, self.mount_targets(source))
+        self.set_gpu_lines(ctid, self.gpu_lines(source))
 
     def forget(self, ctid: int) -> None:
         with self._guard:
             data = self._load()
-            gone = [data.pop(key, None) for key in (str(ctid), f"{ctid}.mounts")]
+            keys = (str(ctid), f"{ctid}.mounts", f"{ctid}.gpu-raw")
+            gone = [data.pop(key, None) for key in keys]
             if any(g is not None for g in gone):
                 self._save(data)
 
