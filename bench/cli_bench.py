@@ -98,12 +98,11 @@ def main() -> None:
                 2.0 if big else None,
                 n,
             )
-            if n <= 2000:
-                rows[f"proxmox preview ({n:,})"] = (
-                    [*PHOENIX, *c, "--driver", "proxmox", "plan", "--offline", "--commands"],
-                    None,
-                    n,
-                )
+            rows[f"proxmox preview ({n:,})"] = (
+                [*PHOENIX, *c, "--driver", "proxmox", "plan", "--offline", "--commands"],
+                3.0 if big else None,
+                n,
+            )
         times: dict[str, list[float]] = {name: [] for name in rows}
         codes: dict[str, int] = {}
         for _ in range(args.repeat):

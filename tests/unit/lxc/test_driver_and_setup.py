@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.drivers.base import Driver, FirewallRule, GuestSettings, NetSettings
+from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.drivers.lxc import config as lxcconf
 from phoenix.drivers.lxc.cgroups import CgroupHost
@@ -30,6 +30,7 @@ from phoenix.host.setup import (
 from phoenix.inventory.loader import load_inventory
 from phoenix.runners.base import CommandResult
 from phoenix.runners.recorded import RecordedRunner
+from tests.driver_contract import as_driver, contract_breaches
 
 V1 = CgroupHost(1, memsw=True, cpus=2)
 NET = NetSettings("eth0", "phxtbr0", "10.213.77.5/24", "10.213.77.1", "02:00:00:00:00:05")
@@ -51,7 +52,8 @@ def install_guest(driver: LxcDriver, ctid: int, settings: GuestSettings = SETTIN
 
 
 def test_satisfies_the_driver_protocol(tmp_path: Path) -> None:
-    assert isinstance(make_driver(tmp_path, RecordedRunner()), Driver)
+    assert contract_breaches(LxcDriver) == []
+    assert as_driver(make_driver(tmp_path, RecordedRunner())).name == "lxc"
     assert LxcDriver.name == "lxc"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.drivers.base import Driver, GuestSettings
+from phoenix.drivers.base import GuestSettings
 from phoenix.drivers.proxmox import files
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.drivers.proxmox.preview import Preview
@@ -19,6 +19,7 @@ from phoenix.errors import DriverError, PlanError
 from phoenix.inventory import Inventory
 from phoenix.runners.base import CommandResult
 from phoenix.runners.recorded import RecordedRunner
+from tests.driver_contract import as_driver, contract_breaches
 from tests.unit.proxmox.conftest import config_argv, data, guest_on_node, owning, status_argv
 from tests.unit.proxmox.fakenode import FakeNode
 
@@ -46,7 +47,8 @@ def writer(path: str, expect: str = "-", mode: str = "-") -> list[str]:
 
 
 def test_driver_satisfies_the_protocol() -> None:
-    assert isinstance(ProxmoxDriver(RecordedRunner(), "pve"), Driver)
+    assert contract_breaches(ProxmoxDriver) == []
+    assert as_driver(ProxmoxDriver(RecordedRunner(), "pve")).name == "proxmox"
     assert ProxmoxDriver.name == "proxmox"
 
 
