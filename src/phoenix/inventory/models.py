@@ -635,6 +635,21 @@ class LxcGuest(Model):
     nvidia_driver_version: StrictStr | None = Field(
         default=None, min_length=1, description="Driver the host must run (wins over the top level)"
     )
+    llamacpp_archive_url: StrictStr | None = Field(
+        default=None, min_length=1, description="llama.cpp release archive (.zip or .tar.gz)"
+    )
+    llamacpp_sha256: StrictStr | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{64}$", description="The archive's sha256 (required)"
+    )
+    llamacpp_model: GuestPath | None = Field(
+        default=None, description="Model file (GGUF) inside the guest"
+    )
+    llamacpp_port: StrictInt | None = Field(
+        default=None, ge=1, le=65535, description="llama-server's port (default 8081)"
+    )
+    llamacpp_args: list[StrictStr] = Field(
+        default_factory=list, description="Extra llama-server arguments"
+    )
     ollama_version: StrictStr | None = Field(
         default=None, min_length=1, description="Ollama release the ollama feature pins"
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory.loader import Inventory
-from phoenix.recipes import ollama, vllm
+from phoenix.recipes import llamacpp, ollama, vllm
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.features import RecipeFinder
 from phoenix.recipes.registry import (
@@ -112,6 +112,8 @@ def _files(script: str, entry: dict[str, Any]) -> dict[str, bytes]:
         files[vllm.SERVICE_FILE] = service.encode()
     if script == ollama.OLLAMA_APP_SCRIPT:
         files.update(ollama.app_files(entry))
+    if script == llamacpp.LLAMACPP_APP_SCRIPT:
+        files.update(llamacpp.app_files(entry))
     return files
 
 

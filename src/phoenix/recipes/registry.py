@@ -76,6 +76,8 @@ BUILTIN_APPLICATIONS: dict[str, tuple[str, dict[str, str]]] = {
     "phoenix_hypervisor_lxc_vllm.sh": ("app_vllm.sh", {}),
     # Ollama (the original's script for guest 914 was deleted while the inventory names it).
     "phoenix_hypervisor_lxc_955.sh": ("app_ollama.sh", {}),
+    # llama.cpp's llama-server (the original's script for guest 917 was deleted too).
+    "phoenix_hypervisor_lxc_957.sh": ("app_llamacpp.sh", {}),
 }
 
 

@@ -1,0 +1,92 @@
+#!/bin/sh
+# Phoenix application: llama.cpp's llama-server as the systemd unit phoenix-llamacpp.
+#
+# Phoenix ships plain files: llamacpp-url, llamacpp-sha256, llamacpp-port, llamacpp-model
+# and llamacpp-exec (the unit's ExecStart, quoted for systemd on the host; the inventory's
+# text never runs through this shell). The archive is checked by its
+# sha256 before it replaces /opt/llama.cpp; the service restarts only when the unit or the
+# install changed; healthy when /health answers.
+set -eu
+cd "$(dirname "$0")"
+export LC_ALL=C
+DEST=/opt/llama.cpp
+UNIT=/etc/systemd/system/phoenix-llamacpp.service
+fail() { printf 'llama.cpp: %s\n' "$*" >&2; exit 2; }
+log() { printf 'llama.cpp: %s\n' "$*"; }
+
+url=$(cat llamacpp-url)
+sha=$(cat llamacpp-sha256)
+port=$(cat llamacpp-port)
+[ -n "$sha" ] || fail "llamacpp_sha256 is required (llama.cpp publishes no checksums): give the archive's sha256"
+case "$port" in ''|*[!0-9]*) fail "bad port '$port'" ;; esac
+model=$(cat llamacpp-model)
+[ -n "$model" ] || fail "llamacpp_model (the model file in the guest) is required"
+[ -f "$model" ] || fail "the model file $model does not exist in the guest (a mount point can bring it)"
+
+changed=0
+if [ "$(cat "$DEST/.phoenix-archive" 2>/dev/null || true)" != "$url $sha" ]; then
+    command -v curl >/dev/null 2>&1 || fail "curl is missing (feature base_setup installs it)"
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    log "downloading $url"
+    curl -fsSL --retry 3 -o "$work/archive" "$url"
+    got=$(sha256sum "$work/archive" | cut -d' ' -f1)
+    [ "$got" = "$sha" ] || fail "checksum mismatch for $url: expected $sha, got $got"
+    rm -rf "$DEST.new"
+    mkdir -p "$DEST.new"
+    case "$url" in
+        *.zip) python3 -m zipfile -e "$work/archive" "$DEST.new" 2>/dev/null \
+                   || unzip -q "$work/archive" -d "$DEST.new" \
+                   || fail "cannot unpack the zip (needs python3 or unzip)" ;;
+        *) tar -xzf "$work/archive" -C "$DEST.new" ;;
+    esac
+    server=$(find "$DEST.new" -name llama-server -type f | head -n 1)
+    [ -n "$server" ] || fail "the archive has no llama-server"
+    chmod 755 "$server"
+    ln -sf "${server#"$DEST.new/"}" "$DEST.new/llama-server"
+    printf '%s %s' "$url" "$sha" > "$DEST.new/.phoenix-archive"
+    rm -rf "$DEST.old"
+    [ ! -e "$DEST" ] || mv "$DEST" "$DEST.old"
+    mv "$DEST.new" "$DEST"
+    rm -rf "$DEST.old"
+    changed=1
+fi
+
+exec_line=$(cat llamacpp-exec)
+cat > unit.new <<UNIT
+[Unit]
+Description=llama.cpp server (Phoenix)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart=$exec_line
+Environment=LD_LIBRARY_PATH=/opt/llama.cpp
+Restart=on-failure
+RestartSec=3
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+if ! cmp -s unit.new "$UNIT"; then
+    install -m 0644 unit.new "$UNIT"
+    changed=1
+fi
+systemctl daemon-reload
+systemctl enable --quiet phoenix-llamacpp.service
+if [ "$changed" = 1 ]; then
+    systemctl restart phoenix-llamacpp.service
+elif ! systemctl is-active --quiet phoenix-llamacpp.service; then
+    systemctl start phoenix-llamacpp.service
+fi
+i=0
+until curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; do
+    i=$((i + 1))
+    if [ "$i" -ge 600 ]; then
+        echo "llama.cpp: /health did not answer on port $port" >&2
+        journalctl -u phoenix-llamacpp.service -n 20 --no-pager >&2 || true
+        exit 1
+    fi
+    sleep 0.5
+done
+log "serving on port $port"
