@@ -198,7 +198,8 @@ def test_without_a_catalog_only_the_recipe_warnings_are_left_out(
 
 
 def test_depth_counts_levels_of_objects_and_lists() -> None:
-    assert [_depth(v) for v in (1, "s", {}, [], {"a": [{"b": 1}]}, [[], [[[]]]])] == [
+    values: list[Any] = [1, "s", {}, [], {"a": [{"b": 1}]}, [[], [[[]]]]]
+    assert [_depth(v) for v in values] == [
         0,
         0,
         1,
