@@ -249,7 +249,6 @@ def _http_conf(
         *failure_maps(),
         d("js_path", "njs"),
         d("js_import", "router", "from", "router.js"),
-        d("js_import", "metrics", "from", "metrics.js"),
         # One line per API request: what /metrics and /phoenix/status count (metrics.js).
         *([d("log_format", "phx_metrics", METRICS_LOG_FORMAT)] if metrics else []),
         *keys_http(keys or []),
@@ -304,8 +303,19 @@ def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
         ("/metrics", "metrics.prometheus"),
         ("/phoenix/", "metrics.page"),
     ):
+        # Imported here only: every njs module of the http level is set up again for each
+        # request, so the hot path's VM carries the router and its table, nothing more.
         body.append(
-            blk("location", "=", uri, body=[d("access_log", "off"), d("js_content", handler)])
+            blk(
+                "location",
+                "=",
+                uri,
+                body=[
+                    d("access_log", "off"),
+                    d("js_import", "metrics", "from", "metrics.js"),
+                    d("js_content", handler),
+                ],
+            )
         )
     body.append(blk("location", "=", "/v1/models", body=[d("js_content", "router.models")]))
     body.append(blk("location", "^~", "/v1/models/", body=[d("js_content", "router.model")]))
@@ -477,7 +487,6 @@ def _models_js(
             "log": f"{layout.log_dir}/{METRICS_LOG}",
             "state": f"{layout.metrics_dir}/checkpoint.json",
         },
-        "page": asset("status.html").decode(),
     }
     text = "// " + HEADER + "\nexport default " + json.dumps(table, indent=1, sort_keys=True)
     return (text + ";\n").encode()
@@ -504,6 +513,8 @@ def _finish(
 ) -> RenderedGateway:
     files["njs/router.js"] = asset("router.js")
     files["njs/metrics.js"] = asset("metrics.js")
+    page = json.dumps(asset("status.html").decode())
+    files["njs/status_page.js"] = f"// {HEADER}\nexport default {page};\n".encode()
     files["ca.crt"] = ca.cert_pem
     keys = njs_table(routes.config.api_keys) if routes else None
     # The key table lives in phoenix_models.js (written after the id): hash it in too.

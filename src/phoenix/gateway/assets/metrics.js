@@ -15,6 +15,7 @@
 //       \t upstream_response_time   (the upstream_* lists are ", "-separated per attempt)
 import fs from 'fs';
 import table from 'phoenix_models.js';
+import page_html from 'status_page.js';
 
 var CHUNK = 1 << 20;
 var FAIL_TIMEOUT_S = 10;
@@ -256,7 +257,7 @@ function prometheus(r) {
 function page(r) {
     r.headersOut['Content-Type'] = 'text/html; charset=utf-8';
     r.headersOut['Cache-Control'] = 'no-store';
-    r.return(200, table.page);
+    r.return(200, page_html);
 }
 
 export default {status, prometheus, page};
