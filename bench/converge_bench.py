@@ -47,15 +47,33 @@ APP = "#!/bin/sh\nset -eu\nmkdir -p /var/lib/phxbench\necho ok > /var/lib/phxben
 
 
 def _entry(name: str, n: int, **extra: Any) -> dict[str, Any]:
-    net = {"name": "eth0", "bridge": BRIDGE, "ip": f"{SUBNET.network_address + n}/24",
-           "gw": str(SUBNET.network_address + 1)}
-    return {"name": name, "memory_mb": 256, "swap_mb": 128, "cores": 1, "storage_size_gb": 2,
-            "network_config": net, **extra}
+    net = {
+        "name": "eth0",
+        "bridge": BRIDGE,
+        "ip": f"{SUBNET.network_address + n}/24",
+        "gw": str(SUBNET.network_address + 1),
+    }
+    return {
+        "name": name,
+        "memory_mb": 256,
+        "swap_mb": 128,
+        "cores": 1,
+        "storage_size_gb": 2,
+        "network_config": net,
+        **extra,
+    }
 
 
 def _write_inventory(etc: Path, guests: dict[int, dict[str, Any]], state: Path) -> None:
-    hyp = {"phoenix": {"driver": "lxc", "lxc_path": str(ROOT / "lxc"), "state_dir": str(state),
-                       "template_cache": str(TEMPLATES), "parallel": 4}}
+    hyp = {
+        "phoenix": {
+            "driver": "lxc",
+            "lxc_path": str(ROOT / "lxc"),
+            "state_dir": str(state),
+            "template_cache": str(TEMPLATES),
+            "parallel": 4,
+        }
+    }
     (etc / "phoenix_hypervisor_config.json").write_text(json.dumps(hyp))
     lxc = {"lxc_configs": {str(c): e for c, e in guests.items()}}
     (etc / "phoenix_lxc_configs.json").write_text(json.dumps(lxc))
@@ -91,11 +109,18 @@ def _guest_cpu(ctid: int) -> float:
 
 
 def _template_and(clones: dict[int, int]) -> dict[int, dict[str, Any]]:
-    guests = {TEMPLATE: _entry("phxbench-base", 50, template="debootstrap:bookworm",
-                               template_snapshot_name="final-form")}
+    guests = {
+        TEMPLATE: _entry(
+            "phxbench-base",
+            50,
+            template="debootstrap:bookworm",
+            template_snapshot_name="final-form",
+        )
+    }
     for ctid, n in clones.items():
-        guests[ctid] = _entry(f"phxbench-{ctid}", n, clone_from_ctid=str(TEMPLATE),
-                              application_script="app.sh")
+        guests[ctid] = _entry(
+            f"phxbench-{ctid}", n, clone_from_ctid=str(TEMPLATE), application_script="app.sh"
+        )
     return guests
 
 
@@ -107,16 +132,21 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root (real containers)", file=sys.stderr)
         return 2
-    routes = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"],
-                            capture_output=True, text=True, check=True).stdout
+    routes = subprocess.run(
+        ["ip", "-j", "-4", "route", "show", "table", "all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     if routes_overlapping(routes, SUBNET, ignore_dev=BRIDGE):
         print(f"{SUBNET} overlaps a host route; not benchmarking", file=sys.stderr)
         return 2
     state = ROOT / "state"
     setup = HostSetup(LocalRunner(), state, nat_table=NAT_TABLE, fw_table=FW_TABLE)
     setup.apply([BridgeSpec(BRIDGE, ipaddress.IPv4Interface(f"{SUBNET.network_address + 1}/24"))])
-    driver = LxcDriver(ROOT / "lxc", TEMPLATES, LocalRunner(), state, fw_table=FW_TABLE,
-                       clone_mode=args.clone)
+    driver = LxcDriver(
+        ROOT / "lxc", TEMPLATES, LocalRunner(), state, fw_table=FW_TABLE, clone_mode=args.clone
+    )
     etc = Path(tempfile.mkdtemp(prefix="phxbench-"))
     (etc / "scripts").mkdir()
     (etc / "scripts" / "app.sh").write_text(APP)
@@ -158,18 +188,27 @@ def main() -> int:
     cpu = statistics.median(cpu_per_guest)
     print(f"clones: {args.clone}")
     print(f"first build of the 5-guest lab (template cached): {build:7.2f} s")
-    print(f"converge, already converged, 5 guests (median of {len(reruns)}): {rerun:7.3f} s"
-          f"   target < 2 s: {'ok' if rerun < 2 else 'MISSED'}")
+    print(
+        f"converge, already converged, 5 guests (median of {len(reruns)}): {rerun:7.3f} s"
+        f"   target < 2 s: {'ok' if rerun < 2 else 'MISSED'}"
+    )
     runs = len(walls[1])
-    print(f"converge 1 new guest  (median of {runs}): {one:7.2f} s"
-          f"   CPU used: {cpu:.2f} CPU-s (guest cgroup + Phoenix and its commands)")
-    print(f"converge 2 new guests (median of {runs}): {two:7.2f} s"
-          f"   ratio 2 vs 1: {two / one:5.2f}x")
-    print(f"converge 4 new guests (median of {runs}): {many:7.2f} s   ratio 4 vs 1: "
-          f"{many / one:5.2f}x   target <= 1.5x: {'ok' if many / one <= 1.5 else 'MISSED'}")
+    print(
+        f"converge 1 new guest  (median of {runs}): {one:7.2f} s"
+        f"   CPU used: {cpu:.2f} CPU-s (guest cgroup + Phoenix and its commands)"
+    )
+    print(
+        f"converge 2 new guests (median of {runs}): {two:7.2f} s   ratio 2 vs 1: {two / one:5.2f}x"
+    )
+    print(
+        f"converge 4 new guests (median of {runs}): {many:7.2f} s   ratio 4 vs 1: "
+        f"{many / one:5.2f}x   target <= 1.5x: {'ok' if many / one <= 1.5 else 'MISSED'}"
+    )
     cores = os.cpu_count() or 1
-    print(f"CPU floor for 4 guests on {cores} cores: 4 x {cpu:.2f} / {cores} = "
-          f"{4 * cpu / cores:.2f} s = {4 * cpu / cores / one:.2f}x the 1-guest wall time")
+    print(
+        f"CPU floor for 4 guests on {cores} cores: 4 x {cpu:.2f} / {cores} = "
+        f"{4 * cpu / cores:.2f} s = {4 * cpu / cores / one:.2f}x the 1-guest wall time"
+    )
     return 0
 
 

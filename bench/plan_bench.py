@@ -36,8 +36,10 @@ def synthetic(config_dir: Path, n: int) -> Inventory:
         "features": ["base_setup"],
         "pct_options": ["nesting=1"],
         "lxc_options": ["lxc.mount.auto: sys:rw"],
-        "firewall": {"enabled": True, "rules": [{"type": "in", "action": "ACCEPT",
-                                                  "proto": "tcp", "port": "80"}]},
+        "firewall": {
+            "enabled": True,
+            "rules": [{"type": "in", "action": "ACCEPT", "proto": "tcp", "port": "80"}],
+        },
     }
     for i in range(n):
         ctid = 1000 + i

@@ -56,9 +56,7 @@ def wait_port(port: int) -> None:
     raise TimeoutError(f"port {port} did not open")
 
 
-def simple_conf(
-    tmp: Path, name: str, server: str, extra_http: str = "", main: str = ""
-) -> Path:
+def simple_conf(tmp: Path, name: str, server: str, extra_http: str = "", main: str = "") -> Path:
     conf = tmp / name / "nginx.conf"
     conf.parent.mkdir(parents=True)
     conf.write_text(
@@ -72,8 +70,11 @@ def simple_conf(
 
 
 def start(conf: Path, pid: Path, port: int) -> None:
-    subprocess.run([NGINX, "-p", f"{conf.parent}/", "-c", str(conf), "-g", f"pid {pid};"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [NGINX, "-p", f"{conf.parent}/", "-c", str(conf), "-g", f"pid {pid};"],
+        check=True,
+        capture_output=True,
+    )
     wait_port(port)
 
 
@@ -87,7 +88,8 @@ def njs_only_conf(tmp: Path, port: int, upstream_port: int) -> Path:
     script = tmp / "njs-only.js"
     script.write_text("function go(r) { r.internalRedirect('@up'); }\nexport default {go};\n")
     return simple_conf(
-        tmp, "nj",
+        tmp,
+        "nj",
         f"upstream fast {{ server 127.0.0.1:{upstream_port}; keepalive 32; }}\n"
         f"server {{ listen 127.0.0.1:{port}; location / {{ js_content njs_only.go; }} "
         f"location @up {{ proxy_pass http://fast; {PROXY} }} }}",
@@ -103,27 +105,50 @@ def gateway_conf(tmp: Path, http_port: int, upstream_port: int) -> Path:
     etc.mkdir()
     (etc / "phoenix_hypervisor_config.json").write_text("{}")
     net = {"name": "eth0", "bridge": "phxtbr0"}
-    (etc / "phoenix_lxc_configs.json").write_text(json.dumps({"lxc_configs": {
-        "101": {"name": "phxt-gw", "network_config": {**net, "ip": "127.0.0.1/8"},
-                "gateway": {"http_port": http_port, "tls": False}},
-        "201": {"name": "phxt-m1", "network_config": {**net, "ip": "127.0.0.2/8"},
-                "vllm_engine_config": {"ServerConfig": {"port": upstream_port,
-                                                        "served_model_name": "alpha"}}},
-    }}))
+    (etc / "phoenix_lxc_configs.json").write_text(
+        json.dumps(
+            {
+                "lxc_configs": {
+                    "101": {
+                        "name": "phxt-gw",
+                        "network_config": {**net, "ip": "127.0.0.1/8"},
+                        "gateway": {"http_port": http_port, "tls": False},
+                    },
+                    "201": {
+                        "name": "phxt-m1",
+                        "network_config": {**net, "ip": "127.0.0.2/8"},
+                        "vllm_engine_config": {
+                            "ServerConfig": {"port": upstream_port, "served_model_name": "alpha"}
+                        },
+                    },
+                }
+            }
+        )
+    )
     inventory = load_inventory(etc)
     (tmp / "gw" / "logs").mkdir(parents=True)
-    layout = Layout(user=None, worker_processes="1", log_dir=str(tmp / "gw" / "logs"),
-                    access_log=False, runtime_dir=str(tmp / "gw"), listen_address="127.0.0.1")
-    rendered, _ = render_gateway(inventory, 101, tmp / "state", "derived", layout,
-                                 addresses={201: "127.0.0.1"})
+    layout = Layout(
+        user=None,
+        worker_processes="1",
+        log_dir=str(tmp / "gw" / "logs"),
+        access_log=False,
+        runtime_dir=str(tmp / "gw"),
+        listen_address="127.0.0.1",
+    )
+    rendered, _ = render_gateway(
+        inventory, 101, tmp / "state", "derived", layout, addresses={201: "127.0.0.1"}
+    )
     write_tree(rendered, tmp / "gw" / "out")
     return tmp / "gw" / "out" / "tree" / "nginx.conf"
 
 
 def body(size: int, model_last: bool = False) -> str:
     messages = [{"role": "user", "content": ""}]
-    base = {"messages": messages, "model": "alpha"} if model_last else {
-        "model": "alpha", "messages": messages}
+    base = (
+        {"messages": messages, "model": "alpha"}
+        if model_last
+        else {"model": "alpha", "messages": messages}
+    )
     pad = size - len(json.dumps(base))
     messages[0]["content"] = "x" * max(pad, 0)
     return json.dumps(base)
@@ -131,8 +156,9 @@ def body(size: int, model_last: bool = False) -> str:
 
 def worker_cpu(master: int) -> float:
     """CPU seconds used so far by the worker processes of nginx master `master`."""
-    kids = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True,
-                          check=False).stdout.split()
+    kids = subprocess.run(
+        ["pgrep", "-P", str(master)], capture_output=True, text=True, check=False
+    ).stdout.split()
     ticks = 0
     for kid in kids:
         with contextlib.suppress(OSError):
@@ -148,7 +174,9 @@ def wrk(url: str, lua: Path, duration: int, connections: int, master: int) -> Sa
     cpu_before = worker_cpu(master)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua), url],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     match = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
@@ -161,22 +189,29 @@ def wrk(url: str, lua: Path, duration: int, connections: int, master: int) -> Sa
     return rps, p99_ms, (worker_cpu(master) - cpu_before) / max(done, 1) * 1e6
 
 
-BODIES = (("100B", 100, False), ("100KB", 100 * 1024, False),
-          ("100KB-ml", 100 * 1024, True))  # -ml: "model" last, after the messages
+BODIES = (
+    ("100B", 100, False),
+    ("100KB", 100 * 1024, False),
+    ("100KB-ml", 100 * 1024, True),
+)  # -ml: "model" last, after the messages
 
 
 def report(results: dict[tuple[str, str], list[Sample]], names: list[str]) -> None:
-    print(f"{'body':9} {'target':8} {'req/s':>9} {'p99 ms':>7} {'vs proxy':>9} "
-          f"{'+p99 ms':>8} {'cpu/req':>9}")
+    print(
+        f"{'body':9} {'target':8} {'req/s':>9} {'p99 ms':>7} {'vs proxy':>9} "
+        f"{'+p99 ms':>8} {'cpu/req':>9}"
+    )
     for label, _, _ in BODIES:
         proxy = results[("proxy", label)]
         for name in names:
             runs = results[(name, label)]
             ratio = statistics.median(a[0] / b[0] for a, b in zip(runs, proxy, strict=True))
             added = statistics.median(a[1] - b[1] for a, b in zip(runs, proxy, strict=True))
-            print(f"{label:9} {name:8} {statistics.median(r[0] for r in runs):9.0f} "
-                  f"{statistics.median(r[1] for r in runs):7.2f} {ratio:8.2f}x "
-                  f"{added:+8.2f} {statistics.median(r[2] for r in runs):7.1f}us")
+            print(
+                f"{label:9} {name:8} {statistics.median(r[0] for r in runs):9.0f} "
+                f"{statistics.median(r[1] for r in runs):7.2f} {ratio:8.2f}x "
+                f"{added:+8.2f} {statistics.median(r[2] for r in runs):7.1f}us"
+            )
 
 
 def main() -> None:
@@ -190,12 +225,17 @@ def main() -> None:
     try:
         up, px, nj, gw = free_port(), free_port(), free_port(), free_port()
         confs = {
-            "direct": simple_conf(tmp, "up", f"server {{ listen 127.0.0.1:{up}; "
-                                  "location / { default_type application/json; "
-                                  "return 200 '{\"ok\":true}'; } }",
-                                  " client_max_body_size 16m; client_body_buffer_size 16m;"),
+            "direct": simple_conf(
+                tmp,
+                "up",
+                f"server {{ listen 127.0.0.1:{up}; "
+                "location / { default_type application/json; "
+                "return 200 '{\"ok\":true}'; } }",
+                " client_max_body_size 16m; client_body_buffer_size 16m;",
+            ),
             "proxy": simple_conf(
-                tmp, "px",
+                tmp,
+                "px",
                 f"upstream fast {{ server 127.0.0.1:{up}; keepalive 32; }}\n"
                 f"server {{ listen 127.0.0.1:{px}; location / {{ proxy_pass http://fast; "
                 f"{PROXY} }} }}",
@@ -225,9 +265,12 @@ def main() -> None:
                 for name in confs:
                     url = f"http://127.0.0.1:{ports[name]}/v1/chat/completions"
                     results.setdefault((name, label), []).append(
-                        wrk(url, lua, args.duration, args.connections, masters[name]))
-        print(f"wrk -t1 -c{args.connections} -d{args.duration}s x {args.rounds} rounds, "
-              "loopback, 1 nginx worker each")
+                        wrk(url, lua, args.duration, args.connections, masters[name])
+                    )
+        print(
+            f"wrk -t1 -c{args.connections} -d{args.duration}s x {args.rounds} rounds, "
+            "loopback, 1 nginx worker each"
+        )
         report(results, list(confs))
     finally:
         for pid in pids:

@@ -45,4 +45,3 @@ def app_files(entry: Mapping[str, Any]) -> dict[str, bytes]:
 def systemd_quote(arg: str) -> str:
     """One ExecStart argument: double-quoted, `\\` and `"` escaped, `%` doubled."""
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
-
