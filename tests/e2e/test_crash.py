@@ -242,7 +242,7 @@ class CrashLab:
                     self.settle("delete", "--all", "--yes")
                     continue
                 for guest, kind in left:
-                    self.matrix.append((f"{guest} {kind}", mode, "not reached", "-"))
+                    self.matrix.append((f"{guest} {kind}", mode, "not reached", "not reached"))
                 return
             left.remove(run.aimed)
             ended = run.result is not None and not run.result.get("interrupted")
