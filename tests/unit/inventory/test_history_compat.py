@@ -20,23 +20,12 @@ from phoenix.drivers.lxc import config as lxc_config
 from phoenix.drivers.lxc.cgroups import CgroupHost
 from phoenix.errors import DriverError
 from phoenix.inventory import load_inventory
+from tests.unit.inventory.helpers import edit_guest as _edit
+from tests.unit.inventory.helpers import validate_json as _validate
 
 LXC = "phoenix_lxc_configs.json"
 HYP = "phoenix_hypervisor_config.json"
 VM = "phoenix_vm_configs.json"
-
-
-def _edit(config_dir: Path, ctid: str, **changes: Any) -> None:
-    path = config_dir / LXC
-    data = json.loads(path.read_text())
-    data["lxc_configs"][ctid].update(changes)
-    path.write_text(json.dumps(data, indent=4))
-
-
-def _validate(config_dir: Path) -> tuple[int, list[dict[str, str]], str]:
-    result = CliRunner().invoke(app, ["-c", str(config_dir), "validate", "--json"])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, json.loads(result.stdout), result.output
 
 
 def _errors(problems: list[dict[str, str]]) -> list[dict[str, str]]:

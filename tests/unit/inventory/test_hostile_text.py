@@ -16,24 +16,13 @@ from phoenix.drivers.lxc import config as lxc_config
 from phoenix.drivers.proxmox import conffile
 from phoenix.inventory import load_inventory
 from phoenix.inventory.models import FirewallRuleModel, HostRoute, LxcGuest, NetworkConfig
+from tests.unit.inventory.helpers import edit_guest as _edit
+from tests.unit.inventory.helpers import validate_json as _validate
 
 LXC = "phoenix_lxc_configs.json"
 
 # Everything str.splitlines() splits on, plus the rest of the controls that matter.
 LINE_BREAKS = ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
-
-
-def _edit(config_dir: Path, ctid: str, **changes: Any) -> None:
-    path = config_dir / LXC
-    data = json.loads(path.read_text())
-    data["lxc_configs"][ctid].update(changes)
-    path.write_text(json.dumps(data, indent=4))
-
-
-def _validate(config_dir: Path) -> tuple[int, list[dict[str, str]], str]:
-    result = CliRunner().invoke(app, ["-c", str(config_dir), "validate", "--json"])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, json.loads(result.stdout), result.output
 
 
 @pytest.mark.parametrize("brk", LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKS])

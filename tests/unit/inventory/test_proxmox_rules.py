@@ -12,16 +12,10 @@ from typer.testing import CliRunner
 
 from phoenix.cli.app import app
 from phoenix.inventory import load_inventory
+from tests.unit.inventory.helpers import edit_guest as _edit
 
 LXC = "phoenix_lxc_configs.json"
 HYP = "phoenix_hypervisor_config.json"
-
-
-def _edit(config_dir: Path, ctid: str, **changes: Any) -> None:
-    path = config_dir / LXC
-    data = json.loads(path.read_text())
-    data["lxc_configs"][ctid].update(changes)
-    path.write_text(json.dumps(data, indent=4))
 
 
 def _phoenix(config_dir: Path, **changes: Any) -> None:
