@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -15,6 +14,7 @@ import typer
 
 from phoenix.cli.context import console, err_console, fail, load, state
 from phoenix.errors import GatewayError
+from phoenix.files import write_atomic
 
 if TYPE_CHECKING:
     from phoenix.gateway.lint import Finding
@@ -263,10 +263,7 @@ def _edit_inventory(ctx: typer.Context, change: Callable[[list[dict[str, Any]]],
         text = edit_keys(path.read_text(encoding="utf-8-sig"), gw, change)
     except GatewayError as exc:
         fail(str(exc))
-    tmp = path.with_name(f".{path.name}.phoenix-new")
-    tmp.write_text(text)
-    os.chmod(tmp, path.stat().st_mode & 0o7777)
-    os.replace(tmp, path)
+    write_atomic(path, text)
     return gw
 
 

@@ -24,6 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from filelock import FileLock
 
 from phoenix.errors import GatewayError
+from phoenix.files import write_atomic
 
 CA_DAYS = 3650
 LEAF_DAYS = 365
@@ -40,18 +41,6 @@ class CertPair:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write atomically with `mode` from the first byte (a key is never world-readable)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -160,8 +149,8 @@ class LocalCA:
                     os.chmod(key_path, 0o600)
                 return cls(directory, *loaded)
             cert, key = cls._new(now)
-            _write(key_path, _key_pem(key), 0o600)
-            _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+            write_atomic(key_path, _key_pem(key), 0o600)
+            write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
             return cls(directory, cert, key)
 
     @staticmethod
@@ -268,8 +257,8 @@ class LocalCA:
             if pair is not None:
                 return pair
             pair = self.issue(names, now)
-            _write(leaves / f"{name}.key", pair.key_pem, 0o600)
-            _write(leaves / f"{name}.crt", pair.cert_pem, 0o644)
+            write_atomic(leaves / f"{name}.key", pair.key_pem, 0o600)
+            write_atomic(leaves / f"{name}.crt", pair.cert_pem, 0o644)
             return pair
 
     def _stored_leaf(

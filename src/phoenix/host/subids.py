@@ -21,6 +21,7 @@ from pathlib import Path
 
 from phoenix.drivers.lxc import idmap
 from phoenix.errors import PhoenixError
+from phoenix.files import write_atomic
 
 DEFAULT_LEDGER = Path("/var/lib/phoenix/subids.json")
 SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
@@ -46,9 +47,7 @@ class Ledger:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"added": self.added, "users": self.users}, indent=2) + "\n")
-        tmp.replace(path)
+        write_atomic(path, json.dumps({"added": self.added, "users": self.users}, indent=2) + "\n")
 
 
 def without_line(text: str, line: str) -> str:

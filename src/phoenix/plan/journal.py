@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from phoenix.files import write_atomic
 from phoenix.plan.model import Step
 
 
@@ -63,9 +64,8 @@ class Journal:
 
     def _write_inflight(self, data: dict[int, dict[str, Any]]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.inflight_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({str(k): v for k, v in sorted(data.items())}, indent=1))
-        os.replace(tmp, self.inflight_path)
+        text = json.dumps({str(k): v for k, v in sorted(data.items())}, indent=1)
+        write_atomic(self.inflight_path, text)
 
     def _record(
         self, step: Step, status: str, error: str | None = None, trace: str | None = None

@@ -26,6 +26,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from phoenix.files import write_atomic
+
 Line = tuple[str, str]
 
 _MULTI = re.compile(
@@ -133,6 +135,4 @@ class OwnedRaw:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")

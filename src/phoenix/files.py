@@ -1,0 +1,76 @@
+"""The one way Phoenix replaces a file it owns on the host: atomically.
+
+A reader, or the next run after a crash, sees the old file or the new one, never half of
+one. The new content goes to a fresh temp file in the same directory (`O_EXCL|O_NOFOLLOW`,
+so a planted link or file at that name is refused, never followed), carries its final mode
+from the first byte (a key is never readable by others, even for a moment), is fsynced,
+and is renamed over the target; the directory is fsynced so the rename survives a power
+cut. `os.replace` swaps the directory entry: a symlink at the target is replaced, not
+followed.
+
+A failure is a `PhoenixError` naming the file, and leaves no temp file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from phoenix.errors import PhoenixError
+
+DEFAULT_MODE = 0o644
+
+
+def write_atomic(path: Path, data: bytes | str, mode: int | None = None) -> None:
+    """Replace `path` with `data` (str is written as UTF-8).
+
+    `mode`: the permission bits of the new file; None keeps those of the regular file it
+    replaces (and, when root, its owner), or DEFAULT_MODE for a new file. The umask does
+    not apply: the mode asked for is the mode written.
+    """
+    payload = data.encode() if isinstance(data, str) else data
+    try:
+        old = os.lstat(path)
+    except FileNotFoundError:
+        old = None
+    except OSError as exc:
+        raise PhoenixError(f"{path}: cannot write: {exc.strerror}") from exc
+    keep = old is not None and stat.S_ISREG(old.st_mode)
+    if mode is None:
+        mode = stat.S_IMODE(old.st_mode) if old is not None and keep else DEFAULT_MODE
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, mode)
+            if old is not None and keep and os.geteuid() == 0:
+                os.fchown(fd, old.st_uid, old.st_gid)
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise PhoenixError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable; a filesystem that cannot fsync a directory
+    (some network mounts) is not an error: the write itself succeeded."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
