@@ -23,6 +23,7 @@ from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import HypervisorConfig, LxcGuest
 from phoenix.plan.desired import guest_settings
 from phoenix.plan.planner import Planner, PlanOptions
+from phoenix.recipes import runner
 from phoenix.recipes.runner import marker_name
 
 
@@ -69,7 +70,7 @@ def synthetic(config_dir: Path, n: int) -> Inventory:
 
 def recorded_state(inventory: Inventory, state_dir: Path) -> FakeDriver:
     """A fake host where every guest is already converged."""
-    driver = FakeDriver()
+    driver = FakeDriver(runner)
     planner = Planner(inventory, driver, PlanOptions(state_dir=state_dir))
     for ctid, guest in inventory.guests.items():
         markers = {

@@ -14,10 +14,19 @@ Every message is written for the operator: it names the guest, the command or th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from phoenix.inventory.problems import Problem
+
+class Problem(Protocol):
+    """What InventoryError carries: `phoenix.inventory.problems.Problem` (named by shape,
+    as the error tree sits below the inventory)."""
+
+    @property
+    def severity(self) -> str: ...
+
+    def render(self) -> str: ...
+
+    def as_dict(self) -> dict[str, str]: ...
 
 
 class PhoenixError(Exception):

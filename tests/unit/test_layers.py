@@ -34,13 +34,6 @@ LAYERS: list[set[str]] = [
 
 # importing module -> package it may not import, as the code stands (issue 15 lists them).
 KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    ("phoenix.errors", "inventory"),  # InventoryError carries Problems (typing only)
-    ("phoenix.drivers.factory", "inventory"),
-    ("phoenix.drivers.proxmox.doctor", "inventory"),
-    ("phoenix.drivers.proxmox.preview", "inventory"),
-    ("phoenix.drivers.proxmox.preview", "plan"),
-    ("phoenix.drivers.proxmox.preview", "recipes"),
-    ("phoenix.drivers.fake", "recipes"),
     ("phoenix.plan.planner", "gateway"),
     ("phoenix.plan.status", "gateway"),
     ("phoenix.recipes.applications", "gateway"),

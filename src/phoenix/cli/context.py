@@ -18,9 +18,10 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from phoenix.errors import PhoenixError
+    from collections.abc import Sequence
+
+    from phoenix.errors import PhoenixError, Problem
     from phoenix.inventory import Inventory
-    from phoenix.inventory.problems import Problem
 
 console = Console(soft_wrap=True)  # long lines stay whole in logs and pipes
 err_console = Console(stderr=True, soft_wrap=True)
@@ -47,7 +48,7 @@ def state(ctx: typer.Context) -> AppState:
     return root.obj
 
 
-def print_problems(problems: list[Problem], as_json: bool = False) -> None:
+def print_problems(problems: Sequence[Problem], as_json: bool = False) -> None:
     if as_json:
         typer.echo(json.dumps([p.as_dict() for p in problems], indent=2))
         return

@@ -347,7 +347,7 @@ def stats(
     config = inventory.guests[gw].gateway
     port = config.http_port if config is not None else 80
     try:
-        driver = make_driver(inventory, state(ctx).driver, offline=False)
+        driver = make_driver(inventory.hypervisor.phoenix, state(ctx).driver, offline=False)
         result = driver.exec(
             gw, ["curl", "-sS", "-m", "5", f"http://127.0.0.1:{port}/phoenix/status"], timeout=15
         )

@@ -292,7 +292,7 @@ def _driver(ctx: typer.Context, inventory: Inventory, offline: bool = False) -> 
     from phoenix.drivers.factory import make_driver
 
     try:
-        return make_driver(inventory, state(ctx).driver, offline)
+        return make_driver(inventory.hypervisor.phoenix, state(ctx).driver, offline)
     except PhoenixError as exc:
         fail(str(exc))
 
@@ -455,9 +455,9 @@ def _offline_commands(
     """The commands a fresh Proxmox node would run for the plan, from the command builders."""
     from phoenix.drivers.factory import driver_name
 
-    if driver_name(inventory, state(ctx).driver) != "proxmox":
+    if driver_name(inventory.hypervisor.phoenix, state(ctx).driver) != "proxmox":
         fail("--commands needs --offline and the proxmox driver (--driver proxmox)")
-    from phoenix.drivers.proxmox.preview import plan_commands
+    from phoenix.plan.preview import plan_commands
 
     major, _, minor = pve_version.partition(".")
     if not (major.isdigit() and minor.isdigit()):

@@ -12,6 +12,8 @@ from phoenix.cli.context import console, load, state
 
 if TYPE_CHECKING:
     from phoenix.drivers.base import Check
+    from phoenix.drivers.proxmox.doctor import Needs
+    from phoenix.inventory import Inventory
     from phoenix.runners.base import Runner
 
 
@@ -31,14 +33,14 @@ def doctor(
     --ssh-host) is set. LXC: packages, LXC config includes, kernel features, subuid/subgid,
     the inventory's bridges, forwarding and NAT, templates."""
     from phoenix.drivers.factory import driver_name
-    from phoenix.drivers.proxmox.doctor import needs_of, run_doctor
+    from phoenix.drivers.proxmox.doctor import run_doctor
     from phoenix.host.doctor import run_lxc_doctor
     from phoenix.runners.local import LocalRunner
     from phoenix.runners.ssh import SshRunner
 
     inventory = load(ctx)
     settings = inventory.hypervisor.phoenix
-    if driver_name(inventory, state(ctx).driver) == "lxc":
+    if driver_name(settings, state(ctx).driver) == "lxc":
         console.print("Checking this host for the LXC driver", highlight=False)
         _report(run_lxc_doctor(LocalRunner(), inventory), "host is ready for the LXC driver")
         return
@@ -48,6 +50,32 @@ def doctor(
     console.print(f"Checking {where} for the Proxmox driver", highlight=False)
     checks = run_doctor(runner, needs_of(inventory), node or settings.node)
     _report(checks, "node is ready for the Proxmox driver")
+
+
+def needs_of(inventory: Inventory) -> Needs:
+    """What the inventory expects of a Proxmox node, for `run_doctor`."""
+    from phoenix.drivers.proxmox.doctor import STOCK_PROFILES, Needs
+
+    guests = inventory.guests.values()
+    profiles = {
+        value
+        for g in guests
+        for value in [
+            g.apparmor_profile,
+            *(v for k, v in g.lxc_option_pairs if k == "lxc.apparmor.profile"),
+        ]
+        if value and not value.startswith(STOCK_PROFILES)
+    }
+    return Needs(
+        storages=frozenset(g.storage_pool for g in guests),
+        bridges=frozenset(g.network_config.bridge for g in guests if g.network_config),
+        templates=frozenset(g.template for g in guests if g.template),
+        snapshot_storages=frozenset(g.storage_pool for g in guests if g.template_snapshot_name),
+        firewall=any(g.firewall.enabled for g in guests),
+        ctids=frozenset(inventory.guests),
+        apparmor_profiles=frozenset(profiles),
+        raw_keys=frozenset(k for g in guests for k, _ in g.lxc_option_pairs),
+    )
 
 
 def _report(checks: Sequence[Check], ready: str) -> None:

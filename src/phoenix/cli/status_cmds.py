@@ -47,7 +47,7 @@ def status(
     inventory = load(ctx)
     selected = parse_ids(inventory, ids)
     try:
-        driver = make_driver(inventory, state(ctx).driver, offline=False)
+        driver = make_driver(inventory.hypervisor.phoenix, state(ctx).driver, offline=False)
         guests = gather_status(inventory, driver, selected, check_health=health)
         gateway, routes = gather_route_status(inventory, driver, check_health=health)
     except PhoenixError as exc:

@@ -1,6 +1,9 @@
-"""Pick and build the driver for a host from the inventory (and --driver / --offline).
+"""Pick and build the driver for a host from the inventory's `phoenix` settings (and
+--driver / --offline).
 
 Drivers are imported lazily: a Proxmox host needs no LXC code and the other way round.
+The settings are named by shape (`HostSettings`): the inventory's `DriverSettings` has it,
+and the drivers sit beside the inventory, not above it.
 """
 
 from __future__ import annotations
@@ -8,15 +11,39 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from phoenix.drivers.base import CommandLog, Driver, ExecResult, GuestSettings, ObservedGuest
 from phoenix.errors import DriverError
-from phoenix.inventory.loader import Inventory
 from phoenix.runners.base import Runner
 from phoenix.runners.local import LocalRunner
 
 DRIVERS = ("lxc", "proxmox")
+
+
+class HostSettings(Protocol):
+    """What the factory reads of the inventory's `phoenix` block (`DriverSettings`)."""
+
+    @property
+    def driver(self) -> str: ...
+
+    @property
+    def lxc_path(self) -> str: ...
+
+    @property
+    def state_dir(self) -> str: ...
+
+    @property
+    def template_cache(self) -> str: ...
+
+    @property
+    def node(self) -> str | None: ...
+
+    @property
+    def ssh_host(self) -> str | None: ...
+
+    @property
+    def lxc_clone(self) -> str: ...
 
 
 class OfflineDriver:
@@ -88,31 +115,31 @@ def _import(module: str, attr: str, what: str) -> Any:
         raise DriverError(f"{what} is not available in this installation ({exc})") from None
 
 
-def driver_name(inventory: Inventory, name: str | None) -> str:
-    chosen = name or inventory.hypervisor.phoenix.driver
+def driver_name(settings: HostSettings, name: str | None) -> str:
+    chosen = name or settings.driver
     if chosen not in DRIVERS:
         raise DriverError(f"unknown driver {chosen!r} (choose one of: {', '.join(DRIVERS)})")
     return chosen
 
 
-def node_runner(inventory: Inventory) -> Runner:
+def node_runner(settings: HostSettings) -> Runner:
     """LocalRunner on the node itself; SshRunner when `phoenix.ssh_host` names the node."""
-    host = inventory.hypervisor.phoenix.ssh_host
+    host = settings.ssh_host
     if not host:
         return LocalRunner()
     ssh_runner = _import("phoenix.runners.ssh", "SshRunner", "the SSH runner")
     return cast(Runner, ssh_runner(host))
 
 
-def make_driver(inventory: Inventory, name: str | None = None, offline: bool = False) -> Driver:
-    """The driver named by `name` (--driver) or the inventory's `phoenix.driver`.
+def make_driver(settings: HostSettings, name: str | None = None, offline: bool = False) -> Driver:
+    """The driver named by `name` (--driver) or `settings.driver` (the inventory's
+    `hypervisor.phoenix`).
 
     `offline`: an OfflineDriver (every guest missing, no changes possible), whichever driver
     is named; the Proxmox commands of an offline plan come from its command builders
     (`phoenix.drivers.proxmox.preview`), not from a driver.
     """
-    settings = inventory.hypervisor.phoenix
-    chosen = driver_name(inventory, name)
+    chosen = driver_name(settings, name)
     if offline:
         return OfflineDriver(chosen)
     if chosen == "proxmox":
@@ -122,8 +149,9 @@ def make_driver(inventory: Inventory, name: str | None = None, offline: bool = F
         node = settings.node or "localhost"
         # The raw lxc lines Phoenix wrote are recorded beside its journal (ownership.py).
         owned = _import("phoenix.drivers.proxmox.ownership", "OwnedRaw", "the Proxmox driver")
-        runner = node_runner(inventory)
-        return cast(Driver, proxmox(runner, node, owned=owned.in_state_dir(inventory.state_dir)))
+        runner = node_runner(settings)
+        state_dir = Path(settings.state_dir)
+        return cast(Driver, proxmox(runner, node, owned=owned.in_state_dir(state_dir)))
     lxc = _import("phoenix.drivers.lxc", "LxcDriver", "the LXC driver")
     return cast(
         Driver,

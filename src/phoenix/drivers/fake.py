@@ -5,7 +5,8 @@ It keeps guests as data (state, settings, snapshots, a tiny file system), logs e
 in the `CommandLog` with the same kinds real drivers use ("observe", "mutate", "exec"),
 records when each mutating call started and ended (`timeline`) and how many ran at once
 (`max_active`), and understands exactly the in-guest commands of `phoenix.recipes.runner`
-(marker read/write, bundle unpack/run/cleanup). Recipe scripts are "run" by
+(marker read/write, bundle unpack/run/cleanup), handed in by the caller as `scripts`
+(that module: a driver imports nothing of the recipe layer). Recipe scripts are "run" by
 `script_handler`; other in-guest commands (health checks) by `exec_handler`.
 """
 
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from phoenix.drivers.base import (
     CommandLog,
@@ -29,14 +31,19 @@ from phoenix.drivers.base import (
     ObservedGuest,
 )
 from phoenix.errors import DriverError
-from phoenix.recipes.runner import (
-    MARKER_DIR,
-    READ_MARKERS,
-    RUN_SCRIPT,
-    START_SCRIPT,
-    UNPACK_SCRIPT,
-    WAIT_SCRIPT,
-)
+
+
+class GuestScripts(Protocol):
+    """The in-guest commands of `phoenix.recipes.runner` the fake understands (the module
+    itself has this shape and is what callers pass)."""
+
+    MARKER_DIR: str
+    READ_MARKERS: tuple[str, ...]
+    UNPACK_SCRIPT: str
+    START_SCRIPT: str
+    RUN_SCRIPT: str
+    WAIT_SCRIPT: str
+
 
 ScriptHandler = Callable[[int, str, Mapping[str, str], Mapping[str, bytes]], ExecResult]
 ExecHandler = Callable[[int, Sequence[str]], ExecResult]
@@ -77,10 +84,12 @@ class FakeDriver:
 
     def __init__(
         self,
+        scripts: GuestScripts,
         script_handler: ScriptHandler = _ok_script,
         exec_handler: ExecHandler = _ok_exec,
         on_mutate: MutateHook | None = None,
     ) -> None:
+        self.scripts = scripts
         self.log = CommandLog()
         self.guests: dict[int, FakeGuest] = {}
         self.script_handler = script_handler
@@ -109,13 +118,13 @@ class FakeDriver:
         is_template: bool = False,
     ) -> FakeGuest:
         """Put a guest in place without logging (a recorded observed state)."""
-        files = {f"{MARKER_DIR}/{k}": v.encode() for k, v in (markers or {}).items()}
+        files = {f"{self.scripts.MARKER_DIR}/{k}": v.encode() for k, v in (markers or {}).items()}
         guest = FakeGuest(state, settings, {s: {} for s in snapshots}, is_template, files)
         self.guests[ctid] = guest
         return guest
 
     def markers(self, ctid: int) -> dict[str, str]:
-        prefix = MARKER_DIR + "/"
+        prefix = self.scripts.MARKER_DIR + "/"
         files = self.guests[ctid].files
         return {p[len(prefix) :]: v.decode() for p, v in files.items() if p.startswith(prefix)}
 
@@ -277,14 +286,15 @@ class FakeDriver:
             raise DriverError(f"guest {ctid} is not running")
         self.log.add("exec", argv)
         argv = list(argv)
-        if tuple(argv) == READ_MARKERS:
+        scripts = self.scripts
+        if tuple(argv) == scripts.READ_MARKERS:
             lines = [
                 f"{k}:{v.decode()}"
                 for k, v in sorted(guest.files.items())
-                if k.startswith(MARKER_DIR + "/")
+                if k.startswith(scripts.MARKER_DIR + "/")
             ]
             return ExecResult(0 if lines else 1, "".join(x + "\n" for x in lines), "")
-        if argv[:3] == ["sh", "-c", UNPACK_SCRIPT]:
+        if argv[:3] == ["sh", "-c", scripts.UNPACK_SCRIPT]:
             run_dir = argv[4]
             self._mutate("push", ctid, run_dir)
             with tarfile.open(fileobj=io.BytesIO(stdin or b""), mode="r:gz") as tar:
@@ -293,7 +303,7 @@ class FakeDriver:
                     assert extracted is not None
                     guest.files[f"{run_dir}/{member.name}"] = extracted.read()
             return ExecResult(0, "", "")
-        if argv[:3] == ["sh", "-c", START_SCRIPT] and argv[-1] == RUN_SCRIPT:
+        if argv[:3] == ["sh", "-c", scripts.START_SCRIPT] and argv[-1] == scripts.RUN_SCRIPT:
             # the recipe "runs detached": here at once; WAIT then reports its exit code
             run_dir, script, marker_dir, digest, marker, state = argv[4:10]
             prefix = run_dir + "/"
@@ -306,7 +316,7 @@ class FakeDriver:
             log = result.stdout + result.stderr
             guest.files[f"{state}/rc"] = f"{result.returncode}\n{log}".encode()
             return ExecResult(0, "", "")
-        if argv[:3] == ["sh", "-c", WAIT_SCRIPT]:
+        if argv[:3] == ["sh", "-c", scripts.WAIT_SCRIPT]:
             finished = guest.files.get(f"{argv[4]}/rc")
             if finished is None:
                 return ExecResult(3, "", "")

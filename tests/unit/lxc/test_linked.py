@@ -331,12 +331,12 @@ def test_hypervisor_option_picks_the_clone_mode(tmp_path: Path, value: str) -> N
     hyp = json.loads((etc / "phoenix_hypervisor_config.json").read_text())
     hyp["phoenix"] = {"driver": "lxc", "lxc_clone": value}
     (etc / "phoenix_hypervisor_config.json").write_text(json.dumps(hyp))
-    driver = factory_driver(load_inventory(etc))
+    driver = factory_driver(load_inventory(etc).hypervisor.phoenix)
     assert isinstance(driver, LxcDriver) and driver.clone_mode == value
 
 
 def test_clone_mode_defaults_to_linked_and_rejects_unknown(tmp_path: Path) -> None:
-    driver = factory_driver(load_inventory(MINIMAL))
+    driver = factory_driver(load_inventory(MINIMAL).hypervisor.phoenix)
     assert isinstance(driver, LxcDriver) and driver.clone_mode == "linked"
     with pytest.raises(DriverError, match="unknown LXC clone mode"):
         make_driver(tmp_path, RecordedRunner(), "thin")

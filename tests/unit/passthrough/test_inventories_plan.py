@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from phoenix.cli.app import app
 from phoenix.drivers.factory import OfflineDriver
-from phoenix.drivers.proxmox.preview import plan_commands
 from phoenix.inventory import load_inventory
 from phoenix.plan.planner import Planner, PlanOptions
+from phoenix.plan.preview import plan_commands
 from tests.conftest import shared_fixture
 from tests.unit.proxmox.apischema import VERSIONS, check_argv
 

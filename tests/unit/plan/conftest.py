@@ -14,6 +14,7 @@ from phoenix.inventory import Inventory, load_inventory
 from phoenix.plan.events import CollectingReporter
 from phoenix.plan.planner import PlanOptions
 from phoenix.plan.run import Outcome, converge
+from phoenix.recipes import runner
 
 APP_SCRIPT = "#!/bin/sh\necho app for $PHOENIX_CTID\n"
 
@@ -68,7 +69,7 @@ class Lab:
         self.state = root / "state"
         (self.etc / "scripts").mkdir(parents=True)
         (self.etc / "scripts" / "app.sh").write_text(APP_SCRIPT)
-        self.driver = FakeDriver()
+        self.driver = FakeDriver(runner)
         self.write(guests)
 
     def write(self, guests: dict[str, dict[str, Any]]) -> None:

@@ -11,6 +11,7 @@ from phoenix.drivers.fake import FakeDriver
 from phoenix.errors import PlanError
 from phoenix.inventory import build_graph, load_inventory
 from phoenix.plan.planner import PlanOptions, plan
+from phoenix.recipes import runner
 from tests.conftest import FIXTURES
 
 from .conftest import Lab, guest, lab
@@ -21,7 +22,7 @@ SEED = FIXTURES / "phoenix-etc-seed"
 @pytest.fixture(scope="module")
 def seed_plan() -> object:
     inventory = load_inventory(SEED)
-    driver = FakeDriver()
+    driver = FakeDriver(runner)
     return inventory, driver, plan(inventory, driver, None, PlanOptions(state_dir=Path("/nx")))
 
 

@@ -8,8 +8,9 @@ import json
 from typer.testing import CliRunner
 
 from phoenix.cli.app import app
+from phoenix.cli.proxmox_cmds import needs_of
 from phoenix.drivers.base import Check
-from phoenix.drivers.proxmox.doctor import Needs, needs_of, run_doctor
+from phoenix.drivers.proxmox.doctor import Needs, run_doctor
 from phoenix.inventory import Inventory
 from phoenix.runners.recorded import RecordedRunner
 from tests.conftest import shared_fixture

@@ -30,7 +30,7 @@ def test_over_ssh_without_node_pvesh_asks_the_node_it_runs_on(tmp_path: Path) ->
     """Finding 1: the local hostname names a node that does not exist; pvesh would proxy
     every /nodes/<it>/... call there. /nodes/localhost/... is never proxied."""
     inventory = load_inventory(_seed_with(tmp_path, ssh_host="root@pve1.example"))
-    driver = make_driver(inventory)
+    driver = make_driver(inventory.hypervisor.phoenix)
     assert isinstance(driver, ProxmoxDriver)
     assert isinstance(driver.runner, SshRunner)
     assert driver.node == "localhost"
@@ -38,7 +38,7 @@ def test_over_ssh_without_node_pvesh_asks_the_node_it_runs_on(tmp_path: Path) ->
 
 def test_a_named_node_is_used_as_named(tmp_path: Path) -> None:
     inventory = load_inventory(_seed_with(tmp_path, ssh_host="root@pve1", node="pve1"))
-    driver = make_driver(inventory)
+    driver = make_driver(inventory.hypervisor.phoenix)
     assert isinstance(driver, ProxmoxDriver) and driver.node == "pve1"
 
 
@@ -68,7 +68,7 @@ def test_the_raw_line_record_lives_in_the_state_dir(tmp_path: Path) -> None:
     inventory = load_inventory(
         _seed_with(tmp_path, ssh_host="root@pve1", state_dir=str(tmp_path / "st"))
     )
-    driver = make_driver(inventory)
+    driver = make_driver(inventory.hypervisor.phoenix)
     assert isinstance(driver, ProxmoxDriver)
     driver.owned.set(101, [("lxc.mount.auto", "sys:rw")])
     assert (tmp_path / "st" / "proxmox-owned-raw.json").is_file()
@@ -80,5 +80,5 @@ def test_offline_planning_uses_no_proxmox_driver(tmp_path: Path) -> None:
     from phoenix.drivers.factory import OfflineDriver
 
     inventory = load_inventory(_seed_with(tmp_path))
-    driver = make_driver(inventory, offline=True)
+    driver = make_driver(inventory.hypervisor.phoenix, offline=True)
     assert isinstance(driver, OfflineDriver) and driver.name == "proxmox"

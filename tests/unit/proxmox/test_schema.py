@@ -26,6 +26,7 @@ from phoenix.errors import PlanError
 from phoenix.inventory import Inventory, load_inventory
 from phoenix.plan.desired import desired_settings
 from phoenix.plan.planner import Planner, PlanOptions
+from phoenix.plan.preview import PlanPreview
 from tests.conftest import shared_fixture
 from tests.unit.proxmox import apischema
 from tests.unit.proxmox.apischema import VERSIONS, check_argv, check_fw_file
@@ -63,16 +64,16 @@ def offline_plan(inventory: Inventory, version: str) -> Preview:
     Phoenix lacks (the fixtures' `nvidia`, `vllm`...) stops at that step; the commands up to
     it, and every other guest's, are listed. The builders refuse nothing else."""
     plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions()).plan(None)
-    preview = Preview(version_tuple(version))
+    walker = PlanPreview(inventory, Preview(version_tuple(version)))
     for guest in plan.guests:
         for step in guest.steps:
             try:
-                preview.step(inventory, step)
+                walker.step(step)
             except PlanError as exc:
                 # a missing recipe (Ollama's, llama.cpp's): the original tool deleted them
                 assert "has no recipe" in str(exc) or "not found in" in str(exc)
                 break
-    return preview
+    return walker.preview
 
 
 def settings(**changes: object) -> GuestSettings:

@@ -16,7 +16,6 @@ from typing import Any
 from phoenix.drivers.base import Check
 from phoenix.drivers.proxmox import commands, pvesh
 from phoenix.errors import CommandFailed
-from phoenix.inventory import Inventory
 from phoenix.runners.base import CommandResult, Runner
 
 PCT = "/usr/sbin/pct"
@@ -31,7 +30,8 @@ STOCK_PROFILES = ("unconfined", "generated", "lxc-container-default")
 
 @dataclass(frozen=True)
 class Needs:
-    """What the inventory expects of the node."""
+    """What the inventory expects of the node (`phoenix.cli.proxmox_cmds.needs_of` reads it
+    from the inventory: a driver knows nothing of it)."""
 
     storages: frozenset[str]
     bridges: frozenset[str]
@@ -41,29 +41,6 @@ class Needs:
     ctids: frozenset[int] = frozenset()
     apparmor_profiles: frozenset[str] = frozenset()  # custom profiles the guests name
     raw_keys: frozenset[str] = frozenset()
-
-
-def needs_of(inventory: Inventory) -> Needs:
-    guests = inventory.guests.values()
-    profiles = {
-        value
-        for g in guests
-        for value in [
-            g.apparmor_profile,
-            *(v for k, v in g.lxc_option_pairs if k == "lxc.apparmor.profile"),
-        ]
-        if value and not value.startswith(STOCK_PROFILES)
-    }
-    return Needs(
-        storages=frozenset(g.storage_pool for g in guests),
-        bridges=frozenset(g.network_config.bridge for g in guests if g.network_config),
-        templates=frozenset(g.template for g in guests if g.template),
-        snapshot_storages=frozenset(g.storage_pool for g in guests if g.template_snapshot_name),
-        firewall=any(g.firewall.enabled for g in guests),
-        ctids=frozenset(inventory.guests),
-        apparmor_profiles=frozenset(profiles),
-        raw_keys=frozenset(k for g in guests for k, _ in g.lxc_option_pairs),
-    )
 
 
 def _run(runner: Runner, argv: Sequence[str]) -> CommandResult:

@@ -5,6 +5,7 @@ same pure builders the driver calls (`commands`, `conffile`, `firewall`, the rec
 with the facts a fresh node would have after each step: nothing exists, a created guest has
 the disk it was created with, a clone its source's disk and a MAC Proxmox has not drawn yet
 (shown as `<MAC of CTID>`). No driver runs and nothing is recorded from a driver.
+`phoenix.plan.preview` walks a plan's steps through it (a driver knows nothing of plans).
 """
 
 from __future__ import annotations
@@ -17,11 +18,7 @@ from typing import cast
 
 from phoenix.drivers.base import Driver, ExecResult, GuestSettings
 from phoenix.drivers.proxmox import commands, conffile, devices, files, firewall, mounts, pvesh
-from phoenix.errors import DriverError, PlanError
-from phoenix.inventory.loader import Inventory
-from phoenix.plan.health import probe
-from phoenix.plan.model import Plan, Step
-from phoenix.recipes.runner import await_idle, read_markers, run_bundle
+from phoenix.errors import DriverError
 
 # What a preview assumes of a node it cannot ask.
 DEFAULT_VERSION: commands.Version = (9, 1)
@@ -71,7 +68,6 @@ class Preview:
     disks: dict[int, int] = field(default_factory=dict)
     macs: dict[int, str] = field(default_factory=dict)
     snapshots: dict[int, list[str]] = field(default_factory=dict)
-    markers_read: set[int] = field(default_factory=set)
 
     def _add(self, argv: Sequence[str], **write: object) -> None:
         self.commands.append(Command(tuple(argv), **write))  # type: ignore[arg-type]
@@ -184,54 +180,8 @@ class Preview:
     def exec(self, ctid: int, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
         self._add(commands.exec_(ctid, argv, env, self.version))
 
-    # -- plans -----------------------------------------------------------------------
-
-    def step(self, inventory: Inventory, step: Step) -> None:
-        """The commands of one plan step (the executor's dispatch, with builders)."""
-        ctid = step.ctid
-        if step.error is not None:
-            raise PlanError(f"guest {ctid}: {step.detail}: {step.error}")
-        kind = step.kind
-        if kind == "create":
-            assert step.settings is not None and step.template is not None
-            self.create(ctid, step.template, step.settings)
-        elif kind == "clone":
-            assert step.settings is not None and step.source is not None
-            self.clone(step.source, ctid, step.snapshot, step.settings)
-        elif kind == "configure":
-            assert step.settings is not None
-            self.configure(ctid, step.settings, frozenset(c.field for c in step.changes))
-        elif kind == "resize":
-            assert step.disk_gb is not None
-            self.resize(ctid, step.disk_gb)
-        elif kind == "start":
-            self.start(ctid)
-        elif kind == "stop":
-            self.stop(ctid)
-        elif kind == "destroy":
-            self.destroy(ctid)
-        elif kind == "snapshot":
-            assert step.snapshot is not None
-            self.snapshot(ctid, step.snapshot)
-        elif kind == "mark_template":
-            self.mark_template(ctid)
-        elif kind == "health_check":
-            check = inventory.guests[ctid].health_check
-            assert check is not None
-            probe(self._guest(), ctid, check, sleep=lambda _: None)
-        elif kind in ("feature", "application"):
-            # The recipe layer builds its in-guest commands itself: it is handed an exec
-            # that lists them (a fresh guest: every command answers 0 with no output),
-            # in the order the executor runs them.
-            assert step.bundle is not None
-            guest = self._guest()
-            if ctid not in self.markers_read:
-                self.markers_read.add(ctid)
-                read_markers(guest, ctid)
-            await_idle(guest, ctid, None, step.bundle.timeout)
-            run_bundle(guest, ctid, step.bundle)
-
-    def _guest(self) -> Driver:
+    def guest(self) -> Driver:
+        """A driver whose `exec` lists `pct exec` commands (for the recipe layer)."""
         return cast(Driver, _GuestExec(self))
 
 
@@ -252,17 +202,3 @@ class _GuestExec:
     ) -> ExecResult:
         self.preview.exec(ctid, argv, env)
         return ExecResult(0, "", "")
-
-
-def plan_commands(
-    inventory: Inventory, plan: Plan, version: commands.Version = DEFAULT_VERSION
-) -> Preview:
-    """Every command of `plan` on a fresh node of `version`, guests in creation order.
-
-    Raises the PhoenixError that stops the plan (a template the driver cannot use, a raw
-    key the version drops, a step that cannot run), naming the guest and the reason."""
-    preview = Preview(version)
-    for guest in plan.guests:
-        for step in guest.steps:
-            preview.step(inventory, step)
-    return preview
