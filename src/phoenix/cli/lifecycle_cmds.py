@@ -148,6 +148,8 @@ def _print_styled(parts: list[tuple[str, str]]) -> None:
 
 def render_plan(the_plan: Plan) -> None:
     """The plan for people: per guest, its steps or 'up to date'."""
+    from phoenix.plan.model import Unrunnable
+
     changing = [g for g in the_plan.guests if g.steps]
     parts: list[tuple[str, str]] = []
     for gp in the_plan.guests:
@@ -158,7 +160,7 @@ def render_plan(the_plan: Plan) -> None:
         parts.append((":\n", ""))
         for number, step in enumerate(gp.steps, 1):
             text = f"  {number:>2}. {step.describe()}"
-            parts += [(text, "red" if step.error else ""), ("\n", "")]
+            parts += [(text, "red" if isinstance(step, Unrunnable) else ""), ("\n", "")]
     _print_styled(parts)
     if the_plan.start_order:
         console.print("start order: " + " ".join(map(str, the_plan.start_order)), highlight=False)

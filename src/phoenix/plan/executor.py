@@ -24,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Literal
+from typing import Literal, assert_never
 
 from phoenix.drivers.base import Driver
 from phoenix.errors import DriverError, PhoenixError, PlanError
@@ -33,7 +33,24 @@ from phoenix.plan.events import Event, Reporter, null_reporter
 from phoenix.plan.health import run_health_check
 from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
-from phoenix.plan.model import GuestPlan, Plan, Step
+from phoenix.plan.model import (
+    Application,
+    CheckHealth,
+    Clone,
+    Configure,
+    Create,
+    Destroy,
+    Feature,
+    GuestPlan,
+    MarkTemplate,
+    Plan,
+    Resize,
+    Snapshot,
+    Start,
+    Step,
+    Stop,
+    Unrunnable,
+)
 from phoenix.plan.stop import Interrupted, StopRequest
 from phoenix.recipes.runner import (
     await_idle,
@@ -88,7 +105,7 @@ class _GuestRun:
 
     def __init__(self, gp: GuestPlan) -> None:
         self.plan = gp
-        first_start = next((i for i, s in enumerate(gp.steps) if s.kind == "start"), None)
+        first_start = next((i for i, s in enumerate(gp.steps) if isinstance(s, Start)), None)
         self.has_start = first_start is not None
         # [begin, end) of each part's steps
         if first_start is None:
@@ -386,50 +403,48 @@ class Executor:
     def _step(self, run: _GuestRun, step: Step) -> bool:
         """Do one step; True when it turned out to be already done (a recipe's marker)."""
         d, ctid = self.driver, step.ctid
-        if step.error is not None:
-            raise PlanError(f"guest {ctid}: {step.detail}: {step.error}")
-        if step.kind == "destroy":
-            d.destroy(ctid)
-        elif step.kind == "create":
-            assert step.settings is not None and step.template is not None
-            d.create(ctid, step.template, step.settings)
-        elif step.kind == "clone":
-            assert step.settings is not None and step.source is not None
-            d.clone(step.source, ctid, step.snapshot, step.settings)
-        elif step.kind == "configure":
-            assert step.settings is not None
-            d.configure(ctid, step.settings, frozenset(c.field for c in step.changes))
-        elif step.kind == "resize":
-            assert step.disk_gb is not None
-            d.resize(ctid, step.disk_gb)
-        elif step.kind == "start":
-            d.start(ctid)
-        elif step.kind == "stop":
-            d.stop(ctid)
-        elif step.kind == "snapshot":
-            assert step.snapshot is not None
-            self._snapshot(ctid, step.snapshot)
-        elif step.kind == "mark_template":
-            d.mark_template(ctid)
-        elif step.kind == "health_check":
-            check = self.inventory.guests[ctid].health_check
-            assert check is not None
-            run_health_check(d, ctid, check, self.sleep)
-        elif step.kind in ("feature", "application"):
-            bundle = step.bundle
-            assert bundle is not None
-            if run.markers is None:
-                run.markers = read_markers(d, ctid)
-            if is_applied(run.markers, bundle) and not step.force:
+        match step:
+            case Destroy():
+                d.destroy(ctid)
+            case Create(template=template, settings=settings):
+                d.create(ctid, template, settings)
+            case Clone(source=source, snapshot=snapshot, settings=settings):
+                d.clone(source, ctid, snapshot, settings)
+            case Configure(changes=changes, settings=settings):
+                d.configure(ctid, settings, frozenset(c.field for c in changes))
+            case Resize(disk_gb=disk_gb):
+                d.resize(ctid, disk_gb)
+            case Start():
+                d.start(ctid)
+            case Stop():
+                d.stop(ctid)
+            case Snapshot(snapshot=name):
+                self._snapshot(ctid, name)
+            case MarkTemplate():
+                d.mark_template(ctid)
+            case CheckHealth(check=check):
+                run_health_check(d, ctid, check, self.sleep)
+            case Feature() | Application():
+                return self._recipe(run, step)
+            case Unrunnable(error=error):
+                raise PlanError(f"guest {ctid}: {step.detail}: {error}")
+            case _:
+                assert_never(step)
+        return False
+
+    def _recipe(self, run: _GuestRun, step: Feature | Application) -> bool:
+        """Run a bundle unless its marker says it is applied (and it is not forced)."""
+        d, ctid, bundle = self.driver, step.ctid, step.bundle
+        if run.markers is None:
+            run.markers = read_markers(d, ctid)
+        if is_applied(run.markers, bundle) and not step.force:
+            return True
+        if await_idle(d, ctid, self.stop.is_set, bundle.timeout) and not step.force:
+            run.markers = read_markers(d, ctid)  # an earlier run's recipe just ended
+            if is_applied(run.markers, bundle):
                 return True
-            if await_idle(d, ctid, self.stop.is_set, bundle.timeout) and not step.force:
-                run.markers = read_markers(d, ctid)  # an earlier run's recipe just ended
-                if is_applied(run.markers, bundle):
-                    return True
-            run_bundle(d, ctid, bundle, self.stop.is_set)
-            run.markers[marker_name(bundle.name)] = bundle.digest
-        else:  # pragma: no cover - StepKind is closed
-            raise PlanError(f"unknown step kind {step.kind!r}")
+        run_bundle(d, ctid, bundle, self.stop.is_set)
+        run.markers[marker_name(bundle.name)] = bundle.digest
         return False
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.files import write_atomic
-from phoenix.plan.model import Step
+from phoenix.plan.model import Step, step_digest
 
 
 def new_run_id() -> str:
@@ -78,8 +78,9 @@ class Journal:
             "step": step.detail,
             "status": status,
         }
-        if step.digest:
-            record["digest"] = step.digest
+        digest = step_digest(step)
+        if digest:
+            record["digest"] = digest
         if error:
             record["error"] = error[-2000:]
         if trace:

@@ -7,11 +7,11 @@ that make the guest match the inventory. A guest with no steps is "up to date".
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeAlias
 
 from phoenix.drivers.base import FirewallRule, GuestSettings, GuestState, NetSettings
+from phoenix.inventory.models import HealthCheck
 from phoenix.recipes.bundle import Bundle
 
 StepKind = Literal[
@@ -28,9 +28,6 @@ StepKind = Literal[
     "health_check",
     "mark_template",
 ]
-
-# Steps that change the host or the guest (everything but the health check).
-MUTATING: frozenset[str] = frozenset(typing.get_args(StepKind)) - {"health_check"}
 
 
 def _jsonable(value: object) -> Any:
@@ -72,58 +69,194 @@ class Change:
 
 
 @dataclass(frozen=True)
-class Step:
-    """One action on one guest.
-
-    `bundle` is what a feature/application step pushes (not part of the JSON form: only its
-    name and digest are); `error` is set when the step cannot run (a missing recipe): the
-    executor fails the guest when it reaches it, planning still shows everything else.
-    `conditional` bundle steps run only if the guest has no marker with that digest yet
-    (the planner could not read markers: the guest was not running or is about to be made).
-    `force` bundle steps run even when the marker says applied (a failed health check).
-    """
+class _Step:
+    """What every step has: the guest and the line shown for it. Each kind below adds
+    only what it needs, so a consumer `match`es on the class and never asserts."""
 
     ctid: int
-    kind: StepKind
     detail: str
+
+    @property
+    def kind(self) -> StepKind:  # each kind names itself (a class attribute)
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.detail
+
+    def _json_fields(self) -> dict[str, Any]:
+        return {}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "detail": self.detail, **self._json_fields()}
+
+
+@dataclass(frozen=True)
+class Destroy(_Step):
+    kind: ClassVar[Literal["destroy"]] = "destroy"
+
+
+@dataclass(frozen=True)
+class Create(_Step):
+    """Make the guest from a template archive with all its settings."""
+
+    kind: ClassVar[Literal["create"]] = "create"
+    template: str
+    settings: GuestSettings = field(repr=False, compare=False)
+
+    def _json_fields(self) -> dict[str, Any]:
+        return {"template": self.template}
+
+
+@dataclass(frozen=True)
+class Clone(_Step):
+    """Make the guest from `source` (at `snapshot`, or a template: None)."""
+
+    kind: ClassVar[Literal["clone"]] = "clone"
+    source: int
+    snapshot: str | None
+    settings: GuestSettings = field(repr=False, compare=False)
+
+    def _json_fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source}
+        if self.snapshot is not None:
+            out["snapshot"] = self.snapshot
+        return out
+
+
+@dataclass(frozen=True)
+class Configure(_Step):
+    """Apply the settings named by `changes` (the rest of `settings` is as observed)."""
+
+    kind: ClassVar[Literal["configure"]] = "configure"
+    changes: tuple[Change, ...]
+    settings: GuestSettings = field(repr=False, compare=False)
+
+    def _json_fields(self) -> dict[str, Any]:
+        return {"changes": [c.to_json() for c in self.changes]}
+
+
+@dataclass(frozen=True)
+class Resize(_Step):
+    kind: ClassVar[Literal["resize"]] = "resize"
+    disk_gb: int
     changes: tuple[Change, ...] = ()
-    settings: GuestSettings | None = field(default=None, repr=False, compare=False)
-    template: str | None = None
-    source: int | None = None
-    snapshot: str | None = None
-    disk_gb: int | None = None
-    bundle: Bundle | None = field(default=None, repr=False, compare=False)
-    bundle_name: str | None = None
-    digest: str | None = None
+
+    def _json_fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"changes": [c.to_json() for c in self.changes]}
+        return {**(out if self.changes else {}), "disk_gb": self.disk_gb}
+
+
+@dataclass(frozen=True)
+class Start(_Step):
+    kind: ClassVar[Literal["start"]] = "start"
+
+
+@dataclass(frozen=True)
+class Stop(_Step):
+    kind: ClassVar[Literal["stop"]] = "stop"
+
+
+@dataclass(frozen=True)
+class Snapshot(_Step):
+    kind: ClassVar[Literal["snapshot"]] = "snapshot"
+    snapshot: str
+
+    def _json_fields(self) -> dict[str, Any]:
+        return {"snapshot": self.snapshot}
+
+
+@dataclass(frozen=True)
+class MarkTemplate(_Step):
+    kind: ClassVar[Literal["mark_template"]] = "mark_template"
+
+
+@dataclass(frozen=True)
+class CheckHealth(_Step):
+    """Run the guest's health check (the inventory's, carried so nothing looks it up)."""
+
+    kind: ClassVar[Literal["health_check"]] = "health_check"
+    check: HealthCheck = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class BundleStep(_Step):
+    """Push and run `bundle` (only its name and digest are in the JSON form).
+
+    `conditional`: run only if the guest has no marker with that digest yet (the planner
+    could not read markers: the guest was not running or is about to be made).
+    `force`: run even when the marker says applied (a failed health check).
+    """
+
+    bundle: Bundle = field(repr=False, compare=False)
     conditional: bool = False
-    error: str | None = None
     force: bool = False
 
     @property
-    def mutating(self) -> bool:
-        return self.kind in MUTATING
+    def digest(self) -> str:
+        return self.bundle.digest
 
     def describe(self) -> str:
-        text = self.detail
-        if self.conditional:
-            text += " (unless already applied)"
-        if self.error:
-            text += f" [cannot run: {self.error}]"
-        return text
+        return self.detail + (" (unless already applied)" if self.conditional else "")
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "detail": self.detail}
-        if self.changes:
-            out["changes"] = [c.to_json() for c in self.changes]
-        for key in ("template", "source", "snapshot", "disk_gb", "bundle_name", "digest", "error"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
+    def _json_fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"bundle_name": self.bundle.name, "digest": self.bundle.digest}
         if self.conditional:
             out["conditional"] = True
         if self.force:
             out["force"] = True
         return out
+
+
+@dataclass(frozen=True)
+class Feature(BundleStep):
+    kind: ClassVar[Literal["feature"]] = "feature"
+
+
+@dataclass(frozen=True)
+class Application(BundleStep):
+    kind: ClassVar[Literal["application"]] = "application"
+
+
+@dataclass(frozen=True)
+class Unrunnable(_Step):
+    """A feature/application that cannot run (`error`: a missing recipe). Planning still
+    shows everything else; the executor fails the guest when it reaches this step."""
+
+    recipe: Literal["feature", "application"]
+    error: str
+
+    @property
+    def kind(self) -> Literal["feature", "application"]:
+        return self.recipe
+
+    def describe(self) -> str:
+        return f"{self.detail} [cannot run: {self.error}]"
+
+    def _json_fields(self) -> dict[str, Any]:
+        return {"error": self.error}
+
+
+# One action on one guest: consumers dispatch with `match` + `typing.assert_never`.
+Step: TypeAlias = (
+    Destroy
+    | Create
+    | Clone
+    | Configure
+    | Resize
+    | Start
+    | Stop
+    | Snapshot
+    | MarkTemplate
+    | CheckHealth
+    | Feature
+    | Application
+    | Unrunnable
+)
+
+
+def step_digest(step: Step) -> str | None:
+    """The bundle digest a recipe step pushes (None for every other step)."""
+    return step.digest if isinstance(step, Feature | Application) else None
 
 
 @dataclass(frozen=True)

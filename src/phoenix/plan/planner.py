@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from phoenix.drivers.base import Driver, GuestSettings, ObservedGuest
 from phoenix.errors import PhoenixError, PlanError
@@ -31,7 +31,25 @@ from phoenix.inventory.models import HealthCheck, LxcGuest
 from phoenix.inventory.ordering import build_graph, start_order
 from phoenix.plan.desired import guest_settings
 from phoenix.plan.health import probe
-from phoenix.plan.model import Change, GuestPlan, Plan, Step, StepKind
+from phoenix.plan.model import (
+    Application,
+    Change,
+    CheckHealth,
+    Clone,
+    Configure,
+    Create,
+    Destroy,
+    Feature,
+    GuestPlan,
+    MarkTemplate,
+    Plan,
+    Resize,
+    Snapshot,
+    Start,
+    Step,
+    Stop,
+    Unrunnable,
+)
 from phoenix.recipes.applications import application_bundle
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.features import RecipeFinder, feature_bundle
@@ -162,9 +180,7 @@ class Planner:
         if not observed.exists:
             return True
         if self.options.interrupted.get(ctid) in ("create", "clone"):
-            steps.append(
-                Step(ctid, "destroy", "destroy (a previous run stopped while creating it)")
-            )
+            steps.append(Destroy(ctid, "destroy (a previous run stopped while creating it)"))
             return True
         if observed.settings is None:
             raise PlanError(f"{_label(ctid, guest)}: exists but its settings cannot be read")
@@ -177,7 +193,7 @@ class Planner:
                 f"{_label(ctid, guest)}: {shown} cannot be changed in place; "
                 "run again with --recreate to destroy and rebuild it (its data is lost)"
             )
-        steps.append(Step(ctid, "destroy", f"destroy to rebuild ({shown})"))
+        steps.append(Destroy(ctid, f"destroy to rebuild ({shown})"))
         return True
 
     def _make_step(self, ctid: int, guest: LxcGuest, desired: GuestSettings) -> Step:
@@ -187,32 +203,19 @@ class Planner:
                 raise PlanError(
                     f"{_label(ctid, guest)}: needs 'template' or 'clone_from_ctid' to be made"
                 )
-            return Step(
-                ctid,
-                "create",
-                f"create from {guest.template}",
-                settings=desired,
-                template=guest.template,
-            )
+            return Create(ctid, f"create from {guest.template}", guest.template, desired)
         source = self.inventory.guests.get(src)
         if source is None:
             raise PlanError(f"{_label(ctid, guest)}: clone source {src} is not an LXC guest")
         if source.is_template:
-            return Step(ctid, "clone", f"clone {src}", settings=desired, source=src)
+            return Clone(ctid, f"clone {src}", src, None, desired)
         snap = source.template_snapshot_name
         if snap is None:
             raise PlanError(
                 f"{_label(ctid, guest)}: clone source {src} has no template_snapshot_name "
                 "and is not a template"
             )
-        return Step(
-            ctid,
-            "clone",
-            f"clone {src} at snapshot {snap}",
-            settings=desired,
-            source=src,
-            snapshot=snap,
-        )
+        return Clone(ctid, f"clone {src} at snapshot {snap}", src, snap, desired)
 
     def _settings_steps(
         self,
@@ -231,7 +234,7 @@ class Planner:
         )
         if changes:
             detail = "configure " + "; ".join(c.describe() for c in changes)
-            steps.append(Step(ctid, "configure", detail, changes=changes, settings=desired))
+            steps.append(Configure(ctid, detail, changes, desired))
         if "disk_gb" in diff:
             old_gb, new_gb = observed.settings.disk_gb, desired.disk_gb
             if new_gb < old_gb:
@@ -240,15 +243,8 @@ class Planner:
                     "the root disk; Phoenix only grows disks (set it back to at least "
                     f"{old_gb}, or rebuild the guest)"
                 )
-            steps.append(
-                Step(
-                    ctid,
-                    "resize",
-                    f"resize disk {old_gb} -> {new_gb} GB",
-                    changes=(Change("disk_gb", old_gb, new_gb),),
-                    disk_gb=new_gb,
-                )
-            )
+            change = Change("disk_gb", old_gb, new_gb)
+            steps.append(Resize(ctid, f"resize disk {old_gb} -> {new_gb} GB", new_gb, (change,)))
         return steps
 
     def bundles(self, ctid: int) -> list[tuple[str, Bundle | None, str | None]]:
@@ -291,20 +287,11 @@ class Planner:
         """The recipe a failed health check belongs to, run again whatever its marker says
         (the application: the gateway's bundle re-checks its config with `nginx -t` and
         starts nginx; a model server's restarts its service)."""
-        steps = []
+        steps: list[Step] = []
         for label, bundle, error in self.bundles(ctid):
             if label == "application" and bundle is not None and error is None:
-                steps.append(
-                    Step(
-                        ctid,
-                        "application",
-                        f"application again (health check failed: {why})",
-                        bundle=bundle,
-                        bundle_name=bundle.name,
-                        digest=bundle.digest,
-                        force=True,
-                    )
-                )
+                detail = f"application again (health check failed: {why})"
+                steps.append(Application(ctid, detail, bundle, force=True))
         return steps
 
     def _run_steps(
@@ -322,48 +309,39 @@ class Planner:
         markers = read_markers(self.driver, ctid) if running else None
         steps: list[Step] = []
         if not running:
-            steps.append(Step(ctid, "start", "start"))
+            steps.append(Start(ctid, "start"))
         recipe_steps: list[Step] = []
         for label, bundle, why in self.bundles(ctid):
             if bundle is not None and markers is not None and is_applied(markers, bundle):
                 continue
-            kind: StepKind = "application" if label == "application" else "feature"
-            name = bundle.name if bundle is not None else None
-            digest = bundle.digest if bundle is not None else None
-            recipe_steps.append(
-                Step(
-                    ctid,
-                    kind,
-                    label,
-                    bundle=bundle,
-                    bundle_name=name,
-                    digest=digest,
-                    conditional=markers is None and bundle is not None,
-                    error=why,
-                )
-            )
+            app = label == "application"
+            if bundle is None or why is not None:
+                recipe: Literal["feature", "application"] = "application" if app else "feature"
+                recipe_steps.append(Unrunnable(ctid, label, recipe, why or "no bundle"))
+                continue
+            kind = Application if app else Feature
+            recipe_steps.append(kind(ctid, label, bundle, conditional=markers is None))
         unhealthy = None
         if running and not recipe_steps and guest.health_check is not None:
             unhealthy = self._probe(ctid, guest.health_check)
         if unhealthy is not None:
             recipe_steps.extend(self._reapply(ctid, unhealthy))
         if lifecycle and PRE_CONFIGURED not in snapshots and recipe_steps:
-            steps.append(
-                Step(ctid, "snapshot", f"snapshot {PRE_CONFIGURED}", snapshot=PRE_CONFIGURED)
-            )
+            steps.append(Snapshot(ctid, f"snapshot {PRE_CONFIGURED}", PRE_CONFIGURED))
             snapshots.add(PRE_CONFIGURED)
         steps.extend(recipe_steps)
         if guest.health_check is not None and (steps or fresh or unhealthy is not None):
-            steps.append(Step(ctid, "health_check", f"health check: {guest.health_check.command}"))
+            check = guest.health_check
+            steps.append(CheckHealth(ctid, f"health check: {check.command}", check))
         for name in wanted:
             if name not in snapshots:
-                steps.append(Step(ctid, "snapshot", f"snapshot {name}", snapshot=name))
+                steps.append(Snapshot(ctid, f"snapshot {name}", name))
                 snapshots.add(name)
         if parked:
-            steps.append(Step(ctid, "stop", "stop (clone source with its snapshot; not at boot)"))
+            steps.append(Stop(ctid, "stop (clone source with its snapshot; not at boot)"))
         if guest.is_template and not observed.is_template:
-            steps.append(Step(ctid, "stop", "stop (to become a template)"))
-            steps.append(Step(ctid, "mark_template", "mark as template"))
+            steps.append(Stop(ctid, "stop (to become a template)"))
+            steps.append(MarkTemplate(ctid, "mark as template"))
         return steps
 
 

@@ -8,12 +8,30 @@ the recipe runner's in-guest commands; the builders below it know none of those.
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from phoenix.drivers.proxmox.commands import Version
 from phoenix.drivers.proxmox.preview import DEFAULT_VERSION, Preview
 from phoenix.errors import PlanError
 from phoenix.inventory.loader import Inventory
 from phoenix.plan.health import probe
-from phoenix.plan.model import Plan, Step
+from phoenix.plan.model import (
+    Application,
+    CheckHealth,
+    Clone,
+    Configure,
+    Create,
+    Destroy,
+    Feature,
+    MarkTemplate,
+    Plan,
+    Resize,
+    Snapshot,
+    Start,
+    Step,
+    Stop,
+    Unrunnable,
+)
 from phoenix.recipes.runner import await_idle, read_markers, run_bundle
 
 
@@ -29,47 +47,41 @@ class PlanPreview:
         """The commands of one plan step (the executor's dispatch, with builders)."""
         preview = self.preview
         ctid = step.ctid
-        if step.error is not None:
-            raise PlanError(f"guest {ctid}: {step.detail}: {step.error}")
-        kind = step.kind
-        if kind == "create":
-            assert step.settings is not None and step.template is not None
-            preview.create(ctid, step.template, step.settings)
-        elif kind == "clone":
-            assert step.settings is not None and step.source is not None
-            preview.clone(step.source, ctid, step.snapshot, step.settings)
-        elif kind == "configure":
-            assert step.settings is not None
-            preview.configure(ctid, step.settings, frozenset(c.field for c in step.changes))
-        elif kind == "resize":
-            assert step.disk_gb is not None
-            preview.resize(ctid, step.disk_gb)
-        elif kind == "start":
-            preview.start(ctid)
-        elif kind == "stop":
-            preview.stop(ctid)
-        elif kind == "destroy":
-            preview.destroy(ctid)
-        elif kind == "snapshot":
-            assert step.snapshot is not None
-            preview.snapshot(ctid, step.snapshot)
-        elif kind == "mark_template":
-            preview.mark_template(ctid)
-        elif kind == "health_check":
-            check = self.inventory.guests[ctid].health_check
-            assert check is not None
-            probe(preview.guest(), ctid, check, sleep=lambda _: None)
-        elif kind in ("feature", "application"):
-            # The recipe layer builds its in-guest commands itself: it is handed an exec
-            # that lists them (a fresh guest: every command answers 0 with no output),
-            # in the order the executor runs them.
-            assert step.bundle is not None
-            guest = preview.guest()
-            if ctid not in self.markers_read:
-                self.markers_read.add(ctid)
-                read_markers(guest, ctid)
-            await_idle(guest, ctid, None, step.bundle.timeout)
-            run_bundle(guest, ctid, step.bundle)
+        match step:
+            case Create(template=template, settings=settings):
+                preview.create(ctid, template, settings)
+            case Clone(source=source, snapshot=snapshot, settings=settings):
+                preview.clone(source, ctid, snapshot, settings)
+            case Configure(changes=changes, settings=settings):
+                preview.configure(ctid, settings, frozenset(c.field for c in changes))
+            case Resize(disk_gb=disk_gb):
+                preview.resize(ctid, disk_gb)
+            case Start():
+                preview.start(ctid)
+            case Stop():
+                preview.stop(ctid)
+            case Destroy():
+                preview.destroy(ctid)
+            case Snapshot(snapshot=name):
+                preview.snapshot(ctid, name)
+            case MarkTemplate():
+                preview.mark_template(ctid)
+            case CheckHealth(check=check):
+                probe(preview.guest(), ctid, check, sleep=lambda _: None)
+            case Feature(bundle=bundle) | Application(bundle=bundle):
+                # The recipe layer builds its in-guest commands itself: it is handed an
+                # exec that lists them (a fresh guest: every command answers 0 with no
+                # output), in the order the executor runs them.
+                guest = preview.guest()
+                if ctid not in self.markers_read:
+                    self.markers_read.add(ctid)
+                    read_markers(guest, ctid)
+                await_idle(guest, ctid, None, bundle.timeout)
+                run_bundle(guest, ctid, bundle)
+            case Unrunnable(error=error):
+                raise PlanError(f"guest {ctid}: {step.detail}: {error}")
+            case _:
+                assert_never(step)
 
 
 def plan_commands(inventory: Inventory, plan: Plan, version: Version = DEFAULT_VERSION) -> Preview:

@@ -18,7 +18,7 @@ from phoenix.plan.events import Reporter, null_reporter
 from phoenix.plan.executor import Executor, RunResult
 from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
-from phoenix.plan.model import GuestPlan, Plan, Step
+from phoenix.plan.model import Destroy, GuestPlan, Plan, Start, Step, Stop
 from phoenix.plan.planner import Planner, PlanOptions
 from phoenix.plan.stop import StopRequest
 
@@ -76,17 +76,17 @@ def _simple_plan(
         steps: list[Step] = []
         for kind, detail in make.items():
             if kind == "stop" and observed.running:
-                steps.append(Step(ctid, "stop", detail))
+                steps.append(Stop(ctid, detail))
             elif kind == "start" and observed.exists and not observed.running:
-                steps.append(Step(ctid, "start", detail))
+                steps.append(Start(ctid, detail))
             elif kind == "restart" and observed.exists and not observed.is_template:
                 if observed.running:
-                    steps.append(Step(ctid, "stop", "stop"))
-                steps.append(Step(ctid, "start", "start"))
+                    steps.append(Stop(ctid, "stop"))
+                steps.append(Start(ctid, "start"))
             elif kind == "destroy" and observed.exists:
-                steps.append(Step(ctid, "destroy", detail))
+                steps.append(Destroy(ctid, detail))
             elif kind == "destroy" and observed.leftover:
-                steps.append(Step(ctid, "destroy", f"remove {observed.leftover}"))
+                steps.append(Destroy(ctid, f"remove {observed.leftover}"))
         guests.append(
             GuestPlan(ctid, name, observed.state, tuple(steps), inventory.guests[ctid].boot_order)
         )

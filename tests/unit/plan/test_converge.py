@@ -55,11 +55,13 @@ def test_memory_change_plan_shows_old_and_new(make_lab: Callable[..., Lab]) -> N
     guests = lab()
     guests["101"]["memory_mb"] = 1024
     env.write(guests)
+    from phoenix.plan.model import Configure
     from phoenix.plan.planner import plan
 
     the_plan = plan(env.inventory, env.driver)
     steps = the_plan.steps
     assert [(s.ctid, s.kind) for s in steps] == [(101, "configure")]
+    assert isinstance(steps[0], Configure)
     change = steps[0].changes[0]
     assert (change.field, change.old, change.new) == ("memory_mb", 512, 1024)
     assert steps[0].detail == "configure memory_mb: 512 -> 1024"

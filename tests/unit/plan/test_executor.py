@@ -13,7 +13,7 @@ from phoenix.errors import DriverError, LockBusy, PlanError
 from phoenix.plan.events import CollectingReporter, Event
 from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
-from phoenix.plan.model import Step
+from phoenix.plan.model import Start
 from phoenix.plan.run import converge, power_plan, run_plan
 from phoenix.plan.stop import StopRequest
 
@@ -270,7 +270,7 @@ def test_stale_inflight_entries_are_resolved_not_reported(make_lab: Callable[...
     env = make_lab(independent(2))
     assert env.converge().result.ok
     journal = Journal(env.state)
-    journal.started(Step(200, "start", "start"))  # a run killed during a start that finished
+    journal.started(Start(200, "start"))  # a run killed during a start that finished
     collect = CollectingReporter()
     the_plan = power_plan(env.inventory, env.driver, [200, 201], "delete")
     run_plan(env.inventory, env.driver, the_plan, collect)

@@ -10,6 +10,7 @@ import pytest
 from phoenix.drivers.fake import FakeDriver
 from phoenix.errors import PlanError
 from phoenix.inventory import build_graph, load_inventory
+from phoenix.plan.model import BundleStep, Clone, Configure, Feature, Unrunnable
 from phoenix.plan.planner import PlanOptions, plan
 from phoenix.recipes import runner
 from tests.conftest import FIXTURES
@@ -56,11 +57,11 @@ def test_fixture_plan_steps_for_template_and_clone(seed_plan: object) -> None:
         "final-form",
     ]
     clone = the_plan.guest(901).steps[0]
-    assert (clone.kind, clone.source, clone.snapshot) == ("clone", 900, "final-form")
+    assert isinstance(clone, Clone) and (clone.source, clone.snapshot) == (900, "final-form")
     qdrant = the_plan.guest(952)
     assert qdrant.steps[-1].kind == "health_check"
     nvidia = next(s for s in the_plan.guest(901).steps if s.kind == "feature")
-    assert nvidia.error is None and nvidia.bundle is not None  # built in now
+    assert isinstance(nvidia, Feature)  # built in now: not Unrunnable
     assert nvidia.bundle.script_name == "feature_nvidia.sh"
     # planning a host where nothing exists: only observations, no exec, no change
     assert {kind for kind, _ in driver.log.entries} == {"observe"}
@@ -132,7 +133,8 @@ def test_missing_application_script_is_reported_in_plan(make_lab: Callable[..., 
     guests["101"]["application_script"] = "not_there.sh"
     env = make_lab(guests)
     app = next(s for s in plan(env.inventory, env.driver).steps if s.kind == "application")
-    assert app.error is not None and "not_there.sh" in app.error
+    assert isinstance(app, Unrunnable) and "not_there.sh" in app.error
+    assert app.to_json() == {"kind": "application", "detail": "application", "error": app.error}
 
 
 def test_stopped_guest_plans_start_and_conditional_recipes(make_lab: Callable[..., Lab]) -> None:
@@ -142,7 +144,7 @@ def test_stopped_guest_plans_start_and_conditional_recipes(make_lab: Callable[..
     the_plan = plan(env.inventory, env.driver)
     steps = the_plan.guest(101).steps
     assert [s.kind for s in steps] == ["start", "feature", "application"]
-    assert all(s.conditional for s in steps[1:])
+    assert all(isinstance(s, BundleStep) and s.conditional for s in steps[1:])
     # executing it starts the guest and finds both recipes already applied
     assert env.mutations_during(env.converge) == [("start", "101")]
 
@@ -168,7 +170,7 @@ def test_is_template_guest_is_stopped_and_marked(make_lab: Callable[..., Lab]) -
     assert outcome.result.ok, outcome.result
     assert [s.kind for s in outcome.plan.guest(900).steps][-2:] == ["stop", "mark_template"]
     clone = outcome.plan.guest(101).steps[0]
-    assert (clone.source, clone.snapshot) == (900, None)
+    assert isinstance(clone, Clone) and (clone.source, clone.snapshot) == (900, None)
     assert env.driver.guests[900].is_template
     assert env.converge().plan.up_to_date
 
@@ -188,7 +190,7 @@ def test_configure_reports_network_change(make_lab: Callable[..., Lab]) -> None:
     guests["102"]["network_config"]["ip"] = "10.250.0.99/24"
     env.write(guests)
     step = plan(env.inventory, env.driver).steps[0]
-    assert step.kind == "configure" and step.changes[0].field == "net"
+    assert isinstance(step, Configure) and step.changes[0].field == "net"
     assert "10.250.0.12/24" in step.detail and "10.250.0.99/24" in step.detail
 
 
