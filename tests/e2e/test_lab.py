@@ -35,9 +35,10 @@ from phoenix.recipes.runner import run_bundle
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab"
-CTIDS = {"900": 7790, "101": 7791, "801": 7792, "802": 7793, "803": 7794}
-HOSTS = {"900": 140, "101": 141, "801": 142, "802": 143, "803": 144}
-BASE, GATEWAY, MODEL_A, MODEL_B, CLIENT = 7790, 7791, 7792, 7793, 7794
+# 804 is not in examples/lab: the last test adds it as a second server of demo-chat.
+CTIDS = {"900": 7790, "101": 7791, "801": 7792, "802": 7793, "803": 7794, "804": 7795}
+HOSTS = {"900": 140, "101": 141, "801": 142, "802": 143, "803": 144, "804": 145}
+BASE, GATEWAY, MODEL_A, MODEL_B, CLIENT, MODEL_A2 = 7790, 7791, 7792, 7793, 7794, 7795
 API_HOST, CHAT_HOST = "api.lab.phoenix.local", "chat.lab.phoenix.local"
 
 
@@ -390,3 +391,69 @@ def test_a_stopped_gateway_with_a_broken_live_config_is_repaired_by_one_converge
         assert client.post("/v1/chat/completions", json=_chat("demo-chat")).status_code == 200
     _gw, routes = gather_route_status(lab.inventory, lab.driver)
     assert {r.health for r in routes} == {"ok"}
+
+
+def _chat_timed(client: httpx.Client) -> tuple[int, str, float]:
+    """(status, answering backend, seconds) of one chat request through the gateway."""
+    start = time.perf_counter()
+    response = client.post("/v1/chat/completions", json=_chat("demo-chat"))
+    elapsed = time.perf_counter() - start
+    backend = response.json().get("backend", "") if response.status_code == 200 else ""
+    return response.status_code, backend, elapsed
+
+
+def _backend_states(lab: Lab, model: str) -> dict[str, str]:
+    status = httpx.get(f"{lab.base_url}/phoenix/status", timeout=5).json()
+    entry = next(m for m in status["models"] if m["id"] == model)
+    return {b["address"]: b["state"] for b in entry["backends"]}
+
+
+def test_a_killed_backend_is_skipped_and_the_next_request_answers_from_the_other(
+    lab: Lab,
+) -> None:
+    """A second server of demo-chat joins the lab (one converge: a new guest and a gateway
+    reload), then the first is killed (`lxc-stop -k`, as a crash). The request that meets the
+    dead backend is retried on the live one (it never received it); from then on the dead
+    backend is skipped: the next request answers from the other in under 100 ms, and
+    /phoenix/status shows it down."""
+    raw = json.loads((lab.etc / "phoenix_lxc_configs.json").read_text())
+    twin = json.loads(json.dumps(raw["lxc_configs"][str(MODEL_A)]))
+    twin["name"] = "phxt-lab-model-a2"
+    twin["network_config"]["ip"] = lab.host.address(HOSTS["804"])
+    raw["lxc_configs"][str(MODEL_A2)] = twin
+    (lab.etc / "phoenix_lxc_configs.json").write_text(json.dumps(raw))
+    started = time.monotonic()
+    lab.converge()
+    print(f"converge adding a second demo-chat server: {time.monotonic() - started:.1f} s")
+    dead, live = f"{lab.address(MODEL_A)}:8000", f"{lab.address(MODEL_A2)}:8000"
+    with httpx.Client(base_url=lab.base_url, timeout=15) as client:
+        # least_conn with no request in flight takes turns: both answer.
+        seen = {_chat_timed(client)[1] for _ in range(4)}
+        assert seen == {"phxt-lab-model-a", "phxt-lab-model-a2"}
+
+        stop = ["lxc-stop", "-P", str(lab.host.lxc_path), "-n", str(MODEL_A), "-k"]
+        subprocess.run(stop, check=True, capture_output=True, timeout=60)
+        # Until one request has met the dead backend (at most every second one, taking turns),
+        # each is answered by the live one: a retry costs at most the 1 s connect timeout.
+        first = [_chat_timed(client) for _ in range(2)]
+        assert [(code, backend) for code, backend, _ in first] == [
+            (200, "phxt-lab-model-a2"),
+            (200, "phxt-lab-model-a2"),
+        ]
+        assert max(t for _, _, t in first) < 2.0, first
+        nxt = [_chat_timed(client) for _ in range(10)]
+    assert all(code == 200 and backend == "phxt-lab-model-a2" for code, backend, _ in nxt), nxt
+    times_ms = [round(t * 1000, 1) for _, _, t in nxt]
+    assert times_ms[0] < 100, times_ms  # the very next request skips the dead backend
+    assert sorted(times_ms)[len(times_ms) // 2] < 100, times_ms
+    print(f"after the kill: {[round(t * 1000, 1) for *_, t in first]} ms; next: {times_ms} ms")
+
+    # The metrics log is flushed within 1 s: then the status shows what the gateway saw.
+    deadline = time.monotonic() + 5
+    states = _backend_states(lab, "demo-chat")
+    while states.get(dead) != "down" and time.monotonic() < deadline:
+        time.sleep(0.25)
+        states = _backend_states(lab, "demo-chat")
+    assert states == {dead: "down", live: "up"}
+    health = httpx.get(f"{lab.base_url}/phoenix/status", timeout=5).json()
+    assert health["status"] == "degraded"
