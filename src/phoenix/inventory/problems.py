@@ -45,6 +45,11 @@ def json_path(loc: Sequence[str | int]) -> str:
     return out or "$"
 
 
+def lxc_at(ctid: int, *rest: str | int) -> str:
+    """The path of a key of guest `ctid` in the LXC file: `lxc_configs.101.network_config`."""
+    return json_path(["lxc_configs", str(ctid), *rest])
+
+
 @dataclass(frozen=True)
 class Problem:
     """One line of `phoenix validate` output: `FILE: JSON.PATH: message`."""

@@ -1,0 +1,64 @@
+"""Cross-guest checks: the mistakes no single field can show. All are reported at once.
+
+One module per concern (addresses, lineage, files, gateway, options; mounts live in
+`mountchecks`); this one runs them all in the order the problems are shown.
+"""
+
+from __future__ import annotations
+
+from phoenix.inventory.checks.addresses import duplicate_problems, network_problems
+from phoenix.inventory.checks.files import Lookups, links_out_problems, script_problems
+from phoenix.inventory.checks.gateway import (
+    gateway_key_problems,
+    gateway_route_problems,
+    model_address_problems,
+    model_name_problems,
+)
+from phoenix.inventory.checks.lineage import (
+    clone_source_problems,
+    dependency_problems,
+    proxmox_problems,
+)
+from phoenix.inventory.checks.options import (
+    apparmor_problems,
+    not_applied_problems,
+    unapplied_keys,
+)
+from phoenix.inventory.core import LXC_FILE, Inventory
+from phoenix.inventory.mountchecks import mount_problems
+from phoenix.inventory.problems import Problem
+from phoenix.inventory.scripts import RecipeCatalog
+
+__all__ = ["semantic_problems", "unapplied_keys"]
+
+
+def semantic_problems(inventory: Inventory, recipes: RecipeCatalog | None = None) -> list[Problem]:
+    """Every cross-field problem of a type-checked inventory; with `recipes`, also the
+    features and application scripts no recipe provides (warnings)."""
+    lookups = None if recipes is None else Lookups(recipes, inventory.scripts_dir)
+    out = (
+        duplicate_problems(inventory)
+        + clone_source_problems(inventory)
+        + dependency_problems(inventory)
+    )
+    gateways = [c for c, g in inventory.guests.items() if g.runs_gateway]
+    if len(gateways) > 1:
+        out.append(
+            Problem(
+                LXC_FILE,
+                "lxc_configs",
+                f"more than one gateway guest: {', '.join(map(str, sorted(gateways)))}",
+            )
+        )
+    out += links_out_problems(inventory) + model_address_problems(inventory)
+    for ctid, guest in sorted(inventory.guests.items()):
+        out += network_problems(ctid, guest)
+        out += script_problems(ctid, guest, lookups)
+        out += apparmor_problems(ctid, guest)
+        out += gateway_route_problems(ctid, guest, inventory)
+        out += gateway_key_problems(ctid, guest, inventory)
+        out += not_applied_problems(ctid, guest)
+        out += mount_problems(ctid, guest)
+        out += proxmox_problems(ctid, guest, inventory)
+        out += model_name_problems(ctid, guest)
+    return out

@@ -1,0 +1,157 @@
+"""Where guests come from and what they wait for: clone sources, what Proxmox refuses of a
+clone or template, dependencies and their cycles."""
+
+from __future__ import annotations
+
+from phoenix.inventory.core import LXC_FILE, VM_FILE, Inventory
+from phoenix.inventory.models import LxcGuest
+from phoenix.inventory.ordering import build_graph
+from phoenix.inventory.problems import Problem, lxc_at
+
+
+def clone_source_problems(inventory: Inventory) -> list[Problem]:
+    out: list[Problem] = []
+    for ctid, guest in sorted(inventory.guests.items()):
+        src = guest.clone_from_ctid
+        if src is None:
+            if guest.template is None:
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        lxc_at(ctid),
+                        "needs either 'template' (to create) or 'clone_from_ctid'",
+                        "warning",
+                    )
+                )
+            continue
+        if src == ctid:
+            out.append(
+                Problem(LXC_FILE, lxc_at(ctid, "clone_from_ctid"), "a guest cannot clone itself")
+            )
+        elif src in inventory.invalid_ids:
+            pass  # its own entry already has errors
+        elif src not in inventory.guests:
+            hint = " (that id is a VM)" if src in inventory.vms else ""
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    lxc_at(ctid, "clone_from_ctid"),
+                    f"clone source {src} is not a container in the inventory{hint}",
+                )
+            )
+        elif not inventory.guests[src].is_clone_source:
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    lxc_at(ctid, "clone_from_ctid"),
+                    f"clone source {src} is neither a template ('is_template': true) nor has a "
+                    "'template_snapshot_name' to clone from",
+                )
+            )
+        if guest.template is not None and src is not None:
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    lxc_at(ctid, "template"),
+                    f"'template' is ignored: the guest is cloned from {src}",
+                    "warning",
+                )
+            )
+    for vmid, vm in sorted(inventory.vms.items()):
+        if vm.clone_from_vmid is not None and vm.clone_from_vmid not in inventory.vms:
+            out.append(
+                Problem(
+                    VM_FILE,
+                    f"vms[vmid={vmid}].clone_from_vmid",
+                    f"clone source {vm.clone_from_vmid} is not a VM in the inventory",
+                )
+            )
+    return out
+
+
+def proxmox_problems(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Problem]:
+    """What pve-container refuses late: a template with snapshots, a clone that changes
+    what it inherits (`unprivileged` is read-only after `pct clone`), a disk that would
+    have to shrink (`pct resize` only grows)."""
+    out: list[Problem] = []
+    if guest.is_template:
+        for key in ("template_snapshot_name", "enable_lifecycle_snapshots"):
+            if getattr(guest, key):
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        lxc_at(ctid, "is_template"),
+                        f"a template cannot have snapshots ('pct template' refuses a container "
+                        f"with snapshots): remove {key!r} (clones of a template need none)",
+                    )
+                )
+    source = inventory.guests.get(guest.clone_from_ctid or 0)
+    if source is not None and guest.clone_from_ctid != ctid:
+        src = guest.clone_from_ctid
+        if guest.unprivileged != source.unprivileged:
+            want = "true" if source.unprivileged else "false"
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    lxc_at(ctid, "unprivileged"),
+                    f"a clone of {src} inherits its unprivileged={want} and Proxmox cannot "
+                    f"change it afterwards: set 'unprivileged': {want}, or clone from another "
+                    "source",
+                )
+            )
+        if guest.storage_size_gb < source.storage_size_gb:
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    lxc_at(ctid, "storage_size_gb"),
+                    f"{guest.storage_size_gb} GiB is smaller than the {source.storage_size_gb} "
+                    f"GiB disk of its clone source {src}; a disk can only grow",
+                )
+            )
+    if "." in guest.name:
+        out.append(
+            Problem(
+                LXC_FILE,
+                lxc_at(ctid, "name"),
+                f"{guest.name!r} is a fully qualified name for Proxmox: only "
+                f"{guest.name.split('.')[0]!r} lands in the guest's /etc/hostname",
+                "warning",
+            )
+        )
+    return out
+
+
+def dependency_problems(inventory: Inventory) -> list[Problem]:
+    out: list[Problem] = []
+    known = inventory.all_ids() | inventory.invalid_ids
+    for ctid, guest in sorted(inventory.guests.items()):
+        for index, dep in enumerate(guest.dependencies):
+            if dep not in known:
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        lxc_at(ctid, "dependencies", index),
+                        f"depends on {dep}, which is neither a container nor a VM in the inventory",
+                    )
+                )
+            elif dep == ctid:
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        lxc_at(ctid, "dependencies", index),
+                        "a guest cannot depend on itself",
+                    )
+                )
+    cycle = build_graph(inventory).find_cycle()
+    if cycle and len(cycle) > 2:
+        first = cycle[0]
+        shown = " -> ".join(str(c) for c in cycle)
+        file = LXC_FILE if first in inventory.guests else VM_FILE
+        out.append(
+            Problem(
+                file,
+                lxc_at(first) if file == LXC_FILE else f"vms[vmid={first}]",
+                f"dependency cycle: {shown}",
+            )
+        )
+    return out

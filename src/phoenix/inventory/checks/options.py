@@ -1,0 +1,54 @@
+"""A guest's own options: raw AppArmor settings that disagree, keys read but not applied."""
+
+from __future__ import annotations
+
+from phoenix.inventory.core import LXC_FILE
+from phoenix.inventory.models import LxcGuest
+from phoenix.inventory.problems import Problem, lxc_at
+
+
+def apparmor_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
+    raw = [v for k, v in guest.lxc_option_pairs if k == "lxc.apparmor.profile"]
+    out: list[Problem] = []
+    if len(set(raw)) > 1:
+        out.append(
+            Problem(
+                LXC_FILE,
+                lxc_at(ctid, "lxc_options"),
+                f"lxc.apparmor.profile is set more than once ({', '.join(raw)}); "
+                f"the last, {raw[-1]!r}, wins",
+                "warning",
+            )
+        )
+    if raw and guest.apparmor_profile is not None and raw[-1] != guest.apparmor_profile:
+        out.append(
+            Problem(
+                LXC_FILE,
+                lxc_at(ctid, "apparmor_profile"),
+                f"apparmor_profile {guest.apparmor_profile!r} conflicts with raw "
+                f"'lxc.apparmor.profile: {raw[-1]}'; {guest.apparmor_profile!r} wins",
+                "warning",
+            )
+        )
+    return out
+
+
+def unapplied_keys(guest: LxcGuest) -> list[tuple[str, str]]:
+    """(key, what the guest lacks) for the keys Phoenix reads but does not act on yet."""
+    # GPUs, mount points and volumes are applied by both drivers now; the machinery stays
+    # for the next key Phoenix reads before it acts on it.
+    del guest
+    return []
+
+
+def not_applied_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
+    """Say so rather than converge silently to a guest without its GPU or storage."""
+    return [
+        Problem(
+            LXC_FILE,
+            lxc_at(ctid, key),
+            f"not applied by Phoenix yet: {effect} (see the README, 'Not done yet')",
+            "warning",
+        )
+        for key, effect in unapplied_keys(guest)
+    ]

@@ -1,0 +1,87 @@
+"""Typed models of the config dir's JSON files (pydantic v2).
+
+They accept the files written for the original bash tool unchanged: CTIDs as strings,
+`""` for an automatic MAC, both raw-option spellings, the older flat `vllm_*` keys. Unknown
+keys are kept (`extra="allow"`) and reported as warnings by the loader, never dropped
+silently and never fatal. New keys are additions (`is_template`, `gateway`), never renames.
+
+One module per job: `fields` (limits, the base model, constrained types), `network` (NIC
+and firewall), `gateway` (the gateway block), `guest` (the LXC and VM guest files), `host`
+(the hypervisor config). Import from here; the split is an implementation detail.
+"""
+
+from phoenix.inventory.models.fields import (
+    CTID_TEXT,
+    DHCP,
+    GATEWAY_COMPAT_SCRIPT,
+    MAX_CTID,
+    MAX_MODEL_NAME,
+    MAX_PORT_NUMBERS,
+    MIN_CTID,
+    RESERVED_SNAPSHOTS,
+    Ctid,
+    Model,
+    ipv4_address,
+    ipv4_interface,
+)
+from phoenix.inventory.models.gateway import (
+    ApiKey,
+    GatewayConfig,
+    HostRoute,
+    PathRoute,
+    RouteTarget,
+)
+from phoenix.inventory.models.guest import (
+    HealthCheck,
+    LxcFile,
+    LxcGuest,
+    MountPoint,
+    VllmEngineConfig,
+    VllmServerConfig,
+    VmFile,
+    VmGuest,
+    Volume,
+)
+from phoenix.inventory.models.host import (
+    DriverSettings,
+    HostInterface,
+    HostNetwork,
+    HypervisorConfig,
+)
+from phoenix.inventory.models.network import FirewallConfig, FirewallRuleModel, NetworkConfig
+
+__all__ = [
+    "CTID_TEXT",
+    "DHCP",
+    "GATEWAY_COMPAT_SCRIPT",
+    "MAX_CTID",
+    "MAX_MODEL_NAME",
+    "MAX_PORT_NUMBERS",
+    "MIN_CTID",
+    "RESERVED_SNAPSHOTS",
+    "ApiKey",
+    "Ctid",
+    "DriverSettings",
+    "FirewallConfig",
+    "FirewallRuleModel",
+    "GatewayConfig",
+    "HealthCheck",
+    "HostInterface",
+    "HostNetwork",
+    "HostRoute",
+    "HypervisorConfig",
+    "LxcFile",
+    "LxcGuest",
+    "Model",
+    "MountPoint",
+    "NetworkConfig",
+    "PathRoute",
+    "RouteTarget",
+    "VllmEngineConfig",
+    "VllmServerConfig",
+    "VmFile",
+    "VmGuest",
+    "Volume",
+    "ipv4_address",
+    "ipv4_interface",
+]

@@ -1,0 +1,96 @@
+"""The `gateway` block that makes a guest the Phoenix API gateway: routes and client keys."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
+
+from phoenix.inventory.models.fields import Ctid, HostName, Model
+
+
+class RouteTarget(Model):
+    """Where a gateway route sends traffic: a guest by CTID (and port), or a URL."""
+
+    ctid: Ctid | None = None
+    port: StrictInt | None = Field(default=None, ge=1, le=65535)
+    url: StrictStr | None = Field(default=None, pattern=r"^https?://[^\s;{}'\"]+$")
+    scheme: Literal["http", "https"] = "http"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RouteTarget:
+        if (self.ctid is None) == (self.url is None):
+            raise ValueError("a route needs exactly one of 'ctid' (with 'port') or 'url'")
+        if self.ctid is not None and self.port is None:
+            raise ValueError("a route to a guest ('ctid') needs its 'port'")
+        return self
+
+
+class PathRoute(RouteTarget):
+    """`/prefix/...` on the gateway's main server, proxied to a guest or URL."""
+
+    path: StrictStr = Field(pattern=r"^/[A-Za-z0-9._~/-]*$")
+    strip_prefix: StrictBool = True
+    websocket: StrictBool = False
+    name: StrictStr | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
+
+
+class HostRoute(RouteTarget):
+    """A whole virtual host (`server_name`), optionally TLS with an HTTP->HTTPS redirect."""
+
+    hostname: HostName
+    tls: StrictBool = True
+    redirect_http: StrictBool = True
+    websocket: StrictBool = False
+
+
+class ApiKey(Model):
+    """A client key of the gateway. Only a hash of the key is kept: `phoenix gateway key
+    add NAME` creates a key, prints it once and adds this entry."""
+
+    name: StrictStr = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$", description="Key name")
+    sha256: StrictStr = Field(
+        pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the key, hex (never the key)"
+    )
+    models: list[StrictStr] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        description="Models this key may use ('*': all)",
+    )
+    rpm: StrictInt | None = Field(
+        default=None, ge=1, le=1_000_000, description="Requests per minute (absent: no limit)"
+    )
+
+
+class GatewayConfig(Model):
+    """Additive block that makes a guest the Phoenix API gateway (container 101's role).
+
+    Model routes are derived from the inventory (every non-template guest with a vLLM
+    config); this block adds the other services and the gateway's own settings.
+    """
+
+    hostnames: list[HostName] = Field(
+        default_factory=list,
+        description="Names of the API server; a TLS certificate is issued for them.",
+    )
+    tls: StrictBool = Field(default=True, description="Serve the API on HTTPS too.")
+    http_port: StrictInt = Field(default=80, ge=1, le=65535)
+    https_port: StrictInt = Field(default=443, ge=1, le=65535)
+    max_body_mb: StrictInt = Field(default=16, ge=1, le=1024)
+    generation_timeout_s: StrictInt = Field(default=600, ge=1, le=86400)
+    path_routes: list[PathRoute] = Field(default_factory=list)
+    host_routes: list[HostRoute] = Field(default_factory=list)
+    api_keys: list[ApiKey] = Field(
+        default_factory=list,
+        description="Client keys of the API (none: the API is open to whoever reaches it)",
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _unique_keys(cls, keys: list[ApiKey]) -> list[ApiKey]:
+        for attr in ("name", "sha256"):
+            values = [getattr(k, attr) for k in keys]
+            dup = sorted({v for v in values if values.count(v) > 1})
+            if dup:
+                raise ValueError(f"api_keys: {attr} repeated: {', '.join(dup)}")
+        return keys

@@ -1,0 +1,327 @@
+"""The two guest files: a container of `phoenix_lxc_configs.json` with what it runs and
+mounts, and just enough of a VM of `phoenix_vm_configs.json` to order it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AliasChoices, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from phoenix.inventory.models.fields import (
+    GATEWAY_COMPAT_SCRIPT,
+    CommandWords,
+    Ctid,
+    GpuAssignment,
+    GuestPath,
+    HostName,
+    HostPath,
+    LxcOption,
+    Mac,
+    Model,
+    ModelName,
+    NotAnOption,
+    Number,
+    PctOption,
+    PortMapping,
+    RecipeName,
+    SnapshotName,
+    StorageId,
+)
+from phoenix.inventory.models.gateway import GatewayConfig
+from phoenix.inventory.models.network import FirewallConfig, NetworkConfig
+from phoenix.inventory.options import parse_lxc_option, parse_pct_option
+
+
+class HealthCheck(Model):
+    """A command run inside the guest (split like a shell would, but never run by one)."""
+
+    command: CommandWords = Field(min_length=1)
+    retries: StrictInt = Field(default=3, ge=1, le=1000)
+    interval: StrictInt = Field(default=5, ge=0, le=3600)
+
+
+class Volume(Model):
+    """A dedicated storage volume mounted into the guest (Proxmox `mpN`)."""
+
+    name: StrictStr = Field(min_length=1)
+    pool: StrictStr = Field(min_length=1)
+    size_gb: StrictInt = Field(ge=1, le=1_048_576)
+    mount_point: GuestPath
+
+
+class MountPoint(Model):
+    """A host path bind-mounted into the guest (Proxmox `mpN: HOST,mp=CONTAINER`), written
+    as the original tool did (`container_path`); `guest_path` is accepted too."""
+
+    host_path: HostPath
+    container_path: GuestPath = Field(validation_alias=AliasChoices("container_path", "guest_path"))
+    read_only: StrictBool = False
+    owner_uid: StrictInt | None = Field(default=None, ge=0, le=4_294_967_294)
+    owner_gid: StrictInt | None = Field(default=None, ge=0, le=4_294_967_294)
+
+
+class VllmServerConfig(Model):
+    host: StrictStr = "0.0.0.0"
+    port: StrictInt = Field(default=8000, ge=1, le=65535)
+    served_model_name: ModelName | None = None
+
+
+class VllmEngineConfig(Model):
+    """vLLM's engine arguments grouped as the original tool wrote them; only ServerConfig
+    matters to Phoenix (it says which model is served where). Other keys pass through."""
+
+    ModelConfig: dict[str, Any] = Field(default_factory=dict)
+    CacheConfig: dict[str, Any] = Field(default_factory=dict)
+    ParallelConfig: dict[str, Any] = Field(default_factory=dict)
+    ServerConfig: VllmServerConfig = Field(default_factory=VllmServerConfig)
+
+    # vLLM has hundreds of engine options: extras here are not worth a warning.
+    model_config = ConfigDict(extra="allow")
+
+
+class LxcGuest(Model):
+    """One container of `phoenix_lxc_configs.json` (`lxc_configs.<CTID>`)."""
+
+    name: HostName = Field(description="Hostname of the container (letters, digits, '-', '.')")
+    memory_mb: StrictInt = Field(default=2048, ge=16, le=16_777_216, description="RAM limit in MiB")
+    swap_mb: StrictInt = Field(default=512, ge=0, le=16_777_216, description="Swap limit in MiB")
+    cores: StrictInt = Field(default=1, ge=1, le=8192, description="CPU cores")
+    template: NotAnOption | None = Field(
+        default=None,
+        min_length=1,
+        description="Create from this: rootfs tarball (.tar.gz/.tar.xz/.tar.zst) or "
+        "'debootstrap:<suite>' (LXC driver)",
+    )
+    storage_pool: StorageId = Field(
+        default="local", description="Proxmox storage id for the root disk"
+    )
+    storage_size_gb: StrictInt = Field(
+        default=8, ge=1, le=1_048_576, description="Root disk size in GiB (grow only)"
+    )
+    network_config: NetworkConfig | None = Field(
+        default=None, description="NIC: name, bridge, ip (CIDR), gw"
+    )
+    mac_address: Mac = Field(default=None, description="MAC; '' or absent: assigned, then kept")
+    gpu_assignment: GpuAssignment = Field(
+        default="none", description="'none' or GPU indices such as '0,1'"
+    )
+    unprivileged: StrictBool = Field(
+        default=True, description="Map root in the guest to an unprivileged host uid"
+    )
+    portainer_role: Literal["server", "agent", "none", "infrastructure"] = Field(
+        default="none", description="Role in Portainer (informational)"
+    )
+    clone_from_ctid: Ctid | None = Field(
+        default=None, description="Clone from this container (at its template_snapshot_name)"
+    )
+    template_snapshot_name: SnapshotName | None = Field(
+        default=None, description="Snapshot taken when configured; clones are made from it"
+    )
+    is_template: StrictBool = Field(
+        default=False, description="Mark as a Proxmox template; clones need no snapshot"
+    )
+    features: list[RecipeName] = Field(
+        default_factory=list, description="Recipes run inside the guest, in order"
+    )
+    pct_options: list[PctOption] = Field(
+        default_factory=list, description="Container features: nesting=1, keyctl=1, ..."
+    )
+    lxc_options: list[LxcOption] = Field(
+        default_factory=list, description="Raw lxc.* options ('key: value' or 'key=value')"
+    )
+    application_script: StrictStr | None = Field(
+        default=None, min_length=1, description="Script in the scripts folder run last"
+    )
+    firewall: FirewallConfig = Field(
+        default_factory=FirewallConfig, description="enabled, rules (in/out, ACCEPT/DROP/REJECT)"
+    )
+    start_at_boot: StrictBool = Field(default=False, description="Start when the host boots")
+    boot_order: StrictInt = Field(
+        default=0, ge=0, le=100_000, description="Start order (lower first), then CTID"
+    )
+    boot_delay: StrictInt = Field(
+        default=0, ge=0, le=86_400, description="Seconds to wait after starting this guest"
+    )
+    apparmor_profile: StrictStr | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_./-]+$", description="AppArmor profile (wins over raw)"
+    )
+    apparmor_manages_nesting: StrictBool = Field(
+        default=False, description="Original tool's flag (accepted, informational)"
+    )
+    enable_lifecycle_snapshots: StrictBool = Field(
+        default=False, description="Take 'pre-configured' and 'final-form' snapshots"
+    )
+    dependencies: list[Ctid] = Field(
+        default_factory=list, description="Guests (LXC or VM) to create and start first"
+    )
+    ports: list[PortMapping] = Field(
+        default_factory=list, description="'host:container' port notes (informational)"
+    )
+    zfs_volumes: list[Volume] = Field(
+        default_factory=list, description="ZFS volumes: name, pool, size_gb, mount_point"
+    )
+    volumes: list[Volume] = Field(
+        default_factory=list, description="Volumes: name, pool, size_gb, mount_point"
+    )
+    mount_points: list[MountPoint] = Field(
+        default_factory=list, description="Host bind mounts: host_path, container_path, read_only"
+    )
+    vllm_engine_config: VllmEngineConfig | None = Field(
+        default=None, description="vLLM config; ServerConfig says which model is served where"
+    )
+    health_check: HealthCheck | None = Field(
+        default=None, description="command (run in the guest, no shell), retries, interval"
+    )
+    tests: dict[str, Any] = Field(default_factory=dict, description="Original tool's test lists")
+    gateway: GatewayConfig | None = Field(
+        default=None, description="Makes this guest the Phoenix API gateway (see Gateway block)"
+    )
+
+    # Older flat vLLM keys, still in inventories in the field.
+    vllm_model: ModelName | None = Field(default=None, description="Legacy: model path")
+    vllm_served_model_name: ModelName | None = Field(
+        default=None, description="Legacy: served model name (routed by the gateway)"
+    )
+    vllm_model_type: Literal["chat", "embedding"] | None = Field(
+        default=None, description="Legacy: chat or embedding"
+    )
+    vllm_port: StrictInt | None = Field(
+        default=None, ge=1, le=65535, description="Legacy: port (default 8000)"
+    )
+    vllm_tensor_parallel_size: StrictInt | None = Field(default=None, ge=1, description="Legacy")
+    vllm_gpu_memory_utilization: Number | None = Field(
+        default=None, ge=0, le=1, description="Legacy"
+    )
+    vllm_max_model_len: StrictInt | None = Field(default=None, ge=1, description="Legacy")
+    vllm_quantization: StrictStr | None = Field(default=None, description="Legacy")
+    vllm_trust_remote_code: StrictBool | None = Field(default=None, description="Legacy")
+    vllm_parameters: dict[str, Any] | None = Field(default=None, description="Legacy")
+    vllm_args: list[StrictStr] | None = Field(default=None, description="Legacy")
+    nvidia_runfile_url: StrictStr | None = Field(
+        default=None, min_length=1, description="NVIDIA driver runfile (wins over the top level)"
+    )
+    nvidia_driver_version: StrictStr | None = Field(
+        default=None, min_length=1, description="Driver the host must run (wins over the top level)"
+    )
+    llamacpp_archive_url: StrictStr | None = Field(
+        default=None, min_length=1, description="llama.cpp release archive (.zip or .tar.gz)"
+    )
+    llamacpp_sha256: StrictStr | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{64}$", description="The archive's sha256 (required)"
+    )
+    llamacpp_model: GuestPath | None = Field(
+        default=None, description="Model file (GGUF) inside the guest"
+    )
+    llamacpp_port: StrictInt | None = Field(
+        default=None, ge=1, le=65535, description="llama-server's port (default 8081)"
+    )
+    llamacpp_args: list[StrictStr] = Field(
+        default_factory=list, description="Extra llama-server arguments"
+    )
+    ollama_version: StrictStr | None = Field(
+        default=None, min_length=1, description="Ollama release the ollama feature pins"
+    )
+    ollama_archive_url: StrictStr | None = Field(
+        default=None, min_length=1, description="Ollama release archive (wins over the version)"
+    )
+    ollama_sha256: StrictStr | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{64}$", description="The archive's sha256"
+    )
+    ollama_port: StrictInt | None = Field(
+        default=None, ge=1, le=65535, description="Ollama's port (default 11434)"
+    )
+    ollama_models: list[ModelName] = Field(
+        default_factory=list, description="Models pulled when missing (never removed)"
+    )
+    vllm_version: StrictStr | None = Field(
+        default=None, min_length=1, description="vLLM version the vllm feature pins"
+    )
+    vllm_package: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        description="pip requirement or wheel URL (wins over vllm_version)",
+    )
+
+    @property
+    def runs_gateway(self) -> bool:
+        """The built-in gateway application: a `gateway` block, or the original script."""
+        return self.gateway is not None or self.application_script == GATEWAY_COMPAT_SCRIPT
+
+    @property
+    def is_clone_source(self) -> bool:
+        """A template in either Proxmox sense: snapshot-based or `pct template`."""
+        return self.is_template or self.template_snapshot_name is not None
+
+    @property
+    def parks_after_snapshot(self) -> bool:
+        """A snapshot clone source not started at boot: stopped once its snapshot exists
+        (clones use the snapshot; a running template costs memory and CPU for nothing)."""
+        return (
+            self.template_snapshot_name is not None
+            and not self.start_at_boot
+            and not self.is_template
+        )
+
+    @property
+    def pct_features(self) -> dict[str, str]:
+        features: dict[str, str] = {}
+        for option in self.pct_options:
+            features.update(parse_pct_option(option))
+        return features
+
+    @property
+    def lxc_option_pairs(self) -> list[tuple[str, str]]:
+        return [parse_lxc_option(o) for o in self.lxc_options]
+
+    @property
+    def gpus(self) -> list[int]:
+        return (
+            []
+            if self.gpu_assignment == "none"
+            else [int(g) for g in self.gpu_assignment.split(",")]
+        )
+
+    @property
+    def served_model(self) -> tuple[str, int] | None:
+        """(model name, port) this guest serves, from vllm_engine_config or the flat keys."""
+        if self.vllm_engine_config is not None:
+            server = self.vllm_engine_config.ServerConfig
+            name = server.served_model_name or self.vllm_engine_config.ModelConfig.get("model")
+            if isinstance(name, str) and name:
+                return name, server.port
+        name = self.vllm_served_model_name or self.vllm_model
+        if name:
+            return name, self.vllm_port or 8000
+        return None
+
+
+class LxcFile(Model):
+    """`phoenix_lxc_configs.json`."""
+
+    schema_: StrictStr | None = Field(default=None, alias="$schema")
+    nvidia_driver_version: StrictStr | None = None
+    nvidia_repo_url: StrictStr | None = None
+    nvidia_runfile_url: StrictStr | None = None
+    lxc_configs: dict[StrictStr, LxcGuest]
+
+
+class VmGuest(Model):
+    """Just enough of a VM entry to place it in the dependency graph."""
+
+    vmid: Ctid
+    name: HostName
+    is_template: StrictBool = False
+    template_snapshot_name: StrictStr | None = None
+    clone_from_vmid: Ctid | None = None
+    dependencies: list[Ctid] = Field(default_factory=list)
+    network_config: dict[str, Any] = Field(default_factory=dict)
+
+    # VM entries are not provisioned by Phoenix yet: their other keys are not our business.
+    model_config = ConfigDict(extra="ignore")
+
+
+class VmFile(Model):
+    """`phoenix_vm_configs.json`."""
+
+    vm_defaults: dict[str, Any] = Field(default_factory=dict)
+    vms: list[VmGuest] = Field(default_factory=list)

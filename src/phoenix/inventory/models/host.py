@@ -1,0 +1,84 @@
+"""`phoenix_hypervisor_config.json`: the host's settings and Phoenix's own `phoenix` block."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, StrictInt, StrictStr
+
+from phoenix.inventory.models.fields import (
+    AbsolutePath,
+    HostName,
+    IfName,
+    Model,
+    Nameservers,
+    SshHost,
+)
+
+
+class HostInterface(Model):
+    name: IfName | None = None
+    address: StrictStr | None = None
+    gateway: StrictStr | None = None
+    # A string in some of the original tool's versions, a list in others (its jq read both).
+    dns_nameservers: Nameservers = None
+
+    @property
+    def nameservers(self) -> list[str]:
+        value = self.dns_nameservers
+        return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
+class HostNetwork(Model):
+    interfaces: HostInterface | None = None
+    default_subnet: StrictStr | None = None
+    external_registry_url: Any = None
+    portainer_server_ip: Any = None
+    portainer_server_port: Any = None
+    portainer_agent_port: Any = None
+    nfs_server: Any = None
+
+
+class DriverSettings(Model):
+    """Additive `phoenix` block of the hypervisor config: which driver and where."""
+
+    driver: Literal["lxc", "proxmox"] = "lxc"
+    lxc_path: AbsolutePath = "/var/lib/phoenix/lxc"
+    state_dir: AbsolutePath = "/var/lib/phoenix/state"
+    template_cache: AbsolutePath = "/var/cache/phoenix/templates"
+    node: HostName | None = Field(default=None, description="Proxmox node name")
+    ssh_host: SshHost | None = Field(
+        default=None, description="host or user@host of the node (SSH)"
+    )
+    parallel: StrictInt = Field(default=4, ge=1, le=64)
+    lxc_clone: Literal["linked", "full"] = Field(
+        default="linked",
+        description="lxc driver: `linked` clones are overlays on the source's snapshot "
+        "(instant; the snapshot then cannot be deleted while they exist), `full` copies",
+    )
+
+
+class HypervisorConfig(Model):
+    """`phoenix_hypervisor_config.json`: what Phoenix uses of it is modelled; the rest of the
+    original tool's host settings (ZFS, NFS, Samba, users…) are accepted as they are."""
+
+    version: StrictStr | None = None
+    timezone: StrictStr = "UTC"
+    network: HostNetwork = Field(default_factory=HostNetwork)
+    proxmox_storage_ids: dict[str, StrictStr] = Field(default_factory=dict)
+    phoenix: DriverSettings = Field(default_factory=DriverSettings)
+
+    author: Any = None
+    users: Any = None
+    core_paths: dict[str, Any] = Field(default_factory=dict)
+    docker: Any = None
+    nfs: Any = None
+    samba: Any = None
+    zfs: Any = None
+    mount_point_base: Any = None
+    proxmox_defaults: Any = None
+    tests: Any = None
+    nvidia_driver: Any = None
+    behavior: Any = None
+    shared_volumes: Any = None
+    schema_: StrictStr | None = Field(default=None, alias="$schema")
