@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from phoenix.drivers.base import ExecResult
 from phoenix.drivers.factory import OfflineDriver
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
+from phoenix.runners.base import CommandResult
 from tests.driver_contract import contract_breaches
 
 
@@ -33,9 +33,9 @@ class Drifted(LxcDriver):
 
     def exec(  # type: ignore[override]
         self, ctid: int, argv: Sequence[str], env: dict[str, str] | None = None
-    ) -> ExecResult:
+    ) -> CommandResult:
         del ctid, argv, env
-        return ExecResult(0, "", "")
+        return CommandResult(0, "", "")
 
 
 def test_a_drifted_signature_is_a_breach() -> None:

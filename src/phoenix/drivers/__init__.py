@@ -3,7 +3,6 @@
 from phoenix.drivers.base import (
     CommandLog,
     Driver,
-    ExecResult,
     FirewallRule,
     GuestSettings,
     NetSettings,
@@ -13,7 +12,6 @@ from phoenix.drivers.base import (
 __all__ = [
     "CommandLog",
     "Driver",
-    "ExecResult",
     "FirewallRule",
     "GuestSettings",
     "NetSettings",

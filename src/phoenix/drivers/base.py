@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
+from phoenix.runners.base import CommandResult
+
 FirewallAction = Literal["ACCEPT", "DROP", "REJECT"]
 Direction = Literal["in", "out"]
 
@@ -145,19 +147,6 @@ class ObservedGuest:
         return self.state == "running"
 
 
-@dataclass(frozen=True)
-class ExecResult:
-    """Result of a command run inside a guest."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
 @dataclass
 class CommandLog:
     """What a driver did, for idempotency tests and `--json` reports.
@@ -223,8 +212,10 @@ class Driver(Protocol):
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         timeout: float | None = None,
-    ) -> ExecResult:
-        """Run argv inside the running guest (no shell unless argv asks for one)."""
+    ) -> CommandResult:
+        """Run argv inside the running guest (no shell unless argv asks for one). How the
+        command ended is the result, as for a Runner (runners/base.py): 124 when it ran
+        past `timeout`, 127 when the program is missing."""
         ...
 
     def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:

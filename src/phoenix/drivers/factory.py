@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from phoenix.drivers.base import CommandLog, Driver, ExecResult, GuestSettings, ObservedGuest
+from phoenix.drivers.base import CommandLog, Driver, GuestSettings, ObservedGuest
 from phoenix.errors import DriverError
-from phoenix.runners.base import Runner
+from phoenix.runners.base import CommandResult, Runner
 from phoenix.runners.local import LocalRunner
 
 DRIVERS = ("lxc", "proxmox")
@@ -89,8 +89,8 @@ class OfflineDriver:
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         timeout: float | None = None,
-    ) -> ExecResult:
-        return cast(ExecResult, self._refuse())
+    ) -> CommandResult:
+        return cast(CommandResult, self._refuse())
 
     def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
         self._refuse()

@@ -24,13 +24,13 @@ from typing import Protocol
 
 from phoenix.drivers.base import (
     CommandLog,
-    ExecResult,
     GuestSettings,
     GuestState,
     NetSettings,
     ObservedGuest,
 )
 from phoenix.errors import DriverError
+from phoenix.runners.base import CommandResult
 
 
 class GuestScripts(Protocol):
@@ -45,19 +45,19 @@ class GuestScripts(Protocol):
     WAIT_SCRIPT: str
 
 
-ScriptHandler = Callable[[int, str, Mapping[str, str], Mapping[str, bytes]], ExecResult]
-ExecHandler = Callable[[int, Sequence[str]], ExecResult]
+ScriptHandler = Callable[[int, str, Mapping[str, str], Mapping[str, bytes]], CommandResult]
+ExecHandler = Callable[[int, Sequence[str]], CommandResult]
 MutateHook = Callable[[str, int], None]
 
 
 def _ok_script(
     ctid: int, script: str, env: Mapping[str, str], files: Mapping[str, bytes]
-) -> ExecResult:
-    return ExecResult(0, f"{script}: done\n", "")
+) -> CommandResult:
+    return CommandResult(0, f"{script}: done\n", "")
 
 
-def _ok_exec(ctid: int, argv: Sequence[str]) -> ExecResult:
-    return ExecResult(0, "", "")
+def _ok_exec(ctid: int, argv: Sequence[str]) -> CommandResult:
+    return CommandResult(0, "", "")
 
 
 @dataclass
@@ -280,7 +280,7 @@ class FakeDriver:
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         timeout: float | None = None,
-    ) -> ExecResult:
+    ) -> CommandResult:
         guest = self._guest(ctid)
         if guest.state != "running":
             raise DriverError(f"guest {ctid} is not running")
@@ -293,7 +293,7 @@ class FakeDriver:
                 for k, v in sorted(guest.files.items())
                 if k.startswith(scripts.MARKER_DIR + "/")
             ]
-            return ExecResult(0 if lines else 1, "".join(x + "\n" for x in lines), "")
+            return CommandResult(0 if lines else 1, "".join(x + "\n" for x in lines), "")
         if argv[:3] == ["sh", "-c", scripts.UNPACK_SCRIPT]:
             run_dir = argv[4]
             self._mutate("push", ctid, run_dir)
@@ -302,7 +302,7 @@ class FakeDriver:
                     extracted = tar.extractfile(member)
                     assert extracted is not None
                     guest.files[f"{run_dir}/{member.name}"] = extracted.read()
-            return ExecResult(0, "", "")
+            return CommandResult(0, "", "")
         if argv[:3] == ["sh", "-c", scripts.START_SCRIPT] and argv[-1] == scripts.RUN_SCRIPT:
             # the recipe "runs detached": here at once; WAIT then reports its exit code
             run_dir, script, marker_dir, digest, marker, state = argv[4:10]
@@ -315,15 +315,15 @@ class FakeDriver:
                 guest.files[f"{marker_dir}/{marker}"] = digest.encode()
             log = result.stdout + result.stderr
             guest.files[f"{state}/rc"] = f"{result.returncode}\n{log}".encode()
-            return ExecResult(0, "", "")
+            return CommandResult(0, "", "")
         if argv[:3] == ["sh", "-c", scripts.WAIT_SCRIPT]:
             finished = guest.files.get(f"{argv[4]}/rc")
             if finished is None:
-                return ExecResult(3, "", "")
-            return ExecResult(0, finished.decode(), "")
+                return CommandResult(3, "", "")
+            return CommandResult(0, finished.decode(), "")
         if argv[:2] == ["rm", "-rf"]:
             for target in argv[2:]:
                 for path in [p for p in guest.files if p == target or p.startswith(target + "/")]:
                     del guest.files[path]
-            return ExecResult(0, "", "")
+            return CommandResult(0, "", "")
         return self.exec_handler(ctid, argv)

@@ -10,9 +10,10 @@ import shlex
 import time
 from collections.abc import Callable
 
-from phoenix.drivers.base import Driver, ExecResult
+from phoenix.drivers.base import Driver
 from phoenix.errors import CommandFailed
 from phoenix.inventory.models import HealthCheck
+from phoenix.runners.base import CommandResult
 
 
 def health_argv(check: HealthCheck) -> list[str]:
@@ -24,10 +25,10 @@ def probe(
     ctid: int,
     check: HealthCheck,
     sleep: Callable[[float], None] = time.sleep,
-) -> ExecResult:
+) -> CommandResult:
     """Run the check up to `retries` times, `interval` seconds apart; the last result."""
     argv = health_argv(check)
-    result = ExecResult(1, "", "not run")
+    result = CommandResult(1, "", "not run")
     for attempt in range(check.retries):
         if attempt:
             sleep(check.interval)

@@ -1,7 +1,19 @@
 """The Runner contract: argv in, exit code and output out. Never a shell string.
 
 Drivers run every host command through a Runner so the same driver code works on the node
-itself (LocalRunner), over SSH (SshRunner) and in unit tests (RecordedRunner).
+itself (LocalRunner), over SSH (SshRunner) and in unit tests (RecordedRunner); a driver's
+`exec` in a guest answers with the same CommandResult.
+
+The contract, the same for every runner:
+
+- `run` returns a CommandResult for every command it could hand to the host, however the
+  command ended: a non-zero exit, a program that is not there (127, as a shell says it) and
+  a command stopped at its timeout (124, as `timeout(1)` says it; stderr says so too) all
+  come back as results. The caller decides what a failure means: `.ok` to branch,
+  `.check(context)` to raise CommandFailed.
+- It raises CommandFailed only when the command never reached the host, so no exit code
+  is the command's own (SshRunner: the ssh connection or login failed). A result there
+  would pose as the command's answer.
 """
 
 from __future__ import annotations
@@ -12,15 +24,18 @@ from typing import Protocol
 
 from phoenix.errors import CommandFailed
 
+NOT_FOUND = 127
+TIMED_OUT = 124
+
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What a finished command returned."""
+    """What a finished command returned (on the host or inside a guest)."""
 
-    argv: tuple[str, ...]
     returncode: int
     stdout: str
     stderr: str
+    argv: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -34,7 +49,8 @@ class CommandResult:
 
 
 class Runner(Protocol):
-    """Runs one argv and reports how it ended. Implementations never use a shell."""
+    """Runs one argv and reports how it ended (see the module docstring). Implementations
+    never use a shell."""
 
     def run(
         self,

@@ -6,12 +6,12 @@ import os
 import subprocess
 from collections.abc import Mapping, Sequence
 
-from phoenix.errors import CommandFailed
-from phoenix.runners.base import CommandResult
+from phoenix.runners.base import NOT_FOUND, TIMED_OUT, CommandResult
 
 
 class LocalRunner:
-    """Subprocess runner; `env` is added to the current environment."""
+    """Subprocess runner; `env` is added to the current environment. Never raises for how
+    a command ended (runners/base.py)."""
 
     def run(
         self,
@@ -38,15 +38,16 @@ class LocalRunner:
                 # running step end cleanly, instead of killing it half-way (tar, lxc-attach).
                 start_new_session=True,
             )
-        except FileNotFoundError as exc:
-            raise CommandFailed(argv, 127, "", f"{argv[0]}: command not found") from exc
+        except FileNotFoundError:
+            return CommandResult(NOT_FOUND, "", f"{argv[0]}: command not found", tuple(argv))
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode(errors="replace") if exc.stdout else ""
             err = exc.stderr.decode(errors="replace") if exc.stderr else ""
-            raise CommandFailed(argv, 124, out, err + f"\ntimed out after {timeout}s") from exc
+            err += f"\ntimed out after {timeout}s"
+            return CommandResult(TIMED_OUT, out, err, tuple(argv))
         return CommandResult(
-            tuple(argv),
             proc.returncode,
             proc.stdout.decode(errors="replace"),
             proc.stderr.decode(errors="replace"),
+            tuple(argv),
         )

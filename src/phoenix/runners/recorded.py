@@ -26,7 +26,7 @@ class RecordedRunner:
 
         def responder(argv: tuple[str, ...]) -> CommandResult | None:
             if argv[: len(want)] == want:
-                return CommandResult(argv, returncode, stdout, stderr)
+                return CommandResult(returncode, stdout, stderr, argv)
             return None
 
         self.responders.insert(0, responder)
@@ -46,4 +46,4 @@ class RecordedRunner:
             result = responder(key)
             if result is not None:
                 return result
-        return CommandResult(key, 0, "", "")
+        return CommandResult(0, "", "", key)

@@ -105,4 +105,4 @@ class SshRunner:
                 f"cannot run commands on {self.host} over ssh (key-based login and a known "
                 "host key are required: ssh-copy-id, then ssh once to check the key)",
             )
-        return CommandResult(tuple(argv), result.returncode, result.stdout, result.stderr)
+        return CommandResult(result.returncode, result.stdout, result.stderr, tuple(argv))

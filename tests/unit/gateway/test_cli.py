@@ -128,7 +128,7 @@ def test_stats_shows_what_the_gateway_reports(monkeypatch: pytest.MonkeyPatch) -
     import json
 
     from phoenix.drivers import factory
-    from phoenix.drivers.base import ExecResult
+    from phoenix.runners.base import CommandResult
 
     report = {
         "status": "degraded",
@@ -148,9 +148,9 @@ def test_stats_shows_what_the_gateway_reports(monkeypatch: pytest.MonkeyPatch) -
     asked: list[list[str]] = []
 
     class Driver:
-        def exec(self, ctid: int, argv: list[str], **_: object) -> ExecResult:
+        def exec(self, ctid: int, argv: list[str], **_: object) -> CommandResult:
             asked.append(argv)
-            return ExecResult(0, json.dumps(report), "")
+            return CommandResult(0, json.dumps(report), "")
 
     monkeypatch.setattr(factory, "make_driver", lambda *a, **k: Driver())
     lab = str(Path(__file__).resolve().parents[3] / "examples" / "lab")

@@ -235,7 +235,7 @@ def really_removing(runner: RecordedRunner) -> RecordedRunner:
         if argv[:2] != ("rm", "-rf"):
             return None
         shutil.rmtree(argv[-1])
-        return CommandResult(argv, 0, "", "")
+        return CommandResult(0, "", "", argv)
 
     runner.responders.insert(0, rm)
     return runner

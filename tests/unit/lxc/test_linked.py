@@ -189,7 +189,7 @@ def copying_runner() -> RecordedRunner:
                 shutil.rmtree(entry)
         else:
             return None
-        return CommandResult(argv, 0, "", "")
+        return CommandResult(0, "", "", argv)
 
     runner.responders.insert(0, host)
     return runner

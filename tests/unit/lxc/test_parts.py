@@ -155,7 +155,7 @@ def test_cached_debootstrap_template_is_not_rebuilt(tmp_path: Path) -> None:
 
     def run(argv: object) -> CommandResult:
         calls.append(argv)
-        return CommandResult((), 0, "", "")
+        return CommandResult(0, "", "")
 
     assert templates.resolve_template("debootstrap:bookworm", tmp_path, run) == cached
     assert calls == []

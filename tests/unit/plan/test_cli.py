@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from phoenix.cli.app import app
 from phoenix.drivers import factory
-from phoenix.drivers.base import ExecResult
 from phoenix.plan.lock import host_lock
+from phoenix.runners.base import CommandResult
 
 from .conftest import Lab
 
@@ -52,7 +52,7 @@ def test_plan_then_converge_then_up_to_date(cli_lab: Lab) -> None:
 
 
 def test_failed_converge_exits_1_with_script_output(cli_lab: Lab) -> None:
-    cli_lab.driver.script_handler = lambda *a: ExecResult(4, "disk full somewhere\n", "")
+    cli_lab.driver.script_handler = lambda *a: CommandResult(4, "disk full somewhere\n", "")
     result = run(cli_lab, "converge", "102", "900")
     assert result.exit_code == 1
     assert "disk full somewhere" in result.output

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from phoenix.drivers.base import ExecResult
 from phoenix.plan.journal import Journal
 from phoenix.recipes.bundle import RUN_DIR
+from phoenix.runners.base import CommandResult
 
 from .conftest import Lab, lab
 
@@ -69,10 +69,10 @@ def test_memory_change_plan_shows_old_and_new(make_lab: Callable[..., Lab]) -> N
 
 def failing_app(
     ctid: int, script: str, env: Mapping[str, str], files: Mapping[str, bytes]
-) -> ExecResult:
+) -> CommandResult:
     if script == "app.sh":
-        return ExecResult(3, "installing thing\nERROR: thing-server refused to start\n", "")
-    return ExecResult(0, "ok\n", "")
+        return CommandResult(3, "installing thing\nERROR: thing-server refused to start\n", "")
+    return CommandResult(0, "ok\n", "")
 
 
 def test_failing_application_fails_with_output_then_resumes(
@@ -94,7 +94,7 @@ def test_failing_application_fails_with_output_then_resumes(
     inflight = Journal.read_inflight(env.state)
     assert inflight[101]["kind"] == "application" and inflight[101]["status"] == "failed"
 
-    env.driver.script_handler = lambda *a: ExecResult(0, "fixed\n", "")
+    env.driver.script_handler = lambda *a: CommandResult(0, "fixed\n", "")
     second = env.converge()
     assert second.result.ok
     steps = [(s.ctid, s.kind) for s in second.plan.steps]
@@ -120,11 +120,11 @@ def test_failed_source_blocks_its_clone_but_not_independent_guests(
 
     def base_fails(
         ctid: int, script: str, e: Mapping[str, str], f: Mapping[str, bytes]
-    ) -> ExecResult:
+    ) -> CommandResult:
         return (
-            ExecResult(1, "apt broke\n", "")
+            CommandResult(1, "apt broke\n", "")
             if script.startswith("feature_")
-            else ExecResult(0, "", "")
+            else CommandResult(0, "", "")
         )
 
     env.driver.script_handler = base_fails

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from phoenix.drivers.base import ExecResult
 from phoenix.errors import DriverError, LockBusy, PlanError
 from phoenix.plan.events import CollectingReporter, Event
 from phoenix.plan.journal import Journal
@@ -16,6 +15,7 @@ from phoenix.plan.lock import host_lock
 from phoenix.plan.model import Start
 from phoenix.plan.run import converge, power_plan, run_plan
 from phoenix.plan.stop import StopRequest
+from phoenix.runners.base import CommandResult
 
 from .conftest import Lab, guest
 
@@ -155,7 +155,7 @@ def test_a_reporter_that_raises_ends_the_run_with_its_error_and_frees_the_lock(
 ) -> None:
     env = make_lab()
     if kind == "guest_blocked":  # 900 fails, so 101 is blocked and its report raises
-        env.driver.script_handler = lambda c, s, e, f: ExecResult(1, "no\n", "")
+        env.driver.script_handler = lambda c, s, e, f: CommandResult(1, "no\n", "")
     collect = CollectingReporter()
     result: list[object] = []
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from phoenix.drivers.base import ExecResult
 from phoenix.errors import CommandFailed
 from phoenix.inventory.models import HealthCheck
 from phoenix.plan.events import CollectingReporter
 from phoenix.plan.health import run_health_check
 from phoenix.plan.model import BundleStep
 from phoenix.plan.status import gather_route_status, gather_status
+from phoenix.runners.base import CommandResult
 
 from .conftest import Lab, guest
 
@@ -23,9 +23,9 @@ def test_health_check_retries_then_passes(make_lab: Callable[..., Lab]) -> None:
     env.converge()
     calls: list[list[str]] = []
 
-    def flaky(ctid: int, argv: Sequence[str]) -> ExecResult:
+    def flaky(ctid: int, argv: Sequence[str]) -> CommandResult:
         calls.append(list(argv))
-        return ExecResult(0 if len(calls) == 3 else 7, "", "not yet")
+        return CommandResult(0 if len(calls) == 3 else 7, "", "not yet")
 
     env.driver.exec_handler = flaky
     sleeps: list[float] = []
@@ -38,7 +38,7 @@ def test_health_check_retries_then_passes(make_lab: Callable[..., Lab]) -> None:
 def test_health_check_failure_carries_output(make_lab: Callable[..., Lab]) -> None:
     env = make_lab({"102": guest("phxt-solo", 12)})
     env.converge()
-    env.driver.exec_handler = lambda c, a: ExecResult(22, "", "connection refused")
+    env.driver.exec_handler = lambda c, a: CommandResult(22, "", "connection refused")
     check = HealthCheck(command="curl -f http://localhost", retries=2, interval=0)
     with pytest.raises(CommandFailed, match="connection refused") as err:
         run_health_check(env.driver, 102, check, lambda s: None)
@@ -48,7 +48,7 @@ def test_health_check_failure_carries_output(make_lab: Callable[..., Lab]) -> No
 def test_health_check_runs_in_converge_of_new_guest(make_lab: Callable[..., Lab]) -> None:
     env = make_lab({"102": guest("phxt-solo", 12, health_check={"command": "true", "retries": 1})})
     seen: list[list[str]] = []
-    env.driver.exec_handler = lambda c, a: seen.append(list(a)) or ExecResult(0, "", "")
+    env.driver.exec_handler = lambda c, a: seen.append(list(a)) or CommandResult(0, "", "")
     assert env.converge().result.ok
     assert seen == [["true"]]
     seen.clear()
@@ -69,12 +69,18 @@ def test_a_failed_health_check_re_applies_the_application_then_checks_again(
     assert env.converge().result.ok
     broken = {"now": True}
 
-    def exec_handler(ctid: int, argv: Sequence[str]) -> ExecResult:
-        return ExecResult(1, "", "connection refused") if broken["now"] else ExecResult(0, "", "")
+    def exec_handler(ctid: int, argv: Sequence[str]) -> CommandResult:
+        return (
+            CommandResult(1, "", "connection refused")
+            if broken["now"]
+            else CommandResult(0, "", "")
+        )
 
-    def script_handler(c: int, s: str, e: Mapping[str, str], f: Mapping[str, bytes]) -> ExecResult:
+    def script_handler(
+        c: int, s: str, e: Mapping[str, str], f: Mapping[str, bytes]
+    ) -> CommandResult:
         broken["now"] = False  # the application's re-run repairs it
-        return ExecResult(0, "", "")
+        return CommandResult(0, "", "")
 
     env.driver.exec_handler = exec_handler
     env.driver.script_handler = script_handler
@@ -91,7 +97,7 @@ def test_a_failed_health_check_with_nothing_to_re_apply_fails_the_run(
 ) -> None:
     env = make_lab({"102": guest("phxt-solo", 12, health_check={"command": "x", "retries": 1})})
     assert env.converge().result.ok
-    env.driver.exec_handler = lambda c, a: ExecResult(3, "", "down")
+    env.driver.exec_handler = lambda c, a: CommandResult(3, "", "down")
     outcome = env.converge()
     assert [s.kind for s in outcome.plan.steps] == ["health_check"]
     assert set(outcome.result.failed) == {102}
@@ -147,11 +153,11 @@ def test_route_status_is_probed_from_inside_the_gateway(make_lab: Callable[..., 
     assert env.converge().result.ok
     probes: list[tuple[int, str]] = []
 
-    def curl(ctid: int, argv: Sequence[str]) -> ExecResult:
+    def curl(ctid: int, argv: Sequence[str]) -> CommandResult:
         probes.append((ctid, argv[-1]))
         if "10.250.0.13" in argv[-1]:
-            return ExecResult(7, "000", "curl: (7) Failed to connect")
-        return ExecResult(0, "200", "")
+            return CommandResult(7, "000", "curl: (7) Failed to connect")
+        return CommandResult(0, "200", "")
 
     env.driver.exec_handler = curl
     gateway, routes = gather_route_status(env.inventory, env.driver)
@@ -185,10 +191,10 @@ def test_routes_are_down_when_the_gateway_itself_does_not_answer(
     env = make_lab(_route_lab())
     assert env.converge().result.ok
 
-    def nginx_down(ctid: int, argv: Sequence[str]) -> ExecResult:
+    def nginx_down(ctid: int, argv: Sequence[str]) -> CommandResult:
         if argv[-1] == "http://127.0.0.1/phoenix/health":
-            return ExecResult(7, "", "curl: (7) Failed to connect to 127.0.0.1 port 80")
-        return ExecResult(0, "200", "")
+            return CommandResult(7, "", "curl: (7) Failed to connect to 127.0.0.1 port 80")
+        return CommandResult(0, "200", "")
 
     env.driver.exec_handler = nginx_down
     _gateway, routes = gather_route_status(env.inventory, env.driver)

@@ -155,8 +155,8 @@ class FakeNode:
         try:
             out = self._dispatch(list(args), input)
         except _Fail as exc:
-            return CommandResult(args, exc.code, "", exc.message + "\n")
-        return CommandResult(args, 0, out, "")
+            return CommandResult(exc.code, "", exc.message + "\n", args)
+        return CommandResult(0, out, "", args)
 
     def mutations(self) -> list[tuple[str, ...]]:
         readers = ("pvesh", "cat", "test", "uname", "mktemp")

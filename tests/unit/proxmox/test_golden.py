@@ -119,7 +119,7 @@ def test_clone_reads_back_the_random_mac_and_keeps_it(
     runner.responders.insert(
         0,
         lambda argv: (
-            CommandResult(argv, 0, grown, "")
+            CommandResult(0, grown, "", argv)
             if argv == tuple(config_argv(101))
             and ("pct", "resize", "101", "rootfs", "32G") in runner.calls
             else None
@@ -181,10 +181,10 @@ class Node:
             name = (
                 "status_101_running.json" if self.state == "running" else "status_101_stopped.json"
             )
-            return CommandResult(argv, 0, data(name), "")
+            return CommandResult(0, data(name), "", argv)
         elif argv[:5] == ("pct", "exec", str(self.ctid), "--", "ip"):
             return CommandResult(
-                argv, 0, "2: eth0    inet 10.0.0.153/24 brd 10.0.0.255 scope global eth0\n", ""
+                0, "2: eth0    inet 10.0.0.153/24 brd 10.0.0.255 scope global eth0\n", "", argv
             )
         return None
 

@@ -37,7 +37,6 @@ from filelock import FileLock
 from phoenix.drivers import gpu
 from phoenix.drivers.base import (
     CommandLog,
-    ExecResult,
     GuestSettings,
     ObservedGuest,
 )
@@ -47,7 +46,7 @@ from phoenix.drivers.lxc.cgroups import CgroupHost
 from phoenix.drivers.lxc.config import GuestMeta, ParsedConfig, RenderContext, RootfsSpec
 from phoenix.drivers.lxc.templates import resolve_template
 from phoenix.errors import CommandFailed, DriverError
-from phoenix.runners.base import CommandResult, Runner
+from phoenix.runners.base import TIMED_OUT, CommandResult, Runner
 from phoenix.runners.local import LocalRunner
 
 log = logging.getLogger(__name__)
@@ -738,10 +737,9 @@ class LxcDriver:
             "lxc-attach", ctid, "--clear-env", "--", "systemctl", "is-system-running", "--wait"
         )
         wait = max(1.0, min(60.0, deadline - time.monotonic()))
-        try:
-            res = self._run("observe", argv, timeout=wait)
-        except CommandFailed as exc:  # still booting when the wait ran out
-            return "starting" if exc.returncode == 124 else ""
+        res = self._run("observe", argv, timeout=wait)
+        if res.returncode == TIMED_OUT:  # still booting when the wait ran out
+            return "starting"
         out = res.stdout.strip()
         if res.returncode in (126, 127):  # no systemctl in the guest: init is not systemd
             return "no systemd"
@@ -805,17 +803,13 @@ class LxcDriver:
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         timeout: float | None = None,
-    ) -> ExecResult:
+    ) -> CommandResult:
         full = self._lxc("lxc-attach", ctid, "--clear-env")
         merged = {"PATH": GUEST_PATH, "HOME": "/root", "LANG": "C.UTF-8", **(env or {})}
         for key, value in merged.items():
             full += ["--set-var", f"{key}={value}"]
         full += ["--", *argv]
-        try:
-            res = self._run("exec", full, input=stdin, timeout=timeout)
-        except CommandFailed as exc:  # timeout or missing lxc-attach
-            return ExecResult(exc.returncode, exc.stdout, exc.stderr)
-        return ExecResult(res.returncode, res.stdout, res.stderr)
+        return self._run("exec", full, input=stdin, timeout=timeout)
 
     def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
         script = 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"'

@@ -15,7 +15,6 @@ from typing import Any
 
 from phoenix.drivers.base import Check
 from phoenix.drivers.proxmox import commands, pvesh
-from phoenix.errors import CommandFailed
 from phoenix.runners.base import CommandResult, Runner
 
 PCT = "/usr/sbin/pct"
@@ -44,10 +43,7 @@ class Needs:
 
 
 def _run(runner: Runner, argv: Sequence[str]) -> CommandResult:
-    try:
-        return runner.run(argv, timeout=60)
-    except CommandFailed as exc:
-        return CommandResult(tuple(argv), exc.returncode, exc.stdout, exc.stderr)
+    return runner.run(argv, timeout=60)
 
 
 def _json(runner: Runner, argv: Sequence[str]) -> tuple[Any, str]:

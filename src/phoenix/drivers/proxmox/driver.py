@@ -36,14 +36,13 @@ from typing import Any
 from phoenix.drivers import gpu
 from phoenix.drivers.base import (
     CommandLog,
-    ExecResult,
     GuestSettings,
     ObservedGuest,
 )
 from phoenix.drivers.proxmox import commands, conffile, devices, files, firewall, mounts, pvesh
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
 from phoenix.drivers.proxmox.ownership import OwnedRaw, owned_lines
-from phoenix.errors import CommandFailed, DriverError, PlanError
+from phoenix.errors import DriverError, PlanError
 from phoenix.runners.base import CommandResult, Runner
 
 # Commands run with the C locale: Phoenix reads their messages ("No such file", pct's).
@@ -149,10 +148,7 @@ class ProxmoxDriver:
     ) -> CommandResult:
         """Log and run one argv (in the C locale: Phoenix reads the messages)."""
         self.log.add(kind, argv)
-        try:
-            return self.runner.run(argv, input=input, env=NODE_ENV, timeout=timeout)
-        except CommandFailed as exc:
-            return CommandResult(tuple(argv), exc.returncode, exc.stdout, exc.stderr)
+        return self.runner.run(argv, input=input, env=NODE_ENV, timeout=timeout)
 
     def _mutate(self, ctid: int, argv: Sequence[str], **kw: Any) -> CommandResult:
         return check(ctid, self._run("mutate", argv, **kw))
@@ -550,12 +546,12 @@ class ProxmoxDriver:
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         timeout: float | None = None,
-    ) -> ExecResult:
+    ) -> CommandResult:
         full = commands.exec_(ctid, argv, env, self.version())
         result = self._run("exec", full, input=stdin, timeout=timeout)
         if not result.ok and _PCT_FAILURE.search(result.stderr):
             raise explain(ctid, result)
-        return ExecResult(result.returncode, result.stdout, result.stderr)
+        return result
 
     def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
         """`pct push`; parents created first; over SSH the file is staged on the node."""

@@ -16,9 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
-from phoenix.drivers.base import Driver, ExecResult, GuestSettings
+from phoenix.drivers.base import Driver, GuestSettings
 from phoenix.drivers.proxmox import commands, conffile, devices, files, firewall, mounts, pvesh
 from phoenix.errors import DriverError
+from phoenix.runners.base import CommandResult
 
 # What a preview assumes of a node it cannot ask.
 DEFAULT_VERSION: commands.Version = (9, 1)
@@ -199,6 +200,6 @@ class _GuestExec:
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         timeout: float | None = None,
-    ) -> ExecResult:
+    ) -> CommandResult:
         self.preview.exec(ctid, argv, env)
-        return ExecResult(0, "", "")
+        return CommandResult(0, "", "")
