@@ -100,7 +100,8 @@ class FakeDriver:
         self.max_active = 0
         self._lock = threading.RLock()
         self._macs = 0
-        # Behave like a backend that only snapshots stopped guests (LXC dir backend).
+        # Behave like a backend that only copies stopped guests (LXC's dir backend): a
+        # running guest is stopped, snapshotted and started again, inside `snapshot`.
         self.snapshot_needs_stop = False
         # What an interrupted create or delete left of a missing guest (removed by the
         # next create/clone/destroy of it, as the LXC driver does).
@@ -252,7 +253,12 @@ class FakeDriver:
     def snapshot(self, ctid: int, name: str) -> None:
         guest = self._guest(ctid)
         if self.snapshot_needs_stop and guest.state == "running":
-            raise DriverError(f"guest {ctid} is running; cannot snapshot it")
+            self.stop(ctid)
+            try:
+                self.snapshot(ctid, name)
+            finally:
+                self.start(ctid)
+            return
         self._mutate("snapshot", ctid, name)
         guest.snapshots[name] = dict(guest.files)
 

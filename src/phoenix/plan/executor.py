@@ -385,21 +385,6 @@ class Executor:
                 self.reporter(Event("step_done", *event_args, index=run.index, total=len(steps)))
         return None
 
-    def _snapshot(self, ctid: int, name: str) -> None:
-        """Snapshot live; if the driver cannot snapshot a running guest (LXC's directory
-        backend copies the rootfs and refuses while it runs), stop, snapshot, start."""
-        try:
-            self.driver.snapshot(ctid, name)
-            return
-        except PhoenixError:
-            if not self.driver.observe(ctid).running:
-                raise
-        self.driver.stop(ctid)
-        try:
-            self.driver.snapshot(ctid, name)
-        finally:
-            self.driver.start(ctid)
-
     def _step(self, run: _GuestRun, step: Step) -> bool:
         """Do one step; True when it turned out to be already done (a recipe's marker)."""
         d, ctid = self.driver, step.ctid
@@ -419,7 +404,7 @@ class Executor:
             case Stop():
                 d.stop(ctid)
             case Snapshot(snapshot=name):
-                self._snapshot(ctid, name)
+                d.snapshot(ctid, name)
             case MarkTemplate():
                 d.mark_template(ctid)
             case CheckHealth(check=check):

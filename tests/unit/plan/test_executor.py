@@ -110,7 +110,7 @@ def test_boot_order_never_deadlocks_against_dependencies(make_lab: Callable[...,
     assert starts.index(403) < starts.index(402)
 
 
-def test_snapshot_of_running_guest_falls_back_to_stop_snapshot_start(
+def test_snapshot_of_running_guest_on_a_stop_only_backend_is_the_drivers_job(
     make_lab: Callable[..., Lab],
 ) -> None:
     env = make_lab()
@@ -118,7 +118,8 @@ def test_snapshot_of_running_guest_falls_back_to_stop_snapshot_start(
     outcome = env.converge()
     assert outcome.result.ok, outcome.result
     ops = [(e.op, e.ctid) for e in env.driver.timeline if e.ctid == 900]
-    # stopped for the snapshot, started again, then parked: a clone source not run at boot
+    # the driver stopped it for the snapshot and started it again, then the plan parked it
+    # (a clone source not run at boot); the executor asked for one snapshot per name
     assert ops[-4:] == [("stop", 900), ("snapshot", 900), ("start", 900), ("stop", 900)]
     assert env.driver.guests[900].state == "stopped"
     assert set(env.driver.guests[900].snapshots) == {"pre-configured", "final-form", "golden"}
