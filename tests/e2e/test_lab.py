@@ -23,11 +23,13 @@ import httpx
 import pytest
 
 from conftest import LxcHost, destroy_guests
+from phoenix.cli.gateway_app import GATEWAY as GATEWAY_APP
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.gateway.bundle import gateway_bundle
 from phoenix.gateway.tls import CA_CERT, default_ca_dir
 from phoenix.inventory import Inventory, load_inventory
 from phoenix.plan.events import CollectingReporter
+from phoenix.plan.planner import PlanOptions
 from phoenix.plan.run import converge, power_plan, run_plan
 from phoenix.plan.status import gather_route_status, gather_status
 from phoenix.recipes.runner import run_bundle
@@ -67,7 +69,12 @@ class Lab:
 
     def converge(self) -> None:
         outcome = converge(
-            self.inventory, self.driver, None, reporter=CollectingReporter(), state_dir=self.state
+            self.inventory,
+            self.driver,
+            None,
+            PlanOptions(gateway=GATEWAY_APP),  # handed in, as the CLI does
+            reporter=CollectingReporter(),
+            state_dir=self.state,
         )
         assert outcome.result.ok, outcome.result
 
@@ -332,7 +339,7 @@ def test_status_is_healthy_then_a_stopped_model_shows_in_both_tables(lab: Lab) -
     inventory = lab.inventory
     guests = {g.ctid: g for g in gather_status(inventory, lab.driver)}
     assert {guests[c].health for c in (GATEWAY, MODEL_A, MODEL_B)} == {"ok"}
-    _gw, routes = gather_route_status(inventory, lab.driver)
+    _gw, routes = gather_route_status(inventory, lab.driver, GATEWAY_APP)
     assert {r.match: r.health for r in routes} == {
         "demo-chat": "ok",
         "demo-embed": "ok",
@@ -345,7 +352,7 @@ def test_status_is_healthy_then_a_stopped_model_shows_in_both_tables(lab: Lab) -
         guests = {g.ctid: g for g in gather_status(inventory, lab.driver)}
         assert guests[MODEL_B].state == "stopped"
         assert guests[MODEL_B].health == "not running"
-        _gw, routes = gather_route_status(inventory, lab.driver)
+        _gw, routes = gather_route_status(inventory, lab.driver, GATEWAY_APP)
         by_match = {r.match: r.health for r in routes}
         assert by_match["demo-embed"] == "down" and by_match["demo-chat"] == "ok"
         with httpx.Client(base_url=lab.base_url, timeout=15) as client:
@@ -376,10 +383,15 @@ def test_a_stopped_gateway_with_a_broken_live_config_is_repaired_by_one_converge
     )
     res = lab.driver.exec(GATEWAY, ["sh", "-c", break_it], timeout=60)
     assert res.ok, res
-    _gw, routes = gather_route_status(lab.inventory, lab.driver)
+    _gw, routes = gather_route_status(lab.inventory, lab.driver, GATEWAY_APP)
     assert {r.health for r in routes} == {"down"}
     outcome = converge(
-        lab.inventory, lab.driver, None, reporter=CollectingReporter(), state_dir=lab.state
+        lab.inventory,
+        lab.driver,
+        None,
+        PlanOptions(gateway=GATEWAY_APP),
+        reporter=CollectingReporter(),
+        state_dir=lab.state,
     )
     assert outcome.result.ok, outcome.result
     redone = [s for s in outcome.plan.steps if s.ctid == GATEWAY]
@@ -389,7 +401,7 @@ def test_a_stopped_gateway_with_a_broken_live_config_is_repaired_by_one_converge
     assert lab.driver.exec(GATEWAY, check, timeout=30).ok
     with httpx.Client(base_url=lab.base_url, timeout=15) as client:
         assert client.post("/v1/chat/completions", json=_chat("demo-chat")).status_code == 200
-    _gw, routes = gather_route_status(lab.inventory, lab.driver)
+    _gw, routes = gather_route_status(lab.inventory, lab.driver, GATEWAY_APP)
     assert {r.health for r in routes} == {"ok"}
 
 

@@ -352,8 +352,12 @@ def _converge(
     options: PlanOptions,
     verb: str,
 ) -> None:
+    from dataclasses import replace
+
+    from phoenix.cli.gateway_app import GATEWAY
     from phoenix.plan.run import converge as converge_run
 
+    options = replace(options, gateway=GATEWAY)  # the gateway application, handed down
     driver = _driver(ctx, inventory)
     if getattr(driver, "name", "") == "lxc":
         problems = _host_problems(inventory)
@@ -417,6 +421,7 @@ def plan(
 ) -> None:
     """Show, per guest in creation order, the steps that would make it match the inventory
     (a converged guest shows 'up to date'). Changes nothing."""
+    from phoenix.cli.gateway_app import GATEWAY
     from phoenix.plan.planner import Planner, PlanOptions
 
     inventory, selected = _setup(ctx, ids)
@@ -431,6 +436,7 @@ def plan(
             interrupted=interrupted,
             state_dir=state_dir,
             persist_secrets=False,  # a plan only shows: no CA or keys are written
+            gateway=GATEWAY,
         )
         the_plan = Planner(inventory, driver, options).plan(selected)
     except PhoenixError as exc:

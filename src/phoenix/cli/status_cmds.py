@@ -40,6 +40,7 @@ def status(
     """Show each guest (CTID, name, state, IP, boot order, health) and the gateway's routes
     with the health of every upstream as the gateway sees it. Exit 1 when something that
     should be healthy is not."""
+    from phoenix.cli.gateway_app import GATEWAY
     from phoenix.drivers.factory import make_driver
     from phoenix.errors import PhoenixError
     from phoenix.plan.status import gather_route_status, gather_status
@@ -49,7 +50,7 @@ def status(
     try:
         driver = make_driver(inventory.hypervisor.phoenix, state(ctx).driver, offline=False)
         guests = gather_status(inventory, driver, selected, check_health=health)
-        gateway, routes = gather_route_status(inventory, driver, check_health=health)
+        gateway, routes = gather_route_status(inventory, driver, GATEWAY, check_health=health)
     except PhoenixError as exc:
         fail(str(exc))
     templates = {c for c, g in inventory.guests.items() if g.is_clone_source}

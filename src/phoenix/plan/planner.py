@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from phoenix.drivers.base import Driver, GuestSettings, ObservedGuest
-from phoenix.errors import PhoenixError, PlanError
+from phoenix.errors import PlanError
 from phoenix.inventory.graph import Graph
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import HealthCheck, LxcGuest
@@ -53,6 +53,7 @@ from phoenix.plan.model import (
 from phoenix.recipes.applications import application_bundle
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.features import RecipeFinder, feature_bundle
+from phoenix.recipes.gateway_app import GatewayApp
 from phoenix.recipes.runner import is_applied, read_markers
 
 PRE_CONFIGURED = "pre-configured"
@@ -72,6 +73,9 @@ class PlanOptions:
     `state_dir`: where the gateway keeps its material (passed to the gateway bundle); None
     (a bare planner, as in tests and benches): its CA lives in memory only.
     `persist_secrets`: False for a plan that only shows (no CA or keys written).
+    `gateway`: the built-in gateway application (`phoenix.cli.gateway_app.GATEWAY`, handed
+    in by the CLI: the gateway sits above the planner); None: a gateway guest's application
+    and the trusted_ca feature are steps that cannot run, saying why.
     """
 
     recreate: bool = False
@@ -79,6 +83,7 @@ class PlanOptions:
     interrupted: Mapping[int, str] = field(default_factory=dict)
     state_dir: Path | None = None
     persist_secrets: bool = True
+    gateway: GatewayApp | None = None
 
 
 def guest_entry(guest: LxcGuest) -> dict[str, Any]:
@@ -130,18 +135,10 @@ class Planner:
     def _backends_first(self, ctid: int, graph: Graph, planned: set[int]) -> tuple[int, ...]:
         """For the gateway: the planned guests it routes to that do not need it (those
         finish before its bundle re-points it; the others could never be waited for)."""
-        if not self.inventory.guests[ctid].runs_gateway:
+        gateway = self.options.gateway
+        if gateway is None or not self.inventory.guests[ctid].runs_gateway:
             return ()
-        from phoenix.gateway.routes import derive_routes
-
-        try:
-            routes, _problems = derive_routes(self.inventory, ctid, strict=False)
-        except PhoenixError:
-            return ()
-        targets = [m.backends for m in routes.models]
-        targets += [r.target.backends for r in routes.paths]
-        targets += [r.target.backends for r in routes.hosts]
-        found = {b.ctid for group in targets for b in group if b.ctid is not None}
+        found = gateway.routed_guests(self.inventory, ctid)
         return tuple(
             sorted(
                 b for b in found if b in planned and b != ctid and ctid not in graph.closure([b])
@@ -260,6 +257,7 @@ class Planner:
                 self.finder,
                 state_dir=self.options.state_dir,
                 persist=self.options.persist_secrets,
+                gateway=self.options.gateway,
             )
             out.append((f"feature {feature}", bundle, why))
         bundle, why = application_bundle(
@@ -269,6 +267,7 @@ class Planner:
             self.options.state_dir,
             self.finder,
             persist=self.options.persist_secrets,
+            gateway=self.options.gateway,
         )
         if bundle is not None or why is not None:
             out.append(("application", bundle, why))

@@ -9,6 +9,7 @@ from typing import Any
 from phoenix.drivers.base import Driver, GuestState
 from phoenix.inventory.loader import Inventory
 from phoenix.plan.health import probe
+from phoenix.recipes.gateway_app import GatewayApp
 
 
 @dataclass(frozen=True)
@@ -150,16 +151,15 @@ def _probe_from_gateway(driver: Driver, gateway: int, url: str, expect_ok: bool)
 
 
 def gather_route_status(
-    inventory: Inventory, driver: Driver, check_health: bool = True
+    inventory: Inventory, driver: Driver, app: GatewayApp, check_health: bool = True
 ) -> tuple[int | None, list[RouteStatus]]:
     """The gateway's routes with each backend's health, probed from inside the gateway
-    (model servers answer `/health`; other services only need to answer HTTP at all)."""
-    from phoenix.gateway.routes import derive_routes, find_gateway
-
-    gateway = find_gateway(inventory)
-    if gateway is None:
+    (model servers answer `/health`; other services only need to answer HTTP at all).
+    `app` derives the routes: the gateway application, handed in by the CLI."""
+    found = app.routes(inventory)
+    if found is None:
         return None, []
-    routes, _problems = derive_routes(inventory, gateway, strict=False)
+    gateway, routes = found
     running = check_health and driver.observe(gateway).running
     # A route is only as good as the gateway in front of it: when its own check fails
     # (nginx stopped, a broken config), every route is down, whatever the backends say.

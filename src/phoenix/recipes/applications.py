@@ -8,7 +8,6 @@ are left out: changing `memory_mb` resizes the guest, it does not re-run its app
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from phoenix.inventory.loader import Inventory
 from phoenix.recipes import llamacpp, ollama, vllm
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.features import RecipeFinder
+from phoenix.recipes.gateway_app import NOT_HANDED, GatewayApp
 from phoenix.recipes.registry import (
     application_script_problem,
     builtin_application_files,
@@ -61,20 +61,19 @@ def application_entry(ctid: int, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def gateway_application(
-    inventory: Inventory, ctid: int, state_dir: Path | None, persist: bool = True
+    inventory: Inventory,
+    ctid: int,
+    state_dir: Path | None,
+    gateway: GatewayApp | None,
+    persist: bool = True,
 ) -> tuple[Bundle | None, str | None]:
-    """The gateway's bundle from phoenix.gateway (imported lazily: it may not be installed)."""
+    """The gateway's bundle from the gateway application handed in (by the CLI)."""
+    if gateway is None:
+        return None, NOT_HANDED
     try:
-        module = importlib.import_module("phoenix.gateway.bundle")
-    except ImportError as exc:
-        return None, f"the built-in gateway application is not available ({exc})"
-    try:
-        bundle = module.gateway_bundle(inventory, ctid, state_dir, persist=persist)
+        return gateway.bundle(inventory, ctid, state_dir, persist=persist), None
     except PhoenixError as exc:  # shown in the plan; fails this guest when converging
         return None, str(exc)
-    if not isinstance(bundle, Bundle):
-        return None, "the built-in gateway application did not return a bundle"
-    return bundle, None
 
 
 def user_application(
@@ -124,11 +123,13 @@ def application_bundle(
     state_dir: Path | None,
     finder: RecipeFinder | None = None,
     persist: bool = True,
+    gateway: GatewayApp | None = None,
 ) -> tuple[Bundle | None, str | None]:
     """(bundle, None); (None, why) when it cannot be built; (None, None) when the guest has
-    no application. `persist=False`: the gateway's CA and keys are not written."""
+    no application. `persist=False`: the gateway's CA and keys are not written. `gateway`:
+    the built-in gateway application (a gateway guest cannot be planned without it)."""
     if uses_gateway(inventory, ctid):
-        return gateway_application(inventory, ctid, state_dir, persist)
+        return gateway_application(inventory, ctid, state_dir, gateway, persist)
     if inventory.guests[ctid].application_script is None:
         return None, None
     return user_application(inventory, ctid, entry, finder)

@@ -16,6 +16,7 @@ from typing import Any
 from phoenix.inventory.loader import Inventory
 from phoenix.recipes import ollama, vllm
 from phoenix.recipes.bundle import Bundle
+from phoenix.recipes.gateway_app import NOT_HANDED, GatewayApp
 from phoenix.recipes.registry import Recipe, find_application, find_feature
 
 # Keys that describe where/how big the guest is, not what a feature installs.
@@ -105,28 +106,13 @@ TRUSTED_CA = "trusted_ca"
 CA_FILE = "phoenix-local-ca.crt"
 
 
-@functools.lru_cache(maxsize=1)
-def _ephemeral_ca_pem() -> bytes:
-    """One in-memory CA per process for planners without a state dir (tests, benches), so
-    the bundle's digest stays the same from one plan to the next."""
-    from phoenix.gateway.tls import LocalCA
-
-    return LocalCA.ephemeral().cert_pem
-
-
-def ca_pem(state_dir: Path | None, persist: bool) -> bytes:
-    """The certificate of the CA that signs the gateway's certificates (`gateway.tls`)."""
-    from phoenix.gateway.tls import LocalCA, default_ca_dir
-
-    if state_dir is None:
-        return _ephemeral_ca_pem()
-    return LocalCA.open(default_ca_dir(state_dir), persist).cert_pem
-
-
-def feature_files(feature: str, state_dir: Path | None, persist: bool) -> dict[str, bytes]:
-    """Files a built-in feature needs beside its script (trusted_ca: the CA certificate)."""
-    if feature == TRUSTED_CA:
-        return {CA_FILE: ca_pem(state_dir, persist)}
+def feature_files(
+    feature: str, state_dir: Path | None, persist: bool, gateway: GatewayApp | None
+) -> dict[str, bytes]:
+    """Files a built-in feature needs beside its script (trusted_ca: the CA certificate of
+    the gateway handed in; feature_bundle refuses trusted_ca without one)."""
+    if feature == TRUSTED_CA and gateway is not None:
+        return {CA_FILE: gateway.ca_pem(state_dir, persist=persist)}
     return {}
 
 
@@ -138,6 +124,7 @@ def feature_bundle(
     *,
     state_dir: Path | None = None,
     persist: bool = True,
+    gateway: GatewayApp | None = None,
 ) -> tuple[Bundle | None, str | None]:
     """(bundle, None), or (None, why) when no recipe exists for the feature. `state_dir`
     and `persist` are the gateway's (where its CA lives, whether a plan may create it)."""
@@ -148,11 +135,13 @@ def feature_bundle(
             f"feature {feature!r} has no recipe (built-in feature_{feature}.sh or "
             f"{inventory.scripts_dir}/phoenix_hypervisor_feature_install_{feature}.sh)"
         )
+    if gateway is None and feature == TRUSTED_CA:
+        return None, f"feature {feature!r} needs the gateway's CA: {NOT_HANDED}"
     bundle = Bundle(
         name=bundle_name(feature),
         script_name=recipe.path.name,
         script=finder.script(recipe),
-        files=feature_files(feature, state_dir, persist),
+        files=feature_files(feature, state_dir, persist, gateway),
         entry=feature_entry(entry),
         env=feature_env(inventory) | _feature_env(feature, entry, inventory),
     )

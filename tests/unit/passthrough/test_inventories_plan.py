@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from phoenix.cli.app import app
+from phoenix.cli.gateway_app import GATEWAY
 from phoenix.drivers.factory import OfflineDriver
 from phoenix.inventory import load_inventory
 from phoenix.plan.planner import Planner, PlanOptions
@@ -33,7 +34,7 @@ def test_plans_with_nothing_left_unapplied(fixture: str, driver: str) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_the_gpu_labs_mount_and_device_commands_are_valid(version: str) -> None:
     inventory = load_inventory(shared_fixture(GPU_LAB))
-    plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions()).plan(None)
+    plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions(gateway=GATEWAY)).plan(None)
     major, minor = (int(p) for p in version.split("."))
     argvs = [list(c.argv) for c in plan_commands(inventory, plan, (major, minor)).commands]
     mounts = [a for a in argvs if any(x.startswith("--mp") for x in a)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from phoenix.cli.gateway_app import GATEWAY
 from phoenix.drivers.fake import FakeDriver
 from phoenix.inventory import Inventory, load_inventory
 from phoenix.plan.events import CollectingReporter
@@ -88,6 +90,8 @@ class Lab:
         parallel: int = 4,
         reporter: CollectingReporter | None = None,
     ) -> Outcome:
+        # The gateway application handed in, as the CLI does.
+        options = dataclasses.replace(options or PlanOptions(), gateway=GATEWAY)
         return converge(
             self.inventory,
             self.driver,

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from phoenix.cli.gateway_app import GATEWAY
 from phoenix.errors import CommandFailed
 from phoenix.inventory.models import HealthCheck
 from phoenix.plan.events import CollectingReporter
@@ -160,7 +161,7 @@ def test_route_status_is_probed_from_inside_the_gateway(make_lab: Callable[..., 
         return CommandResult(0, "200", "")
 
     env.driver.exec_handler = curl
-    gateway, routes = gather_route_status(env.inventory, env.driver)
+    gateway, routes = gather_route_status(env.inventory, env.driver, GATEWAY)
     assert gateway == 101
     by_match = {r.match: r for r in routes}
     assert by_match["alpha"].health == "ok"
@@ -179,7 +180,7 @@ def test_route_status_without_a_running_gateway_is_unknown(
     env = make_lab(_route_lab())
     assert env.converge().result.ok
     env.driver.stop(101)
-    _gateway, routes = gather_route_status(env.inventory, env.driver)
+    _gateway, routes = gather_route_status(env.inventory, env.driver, GATEWAY)
     assert {r.health for r in routes} == {"unknown"}
 
 
@@ -197,7 +198,7 @@ def test_routes_are_down_when_the_gateway_itself_does_not_answer(
         return CommandResult(0, "200", "")
 
     env.driver.exec_handler = nginx_down
-    _gateway, routes = gather_route_status(env.inventory, env.driver)
+    _gateway, routes = gather_route_status(env.inventory, env.driver, GATEWAY)
     assert {r.health for r in routes if r.match != "/docs/"} == {"down"}
     alpha = next(r for r in routes if r.match == "alpha")
     assert "the gateway does not answer: curl: (7)" in alpha.backends[0].detail

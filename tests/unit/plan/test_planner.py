@@ -200,3 +200,13 @@ def test_assigned_mac_is_kept(make_lab: Callable[..., Lab]) -> None:
     observed = env.driver.guests[102].settings
     assert observed.net is not None and observed.net.mac is not None
     assert plan(env.inventory, env.driver).up_to_date
+
+
+def test_without_the_gateway_handed_in_its_guest_says_why(seed_plan: object) -> None:
+    """The planner sits below the gateway: a gateway guest's application comes only from
+    what the caller hands in (the CLI hands in phoenix.cli.gateway_app.GATEWAY)."""
+    _, _, the_plan = seed_plan  # type: ignore[misc]
+    steps = [s for s in the_plan.guest(101).steps if s.kind == "application"]
+    assert [s.error for s in steps] == [
+        "the built-in gateway application was not handed to the planner"
+    ]

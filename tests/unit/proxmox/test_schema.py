@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from phoenix.cli.gateway_app import GATEWAY
 from phoenix.drivers.base import FirewallRule, GuestSettings, MountSettings, NetSettings
 from phoenix.drivers.factory import OfflineDriver
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
@@ -63,7 +64,7 @@ def offline_plan(inventory: Inventory, version: str) -> Preview:
     """What `plan --offline --commands` lists for the whole inventory. A guest whose recipe
     Phoenix lacks (the fixtures' `nvidia`, `vllm`...) stops at that step; the commands up to
     it, and every other guest's, are listed. The builders refuse nothing else."""
-    plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions()).plan(None)
+    plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions(gateway=GATEWAY)).plan(None)
     walker = PlanPreview(inventory, Preview(version_tuple(version)))
     for guest in plan.guests:
         for step in guest.steps:
