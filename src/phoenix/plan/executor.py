@@ -1,14 +1,8 @@
 """The executor: runs a Plan under the host lock, journaling every step.
 
-Each guest's steps are cut into parts that a `graphlib.TopologicalSorter` orders:
-
-    pre    create/clone/configure...   after every guest it needs is finished
-    start  its `start` step            also after every guest of a lower boot rank started
-    rest   recipes, checks, snapshots  after its own start
-
-The boot rank of a guest is the highest `boot_order` among itself and everything it needs
-(a guest cannot start before what it needs), so the graph has no cycle. Ready parts run
-on a bounded thread pool; the loop waits with `concurrent.futures.wait(FIRST_COMPLETED)`
+Each guest's steps are cut into parts (pre, start, rest) that a
+`graphlib.TopologicalSorter` orders (`phoenix.plan.parts`). Ready parts run on a bounded
+thread pool; the loop waits with `concurrent.futures.wait(FIRST_COMPLETED)`
 and reads every `future.result()`, so an exception in a worker or a reporter is never
 lost: it stops the run and is raised once running parts ended (the lock is released on
 the way out). A failed guest fails itself and blocks the guests that need it; the others
@@ -22,9 +16,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Literal, assert_never
+from typing import assert_never
 
 from phoenix.drivers.base import Driver
 from phoenix.errors import DriverError, PhoenixError, PlanError
@@ -51,6 +44,7 @@ from phoenix.plan.model import (
     Stop,
     Unrunnable,
 )
+from phoenix.plan.parts import GuestRun, Node, boot_ranks, part_graph
 from phoenix.plan.stop import Interrupted, StopRequest
 from phoenix.recipes.runner import (
     await_idle,
@@ -59,9 +53,6 @@ from phoenix.recipes.runner import (
     read_markers,
     run_bundle,
 )
-
-Part = Literal["pre", "start", "rest"]
-Node = tuple[int, Part]
 
 
 @dataclass
@@ -98,74 +89,6 @@ class RunResult:
         if self.interrupted:
             head = f"interrupted by {self.interrupted}: {len(self.left)} guest(s) left, " + head
         raise PhoenixError(f"{head} (journal run {self.run_id}):\n" + "\n".join(lines))
-
-
-class _GuestRun:
-    """Per-guest execution state (markers read once, lazily)."""
-
-    def __init__(self, gp: GuestPlan) -> None:
-        self.plan = gp
-        first_start = next((i for i, s in enumerate(gp.steps) if isinstance(s, Start)), None)
-        self.has_start = first_start is not None
-        # [begin, end) of each part's steps
-        if first_start is None:
-            self.parts: dict[Part, tuple[int, int]] = {"pre": (0, len(gp.steps))}
-        else:
-            self.parts = {
-                "pre": (0, first_start),
-                "start": (first_start, first_start + 1),
-                "rest": (first_start + 1, len(gp.steps)),
-            }
-        self.markers: dict[str, str] | None = None
-        self.index = 0
-        self.began = False
-
-    @property
-    def last(self) -> Node:
-        return (self.plan.ctid, "rest" if self.has_start else "pre")
-
-    def next_step(self) -> str:
-        steps = self.plan.steps
-        return steps[self.index].detail if self.index < len(steps) else "its last step"
-
-
-def boot_ranks(plan: Plan) -> dict[int, int]:
-    """ctid -> highest boot_order among the guest and everything it needs."""
-    rank: dict[int, int] = {}
-    for gp in plan.guests:  # creation order: needs come first
-        rank[gp.ctid] = max([gp.boot_order, *(rank.get(n, 0) for n in gp.needs)])
-    return rank
-
-
-def part_graph(plan: Plan, runs: dict[int, _GuestRun]) -> TopologicalSorter[Node]:
-    """The parts of every guest with steps and what each waits for (module docstring),
-    prepared. A gateway's wait for its backends (`GuestPlan.after`) is an ordering wish:
-    where boot order and dependencies make it circular, it is dropped."""
-    sorter = _part_graph(plan, runs, with_after=True)
-    try:
-        sorter.prepare()
-    except CycleError:
-        sorter = _part_graph(plan, runs, with_after=False)
-        sorter.prepare()
-    return sorter
-
-
-def _part_graph(
-    plan: Plan, runs: dict[int, _GuestRun], with_after: bool
-) -> TopologicalSorter[Node]:
-    rank = boot_ranks(plan)
-    sorter: TopologicalSorter[Node] = TopologicalSorter()
-    starters = [c for c, r in runs.items() if r.has_start]
-    start: Part = "start"
-    for ctid, run in runs.items():
-        sorter.add((ctid, "pre"), *(runs[n].last for n in run.plan.needs if n in runs))
-        if run.has_start:
-            lower = [(c, start) for c in starters if rank[c] < rank[ctid]]
-            sorter.add((ctid, "start"), (ctid, "pre"), *lower)
-            sorter.add((ctid, "rest"), (ctid, "start"))
-        if with_after:  # a gateway's recipes wait for the backends it routes to
-            sorter.add(run.last, *(runs[b].last for b in run.plan.after if b in runs))
-    return sorter
 
 
 class Executor:
@@ -206,10 +129,14 @@ class Executor:
         self.reporter(
             Event("run_started", message=f"{len(work)} guest(s) to change", total=len(work))
         )
-        if plan.sequential:
-            self._run_sequential(work, journal, result)
-        else:
-            self._run_graph(plan, work, journal, result)
+        try:
+            if plan.sequential:
+                self._run_sequential(work, journal, result)
+            else:
+                self._run_graph(plan, work, journal, result)
+        except BaseException as exc:
+            journal.crashed(exc)
+            raise
         if self.stop.is_set():
             result.interrupted = self.stop.reason
         self.reporter(Event("run_done", message=_verdict(result), total=len(work)))
@@ -248,7 +175,7 @@ class Executor:
 
     def _run_sequential(self, work: list[GuestPlan], journal: Journal, result: RunResult) -> None:
         for gp in work:
-            run = _GuestRun(gp)
+            run = GuestRun(gp)
             if self.stop.is_set():
                 self._left(run, result)
                 continue
@@ -265,7 +192,7 @@ class Executor:
     def _run_graph(
         self, plan: Plan, work: list[GuestPlan], journal: Journal, result: RunResult
     ) -> None:
-        runs = {gp.ctid: _GuestRun(gp) for gp in work}
+        runs = {gp.ctid: GuestRun(gp) for gp in work}
         sorter = part_graph(plan, runs)
         rank = boot_ranks(plan)
         bad: set[int] = set()  # failed, blocked or left: its later parts do not run
@@ -324,7 +251,7 @@ class Executor:
 
     # -- guests and steps ------------------------------------------------------------
 
-    def _left(self, run: _GuestRun, result: RunResult) -> None:
+    def _left(self, run: GuestRun, result: RunResult) -> None:
         why = "stopped before " + run.next_step() if run.began else "not started"
         result.left[run.plan.ctid] = why
         self.reporter(Event("guest_left", run.plan.ctid, message=why))
@@ -333,9 +260,7 @@ class Executor:
         result.blocked[ctid] = why
         self.reporter(Event("guest_blocked", ctid, message=why))
 
-    def _guest_finished(
-        self, run: _GuestRun, error: PhoenixError | None, result: RunResult
-    ) -> None:
+    def _guest_finished(self, run: GuestRun, error: PhoenixError | None, result: RunResult) -> None:
         ctid = run.plan.ctid
         if error is None:
             result.done.append(ctid)
@@ -344,7 +269,7 @@ class Executor:
             result.failed[ctid] = error
             self.reporter(Event("guest_failed", ctid, message=str(error)))
 
-    def _part(self, run: _GuestRun, span: tuple[int, int], journal: Journal) -> PhoenixError | None:
+    def _part(self, run: GuestRun, span: tuple[int, int], journal: Journal) -> PhoenixError | None:
         """Run steps [begin, end); the first error stops the guest and is returned.
         Raises Interrupted when a stop was requested before a step (or during one)."""
         steps = run.plan.steps
@@ -373,7 +298,8 @@ class Executor:
                 error = DriverError(  # str() of an OSError names its path; repr() does not
                     f"guest {step.ctid}: {step.detail}: unexpected {type(exc).__name__}: {exc}"
                 )
-                journal.failed(step, str(error), traceback=True)
+                error.__cause__ = exc
+                journal.failed(step, str(error), bug=exc)
                 self.reporter(Event("step_failed", *event_args, message=str(error)))
                 return error
             run.index += 1
@@ -385,7 +311,7 @@ class Executor:
                 self.reporter(Event("step_done", *event_args, index=run.index, total=len(steps)))
         return None
 
-    def _step(self, run: _GuestRun, step: Step) -> bool:
+    def _step(self, run: GuestRun, step: Step) -> bool:
         """Do one step; True when it turned out to be already done (a recipe's marker)."""
         d, ctid = self.driver, step.ctid
         match step:
@@ -417,7 +343,7 @@ class Executor:
                 assert_never(step)
         return False
 
-    def _recipe(self, run: _GuestRun, step: Feature | Application) -> bool:
+    def _recipe(self, run: GuestRun, step: Feature | Application) -> bool:
         """Run a bundle unless its marker says it is applied (and it is not forced)."""
         d, ctid, bundle = self.driver, step.ctid, step.bundle
         if run.markers is None:

@@ -24,6 +24,10 @@ from phoenix.files import write_atomic
 from phoenix.plan.model import Step, step_digest
 
 
+def _trace(exc: BaseException) -> str:
+    return "".join(tb.format_exception(exc))
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
@@ -116,10 +120,23 @@ class Journal:
     def skipped(self, step: Step) -> None:
         self._record(step, "skipped")
 
-    def failed(self, step: Step, error: str, traceback: bool = False) -> None:
-        """Record a failure; `traceback` keeps the current exception's traceback (a bug's
-        evidence belongs in the journal, the operator sees one line)."""
-        self._record(step, "failed", error, tb.format_exc() if traceback else None)
+    def failed(self, step: Step, error: str, bug: BaseException | None = None) -> None:
+        """Record a failure; a `bug` (not a PhoenixError) keeps its traceback: its evidence
+        belongs in the journal, the operator sees one line."""
+        self._record(step, "failed", error, _trace(bug) if bug is not None else None)
+
+    def crashed(self, exc: BaseException) -> None:
+        """Record what ended the whole run (a bug in the scheduler, a reporter that raised:
+        `converge --json | head`) with its traceback; the caller re-raises it."""
+        record = {
+            "run": self.run_id,
+            "time": round(time.time(), 3),
+            "status": "crashed",
+            "error": f"{type(exc).__name__}: {exc}"[-2000:],
+            "traceback": _trace(exc)[-8000:],
+        }
+        with self._lock:
+            self._append(record)
 
     def resolve(self, ctids: list[int]) -> None:
         """Drop unfinished-step entries that observation showed to be settled (the guest

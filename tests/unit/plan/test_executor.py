@@ -172,6 +172,11 @@ def test_a_reporter_that_raises_ends_the_run_with_its_error_and_frees_the_lock(
     thread.join(timeout=20)
     assert not thread.is_alive(), "the run hangs after its reporter raised"
     assert len(result) == 1 and isinstance(result[0], _Boom), result
+    # the journal keeps what ended the run, traceback and all (the CLI shows one line)
+    runs = sorted((env.state / "journal").glob("*.jsonl"))
+    crashes = [r for r in Journal(env.state, runs[-1].stem).records() if r["status"] == "crashed"]
+    assert len(crashes) == 1 and crashes[0]["error"] == f"_Boom: {kind}"
+    assert "Traceback" in crashes[0]["traceback"] and "raise _Boom(kind)" in crashes[0]["traceback"]
     with host_lock(env.state):  # released: taking it does not raise LockBusy
         pass
     # nothing new was launched after the failure: no guest started after the raise
