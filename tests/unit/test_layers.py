@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"host"},  # host preparation and doctor
     {"inventory", "drivers"},  # a driver knows nothing of JSON files, planning or recipes
     {"runners"},
-    {"phoenix", "files"},  # files: the atomic write every layer uses
+    {"phoenix", "files", "names"},  # the atomic write and the names every layer uses
     {"errors", "demo"},
 ]
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 from phoenix import __version__
 from phoenix.cli import flags as _flags  # noqa: F401  (flags shown as flags in help)
 from phoenix.cli import inventory_cmds
-from phoenix.cli.context import AppState, err_console, fail
+from phoenix.cli.context import AppState, fail
 from phoenix.errors import PhoenixError
+from phoenix.names import DRIVERS
 
 app = typer.Typer(
     name="phoenix",
@@ -56,8 +56,8 @@ def main_callback(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    if driver is not None and driver not in ("lxc", "proxmox"):
-        fail(f"--driver must be 'lxc' or 'proxmox', not {driver!r}")
+    if driver is not None and driver not in DRIVERS:
+        fail(f"--driver must be one of {', '.join(DRIVERS)}, not {driver!r}")
     ctx.obj = AppState(config_dir, driver)
 
 
@@ -76,22 +76,15 @@ for _module in ("lifecycle_cmds", "setup_cmds", "gateway_cmds", "proxmox_cmds", 
     _mod.register(app)
 
 
-def _exit_with(message: str, code: int) -> NoReturn:
-    err_console.print(
-        f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True
-    )
-    sys.exit(code)
-
-
 def main() -> None:
     """Entry point: a PhoenixError or a bad path becomes a one-line message and exit 1,
-    never a traceback (we are outside typer's own handling here, so exit directly)."""
+    never a traceback (outside Typer's own handling, through the same `fail` as every command)."""
     try:
         app()
     except PhoenixError as exc:
-        _exit_with(str(exc), 1)
+        fail(str(exc))
     except OSError as exc:  # a path the user gave that cannot be read or written
         where = f": {exc.filename}" if exc.filename else ""
-        _exit_with(f"{exc.strerror or exc}{where}", 1)
+        fail(f"{exc.strerror or exc}{where}")
     except KeyboardInterrupt:
-        _exit_with("interrupted; run the same command again to resume", 130)
+        fail("interrupted; run the same command again to resume", 130)

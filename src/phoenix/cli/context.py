@@ -59,11 +59,16 @@ def print_problems(problems: Sequence[Problem], as_json: bool = False) -> None:
         )
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(
-        f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True
-    )
-    raise typer.Exit(code)
+def fail(message: str | None, code: int = 1) -> NoReturn:
+    """The one way the CLI ends a command that failed: `error: message` on stderr (None
+    when the command has printed its own report: problems, failed checks), then exit
+    `code`. SystemExit rather than typer.Exit, so `main()` ends the same way outside
+    Typer's handling."""
+    if message is not None:
+        err_console.print(
+            f"error: {message}", style="red", markup=False, highlight=False, soft_wrap=True
+        )
+    raise SystemExit(code)
 
 
 def load(ctx: typer.Context, quiet_warnings: bool = True) -> Inventory:
@@ -76,7 +81,7 @@ def load(ctx: typer.Context, quiet_warnings: bool = True) -> Inventory:
         inventory = load_inventory(state(ctx).config_dir, registry)
     except InventoryError as exc:
         print_problems(exc.problems)
-        raise typer.Exit(1) from None
+        fail(None)
     if not quiet_warnings:
         print_problems(inventory.warnings)
     return inventory

@@ -164,7 +164,7 @@ def lint(
             soft_wrap=True,
         )
     if any(f.severity == "error" for f in findings):
-        raise typer.Exit(1)
+        fail(None)
 
 
 @gateway_app.command()
@@ -364,7 +364,7 @@ def stats(
     else:
         _print_stats(gw, report)
     if report.get("status") != "ok":
-        raise typer.Exit(1)
+        fail(None)
 
 
 def _print_stats(gw: int, report: dict[str, Any]) -> None:

@@ -28,7 +28,7 @@ def validate(
         if not as_json:
             n = len(errors(problems))
             console.print(f"[red]{config_dir}: invalid ({n} error{'s' if n != 1 else ''})[/]")
-        raise typer.Exit(1)
+        fail(None)
     if not as_json:
         n_warn = len(problems)
         console.print(

@@ -187,7 +187,7 @@ def _finish(result: RunResult, as_json: bool, verb: str, seconds: float) -> None
             }
         )
         if code:
-            raise typer.Exit(code)
+            fail(None, code)
         return
     if result.ok:
         console.print(
@@ -196,7 +196,7 @@ def _finish(result: RunResult, as_json: bool, verb: str, seconds: float) -> None
         return
     if result.interrupted:
         _print_interrupted(result, verb, seconds)
-        raise typer.Exit(code)
+        fail(None, code)
     try:
         result.raise_for_failures()
     except PhoenixError as exc:

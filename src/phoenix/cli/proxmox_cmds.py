@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from phoenix.cli.context import console, load, state
+from phoenix.cli.context import console, fail, load, state
 
 if TYPE_CHECKING:
     from phoenix.drivers.base import Check
@@ -87,7 +87,7 @@ def _report(checks: Sequence[Check], ready: str) -> None:
     failed = [c for c in checks if not c.ok]
     if failed:
         console.print(f"[red]{len(failed)} problem{'s' if len(failed) != 1 else ''} to fix[/]")
-        raise typer.Exit(1)
+        fail(None)
     console.print(f"[green]{ready}[/]")
 
 

@@ -97,7 +97,7 @@ def status(
                 routes_table.add_row(r.kind, r.match, upstream or "-", _styled(r.health))
             console.print(routes_table)
     if unhealthy or unhealthy_routes:
-        raise typer.Exit(1)
+        fail(None)
 
 
 def gateway_info(ctx: typer.Context) -> None:

@@ -15,10 +15,9 @@ from typing import Any, Protocol, cast
 
 from phoenix.drivers.base import CommandLog, Driver, GuestSettings, ObservedGuest
 from phoenix.errors import DriverError
+from phoenix.names import DRIVERS
 from phoenix.runners.base import CommandResult, Runner
 from phoenix.runners.local import LocalRunner
-
-DRIVERS = ("lxc", "proxmox")
 
 
 class HostSettings(Protocol):

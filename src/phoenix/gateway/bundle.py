@@ -23,7 +23,7 @@ from phoenix.gateway.render import (
     render_compat,
     render_derived,
 )
-from phoenix.gateway.routes import derive_routes, is_gateway
+from phoenix.gateway.routes import derive_routes
 from phoenix.gateway.tls import LocalCA, default_ca_dir
 from phoenix.inventory import Inventory
 from phoenix.recipes.bundle import Bundle
@@ -91,7 +91,7 @@ def gateway_bundle(
     persist: bool = True,
 ) -> Bundle:
     """The bundle that makes guest `ctid` the gateway (raises GatewayError if it cannot)."""
-    if not is_gateway(inventory, ctid):
+    if ctid not in inventory.guests or not inventory.guests[ctid].runs_gateway:
         raise GatewayError(f"guest {ctid} is not the gateway")
     rendered, _ = render_gateway(inventory, ctid, state_dir, mode, persist=persist)
     entry = inventory.guests[ctid].model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -113,20 +113,11 @@ class GatewayRoutes:
         return sites
 
 
-def is_gateway(inventory: Inventory, ctid: int) -> bool:
-    guest = inventory.guests.get(ctid)
-    return guest is not None and guest.runs_gateway
-
-
 def find_gateway(inventory: Inventory) -> int | None:
-    """The gateway guest: the one with a `gateway` block, else the original 101 script."""
-    with_block = sorted(c for c, g in inventory.guests.items() if g.gateway is not None)
-    if with_block:
-        return with_block[0]
-    compat = sorted(
-        c for c, g in inventory.guests.items() if g.application_script == GATEWAY_COMPAT_SCRIPT
-    )
-    return compat[0] if compat else None
+    """The gateway guest (`LxcGuest.runs_gateway`; the checks allow only one): one with a
+    `gateway` block before one running the original 101 script."""
+    gateways = [(g.gateway is None, c) for c, g in inventory.guests.items() if g.runs_gateway]
+    return min(gateways)[1] if gateways else None
 
 
 def _slug(text: str) -> str:
@@ -218,7 +209,7 @@ def derive_routes(
                 "no gateway guest: give one guest a 'gateway' block "
                 f"(or the application_script {GATEWAY_COMPAT_SCRIPT!r})"
             )
-    if not is_gateway(inventory, ctid):
+    if ctid not in inventory.guests or not inventory.guests[ctid].runs_gateway:
         raise GatewayError(f"guest {ctid} is not a gateway (no 'gateway' block)")
     guest = inventory.guests[ctid]
     config = guest.gateway or GatewayConfig()

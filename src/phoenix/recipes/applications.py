@@ -26,11 +26,6 @@ from phoenix.recipes.registry import (
 APPLICATION = "application"
 
 
-def uses_gateway(inventory: Inventory, ctid: int) -> bool:
-    guest = inventory.guests[ctid]
-    return guest.runs_gateway
-
-
 # Applied by the driver on the host, invisible to an in-guest script.
 HOST_ONLY_KEYS = frozenset(
     {
@@ -128,7 +123,7 @@ def application_bundle(
     """(bundle, None); (None, why) when it cannot be built; (None, None) when the guest has
     no application. `persist=False`: the gateway's CA and keys are not written. `gateway`:
     the built-in gateway application (a gateway guest cannot be planned without it)."""
-    if uses_gateway(inventory, ctid):
+    if inventory.guests[ctid].runs_gateway:
         return gateway_application(inventory, ctid, state_dir, gateway, persist)
     if inventory.guests[ctid].application_script is None:
         return None, None

@@ -14,6 +14,7 @@ from phoenix.inventory.models.fields import (
     Nameservers,
     SshHost,
 )
+from phoenix.names import DriverName
 
 
 class HostInterface(Model):
@@ -42,7 +43,7 @@ class HostNetwork(Model):
 class DriverSettings(Model):
     """Additive `phoenix` block of the hypervisor config: which driver and where."""
 
-    driver: Literal["lxc", "proxmox"] = "lxc"
+    driver: DriverName = "lxc"
     lxc_path: AbsolutePath = "/var/lib/phoenix/lxc"
     state_dir: AbsolutePath = "/var/lib/phoenix/state"
     template_cache: AbsolutePath = "/var/cache/phoenix/templates"
