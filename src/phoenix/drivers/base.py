@@ -9,6 +9,7 @@ diff is a field-by-field comparison (`GuestSettings.diff`).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -147,12 +148,20 @@ class ObservedGuest:
         return self.state == "running"
 
 
+# Log entry kinds that change something: a converged re-run logs neither.
+CHANGE_KINDS = frozenset({"mutate", "file"})
+
+
 @dataclass
 class CommandLog:
     """What a driver did, for idempotency tests and `--json` reports.
 
-    Every command a driver runs is appended as (kind, argv) where kind is "observe",
-    "mutate" or "exec". A converged re-run must append no "mutate" entries.
+    Every command a driver runs is appended as (kind, argv) where kind is "observe" (a
+    read), "mutate" (a change) or "exec" (work inside a running guest). A change Phoenix
+    makes to the host's files itself, in-process, is a "file" entry instead: (action,
+    path, *detail), e.g. ("write", "/var/lib/lxc/101/config"); no command ran for it, so
+    `lines` never shows it as one. A converged re-run must append no "mutate" or "file"
+    entries (`mutations` lists both).
     """
 
     entries: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
@@ -160,8 +169,29 @@ class CommandLog:
     def add(self, kind: str, argv: Sequence[str]) -> None:
         self.entries.append((kind, tuple(argv)))
 
+    def file(self, action: str, path: Path | str, *detail: str) -> None:
+        """Record a file change made in-process (write, mkdir, rename, ...)."""
+        self.entries.append(("file", (action, str(path), *detail)))
+
     def mutations(self) -> list[tuple[str, ...]]:
-        return [argv for kind, argv in self.entries if kind == "mutate"]
+        return [argv for kind, argv in self.entries if kind in CHANGE_KINDS]
+
+    def files(self) -> list[tuple[str, ...]]:
+        """The file changes alone, as (action, path, *detail)."""
+        return [entry for kind, entry in self.entries if kind == "file"]
+
+    def lines(self) -> list[str]:
+        """The log for a person: a command as `kind: argv` (shell-quoted, as one would
+        type it), a file change as `file: action path [detail]`."""
+        out = []
+        for kind, argv in self.entries:
+            if kind == "file":
+                action, path, *detail = argv
+                extra = f" ({', '.join(detail)})" if detail else ""
+                out.append(f"file: {action} {path}{extra}")
+            else:
+                out.append(f"{kind}: {shlex.join(argv)}")
+        return out
 
 
 @runtime_checkable

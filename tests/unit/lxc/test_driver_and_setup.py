@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
+from phoenix.drivers.base import CommandLog, FirewallRule, GuestSettings, NetSettings
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.drivers.lxc import config as lxcconf
 from phoenix.drivers.lxc.cgroups import CgroupHost
@@ -117,6 +117,29 @@ def test_configure_rewrites_only_named_fields(tmp_path: Path) -> None:
     seen = lxcconf.to_settings(lxcconf.parse((cdir / "config").read_text()), GuestMeta.of(SETTINGS))
     assert (seen.memory_mb, seen.cores) == (640, 1)
     assert driver.log.mutations() == [("write", str(cdir / "config"))]
+    # the write is a file entry of its own, not a command that could be mistaken for one
+    assert driver.log.files() == [("write", str(cdir / "config"))]
+    assert [kind for kind, _ in driver.log.entries if kind != "observe"] == ["file"]
+    assert f"file: write {cdir / 'config'}" in driver.log.lines()
+
+
+def test_command_log_renders_commands_and_file_changes_apart() -> None:
+    log = CommandLog()
+    log.add("observe", ["lxc-info", "-n", "101"])
+    log.add("mutate", ["nft", "-f", "-"])
+    log.file("rename", "/var/lib/lxc/101", "to /var/lib/lxc/.deleting-101")
+    log.add("exec", ["sh", "-c", "echo 'a b'"])
+    assert log.lines() == [
+        "observe: lxc-info -n 101",
+        "mutate: nft -f -",
+        "file: rename /var/lib/lxc/101 (to /var/lib/lxc/.deleting-101)",
+        "exec: sh -c 'echo '\"'\"'a b'\"'\"''",
+    ]
+    assert log.mutations() == [
+        ("nft", "-f", "-"),
+        ("rename", "/var/lib/lxc/101", "to /var/lib/lxc/.deleting-101"),
+    ]
+    assert log.files() == [("rename", "/var/lib/lxc/101", "to /var/lib/lxc/.deleting-101")]
 
 
 def test_configure_keeps_the_assigned_mac(tmp_path: Path) -> None:

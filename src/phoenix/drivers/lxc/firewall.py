@@ -10,16 +10,25 @@ Semantics follow Proxmox's guest firewall: inbound default DROP, outbound defaul
 replies to established connections always allowed, ARP always allowed (or nothing works).
 A comment with a hash of the rules lets `observe` tell "applied as recorded" from "missing"
 (e.g. after a host reboot) without parsing rules back.
+
+The scripts and the listing parser are pure; `GuestFirewall` runs them through the driver's
+runner (one table shared by guests converging in parallel, under a file lock).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from phoenix.drivers.base import FirewallRule
+from phoenix.drivers.lxc.context import LxcContext
 
 DEFAULT_TABLE = "phoenix_fw"
 _ACTIONS = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject"}
@@ -154,11 +163,19 @@ class TableState:
                 return comment
         return None
 
+    def guests(self) -> set[int]:
+        """Guests with chains (`in_<ctid>`, `out_<ctid>`) in the table."""
+        return {
+            int(name.partition("_")[2])
+            for name in self.chains
+            if name.partition("_")[0] in ("in", "out") and name.partition("_")[2].isdigit()
+        }
+
 
 def parse_listing(text: str) -> TableState:
     """Parse `nft -j list table bridge <table>` output."""
     state = TableState(exists=True)
-    data: dict[str, Any] = json.loads(text)
+    data: dict[str, Any] = json.loads(text or "{}")
     for item in data.get("nftables", []):
         if "chain" in item:
             state.chains.add(item["chain"]["name"])
@@ -195,3 +212,92 @@ def remove_script(table: str, ctid: int, veth: str, state: TableState) -> str:
         if chain in state.chains:
             lines.append(f"delete chain {t} {chain}")
     return "\n".join(lines) + "\n" if lines else ""
+
+
+def list_argv(table: str) -> list[str]:
+    return ["nft", "-j", "list", "table", "bridge", table]
+
+
+class GuestFirewall:
+    """Apply and remove guests' chains in one bridge table through the driver's runner.
+
+    `veth` names a guest's host-side NIC; `exists` says whether a guest still exists (the
+    chains of guests removed behind Phoenix's back are dropped with the next removal)."""
+
+    def __init__(
+        self,
+        ctx: LxcContext,
+        table: str,
+        lock_dir: Path,
+        veth: Callable[[int], str],
+        exists: Callable[[int], bool],
+    ) -> None:
+        self.ctx = ctx
+        self.table = table
+        self.lock_dir = lock_dir
+        self.veth = veth
+        self.exists = exists
+        self._caps: NftCaps | None = None
+        self._caps_lock = threading.Lock()
+
+    def state(self) -> TableState:
+        res = self.ctx.run("observe", list_argv(self.table))
+        return parse_listing(res.stdout) if res.ok else TableState()
+
+    def caps(self) -> NftCaps:
+        """Probe (once) whether the bridge family has conntrack and REJECT on this kernel."""
+        with self._caps_lock:  # guests converge in parallel: probe and warn only once
+            if self._caps is None:
+                self._caps = self._probe()
+            return self._caps
+
+    def _probe(self) -> NftCaps:
+        probe = f"{self.table}_probe"
+        ok = []
+        for statement in (CT_PROBE, REJECT_PROBE):
+            res = self.ctx.run(
+                "observe", ["nft", "-c", "-f", "-"], input=probe_script(probe, statement)
+            )
+            ok.append(res.ok)
+        if not ok[0]:
+            self.ctx.warn(
+                "bridge conntrack is not available in this kernel: the guest firewall "
+                "recognises replies statelessly (TCP non-SYN, DNS/NTP, ICMP errors)"
+            )
+        return NftCaps(conntrack=ok[0], reject=ok[1])
+
+    def _lock(self) -> FileLock:
+        """Guests converge in parallel; creating the shared table must happen once."""
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.lock_dir / f".{self.table}.lock"), timeout=120)
+
+    def apply(self, ctid: int, rules: tuple[FirewallRule, ...]) -> None:
+        caps = self.caps()
+        with self._lock():
+            if not self.state().exists:
+                self.ctx.run("mutate", ["nft", "-f", "-"], input=table_script(self.table))
+            script = guest_script(self.table, ctid, self.veth(ctid), rules, caps)
+            self.ctx.run("mutate", ["nft", "-f", "-"], input=script).check(
+                f"applying the firewall of guest {ctid}"
+            )
+
+    def remove(self, ctid: int) -> None:
+        """Remove the guest's chains, and those of guests that vanished without a delete
+        (no config left); the table goes with the last guest's chains."""
+        with self._lock():
+            state = self.state()
+            if not state.exists:
+                return
+            guests = state.guests()
+            gone = {ctid} | {c for c in guests if not self.exists(c)}
+            script = "".join(
+                remove_script(self.table, c, self.veth(c), state) for c in sorted(gone)
+            )
+            if script:
+                self.ctx.run("mutate", ["nft", "-f", "-"], input=script).check(
+                    f"removing the firewall of guest {ctid}"
+                )
+            if not guests - gone:
+                self.ctx.run("mutate", ["nft", "delete", "table", "bridge", self.table]).check(
+                    f"removing the firewall table {self.table} (no guest uses it)"
+                )
