@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phoenix.drivers.base import CommandLog
+from phoenix.files import write_atomic
 from phoenix.runners.base import CommandResult, Runner
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,7 @@ class LxcContext:
     def write(self, path: Path, text: str, mode: int = 0o640) -> None:
         """Atomic write of a driver-owned file, logged as a file change."""
         self.log.file("write", path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.chmod(mode)
-        tmp.replace(path)
+        write_atomic(path, text, mode)
 
     def remove_tree(self, path: Path, context: str) -> None:
         """`rm -rf` one dir (never crossing into a mount), failing with `context`."""
