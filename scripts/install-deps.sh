@@ -20,6 +20,15 @@ PACKAGES=(
   xz-utils zstd ca-certificates
 )
 
+# --tests (./run-tests): what only the tests need. Chromium: the gateway's status page is
+# checked, and its screenshot taken, in a real headless browser (tests/e2e/test_lab.py).
+TEST_PACKAGES=(chromium)
+case "${1:-}" in
+  "") ;;
+  --tests) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+  *) echo "usage: scripts/install-deps.sh [--tests]" >&2; exit 2 ;;
+esac
+
 if [ "$(id -u)" -ne 0 ]; then
   echo "error: run as root (Phoenix creates containers, bridges and firewall rules)" >&2
   exit 1
