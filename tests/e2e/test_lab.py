@@ -9,7 +9,10 @@ built per module; tests run in file order on it.
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
+import os
+import re
 import shutil
 import subprocess
 import threading
@@ -469,3 +472,72 @@ def test_a_killed_backend_is_skipped_and_the_next_request_answers_from_the_other
     assert states == {dead: "down", live: "up"}
     health = httpx.get(f"{lab.base_url}/phoenix/status", timeout=5).json()
     assert health["status"] == "degraded"
+
+
+SCREENSHOT_ENV = "PHOENIX_STATUS_SCREENSHOT"  # set: the page's PNG is also written there
+
+
+def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium (installed by scripts/install-deps.sh), its profile in `tmp`."""
+    argv = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",  # root
+        "--disable-gpu",
+        f"--user-data-dir={tmp / 'profile'}",
+        f"--crash-dumps-dir={tmp / 'crashes'}",
+        "--virtual-time-budget=5000",  # lets the page's fetch of /phoenix/status finish
+        *args,
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _rows(dom: str, tbody: str) -> list[list[str]]:
+    body = re.search(f'<tbody id="{tbody}">(.*?)</tbody>', dom, re.S)
+    assert body is not None, dom
+    return [
+        [
+            html.unescape(re.sub("<[^>]+>", "", cell))
+            for cell in re.findall("<td[^>]*>(.*?)</td>", row)
+        ]
+        for row in re.findall("<tr>(.*?)</tr>", body.group(1), re.S)
+    ]
+
+
+def test_the_status_page_renders_the_gateways_view_in_a_real_browser(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """The page is static HTML whose script fetches /phoenix/status: Chromium runs it, and
+    the rendered tables must show every backend with the state and counts the JSON says
+    (after the test above: one demo-chat server killed, so the page says degraded)."""
+    with httpx.Client(base_url=lab.base_url, timeout=10) as client:
+        assert client.post("/v1/embeddings", json={"model": "demo-embed", "input": "x"})
+    time.sleep(1.3)  # the metrics log is flushed within 1 s
+    url = f"{lab.base_url}/phoenix/"
+    dumped = _chromium(tmp_path, "--dump-dom", url)
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    status = httpx.get(f"{lab.base_url}/phoenix/status", timeout=5).json()
+    dom = dumped.stdout
+    assert f'<span id="status" class="pill {status["status"]}">{status["status"]}</span>' in dom
+    assert f"version {status['version']} · config {status['config']}" in html.unescape(dom)
+    backends = _rows(dom, "backends")
+    expected = [
+        [m["id"], b["address"], b["state"], str(b["answered"]), str(b["failed"])]
+        for m in status["models"]
+        for b in m["backends"]
+    ]
+    assert [row[:5] for row in backends] == expected
+    assert {row[0] for row in backends} == {"demo-chat", "demo-embed"}
+    requests = {row[0]: row[1:4] for row in _rows(dom, "requests")}
+    for model in status["models"]:
+        counts = [str(model["requests"].get(k, 0)) for k in ("2xx", "4xx", "5xx")]
+        assert requests[model["id"]] == counts
+    assert int(requests["demo-embed"][0]) >= 1
+
+    png = tmp_path / "status.png"
+    shot = _chromium(tmp_path, f"--screenshot={png}", "--window-size=1100,430", url)
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    if os.environ.get(SCREENSHOT_ENV):
+        Path(os.environ[SCREENSHOT_ENV]).write_bytes(data)
