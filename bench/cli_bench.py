@@ -3,18 +3,26 @@ inventories of many small guests (one template, the rest clones; every tenth wit
 application, every fifth depending on its predecessor).
 
 Prints the median wall time of each command over a few runs, interleaved (so machine noise
-hits every row alike), the time per guest, and how each compares with its target:
+hits every row alike), its median CPU time (user + system, which a machine busy with other
+work inflates far less), the time per guest, and how each compares with its target:
 
     --help < 0.3 s;  validate of 10,000 guests < 1 s;  plan --offline < 2 s;
     the Proxmox command preview (plan --offline --commands) < 3 s and linear.
 
-    python bench/cli_bench.py [--sizes 1000 10000] [--repeat 3]
+    python bench/cli_bench.py [--sizes 1000 10000] [--repeat 3] [--only validate plan]
+                              [--baseline OTHER/src]
+
+--baseline runs every command a second time with another checkout's `src` first on the
+path (`git archive COMMIT src | tar -x -C DIR`), in the same interleaved rounds: a before
+and after measured side by side, under the same machine load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -24,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 PHOENIX = [str(Path(sys.executable).parent / "phoenix")]
+COMMANDS = ("help", "validate", "plan", "preview")
 
 
 def write_inventory(config_dir: Path, n: int) -> None:
@@ -72,53 +81,79 @@ def write_inventory(config_dir: Path, n: int) -> None:
     (config_dir / "phoenix_lxc_configs.json").write_text(json.dumps(lxc))
 
 
-def timed(argv: list[str]) -> tuple[float, int]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system: what a busy machine does not inflate) and
+    the exit code of one run."""
+    cpu = _children_cpu()
     start = time.perf_counter()
-    res = subprocess.run(argv, capture_output=True, text=True, check=False)
-    return time.perf_counter() - start, res.returncode
+    res = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    return time.perf_counter() - start, _children_cpu() - cpu, res.returncode
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", nargs="+", choices=COMMANDS, default=list(COMMANDS))
+    parser.add_argument("--baseline", type=Path, help="another checkout's src dir to compare")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="phoenix-cli-bench-") as tmp:
-        rows: dict[str, tuple[list[str], float | None, int]] = {
-            "--help": ([*PHOENIX, "--help"], 0.3, 0)
-        }
+        rows: dict[str, tuple[list[str], float | None, int]] = {}
+        if "help" in args.only:
+            rows["--help"] = ([*PHOENIX, "--help"], 0.3, 0)
         for n in args.sizes:
             etc = Path(tmp) / f"n{n}" / "etc"
             write_inventory(etc, n)
             c = ["-c", str(etc)]
             big = n >= 10000
-            rows[f"validate ({n:,})"] = ([*PHOENIX, *c, "validate"], 1.0 if big else None, n)
-            rows[f"plan --offline ({n:,})"] = (
-                [*PHOENIX, *c, "plan", "--offline"],
-                2.0 if big else None,
-                n,
-            )
-            rows[f"proxmox preview ({n:,})"] = (
-                [*PHOENIX, *c, "--driver", "proxmox", "plan", "--offline", "--commands"],
-                3.0 if big else None,
-                n,
-            )
-        times: dict[str, list[float]] = {name: [] for name in rows}
+            if "validate" in args.only:
+                rows[f"validate ({n:,})"] = ([*PHOENIX, *c, "validate"], 1.0 if big else None, n)
+            if "plan" in args.only:
+                rows[f"plan --offline ({n:,})"] = (
+                    [*PHOENIX, *c, "plan", "--offline"],
+                    2.0 if big else None,
+                    n,
+                )
+            if "preview" in args.only:
+                rows[f"proxmox preview ({n:,})"] = (
+                    [*PHOENIX, *c, "--driver", "proxmox", "plan", "--offline", "--commands"],
+                    3.0 if big else None,
+                    n,
+                )
+        runs: dict[str, tuple[list[str], dict[str, str] | None]] = {
+            name: (argv, None) for name, (argv, _, _) in rows.items()
+        }
+        if args.baseline is not None:
+            env = {**os.environ, "PYTHONPATH": str(args.baseline.resolve())}
+            module = [sys.executable, "-m", "phoenix"]
+            for name, (argv, _, n) in list(rows.items()):
+                runs[f"{name} [baseline]"] = ([*module, *argv[1:]], env)
+                rows[f"{name} [baseline]"] = (argv, None, n)
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        cpus: dict[str, list[float]] = {name: [] for name in runs}
         codes: dict[str, int] = {}
         for _ in range(args.repeat):
-            for name, (argv, _, _) in rows.items():
-                seconds, code = timed(argv)
+            for name, (argv, run_env) in runs.items():
+                seconds, cpu, code = timed(argv, run_env)
                 times[name].append(seconds)
+                cpus[name].append(cpu)
                 codes[name] = code
-        print(f"{'command':34} {'median':>9} {'per guest':>11} {'target':>8}  verdict")
-        for name, (_, target, n) in rows.items():
+        print(f"{'command':45} {'median':>9} {'cpu':>7} {'per guest':>11} {'target':>8}  verdict")
+        for name in sorted(rows, key=lambda k: (k.removesuffix(" [baseline]"), k)):
+            _, target, n = rows[name]
             med = statistics.median(times[name])
             per = f"{med / n * 1e3:.2f} ms" if n else ""
             tgt = f"< {target:g} s" if target else ""
             verdict = "" if target is None else ("met" if med < target else "not met")
             if codes[name] != 0:
                 verdict += f" (exit {codes[name]})"
-            print(f"{name:34} {med:8.2f}s {per:>11} {tgt:>8}  {verdict}")
+            cpu = statistics.median(cpus[name])
+            print(f"{name:45} {med:8.2f}s {cpu:6.2f}s {per:>11} {tgt:>8}  {verdict}")
 
 
 if __name__ == "__main__":

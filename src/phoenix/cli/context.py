@@ -8,6 +8,7 @@ Phoenix inside their command functions, and name its types under TYPE_CHECKING.
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -84,6 +85,10 @@ def load(ctx: typer.Context, quiet_warnings: bool = True) -> Inventory:
         fail(None)
     if not quiet_warnings:
         print_problems(inventory.warnings)
+    # The inventory lives as long as the command: kept out of the cycle collector's
+    # generations, it is not walked again at every collection the planner triggers (at
+    # 10,000 guests that was a third of `plan --offline`).
+    gc.freeze()
     return inventory
 
 
