@@ -32,7 +32,7 @@ from phoenix.plan.model import (
     Stop,
     Unrunnable,
 )
-from phoenix.recipes.runner import await_idle, read_markers, run_bundle
+from phoenix.recipes.runner import await_idle, bundle_commands, read_markers
 
 
 class PlanPreview:
@@ -77,7 +77,8 @@ class PlanPreview:
                     self.markers_read.add(ctid)
                     read_markers(guest, ctid)
                 await_idle(guest, ctid, None, bundle.timeout)
-                run_bundle(guest, ctid, bundle)
+                for argv, env in bundle_commands(bundle):  # run_bundle's, not packed
+                    preview.exec(ctid, argv, env)
             case Unrunnable(error=error):
                 raise PlanError(f"guest {ctid}: {step.detail}: {error}")
             case _:

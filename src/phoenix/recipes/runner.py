@@ -151,6 +151,41 @@ def _pack(bundle: Bundle) -> bytes:
     return buf.getvalue()
 
 
+def _label(bundle: Bundle) -> str:
+    """$0 of the in-guest sh: names the bundle in sh's messages and the command log."""
+    return f"phoenix-{marker_name(bundle.name)}"
+
+
+def unpack_argv(bundle: Bundle) -> list[str]:
+    """Unpacks the bundle's tarball (on stdin) into RUN_DIR."""
+    return ["sh", "-c", UNPACK_SCRIPT, _label(bundle), RUN_DIR]
+
+
+def start_argv(bundle: Bundle) -> list[str]:
+    """Starts the unpacked recipe detached; it writes its marker when it succeeds."""
+    name = marker_name(bundle.name)
+    args = [RUN_DIR, bundle.script_name, MARKER_DIR, bundle.digest, name, STATE_DIR]
+    return ["sh", "-c", START_SCRIPT, _label(bundle), *args, RUN_SCRIPT]
+
+
+def wait_argv(seconds: int) -> list[str]:
+    """Waits up to `seconds` in the guest for the recipe in flight."""
+    return ["sh", "-c", WAIT_SCRIPT, "phoenix-wait", STATE_DIR, str(seconds)]
+
+
+def bundle_commands(bundle: Bundle) -> list[tuple[list[str], dict[str, str] | None]]:
+    """(argv, env) of what `run_bundle` sends to a guest where nothing is in flight and
+    every command succeeds at once with no output: a fresh node in `plan --offline
+    --commands`. It lists commands, so the bundle is not packed (a preview of thousands
+    of guests would otherwise gzip one tarball per guest)."""
+    return [
+        (wait_argv(0), None),
+        (unpack_argv(bundle), None),
+        (start_argv(bundle), dict(bundle.env)),
+        (wait_argv(WAIT_SLICE), None),
+    ]
+
+
 def _finished(output: str) -> tuple[int, str]:
     """WAIT's output: the exit code line, then the log. The rc file is renamed into place
     whole, so no code at all only comes from a recording runner (`plan --offline`), which
@@ -170,7 +205,7 @@ def _wait(
     context: str,
 ) -> tuple[int, str] | None:
     """Until the recipe in flight ends: (its exit code, log tail), or None if none runs."""
-    argv = ["sh", "-c", WAIT_SCRIPT, "phoenix-wait", STATE_DIR, str(WAIT_SLICE)]
+    argv = wait_argv(WAIT_SLICE)
     while True:
         res = driver.exec(ctid, argv, timeout=WAIT_SLICE + 60)
         if res.returncode == NO_RUN:
@@ -198,7 +233,7 @@ def await_idle(
     """Wait for a recipe an earlier (killed) run left running in the guest; True when
     there was one (the caller re-reads the markers: it may have applied the same bundle)."""
     context = f"guest {ctid}: waiting for a recipe an earlier run left running"
-    argv = ["sh", "-c", WAIT_SCRIPT, "phoenix-wait", STATE_DIR, "0"]
+    argv = wait_argv(0)
     res = driver.exec(ctid, argv, timeout=60)
     if res.returncode != STILL_RUNNING:
         return False
@@ -218,16 +253,14 @@ def run_bundle(
     context = f"guest {ctid}: {bundle.name} ({bundle.script_name})"
     await_idle(driver, ctid, stop, bundle.timeout)
     name = marker_name(bundle.name)
-    label = f"phoenix-{name}"  # $0: names the bundle in sh's messages and the command log
-    unpack = ["sh", "-c", UNPACK_SCRIPT, label, RUN_DIR]
+    unpack = unpack_argv(bundle)
     res = driver.exec(ctid, unpack, stdin=pack(bundle), timeout=300)
     if res.returncode != 0:
         driver.exec(ctid, ["rm", "-rf", RUN_DIR], timeout=120)
         raise CommandFailed(
             unpack, res.returncode, res.stdout, res.stderr, f"{context}: pushing the bundle"
         )
-    args = [RUN_DIR, bundle.script_name, MARKER_DIR, bundle.digest, name, STATE_DIR]
-    start = ["sh", "-c", START_SCRIPT, label, *args, RUN_SCRIPT]
+    start = start_argv(bundle)
     res = driver.exec(ctid, start, env=dict(bundle.env), timeout=60)
     if res.returncode != 0:
         driver.exec(ctid, ["rm", "-rf", RUN_DIR], timeout=120)

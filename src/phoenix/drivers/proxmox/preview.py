@@ -52,7 +52,9 @@ class Command:
     partial: bool = False  # a conf edit: only the raw keys of the main section are known
 
     def lines(self) -> list[str]:
-        out = [" ".join(map(_quote, files.display(self.argv)))]  # shlex.join
+        argv = self.argv
+        shown = files.display(argv) if files.WRITER in argv else argv
+        out = [" ".join(map(_quote, shown))]  # shlex.join
         if self.content is not None:
             what = "raw keys of its main section become" if self.partial else "will contain"
             out.append(f"#   {self.path} {what}:")
@@ -88,7 +90,10 @@ class Preview:
         source_gb = self.disks.get(source)
         if source_gb is not None:
             # Offline only the source's disk is known (its `unprivileged` is validate's).
-            commands.check_clone(source, ctid, settings, replace(settings, disk_gb=source_gb))
+            # The source's settings as far as a clone check reads them (no copy when equal).
+            same = source_gb == settings.disk_gb
+            source_settings = settings if same else replace(settings, disk_gb=source_gb)
+            commands.check_clone(source, ctid, settings, source_settings)
         self._add(commands.clone(source, ctid, snapshot, settings))
         self.macs[ctid] = mac_placeholder(ctid)
         if source_gb is not None:
@@ -136,6 +141,8 @@ class Preview:
         if settings.apparmor_profile is not None:
             wanted.append((pvesh.APPARMOR_KEY, settings.apparmor_profile))
         wanted += list(settings.raw_lxc)
+        if not wanted:
+            return  # nothing to write (an empty edit of an empty file is empty)
         for key, _ in wanted:
             problem = commands.raw_key_problem(key, self.version)
             if problem is not None:
