@@ -6,7 +6,9 @@
     ├── DriverError         a driver cannot do what was asked (missing template, locked guest…)
     ├── PlanError           the requested change is refused (e.g. needs --recreate)
     ├── LockBusy            another Phoenix run holds the host lock
-    └── GatewayError        the gateway cannot be rendered, certified or deployed
+    ├── GatewayError        the gateway cannot be rendered, certified or deployed
+    └── ParseError          a file or a tool's output is not what Phoenix reads (also a
+                            ValueError: a pure parser's caller may catch it to add context)
 
 Every message is written for the operator: it names the guest, the command or the file.
 """
@@ -84,6 +86,14 @@ class LockBusy(PhoenixError):
 
 class GatewayError(PhoenixError):
     """The gateway could not be rendered, linted, certified or deployed."""
+
+
+class ParseError(PhoenixError, ValueError):
+    """Text Phoenix reads (a state file, a tool's JSON) is malformed; the message names it.
+
+    A ValueError as well, the convention of the pure parsers: a caller that knows more
+    (which guest, which node) catches ValueError and re-raises with that context; one
+    that does not still hands the CLI a PhoenixError, not a traceback."""
 
 
 class Interrupted(Exception):

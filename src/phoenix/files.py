@@ -1,4 +1,5 @@
-"""The one way Phoenix replaces a file it owns on the host: atomically.
+"""Files Phoenix owns on the host: the one way it replaces one (atomically), and JSON
+read from a file or a tool (malformed: a ParseError naming it, never a bare ValueError).
 
 A reader, or the next run after a crash, sees the old file or the new one, never half of
 one. The new content goes to a fresh temp file in the same directory (`O_EXCL|O_NOFOLLOW`,
@@ -14,12 +15,14 @@ A failure is a `PhoenixError` naming the file, and leaves no temp file behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import stat
 from pathlib import Path
+from typing import Any
 
-from phoenix.errors import PhoenixError
+from phoenix.errors import ParseError, PhoenixError
 
 DEFAULT_MODE = 0o644
 
@@ -74,3 +77,11 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def parse_json(text: str, what: str) -> Any:
+    """`text` as JSON; `what` names its source in the error (a file, a command)."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, or a lone surrogate that cannot decode
+        raise ParseError(f"{what}: not valid JSON ({exc})") from None

@@ -8,7 +8,6 @@ change anything; `phoenix setup` fixes what Phoenix may fix itself.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from phoenix.drivers.base import Check
 from phoenix.drivers.lxc import templates
 from phoenix.drivers.lxc.cgroups import detect
+from phoenix.files import parse_json
 from phoenix.host.setup import (
     DEFAULT_NAT_TABLE,
     IP_FORWARD,
@@ -110,7 +110,7 @@ def _network(runner: Runner, inventory: Inventory, facts: HostFacts) -> list[Che
         res = runner.run(["ip", "-j", "addr", "show", "dev", bridge.name])
         addrs = [
             f"{a['local']}/{a['prefixlen']}"
-            for link in (json.loads(res.stdout or "[]") if res.ok else [])
+            for link in (parse_json(res.stdout or "[]", "ip -j addr") if res.ok else [])
             for a in link.get("addr_info", [])
             if a.get("family") == "inet"
         ]

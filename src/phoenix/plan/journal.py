@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from phoenix.files import write_atomic
+from phoenix.files import parse_json, write_atomic
 from phoenix.plan.model import Step, step_digest
 
 
@@ -153,4 +153,8 @@ class Journal:
             lines = self.path.read_text(encoding="utf-8").splitlines()
         except OSError:
             return []
-        return [json.loads(line) for line in lines if line.strip()]
+        return [
+            parse_json(line, f"{self.path}, line {n}")
+            for n, line in enumerate(lines, 1)
+            if line.strip()
+        ]

@@ -19,7 +19,8 @@ from phoenix.drivers import gpu
 from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
 from phoenix.drivers.lxc import cgroups, idmap, mounts
 from phoenix.drivers.lxc.cgroups import CgroupHost
-from phoenix.errors import DriverError
+from phoenix.errors import DriverError, ParseError
+from phoenix.files import parse_json
 
 LXC_CONFIG_DIR = Path("/usr/share/lxc/config")
 HEADER = "# Written by Phoenix from the inventory: change the inventory, not this file."
@@ -207,11 +208,15 @@ class GuestMeta:
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> GuestMeta:
-        data = json.loads(text)
-        rules = tuple(FirewallRule(**r) for r in data.pop("firewall_rules", []))
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known, firewall_rules=rules)
+    def from_json(cls, text: str, source: str = "guest metadata") -> GuestMeta:
+        """The record `to_json` wrote; a ParseError naming `source` when it is damaged."""
+        data = parse_json(text, source)
+        try:
+            rules = tuple(FirewallRule(**r) for r in data.pop("firewall_rules", []))
+            known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+            return cls(**known, firewall_rules=rules)
+        except (AttributeError, TypeError) as exc:  # not an object, or unknown rule fields
+            raise ParseError(f"{source}: not a Phoenix guest record ({exc})") from None
 
     @classmethod
     def of(cls, settings: GuestSettings, template: bool = False, source: str = "") -> GuestMeta:

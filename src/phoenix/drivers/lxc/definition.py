@@ -60,7 +60,7 @@ class Definitions:
 
     def meta(self, ctid: int) -> GuestMeta:
         path = self.ctx.dir(ctid) / META_FILE
-        return GuestMeta.from_json(path.read_text()) if path.is_file() else GuestMeta()
+        return GuestMeta.from_json(path.read_text(), str(path)) if path.is_file() else GuestMeta()
 
     def rootfs(self, ctid: int, parsed: ParsedConfig) -> RootfsSpec:
         return lxcconf.rootfs_spec(parsed) or RootfsSpec(self.ctx.dir(ctid) / "rootfs")

@@ -23,6 +23,7 @@ from phoenix.drivers.proxmox.properties import (
     parse_rootfs,
     parse_startup,
 )
+from phoenix.errors import ParseError
 
 APPARMOR_KEY = "lxc.apparmor.profile"
 
@@ -85,7 +86,7 @@ def parse_version(data: Any) -> Version:
     text = str(data.get("version", "")) if isinstance(data, Mapping) else ""
     parts = text.split(".")
     if len(parts) < 2 or not parts[0].isdigit() or not parts[1].isdigit():
-        raise ValueError(f"/version: cannot read a version from {data!r}")
+        raise ParseError(f"/version: cannot read a version from {data!r}")
     return int(parts[0]), int(parts[1])
 
 
@@ -103,10 +104,12 @@ def config_lock_path(ctid: int) -> str:
 
 
 def load_json(text: str, what: str) -> Any:
+    """pvesh's answer; a ParseError (a ValueError the driver re-raises naming the guest, a
+    PhoenixError where nothing does) when it is not JSON."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{what}: pvesh did not return JSON ({exc.msg} at {exc.pos})") from None
+        raise ParseError(f"{what}: pvesh did not return JSON ({exc.msg} at {exc.pos})") from None
 
 
 @dataclass(frozen=True)
