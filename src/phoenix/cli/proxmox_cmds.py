@@ -75,6 +75,12 @@ def needs_of(inventory: Inventory) -> Needs:
         ctids=frozenset(inventory.guests),
         apparmor_profiles=frozenset(profiles),
         raw_keys=frozenset(k for g in guests for k, _ in g.lxc_option_pairs),
+        id_ranges=frozenset(
+            (kind, m.host_id, m.count)
+            for g in guests
+            for m in g.id_maps
+            for kind in (("u", "g") if m.type == "b" else (m.type,))
+        ),
     )
 
 

@@ -22,7 +22,9 @@ def guest_settings(guest: LxcGuest) -> GuestSettings:
     raw_profiles = [v for k, v in pairs if k == "lxc.apparmor.profile"]
     apparmor = guest.apparmor_profile or (raw_profiles[-1] if raw_profiles else None)
     # Inventory order, repeats kept (lxc.idmap, lxc.mount.entry...), exact duplicates dropped.
-    raw = tuple(dict.fromkeys(p for p in pairs if p[0] != "lxc.apparmor.profile"))
+    raw = tuple(
+        dict.fromkeys(idmap_lines(guest) + [p for p in pairs if p[0] != "lxc.apparmor.profile"])
+    )
     rules = tuple(
         FirewallRule(r.type, r.action, r.source, r.dest, r.proto, r.port, r.comment)
         for r in guest.firewall.rules
@@ -48,6 +50,16 @@ def guest_settings(guest: LxcGuest) -> GuestSettings:
         mounts=guest_mounts(guest),
         gpus=tuple(sorted(set(guest.gpus))),
     )
+
+
+def idmap_lines(guest: LxcGuest) -> list[tuple[str, str]]:
+    """The inventory's `id_maps` as `lxc.idmap` raw lines, as written (`b` as a `u` and a
+    `g` line: LXC and Proxmox read only those); the drivers read the map back from them."""
+    lines: list[tuple[str, str]] = []
+    for m in guest.id_maps:
+        for kind in ("u", "g") if m.type == "b" else (m.type,):
+            lines.append(("lxc.idmap", f"{kind} {m.container_id} {m.host_id} {m.count}"))
+    return lines
 
 
 def guest_mounts(guest: LxcGuest) -> tuple[MountSettings, ...]:

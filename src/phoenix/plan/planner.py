@@ -18,11 +18,12 @@ guests, one read-only `exec` that lists the applied-markers. Per guest, in creat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+from phoenix.drivers import idmaps
 from phoenix.drivers.base import Driver, GuestSettings, ObservedGuest
 from phoenix.errors import PlanError
 from phoenix.inventory.graph import Graph
@@ -89,6 +90,17 @@ class PlanOptions:
 def guest_entry(guest: LxcGuest) -> dict[str, Any]:
     """The inventory entry as written (what recipes receive as guest.json)."""
     return guest.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def _idmap_change(diff: Mapping[str, tuple[object, object]]) -> list[str]:
+    """A new id map re-owns every file of the guest: like `unprivileged`, not in place."""
+    if "raw_lxc" not in diff:
+        return []
+    old, new = (idmaps.from_raw(cast(Sequence[tuple[str, str]], v)) for v in diff["raw_lxc"])
+    if idmaps.effective(old) == idmaps.effective(new):
+        return []
+    text = [", ".join(r.value for r in m) or "default" for m in (old, new)]
+    return [f"id map [{text[0]}] -> [{text[1]}]"]
 
 
 def _label(ctid: int, guest: LxcGuest) -> str:
@@ -181,10 +193,11 @@ class Planner:
             return True
         if observed.settings is None:
             raise PlanError(f"{_label(ctid, guest)}: exists but its settings cannot be read")
-        rebuild = [name for name in REBUILD_FIELDS if name in diff]
+        rebuild = [f"{n} {diff[n][0]} -> {diff[n][1]}" for n in REBUILD_FIELDS if n in diff]
+        rebuild += _idmap_change(diff)
         if not rebuild:
             return False
-        shown = ", ".join(f"{n} {diff[n][0]} -> {diff[n][1]}" for n in rebuild)
+        shown = ", ".join(rebuild)
         if not self.options.recreate:
             raise PlanError(
                 f"{_label(ctid, guest)}: {shown} cannot be changed in place; "

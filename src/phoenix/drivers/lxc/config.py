@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from phoenix.drivers import gpu
+from phoenix.drivers import gpu, idmaps
 from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
 from phoenix.drivers.lxc import cgroups, idmap, mounts
 from phoenix.drivers.lxc.cgroups import CgroupHost
@@ -66,7 +66,7 @@ def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
         ("lxc.uts.name", s.hostname),
     ]
     lines += RootfsSpec(ctx.rootfs, ctx.lower).keys()
-    if s.unprivileged:
+    if s.unprivileged and not idmaps.from_raw(s.raw_lxc):  # a custom map: the raw lines
         lines += idmap.idmap_keys()
     lines += _net_keys(ctid, s.net)
     lines += cgroups.limit_keys(ctx.cgroup, ctid, s.memory_mb, s.swap_mb, s.cores)
@@ -170,6 +170,10 @@ class ParsedConfig:
     def all(self, key: str) -> list[str]:
         return [v for k, v in self.managed if k == key]
 
+    def idmap_values(self) -> list[str]:
+        """Every `lxc.idmap` value: Phoenix's default map, or a custom one (raw lines)."""
+        return [v for k, v in [*self.managed, *self.raw] if k == "lxc.idmap"]
+
 
 def parse(text: str) -> ParsedConfig:
     """Parse `key = value` lines; `#phoenix.*` comments are kept as pseudo-keys."""
@@ -259,7 +263,7 @@ def to_settings(parsed: ParsedConfig, meta: GuestMeta) -> GuestSettings:
         cores=limits.cores if limits.cores is not None else 0,
         disk_gb=meta.disk_gb,
         storage=meta.storage,
-        unprivileged=bool(parsed.all("lxc.idmap")),
+        unprivileged=bool(parsed.idmap_values()),
         net=_parse_net(parsed),
         features=tuple(sorted(features.items())),
         raw_lxc=raw,

@@ -13,7 +13,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from phoenix.drivers import gpu
+from phoenix.drivers import gpu, idmaps
 from phoenix.drivers.base import GuestSettings
 from phoenix.drivers.lxc import config as lxcconf
 from phoenix.drivers.lxc import guestfiles, mounts
@@ -80,7 +80,11 @@ class Definitions:
         self._check_gpu_nodes(ctid, settings.gpus)
         text = lxcconf.render(ctid, settings, self._render_ctx(rootfs))
         for made in mounts.ensure_sources(
-            ctid, settings.mounts, settings.unprivileged, self.volume_root
+            ctid,
+            settings.mounts,
+            settings.unprivileged,
+            self.volume_root,
+            idmaps.from_raw(settings.raw_lxc),
         ):
             self.ctx.log.file("mkdir", made)
         path = self.ctx.dir(ctid) / "config"
@@ -111,7 +115,11 @@ class Definitions:
         self.ctx.log.file("write-guest-files", rootfs.path, *files)
         for relative, text in self.guest_files(settings, files):
             guestfiles.write(
-                rootfs.path, relative, text, owner(settings.unprivileged), lower=rootfs.lower
+                rootfs.path,
+                relative,
+                text,
+                owner(settings.unprivileged, idmaps.from_raw(settings.raw_lxc)),
+                lower=rootfs.lower,
             )
 
     # ---- the host's devices ---------------------------------------------------------------

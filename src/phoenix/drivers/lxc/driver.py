@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from phoenix.drivers import idmaps
 from phoenix.drivers.base import CommandLog, GuestSettings, ObservedGuest
 from phoenix.drivers.lxc import cgroups, firewall, linked, live, readiness
 from phoenix.drivers.lxc import config as lxcconf
@@ -173,11 +174,13 @@ class LxcDriver:
         self._require_missing(ctid)
         self._clear_leftovers(ctid)
         if settings.unprivileged:
-            self.rootfs.check_subids()
+            self.rootfs.check_subids(idmaps.from_raw(settings.raw_lxc))
         tarball = self.rootfs.template(template)
-        rootfs = self.rootfs.new_dir(ctid, settings.unprivileged)
+        rootfs = self.rootfs.new_dir(ctid, settings.unprivileged, idmaps.from_raw(settings.raw_lxc))
         try:
-            self.rootfs.unpack(ctid, tarball, rootfs, settings.unprivileged)
+            self.rootfs.unpack(
+                ctid, tarball, rootfs, settings.unprivileged, idmaps.from_raw(settings.raw_lxc)
+            )
             self._finish_new_guest(ctid, RootfsSpec(rootfs), settings, GuestMeta.of(settings))
         except BaseException:
             self.rootfs.remove(ctid)
@@ -208,7 +211,7 @@ class LxcDriver:
         self._clear_leftovers(ctid)
         src_conf, src = self._clone_source(source, snapshot, src_conf)
         if settings.unprivileged:
-            self.rootfs.check_subids()
+            self.rootfs.check_subids(idmaps.from_raw(settings.raw_lxc))
         self.rootfs.make_dir(ctid)
         meta = replace(GuestMeta.of(settings), template_source=f"{source}@{snapshot or ''}")
         try:
@@ -217,8 +220,10 @@ class LxcDriver:
                 source,
                 src,
                 from_snapshot=snapshot is not None,
-                src_unprivileged=bool(src_conf.all("lxc.idmap")),
+                src_unprivileged=bool(src_conf.idmap_values()),
                 unprivileged=settings.unprivileged,
+                src_ranges=idmaps.from_raw(("lxc.idmap", v) for v in src_conf.idmap_values()),
+                ranges=idmaps.from_raw(settings.raw_lxc),
             )
             self._finish_new_guest(ctid, spec, settings, meta)
         except BaseException:

@@ -13,6 +13,9 @@ import os
 import stat
 from pathlib import Path
 
+from phoenix.drivers import idmaps
+from phoenix.drivers.idmaps import IdRange
+
 ID_BASE = 100_000
 ID_COUNT = 65_536
 
@@ -24,14 +27,85 @@ def idmap_keys() -> list[tuple[str, str]]:
     ]
 
 
-def usernsexec_prefix() -> list[str]:
-    """Run the rest of an argv as root of the guest's user namespace."""
-    return [
-        "lxc-usernsexec",
-        "-m",
-        f"b:0:{ID_BASE}:{ID_COUNT}",
-        "--",
-    ]
+def usernsexec_prefix(ranges: tuple[IdRange, ...] = ()) -> list[str]:
+    """Run the rest of an argv as root of the guest's user namespace (its own map: a
+    custom `id_maps` unpacks the rootfs with exactly the owners the guest will see)."""
+    if not ranges:
+        return ["lxc-usernsexec", "-m", f"b:0:{ID_BASE}:{ID_COUNT}", "--"]
+    argv = ["lxc-usernsexec"]
+    for r in ranges:
+        argv += ["-m", f"{r.kind}:{r.guest}:{r.host}:{r.count}"]
+    return [*argv, "--"]
+
+
+def root_owner(unprivileged: bool, ranges: tuple[IdRange, ...] = ()) -> int:
+    """Host id of the guest's root (uid and gid are the same: the inventory checks it)."""
+    return idmaps.root(ranges)[0] if unprivileged else 0
+
+
+def subid_problems(ranges: tuple[IdRange, ...], subuid: str, subgid: str) -> list[str]:
+    """Each range of the guest's map that /etc/subuid or /etc/subgid does not delegate to
+    root (LXC refuses to start such a guest)."""
+    out: list[str] = []
+    files: tuple[tuple[idmaps.Kind, str, str], ...] = (
+        ("u", subuid, "/etc/subuid"),
+        ("g", subgid, "/etc/subgid"),
+    )
+    for kind, text, name in files:
+        for r in idmaps.uncovered(ranges, kind, text):
+            out.append(f"{name} does not delegate {r.host}:{r.count} to root (for '{r.value}')")
+    return out
+
+
+def reown_tree(
+    root: Path, src: tuple[IdRange, ...] | None, dst: tuple[IdRange, ...] | None
+) -> None:
+    """Re-own a copied rootfs from its source's map to the new guest's (None: privileged):
+    one shift when both maps are plain offsets, id by id otherwise."""
+    if src == dst:
+        return
+    src_off = 0 if src is None else idmaps.offset(src)
+    dst_off = 0 if dst is None else idmaps.offset(dst)
+    if src_off is not None and dst_off is not None:
+        shift_tree(root, dst_off - src_off)
+    else:
+        remap_tree(root, src, dst)
+
+
+def remap_tree(
+    root: Path, src: tuple[IdRange, ...] | None, dst: tuple[IdRange, ...] | None
+) -> None:
+    """Re-own every file under `root` from the `src` map to the `dst` map (None: a
+    privileged guest, host ids are guest ids). An id the new map lacks becomes the guest's
+    nobody (65534), as the kernel would show it."""
+
+    def move(kind: idmaps.Kind, host_id: int) -> int:
+        guest = host_id if src is None else idmaps.to_guest(src, kind, host_id)
+        if guest is None:
+            guest = 65534
+        if dst is None:
+            return guest
+        new = idmaps.to_host(dst, kind, guest)
+        if new is None:
+            new = idmaps.to_host(dst, kind, 65534)
+        if new is None:
+            raise ValueError(f"the new id map covers neither id {guest} nor nobody (65534)")
+        return new
+
+    seen: set[tuple[int, int]] = set()
+    paths = [root]
+    for dirpath, dirnames, filenames in os.walk(root):
+        paths += [Path(dirpath) / name for name in dirnames + filenames]
+    for path in paths:
+        st = os.lstat(path)
+        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                continue
+            seen.add(key)
+        os.lchown(path, move("u", st.st_uid), move("g", st.st_gid))
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(path, stat.S_IMODE(st.st_mode))
 
 
 def has_subids(text: str, user: str = "root") -> bool:

@@ -8,7 +8,8 @@ settings, followed by its `lxc.mount.entry`, so a config parses back to the same
 
 Ownership: a directory Phoenix creates belongs to the guest's root, or to `owner_uid` /
 `owner_gid` as the guest sees them, shifted through the guest's id map (uid 1000 in an
-unprivileged guest is 101000 on the host). An existing directory is re-owned only when the
+unprivileged guest is 101000 on the host with the default map; through its `id_maps` when
+it has them). An existing directory is re-owned only when the
 inventory names an owner. Nothing here ever deletes a directory: a mount dropped from the
 inventory leaves its data where it was.
 """
@@ -21,7 +22,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
+from phoenix.drivers import idmaps
 from phoenix.drivers.base import MountSettings
+from phoenix.drivers.idmaps import IdRange
 from phoenix.drivers.lxc import idmap
 from phoenix.errors import DriverError
 
@@ -100,30 +103,49 @@ def parse_keys(records: Iterable[str]) -> tuple[MountSettings, ...]:
     return tuple(sorted(mounts, key=lambda m: m.target))
 
 
-def host_ids(mount: MountSettings, unprivileged: bool) -> tuple[int, int]:
-    """The host uid/gid that the guest sees as the mount's owner (default: its root)."""
+def host_ids(
+    mount: MountSettings, unprivileged: bool, ranges: tuple[IdRange, ...] = ()
+) -> tuple[int, int]:
+    """The host uid/gid that the guest sees as the mount's owner (default: its root),
+    through the guest's own map (`ranges`; () is the default map)."""
     uid = mount.owner_uid or 0
     gid = mount.owner_gid if mount.owner_gid is not None else uid
     if not unprivileged:
         return uid, gid
-    for value, what in ((uid, "owner_uid"), (gid, "owner_gid")):
-        if value >= idmap.ID_COUNT:
+    host_uid = idmaps.to_host(ranges, "u", uid)
+    host_gid = idmaps.to_host(ranges, "g", gid)
+    for value, host, what, kind in (
+        (uid, host_uid, "owner_uid", "u"),
+        (gid, host_gid, "owner_gid", "g"),
+    ):
+        if host is None:
             raise DriverError(
                 f"mount {mount.target}: {what} {value} is outside the guest's id map "
-                f"(0..{idmap.ID_COUNT - 1}); an unprivileged guest cannot own it"
+                f"({_describe(ranges, kind)}); an unprivileged guest cannot own it"
             )
-    return idmap.ID_BASE + uid, idmap.ID_BASE + gid
+    assert host_uid is not None and host_gid is not None
+    return host_uid, host_gid
+
+
+def _describe(ranges: tuple[IdRange, ...], kind: str) -> str:
+    return ", ".join(
+        f"{r.guest}..{r.guest + r.count - 1}" for r in idmaps.effective(ranges) if r.kind == kind
+    )
 
 
 def ensure_sources(
-    ctid: int, mounts: Sequence[MountSettings], unprivileged: bool, volume_root: Path
+    ctid: int,
+    mounts: Sequence[MountSettings],
+    unprivileged: bool,
+    volume_root: Path,
+    ranges: tuple[IdRange, ...] = (),
 ) -> list[Path]:
     """Create missing host directories (owned as the guest expects) and re-own existing ones
     where the inventory names an owner. Returns the directories created."""
     created: list[Path] = []
     for mount in mounts:
         path = source_path(volume_root, ctid, mount)
-        uid, gid = host_ids(mount, unprivileged)
+        uid, gid = host_ids(mount, unprivileged, ranges)
         if path.exists() and not path.is_dir():
             raise DriverError(
                 f"guest {ctid}: mount {mount.target}: {path} exists and is not a directory"

@@ -15,6 +15,8 @@ from pathlib import Path
 from tempfile import mkdtemp
 from typing import Literal
 
+from phoenix.drivers import idmaps
+from phoenix.drivers.idmaps import IdRange
 from phoenix.drivers.lxc import guestfiles, idmap, linked
 from phoenix.drivers.lxc.config import RootfsSpec
 from phoenix.drivers.lxc.context import LxcContext
@@ -35,9 +37,9 @@ _TAR_FLAGS = (
 )
 
 
-def owner(unprivileged: bool) -> int:
-    """The host uid (and gid) of the guest's root."""
-    return idmap.ID_BASE if unprivileged else 0
+def owner(unprivileged: bool, ranges: tuple[IdRange, ...] = ()) -> int:
+    """The host uid (and gid) of the guest's root, through its id map (() is the default)."""
+    return idmap.root_owner(unprivileged, ranges)
 
 
 class Rootfs:
@@ -57,15 +59,25 @@ class Rootfs:
         self.subid_files = subid_files
         self.clone_mode: CloneMode = clone_mode
 
-    def check_subids(self) -> None:
-        """An unprivileged guest needs the id range delegated to root (`phoenix setup`)."""
-        for path in self.subid_files:
-            text = path.read_text() if path.exists() else ""
-            if not idmap.has_subids(text):
-                raise DriverError(
-                    f"{path} does not delegate {idmap.ID_BASE}:{idmap.ID_COUNT} to root; "
-                    "run `phoenix setup` first"
-                )
+    def check_subids(self, ranges: tuple[IdRange, ...] = ()) -> None:
+        """An unprivileged guest needs its id ranges delegated to root (`phoenix setup`
+        delegates the default map; a custom `id_maps` may need more lines)."""
+        texts = [p.read_text() if p.exists() else "" for p in self.subid_files]
+        if not ranges:
+            for path, text in zip(self.subid_files, texts, strict=True):
+                if not idmap.has_subids(text):
+                    raise DriverError(
+                        f"{path} does not delegate {idmap.ID_BASE}:{idmap.ID_COUNT} to root; "
+                        "run `phoenix setup` first"
+                    )
+            return
+        problems = idmap.subid_problems(ranges, *texts)
+        if problems:
+            raise DriverError(
+                "the guest's id_maps use host ids root was not given: "
+                + "; ".join(problems)
+                + " (add 'root:START:COUNT' lines covering them)"
+            )
 
     def make_dir(self, ctid: int) -> Path:
         """The guest's own dir (it must not exist yet)."""
@@ -88,24 +100,32 @@ class Rootfs:
             template, self.template_cache, lambda argv: self.ctx.run("mutate", argv)
         )
 
-    def new_dir(self, ctid: int, unprivileged: bool) -> Path:
+    def new_dir(self, ctid: int, unprivileged: bool, ranges: tuple[IdRange, ...] = ()) -> Path:
         """The guest's dir with an empty rootfs owned by the guest's root."""
         cdir = self.make_dir(ctid)
         rootfs = cdir / "rootfs"
         rootfs.mkdir(mode=0o755)
         if unprivileged:
             idmap.make_traversable(cdir, Path("/"))
-            os.chown(rootfs, idmap.ID_BASE, idmap.ID_BASE)
+            uid = owner(unprivileged, ranges)
+            os.chown(rootfs, uid, uid)
         return rootfs
 
-    def unpack(self, ctid: int, tarball: Path, rootfs: Path, unprivileged: bool) -> None:
+    def unpack(
+        self,
+        ctid: int,
+        tarball: Path,
+        rootfs: Path,
+        unprivileged: bool,
+        ranges: tuple[IdRange, ...] = (),
+    ) -> None:
         """Unpack the template (inside the guest's user namespace when unprivileged, so
         owners come out shifted) and mask the units a container cannot run."""
         extract = ["tar", "-xpf", str(tarball), "-C", str(rootfs), *_TAR_FLAGS]
         if unprivileged:
-            extract = idmap.usernsexec_prefix() + extract
+            extract = idmap.usernsexec_prefix(ranges) + extract
         self.ctx.run("mutate", extract).check(f"unpacking {tarball} for guest {ctid}")
-        masked = guestfiles.mask_for_container(rootfs, owner(unprivileged))
+        masked = guestfiles.mask_for_container(rootfs, owner(unprivileged, ranges))
         if masked:
             self.ctx.log.file("mask-units", rootfs, *masked)
 
@@ -120,6 +140,8 @@ class Rootfs:
         from_snapshot: bool,
         src_unprivileged: bool,
         unprivileged: bool,
+        src_ranges: tuple[IdRange, ...] = (),
+        ranges: tuple[IdRange, ...] = (),
     ) -> RootfsSpec:
         """The clone's rootfs in its (made) dir: linked when possible, else a full copy.
 
@@ -133,6 +155,7 @@ class Rootfs:
             and not src.linked
             and unprivileged
             and src_unprivileged
+            and idmaps.effective(src_ranges) == idmaps.effective(ranges)
             and linked.paths_usable(src.path, cdir)
         )
         if link:
@@ -140,13 +163,14 @@ class Rootfs:
             spec = RootfsSpec(linked.prepare(cdir, src.path), src.path)
         else:
             spec = RootfsSpec(self._copy(src, cdir / "rootfs", source, ctid))
-            delta = owner(unprivileged) - owner(src_unprivileged)
-            if delta:
-                self.ctx.log.file("shift-ids", spec.path, f"by {delta}")
-                idmap.shift_tree(spec.path, delta)
+            old = idmaps.effective(src_ranges) if src_unprivileged else None
+            new = idmaps.effective(ranges) if unprivileged else None
+            if old != new:
+                self.ctx.log.file("shift-ids", spec.path, "to the clone's id map")
+                idmap.reown_tree(spec.path, old, new)
         if unprivileged:
             idmap.make_traversable(cdir, Path("/"))
-        uid = owner(unprivileged)
+        uid = owner(unprivileged, ranges)
         guestfiles.write(spec.path, "etc/machine-id", "", uid, 0o444, lower=spec.lower)
         return spec
 

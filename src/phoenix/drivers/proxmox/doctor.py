@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from phoenix.drivers import idmaps
 from phoenix.drivers.base import Check
 from phoenix.drivers.proxmox import commands, pvesh
 from phoenix.runners.base import CommandResult, Runner
@@ -40,6 +41,8 @@ class Needs:
     ctids: frozenset[int] = frozenset()
     apparmor_profiles: frozenset[str] = frozenset()  # custom profiles the guests name
     raw_keys: frozenset[str] = frozenset()
+    # (kind u|g, first host id, count) of every guest's `id_maps`: root must own them.
+    id_ranges: frozenset[tuple[str, int, int]] = frozenset()
 
 
 def _run(runner: Runner, argv: Sequence[str]) -> CommandResult:
@@ -355,11 +358,33 @@ def check_templates(runner: Runner, templates: Iterable[str]) -> list[Check]:
     return checks
 
 
-def check_subids(runner: Runner) -> list[Check]:
+def check_subids(
+    runner: Runner, id_ranges: frozenset[tuple[str, int, int]] = frozenset()
+) -> list[Check]:
+    """Root's delegated ids: the default map's 65536, and every range of a guest's id_maps
+    (Proxmox refuses to start a guest whose `lxc.idmap` lines use ids root was not given)."""
     checks: list[Check] = []
-    for path in ("/etc/subuid", "/etc/subgid"):
+    pairs: tuple[tuple[str, idmaps.Kind], ...] = (("/etc/subuid", "u"), ("/etc/subgid", "g"))
+    for path, kind in pairs:
         result = _run(runner, ["cat", path])
         problem = parse_subid(result.stdout) if result.ok else f"cannot read {path}"
+        wanted = tuple(
+            idmaps.IdRange(kind, 0, host, count)
+            for k, host, count in sorted(id_ranges)
+            if k == kind
+        )
+        missing = idmaps.uncovered(wanted, kind, result.stdout) if wanted and result.ok else []
+        if missing:
+            lines = " and ".join(f"'root:{r.host}:{r.count}'" for r in missing)
+            ids = ", ".join(f"{r.host}:{r.count}" for r in missing)
+            checks.append(
+                Check(
+                    f"{path} (id_maps)",
+                    False,
+                    f"root is not given host ids {ids} that guests' id_maps use",
+                    f"add {lines} to {path}",
+                )
+            )
         checks.append(
             Check(
                 path,
@@ -416,5 +441,5 @@ def run_doctor(runner: Runner, needs: Needs, node: str | None = None) -> list[Ch
         checks.append(check_datacenter_firewall(runner))
     checks += check_templates(runner, needs.templates)
     checks += check_apparmor(runner, needs.apparmor_profiles)
-    checks += check_subids(runner)
+    checks += check_subids(runner, needs.id_ranges)
     return checks

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from phoenix.drivers import gpu
+from phoenix.drivers import gpu, idmaps
 from phoenix.drivers.base import (
     CommandLog,
     GuestSettings,
@@ -434,7 +434,9 @@ class ProxmoxDriver:
         for mount in settings.mounts:
             if mount.host_path is None:
                 continue
-            uid, gid = mounts.host_ids(mount, settings.unprivileged)
+            uid, gid = mounts.host_ids(
+                mount, settings.unprivileged, idmaps.from_raw(settings.raw_lxc)
+            )
             if not self._run("observe", mounts.probe_dir(mount.host_path)).ok:
                 self._mutate(ctid, mounts.make_dir(mount.host_path))
                 self._mutate(ctid, mounts.chown(mount.host_path, uid, gid))

@@ -14,15 +14,14 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from phoenix.drivers import idmaps
 from phoenix.drivers.base import MountSettings
+from phoenix.drivers.idmaps import IdRange
 from phoenix.drivers.proxmox.properties import parse_property_string, size_to_gib
 from phoenix.errors import DriverError
 
 MAX_MOUNTS = 256  # mp[n]: n in 0..255 (pve-container)
 _KEY = re.compile(r"^mp(\d+)$")
-# The unprivileged id map Proxmox gives a guest without `lxc.idmap` lines.
-ID_BASE = 100_000
-ID_COUNT = 65_536
 
 
 @dataclass(frozen=True)
@@ -151,18 +150,25 @@ def changes(
     return MountChanges(argv, resizes)
 
 
-def host_ids(mount: MountSettings, unprivileged: bool) -> tuple[int, int]:
-    """Host uid/gid for a bind source: the owner the guest sees, shifted when unprivileged."""
+def host_ids(
+    mount: MountSettings, unprivileged: bool, ranges: tuple[IdRange, ...] = ()
+) -> tuple[int, int]:
+    """Host uid/gid for a bind source: the owner the guest sees, shifted when unprivileged
+    through the guest's `lxc.idmap` lines (`ranges`; () is Proxmox's default map)."""
     uid = mount.owner_uid or 0
     gid = mount.owner_gid if mount.owner_gid is not None else uid
     if not unprivileged:
         return uid, gid
-    if max(uid, gid) >= ID_COUNT:
-        raise DriverError(
-            f"mount {mount.target}: owner {uid}:{gid} is outside an unprivileged guest's id "
-            f"map (0..{ID_COUNT - 1})"
+    host_uid = idmaps.to_host(ranges, "u", uid)
+    host_gid = idmaps.to_host(ranges, "g", gid)
+    if host_uid is None or host_gid is None:
+        covered = ", ".join(
+            f"{r.kind} {r.guest}..{r.guest + r.count - 1}" for r in idmaps.effective(ranges)
         )
-    return ID_BASE + uid, ID_BASE + gid
+        raise DriverError(
+            f"mount {mount.target}: owner {uid}:{gid} is outside the guest's id map ({covered})"
+        )
+    return host_uid, host_gid
 
 
 def probe_dir(path: str) -> list[str]:

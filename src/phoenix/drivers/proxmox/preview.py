@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
+from phoenix.drivers import idmaps
 from phoenix.drivers.base import Driver, GuestSettings
 from phoenix.drivers.proxmox import commands, conffile, devices, files, firewall, mounts, pvesh
 from phoenix.errors import DriverError
@@ -129,7 +130,9 @@ class Preview:
         every mount is a new `mpN` entry."""
         for mount in settings.mounts:
             if mount.host_path is not None:
-                uid, gid = mounts.host_ids(mount, settings.unprivileged)
+                uid, gid = mounts.host_ids(
+                    mount, settings.unprivileged, idmaps.from_raw(settings.raw_lxc)
+                )
                 self._add(mounts.make_dir(mount.host_path))
                 self._add(mounts.chown(mount.host_path, uid, gid))
         change = mounts.changes(ctid, settings.mounts, [], [])

@@ -25,6 +25,7 @@ from phoenix.inventory.checks.options import (
     unapplied_keys,
 )
 from phoenix.inventory.core import LXC_FILE, Inventory
+from phoenix.inventory.idmapchecks import idmap_problems
 from phoenix.inventory.mountchecks import mount_problems
 from phoenix.inventory.problems import Problem
 from phoenix.inventory.scripts import RecipeCatalog
@@ -59,6 +60,7 @@ def semantic_problems(inventory: Inventory, recipes: RecipeCatalog | None = None
         out += gateway_key_problems(ctid, guest, inventory)
         out += not_applied_problems(ctid, guest)
         out += mount_problems(ctid, guest)
+        out += idmap_problems(ctid, guest)
         out += proxmox_problems(ctid, guest, inventory)
         out += model_name_problems(ctid, guest)
     return out

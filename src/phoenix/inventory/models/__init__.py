@@ -33,6 +33,7 @@ from phoenix.inventory.models.gateway import (
 )
 from phoenix.inventory.models.guest import (
     HealthCheck,
+    IdMap,
     LxcFile,
     LxcGuest,
     MountPoint,
@@ -70,6 +71,7 @@ __all__ = [
     "HostNetwork",
     "HostRoute",
     "HypervisorConfig",
+    "IdMap",
     "LxcFile",
     "LxcGuest",
     "Model",

@@ -3,9 +3,17 @@ mounts, and just enough of a VM of `phoenix_vm_configs.json` to order it."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 
 from phoenix.inventory.models.fields import (
     GATEWAY_COMPAT_SCRIPT,
@@ -58,6 +66,42 @@ class MountPoint(Model):
     read_only: StrictBool = False
     owner_uid: StrictInt | None = Field(default=None, ge=0, le=4_294_967_294)
     owner_gid: StrictInt | None = Field(default=None, ge=0, le=4_294_967_294)
+
+
+def _idmap_from_string(value: Any) -> Any:
+    """`"u 0 100000 65536"` (an `lxc.idmap` value) is accepted as well as the object form."""
+    if isinstance(value, str):
+        parts = value.split()
+        if len(parts) == 4 and all(p.isdigit() for p in parts[1:]):
+            return {"type": parts[0], "container_id": int(parts[1]),
+                    "host_id": int(parts[2]), "count": int(parts[3])}  # fmt: skip
+        raise ValueError("write 'u|g|b CONTAINER_ID HOST_ID COUNT' or an object")
+    return value
+
+
+class IdMap(Model):
+    """One id range of an unprivileged guest (`lxc.idmap`): `count` ids from `container_id`
+    inside the guest are host ids from `host_id`; `b` maps uids and gids alike."""
+
+    type: Literal["u", "g", "b"] = Field(validation_alias=AliasChoices("type", "kind"))
+    container_id: StrictInt = Field(
+        ge=0,
+        le=4_294_967_294,
+        validation_alias=AliasChoices("container_id", "container_start", "guest_id"),
+    )
+    host_id: StrictInt = Field(
+        ge=0, le=4_294_967_294, validation_alias=AliasChoices("host_id", "host_start")
+    )
+    count: StrictInt = Field(
+        ge=1, le=4_294_967_295, validation_alias=AliasChoices("count", "range")
+    )
+
+    @property
+    def value(self) -> str:
+        return f"{self.type} {self.container_id} {self.host_id} {self.count}"
+
+
+IdMapEntry = Annotated[IdMap, BeforeValidator(_idmap_from_string)]
 
 
 class VllmServerConfig(Model):
@@ -165,6 +209,11 @@ class LxcGuest(Model):
     )
     mount_points: list[MountPoint] = Field(
         default_factory=list, description="Host bind mounts: host_path, container_path, read_only"
+    )
+    id_maps: list[IdMapEntry] = Field(
+        default_factory=list,
+        description="Unprivileged id map as written: {type u|g|b, container_id, host_id, "
+        "count} or 'u 0 100000 65536' (empty: guest 0..65535 -> host 100000..)",
     )
     vllm_engine_config: VllmEngineConfig | None = Field(
         default=None, description="vLLM config; ServerConfig says which model is served where"
