@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -66,9 +67,25 @@ def test_independent_guests_converge_in_parallel(make_lab: Callable[..., Lab]) -
 
 def test_parallelism_is_bounded(make_lab: Callable[..., Lab]) -> None:
     env = make_lab(independent(5))
+    barrier = threading.Barrier(2, timeout=10)
+    creates: list[int] = []
+    lock = threading.Lock()
+
+    def hook(op: str, ctid: int) -> None:
+        if op != "create":
+            return
+        with lock:
+            creates.append(ctid)
+            first_two = len(creates) <= 2
+        if first_two:
+            barrier.wait()  # breaks (and the run fails) unless two create at once
+        else:
+            time.sleep(0.05)  # give a third worker, if there were one, time to overlap
+
+    env.driver.on_mutate = hook
     outcome = env.converge(parallel=2)
-    assert outcome.result.ok
-    assert 1 <= env.driver.max_active <= 2
+    assert outcome.result.ok, outcome.result
+    assert env.driver.max_active == 2
 
 
 def test_clone_waits_for_its_source_snapshot(make_lab: Callable[..., Lab]) -> None:
