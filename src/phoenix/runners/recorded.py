@@ -1,7 +1,14 @@
-"""A test double for Runner: records every argv and answers from canned responses."""
+"""A test double for Runner: records every argv and answers from canned responses.
+
+A command nothing answers is an error, not a success: a double that said yes to anything
+let a test pass while the code ran a command nobody expected (a typo, a flag that moved).
+The error names the argv and the closest answered prefix. A test that means "every other
+command succeeds" says so with `respond([])`.
+"""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -10,13 +17,18 @@ from phoenix.runners.base import CommandResult
 Responder = Callable[[tuple[str, ...]], CommandResult | None]
 
 
+class UnrecordedCommand(AssertionError):
+    """A command the test did not record an answer for (a test bug or a code bug)."""
+
+
 @dataclass
 class RecordedRunner:
-    """Records calls; the first responder that returns a result answers, else exit 0."""
+    """Records calls; the first responder that returns a result answers, else it raises."""
 
     responders: list[Responder] = field(default_factory=list)
     calls: list[tuple[str, ...]] = field(default_factory=list)
     inputs: list[bytes | str | None] = field(default_factory=list)
+    prefixes: list[tuple[str, ...]] = field(default_factory=list)
 
     def respond(
         self, prefix: Sequence[str], stdout: str = "", returncode: int = 0, stderr: str = ""
@@ -30,6 +42,7 @@ class RecordedRunner:
             return None
 
         self.responders.insert(0, responder)
+        self.prefixes.insert(0, want)
 
     def run(
         self,
@@ -46,4 +59,22 @@ class RecordedRunner:
             result = responder(key)
             if result is not None:
                 return result
-        return CommandResult(0, "", "", key)
+        raise UnrecordedCommand(self._unanswered(key))
+
+    def _unanswered(self, key: tuple[str, ...]) -> str:
+        """The error text: the argv, and the recorded prefix sharing most of its leading
+        words (then the most similar text)."""
+        shown = " ".join(key)
+
+        def likeness(prefix: tuple[str, ...]) -> tuple[int, float]:
+            same = next(
+                (i for i, (a, b) in enumerate(zip(key, prefix, strict=False)) if a != b), None
+            )
+            lead = min(len(key), len(prefix)) if same is None else same
+            return lead, difflib.SequenceMatcher(None, shown, " ".join(prefix)).ratio()
+
+        if not self.prefixes:
+            return f"RecordedRunner: no answer recorded for {list(key)}; nothing recorded"
+        best: tuple[str, ...] = max(self.prefixes, key=likeness)
+        closest = " ".join(best)
+        return f"RecordedRunner: no answer recorded for {list(key)}; closest: {closest!r}"

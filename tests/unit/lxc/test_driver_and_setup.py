@@ -190,6 +190,7 @@ def test_exec_argv_clears_env_and_passes_vars(tmp_path: Path) -> None:
 
 def test_push_passes_the_path_as_an_argument(tmp_path: Path) -> None:
     runner = RecordedRunner()
+    runner.respond(["lxc-attach"])
     driver = make_driver(tmp_path, runner)
     local = tmp_path / "f"
     local.write_bytes(b"data")
@@ -230,7 +231,9 @@ def test_start_fails_clearly_without_the_bridge(tmp_path: Path) -> None:
 
 
 def test_snapshots_are_named_by_their_comment(tmp_path: Path) -> None:
-    driver = make_driver(tmp_path, RecordedRunner())
+    runner = RecordedRunner()
+    runner.respond(["lxc-snapshot"])
+    driver = make_driver(tmp_path, runner)
     cdir = install_guest(driver, 101)
     for i, name in ((1, "final-form"), (0, "pre-configured")):
         make_snapshot(cdir, i, name)
@@ -283,6 +286,7 @@ def test_destroy_renames_first_so_an_interrupted_one_leaves_no_guest(tmp_path: P
     runner = RecordedRunner()
     runner.respond(["lxc-info"], "STOPPED\n")
     runner.respond(["nft", "-j", "list"], "", returncode=1)
+    runner.respond(["rm", "-rf"])
     driver = make_driver(tmp_path, runner)
     cdir = install_guest(driver, 101)
     make_snapshot(cdir, 0, "golden")
@@ -302,6 +306,7 @@ def test_incomplete_snapshots_are_not_listed_and_are_cleared_before_a_new_one(
 ) -> None:
     runner = really_removing(RecordedRunner())
     runner.respond(["lxc-info"], "STOPPED\n")
+    runner.respond(["lxc-snapshot"])
     driver = make_driver(tmp_path, runner)
     cdir = install_guest(driver, 101)
     make_snapshot(cdir, 0, "pre-configured")
@@ -352,6 +357,12 @@ def host_runner(link_exists: bool = False) -> RecordedRunner:
     runner.respond(["ip", "-j", "-4", "route"], ROUTES)
     runner.respond(["ip", "-j", "addr"], "[]" if link_exists else "", 0 if link_exists else 1)
     runner.respond(["nft", "-j", "list"], "", returncode=1)
+    for accepted in (["ip", "link"], ["ip", "addr", "add"], ["nft", "-f", "-"], ["sysctl"]):
+        runner.respond(accepted)
+    # what apply made, teardown finds
+    runner.respond(["ip", "-j", "link", "show", "dev", "phxtbr9"], "[]")
+    runner.respond(["nft", "list", "table", "ip", "phoenix_nat"])
+    runner.respond(["nft", "delete", "table", "ip", "phoenix_nat"])
     return runner
 
 
@@ -437,6 +448,10 @@ def test_teardown_removes_only_what_was_recorded(tmp_path: Path) -> None:
     runner = RecordedRunner()
     runner.respond(["nft", "-j", "list", "tables"], json.dumps({"nftables": []}))
     runner.respond(["nft", "-j", "list", "table", "bridge"], "", 1, "No such file or directory")
+    runner.respond(["ip", "-j", "link", "show", "dev", "phxtbr9"], "[]")
+    runner.respond(["nft", "list", "table", "ip", "phoenix_nat"])
+    for accepted in (["ip", "link", "del"], ["nft", "delete", "table", "ip"], ["sysctl"]):
+        runner.respond(accepted)
     setup = make_setup(tmp_path, runner)
     Record(bridges=["phxtbr9"], nat_tables=["phoenix_nat"], ip_forward_was="0").save(
         setup.record_path
@@ -471,6 +486,7 @@ def test_teardown_drops_the_firewall_table_once_no_guest_uses_it(tmp_path: Path)
         ["nft", "-j", "list", "table", "bridge", "phoenix_fw"],
         _fw_listing("forward", "input", "output"),
     )
+    runner.respond(["nft", "delete", "table", "bridge", "phoenix_fw"])
     done = make_setup(tmp_path, runner).teardown()
     assert "deleted nft table bridge phoenix_fw" in done
     assert ("nft", "delete", "table", "bridge", "phoenix_fw") in runner.calls
@@ -501,6 +517,9 @@ def test_chains_of_a_guest_gone_behind_phoenixs_back_are_a_leftover_and_removed(
     runner = RecordedRunner()
     runner.respond(["lxc-info"], "STOPPED\n")
     runner.respond(["nft", "-j", "list"], _listing_with(101, 802))
+    runner = really_removing(runner)
+    runner.respond(["nft", "-f", "-"])
+    runner.respond(["nft", "delete", "table", "bridge"])
     driver = make_driver(tmp_path, runner)
     install_guest(driver, 101)  # 802's dir was removed by hand: only its chains are left
     observed = driver.observe(802)
@@ -517,6 +536,8 @@ def test_the_firewall_table_stays_while_a_guest_uses_it(tmp_path: Path) -> None:
     runner = RecordedRunner()
     runner.respond(["lxc-info"], "STOPPED\n")
     runner.respond(["nft", "-j", "list"], _listing_with(101, 102))
+    runner.respond(["nft", "-f", "-"])
+    really_removing(runner)
     driver = make_driver(tmp_path, runner)
     install_guest(driver, 101)
     install_guest(driver, 102)
@@ -529,6 +550,8 @@ def test_a_running_guests_veth_off_its_bridge_is_configured_back_onto_it(tmp_pat
     runner.respond(["lxc-info"], "RUNNING\n")
     veth = lxcconf.veth_name(101)
     runner.respond(["ip", "-j", "link", "show", "dev", veth], json.dumps([{"ifname": veth}]))
+    runner.respond(["ip", "-j", "link", "show", "dev", SETTINGS.net.bridge], "[]")
+    runner.respond(["ip", "link", "set", "dev", veth])
     driver = make_driver(tmp_path, runner)
     cdir = install_guest(driver, 101)
     (cdir / "rootfs" / "etc" / "network").mkdir(parents=True)

@@ -139,7 +139,9 @@ def test_dependents_are_found_in_configs_and_snapshot_configs(tmp_path: Path) ->
 def test_base_snapshot_and_source_cannot_be_deleted_while_linked_clones_exist(
     tmp_path: Path,
 ) -> None:
-    driver = make_driver(tmp_path, copying_runner())
+    runner = copying_runner()
+    runner.respond(["lxc-snapshot"])  # deletes: the test checks which one is asked for
+    driver = make_driver(tmp_path, runner)
     linked_lab(driver)
     with pytest.raises(DriverError, match=r"destroy guest 100: linked clone\(s\) 101, 103 "):
         driver.destroy(100)
@@ -298,6 +300,7 @@ def test_configuring_a_running_linked_guest_writes_through_the_guest(tmp_path: P
     driver.clone(100, 101, "final-form", SETTINGS)
     upper = driver.lxc_path / "101" / "overlay" / "delta"
     runner.respond(["lxc-info", "-P", str(driver.lxc_path), "-n", "101", "-s"], "RUNNING\n")
+    runner.respond(["lxc-attach", "-P", str(driver.lxc_path), "-n", "101"])  # in-guest writes
     driver.configure(101, replace(SETTINGS, hostname="renamed"), frozenset({"hostname"}))
     assert (upper / "etc" / "hostname").read_text() == "g\n"  # not touched under the mount
     attach = [argv for argv in runner.calls if argv[0] == "lxc-attach"]

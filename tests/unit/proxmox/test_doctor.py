@@ -48,6 +48,8 @@ def healthy_node() -> RecordedRunner:
     runner.respond(pvesh("/nodes/pve/network", "--type", "any_bridge"), data("network_pve.json"))
     runner.respond(["cat", "/etc/subuid"], "root:100000:65536\n")
     runner.respond(["cat", "/etc/subgid"], "root:100000:65536\n")
+    runner.respond(["test", "-x", "/usr/sbin/pct"])  # the tools exist
+    runner.respond(["test", "-x", "/usr/bin/pvesh"])
     return runner
 
 
@@ -64,6 +66,7 @@ def test_needs_of_seed(seed: Inventory) -> None:
 
 def test_healthy_node(seed: Inventory) -> None:
     runner = healthy_node()
+    runner.respond(["test", "-f", TEMPLATE])  # the seed's template is on the node
     checks = run_doctor(runner, needs_of(seed), node="pve")
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
     names = [c.name for c in checks]

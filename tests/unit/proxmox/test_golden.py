@@ -113,6 +113,9 @@ def test_clone_reads_back_the_random_mac_and_keeps_it(
         ["cat", "/etc/pve/lxc/101.conf"],
         "hostname: Nginx-Phoenix\nlxc.apparmor.profile: unconfined\n",
     )
+    fw_write = writer("/etc/pve/firewall/101.fw")[:-2]
+    for accepted in (["pct", "clone"], ["pct", "resize"], ["pct", "set"], LOCK_101, fw_write):
+        runner.respond(accepted)
     driver = ProxmoxDriver(runner, "pve", sleep=lambda _: None)
     # After the resize the node reports the grown disk (pct's exit 0 alone is not trusted).
     grown = data("config_101_after_clone.json").replace("size=16G", "size=32G")
@@ -173,11 +176,12 @@ class Node:
         self.ctid = ctid
 
     def answer(self, argv: tuple[str, ...]) -> CommandResult | None:
-        if argv[:2] == ("pct", "shutdown"):
-            self.state = "stopped"
-        elif argv[:2] == ("pct", "start"):
-            self.state = "running"
-        elif list(argv) == status_argv(self.ctid):
+        if argv[:2] in (("pct", "shutdown"), ("pct", "start")):
+            self.state = "stopped" if argv[1] == "shutdown" else "running"
+            return CommandResult(0, "", "", argv)
+        if argv[:2] == ("pct", "set") or argv[: len(LOCK_101)] == tuple(LOCK_101):
+            return CommandResult(0, "", "", argv)  # what configure writes is accepted
+        if list(argv) == status_argv(self.ctid):
             name = (
                 "status_101_running.json" if self.state == "running" else "status_101_stopped.json"
             )
@@ -272,7 +276,9 @@ def test_exec_and_push_argv(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle.tar"
     bundle.write_bytes(b"data")
 
-    driver = ProxmoxDriver(RecordedRunner(), "pve", version=(8, 4))
+    runner = RecordedRunner()
+    runner.respond(["pct"])
+    driver = ProxmoxDriver(runner, "pve", version=(8, 4))
     driver.exec(101, ["sh", "-c", "echo $X"], env={"X": "a b"})
     driver.push(101, bundle, "/tmp/phoenix_run/bundle.tar", 0o600)
     keep = ("--keep-env", "0")
@@ -291,6 +297,8 @@ def test_push_over_ssh_stages_the_file_on_the_node(runner: RecordedRunner, tmp_p
     bundle.write_bytes(b"secret")
     staged = "/tmp/phoenix-push.Xq81zLm0aT"
     runner.respond(["mktemp"], staged + "\n")
+    for accepted in (["pct"], ["python3"], ["rm", "-f", staged]):
+        runner.respond(accepted)
     driver = ProxmoxDriver(runner, "pve", stage_files=True, version=(8, 4))
     driver.push(101, bundle, "/tmp/phoenix_run/bundle.tar")
     assert runner.calls == [

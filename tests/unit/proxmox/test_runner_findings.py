@@ -57,6 +57,7 @@ def test_local_commands_do_not_inherit_stdin() -> None:
 
 def test_ssh_without_input_gives_the_remote_command_no_stdin() -> None:
     local = RecordedRunner()
+    local.respond(["ssh"])
     SshRunner("root@pve", local=local).run(["pct", "exec", "101", "--", "true"])
     SshRunner("root@pve", local=local).run(["pct", "push"], input=b"data")
     without, with_input = local.calls

@@ -13,6 +13,7 @@ from phoenix.runners.ssh import SshRunner
 
 def test_argv_is_key_based_with_host_key_checking() -> None:
     local = RecordedRunner()
+    local.respond(["ssh"])
     runner = SshRunner("root@pve", identity_file="/root/.ssh/id_ed25519", port=2222, local=local)
     runner.run(["pct", "exec", "101", "--", "sh", "-c", "echo 'a b'; rm -rf /"])
     (call,) = local.calls
