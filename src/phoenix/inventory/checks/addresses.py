@@ -8,7 +8,7 @@ import ipaddress
 from collections import defaultdict
 
 from phoenix.inventory.core import LXC_FILE, VM_FILE, Inventory
-from phoenix.inventory.models import LxcGuest, ipv4_address
+from phoenix.inventory.models import LxcGuest, canonical_cidr, ipv4_address, ipv4_interface
 from phoenix.inventory.problems import Problem, lxc_at
 
 
@@ -56,31 +56,26 @@ def network_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
     net = guest.network_config
     if net is None or net.gw is None:
         return []
-    iface = net.interface
-    if iface is None:
+    where = lxc_at(ctid, "network_config", "gw")
+    if net.dhcp:
         return [
             Problem(
                 LXC_FILE,
-                lxc_at(ctid, "network_config", "gw"),
+                where,
                 "ignored: with 'ip': 'dhcp' the gateway comes from the DHCP server",
                 "warning",
             )
         ]
+    # Integers, not an IPv4Interface per guest (the slow part at 10,000 guests).
+    parsed = canonical_cidr(net.ip)
+    if parsed is None:  # not validation's spelling (a model built by hand): parse it
+        iface = ipv4_interface(net.ip)
+        parsed = int(iface.ip), iface.network.prefixlen
+    address, prefix = parsed
     gw = ipv4_address(net.gw)
-    if gw not in iface.network:
-        return [
-            Problem(
-                LXC_FILE,
-                lxc_at(ctid, "network_config", "gw"),
-                f"gateway {gw} is outside the guest's subnet {iface.network}",
-            )
-        ]
-    if gw == iface.ip:
-        return [
-            Problem(
-                LXC_FILE,
-                lxc_at(ctid, "network_config", "gw"),
-                f"gateway {gw} is the guest's own address",
-            )
-        ]
+    if (int(gw) ^ address) >> (32 - prefix):
+        network = ipv4_interface(net.ip).network
+        return [Problem(LXC_FILE, where, f"gateway {gw} is outside the guest's subnet {network}")]
+    if int(gw) == address:
+        return [Problem(LXC_FILE, where, f"gateway {gw} is the guest's own address")]
     return []

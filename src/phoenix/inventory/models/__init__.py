@@ -21,6 +21,7 @@ from phoenix.inventory.models.fields import (
     RESERVED_SNAPSHOTS,
     Ctid,
     Model,
+    canonical_cidr,
     ipv4_address,
     ipv4_interface,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "VmFile",
     "VmGuest",
     "Volume",
+    "canonical_cidr",
     "ipv4_address",
     "ipv4_interface",
 ]

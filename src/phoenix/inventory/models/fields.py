@@ -91,6 +91,22 @@ def ipv4_interface(text: str) -> ipaddress.IPv4Interface:
     return ipaddress.IPv4Interface(text)
 
 
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_CIDR = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}/(3[0-2]|[12]?[0-9])")
+
+
+def canonical_cidr(text: str) -> tuple[int, int] | None:
+    """(address as an integer, prefix length) of `text` when it is written exactly as
+    `str(ipaddress.IPv4Interface(text))` writes it, else None (then ask `ipv4_interface`,
+    which also says what is wrong). Every guest has an address, and building an
+    `IPv4Interface` costs ten times this: at 10,000 guests that was most of validation."""
+    match = _CANONICAL_CIDR.fullmatch(text)
+    if match is None:
+        return None
+    a, b, c, d, prefix = (int(group) for group in match.groups())
+    return (a << 24) | (b << 16) | (c << 8) | d, prefix
+
+
 @functools.lru_cache(maxsize=65536)
 def ipv4_address(text: str) -> ipaddress.IPv4Address:
     """`ipaddress.IPv4Address(text)`, parsed once per text (gateways repeat across guests)."""

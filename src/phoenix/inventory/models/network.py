@@ -14,6 +14,7 @@ from phoenix.inventory.models.fields import (
     IPv4OrNet,
     Model,
     PortSpec,
+    canonical_cidr,
     ipv4_interface,
 )
 
@@ -32,6 +33,13 @@ class NetworkConfig(Model):
     @classmethod
     def _check_ip(cls, value: str) -> str:
         if value == DHCP:
+            return value
+        parsed = canonical_cidr(value)
+        if parsed is not None:  # the common spelling, checked without an IPv4Interface
+            address, prefix = parsed
+            host_bits = (1 << (32 - prefix)) - 1
+            if prefix < 32 and address & host_bits in (0, host_bits):
+                raise ValueError(f"{value!r} is the network or broadcast address of its subnet")
             return value
         if "/" not in value:
             raise ValueError(f"{value!r} needs a prefix length, e.g. {value}/24 (or write 'dhcp')")
@@ -60,8 +68,9 @@ class NetworkConfig(Model):
     @property
     def address(self) -> str | None:
         """The static address; None with DHCP (not known before the guest runs)."""
-        iface = self.interface
-        return None if iface is None else str(iface.ip)
+        # `ip` is validated into IPv4Interface's own spelling: its address is the part before
+        # the "/" (no parsing: the duplicate check asks for every guest's address).
+        return None if self.dhcp else self.ip.partition("/")[0]
 
 
 class FirewallRuleModel(Model):
