@@ -159,3 +159,43 @@ def _configured_rules(host: LxcHost, driver: LxcDriver, ctid: int) -> list[str]:
         for line in text.splitlines()
         if line.split("=", 1)[0].strip() == key
     ]
+
+
+# Guest 0..999 -> host 100000..100999, guest 1000..65534 -> host 101001..165535: inside the
+# default delegation (root:100000:65536), but every id from 1000 up lands one higher than the
+# default map would put it, so the owners below prove the guest runs with this map.
+CUSTOM_MAP = (
+    ("lxc.idmap", "u 0 100000 1000"),
+    ("lxc.idmap", "g 0 100000 1000"),
+    ("lxc.idmap", "u 1000 101001 64535"),
+    ("lxc.idmap", "g 1000 101001 64535"),
+)
+
+
+def test_a_custom_id_map_is_the_guests_map(
+    lxc_host: LxcHost, lxc_driver: LxcDriver, tmp_path: Path
+) -> None:
+    ctid = 7743
+    share = tmp_path / "share"
+    mounts = (MountSettings("/share", host_path=str(share), owner_uid=1000, owner_gid=1000),)
+    wanted = lxc_host.settings("phxt-idmap", 43, raw_lxc=CUSTOM_MAP, mounts=mounts)
+    lxc_driver.create(ctid, lxc_host.template, wanted)
+    lxc_driver.start(ctid)
+
+    assert ok(lxc_driver, ctid, "cat /proc/self/uid_map").split() == [
+        "0", "100000", "1000", "1000", "101001", "64535",
+    ]  # fmt: skip
+    assert owner(share) == (101_001, 101_001)  # uid 1000 through this map, not 101000
+    ok(
+        lxc_driver,
+        ctid,
+        "setpriv --reuid 1000 --regid 1000 --clear-groups sh -c 'echo u > /share/by-1000'",
+    )
+    ok(lxc_driver, ctid, "echo r > /share/by-root && echo x > /root/in-rootfs")
+    assert owner(share / "by-1000") == (101_001, 101_001)
+    assert owner(share / "by-root") == (100_000, 100_000)
+    rootfs = lxc_host.lxc_path / str(ctid) / "rootfs"
+    assert owner(rootfs / "root" / "in-rootfs") == (100_000, 100_000)
+    # The rootfs was unpacked through the map: the guest sees root-owned system files.
+    assert ok(lxc_driver, ctid, "stat -c '%u:%g' /etc/passwd /usr/bin") == "0:0\n0:0"
+    assert converge(lxc_host.driver(), ctid, wanted) == frozenset()
