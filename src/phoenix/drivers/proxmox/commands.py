@@ -25,6 +25,29 @@ RESERVED_SNAPSHOTS = frozenset({"current", "vzdump"})
 # 5.1 (PVE 8.2); on older nodes the option is unknown.
 KEEP_ENV_SINCE: Version = (8, 2)
 
+# GuestSettings fields applied by `pct set`; the rest have their own commands.
+PCT_SET_FIELDS = frozenset(
+    {
+        "hostname",
+        "memory_mb",
+        "swap_mb",
+        "cores",
+        "net",
+        "features",
+        "onboot",
+        "boot_order",
+        "boot_delay",
+        "firewall_enabled",
+    }
+)
+CONF_FIELDS = frozenset({"raw_lxc", "apparmor_profile"})
+FIREWALL_FIELDS = frozenset({"firewall_enabled", "firewall_rules"})
+# What create/clone apply right after `pct create`/`pct clone` (the Driver contract: a new
+# guest has its settings), i.e. everything but what those commands fix themselves.
+APPLIED_AFTER_CREATE = PCT_SET_FIELDS | CONF_FIELDS | FIREWALL_FIELDS | {"mounts", "gpus"}
+# Changes that only take effect when the container starts again.
+RESTART_FIELDS = frozenset({"raw_lxc", "apparmor_profile", "features", "mounts", "gpus"})
+
 
 def template_argument(template: str) -> str:
     """The `ostemplate` argument of `pct create` for an inventory `template` value."""

@@ -19,19 +19,17 @@ from typing import cast
 from phoenix.drivers import idmaps
 from phoenix.drivers.base import Driver, GuestSettings
 from phoenix.drivers.proxmox import commands, conffile, devices, files, firewall, mounts, pvesh
+from phoenix.drivers.proxmox.commands import (
+    APPLIED_AFTER_CREATE,
+    CONF_FIELDS,
+    FIREWALL_FIELDS,
+    PCT_SET_FIELDS,
+)
 from phoenix.errors import DriverError
 from phoenix.runners.base import CommandResult
 
 # What a preview assumes of a node it cannot ask.
 DEFAULT_VERSION: commands.Version = (9, 1)
-
-PCT_SET_FIELDS = frozenset(
-    {"hostname", "memory_mb", "swap_mb", "cores", "net", "features", "onboot", "boot_order",
-     "boot_delay", "firewall_enabled"}
-)  # fmt: skip
-CONF_FIELDS = frozenset({"raw_lxc", "apparmor_profile"})
-FIREWALL_FIELDS = frozenset({"firewall_enabled", "firewall_rules"})
-ALL_FIELDS = PCT_SET_FIELDS | CONF_FIELDS | FIREWALL_FIELDS | {"mounts", "gpus"}
 
 
 # shlex.quote, once per distinct word: a preview of 10,000 guests quotes about a million
@@ -85,7 +83,7 @@ class Preview:
         self._add(commands.create(ctid, template, settings))
         self.disks[ctid] = settings.disk_gb
         self.macs.pop(ctid, None)
-        self.configure(ctid, settings, ALL_FIELDS)
+        self.configure(ctid, settings, APPLIED_AFTER_CREATE)
 
     def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
         source_gb = self.disks.get(source)
@@ -99,7 +97,7 @@ class Preview:
         self.macs[ctid] = mac_placeholder(ctid)
         if source_gb is not None:
             self.disks[ctid] = source_gb
-        self.configure(ctid, settings, ALL_FIELDS)
+        self.configure(ctid, settings, APPLIED_AFTER_CREATE)
         self.resize(ctid, settings.disk_gb)
 
     def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:

@@ -1,0 +1,242 @@
+"""One Proxmox VE node as the driver sees it: commands run and logged through a Runner (in
+the C locale), a guest's config, firewall file and state read back into facts, and the
+power cycle (start and wait until up, clean shutdown) that configuring also needs.
+
+`ProxmoxDriver` (driver.py) builds on it: `configure.GuestConfigurer` adds the writes, the
+driver the guest's lifecycle and in-guest work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from phoenix.drivers.base import CommandLog, GuestSettings, ObservedGuest
+from phoenix.drivers.proxmox import commands, files, firewall, mounts, pvesh
+from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
+from phoenix.drivers.proxmox.ownership import OwnedRaw, owned_lines
+from phoenix.errors import DriverError
+from phoenix.runners.base import CommandResult, Runner
+
+# Commands run with the C locale: Phoenix reads their messages ("No such file", pct's).
+NODE_ENV = {"LC_ALL": "C"}
+
+# Run in the guest while waiting for it: init answers, and shows its global IPv4 address.
+IP_PROBE = ("ip", "-4", "-o", "addr", "show", "scope", "global")
+
+
+def parse_facts(
+    ctid: int, data: Mapping[str, Any], fw: firewall.FirewallFile | None = None
+) -> pvesh.ConfigFacts:
+    """parse_config, with a config Phoenix cannot read (a non-numeric `memory`, a `net0`
+    without `name=`) as a DriverError naming the guest instead of a bare ValueError."""
+    try:
+        return pvesh.parse_config(data, fw)
+    except (ValueError, KeyError) as exc:
+        raise DriverError(f"guest {ctid}: cannot read its config from pvesh: {exc}") from None
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    """A file the driver wrote: for reports and tests."""
+
+    log_index: int
+    path: str
+    content: str
+
+
+class NodeSession:
+    """Runs and observes on one node; keeps what it learnt (MACs, NICs, the version)."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        node: str,
+        *,
+        stage_files: bool | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        poll_interval: float = 1.0,
+        owned: OwnedRaw | None = None,
+        version: pvesh.Version | None = None,
+    ) -> None:
+        self.runner = runner
+        self.node = node
+        self.owned = owned or OwnedRaw()
+        self._version = version  # the node's PVE version: asked once (`pvesh get /version`)
+        self.log = CommandLog()
+        self.file_writes: list[FileWrite] = []
+        # Over SSH, `pct push` reads files on the node: stage them there first.
+        self.stage_files = (
+            bool(getattr(runner, "remote", False)) if stage_files is None else (stage_files)
+        )
+        self._sleep = sleep
+        self._clock = clock
+        self._poll = poll_interval
+        self._macs: dict[int, str] = {}
+        self._nics: set[int] = set()  # guests known to have a NIC
+        self._guard = threading.Lock()
+        self._source_locks: dict[int, threading.Lock] = {}
+
+    # -- running commands -------------------------------------------------------------
+
+    def _run(
+        self,
+        kind: str,
+        argv: Sequence[str],
+        *,
+        input: bytes | str | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Log and run one argv (in the C locale: Phoenix reads the messages)."""
+        self.log.add(kind, argv)
+        return self.runner.run(argv, input=input, env=NODE_ENV, timeout=timeout)
+
+    def _mutate(self, ctid: int, argv: Sequence[str], **kw: Any) -> CommandResult:
+        return check(ctid, self._run("mutate", argv, **kw))
+
+    def _json(self, ctid: int, argv: Sequence[str]) -> Any:
+        result = check(ctid, self._run("observe", argv))
+        try:
+            return pvesh.load_json(result.stdout, shlex.join(argv))
+        except ValueError as exc:
+            raise DriverError(f"guest {ctid}: {exc}") from None
+
+    # -- observing ---------------------------------------------------------------------
+
+    def _config(self, ctid: int) -> dict[str, Any] | None:
+        result = self._run("observe", pvesh.config_cmd(self.node, ctid))
+        if is_missing_guest(result):
+            return None
+        check(ctid, result)
+        try:
+            data = pvesh.load_json(result.stdout, "lxc config")
+        except ValueError as exc:
+            raise DriverError(f"guest {ctid}: {exc}") from None
+        if not isinstance(data, dict):
+            raise DriverError(f"guest {ctid}: unexpected config from pvesh: {data!r}")
+        return data
+
+    def version(self) -> pvesh.Version:
+        """The node's Proxmox VE version (major, minor), asked once."""
+        if self._version is None:
+            data = self._json(0, pvesh.version_cmd())
+            try:
+                self._version = pvesh.parse_version(data)
+            except ValueError as exc:
+                raise DriverError(f"node {self.node}: {exc}") from None
+        return self._version
+
+    def _read_file(self, ctid: int, path: str) -> str | None:
+        result = self._run("observe", files.read_cmd(path))
+        if result.ok:
+            return result.stdout
+        if "No such file" in result.stderr:
+            return None
+        raise explain(ctid, result)
+
+    def _facts(self, ctid: int) -> pvesh.ConfigFacts | None:
+        data = self._config(ctid)
+        if data is None:
+            return None
+        fw_text = self._read_file(ctid, pvesh.fw_path(ctid))
+        fw = firewall.parse(fw_text) if fw_text is not None else None
+        facts = parse_facts(ctid, data, fw)
+        self._remember_mac(ctid, facts.mac)
+        return facts
+
+    def _owned_settings(self, ctid: int, facts: pvesh.ConfigFacts) -> GuestSettings:
+        """The settings with only the raw lines Phoenix owns (the others are not its to
+        compare or change)."""
+        mine = owned_lines(facts.raw, (), self.owned.get(ctid))
+        apparmor = next((v for k, v in mine if k == pvesh.APPARMOR_KEY), None)
+        gpu_lines = set(self.owned.gpu_lines(ctid))  # reported as `gpus`, not as raw keys
+        raw = tuple(
+            line for line in mine if line[0] != pvesh.APPARMOR_KEY and line not in gpu_lines
+        )
+        mine_mounts = mounts.owned(facts.mounts, self._mount_targets(ctid))
+        return dataclasses.replace(
+            facts.settings,
+            raw_lxc=raw,
+            apparmor_profile=apparmor,
+            mounts=tuple(sorted((p.mount for p in mine_mounts), key=lambda m: m.target)),
+        )
+
+    def _mount_targets(self, ctid: int) -> list[str]:
+        return self.owned.mount_targets(ctid)
+
+    def _remember_mac(self, ctid: int, mac: str | None) -> None:
+        if mac is not None:
+            self._macs[ctid] = mac
+            self._nics.add(ctid)
+
+    def _state(self, ctid: int) -> str:
+        result = self._run("observe", pvesh.status_cmd(self.node, ctid))
+        if is_missing_guest(result):
+            return "missing"
+        check(ctid, result)
+        state, _ = pvesh.parse_status(pvesh.load_json(result.stdout, "lxc status"))
+        return state
+
+    def observe(self, ctid: int) -> ObservedGuest:
+        facts = self._facts(ctid)
+        if facts is None:
+            return ObservedGuest(ctid, "missing")
+        state, status_lock = pvesh.parse_status(self._json(ctid, pvesh.status_cmd(self.node, ctid)))
+        snapshots = pvesh.parse_snapshots(self._json(ctid, pvesh.snapshots_cmd(self.node, ctid)))
+        addresses: tuple[str, ...] = ()
+        if state == "running":
+            result = self._run("observe", pvesh.interfaces_cmd(self.node, ctid))
+            if result.ok:  # older nodes have no interfaces endpoint: addresses stay unknown
+                addresses = pvesh.parse_interfaces(pvesh.load_json(result.stdout, "interfaces"))
+        return ObservedGuest(
+            ctid=ctid,
+            state=state,
+            settings=self._owned_settings(ctid, facts),
+            snapshots=snapshots,
+            is_template=facts.is_template,
+            locked=facts.locked or status_lock,
+            ip_addresses=addresses,
+        )
+
+    # -- power -------------------------------------------------------------------------
+
+    def start(self, ctid: int, timeout: float = 120.0) -> None:
+        state = self._state(ctid)
+        if state == "running":
+            return
+        if state == "missing":
+            raise DriverError(f"guest {ctid} does not exist on node {self.node}; cannot start it")
+        self._mutate(ctid, commands.start(ctid))
+        self._wait_up(ctid, timeout)
+
+    def _wait_up(self, ctid: int, timeout: float) -> None:
+        """Poll until the guest runs and its init answers with a global IPv4 address
+        (or, without a NIC, answers at all)."""
+        deadline = self._clock() + timeout
+        has_nic = ctid in self._nics
+        probe = ["pct", "exec", str(ctid), "--", *IP_PROBE]
+        last = ""
+        while True:
+            if self._state(ctid) == "running":
+                result = self._run("observe", probe)
+                last = (result.stderr or result.stdout).strip()
+                if result.ok and (not has_nic or " inet " in f" {result.stdout}"):
+                    return
+            if self._clock() >= deadline:
+                raise DriverError(
+                    f"guest {ctid} did not come up within {timeout:.0f}s (running, init "
+                    f"answering{' and an IPv4 address' if has_nic else ''}); last probe: "
+                    f"{last or 'no answer'}. Look at `pct status {ctid}` and the guest's journal"
+                )
+            self._sleep(self._poll)
+
+    def stop(self, ctid: int, timeout: float = 60.0) -> None:
+        if self._state(ctid) != "running":
+            return
+        self._mutate(ctid, commands.shutdown(ctid, timeout), timeout=timeout + 30)
