@@ -14,6 +14,8 @@ from typing import Any
 
 from phoenix.errors import PhoenixError
 from phoenix.inventory.loader import Inventory
+from phoenix.inventory.models import LxcGuest
+from phoenix.inventory.models.scope import Scope, keys_in
 from phoenix.recipes import llamacpp, ollama, vllm
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.features import RecipeFinder
@@ -26,33 +28,13 @@ from phoenix.recipes.registry import (
 APPLICATION = "application"
 
 
-# Applied by the driver on the host, invisible to an in-guest script.
-HOST_ONLY_KEYS = frozenset(
-    {
-        "memory_mb",
-        "swap_mb",
-        "cores",
-        "storage_pool",
-        "storage_size_gb",
-        "pct_options",
-        "lxc_options",
-        "firewall",
-        "start_at_boot",
-        "boot_order",
-        "boot_delay",
-        "apparmor_profile",
-        "apparmor_manages_nesting",
-        "enable_lifecycle_snapshots",
-        "template_snapshot_name",
-        "is_template",
-        "health_check",
-        "tests",
-    }
-)
-
-
-def application_entry(ctid: int, entry: dict[str, Any]) -> dict[str, Any]:
-    return {"ctid": ctid, **{k: v for k, v in entry.items() if k not in HOST_ONLY_KEYS}}
+def application_entry(
+    ctid: int, entry: dict[str, Any], model: type[LxcGuest] = LxcGuest
+) -> dict[str, Any]:
+    """The entry and the CTID, without what the driver applies on the host (invisible to
+    an in-guest script): fields tagged Host (`phoenix.inventory.models.scope`)."""
+    hidden = keys_in(model, Scope.HOST)
+    return {"ctid": ctid, **{k: v for k, v in entry.items() if k not in hidden}}
 
 
 def gateway_application(

@@ -14,44 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.inventory.loader import Inventory
+from phoenix.inventory.models import LxcGuest
+from phoenix.inventory.models.scope import Scope, keys_in
 from phoenix.recipes import ollama, vllm
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.gateway_app import NOT_HANDED, GatewayApp
 from phoenix.recipes.registry import Recipe, find_application, find_feature
-
-# Keys that describe where/how big the guest is, not what a feature installs.
-PLACEMENT_KEYS = frozenset(
-    {
-        "name",
-        "memory_mb",
-        "swap_mb",
-        "cores",
-        "template",
-        "storage_pool",
-        "storage_size_gb",
-        "network_config",
-        "mac_address",
-        "unprivileged",
-        "clone_from_ctid",
-        "template_snapshot_name",
-        "is_template",
-        "features",
-        "pct_options",
-        "lxc_options",
-        "application_script",
-        "firewall",
-        "start_at_boot",
-        "boot_order",
-        "boot_delay",
-        "apparmor_profile",
-        "apparmor_manages_nesting",
-        "enable_lifecycle_snapshots",
-        "dependencies",
-        "health_check",
-        "tests",
-        "gateway",
-    }
-)
 
 
 @functools.lru_cache(maxsize=256)
@@ -94,8 +62,11 @@ def bundle_name(feature: str) -> str:
     return f"feature-{feature}"
 
 
-def feature_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entry.items() if k not in PLACEMENT_KEYS}
+def feature_entry(entry: dict[str, Any], model: type[LxcGuest] = LxcGuest) -> dict[str, Any]:
+    """The entry without the keys that say where/how big the guest is, not what a feature
+    installs: fields tagged Host or Placement (`phoenix.inventory.models.scope`)."""
+    hidden = keys_in(model, Scope.HOST, Scope.PLACEMENT)
+    return {k: v for k, v in entry.items() if k not in hidden}
 
 
 def feature_env(inventory: Inventory) -> dict[str, str]:

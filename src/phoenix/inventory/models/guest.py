@@ -37,6 +37,7 @@ from phoenix.inventory.models.fields import (
 )
 from phoenix.inventory.models.gateway import GatewayConfig
 from phoenix.inventory.models.network import FirewallConfig, NetworkConfig
+from phoenix.inventory.models.scope import Host, InGuest, Placement
 from phoenix.inventory.options import parse_lxc_option, parse_pct_option
 
 
@@ -126,166 +127,178 @@ class VllmEngineConfig(Model):
 class LxcGuest(Model):
     """One container of `phoenix_lxc_configs.json` (`lxc_configs.<CTID>`)."""
 
-    name: HostName = Field(description="Hostname of the container (letters, digits, '-', '.')")
-    memory_mb: StrictInt = Field(default=2048, ge=16, le=16_777_216, description="RAM limit in MiB")
-    swap_mb: StrictInt = Field(default=512, ge=0, le=16_777_216, description="Swap limit in MiB")
-    cores: StrictInt = Field(default=1, ge=1, le=8192, description="CPU cores")
-    template: NotAnOption | None = Field(
+    name: Placement[HostName] = Field(
+        description="Hostname of the container (letters, digits, '-', '.')"
+    )
+    memory_mb: Host[StrictInt] = Field(
+        default=2048, ge=16, le=16_777_216, description="RAM limit in MiB"
+    )
+    swap_mb: Host[StrictInt] = Field(
+        default=512, ge=0, le=16_777_216, description="Swap limit in MiB"
+    )
+    cores: Host[StrictInt] = Field(default=1, ge=1, le=8192, description="CPU cores")
+    template: Placement[NotAnOption | None] = Field(
         default=None,
         min_length=1,
         description="Create from this: rootfs tarball (.tar.gz/.tar.xz/.tar.zst) or "
         "'debootstrap:<suite>' (LXC driver)",
     )
-    storage_pool: StorageId = Field(
+    storage_pool: Host[StorageId] = Field(
         default="local", description="Proxmox storage id for the root disk"
     )
-    storage_size_gb: StrictInt = Field(
+    storage_size_gb: Host[StrictInt] = Field(
         default=8, ge=1, le=1_048_576, description="Root disk size in GiB (grow only)"
     )
-    network_config: NetworkConfig | None = Field(
+    network_config: Placement[NetworkConfig | None] = Field(
         default=None, description="NIC: name, bridge, ip (CIDR), gw"
     )
-    mac_address: Mac = Field(default=None, description="MAC; '' or absent: assigned, then kept")
-    gpu_assignment: GpuAssignment = Field(
+    mac_address: Placement[Mac] = Field(
+        default=None, description="MAC; '' or absent: assigned, then kept"
+    )
+    gpu_assignment: InGuest[GpuAssignment] = Field(
         default="none", description="'none' or GPU indices such as '0,1'"
     )
-    unprivileged: StrictBool = Field(
+    unprivileged: Placement[StrictBool] = Field(
         default=True, description="Map root in the guest to an unprivileged host uid"
     )
-    portainer_role: Literal["server", "agent", "none", "infrastructure"] = Field(
+    portainer_role: InGuest[Literal["server", "agent", "none", "infrastructure"]] = Field(
         default="none", description="Role in Portainer (informational)"
     )
-    clone_from_ctid: Ctid | None = Field(
+    clone_from_ctid: Placement[Ctid | None] = Field(
         default=None, description="Clone from this container (at its template_snapshot_name)"
     )
-    template_snapshot_name: SnapshotName | None = Field(
+    template_snapshot_name: Host[SnapshotName | None] = Field(
         default=None, description="Snapshot taken when configured; clones are made from it"
     )
-    is_template: StrictBool = Field(
+    is_template: Host[StrictBool] = Field(
         default=False, description="Mark as a Proxmox template; clones need no snapshot"
     )
-    features: list[RecipeName] = Field(
+    features: Placement[list[RecipeName]] = Field(
         default_factory=list, description="Recipes run inside the guest, in order"
     )
-    pct_options: list[PctOption] = Field(
+    pct_options: Host[list[PctOption]] = Field(
         default_factory=list, description="Container features: nesting=1, keyctl=1, ..."
     )
-    lxc_options: list[LxcOption] = Field(
+    lxc_options: Host[list[LxcOption]] = Field(
         default_factory=list, description="Raw lxc.* options ('key: value' or 'key=value')"
     )
-    application_script: StrictStr | None = Field(
+    application_script: Placement[StrictStr | None] = Field(
         default=None, min_length=1, description="Script in the scripts folder run last"
     )
-    firewall: FirewallConfig = Field(
+    firewall: Host[FirewallConfig] = Field(
         default_factory=FirewallConfig, description="enabled, rules (in/out, ACCEPT/DROP/REJECT)"
     )
-    start_at_boot: StrictBool = Field(default=False, description="Start when the host boots")
-    boot_order: StrictInt = Field(
+    start_at_boot: Host[StrictBool] = Field(default=False, description="Start when the host boots")
+    boot_order: Host[StrictInt] = Field(
         default=0, ge=0, le=100_000, description="Start order (lower first), then CTID"
     )
-    boot_delay: StrictInt = Field(
+    boot_delay: Host[StrictInt] = Field(
         default=0, ge=0, le=86_400, description="Seconds to wait after starting this guest"
     )
-    apparmor_profile: StrictStr | None = Field(
+    apparmor_profile: Host[StrictStr | None] = Field(
         default=None, pattern=r"^[A-Za-z0-9_./-]+$", description="AppArmor profile (wins over raw)"
     )
-    apparmor_manages_nesting: StrictBool = Field(
+    apparmor_manages_nesting: Host[StrictBool] = Field(
         default=False, description="Original tool's flag (accepted, informational)"
     )
-    enable_lifecycle_snapshots: StrictBool = Field(
+    enable_lifecycle_snapshots: Host[StrictBool] = Field(
         default=False, description="Take 'pre-configured' and 'final-form' snapshots"
     )
-    dependencies: list[Ctid] = Field(
+    dependencies: Placement[list[Ctid]] = Field(
         default_factory=list, description="Guests (LXC or VM) to create and start first"
     )
-    ports: list[PortMapping] = Field(
+    ports: InGuest[list[PortMapping]] = Field(
         default_factory=list, description="'host:container' port notes (informational)"
     )
-    zfs_volumes: list[Volume] = Field(
+    zfs_volumes: InGuest[list[Volume]] = Field(
         default_factory=list, description="ZFS volumes: name, pool, size_gb, mount_point"
     )
-    volumes: list[Volume] = Field(
+    volumes: InGuest[list[Volume]] = Field(
         default_factory=list, description="Volumes: name, pool, size_gb, mount_point"
     )
-    mount_points: list[MountPoint] = Field(
+    mount_points: InGuest[list[MountPoint]] = Field(
         default_factory=list, description="Host bind mounts: host_path, container_path, read_only"
     )
-    id_maps: list[IdMapEntry] = Field(
+    id_maps: InGuest[list[IdMapEntry]] = Field(
         default_factory=list,
         description="Unprivileged id map as written: {type u|g|b, container_id, host_id, "
         "count} or 'u 0 100000 65536' (empty: guest 0..65535 -> host 100000..)",
     )
-    vllm_engine_config: VllmEngineConfig | None = Field(
+    vllm_engine_config: InGuest[VllmEngineConfig | None] = Field(
         default=None, description="vLLM config; ServerConfig says which model is served where"
     )
-    health_check: HealthCheck | None = Field(
+    health_check: Host[HealthCheck | None] = Field(
         default=None, description="command (run in the guest, no shell), retries, interval"
     )
-    tests: dict[str, Any] = Field(default_factory=dict, description="Original tool's test lists")
-    gateway: GatewayConfig | None = Field(
+    tests: Host[dict[str, Any]] = Field(
+        default_factory=dict, description="Original tool's test lists"
+    )
+    gateway: Placement[GatewayConfig | None] = Field(
         default=None, description="Makes this guest the Phoenix API gateway (see Gateway block)"
     )
 
     # Older flat vLLM keys, still in inventories in the field.
-    vllm_model: ModelName | None = Field(default=None, description="Legacy: model path")
-    vllm_served_model_name: ModelName | None = Field(
+    vllm_model: InGuest[ModelName | None] = Field(default=None, description="Legacy: model path")
+    vllm_served_model_name: InGuest[ModelName | None] = Field(
         default=None, description="Legacy: served model name (routed by the gateway)"
     )
-    vllm_model_type: Literal["chat", "embedding"] | None = Field(
+    vllm_model_type: InGuest[Literal["chat", "embedding"] | None] = Field(
         default=None, description="Legacy: chat or embedding"
     )
-    vllm_port: StrictInt | None = Field(
+    vllm_port: InGuest[StrictInt | None] = Field(
         default=None, ge=1, le=65535, description="Legacy: port (default 8000)"
     )
-    vllm_tensor_parallel_size: StrictInt | None = Field(default=None, ge=1, description="Legacy")
-    vllm_gpu_memory_utilization: Number | None = Field(
+    vllm_tensor_parallel_size: InGuest[StrictInt | None] = Field(
+        default=None, ge=1, description="Legacy"
+    )
+    vllm_gpu_memory_utilization: InGuest[Number | None] = Field(
         default=None, ge=0, le=1, description="Legacy"
     )
-    vllm_max_model_len: StrictInt | None = Field(default=None, ge=1, description="Legacy")
-    vllm_quantization: StrictStr | None = Field(default=None, description="Legacy")
-    vllm_trust_remote_code: StrictBool | None = Field(default=None, description="Legacy")
-    vllm_parameters: dict[str, Any] | None = Field(default=None, description="Legacy")
-    vllm_args: list[StrictStr] | None = Field(default=None, description="Legacy")
-    nvidia_runfile_url: StrictStr | None = Field(
+    vllm_max_model_len: InGuest[StrictInt | None] = Field(default=None, ge=1, description="Legacy")
+    vllm_quantization: InGuest[StrictStr | None] = Field(default=None, description="Legacy")
+    vllm_trust_remote_code: InGuest[StrictBool | None] = Field(default=None, description="Legacy")
+    vllm_parameters: InGuest[dict[str, Any] | None] = Field(default=None, description="Legacy")
+    vllm_args: InGuest[list[StrictStr] | None] = Field(default=None, description="Legacy")
+    nvidia_runfile_url: InGuest[StrictStr | None] = Field(
         default=None, min_length=1, description="NVIDIA driver runfile (wins over the top level)"
     )
-    nvidia_driver_version: StrictStr | None = Field(
+    nvidia_driver_version: InGuest[StrictStr | None] = Field(
         default=None, min_length=1, description="Driver the host must run (wins over the top level)"
     )
-    llamacpp_archive_url: StrictStr | None = Field(
+    llamacpp_archive_url: InGuest[StrictStr | None] = Field(
         default=None, min_length=1, description="llama.cpp release archive (.zip or .tar.gz)"
     )
-    llamacpp_sha256: StrictStr | None = Field(
+    llamacpp_sha256: InGuest[StrictStr | None] = Field(
         default=None, pattern=r"^[0-9a-fA-F]{64}$", description="The archive's sha256 (required)"
     )
-    llamacpp_model: GuestPath | None = Field(
+    llamacpp_model: InGuest[GuestPath | None] = Field(
         default=None, description="Model file (GGUF) inside the guest"
     )
-    llamacpp_port: StrictInt | None = Field(
+    llamacpp_port: InGuest[StrictInt | None] = Field(
         default=None, ge=1, le=65535, description="llama-server's port (default 8081)"
     )
-    llamacpp_args: list[StrictStr] = Field(
+    llamacpp_args: InGuest[list[StrictStr]] = Field(
         default_factory=list, description="Extra llama-server arguments"
     )
-    ollama_version: StrictStr | None = Field(
+    ollama_version: InGuest[StrictStr | None] = Field(
         default=None, min_length=1, description="Ollama release the ollama feature pins"
     )
-    ollama_archive_url: StrictStr | None = Field(
+    ollama_archive_url: InGuest[StrictStr | None] = Field(
         default=None, min_length=1, description="Ollama release archive (wins over the version)"
     )
-    ollama_sha256: StrictStr | None = Field(
+    ollama_sha256: InGuest[StrictStr | None] = Field(
         default=None, pattern=r"^[0-9a-fA-F]{64}$", description="The archive's sha256"
     )
-    ollama_port: StrictInt | None = Field(
+    ollama_port: InGuest[StrictInt | None] = Field(
         default=None, ge=1, le=65535, description="Ollama's port (default 11434)"
     )
-    ollama_models: list[ModelName] = Field(
+    ollama_models: InGuest[list[ModelName]] = Field(
         default_factory=list, description="Models pulled when missing (never removed)"
     )
-    vllm_version: StrictStr | None = Field(
+    vllm_version: InGuest[StrictStr | None] = Field(
         default=None, min_length=1, description="vLLM version the vllm feature pins"
     )
-    vllm_package: StrictStr | None = Field(
+    vllm_package: InGuest[StrictStr | None] = Field(
         default=None,
         min_length=1,
         description="pip requirement or wheel URL (wins over vllm_version)",
