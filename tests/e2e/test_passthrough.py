@@ -78,7 +78,7 @@ def test_mounts_write_read_only_reconverge_and_removal(
     assert (share / "by-1000").read_text() == "u\n"
     assert owner(share / "by-1000") == (101_000, 101_000)
     assert owner(share / "by-root") == (100_000, 100_000)
-    volume = lxc_driver.volume_root / str(ctid) / "data"
+    volume = lxc_driver.defs.volume_root / str(ctid) / "data"
     assert (volume / "on-volume").read_text() == "v\n"
     assert owner(volume / "on-volume") == (100_000, 100_000)
 
