@@ -242,7 +242,7 @@ def test_stop_start_destroy_are_idempotent(
     lxc_driver.destroy(ctid)  # already gone: no error
 
 
-def test_exec_and_push(lxc_host: LxcHost, lxc_driver: LxcDriver, template_guest: int) -> None:
+def test_exec(lxc_host: LxcHost, lxc_driver: LxcDriver, template_guest: int) -> None:
     ctid = 7714
     lxc_driver.clone(template_guest, ctid, SNAPSHOT, clone_settings(lxc_host, "phxt-exec", 14))
     lxc_driver.start(ctid)
@@ -254,14 +254,7 @@ def test_exec_and_push(lxc_host: LxcHost, lxc_driver: LxcDriver, template_guest:
     )
     assert (res.returncode, res.stdout) == (3, "from stdin\nhi there\n")
     slow = lxc_driver.exec(ctid, ["sleep", "10"], timeout=1)
-    assert not slow.ok
-    local = lxc_host.state_dir / "push-me.txt"
-    local.write_text("pushed content\n")
-    odd_path = "/tmp/phoenix_run/dir with space/$(touch /tmp/pwned)'x"
-    lxc_driver.push(ctid, local, odd_path, mode=0o600)
-    assert lxc_driver.exec(ctid, ["cat", odd_path]).stdout == "pushed content\n"
-    assert lxc_driver.exec(ctid, ["stat", "-c", "%a", odd_path]).stdout.strip() == "600"
-    assert not lxc_driver.exec(ctid, ["test", "-e", "/tmp/pwned"]).ok
+    assert slow.returncode == 124  # timed out: a result, as the Runner contract says
 
 
 def test_apt_inside_a_guest_works_through_nat(
@@ -359,8 +352,6 @@ def test_mark_template_and_clone_without_snapshot(
     assert seen is not None and privileged.diff(seen) == {}
     lxc_driver.snapshot(clone, "pre-configured")
     assert lxc_driver.list_snapshots(clone) == ["pre-configured"]
-    lxc_driver.delete_snapshot(clone, "pre-configured")
-    assert lxc_driver.list_snapshots(clone) == []
 
 
 def tree_fingerprint(root: Path) -> dict[str, tuple[int, int, int, int]]:
@@ -479,17 +470,13 @@ def test_base_of_linked_clones_cannot_be_deleted_until_they_are(
         assert lxc_driver.dependents(source) == list(clones)
         with pytest.raises(DriverError, match="7746, 7747"):
             lxc_driver.destroy(source)
-        with pytest.raises(DriverError, match="7746, 7747"):
-            lxc_driver.delete_snapshot(source, SNAPSHOT)
         assert lxc_driver.list_snapshots(source) == [SNAPSHOT, "spare"]
         assert lxc_driver.observe(source).exists
-        lxc_driver.delete_snapshot(source, "spare")  # no clone stands on it
         lxc_driver.start(clones[0])  # the refusals broke nothing
         lxc_driver.destroy(clones[0])
         with pytest.raises(DriverError, match="7747"):
             lxc_driver.destroy(source)
         lxc_driver.destroy(clones[1])
-        lxc_driver.delete_snapshot(source, SNAPSHOT)
         lxc_driver.destroy(source)
         assert not (lxc_host.lxc_path / str(source)).exists()
     finally:

@@ -248,10 +248,6 @@ class Driver(Protocol):
         past `timeout`, 127 when the program is missing."""
         ...
 
-    def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
-        """Copy one host file into the guest at `guest_path` (parents created)."""
-        ...
-
     def snapshot(self, ctid: int, name: str) -> None:
         """Snapshot the guest as `name` (nothing when it exists). A running guest is
         running afterwards: a backend that can only copy a stopped one (LXC's directory
@@ -259,8 +255,6 @@ class Driver(Protocol):
         ...
 
     def list_snapshots(self, ctid: int) -> list[str]: ...
-
-    def delete_snapshot(self, ctid: int, name: str) -> None: ...
 
     def mark_template(self, ctid: int) -> None:
         """Make the guest a template (Proxmox `pct template`); clones then need no snapshot."""

@@ -91,17 +91,11 @@ class OfflineDriver:
     ) -> CommandResult:
         return cast(CommandResult, self._refuse())
 
-    def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
-        self._refuse()
-
     def snapshot(self, ctid: int, name: str) -> None:
         self._refuse()
 
     def list_snapshots(self, ctid: int) -> list[str]:
         return []
-
-    def delete_snapshot(self, ctid: int, name: str) -> None:
-        self._refuse()
 
     def mark_template(self, ctid: int) -> None:
         self._refuse()

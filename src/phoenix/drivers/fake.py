@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from phoenix.drivers.base import (
@@ -245,11 +244,6 @@ class FakeDriver:
         with self._lock:
             del self.guests[ctid]
 
-    def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
-        guest = self._guest(ctid)
-        self._mutate("push", ctid, guest_path)
-        guest.files[guest_path] = local.read_bytes()
-
     def snapshot(self, ctid: int, name: str) -> None:
         guest = self._guest(ctid)
         if self.snapshot_needs_stop and guest.state == "running":
@@ -265,11 +259,6 @@ class FakeDriver:
     def list_snapshots(self, ctid: int) -> list[str]:
         self.log.add("observe", ["list_snapshots", str(ctid)])
         return list(self._guest(ctid).snapshots)
-
-    def delete_snapshot(self, ctid: int, name: str) -> None:
-        guest = self._guest(ctid)
-        self._mutate("delete_snapshot", ctid, name)
-        guest.snapshots.pop(name, None)
 
     def mark_template(self, ctid: int) -> None:
         guest = self._guest(ctid)

@@ -100,18 +100,6 @@ class Graph:
             raise ValueError(f"dependency cycle: {shown}")
         return order
 
-    def levels(self, roots: Iterable[int] | None = None) -> list[list[int]]:
-        """Creation order grouped in waves: every guest of a wave can be built in parallel."""
-        order = self.creation_order(roots)
-        depth: dict[int, int] = {}
-        for node in order:
-            needs = [depth[m] for m in self.needs(node) if m in depth]
-            depth[node] = 1 + max(needs) if needs else 0
-        waves: list[list[int]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
-        for node in order:
-            waves[depth[node]].append(node)
-        return waves
-
     def to_mermaid(self, roots: Iterable[int] | None = None) -> str:
         shown = sorted(self.closure(roots) if roots is not None else self.nodes)
         lines = ["graph TD"]

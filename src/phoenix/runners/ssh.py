@@ -42,8 +42,6 @@ class SshRunner:
     connect_timeout: int = 10
     extra_options: Sequence[str] = ()
     local: Runner = field(default_factory=LocalRunner)
-    # Drivers read this: files a command names must be on the node, not here.
-    remote: bool = True
 
     def __post_init__(self) -> None:
         if not self.host or self.host.startswith("-") or any(c.isspace() for c in self.host):

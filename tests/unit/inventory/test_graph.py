@@ -20,14 +20,12 @@ def _graph(edges: dict[int, list[int]]) -> Graph:
 def test_chain_is_created_from_the_root() -> None:
     g = _graph({103: [102], 102: [101], 101: []})
     assert g.creation_order() == [101, 102, 103]
-    assert g.levels() == [[101], [102], [103]]
 
 
 def test_diamond_builds_the_shared_base_once_and_first() -> None:
     g = _graph({200: [], 201: [200], 202: [200], 203: [201, 202]})
     order = g.creation_order()
     assert order == [200, 201, 202, 203]
-    assert g.levels() == [[200], [201, 202], [203]]
 
 
 def test_subset_pulls_in_what_it_needs_only() -> None:

@@ -245,20 +245,6 @@ def test_firewall_rule_with_more_than_15_ports_is_refused(node: FakeNode) -> Non
         driver_on(node).create(101, TEMPLATE, settings(firewall_enabled=True, firewall_rules=rules))
 
 
-def test_staged_push_file_has_an_unpredictable_private_name(node: FakeNode, tmp_path: Path) -> None:
-    """Smaller: /tmp/phoenix-push.<ctid>.<n> was predictable and world-readable until chmod."""
-    local = tmp_path / "bundle.tar"
-    local.write_bytes(b"secret")
-    driver = ProxmoxDriver(node, "localhost", stage_files=True)
-    driver.create(101, TEMPLATE, settings())
-    node.running.add(101)
-    driver.push(101, local, "/tmp/run/bundle.tar")
-    mktemp = next(c for c in node.calls if c[0] == "mktemp")
-    assert mktemp[1].endswith("XXXXXXXXXX")
-    write = next(c for c in node.calls if c[:1] == ("python3",) and "/tmp/" in c[3])
-    assert write[3].startswith("/tmp/phoenix-push.fake") and write[5] == "0600"
-
-
 def test_node_commands_run_in_the_c_locale(node: FakeNode) -> None:
     """Smaller: "No such file" was matched in the locale's language."""
     seen: list[object] = []

@@ -40,8 +40,8 @@ ASSIGNED_MAC = "BC:24:11:0A:0B:0C"
 # Every pct verb and pvesh path the driver's builders can produce: the commands gathered
 # below must cover them all (a new builder without a scenario here fails the test).
 PCT_VERBS = {
-    "create", "set", "clone", "resize", "snapshot", "delsnapshot", "template", "start",
-    "shutdown", "destroy", "exec", "push",
+    "create", "set", "clone", "resize", "snapshot", "template", "start", "shutdown",
+    "destroy", "exec",
 }  # fmt: skip
 PVESH_PATHS = {"config", "status/current", "snapshot", "interfaces", "version"}
 
@@ -115,16 +115,13 @@ def fake_node_commands(root: Path, version: str) -> tuple[list[tuple[str, ...]],
     for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"):
         node.path("/dev").mkdir(exist_ok=True)
         node.path(f"/dev/{name}").write_text("")
-    driver = ProxmoxDriver(node, "localhost", sleep=lambda _: None, stage_files=True)
+    driver = ProxmoxDriver(node, "localhost", sleep=lambda _: None)
     wanted = settings()
     driver.create(900, TEMPLATE, dataclasses.replace(wanted, net=None, firewall_enabled=False))
     driver.start(900)
     driver.snapshot(900, "final-form")
     driver.clone(900, 101, "final-form", dataclasses.replace(wanted, disk_gb=16))
     driver.start(101)
-    local = root / "bundle.tar"
-    local.write_bytes(b"x")
-    driver.push(101, local, "/tmp/phoenix_run/bundle.tar", 0o600)
     driver.exec(101, ["sh", "-c", "true"], env={"A": "b"})
     # drift: every managed option differs, features and NIC removed, raw keys changed
     drifted = dataclasses.replace(
@@ -143,9 +140,10 @@ def fake_node_commands(root: Path, version: str) -> tuple[list[tuple[str, ...]],
     later = dataclasses.replace(drifted, mounts=(volume,), gpus=(1,))
     driver.configure(101, later, frozenset(later.diff(seen.settings)))
     driver.stop(101)
-    driver.delete_snapshot(900, "final-form")
     driver.stop(900)
-    driver.mark_template(900)
+    # a guest without snapshots becomes a template (pct template refuses one with them)
+    driver.create(902, TEMPLATE, dataclasses.replace(wanted, net=None, firewall_enabled=False))
+    driver.mark_template(902)
     # adoption of a guest made by the original tool
     node.put_conf(950, data("conf_950_original_tool.conf"))
     node.storages["quickOS-lxc-disks"] = "zfspool"
@@ -167,8 +165,8 @@ def golden_commands(seed: Inventory, version: str) -> Preview:
     preview.clone(900, 101, "final-form", s101)
     preview.start(101)
     preview.stop(101, timeout=30)
-    preview.delete_snapshot(900, "final-form")
-    preview.mark_template(900)
+    preview.create(902, seed.guests[900].template or "", s900)
+    preview.mark_template(902)  # one without snapshots: pct template refuses those
     preview.destroy(101)
     return preview
 

@@ -37,7 +37,7 @@ from phoenix.drivers.lxc.context import LxcContext
 from phoenix.drivers.lxc.definition import META_FILE, Definitions
 from phoenix.drivers.lxc.rootfs import CLONE_MODES, CloneMode, Rootfs
 from phoenix.drivers.lxc.snapshots import Snapshots, refuse_if_linked
-from phoenix.errors import CommandFailed, DriverError
+from phoenix.errors import DriverError
 from phoenix.runners.base import CommandResult, Runner
 from phoenix.runners.local import LocalRunner
 
@@ -357,14 +357,6 @@ class LxcDriver:
         full += ["--", *argv]
         return self.ctx.run("exec", full, input=stdin, timeout=timeout)
 
-    def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
-        script = 'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"'
-        argv = ["sh", "-c", script, "sh", guest_path, f"{mode:o}"]
-        res = self.exec(ctid, argv, stdin=Path(local).read_bytes())
-        if not res.ok:
-            context = f"pushing {local} to guest {ctid}:{guest_path}"
-            raise CommandFailed(argv, res.returncode, res.stdout, res.stderr, context)
-
     # ---- snapshots and templates ---------------------------------------------------------------
 
     def list_snapshots(self, ctid: int) -> list[str]:
@@ -384,9 +376,6 @@ class LxcDriver:
         finally:
             if was_running:
                 self.start(ctid)
-
-    def delete_snapshot(self, ctid: int, name: str) -> None:
-        self.snaps.delete(ctid, name)
 
     def mark_template(self, ctid: int) -> None:
         self._require(ctid)

@@ -108,11 +108,3 @@ class Snapshots:
             self.ctx.run("mutate", argv).check(f"snapshotting guest {ctid} as {name!r}")
         finally:
             os.unlink(fh.name)
-
-    def delete(self, ctid: int, name: str) -> None:
-        path = self.find(ctid, name)
-        if path is None:
-            return
-        refuse_if_linked(self.ctx, ctid, path.name, f"delete snapshot {name!r} of guest {ctid}")
-        argv = self.ctx.lxc("lxc-snapshot", ctid, "-d", path.name)
-        self.ctx.run("mutate", argv).check(f"deleting snapshot {name!r} of guest {ctid}")

@@ -160,10 +160,6 @@ def snapshot(ctid: int, name: str) -> list[str]:
     return ["pct", "snapshot", str(ctid), name]
 
 
-def delete_snapshot(ctid: int, name: str) -> list[str]:
-    return ["pct", "delsnapshot", str(ctid), name]
-
-
 def template(ctid: int, snapshots: Sequence[str]) -> list[str]:
     if snapshots:
         raise DriverError(
@@ -199,10 +195,6 @@ def exec_(
     if env:
         full += ["env", *(f"{k}={v}" for k, v in env.items())]
     return full + list(argv)
-
-
-def push(ctid: int, source: str, guest_path: str, mode: int) -> list[str]:
-    return ["pct", "push", str(ctid), source, guest_path, "--perms", f"{mode:04o}"]
 
 
 def raw_key_problem(key: str, version: Version | None) -> str | None:

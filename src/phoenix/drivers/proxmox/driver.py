@@ -27,10 +27,9 @@ import re
 import shlex
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
 
 from phoenix.drivers.base import GuestSettings
-from phoenix.drivers.proxmox import commands, files, pvesh
+from phoenix.drivers.proxmox import commands, pvesh
 from phoenix.drivers.proxmox.commands import APPLIED_AFTER_CREATE
 from phoenix.drivers.proxmox.configure import GuestConfigurer
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
@@ -121,29 +120,6 @@ class ProxmoxDriver(GuestConfigurer):
             raise explain(ctid, result)
         return result
 
-    def push(self, ctid: int, local: Path, guest_path: str, mode: int = 0o644) -> None:
-        """`pct push`; parents created first; over SSH the file is staged on the node."""
-        parent = str(PurePosixPath(guest_path).parent)
-        made = self.exec(ctid, ["mkdir", "-p", parent])
-        if not made.ok:
-            raise DriverError(
-                f"guest {ctid}: cannot create {parent} for {guest_path}: {made.stderr.strip()}"
-            )
-        source = str(local)
-        staged: str | None = None
-        if self.stage_files:
-            # An unpredictable name made (0600) by mktemp on the node, then filled.
-            tmp = self._mutate(ctid, ["mktemp", "/tmp/phoenix-push.XXXXXXXXXX"])
-            staged = tmp.stdout.strip() or f"/tmp/phoenix-push.<random>.{ctid}"
-            write = files.write_cmd(staged, files.digest(b""), mode=0o600)
-            self._mutate(ctid, write, input=local.read_bytes())
-            source = staged
-        try:
-            self._mutate(ctid, commands.push(ctid, source, guest_path, mode))
-        finally:
-            if staged is not None:
-                self._run("mutate", ["rm", "-f", staged])
-
     # -- snapshots and templates -------------------------------------------------------
 
     def list_snapshots(self, ctid: int) -> list[str]:
@@ -158,11 +134,6 @@ class ProxmoxDriver(GuestConfigurer):
         if name in self.list_snapshots(ctid):
             return
         self._mutate(ctid, argv)
-
-    def delete_snapshot(self, ctid: int, name: str) -> None:
-        if name not in self.list_snapshots(ctid):
-            return
-        self._mutate(ctid, commands.delete_snapshot(ctid, name))
 
     def mark_template(self, ctid: int) -> None:
         """`pct template`, refused for a guest with snapshots (pct would refuse it) and

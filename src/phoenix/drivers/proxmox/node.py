@@ -58,7 +58,6 @@ class NodeSession:
         runner: Runner,
         node: str,
         *,
-        stage_files: bool | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         poll_interval: float = 1.0,
@@ -71,10 +70,6 @@ class NodeSession:
         self._version = version  # the node's PVE version: asked once (`pvesh get /version`)
         self.log = CommandLog()
         self.file_writes: list[FileWrite] = []
-        # Over SSH, `pct push` reads files on the node: stage them there first.
-        self.stage_files = (
-            bool(getattr(runner, "remote", False)) if stage_files is None else (stage_files)
-        )
         self._sleep = sleep
         self._clock = clock
         self._poll = poll_interval

@@ -178,11 +178,6 @@ class Preview:
         self._add(commands.snapshot(ctid, name))
         self.snapshots.setdefault(ctid, []).append(name)
 
-    def delete_snapshot(self, ctid: int, name: str) -> None:
-        self._add(commands.delete_snapshot(ctid, name))
-        if name in self.snapshots.get(ctid, []):
-            self.snapshots[ctid].remove(name)
-
     def mark_template(self, ctid: int) -> None:
         self._add(commands.template(ctid, self.snapshots.get(ctid, [])))
 
