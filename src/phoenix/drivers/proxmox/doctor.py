@@ -1,4 +1,7 @@
 """`phoenix doctor`: is this node ready for the Proxmox driver, and if not, what to fix.
+Here: what the inventory needs on the node (storages, bridges, templates, the datacenter
+firewall, AppArmor profiles, root's delegated ids) and `run_doctor`, which runs these
+after the checks of the node itself (`doctor_node`).
 
 Every check runs through a Runner (locally on the node, or over SSH), never raises for a
 missing tool, and says what to do when it fails. The checks that need pvesh are skipped
@@ -8,19 +11,26 @@ clear line about pct/pvesh instead of a cascade.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from phoenix.drivers import idmaps
 from phoenix.drivers.base import Check
-from phoenix.drivers.proxmox import commands, pvesh
-from phoenix.runners.base import CommandResult, Runner
-
-PCT = "/usr/sbin/pct"
-PVESH = "/usr/bin/pvesh"
-
+from phoenix.drivers.proxmox import pvesh
+from phoenix.drivers.proxmox.doctor_node import (
+    check_ctids,
+    check_node_name,
+    check_quorum,
+    check_raw_keys,
+    check_root,
+    check_tools,
+    check_version,
+    manager_version,
+    node_name,
+    run,
+    run_json,
+)
+from phoenix.runners.base import Runner
 
 # Storage types on which pve-storage can snapshot a container volume.
 SNAPSHOT_STORAGE_TYPES = frozenset({"zfspool", "lvmthin", "rbd", "btrfs"})
@@ -45,30 +55,6 @@ class Needs:
     id_ranges: frozenset[tuple[str, int, int]] = frozenset()
 
 
-def _run(runner: Runner, argv: Sequence[str]) -> CommandResult:
-    return runner.run(argv, timeout=60)
-
-
-def _json(runner: Runner, argv: Sequence[str]) -> tuple[Any, str]:
-    result = _run(runner, argv)
-    if not result.ok:
-        return None, (result.stderr or result.stdout).strip() or f"exit {result.returncode}"
-    try:
-        return json.loads(result.stdout), ""
-    except json.JSONDecodeError:
-        return None, "pvesh did not return JSON"
-
-
-def parse_pveversion(text: str) -> dict[str, str]:
-    """`pveversion --verbose` -> {package: version} (`pve-manager: 8.2.2 (running ...)`)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        name, sep, rest = line.partition(":")
-        if sep and rest.strip():
-            out[name.strip()] = rest.strip().split()[0]
-    return out
-
-
 def parse_subid(text: str, user: str = "root", need: int = 65536) -> str | None:
     """None if `user` has a range of at least `need` ids in /etc/subuid-style text, else why."""
     for line in text.splitlines():
@@ -78,135 +64,9 @@ def parse_subid(text: str, user: str = "root", need: int = 65536) -> str | None:
     return f"no range of {need} ids for {user}"
 
 
-def check_tools(runner: Runner) -> list[Check]:
-    checks: list[Check] = []
-    for tool, path, package in (("pct", PCT, "pve-container"), ("pvesh", PVESH, "pve-manager")):
-        found = _run(runner, ["test", "-x", path]).ok
-        checks.append(
-            Check(
-                tool,
-                found,
-                f"{path} present" if found else f"{tool} is missing ({path} not found)",
-                ""
-                if found
-                else (
-                    f"this host is not a Proxmox VE node: run Phoenix on the node, set "
-                    f"phoenix.ssh_host to reach it, or use --driver lxc here ({package})"
-                ),
-            )
-        )
-    return checks
-
-
-def manager_version(text: str) -> tuple[int, int] | None:
-    """(major, minor) of pve-manager from `pveversion --verbose`."""
-    parts = parse_pveversion(text).get("pve-manager", "").split(".")
-    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
-        return int(parts[0]), int(parts[1])
-    return None
-
-
-def check_version(runner: Runner) -> Check:
-    result = _run(runner, ["pveversion", "--verbose"])
-    if not result.ok:
-        return Check(
-            "pveversion",
-            False,
-            "pveversion failed or is missing",
-            "install Proxmox VE (pve-manager) or point Phoenix at a node",
-        )
-    versions = parse_pveversion(result.stdout)
-    manager, container = versions.get("pve-manager", "?"), versions.get("pve-container", "?")
-    major = manager.split(".", 1)[0]
-    ok = major.isdigit() and int(major) >= 7
-    return Check(
-        "version",
-        ok,
-        f"pve-manager {manager}, pve-container {container}",
-        "" if ok else "Proxmox VE 7 or newer is needed (pvesh JSON output, --current)",
-    )
-
-
-def check_raw_keys(version: tuple[int, int] | None, keys: Iterable[str]) -> list[Check]:
-    """Raw keys this node's version drops or moves (they would drift on every run)."""
-    checks = []
-    for key in sorted(keys):
-        problem = commands.raw_key_problem(key, version)
-        if problem is not None:
-            checks.append(Check(f"raw key {key}", False, problem, "change lxc_options"))
-    return checks
-
-
-def check_root(runner: Runner) -> Check:
-    result = _run(runner, ["id", "-u"])
-    ok = result.ok and result.stdout.strip() == "0"
-    return Check(
-        "root",
-        ok,
-        "commands run as root" if ok else f"commands run as uid {result.stdout.strip() or '?'}",
-        "" if ok else "pct and /etc/pve need root: run Phoenix as root (or ssh as root@node)",
-    )
-
-
-def check_quorum(runner: Runner) -> tuple[Check, str | None]:
-    """The cluster is quorate (else /etc/pve is read-only); also the local node's name."""
-    data, err = _json(runner, pvesh.cluster_status_cmd())
-    if not isinstance(data, list):
-        return Check("quorum", False, f"cannot read the cluster status: {err}", ""), None
-    local = next(
-        (str(e.get("name")) for e in data if e.get("type") == "node" and e.get("local")), None
-    )
-    cluster = next((e for e in data if e.get("type") == "cluster"), None)
-    if cluster is None:
-        return Check("quorum", True, "single node (no cluster)"), local
-    ok = str(cluster.get("quorate", 0)) == "1"
-    return (
-        Check(
-            "quorum",
-            ok,
-            f"cluster {cluster.get('name', '?')} is {'quorate' if ok else 'NOT quorate'}",
-            ""
-            if ok
-            else "/etc/pve is read-only without quorum: bring the other nodes back "
-            "(`pvecm status`) before changing guests",
-        ),
-        local,
-    )
-
-
-def check_ctids(runner: Runner, ctids: Iterable[int], local: str | None) -> list[Check]:
-    """Inventory CTIDs taken by a VM, or by a container on another node."""
-    data, err = _json(runner, pvesh.cluster_resources_cmd())
-    if not isinstance(data, list):
-        return [Check("ctids", False, f"cannot list the cluster's guests: {err}", "")]
-    taken = {int(e["vmid"]): e for e in data if isinstance(e, dict) and "vmid" in e}
-    checks = []
-    for ctid in sorted(ctids):
-        entry = taken.get(ctid)
-        if entry is None:
-            continue
-        kind, node = entry.get("type"), entry.get("node")
-        if kind == "qemu":
-            checks.append(
-                Check(f"ctid {ctid}", False, f"is a VM on node {node}", "renumber the guest")
-            )
-        elif local is not None and node != local:
-            checks.append(
-                Check(
-                    f"ctid {ctid}",
-                    False,
-                    f"is a container on node {node}, not on {local}",
-                    f"migrate it here or renumber the guest (pct acts on {local} only)",
-                )
-            )
-    if not checks:
-        checks.append(Check("ctids", True, "no inventory CTID is a VM or on another node"))
-    return checks
-
-
 def check_datacenter_firewall(runner: Runner) -> Check:
     """Guest firewalls filter nothing while the datacenter firewall is off (the default)."""
-    data, err = _json(runner, pvesh.cluster_firewall_cmd())
+    data, err = run_json(runner, pvesh.cluster_firewall_cmd())
     if not isinstance(data, dict):
         return Check("datacenter firewall", False, f"cannot read its options: {err}", "")
     ok = str(data.get("enable", 0)) == "1"
@@ -226,7 +86,7 @@ def check_apparmor(runner: Runner, profiles: Iterable[str]) -> list[Check]:
     wanted = sorted(profiles)
     if not wanted:
         return []
-    result = _run(runner, ["cat", "/sys/kernel/security/apparmor/profiles"])
+    result = run(runner, ["cat", "/sys/kernel/security/apparmor/profiles"])
     loaded = {line.split(" (", 1)[0].strip() for line in result.stdout.splitlines()}
     return [
         Check(
@@ -243,7 +103,7 @@ def check_apparmor(runner: Runner, profiles: Iterable[str]) -> list[Check]:
 
 def check_node(runner: Runner, node: str, needs: Needs) -> list[Check]:
     checks: list[Check] = []
-    data, err = _json(runner, pvesh.storage_cmd(node))
+    data, err = run_json(runner, pvesh.storage_cmd(node))
     if data is None:
         checks.append(
             Check(
@@ -297,7 +157,7 @@ def check_node(runner: Runner, node: str, needs: Needs) -> list[Check]:
                         "or BTRFS storage: move them (storage_pool) or drop the snapshot",
                     )
                 )
-    data, err = _json(runner, pvesh.network_cmd(node))
+    data, err = run_json(runner, pvesh.network_cmd(node))
     if data is None:
         checks.append(
             Check(
@@ -329,11 +189,11 @@ def check_templates(runner: Runner, templates: Iterable[str]) -> list[Check]:
     checks: list[Check] = []
     for template in sorted(templates):
         if template.startswith("/"):
-            ok = _run(runner, ["test", "-f", template]).ok
+            ok = run(runner, ["test", "-f", template]).ok
         elif ":vztmpl/" in template:
             # `pvesm path` only maps the id to a path; the file itself must be there.
-            path = _run(runner, ["pvesm", "path", template])
-            ok = path.ok and _run(runner, ["test", "-f", path.stdout.strip()]).ok
+            path = run(runner, ["pvesm", "path", template])
+            ok = path.ok and run(runner, ["test", "-f", path.stdout.strip()]).ok
         else:
             checks.append(
                 Check(
@@ -366,7 +226,7 @@ def check_subids(
     checks: list[Check] = []
     pairs: tuple[tuple[str, idmaps.Kind], ...] = (("/etc/subuid", "u"), ("/etc/subgid", "g"))
     for path, kind in pairs:
-        result = _run(runner, ["cat", path])
+        result = run(runner, ["cat", path])
         problem = parse_subid(result.stdout) if result.ok else f"cannot read {path}"
         wanted = tuple(
             idmaps.IdRange(kind, 0, host, count)
@@ -399,28 +259,6 @@ def check_subids(
     return checks
 
 
-def node_name(runner: Runner) -> str | None:
-    result = _run(runner, ["uname", "-n"])
-    name = result.stdout.strip().split(".", 1)[0]
-    return name if result.ok and name else None
-
-
-def check_node_name(runner: Runner, node: str | None) -> Check:
-    """The node pvesh is asked about must be the one the runner reaches: pvesh proxies
-    `/nodes/<other>/...` to another cluster node while pct acts on this one."""
-    real = node_name(runner)
-    if node is None or node == "localhost":
-        return Check("node", True, f"{real or '?'} (pvesh is asked about /nodes/localhost)")
-    if real is not None and real != node:
-        return Check(
-            "node",
-            False,
-            f"phoenix.node is {node!r} but the commands run on node {real!r}",
-            f"set phoenix.node to {real!r} or leave it out (Phoenix then asks /nodes/localhost)",
-        )
-    return Check("node", True, node)
-
-
 def run_doctor(runner: Runner, needs: Needs, node: str | None = None) -> list[Check]:
     """All checks, in order; pvesh-based ones are skipped when pvesh is missing."""
     checks = check_tools(runner)
@@ -428,7 +266,7 @@ def run_doctor(runner: Runner, needs: Needs, node: str | None = None) -> list[Ch
         return checks
     checks.append(check_root(runner))
     checks.append(check_version(runner))
-    version = manager_version(_run(runner, ["pveversion", "--verbose"]).stdout)
+    version = manager_version(run(runner, ["pveversion", "--verbose"]).stdout)
     checks += check_raw_keys(version, needs.raw_keys)
     named = check_node_name(runner, node)
     checks.append(named)
