@@ -2,7 +2,9 @@
 
 Targets, each in front of the same model servers:
   direct   the model servers themselves
-  proxy    plain nginx `proxy_pass` (keepalive upstream), 1 worker
+  proxy    plain nginx `proxy_pass`, 1 worker, keeping as many idle upstream connections as
+           the gateway does (UPSTREAM_KEEPALIVE), so the two differ only in what the gateway
+           adds
   gateway  the rendered Phoenix gateway, 1 worker, with an API key, a per-key limit and the
            metrics log on (what a real deployment runs)
   gw-open  the same without API keys (what keys and limits cost)
@@ -49,7 +51,7 @@ from pathlib import Path
 
 from phoenix.gateway.bundle import render_gateway
 from phoenix.gateway.keys import key_hash, new_key
-from phoenix.gateway.render import Layout, write_tree
+from phoenix.gateway.render import UPSTREAM_KEEPALIVE, Layout, write_tree
 from phoenix.inventory import load_inventory
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -504,7 +506,7 @@ def main() -> None:
                 tmp,
                 "proxy",
                 "".join(
-                    f"upstream u{p} {{ server 127.0.0.1:{p}; keepalive 64; }}\n"
+                    f"upstream u{p} {{ server 127.0.0.1:{p}; keepalive {UPSTREAM_KEEPALIVE}; }}\n"
                     f"server {{ listen 127.0.0.1:{lp}; "
                     f"location / {{ proxy_pass http://u{p}; {PROXY} }} }}\n"
                     for p, lp in ((fast, px_fast), (slow, px_slow))

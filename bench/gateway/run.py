@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from phoenix.gateway.bundle import render_gateway
-from phoenix.gateway.render import Layout, write_tree
+from phoenix.gateway.render import UPSTREAM_KEEPALIVE, Layout, write_tree
 from phoenix.inventory import load_inventory
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -90,7 +90,7 @@ def njs_only_conf(tmp: Path, port: int, upstream_port: int) -> Path:
     return simple_conf(
         tmp,
         "nj",
-        f"upstream fast {{ server 127.0.0.1:{upstream_port}; keepalive 32; }}\n"
+        f"upstream fast {{ server 127.0.0.1:{upstream_port}; keepalive {UPSTREAM_KEEPALIVE}; }}\n"
         f"server {{ listen 127.0.0.1:{port}; location / {{ js_content njs_only.go; }} "
         f"location @up {{ proxy_pass http://fast; {PROXY} }} }}",
         # the gateway's body settings
@@ -236,7 +236,7 @@ def main() -> None:
             "proxy": simple_conf(
                 tmp,
                 "px",
-                f"upstream fast {{ server 127.0.0.1:{up}; keepalive 32; }}\n"
+                f"upstream fast {{ server 127.0.0.1:{up}; keepalive {UPSTREAM_KEEPALIVE}; }}\n"
                 f"server {{ listen 127.0.0.1:{px}; location / {{ proxy_pass http://fast; "
                 f"{PROXY} }} }}",
                 BODY_IN_MEMORY,

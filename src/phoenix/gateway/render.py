@@ -91,6 +91,7 @@ FORM_MODEL_RE = (
 FAST_MODEL_NAME = re.compile(r"[A-Za-z0-9._:/@+=-]+")
 FAST_FALLBACK_STATUS = 418  # internal only: hands the request from @phx_route to @phx_parse
 COMPAT_HEALTH_PORT = 8099
+UPSTREAM_KEEPALIVE = 256
 METRICS_LOG_FORMAT = "\\t".join(
     [
         "$msec",
@@ -189,7 +190,10 @@ def _upstream(name: str, servers: list[str], passive: bool) -> Directive:
         else d("server", s)
         for s in servers
     ]
-    body.append(d("keepalive", 32))
+    # Idle connections kept per worker: as many as the clients it serves at once, or most
+    # requests of a busy gateway open a new connection (measured at 256 clients: 32 idle
+    # gave 0.6x the req/s of plain proxying and 1.5x its CPU per request).
+    body.append(d("keepalive", UPSTREAM_KEEPALIVE))
     # Drop idle connections before the server does (uvicorn, under vLLM, closes them after
     # 5 s): a POST written into a connection the server is closing is never resent.
     body.append(d("keepalive_timeout", "4s"))
