@@ -51,7 +51,8 @@ from pathlib import Path
 
 from phoenix.gateway.bundle import render_gateway
 from phoenix.gateway.keys import key_hash, new_key
-from phoenix.gateway.render import UPSTREAM_KEEPALIVE, Layout, write_tree
+from phoenix.gateway.render import Layout, write_tree
+from phoenix.gateway.services import UPSTREAM_KEEPALIVE
 from phoenix.inventory import load_inventory
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -127,8 +127,9 @@ def lint(
     """Report conflicting listen/server_name pairs, duplicate upstreams, locations that
     never match, bad targets. Exit 1 when there is an error."""
     from phoenix.gateway.bundle import render_gateway
+    from phoenix.gateway.compat import compat_sites
     from phoenix.gateway.lint import Finding, lint_paths, lint_tree
-    from phoenix.gateway.render import compat_sites, write_tree
+    from phoenix.gateway.render import write_tree
     from phoenix.gateway.routes import derive_routes
 
     inventory = load(ctx)

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Literal
 
 from phoenix.errors import GatewayError
+from phoenix.gateway.compat import compat_sites, render_compat
 from phoenix.gateway.lint import Finding, lint_paths
 from phoenix.gateway.render import (
     Layout,
     RenderedGateway,
     asset,
-    compat_sites,
     env_file,
-    render_compat,
     render_derived,
 )
 from phoenix.gateway.routes import derive_routes

@@ -9,198 +9,34 @@
     ssl/<name>.crt|.key, ca.crt     leaf certificates from the local CA
 
 Because every path is relative, `nginx -t -c <tree>/nginx.conf` checks a staged tree
-exactly as it will run once it is switched live. In compatibility mode the operator's
-hand-written `nginx/sites-available/*` are shipped as they are instead of the derived sites.
-"""
+exactly as it will run once it is switched live. This module assembles the tree; the API
+server is api_site.py, upstreams and other services services.py, compatibility mode (the
+operator's hand-written sites, shipped as they are) compat.py."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 from phoenix import __version__
-from phoenix.errors import GatewayError
-from phoenix.gateway.answers import (
-    FAIL_TIMEOUT_S,
-    MAX_FAILS,
-    UPSTREAM_ERROR,
-    failure_maps,
-    json_return,
-    model_upstream_error,
-    service_error_locations,
-    service_error_pages,
-    upstream_retry,
-)
-from phoenix.gateway.keys import KEY_VAR, allowed_keys, njs_table, rate_limited_location
+from phoenix.gateway.answers import failure_maps
+from phoenix.gateway.api_site import METRICS_LOG_FORMAT, api_server, model_map
 from phoenix.gateway.keys import http_directives as keys_http
-from phoenix.gateway.keys import server_directives as keys_server
-from phoenix.gateway.nginx import Directive, blk, build, d, parse_file
-from phoenix.gateway.routes import GatewayRoutes, HostRouteSpec, Target
+from phoenix.gateway.keys import njs_table
+from phoenix.gateway.layout import HEADER, METRICS_LOG, Layout, Mode, RenderedGateway, asset
+from phoenix.gateway.nginx import Directive, blk, build, d
+from phoenix.gateway.routes import GatewayRoutes, Target
+from phoenix.gateway.services import host_servers, upstream_block
 from phoenix.gateway.tls import LocalCA
 from phoenix.inventory.models import ApiKey
 
-Mode = Literal["derived", "compat"]
-# JSON endpoints that name their model in the body, matched exactly (the fastest match):
-# OpenAI's, and vLLM's own (some of which it serves at the root as well as under /v1).
-# Any other POST under /v1/ is routed the same way by the /v1/ prefix location.
-MODEL_ENDPOINTS = (
-    "/v1/chat/completions",
-    "/v1/completions",
-    "/v1/embeddings",
-    "/v1/responses",
-    "/v1/moderations",
-    "/v1/audio/speech",
-    "/v1/images/generations",
-    "/v1/rerank",
-    "/v1/score",
-    "/v1/tokenize",
-    "/v1/detokenize",
-    "/v1/classify",
-    "/v1/pooling",
-    "/v2/rerank",
-    "/rerank",
-    "/score",
-    "/tokenize",
-    "/detokenize",
-    "/classify",
-    "/pooling",
-)
-# Multipart endpoints carry `model` as a form field; routed by that field.
-FORM_ENDPOINTS = (
-    "/v1/audio/transcriptions",
-    "/v1/audio/translations",
-    "/v1/images/edits",
-    "/v1/images/variations",
-)
-# Native model routing (see route_model_fast / README "Model routing"): the first object key
-# "model" (not preceded by an escaped quote) whose value is a plain JSON string. PCRE text.
-FAST_MODEL_RE = r'"(?<!\\")model"\s*+:\s*+"([^"\\]+)"'
-# The multipart form field `model`: its part's headers, a blank line, the value, CRLF.
-FORM_MODEL_RE = (
-    r'(?i)content-disposition:[ \t]*+form-data;[ \t]*+name="model"\r\n(?:[^\r\n]++\r\n)*?'
-    r"\r\n([^\r\n]++)\r\n"
-)
-# Model names the fast path's map may name verbatim; any other name is routed by njs alone.
-FAST_MODEL_NAME = re.compile(r"[A-Za-z0-9._:/@+=-]+")
-FAST_FALLBACK_STATUS = 418  # internal only: hands the request from @phx_route to @phx_parse
-COMPAT_HEALTH_PORT = 8099
-UPSTREAM_KEEPALIVE = 256
-METRICS_LOG_FORMAT = "\\t".join(
-    [
-        "$msec",
-        "$phx_model",
-        "$status",
-        "$upstream_addr",
-        "$upstream_status",
-        "$upstream_header_time",
-        "$upstream_response_time",
-    ]
-)
-# In the log dir, so Debian's logrotate keeps it bounded (a rotation restarts the counts).
-METRICS_LOG = "phoenix-requests.log"
-METRICS_BUFFER, METRICS_FLUSH_S = "32k", 1
-HEADER = "Rendered by Phoenix from the inventory. Do not edit: re-render instead."
+__all__ = ["HEADER", "Layout", "Mode", "RenderedGateway", "asset", "render_derived", "write_tree"]
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Host-specific bits of the main config (the defaults are for the Debian guest)."""
-
-    user: str | None = "www-data"
-    worker_processes: str = "auto"
-    log_dir: str = "/var/log/nginx"
-    access_log: bool = True
-    runtime_dir: str | None = None
-    listen_address: str | None = None
-    js_module: str = "/usr/lib/nginx/modules/ngx_http_js_module.so"
-    # Where the workers keep the metrics checkpoint (owned by their user).
-    metrics_dir: str = "/var/lib/phoenix-gateway"
-
-    @property
-    def worker_user(self) -> str:
-        return self.user or "nobody"  # nginx's own default when the master runs as root
-
-    def listen(self, port: int) -> str:
-        return f"{self.listen_address}:{port}" if self.listen_address else str(port)
-
-
-@dataclass
-class RenderedGateway:
-    """The tree (relative path -> bytes) plus what the setup script needs to know."""
-
-    mode: Mode
-    files: dict[str, bytes]
-    health_port: int
-    config_id: str
-    system_ssl: dict[str, bytes] = field(default_factory=dict)
-    route_count: int = 0
-    layout: Layout = field(default_factory=lambda: Layout())
-
-    def env(self) -> dict[str, str]:
-        return {
-            "PHOENIX_GATEWAY_MODE": self.mode,
-            "PHOENIX_GATEWAY_CONFIG": self.config_id,
-            "PHOENIX_GATEWAY_HEALTH_PORT": str(self.health_port),
-            "PHOENIX_GATEWAY_METRICS_DIR": self.layout.metrics_dir,
-            "PHOENIX_GATEWAY_WORKER_USER": self.layout.worker_user,
-        }
-
-
-def asset(name: str) -> bytes:
-    return (resources.files("phoenix.gateway") / "assets" / name).read_bytes()
-
-
-def _proxy_headers(websocket: bool, timeout: int | None) -> list[Directive]:
-    out = [
-        d("proxy_http_version", "1.1"),
-        d("proxy_set_header", "Host", "$host"),
-        d("proxy_set_header", "X-Real-IP", "$remote_addr"),
-        d("proxy_set_header", "X-Forwarded-For", "$proxy_add_x_forwarded_for"),
-        d("proxy_set_header", "X-Forwarded-Proto", "$scheme"),
-    ]
-    if websocket:
-        out += [
-            d("proxy_set_header", "Upgrade", "$http_upgrade"),
-            d("proxy_set_header", "Connection", "$connection_upgrade"),
-        ]
-    else:
-        out.append(d("proxy_set_header", "Connection", ""))
-    if timeout is not None:
-        out += [d("proxy_read_timeout", f"{timeout}s"), d("proxy_send_timeout", f"{timeout}s")]
-    return out
-
-
-def _upstream(name: str, servers: list[str], passive: bool) -> Directive:
-    """A model's upstream balances by least connections (LLM requests last from
-    milliseconds to minutes, so counting requests in flight beats taking turns), counted
-    across workers in a shared `zone`; one failure skips a backend for FAIL_TIMEOUT_S."""
-    body: list[Directive] = []
-    if passive:
-        body += [d("zone", f"phx_{name}", "64k"), d("least_conn")]
-    body += [
-        d("server", s, f"max_fails={MAX_FAILS}", f"fail_timeout={FAIL_TIMEOUT_S}s")
-        if passive
-        else d("server", s)
-        for s in servers
-    ]
-    # Idle connections kept per worker: as many as the clients it serves at once, or most
-    # requests of a busy gateway open a new connection (measured at 256 clients: 32 idle
-    # gave 0.6x the req/s of plain proxying and 1.5x its CPU per request).
-    body.append(d("keepalive", UPSTREAM_KEEPALIVE))
-    # Drop idle connections before the server does (uvicorn, under vLLM, closes them after
-    # 5 s): a POST written into a connection the server is closing is never resent.
-    body.append(d("keepalive_timeout", "4s"))
-    return blk("upstream", name, body=body)
-
-
-def _main_conf(layout: Layout, drain_s: int = 600) -> str:
+def main_conf(layout: Layout, drain_s: int = 600) -> str:
     top: list[Directive] = [d("load_module", layout.js_module)]
     if layout.user:
         top.append(d("user", layout.user))
@@ -223,7 +59,7 @@ def _main_conf(layout: Layout, drain_s: int = 600) -> str:
     return build(top, HEADER)
 
 
-def _http_conf(
+def http_conf(
     layout: Layout, max_body_mb: int, keys: list[ApiKey] | None = None, metrics: bool = False
 ) -> str:
     body = [
@@ -260,213 +96,16 @@ def _http_conf(
     return build(body, HEADER)
 
 
-def _path_locations(routes: GatewayRoutes) -> list[Directive]:
-    out: list[Directive] = []
-    timeout = routes.config.generation_timeout_s
-    for i, p in enumerate(routes.paths):
-        strip_to = "/" if p.strip_prefix else None
-        suffix = f"_p{i}"
-        body = [d("proxy_pass", p.target.proxy_pass(strip_to)), *service_error_pages(suffix)]
-        body += _proxy_headers(p.websocket, timeout if p.websocket else None)
-        out.append(blk("location", "^~", p.path, body=body))
-        out.append(blk("location", "=", p.path.rstrip("/"), body=[d("return", 301, p.path)]))
-        out += service_error_locations(f"the service at {p.path}", suffix)
-    return out
-
-
-def _api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
-    cfg = routes.config
-    body: list[Directive] = [d("listen", layout.listen(cfg.http_port), "default_server")]
-    if cfg.tls:
-        body += [
-            d("listen", layout.listen(cfg.https_port), "ssl", "http2", "default_server"),
-            d("ssl_certificate", "ssl/phoenix-api.crt"),
-            d("ssl_certificate_key", "ssl/phoenix-api.key"),
-        ]
-    body.append(d("server_name", *(routes.api_names() or ["_"])))
-    body.append(d("error_page", 413, "@too_large"))
-    body += keys_server(cfg.api_keys)
-    # Every request is counted in the metrics log ($phx_model names its model, if any).
-    body.append(d("set", "$phx_model", ""))
-    # Buffered: one write() per 32 KB of lines instead of one per request; a worker flushes
-    # its buffer within 1 s (and on exit), whole lines only, so a count lags at most 1 s.
-    body.append(
-        d(
-            "access_log",
-            f"{layout.log_dir}/{METRICS_LOG}",
-            "phx_metrics",
-            f"buffer={METRICS_BUFFER}",
-            f"flush={METRICS_FLUSH_S}s",
-        )
-    )
-    if layout.access_log:
-        body.append(d("access_log", f"{layout.log_dir}/access.log"))
-    body.append(blk("location", "=", "/phoenix/health", body=[d("js_content", "router.health")]))
-    for uri, handler in (
-        ("/phoenix/status", "metrics.status"),
-        ("/metrics", "metrics.prometheus"),
-        ("/phoenix/", "metrics.page"),
-    ):
-        # Imported here only: every njs module of the http level is set up again for each
-        # request, so the hot path's VM carries the router and its table, nothing more.
-        body.append(
-            blk(
-                "location",
-                "=",
-                uri,
-                body=[
-                    d("access_log", "off"),
-                    d("js_import", "metrics", "from", "metrics.js"),
-                    d("js_content", handler),
-                ],
-            )
-        )
-    body.append(blk("location", "=", "/v1/models", body=[d("js_content", "router.models")]))
-    body.append(blk("location", "^~", "/v1/models/", body=[d("js_content", "router.model")]))
-    for uri in MODEL_ENDPOINTS:
-        body.append(blk("location", "=", uri, body=[d("js_content", "router.route")]))
-    for uri in FORM_ENDPOINTS:
-        body.append(blk("location", "=", uri, body=[d("js_content", "router.routeForm")]))
-    body.append(blk("location", "/v1/", body=[d("js_content", "router.routeAny")]))
-    body += _model_router(routes)
-    for m in routes.models:
-        body.append(
-            blk(
-                "location",
-                f"@{m.upstream}",
-                body=_model_proxy(
-                    f"http://{m.upstream}", cfg.generation_timeout_s, bool(cfg.api_keys)
-                ),
-            )
-        )
-    too_large = f"request body is larger than the gateway's limit of {cfg.max_body_mb} MB"
-    body.append(blk("location", "@too_large", body=json_return(413, too_large, "body_too_large")))
-    body.append(model_upstream_error())
-    if cfg.api_keys:
-        body.append(rate_limited_location())
-    body += _path_locations(routes)
-    body.append(blk("location", "/", body=json_return(404, "no route for this path", "not_found")))
-    return blk("server", body=body)
-
-
-def _model_proxy(target: str, timeout: int, keys: bool = False) -> list[Directive]:
-    # Streams (SSE) pass through as they are produced. A model whose servers fail is
-    # answered by the gateway in OpenAI's error format (answers.py), never nginx's HTML.
-    # With API keys, the client's key is the gateway's business: it is not passed on.
-    return [
-        d("proxy_pass", target),
-        *_proxy_headers(False, timeout),
-        *([d("proxy_set_header", "Authorization", "")] if keys else []),
-        *upstream_retry(),
-        d("proxy_buffering", "off"),
-        d("proxy_cache", "off"),
-        d("error_page", 502, 503, 504, "=", UPSTREAM_ERROR),
-    ]
-
-
-def nginx_token(pcre: str) -> str:
-    """A PCRE pattern as an nginx config token: nginx turns `\\\\` into `\\` (and keeps
-    other escapes such as `\\s` as they are), so every backslash is doubled."""
-    return pcre.replace("\\", "\\\\")
-
-
-def fast_model_names(routes: GatewayRoutes) -> list[tuple[str, str]]:
-    """(model, upstream) pairs the native fast path routes; other names go through njs."""
-    return [(m.model, m.upstream) for m in routes.models if FAST_MODEL_NAME.fullmatch(m.model)]
-
-
-def _model_map(routes: GatewayRoutes) -> Directive:
-    """$phx_model -> upstream name. Regex keys, because nginx compares plain map keys
-    case-insensitively and model names are case-sensitive."""
-    keys = routes.config.api_keys
-    body = [d("default", "")]
-    for model, upstream in fast_model_names(routes):
-        exact = re.sub(r"([^A-Za-z0-9])", r"\\\1", model) + "\\z"
-        if keys:
-            # With API keys: "$phx_key:$phx_model", only the pairs the key may use.
-            names = allowed_keys(keys, model)
-            if not names:
-                continue
-            exact = "(?:" + "|".join(re.escape(n) for n in names) + "):" + exact
-        body.append(d(nginx_token("~^" + exact), upstream))
-    source = f"{KEY_VAR}:$phx_model" if keys else "$phx_model"
-    return blk("map", source, "$phx_upstream", body=body)
-
-
-def _model_router(routes: GatewayRoutes) -> list[Directive]:
-    """The model endpoints' njs handler (router.route) only hands a POST to @phx_route,
-    once nginx has read the body into memory. There, without njs, the body's first
-    string-valued "model" key picks the upstream (@phx_route_form: the multipart field
-    `model`). Anything else (no such key, an unknown or unusual name, an empty body) goes
-    to @phx_parse: njs parses the whole body and answers the precise 400/404, or routes
-    the name itself."""
-
-    def route(rule: str) -> list[Directive]:
-        return [
-            d("error_page", FAST_FALLBACK_STATUS, "=", "@phx_parse"),
-            d("set", "$phx_model", ""),
-            blk("if", "$request_body", "~", nginx_token(rule), body=[d("set", "$phx_model", "$1")]),
-            blk("if", "$phx_upstream", "=", "", body=[d("return", FAST_FALLBACK_STATUS)]),
-            *_model_proxy(
-                "http://$phx_upstream",
-                routes.config.generation_timeout_s,
-                bool(routes.config.api_keys),
-            ),
-        ]
-
-    return [
-        blk("location", "@phx_route", body=route(FAST_MODEL_RE)),
-        blk("location", "@phx_route_form", body=route(FORM_MODEL_RE)),
-        blk("location", "@phx_parse", body=[d("js_content", "router.parse")]),
-    ]
-
-
-def _host_servers(host: HostRouteSpec, routes: GatewayRoutes, layout: Layout) -> list[Directive]:
-    cfg = routes.config
-    name = host.hostname.lower()
-    proxy = blk(
-        "location",
-        "/",
-        body=[
-            d("proxy_pass", host.target.proxy_pass()),
-            *_proxy_headers(host.websocket, cfg.generation_timeout_s if host.websocket else None),
-        ],
-    )
-    errors = [*service_error_pages(), *service_error_locations(name)]
-    out: list[Directive] = []
-    http_body = [d("listen", layout.listen(cfg.http_port)), d("server_name", name)]
-    if host.tls and host.redirect_http:
-        port = "" if cfg.https_port == 443 else f":{cfg.https_port}"
-        http_body.append(d("return", 301, f"https://$host{port}$request_uri"))
-    else:
-        http_body += [proxy, *errors]
-    out.append(blk("server", body=http_body))
-    if host.tls:
-        out.append(
-            blk(
-                "server",
-                body=[
-                    d("listen", layout.listen(cfg.https_port), "ssl", "http2"),
-                    d("server_name", name),
-                    d("ssl_certificate", f"ssl/{name}.crt"),
-                    d("ssl_certificate_key", f"ssl/{name}.key"),
-                    proxy,
-                    *errors,
-                ],
-            )
-        )
-    return out
-
-
 def _upstreams(routes: GatewayRoutes) -> str:
     ups = [
-        _upstream(m.upstream, [b.hostport for b in m.backends], passive=True) for m in routes.models
+        upstream_block(m.upstream, [b.hostport for b in m.backends], passive=True)
+        for m in routes.models
     ]
     targets: list[Target] = [p.target for p in routes.paths] + [h.target for h in routes.hosts]
     for t in targets:
         if t.upstream is not None:
-            ups.append(_upstream(t.upstream, [b.hostport for b in t.backends], passive=False))
-    ups.append(_model_map(routes))
+            ups.append(upstream_block(t.upstream, [b.hostport for b in t.backends], passive=False))
+    ups.append(model_map(routes))
     return build(ups, HEADER)
 
 
@@ -505,7 +144,7 @@ def _config_id(files: Mapping[str, bytes], extra: Mapping[str, bytes]) -> str:
     return h.hexdigest()[:16]
 
 
-def _finish(
+def finish_tree(
     mode: Mode,
     files: dict[str, bytes],
     routes: GatewayRoutes | None,
@@ -536,107 +175,24 @@ def render_derived(
     """The gateway derived from the inventory's routes."""
     layout = layout or Layout()
     files: dict[str, bytes] = {
-        "nginx.conf": _main_conf(layout, routes.config.generation_timeout_s).encode(),
-        "conf.d/phoenix-http.conf": _http_conf(
+        "nginx.conf": main_conf(layout, routes.config.generation_timeout_s).encode(),
+        "conf.d/phoenix-http.conf": http_conf(
             layout, routes.config.max_body_mb, routes.config.api_keys, metrics=True
         ).encode(),
         "conf.d/phoenix-upstreams.conf": _upstreams(routes).encode(),
-        "sites-available/phoenix-api": build([_api_server(routes, layout)], HEADER).encode(),
+        "sites-available/phoenix-api": build([api_server(routes, layout)], HEADER).encode(),
     }
     for host in routes.hosts:
         files[f"sites-available/phoenix-host-{host.hostname.lower()}"] = build(
-            _host_servers(host, routes, layout), HEADER
+            host_servers(host, routes, layout), HEADER
         ).encode()
     for name, sans in routes.tls_sites().items():
         pair = ca.leaf(name, sans)
         files[f"ssl/{name}.crt"] = pair.cert_pem
         files[f"ssl/{name}.key"] = pair.key_pem
-    return _finish(
+    return finish_tree(
         "derived", files, routes, ca, routes.config.http_port, {}, routes.route_count, layout
     )
-
-
-def compat_sites(nginx_dir: Path) -> list[Path]:
-    """The operator's hand-written sites (`<config dir>/nginx/sites-available/*`)."""
-    folder = nginx_dir / "sites-available"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
-def _compat_certs(sites: list[Path]) -> dict[str, list[str]]:
-    """Absolute certificate path -> server names of the servers that use it."""
-    wanted: dict[str, list[str]] = {}
-    for site in sites:
-        directives, _ = parse_file(site)
-        for top in directives:
-            for server in (x for x in top.walk() if x.name == "server"):
-                cert = server.first_arg("ssl_certificate")
-                if cert is None:
-                    continue
-                names = [
-                    a
-                    for sn in server.children("server_name")
-                    for a in sn.args
-                    if a not in ("_", "") and not a.startswith("~")
-                ]
-                wanted.setdefault(cert, [])
-                wanted[cert] += [n for n in names if n not in wanted[cert]]
-    return wanted
-
-
-def render_compat(
-    nginx_dir: Path,
-    ca: LocalCA,
-    layout: Layout | None = None,
-    system_ssl_dir: str = "/etc/nginx/ssl",
-) -> RenderedGateway:
-    """The operator's hand-written sites, shipped as they are, with certificates (with
-    SANs, from the local CA) at the paths they name under `system_ssl_dir`."""
-    layout = layout or Layout()
-    sites = compat_sites(nginx_dir)
-    if not sites:
-        raise GatewayError(f"{nginx_dir}/sites-available has no sites")
-    files: dict[str, bytes] = {
-        "nginx.conf": _main_conf(layout).encode(),
-        "conf.d/phoenix-http.conf": _http_conf(layout, 16).encode(),
-        "conf.d/phoenix-health.conf": build(
-            [
-                blk(
-                    "server",
-                    body=[
-                        d("listen", f"127.0.0.1:{COMPAT_HEALTH_PORT}"),
-                        blk(
-                            "location",
-                            "=",
-                            "/phoenix/health",
-                            body=[d("js_content", "router.health")],
-                        ),
-                    ],
-                )
-            ],
-            HEADER,
-        ).encode(),
-    }
-    for site in sites:
-        files[f"sites-available/{site.name}"] = site.read_bytes()
-    scripts = nginx_dir / "scripts"
-    if scripts.is_dir():
-        for script in sorted(scripts.iterdir()):
-            if script.is_file():
-                files[f"scripts/{script.name}"] = script.read_bytes()
-    system_ssl: dict[str, bytes] = {}
-    prefix = system_ssl_dir.rstrip("/") + "/"
-    for cert_path, names in sorted(_compat_certs(sites).items()):
-        if not cert_path.startswith(prefix) or not cert_path.endswith(".crt") or not names:
-            continue
-        base = cert_path[len(prefix) : -len(".crt")]
-        if "/" in base:
-            continue
-        pair = ca.leaf(f"compat-{base}", names)
-        system_ssl[f"{base}.crt"] = pair.cert_pem
-        system_ssl[f"{base}.key"] = pair.key_pem
-    return _finish("compat", files, None, ca, COMPAT_HEALTH_PORT, system_ssl, len(sites), layout)
 
 
 def write_tree(rendered: RenderedGateway, out: Path, setup_script: bytes | None = None) -> None:

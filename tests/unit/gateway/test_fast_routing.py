@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from phoenix.gateway.api_site import FAST_MODEL_RE, nginx_token
 from phoenix.gateway.bundle import render_gateway
 from phoenix.gateway.nginx import Directive, parse_file
-from phoenix.gateway.render import FAST_MODEL_RE, nginx_token
 from tests.unit.gateway.test_render import Make
 
 RULE = re.compile(FAST_MODEL_RE)
@@ -130,7 +130,7 @@ def test_http_plumbing(make_inventory: Make, lab_configs: dict[str, Any], tmp_pa
 
 
 def test_form_rule_takes_the_model_field_of_a_multipart_body() -> None:
-    from phoenix.gateway.render import FORM_MODEL_RE
+    from phoenix.gateway.api_site import FORM_MODEL_RE
 
     rule = re.compile(FORM_MODEL_RE)
     body = (

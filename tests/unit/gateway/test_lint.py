@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.gateway.bundle import render_gateway
+from phoenix.gateway.compat import compat_sites
 from phoenix.gateway.lint import lint_paths, lint_tree
-from phoenix.gateway.render import compat_sites, write_tree
+from phoenix.gateway.render import write_tree
 from phoenix.inventory import Inventory, load_inventory
 from tests.unit.gateway.conftest import FIXTURES
 
