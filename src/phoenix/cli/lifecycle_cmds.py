@@ -471,7 +471,7 @@ def _offline_commands(
     if not (major.isdigit() and minor.isdigit()):
         fail(f"--pve-version {pve_version!r}: give the node's version as X.Y (e.g. 8.4)")
     try:
-        return plan_commands(inventory, the_plan, (int(major), int(minor))).lines()
+        return plan_commands(the_plan, (int(major), int(minor))).lines()
     except PhoenixError as exc:
         # A command list that stops halfway reads as complete: refuse it, with the reason.
         fail(f"cannot list the commands for a fresh node: {exc}")

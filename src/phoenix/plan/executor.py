@@ -21,7 +21,6 @@ from typing import assert_never
 
 from phoenix.drivers.base import Driver
 from phoenix.errors import DriverError, PhoenixError, PlanError
-from phoenix.inventory.loader import Inventory
 from phoenix.plan.events import Event, Reporter, null_reporter
 from phoenix.plan.health import run_health_check
 from phoenix.plan.journal import Journal
@@ -96,7 +95,6 @@ class Executor:
 
     def __init__(
         self,
-        inventory: Inventory,
         driver: Driver,
         state_dir: Path,
         reporter: Reporter = null_reporter,
@@ -104,7 +102,6 @@ class Executor:
         sleep: Callable[[float], None] = time.sleep,
         stop: StopRequest | None = None,
     ) -> None:
-        self.inventory = inventory
         self.driver = driver
         self.state_dir = state_dir
         self.reporter = reporter

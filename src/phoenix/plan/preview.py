@@ -2,7 +2,7 @@
 the driver's command builders (`phoenix.drivers.proxmox.preview.Preview`) instead of a
 driver. What `phoenix plan --driver proxmox --offline --commands` prints.
 
-It sits in the plan layer because it reads plan steps, the inventory's health checks and
+It sits in the plan layer because it reads plan steps (health checks included) and
 the recipe runner's in-guest commands; the builders below it know none of those.
 """
 
@@ -13,7 +13,6 @@ from typing import assert_never
 from phoenix.drivers.proxmox.commands import Version
 from phoenix.drivers.proxmox.preview import DEFAULT_VERSION, Preview
 from phoenix.errors import PlanError
-from phoenix.inventory.loader import Inventory
 from phoenix.plan.health import probe
 from phoenix.plan.model import (
     Application,
@@ -38,8 +37,7 @@ from phoenix.recipes.runner import await_idle, bundle_commands, read_markers
 class PlanPreview:
     """Walks plan steps through a Preview, remembering which guests' markers were read."""
 
-    def __init__(self, inventory: Inventory, preview: Preview) -> None:
-        self.inventory = inventory
+    def __init__(self, preview: Preview) -> None:
         self.preview = preview
         self.markers_read: set[int] = set()
 
@@ -85,12 +83,12 @@ class PlanPreview:
                 assert_never(step)
 
 
-def plan_commands(inventory: Inventory, plan: Plan, version: Version = DEFAULT_VERSION) -> Preview:
+def plan_commands(plan: Plan, version: Version = DEFAULT_VERSION) -> Preview:
     """Every command of `plan` on a fresh node of `version`, guests in creation order.
 
     Raises the PhoenixError that stops the plan (a template the driver cannot use, a raw
     key the version drops, a step that cannot run), naming the guest and the reason."""
-    walker = PlanPreview(inventory, Preview(version))
+    walker = PlanPreview(Preview(version))
     for guest in plan.guests:
         for step in guest.steps:
             walker.step(step)

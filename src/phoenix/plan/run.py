@@ -46,7 +46,6 @@ def converge(
         opts = replace(opts, interrupted=Journal.interrupted(state), state_dir=state)
         the_plan = Planner(inventory, driver, opts).plan(ids)
         executor = Executor(
-            inventory,
             driver,
             state,
             reporter,
@@ -119,7 +118,5 @@ def run_plan(
     stop: StopRequest | None = None,
 ) -> RunResult:
     state = state_dir or inventory.state_dir
-    executor = Executor(
-        inventory, driver, state, reporter, inventory.hypervisor.phoenix.parallel, stop=stop
-    )
+    executor = Executor(driver, state, reporter, inventory.hypervisor.phoenix.parallel, stop=stop)
     return executor.run(plan_)

@@ -85,7 +85,7 @@ def test_lxc_config_has_exactly_the_custom_map_and_reads_it_back(tmp_path: Path)
 def test_proxmox_writes_the_map_and_chowns_the_bind_source_through_it() -> None:
     inventory = load_inventory(shared_fixture(GPU_LAB))
     plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions(gateway=GATEWAY)).plan(None)
-    commands = plan_commands(inventory, plan, (9, 1)).commands
+    commands = plan_commands(plan, (9, 1)).commands
     argvs = [list(c.argv) for c in commands]
     assert ["chown", "--", "1000:1000", "/srv/hf-cache"] in argvs
     text = "\n".join(c.content or "" for c in commands)

@@ -36,7 +36,7 @@ def test_the_gpu_labs_mount_and_device_commands_are_valid(version: str) -> None:
     inventory = load_inventory(shared_fixture(GPU_LAB))
     plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions(gateway=GATEWAY)).plan(None)
     major, minor = (int(p) for p in version.split("."))
-    argvs = [list(c.argv) for c in plan_commands(inventory, plan, (major, minor)).commands]
+    argvs = [list(c.argv) for c in plan_commands(plan, (major, minor)).commands]
     mounts = [a for a in argvs if any(x.startswith("--mp") for x in a)]
     devices = [a for a in argvs if any(x.startswith("--dev") for x in a)]
     assert ["pct", "set", "910", "--mp0", "/srv/models,mp=/models,ro=1",

@@ -65,7 +65,7 @@ def offline_plan(inventory: Inventory, version: str) -> Preview:
     Phoenix lacks (the fixtures' `nvidia`, `vllm`...) stops at that step; the commands up to
     it, and every other guest's, are listed. The builders refuse nothing else."""
     plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions(gateway=GATEWAY)).plan(None)
-    walker = PlanPreview(inventory, Preview(version_tuple(version)))
+    walker = PlanPreview(Preview(version_tuple(version)))
     for guest in plan.guests:
         for step in guest.steps:
             try:
