@@ -13,6 +13,8 @@ from phoenix.inventory.problems import Problem, json_path
 
 def mount_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
     """Every mount target used twice (bind mounts, `zfs_volumes` and `volumes` together)."""
+    if len(guest.mount_points) + len(guest.zfs_volumes) + len(guest.volumes) < 2:
+        return []  # most guests: nothing to compare
     seen: dict[str, str] = {}
     out: list[Problem] = []
     entries = [("mount_points", i, m.container_path) for i, m in enumerate(guest.mount_points)]

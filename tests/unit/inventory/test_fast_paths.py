@@ -14,6 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from phoenix.inventory import validate_config_dir
+from phoenix.inventory.jsonfile import JsonFileError, _depth, _text_depth, parse_json
 from phoenix.inventory.models import LxcGuest, NetworkConfig, canonical_cidr
 from phoenix.inventory.problems import Problem
 
@@ -135,3 +136,28 @@ def test_the_collector_is_paused_only_while_loading(minimal_dir: Path) -> None:
         assert not gc.isenabled(), "a caller that keeps it off finds it off"
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("text", "too_deep"),
+    [
+        ('{"a": ' + "[" * 64 + "]" * 64 + "}", True),
+        ('{"a": ' + "[" * 63 + "]" * 63 + "}", False),
+        ('{"a": "' + "[" * 100 + '"}', False),  # brackets in a string are text
+        ('{"a": "' + "]" * 100 + '", "b": ' + "[" * 64 + "]" * 64 + "}", True),
+        ('{"a": "\\"' + "[" * 100 + '", "b": [[]]}', False),  # an escaped quote: walked
+        ('{"a\\"": ' + "[" * 64 + "]" * 64 + "}", True),
+    ],
+)
+def test_nesting_limit_read_from_the_text(text: str, too_deep: bool) -> None:
+    if too_deep:
+        with pytest.raises(JsonFileError, match="nested more than 64 levels"):
+            parse_json(text)
+    else:
+        parse_json(text)
+
+
+def test_the_text_depth_is_the_parsed_depth() -> None:
+    for text in ('{"a": "]]", "b": [[{}]]}', '{"k[": [1, {"z}": []}]}', "[]", '"x"', "{}"):
+        assert _text_depth(text) == _depth(json.loads(text)), text
+    assert _text_depth('{"a": "\\"]"}') is None

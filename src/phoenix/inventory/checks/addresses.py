@@ -56,12 +56,11 @@ def network_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
     net = guest.network_config
     if net is None or net.gw is None:
         return []
-    where = lxc_at(ctid, "network_config", "gw")
     if net.dhcp:
         return [
             Problem(
                 LXC_FILE,
-                where,
+                lxc_at(ctid, "network_config", "gw"),
                 "ignored: with 'ip': 'dhcp' the gateway comes from the DHCP server",
                 "warning",
             )
@@ -75,7 +74,9 @@ def network_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
     gw = ipv4_address(net.gw)
     if (int(gw) ^ address) >> (32 - prefix):
         network = ipv4_interface(net.ip).network
-        return [Problem(LXC_FILE, where, f"gateway {gw} is outside the guest's subnet {network}")]
-    if int(gw) == address:
-        return [Problem(LXC_FILE, where, f"gateway {gw} is the guest's own address")]
-    return []
+        message = f"gateway {gw} is outside the guest's subnet {network}"
+    elif int(gw) == address:
+        message = f"gateway {gw} is the guest's own address"
+    else:
+        return []
+    return [Problem(LXC_FILE, lxc_at(ctid, "network_config", "gw"), message)]

@@ -103,7 +103,7 @@ def canonical_cidr(text: str) -> tuple[int, int] | None:
     match = _CANONICAL_CIDR.fullmatch(text)
     if match is None:
         return None
-    a, b, c, d, prefix = (int(group) for group in match.groups())
+    a, b, c, d, prefix = map(int, match.groups())
     return (a << 24) | (b << 16) | (c << 8) | d, prefix
 
 
