@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.drivers.lxc import LxcDriver
-from phoenix.drivers.lxc.driver import CLONE_MODES
-from phoenix.host.setup import BridgeSpec, HostSetup, routes_overlapping
+from phoenix.drivers.lxc.hostprep import BridgeSpec, HostSetup, routes_overlapping
+from phoenix.drivers.lxc.rootfs import CLONE_MODES
 from phoenix.inventory import load_inventory
 from phoenix.plan.run import converge
 from phoenix.runners.local import LocalRunner

@@ -36,9 +36,9 @@ from filelock import FileLock, Timeout
 
 from phoenix.drivers.base import GuestSettings, NetSettings
 from phoenix.drivers.lxc import LxcDriver
+from phoenix.drivers.lxc.hostprep import BridgeSpec, HostSetup, routes_overlapping
 from phoenix.errors import DriverError
 from phoenix.host.cleanup import mounts_below, remove_lab_files
-from phoenix.host.setup import BridgeSpec, HostSetup, routes_overlapping
 from phoenix.runners.local import LocalRunner
 
 TEST_ROOT = Path(os.environ.get("PHOENIX_TEST_ROOT", "/var/lib/phoenix-test"))

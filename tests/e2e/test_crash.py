@@ -40,7 +40,7 @@ import pytest
 from conftest import LxcHost
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.drivers.lxc import config as lxcconf
-from phoenix.host.setup import BridgeSpec, HostSetup
+from phoenix.drivers.lxc.hostprep import BridgeSpec, HostSetup
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.runner import run_bundle
 from phoenix.runners.local import LocalRunner

@@ -20,8 +20,8 @@ import pytest
 from conftest import LxcHost, nft_json
 from phoenix.drivers.base import FirewallRule, GuestSettings
 from phoenix.drivers.lxc import LxcDriver
+from phoenix.drivers.lxc.hostprep import BridgeSpec, HostSetup, SetupError
 from phoenix.errors import DriverError
-from phoenix.host.setup import BridgeSpec, HostSetup, SetupError
 from phoenix.runners.local import LocalRunner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

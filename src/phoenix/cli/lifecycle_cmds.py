@@ -70,7 +70,8 @@ def _host_problems(inventory: Inventory) -> list[str]:
     """What `phoenix setup` would still change on this host (a bridge gone or without its
     address, forwarding off, the NAT table gone, subuid lines missing): a converge checks
     its host, not only its guests. The NAT table is the one `setup` recorded making."""
-    from phoenix.host.setup import HostSetup, Record, bridges_from_inventory
+    from phoenix.drivers.lxc.hostprep import HostSetup, Record
+    from phoenix.host.setup import bridges_from_inventory
     from phoenix.runners.local import LocalRunner
 
     host = HostSetup(LocalRunner(), inventory.state_dir)

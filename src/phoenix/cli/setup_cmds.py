@@ -32,9 +32,10 @@ def setup(
     """Prepare this host for the LXC driver: the inventory's bridges with the guests'
     gateway as host address, IPv4 forwarding, NAT for guest subnets, subuid/subgid.
     Idempotent: a prepared host prints "host ready"."""
+    from phoenix.drivers.lxc.hostprep import HostSetup
     from phoenix.errors import PhoenixError
     from phoenix.host.cleanup import guests_left, remove_lab_files, template_cache_note
-    from phoenix.host.setup import HostSetup, bridges_from_inventory
+    from phoenix.host.setup import bridges_from_inventory
     from phoenix.runners.local import LocalRunner
 
     inventory = load(ctx)

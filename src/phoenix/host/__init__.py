@@ -1,5 +1,3 @@
-"""Host preparation for the local LXC driver (`phoenix setup`)."""
-
-from phoenix.host.setup import BridgeSpec, HostSetup, SetupError, bridges_from_inventory
-
-__all__ = ["BridgeSpec", "HostSetup", "SetupError", "bridges_from_inventory"]
+"""The host as the inventory and the CLI see it: `phoenix doctor` for the LXC driver, what
+`setup --teardown` removes, and the bridges the inventory asks `phoenix setup` for (host
+preparation itself is the LXC driver's: `phoenix.drivers.lxc.hostprep`)."""

@@ -15,20 +15,16 @@ from pathlib import Path
 from phoenix.drivers.base import Check
 from phoenix.drivers.lxc import templates
 from phoenix.drivers.lxc.cgroups import detect
+from phoenix.drivers.lxc.hostprep import DEFAULT_NAT_TABLE, REQUIRED_PACKAGES, SetupError
+from phoenix.drivers.lxc.hostprep.facts import nat_comments
+from phoenix.drivers.lxc.hostprep.plan import nat_marker
+from phoenix.drivers.lxc.hostprep.subids import SubIds
 from phoenix.files import parse_json
-from phoenix.host.setup import (
-    DEFAULT_NAT_TABLE,
-    IP_FORWARD,
-    REQUIRED_PACKAGES,
-    SetupError,
-    bridges_from_inventory,
-    nat_comments,
-    nat_marker,
-)
-from phoenix.host.subids import SubIds
+from phoenix.host.setup import bridges_from_inventory
 from phoenix.inventory.loader import Inventory
 from phoenix.runners.base import Runner
 
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 LXC_CONFIG_DIR = Path("/usr/share/lxc/config")
 INCLUDES = ("debian.common.conf", "debian.userns.conf", "nesting.conf")
 

@@ -16,17 +16,17 @@ from phoenix.drivers.lxc import LxcDriver
 from phoenix.drivers.lxc import config as lxcconf
 from phoenix.drivers.lxc.cgroups import CgroupHost
 from phoenix.drivers.lxc.config import GuestMeta, RenderContext
-from phoenix.errors import DriverError
-from phoenix.host.setup import (
+from phoenix.drivers.lxc.hostprep import (
     BridgeSpec,
     HostSetup,
     Record,
     SetupError,
-    bridges_from_inventory,
     nat_marker,
     nat_script,
     routes_overlapping,
 )
+from phoenix.errors import DriverError
+from phoenix.host.setup import bridges_from_inventory
 from phoenix.inventory.loader import load_inventory
 from phoenix.runners.base import CommandResult
 from phoenix.runners.recorded import RecordedRunner
@@ -342,6 +342,7 @@ def host_runner(link_exists: bool = False) -> RecordedRunner:
     runner.respond(["nft", "-j", "list"], "", returncode=1)
     for accepted in (["ip", "link"], ["ip", "addr", "add"], ["nft", "-f", "-"], ["sysctl"]):
         runner.respond(accepted)
+    runner.respond(["sysctl", "-n", "net.ipv4.ip_forward"], "0\n")  # after: the latest wins
     # what apply made, teardown finds
     runner.respond(["ip", "-j", "link", "show", "dev", "phxtbr9"], "[]")
     runner.respond(["nft", "list", "table", "ip", "phoenix_nat"])
@@ -350,8 +351,6 @@ def host_runner(link_exists: bool = False) -> RecordedRunner:
 
 
 def make_setup(tmp_path: Path, runner: RecordedRunner) -> HostSetup:
-    forward = tmp_path / "ip_forward"
-    forward.write_text("0\n")
     subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
     subuid.write_text("")
     subgid.write_text("root:100000:65536\n")
@@ -360,7 +359,6 @@ def make_setup(tmp_path: Path, runner: RecordedRunner) -> HostSetup:
         tmp_path / "state",
         subid_files=(subuid, subgid),
         subid_ledger=tmp_path / "phoenix" / "subids.json",
-        ip_forward=forward,
     )
 
 
@@ -381,6 +379,8 @@ def test_setup_plans_and_applies_every_step(tmp_path: Path) -> None:
     record = Record.load(tmp_path / "state" / "host-setup.json")
     assert record.bridges == ["phxtbr9"] and record.nat_tables == ["phoenix_nat"]
     assert record.ip_forward_was == "0"
+    assert ("file", ("append", str(tmp_path / "subuid"), "root:100000:65536")) in setup.log.entries
+    assert all(kind == "observe" for kind, _ in setup.log.entries[:7]), "facts first, then acts"
 
 
 def test_teardown_removes_the_subid_line_setup_added_and_only_that(tmp_path: Path) -> None:

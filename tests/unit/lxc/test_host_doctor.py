@@ -10,9 +10,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from phoenix.cli.app import app
+from phoenix.drivers.lxc.hostprep import nat_script
+from phoenix.drivers.lxc.hostprep.subids import SubIds
 from phoenix.host.doctor import HostFacts, run_lxc_doctor
-from phoenix.host.setup import nat_script
-from phoenix.host.subids import SubIds
 from phoenix.inventory.loader import load_inventory
 from phoenix.runners.recorded import RecordedRunner
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from phoenix.host.subids import LINE, SubIds, without_line
+from phoenix.drivers.lxc.hostprep.subids import LINE, SubIds, without_line
 
 
 def make(tmp_path: Path, subuid: str = "", subgid: str = "") -> SubIds:

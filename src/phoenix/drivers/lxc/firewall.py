@@ -29,6 +29,7 @@ from filelock import FileLock
 
 from phoenix.drivers.base import FirewallRule
 from phoenix.drivers.lxc.context import LxcContext
+from phoenix.files import parse_json
 
 DEFAULT_TABLE = "phoenix_fw"
 _ACTIONS = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject"}
@@ -173,9 +174,9 @@ class TableState:
 
 
 def parse_listing(text: str) -> TableState:
-    """Parse `nft -j list table bridge <table>` output."""
+    """Parse `nft -j list table bridge <table>` output (a ParseError when it is not JSON)."""
     state = TableState(exists=True)
-    data: dict[str, Any] = json.loads(text or "{}")
+    data: dict[str, Any] = parse_json(text or "{}", "nft -j list table bridge")
     for item in data.get("nftables", []):
         if "chain" in item:
             state.chains.add(item["chain"]["name"])
