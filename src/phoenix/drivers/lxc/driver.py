@@ -105,10 +105,6 @@ class LxcDriver:
     def clone_mode(self) -> CloneMode:
         return self.rootfs.clone_mode
 
-    def nft_caps(self) -> firewall.NftCaps:
-        """Probe (once) whether the bridge family has conntrack and REJECT on this kernel."""
-        return self.firewall.caps()
-
     # ---- reading ----------------------------------------------------------------------
 
     def _settings(self, ctid: int, parsed: ParsedConfig, meta: GuestMeta) -> GuestSettings:
