@@ -81,13 +81,6 @@ def limit_keys(
     ]
 
 
-def is_limit_key(key: str) -> bool:
-    return any(
-        key.startswith(prefix + ".")
-        and key.split(".", 2)[2].split(".")[0] in ("memory", "cpuset", "cpu")
-        for prefix in ("lxc.cgroup", "lxc.cgroup2")
-    )
-
 
 @dataclass(frozen=True)
 class Limits:
