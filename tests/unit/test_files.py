@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 
 import pytest
 
-from phoenix import files
 from phoenix.errors import PhoenixError
 from phoenix.files import write_atomic
 
@@ -57,7 +57,7 @@ def test_a_link_at_the_target_is_replaced_not_followed(tmp_path: Path) -> None:
 def test_a_planted_link_at_the_temp_name_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(files.secrets, "token_hex", lambda n: "fixed")
+    monkeypatch.setattr(secrets, "token_hex", lambda n: "fixed")
     victim = tmp_path / "victim"
     victim.write_text("keep me")
     (tmp_path / ".out.fixed.tmp").symlink_to(victim)

@@ -43,7 +43,7 @@ NO_RUN = 3
 # argv templates; the fake driver in tests understands exactly these. A bundle takes:
 # WAIT (nothing in flight?), UNPACK (the tarball streams into its stdin), START (returns at
 # once, the recipe runs detached), then WAIT until the recipe's exit code is there.
-READ_MARKERS = ("grep", "-r", "-H", "-s", "", MARKER_DIR)
+READ_MARKERS: tuple[str, ...] = ("grep", "-r", "-H", "-s", "", MARKER_DIR)
 UNPACK_SCRIPT = 'set -e; rm -rf "$1"; mkdir -p -m 700 "$1"; tar -xzf - -C "$1"'
 MARKER_FAILED = "phoenix: cannot write the applied marker"
 # Runs detached: $1 run dir, $2 script, $3 marker dir, $4 digest, $5 marker name, $6 state

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -23,8 +22,14 @@ def vllm(model: str, port: int = 8000) -> dict[str, Any]:
     return {"ServerConfig": {"port": port, "served_model_name": model}}
 
 
+class MakeInventory(Protocol):
+    """Loads an inventory of these guests from a config dir `name` under tmp_path."""
+
+    def __call__(self, configs: dict[str, Any], name: str = "etc") -> Inventory: ...
+
+
 @pytest.fixture
-def make_inventory(tmp_path: Path) -> Callable[[dict[str, Any]], Inventory]:
+def make_inventory(tmp_path: Path) -> MakeInventory:
     def make(configs: dict[str, Any], name: str = "etc") -> Inventory:
         config = tmp_path / name
         config.mkdir(exist_ok=True)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,9 @@ from phoenix.gateway.nginx import Directive, parse_file
 from phoenix.gateway.render import Layout
 from phoenix.gateway.tls import cert_sans
 from phoenix.inventory import Inventory, load_inventory
-from tests.unit.gateway.conftest import FIXTURES
+from tests.unit.gateway.conftest import FIXTURES, MakeInventory
 
-Make = Callable[[dict[str, Any]], Inventory]
+Make = MakeInventory
 
 
 def _parse(tmp_path: Path, text: bytes) -> list[Directive]:

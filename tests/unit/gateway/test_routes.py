@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from phoenix.errors import GatewayError
 from phoenix.gateway.routes import derive_routes, find_gateway
-from phoenix.inventory import Inventory, load_inventory
-from tests.unit.gateway.conftest import FIXTURES
+from phoenix.inventory import load_inventory
+from tests.unit.gateway.conftest import FIXTURES, MakeInventory
 
-Make = Callable[[dict[str, Any]], Inventory]
+Make = MakeInventory
 
 
 def test_models_from_engine_config_and_flat_keys(

@@ -533,7 +533,7 @@ def test_a_running_guests_veth_off_its_bridge_is_configured_back_onto_it(tmp_pat
     runner.respond(["lxc-info"], "RUNNING\n")
     veth = lxcconf.veth_name(101)
     runner.respond(["ip", "-j", "link", "show", "dev", veth], json.dumps([{"ifname": veth}]))
-    runner.respond(["ip", "-j", "link", "show", "dev", SETTINGS.net.bridge], "[]")
+    runner.respond(["ip", "-j", "link", "show", "dev", NET.bridge], "[]")
     runner.respond(["ip", "link", "set", "dev", veth])
     driver = make_driver(tmp_path, runner)
     cdir = install_guest(driver, 101)
@@ -543,4 +543,4 @@ def test_a_running_guests_veth_off_its_bridge_is_configured_back_onto_it(tmp_pat
     diff = SETTINGS.diff(seen.settings)
     assert list(diff) == ["net"]  # the plan configures the NIC again
     driver.configure(101, SETTINGS, frozenset(diff))
-    assert ("ip", "link", "set", "dev", veth, "master", SETTINGS.net.bridge) in runner.calls
+    assert ("ip", "link", "set", "dev", veth, "master", NET.bridge) in runner.calls

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from phoenix.errors import DriverError, LockBusy, PlanError
-from phoenix.plan.events import CollectingReporter, Event
+from phoenix.plan.events import CollectingReporter, Event, Reporter
 from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
 from phoenix.plan.model import Start
@@ -158,7 +158,7 @@ class _Boom(Exception):
     """Stands for a broken pipe in a reporter (`phoenix converge --json | head`)."""
 
 
-def _raising_reporter(kind: str, collect: CollectingReporter) -> Callable[[Event], None]:
+def _raising_reporter(kind: str, collect: CollectingReporter) -> Reporter:
     def reporter(event: Event) -> None:
         collect(event)
         if event.kind == kind:

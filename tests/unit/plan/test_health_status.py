@@ -49,7 +49,12 @@ def test_health_check_failure_carries_output(make_lab: Callable[..., Lab]) -> No
 def test_health_check_runs_in_converge_of_new_guest(make_lab: Callable[..., Lab]) -> None:
     env = make_lab({"102": guest("phxt-solo", 12, health_check={"command": "true", "retries": 1})})
     seen: list[list[str]] = []
-    env.driver.exec_handler = lambda c, a: seen.append(list(a)) or CommandResult(0, "", "")
+
+    def record(ctid: int, argv: Sequence[str]) -> CommandResult:
+        seen.append(list(argv))
+        return CommandResult(0, "", "")
+
+    env.driver.exec_handler = record
     assert env.converge().result.ok
     assert seen == [["true"]]
     seen.clear()

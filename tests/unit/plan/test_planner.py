@@ -9,8 +9,8 @@ import pytest
 
 from phoenix.drivers.fake import FakeDriver
 from phoenix.errors import PlanError
-from phoenix.inventory import build_graph, load_inventory
-from phoenix.plan.model import BundleStep, Clone, Configure, Feature, Unrunnable
+from phoenix.inventory import Inventory, build_graph, load_inventory
+from phoenix.plan.model import BundleStep, Clone, Configure, Feature, Plan, Unrunnable
 from phoenix.plan.planner import PlanOptions, plan
 from phoenix.recipes import runner
 from tests.conftest import FIXTURES
@@ -20,15 +20,18 @@ from .conftest import Lab, guest, lab
 SEED = FIXTURES / "phoenix-etc-seed"
 
 
+SeedPlan = tuple[Inventory, FakeDriver, Plan]
+
+
 @pytest.fixture(scope="module")
-def seed_plan() -> object:
+def seed_plan() -> SeedPlan:
     inventory = load_inventory(SEED)
     driver = FakeDriver(runner)
     return inventory, driver, plan(inventory, driver, None, PlanOptions(state_dir=Path("/nx")))
 
 
-def test_fixture_plan_is_in_creation_order(seed_plan: object) -> None:
-    inventory, _, the_plan = seed_plan  # type: ignore[misc]
+def test_fixture_plan_is_in_creation_order(seed_plan: SeedPlan) -> None:
+    inventory, _, the_plan = seed_plan
     order = [g.ctid for g in the_plan.guests]
     assert order == [900, 101, 901, 910, 911, 801, 802, 912, 914, 917, 950, 951, 952]
     position = {c: i for i, c in enumerate(order)}
@@ -41,8 +44,8 @@ def test_fixture_plan_is_in_creation_order(seed_plan: object) -> None:
     assert boot == sorted(boot)
 
 
-def test_fixture_plan_steps_for_template_and_clone(seed_plan: object) -> None:
-    _, driver, the_plan = seed_plan  # type: ignore[misc]
+def test_fixture_plan_steps_for_template_and_clone(seed_plan: SeedPlan) -> None:
+    _, driver, the_plan = seed_plan
     base = the_plan.guest(900)
     assert [s.kind for s in base.steps] == [
         "create",
@@ -67,10 +70,10 @@ def test_fixture_plan_steps_for_template_and_clone(seed_plan: object) -> None:
     assert {kind for kind, _ in driver.log.entries} == {"observe"}
 
 
-def test_fixture_plan_json_round_trips(seed_plan: object) -> None:
+def test_fixture_plan_json_round_trips(seed_plan: SeedPlan) -> None:
     import json
 
-    _, _, the_plan = seed_plan  # type: ignore[misc]
+    _, _, the_plan = seed_plan
     data = json.loads(json.dumps(the_plan.to_json()))
     assert data["creation_order"][0] == 900
     first = data["guests"][0]["steps"][0]
@@ -202,11 +205,11 @@ def test_assigned_mac_is_kept(make_lab: Callable[..., Lab]) -> None:
     assert plan(env.inventory, env.driver).up_to_date
 
 
-def test_without_the_gateway_handed_in_its_guest_says_why(seed_plan: object) -> None:
+def test_without_the_gateway_handed_in_its_guest_says_why(seed_plan: SeedPlan) -> None:
     """The planner sits below the gateway: a gateway guest's application comes only from
     what the caller hands in (the CLI hands in phoenix.cli.gateway_app.GATEWAY)."""
-    _, _, the_plan = seed_plan  # type: ignore[misc]
-    steps = [s for s in the_plan.guest(101).steps if s.kind == "application"]
-    assert [s.error for s in steps] == [
-        "the built-in gateway application was not handed to the planner"
+    _, _, the_plan = seed_plan
+    steps = [s for s in the_plan.guest(101).steps if isinstance(s, Unrunnable)]
+    assert [(s.kind, s.error) for s in steps] == [
+        ("application", "the built-in gateway application was not handed to the planner")
     ]

@@ -81,7 +81,6 @@ def limit_keys(
     ]
 
 
-
 @dataclass(frozen=True)
 class Limits:
     memory_mb: int | None
