@@ -20,6 +20,16 @@ RUN_DIR = "/tmp/phoenix_run"
 
 
 @dataclass(frozen=True)
+class HostFile:
+    """A large download the host fetches once into its cache and pushes beside the bundle
+    (an NVIDIA runfile is ~400 MB: one download per host, not one per guest). It is named
+    in the digest by URL and checksum, never read while planning."""
+
+    url: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class Bundle:
     """One recipe to run inside a guest.
 
@@ -35,6 +45,8 @@ class Bundle:
     entry: Mapping[str, Any] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 1800.0
+    # Pushed into the run dir under these names from the host's download cache.
+    host_files: Mapping[str, HostFile] = field(default_factory=dict)
 
     @functools.cached_property
     def digest(self) -> str:
@@ -46,4 +58,7 @@ class Bundle:
         h.update(b"\0entry\0" + json.dumps(self.entry, sort_keys=True, default=str).encode())
         for key in sorted(self.env):
             h.update(b"\0env\0" + key.encode() + b"=" + self.env[key].encode())
+        for name in sorted(self.host_files):
+            f = self.host_files[name]
+            h.update(b"\0fetch\0" + f"{name}={f.url}#{f.sha256 or ''}".encode())
         return h.hexdigest()

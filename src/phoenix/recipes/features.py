@@ -17,7 +17,7 @@ from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import LxcGuest
 from phoenix.inventory.models.scope import Scope, keys_in
 from phoenix.recipes import ollama, vllm
-from phoenix.recipes.bundle import Bundle
+from phoenix.recipes.bundle import Bundle, HostFile
 from phoenix.recipes.gateway_app import NOT_HANDED, GatewayApp
 from phoenix.recipes.registry import Recipe, find_application, find_feature
 
@@ -115,6 +115,7 @@ def feature_bundle(
         files=feature_files(feature, state_dir, persist, gateway),
         entry=feature_entry(entry),
         env=feature_env(inventory) | _feature_env(feature, entry, inventory),
+        host_files=_host_files(feature, entry, inventory),
     )
     return bundle, None
 
@@ -127,14 +128,39 @@ def _feature_env(feature: str, entry: dict[str, Any], inventory: Inventory) -> d
     if feature == "ollama":
         return ollama.feature_env(entry)
     if feature == "nvidia":
-        top = inventory.lxc_file
         env = {}
         for key, var in (
             ("nvidia_runfile_url", "PHOENIX_NVIDIA_RUNFILE_URL"),
             ("nvidia_driver_version", "PHOENIX_NVIDIA_DRIVER_VERSION"),
+            ("nvidia_repo_url", "PHOENIX_NVIDIA_REPO_URL"),
+            ("cuda_version", "PHOENIX_CUDA_VERSION"),
         ):
-            value = entry.get(key) or (getattr(top, key, None) if top is not None else None)
-            if isinstance(value, str) and value:
+            value = _nvidia_key(key, entry, inventory)
+            if value:
                 env[var] = value
+        files = _host_files(feature, entry, inventory)
+        if files:
+            env["PHOENIX_NVIDIA_RUNFILE"] = next(iter(files))
         return env
     return {}
+
+
+def _nvidia_key(key: str, entry: dict[str, Any], inventory: Inventory) -> str | None:
+    """A guest's own value, else the top level's (`phoenix_lxc_configs.json`)."""
+    top = inventory.lxc_file
+    value = entry.get(key) or (getattr(top, key, None) if top is not None else None)
+    return value if isinstance(value, str) and value else None
+
+
+def _host_files(feature: str, entry: dict[str, Any], inventory: Inventory) -> dict[str, HostFile]:
+    """nvidia: the runfile, fetched once per host and pushed beside the script (a URL that
+    names no `NVIDIA-Linux-*.run` file is left to the script, which says what is wrong)."""
+    if feature != "nvidia":
+        return {}
+    url = _nvidia_key("nvidia_runfile_url", entry, inventory)
+    if url is None:
+        return {}
+    name = url.rsplit("/", 1)[-1]
+    if not (name.startswith("NVIDIA-Linux-") and name.endswith(".run")) or "/" in name:
+        return {}
+    return {name: HostFile(url, _nvidia_key("nvidia_runfile_sha256", entry, inventory))}

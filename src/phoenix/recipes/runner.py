@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 from phoenix.drivers.base import Driver
 from phoenix.errors import CommandFailed, DriverError, Interrupted
+from phoenix.recipes import hostcache
 from phoenix.recipes.bundle import RUN_DIR, Bundle
 
 MARKER_DIR = "/var/lib/phoenix/applied"
@@ -45,6 +46,8 @@ NO_RUN = 3
 # once, the recipe runs detached), then WAIT until the recipe's exit code is there.
 READ_MARKERS: tuple[str, ...] = ("grep", "-r", "-H", "-s", "", MARKER_DIR)
 UNPACK_SCRIPT = 'set -e; rm -rf "$1"; mkdir -p -m 700 "$1"; tar -xzf - -C "$1"'
+# A host file (from the download cache) streamed into the run dir: $1 its path there.
+PUSH_SCRIPT = 'cat > "$1"'
 MARKER_FAILED = "phoenix: cannot write the applied marker"
 # Runs detached: $1 run dir, $2 script, $3 marker dir, $4 digest, $5 marker name, $6 state
 # dir. The script's stderr goes to the log with its stdout.
@@ -253,6 +256,8 @@ def run_bundle(
     context = f"guest {ctid}: {bundle.name} ({bundle.script_name})"
     await_idle(driver, ctid, stop, bundle.timeout)
     name = marker_name(bundle.name)
+    # Large downloads first (once per host, from its cache), so a failed one leaves nothing.
+    fetched = {n: hostcache.fetch(f.url, f.sha256) for n, f in sorted(bundle.host_files.items())}
     unpack = unpack_argv(bundle)
     res = driver.exec(ctid, unpack, stdin=pack(bundle), timeout=300)
     if res.returncode != 0:
@@ -260,6 +265,14 @@ def run_bundle(
         raise CommandFailed(
             unpack, res.returncode, res.stdout, res.stderr, f"{context}: pushing the bundle"
         )
+    for file_name, local in fetched.items():
+        argv = ["sh", "-c", PUSH_SCRIPT, _label(bundle), f"{RUN_DIR}/{file_name}"]
+        res = driver.exec(ctid, argv, stdin=local.read_bytes(), timeout=1800)
+        if res.returncode != 0:
+            driver.exec(ctid, ["rm", "-rf", RUN_DIR], timeout=120)
+            raise CommandFailed(
+                argv, res.returncode, res.stdout, res.stderr, f"{context}: pushing {file_name}"
+            )
     start = start_argv(bundle)
     res = driver.exec(ctid, start, env=dict(bundle.env), timeout=60)
     if res.returncode != 0:

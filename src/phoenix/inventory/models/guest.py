@@ -265,6 +265,14 @@ class LxcGuest(Model):
     nvidia_driver_version: InGuest[StrictStr | None] = Field(
         default=None, min_length=1, description="Driver the host must run (wins over the top level)"
     )
+    nvidia_runfile_sha256: InGuest[StrictStr | None] = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{64}$", description="The runfile's sha256 (optional)"
+    )
+    cuda_version: InGuest[StrictStr | None] = Field(
+        default=None,
+        pattern=r"^[0-9]+\.[0-9]+$",
+        description="CUDA toolkit from nvidia_repo_url (default: the driver's newest)",
+    )
     llamacpp_archive_url: InGuest[StrictStr | None] = Field(
         default=None, min_length=1, description="llama.cpp release archive (.zip or .tar.gz)"
     )
@@ -364,6 +372,8 @@ class LxcFile(Model):
     nvidia_driver_version: StrictStr | None = None
     nvidia_repo_url: StrictStr | None = None
     nvidia_runfile_url: StrictStr | None = None
+    nvidia_runfile_sha256: StrictStr | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    cuda_version: StrictStr | None = Field(default=None, pattern=r"^[0-9]+\.[0-9]+$")
     lxc_configs: dict[StrictStr, LxcGuest]
 
 

@@ -1,0 +1,96 @@
+"""The host's download cache: a large file a recipe needs is fetched once per host.
+
+`fetch` downloads a URL into the cache (`/var/cache/phoenix/downloads`, or
+`$PHOENIX_DOWNLOAD_CACHE`) under its own file name, beside a small record of where it came
+from and how big it was. A later fetch of the same URL reuses the file when its sha256 is
+the one the inventory gives, or (no checksum given) when its size is the recorded one. A
+lock per file name makes guests converged in parallel share one download. Downloads use
+Python's HTTP client: no shell ever sees the URL.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from phoenix.errors import DriverError
+
+DEFAULT_CACHE = Path("/var/cache/phoenix/downloads")
+CHUNK = 1 << 20
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PHOENIX_DOWNLOAD_CACHE") or DEFAULT_CACHE)
+
+
+def file_name(url: str) -> str:
+    """The URL's last path segment (what the cached file is called)."""
+    name = Path(urlsplit(url).path).name
+    if not name or name in (".", "..") or name.startswith("."):
+        raise DriverError(f"cannot name a download after {url!r}: it has no file name")
+    return name
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _record(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.with_name(path.name + ".source").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _reusable(path: Path, url: str, sha256: str | None) -> bool:
+    if not path.is_file():
+        return False
+    record = _record(path)
+    if record.get("url") != url or record.get("size") != path.stat().st_size:
+        return False
+    if sha256 is None:
+        return True
+    if record.get("sha256") == sha256.lower():
+        return True
+    return sha256_of(path) == sha256.lower()
+
+
+def fetch(url: str, sha256: str | None = None, cache: Path | None = None) -> Path:
+    """The cached file for `url`, downloaded when missing or not the recorded one."""
+    if urlsplit(url).scheme not in ("http", "https", "file"):
+        raise DriverError(f"cannot download {url!r}: only http, https and file URLs")
+    root = cache or cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / file_name(url)
+    with (root / (path.name + ".lock")).open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _reusable(path, url, sha256):
+            return path
+        part = path.with_name(path.name + ".part")
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, part.open("wb") as out:
+                shutil.copyfileobj(response, out, CHUNK)
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            raise DriverError(f"downloading {url} into {root}: {exc}") from None
+        digest = sha256_of(part)
+        if sha256 is not None and digest != sha256.lower():
+            part.unlink(missing_ok=True)
+            raise DriverError(
+                f"{url}: downloaded sha256 {digest} is not the inventory's {sha256.lower()}"
+            )
+        part.replace(path)
+        record = {"url": url, "size": path.stat().st_size, "sha256": digest}
+        path.with_name(path.name + ".source").write_text(json.dumps(record) + "\n")
+        return path
