@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from phoenix.cli.app import app
 from phoenix.inventory import validate_config_dir
 from phoenix.inventory.jsonfile import MAX_DEPTH, _depth
-from phoenix.inventory.loader import _extras, _walked_fields
 from phoenix.inventory.models import (
     HypervisorConfig,
     LxcFile,
@@ -29,6 +28,7 @@ from phoenix.inventory.models import (
     ipv4_interface,
 )
 from phoenix.inventory.problems import _BIDI, unsafe_character
+from phoenix.inventory.typecheck import _extras, _walked_fields
 from phoenix.recipes import registry
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.runner import _pack, pack

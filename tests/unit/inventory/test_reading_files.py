@@ -107,7 +107,7 @@ def test_a_utf8_bom_is_accepted(minimal_dir: Path) -> None:
 
 
 def test_an_oversized_file_is_an_error(minimal_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("phoenix.inventory.loader.MAX_FILE_BYTES", 100)
+    monkeypatch.setattr("phoenix.inventory.reading.MAX_FILE_BYTES", 100)
     result = CliRunner().invoke(app, ["-c", str(minimal_dir), "validate"])
     assert result.exit_code == 1
     assert "the limit is 100" in result.output
