@@ -1,7 +1,8 @@
 """The run journal: every executed step is recorded so an interrupted run can resume.
 
 Two files under `<state_dir>/journal/`:
-- `<run id>.jsonl`: the history of one run, one JSON object per step event;
+- `<run id>.jsonl`: the history of one run, one JSON object per step event (and a
+  `crashed` record, with the traceback, when a bug or a broken reporter ended the run);
 - `inflight.json`: steps that started and did not finish, {ctid: {...}}, rewritten
   atomically. A step that completes is removed; a step that failed or was interrupted
   stays until the guest's next step completes. The planner reads it (`interrupted()`)

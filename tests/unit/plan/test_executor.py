@@ -315,3 +315,25 @@ def test_what_an_interrupted_run_left_is_planned_away_by_delete_and_by_converge(
     outcome = env.converge()
     assert "after removing /lxc/201" in outcome.plan.guest(201).steps[0].detail
     assert outcome.result.ok and env.driver.leftovers == {}
+
+
+def test_a_sequential_plan_blocks_every_guest_after_a_failure(
+    make_lab: Callable[..., Lab],
+) -> None:
+    env = make_lab(independent(3))
+    assert env.converge().result.ok
+    destroyed: list[int] = []
+
+    def hook(op: str, ctid: int) -> None:
+        if op == "destroy":
+            destroyed.append(ctid)
+            if len(destroyed) == 1:
+                raise DriverError(f"guest {ctid} is busy")
+
+    env.driver.on_mutate = hook
+    the_plan = power_plan(env.inventory, env.driver, [200, 201, 202], "delete")
+    result = run_plan(env.inventory, env.driver, the_plan)
+    first, *rest = [gp.ctid for gp in the_plan.guests]
+    assert set(result.failed) == {first} and destroyed == [first]
+    assert result.blocked == {c: "an earlier guest failed" for c in rest}
+    assert set(env.driver.guests) >= {first, *rest}  # nothing after the failure was deleted
