@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
@@ -609,16 +610,16 @@ def main() -> None:
             worst = max((x.max_gap for x in results if x.done), default=0.0)
             held[t.name] = (failed, stalls, worst * 1000)
         cut: dict[str, int] = {}
-        for t, master in (("proxy", proxy_master), ("gateway", gw_master)):
-            target = next(x for x in targets if x.name == t)
+        for name, master in (("proxy", proxy_master), ("gateway", gw_master)):
+            target = next(x for x in targets if x.name == name)
             port = int(target.url.rsplit(":", 1)[1])
             results = streams(
                 port,
                 request_bytes(target, "slow", True),
                 args.reload_streams,
-                during=lambda m=master: os.kill(m, signal.SIGHUP),
+                during=functools.partial(os.kill, master, signal.SIGHUP),
             )
-            cut[t] = sum(1 for x in results if not x.done)
+            cut[name] = sum(1 for x in results if not x.done)
 
         print()
         print(

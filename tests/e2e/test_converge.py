@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 
-from conftest import LxcHost, destroy_guests
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.inventory import Inventory, load_inventory
 from phoenix.plan.events import CollectingReporter
 from phoenix.plan.journal import Journal
+from phoenix.plan.model import Configure
 from phoenix.plan.planner import plan
 from phoenix.plan.run import Outcome, converge, power_plan, run_plan
 from phoenix.recipes.runner import UNPACK_SCRIPT as UNPACK
+from tests.e2e.conftest import LxcHost, destroy_guests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -200,7 +201,9 @@ def test_memory_change_changes_only_memory(lab: ConvergeLab) -> None:
     driver = lab.host.driver()
     the_plan = plan(lab.inventory, driver)
     assert [(s.ctid, s.kind) for s in the_plan.steps] == [(APP, "configure")]
-    assert [c.field for c in the_plan.steps[0].changes] == ["memory_mb"]
+    step = the_plan.steps[0]
+    assert isinstance(step, Configure)
+    assert [c.field for c in step.changes] == ["memory_mb"]
 
     driver = lab.host.driver()
     outcome = lab.converge(driver)
@@ -213,8 +216,8 @@ def test_memory_change_changes_only_memory(lab: ConvergeLab) -> None:
             assert argv[1].startswith(app_dir), f"a write outside guest {APP}: {argv}"
         else:
             assert argv[0] == "lxc-cgroup" and str(APP) in argv, f"not a limit: {argv}"
-    argv = ["lxc-cgroup", "-P", str(lab.host.lxc_path), "-n", str(APP), "memory.limit_in_bytes"]
-    limit = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+    cgroup = ["lxc-cgroup", "-P", str(lab.host.lxc_path), "-n", str(APP), "memory.limit_in_bytes"]
+    limit = subprocess.run(cgroup, capture_output=True, text=True, check=True).stdout.strip()
     assert int(limit) == 384 * 1024 * 1024
     config = (lab.host.lxc_path / str(APP) / "config").read_text()
     assert str(384 * 1024 * 1024) in config or "384M" in config

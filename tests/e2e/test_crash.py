@@ -37,13 +37,13 @@ from typing import Any
 
 import pytest
 
-from conftest import LxcHost
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.drivers.lxc import config as lxcconf
 from phoenix.drivers.lxc.hostprep import BridgeSpec, HostSetup
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.runner import run_bundle
 from phoenix.runners.local import LocalRunner
+from tests.e2e.conftest import LxcHost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -369,7 +369,8 @@ def drift_is_repaired_or_reported(lab: CrashLab, driver: LxcDriver) -> None:
         out = subprocess.run(
             ["ip", "-j", "link", "show", "dev", veth], capture_output=True, text=True, check=True
         ).stdout
-        return json.loads(out)[0].get("master")
+        found = json.loads(out)[0].get("master")
+        return None if found is None else str(found)
 
     def setup() -> None:  # what `phoenix setup` does for this slot
         gateway = ipaddress.IPv4Interface(f"{host.gateway}/{host.subnet.prefixlen}")

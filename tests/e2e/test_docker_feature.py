@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from conftest import LxcHost, destroy_guests
 from phoenix.inventory import load_inventory
 from phoenix.plan.events import CollectingReporter
 from phoenix.plan.run import converge
+from tests.e2e.conftest import LxcHost, destroy_guests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 

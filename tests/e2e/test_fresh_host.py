@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.e2e.conftest import LxcHost
 from tests.e2e.freshhost import FreshHost, project_tarball, start_fresh_host
 

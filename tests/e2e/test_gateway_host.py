@@ -24,13 +24,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import FIXTURES
 
 from phoenix import __version__
 from phoenix.gateway.bundle import SCRIPT_NAME, render_gateway
 from phoenix.gateway.keys import key_hash, new_key
 from phoenix.gateway.render import Layout, RenderedGateway, asset, write_tree
 from phoenix.inventory import Inventory, load_inventory
+from tests.conftest import FIXTURES
 
 pytestmark = [
     pytest.mark.e2e,
@@ -399,15 +399,14 @@ def _rendered_run_dir(lab: Lab) -> Path:
     return run_dir
 
 
-def chat(lab: Lab, body: object, **kw: object) -> httpx.Response:
+def chat(lab: Lab, body: object) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return httpx.post(
         f"{lab.base}/v1/chat/completions",
         content=content,
         headers={"Content-Type": "application/json"},
         timeout=10,
-        **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_requests_reach_the_backend_of_their_model(lab: Lab) -> None:

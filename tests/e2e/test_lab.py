@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import LxcHost, destroy_guests
 from phoenix.cli.gateway_app import GATEWAY as GATEWAY_APP
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.gateway.bundle import gateway_bundle
@@ -36,6 +35,7 @@ from phoenix.plan.planner import PlanOptions
 from phoenix.plan.run import converge, power_plan, run_plan
 from phoenix.plan.status import gather_route_status, gather_status
 from phoenix.recipes.runner import run_bundle
+from tests.e2e.conftest import LxcHost, destroy_guests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LxcHost, nft_json
 from phoenix.drivers.base import FirewallRule, GuestSettings
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.drivers.lxc.hostprep import BridgeSpec, HostSetup, SetupError
 from phoenix.errors import DriverError
 from phoenix.runners.local import LocalRunner
+from tests.e2e.conftest import LxcHost, nft_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -75,7 +75,7 @@ def template_guest(lxc_host: LxcHost) -> Iterator[int]:
 
 
 def clone_settings(host: LxcHost, name: str, n: int, **overrides: object) -> GuestSettings:
-    return host.settings(name, n, **overrides)  # type: ignore[arg-type]
+    return host.settings(name, n, **overrides)
 
 
 def test_template_is_created_and_snapshotted(lxc_host: LxcHost, template_guest: int) -> None:

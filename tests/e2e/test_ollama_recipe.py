@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import LxcHost, destroy_guests
 from phoenix.errors import CommandFailed
 from phoenix.inventory import load_inventory
 from phoenix.plan.events import CollectingReporter
@@ -29,6 +28,7 @@ from phoenix.plan.planner import guest_entry
 from phoenix.plan.run import converge
 from phoenix.recipes.features import feature_bundle
 from phoenix.recipes.runner import run_bundle
+from tests.e2e.conftest import LxcHost, destroy_guests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LxcHost
 from phoenix.drivers.base import GuestSettings, MountSettings
 from phoenix.drivers.lxc import LxcDriver, idmap
+from tests.e2e.conftest import LxcHost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
