@@ -87,8 +87,10 @@ def load(ctx: typer.Context, quiet_warnings: bool = True) -> Inventory:
         print_problems(inventory.warnings)
     # The inventory lives as long as the command: kept out of the cycle collector's
     # generations, it is not walked again at every collection the planner triggers (at
-    # 10,000 guests that was a third of `plan --offline`).
+    # 10,000 guests that was a third of `plan --offline`). Given back to the collector when
+    # the command ends, so a process that runs many commands (the tests) frees its garbage.
     gc.freeze()
+    ctx.call_on_close(gc.unfreeze)
     return inventory
 
 

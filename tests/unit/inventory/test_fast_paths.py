@@ -161,3 +161,15 @@ def test_the_text_depth_is_the_parsed_depth() -> None:
     for text in ('{"a": "]]", "b": [[{}]]}', '{"k[": [1, {"z}": []}]}', "[]", '"x"', "{}"):
         assert _text_depth(text) == _depth(json.loads(text)), text
     assert _text_depth('{"a": "\\"]"}') is None
+
+
+def test_a_command_gives_the_frozen_inventory_back(minimal_dir: Path) -> None:
+    """The CLI freezes the loaded inventory for the command's life only: a process running
+    many commands (these tests) must not keep their garbage forever."""
+    from typer.testing import CliRunner
+
+    from phoenix.cli.app import app
+
+    result = CliRunner().invoke(app, ["-c", str(minimal_dir), "graph"])
+    assert result.exit_code == 0, result.output
+    assert gc.get_freeze_count() == 0
