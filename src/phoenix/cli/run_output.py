@@ -219,7 +219,7 @@ def stop_on_signals(as_json: bool) -> Iterator[StopRequest]:
 
     stop = StopRequest()
 
-    def handler(signum: int, frame: object) -> None:
+    def handler(signum: int, _frame: object) -> None:
         name = signal.Signals(signum).name
         if stop.is_set():
             os._exit(128 + signum)

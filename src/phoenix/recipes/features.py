@@ -23,7 +23,7 @@ from phoenix.recipes.registry import Recipe, find_application, find_feature
 
 
 @functools.lru_cache(maxsize=256)
-def _read(path: Path, mtime_ns: int) -> bytes:
+def _read(path: Path, _mtime_ns: int) -> bytes:
     return path.read_bytes()
 
 

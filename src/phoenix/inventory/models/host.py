@@ -24,11 +24,6 @@ class HostInterface(Model):
     # A string in some of the original tool's versions, a list in others (its jq read both).
     dns_nameservers: Nameservers = None
 
-    @property
-    def nameservers(self) -> list[str]:
-        value = self.dns_nameservers
-        return [] if value is None else [value] if isinstance(value, str) else list(value)
-
 
 class HostNetwork(Model):
     interfaces: HostInterface | None = None
