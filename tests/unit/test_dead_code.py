@@ -17,7 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def vulture(*paths: str | Path) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "vulture", *map(str, paths), "--min-confidence", "61"]
-    return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False)
+    found = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False)
+    assert "No module named vulture" not in found.stderr, (
+        "vulture is missing from .venv: run `bash scripts/install-deps.sh` (the dev extras "
+        "in pyproject.toml name it)"
+    )
+    return found
 
 
 def test_nothing_certainly_dead_in_src_or_bench() -> None:
