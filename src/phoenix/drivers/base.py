@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol
 
 from phoenix.runners.base import CommandResult
 
@@ -194,10 +194,13 @@ class CommandLog:
         return out
 
 
-@runtime_checkable
 class Driver(Protocol):
     """Observe and change guests on one host. All methods are synchronous and idempotent
-    where the operation allows it (e.g. stop on a stopped guest is a no-op)."""
+    where the operation allows it (e.g. stop on a stopped guest is a no-op).
+
+    Not runtime-checkable on purpose: `isinstance` would compare names only. mypy checks
+    implementations where they are used as a Driver; tests/driver_contract.py compares
+    every signature."""
 
     name: str
     log: CommandLog
