@@ -205,7 +205,7 @@ def test_guest_file_write_never_follows_symlinks(tmp_path: Path) -> None:
     assert outside.read_text() == "host file"
     assert (rootfs / "etc" / "hostname").read_text() == "guest\n"
     (rootfs / "net").symlink_to(tmp_path)
-    with pytest.raises(OSError, match="not a directory"):
+    with pytest.raises(DriverError, match="not a directory"):
         guestfiles.write(rootfs, "net/interfaces", "x", os.geteuid())
 
 
@@ -252,7 +252,7 @@ def test_container_masks_never_write_through_a_link(tmp_path: Path) -> None:
     outside.mkdir()
     (tmp_path / "etc/systemd/system").rmdir()
     (tmp_path / "etc/systemd/system").symlink_to(outside)
-    with pytest.raises(OSError, match="not a directory"):
+    with pytest.raises(DriverError, match="not a directory"):
         guestfiles.mask_for_container(tmp_path, os.getuid())
     assert list(outside.iterdir()) == []
 

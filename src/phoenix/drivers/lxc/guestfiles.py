@@ -11,6 +11,8 @@ import os
 import stat
 from pathlib import Path
 
+from phoenix.errors import DriverError
+
 INTERFACES = """\
 # Written by Phoenix. The guest's address is set by LXC (lxc.net.0.ipv4.*) before init
 # runs, so ifupdown must neither ask for DHCP nor reconfigure it.
@@ -80,7 +82,7 @@ def write(
         parent = parent / part
         st = os.lstat(parent)
         if not stat.S_ISDIR(st.st_mode):
-            raise OSError(f"{parent} is not a directory (refusing to write through it)")
+            raise DriverError(f"{parent} is not a directory (refusing to write through it)")
     if target.is_symlink() or target.exists():
         target.unlink()
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
@@ -100,7 +102,7 @@ def _copy_up_parents(upper: Path, lower: Path, relative: str) -> None:
             continue
         st = os.lstat(low)
         if not stat.S_ISDIR(st.st_mode):
-            raise OSError(f"{low} is not a directory (refusing to write through it)")
+            raise DriverError(f"{low} is not a directory (refusing to write through it)")
         os.mkdir(up, 0o700)
         os.chown(up, st.st_uid, st.st_gid)
         os.chmod(up, stat.S_IMODE(st.st_mode))
@@ -193,5 +195,5 @@ def _real_dir(rootfs: Path, relative: str, owner: int) -> Path:
             os.mkdir(path, 0o755)
             os.chown(path, owner, owner)
         elif not stat.S_ISDIR(os.lstat(path).st_mode):
-            raise OSError(f"{path} is not a directory (refusing to write through it)")
+            raise DriverError(f"{path} is not a directory (refusing to write through it)")
     return path

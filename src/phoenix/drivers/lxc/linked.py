@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phoenix.drivers.lxc import config as lxcconf
+from phoenix.errors import DriverError
 
 # Relative to the clone's dir. LXC 5 puts the overlay's workdir beside the upper dir
 # (`<dirname(upper)>/work`); both are made up front because an unprivileged guest mounts
@@ -36,7 +37,7 @@ def prepare(cdir: Path, lower: Path) -> Path:
     (the merged root takes its owner and mode from the upper)."""
     st = os.lstat(lower)
     if not stat.S_ISDIR(st.st_mode):
-        raise OSError(f"{lower} is not a directory")
+        raise DriverError(f"{lower} is not a directory")
     upper, work = cdir / UPPER, cdir / WORK
     for path, mode in ((upper.parent, 0o755), (upper, stat.S_IMODE(st.st_mode)), (work, 0o755)):
         path.mkdir(mode=0o700)
