@@ -6,8 +6,9 @@ keys are kept (`extra="allow"`) and reported as warnings by the loader, never dr
 silently and never fatal. New keys are additions (`is_template`, `gateway`), never renames.
 
 One module per job: `fields` (limits, the base model, constrained types), `network` (NIC
-and firewall), `gateway` (the gateway block), `guest` (the LXC and VM guest files), `host`
-(the hypervisor config). Import from here; the split is an implementation detail.
+and firewall), `gateway` (the gateway block), `parts` (a container's other blocks), `guest`
+(the container and its file), `vm` (the VM file), `host` (the hypervisor config), `scope`
+(what each guest key reaches). Import from here; the split is an implementation detail.
 """
 
 from phoenix.inventory.models.fields import (
@@ -32,18 +33,7 @@ from phoenix.inventory.models.gateway import (
     PathRoute,
     RouteTarget,
 )
-from phoenix.inventory.models.guest import (
-    HealthCheck,
-    IdMap,
-    LxcFile,
-    LxcGuest,
-    MountPoint,
-    VllmEngineConfig,
-    VllmServerConfig,
-    VmFile,
-    VmGuest,
-    Volume,
-)
+from phoenix.inventory.models.guest import LxcFile, LxcGuest
 from phoenix.inventory.models.host import (
     DriverSettings,
     HostInterface,
@@ -51,6 +41,15 @@ from phoenix.inventory.models.host import (
     HypervisorConfig,
 )
 from phoenix.inventory.models.network import FirewallConfig, FirewallRuleModel, NetworkConfig
+from phoenix.inventory.models.parts import (
+    HealthCheck,
+    IdMap,
+    MountPoint,
+    VllmEngineConfig,
+    VllmServerConfig,
+    Volume,
+)
+from phoenix.inventory.models.vm import VmFile, VmGuest
 
 __all__ = [
     "CTID_TEXT",

@@ -1,14 +1,11 @@
-"""The two guest files: a container of `phoenix_lxc_configs.json` with what it runs and
-mounts, and just enough of a VM of `phoenix_vm_configs.json` to order it."""
+"""`phoenix_lxc_configs.json`: a container with what it runs and mounts (its blocks are in
+`parts`), and the file around the containers."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    AliasChoices,
-    BeforeValidator,
-    ConfigDict,
     Field,
     StrictBool,
     StrictInt,
@@ -17,12 +14,10 @@ from pydantic import (
 
 from phoenix.inventory.models.fields import (
     GATEWAY_COMPAT_SCRIPT,
-    CommandWords,
     Ctid,
     GpuAssignment,
     GuestPath,
     HostName,
-    HostPath,
     LxcOption,
     Mac,
     Model,
@@ -37,91 +32,15 @@ from phoenix.inventory.models.fields import (
 )
 from phoenix.inventory.models.gateway import GatewayConfig
 from phoenix.inventory.models.network import FirewallConfig, NetworkConfig
+from phoenix.inventory.models.parts import (
+    HealthCheck,
+    IdMapEntry,
+    MountPoint,
+    VllmEngineConfig,
+    Volume,
+)
 from phoenix.inventory.models.scope import Host, InGuest, Placement
 from phoenix.inventory.options import parse_lxc_option, parse_pct_option
-
-
-class HealthCheck(Model):
-    """A command run inside the guest (split like a shell would, but never run by one)."""
-
-    command: CommandWords = Field(min_length=1)
-    retries: StrictInt = Field(default=3, ge=1, le=1000)
-    interval: StrictInt = Field(default=5, ge=0, le=3600)
-
-
-class Volume(Model):
-    """A dedicated storage volume mounted into the guest (Proxmox `mpN`)."""
-
-    name: StrictStr = Field(min_length=1)
-    pool: StrictStr = Field(min_length=1)
-    size_gb: StrictInt = Field(ge=1, le=1_048_576)
-    mount_point: GuestPath
-
-
-class MountPoint(Model):
-    """A host path bind-mounted into the guest (Proxmox `mpN: HOST,mp=CONTAINER`), written
-    as the original tool did (`container_path`); `guest_path` is accepted too."""
-
-    host_path: HostPath
-    container_path: GuestPath = Field(validation_alias=AliasChoices("container_path", "guest_path"))
-    read_only: StrictBool = False
-    owner_uid: StrictInt | None = Field(default=None, ge=0, le=4_294_967_294)
-    owner_gid: StrictInt | None = Field(default=None, ge=0, le=4_294_967_294)
-
-
-def _idmap_from_string(value: Any) -> Any:
-    """`"u 0 100000 65536"` (an `lxc.idmap` value) is accepted as well as the object form."""
-    if isinstance(value, str):
-        parts = value.split()
-        if len(parts) == 4 and all(p.isdigit() for p in parts[1:]):
-            return {"type": parts[0], "container_id": int(parts[1]),
-                    "host_id": int(parts[2]), "count": int(parts[3])}  # fmt: skip
-        raise ValueError("write 'u|g|b CONTAINER_ID HOST_ID COUNT' or an object")
-    return value
-
-
-class IdMap(Model):
-    """One id range of an unprivileged guest (`lxc.idmap`): `count` ids from `container_id`
-    inside the guest are host ids from `host_id`; `b` maps uids and gids alike."""
-
-    type: Literal["u", "g", "b"] = Field(validation_alias=AliasChoices("type", "kind"))
-    container_id: StrictInt = Field(
-        ge=0,
-        le=4_294_967_294,
-        validation_alias=AliasChoices("container_id", "container_start", "guest_id"),
-    )
-    host_id: StrictInt = Field(
-        ge=0, le=4_294_967_294, validation_alias=AliasChoices("host_id", "host_start")
-    )
-    count: StrictInt = Field(
-        ge=1, le=4_294_967_295, validation_alias=AliasChoices("count", "range")
-    )
-
-    @property
-    def value(self) -> str:
-        return f"{self.type} {self.container_id} {self.host_id} {self.count}"
-
-
-IdMapEntry = Annotated[IdMap, BeforeValidator(_idmap_from_string)]
-
-
-class VllmServerConfig(Model):
-    host: StrictStr = "0.0.0.0"
-    port: StrictInt = Field(default=8000, ge=1, le=65535)
-    served_model_name: ModelName | None = None
-
-
-class VllmEngineConfig(Model):
-    """vLLM's engine arguments grouped as the original tool wrote them; only ServerConfig
-    matters to Phoenix (it says which model is served where). Other keys pass through."""
-
-    ModelConfig: dict[str, Any] = Field(default_factory=dict)
-    CacheConfig: dict[str, Any] = Field(default_factory=dict)
-    ParallelConfig: dict[str, Any] = Field(default_factory=dict)
-    ServerConfig: VllmServerConfig = Field(default_factory=VllmServerConfig)
-
-    # vLLM has hundreds of engine options: extras here are not worth a warning.
-    model_config = ConfigDict(extra="allow")
 
 
 class LxcGuest(Model):
@@ -375,25 +294,3 @@ class LxcFile(Model):
     nvidia_runfile_sha256: StrictStr | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     cuda_version: StrictStr | None = Field(default=None, pattern=r"^[0-9]+\.[0-9]+$")
     lxc_configs: dict[StrictStr, LxcGuest]
-
-
-class VmGuest(Model):
-    """Just enough of a VM entry to place it in the dependency graph."""
-
-    vmid: Ctid
-    name: HostName
-    is_template: StrictBool = False
-    template_snapshot_name: StrictStr | None = None
-    clone_from_vmid: Ctid | None = None
-    dependencies: list[Ctid] = Field(default_factory=list)
-    network_config: dict[str, Any] = Field(default_factory=dict)
-
-    # VM entries are not provisioned by Phoenix yet: their other keys are not our business.
-    model_config = ConfigDict(extra="ignore")
-
-
-class VmFile(Model):
-    """`phoenix_vm_configs.json`."""
-
-    vm_defaults: dict[str, Any] = Field(default_factory=dict)
-    vms: list[VmGuest] = Field(default_factory=list)
