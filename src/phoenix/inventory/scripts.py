@@ -8,6 +8,7 @@ the inventory never imports recipes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -39,4 +40,11 @@ class RecipeCatalog(Protocol):
 
     def find_application(self, script: str, scripts_dir: Path) -> object | None:
         """The recipe of application `script`, or None when there is none."""
+        ...
+
+    def application_needs(
+        self, script: str, scripts_dir: Path, values: Mapping[str, object]
+    ) -> str | None:
+        """What the application found for `script` cannot run without (keys of the guest's
+        entry, said with how to add them), or None. `values`: the guest's keys as written."""
         ...

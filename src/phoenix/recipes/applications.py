@@ -68,6 +68,10 @@ def user_application(
     recipe = finder.application(script)
     if recipe is None:
         return None, f"application script {script!r} not found in {inventory.scripts_dir}"
+    if recipe.builtin and script == llamacpp.LLAMACPP_APP_SCRIPT:
+        why = llamacpp.missing(entry)
+        if why:
+            return None, why
     bundle = Bundle(
         name=APPLICATION,
         script_name=recipe.path.name,

@@ -7,6 +7,11 @@ Installed from a release archive (`.zip` as llama.cpp publishes, or `.tar.gz`), 
 healthy when `/health` answers. Keys (additions): `llamacpp_archive_url` (default: the
 pinned CPU build below), `llamacpp_sha256` (required: llama.cpp publishes no checksum
 file), `llamacpp_model`, `llamacpp_port` (8081), `llamacpp_args`.
+
+The archive is either a release build (it holds `llama-server`, used as it is) or llama.cpp's
+source (a `CMakeLists.txt`): the source is built in the guest with `-DGGML_CUDA=ON` when the
+CUDA toolkit's `nvcc` is there (the nvidia feature installs it from `nvidia_repo_url`), as
+a plain CPU build otherwise, and rebuilt once `nvcc` appears.
 """
 
 from __future__ import annotations
@@ -20,6 +25,22 @@ DEFAULT_URL = (
     "https://github.com/ggml-org/llama.cpp/releases/download/"
     f"{DEFAULT_BUILD}/llama-{DEFAULT_BUILD}-bin-ubuntu-x64.zip"
 )
+
+
+REQUIRED = {
+    "llamacpp_sha256": "the archive's sha256 (`sha256sum` of the file at llamacpp_archive_url; "
+    "llama.cpp publishes none)",
+    "llamacpp_model": "the GGUF model file's path inside the guest (a mount point can bring it)",
+}
+
+
+def missing(entry: Mapping[str, Any]) -> str | None:
+    """What the application cannot run without, said with how to add it; None when set."""
+    absent = [key for key in REQUIRED if not entry.get(key)]
+    if not absent:
+        return None
+    how = "; ".join(f"{key}: {REQUIRED[key]}" for key in absent)
+    return f"llama.cpp needs {', '.join(absent)} in this guest's entry ({how})"
 
 
 def app_files(entry: Mapping[str, Any]) -> dict[str, bytes]:

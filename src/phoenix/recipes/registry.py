@@ -8,16 +8,19 @@ tool's naming). The user's script wins, so an operator can override a built-in.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from phoenix.inventory.scripts import USER_FEATURE_PATTERN, application_script_problem
+from phoenix.recipes import llamacpp
 
 __all__ = [
     "BUILTIN_APPLICATIONS",
     "USER_FEATURE_PATTERN",
     "Recipe",
+    "application_needs",
     "application_script_problem",
     "builtin_application_files",
     "builtin_features",
@@ -89,6 +92,17 @@ def builtin_application_files(script: str) -> dict[str, bytes]:
         package, _, name = source.partition("/")
         out[target] = (resources.files(package) / name).read_bytes()
     return out
+
+
+def application_needs(script: str, scripts_dir: Path, values: Mapping[str, object]) -> str | None:
+    """What the application `script` resolves to cannot run without (a built-in's required
+    keys), or None; a user's own script says for itself."""
+    recipe = find_application(script, scripts_dir)
+    if recipe is None or not recipe.builtin:
+        return None
+    if script == llamacpp.LLAMACPP_APP_SCRIPT:
+        return llamacpp.missing(values)
+    return None
 
 
 def find_application(script: str, scripts_dir: Path) -> Recipe | None:

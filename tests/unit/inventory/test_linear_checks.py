@@ -11,6 +11,7 @@ import sys
 import tarfile
 import unicodedata
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,11 @@ class CountingCatalog:
     def find_application(self, script: str, scripts_dir: Path) -> object | None:
         self.asked[f"application {script}"] += 1
         return registry.find_application(script, scripts_dir)
+
+    def application_needs(
+        self, script: str, scripts_dir: Path, values: Mapping[str, object]
+    ) -> str | None:
+        return registry.application_needs(script, scripts_dir, values)
 
 
 def _many_guests(config_dir: Path, n: int) -> None:

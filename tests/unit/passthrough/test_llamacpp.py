@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
 from phoenix.inventory import load_inventory
 from phoenix.plan.planner import guest_entry
 from phoenix.recipes.applications import application_bundle
 from phoenix.recipes.llamacpp import app_files, systemd_quote
+from phoenix.recipes.registry import builtin_scripts_dir
 from tests.conftest import shared_fixture
+from tests.unit.inventory.helpers import validate_json
 
 
 def test_exec_line_quotes_every_argument() -> None:
@@ -22,6 +30,92 @@ def test_exec_line_quotes_every_argument() -> None:
 
 def test_guest_917_of_the_fixture_gets_the_built_in_application() -> None:
     inventory = load_inventory(shared_fixture("phoenix-etc-2025-10-03"))
-    app, why = application_bundle(inventory, 917, guest_entry(inventory.guests[917]), None)
+    entry = guest_entry(inventory.guests[917]) | {"llamacpp_sha256": "b" * 64}
+    app, why = application_bundle(inventory, 917, entry | {"llamacpp_model": "/m.gguf"}, None)
     assert why is None and app is not None and app.script_name == "app_llamacpp.sh"
-    assert app.files["llamacpp-sha256"] == b"\n"  # not in that inventory: the script says so
+
+
+def test_guest_917_is_told_what_it_lacks_and_how_to_add_it() -> None:
+    inventory = load_inventory(shared_fixture("phoenix-etc-2025-10-03"))
+    entry = guest_entry(inventory.guests[917])
+    app, why = application_bundle(inventory, 917, entry, None)
+    assert app is None and why is not None
+    assert "llama.cpp needs llamacpp_sha256, llamacpp_model" in why
+    assert "sha256sum" in why and "GGUF" in why
+    code, problems, _ = validate_json(shared_fixture("phoenix-etc-2025-10-03"))
+    assert code == 0  # a warning: the rest of the lab converges
+    [found] = [p for p in problems if p["path"] == "lxc_configs.917"]
+    assert found["severity"] == "warning" and "llamacpp_model" in found["message"]
+    done, _ = application_bundle(
+        inventory, 917, {**entry, "llamacpp_sha256": "a" * 64, "llamacpp_model": "/m.gguf"}, None
+    )
+    assert done is not None
+
+
+STUBS = {
+    # Downloads: the URL is a file path; health: answered.
+    "curl": '#!/bin/sh\nout=""; last=""\nwhile [ $# -gt 0 ]; do case "$1" in -o) out=$2; shift;; '
+    '*) last=$1;; esac; shift; done\n[ "$out" = /dev/null ] && exit 0\ncp "${last#file://}" "$out"\n',
+    "systemctl": "#!/bin/sh\nexit 0\n",
+    "c++": "#!/bin/sh\nexit 0\n",
+    "apt-get": '#!/bin/sh\necho "apt-get must not run here" >&2\nexit 1\n',
+    # Records its arguments; the configure step makes the server binary.
+    "cmake": '#!/bin/sh\necho "$*" >> "$CMAKE_LOG"\nif [ "$1" = -S ]; then '
+    'mkdir -p "$4/bin" && printf "#!/bin/sh\\n" > "$4/bin/llama-server"; fi\n',
+}
+
+
+def _stubs(where: Path, names: dict[str, str]) -> Path:
+    where.mkdir()
+    for name, text in names.items():
+        (where / name).write_text(text)
+        (where / name).chmod(0o755)
+    return where
+
+
+def test_a_source_archive_is_built_for_the_cpu_then_with_cuda_once_nvcc_is_there(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "src" / "llama.cpp-b6600"
+    source.mkdir(parents=True)
+    (source / "CMakeLists.txt").write_text("project(llama)\n")
+    archive = tmp_path / "llama.cpp-b6600.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname="llama.cpp-b6600")
+    model = tmp_path / "model.gguf"
+    model.write_text("")
+    entry = {
+        "llamacpp_archive_url": f"file://{archive}",
+        "llamacpp_sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
+        "llamacpp_model": str(model),
+    }
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name, data in app_files(entry).items():
+        (run_dir / name).write_bytes(data)
+    shutil.copy(builtin_scripts_dir() / "app_llamacpp.sh", run_dir / "app.sh")
+    plain = _stubs(tmp_path / "stubs", STUBS)
+    cuda = _stubs(tmp_path / "cuda", {"nvcc": "#!/bin/sh\necho 'release 13.0'\n"})
+    log = tmp_path / "cmake.log"
+    root = tmp_path / "root"
+
+    def run(path: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": path, "PHOENIX_LLAMACPP_ROOT": str(root), "CMAKE_LOG": str(log)}
+        done = subprocess.run(
+            ["sh", str(run_dir / "app.sh")], env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    run(f"{plain}:/usr/bin:/bin")
+    assert "-DGGML_CUDA=OFF" in log.read_text() and "-DGGML_CUDA=ON" not in log.read_text()
+    assert (root / "opt/llama.cpp/.phoenix-archive").read_text().endswith(" cpu")
+    log.unlink()
+    done = run(f"{cuda}:{plain}:/usr/bin:/bin")
+    assert f"-DGGML_CUDA=ON -DCMAKE_CUDA_COMPILER={cuda}/nvcc" in log.read_text()
+    assert "with CUDA" in done.stdout
+    assert (root / "opt/llama.cpp/.phoenix-archive").read_text().endswith(" cuda")
+    assert (root / "opt/llama.cpp/llama-server").exists()
+    log.unlink()
+    run(f"{cuda}:{plain}:/usr/bin:/bin")  # converged: nothing rebuilt
+    assert not log.exists()

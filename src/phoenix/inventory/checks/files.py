@@ -113,6 +113,18 @@ def script_problems(ctid: int, guest: LxcGuest, lookups: Lookups | None) -> list
                     "warning",
                 )
             )
+        else:
+            values = guest.model_dump(by_alias=True, exclude_unset=True)
+            needs = lookups.recipes.application_needs(script, lookups.scripts_dir, values)
+            if needs:
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        lxc_at(ctid),
+                        f"{needs}; until then its application step cannot run",
+                        "warning",
+                    )
+                )
     if lookups is None:
         return out
     for index, name in enumerate(guest.features):

@@ -6,11 +6,18 @@
 # text never runs through this shell). The archive is checked by its
 # sha256 before it replaces /opt/llama.cpp; the service restarts only when the unit or the
 # install changed; healthy when /health answers.
+#
+# A release archive holding llama-server is used as it is. llama.cpp's source (an archive
+# with CMakeLists.txt) is built here: with CUDA (-DGGML_CUDA=ON) when the toolkit's nvcc is
+# present (the nvidia feature installs it from nvidia_repo_url), for the CPU otherwise; the
+# build's flavour is recorded, so a CPU build is redone with CUDA once nvcc appears.
+# PHOENIX_LLAMACPP_ROOT exists for tests (default /).
 set -eu
 cd "$(dirname "$0")"
 export LC_ALL=C
-DEST=/opt/llama.cpp
-UNIT=/etc/systemd/system/phoenix-llamacpp.service
+ROOT="${PHOENIX_LLAMACPP_ROOT:-}"
+DEST="$ROOT/opt/llama.cpp"
+UNIT="$ROOT/etc/systemd/system/phoenix-llamacpp.service"
 fail() { printf 'llama.cpp: %s\n' "$*" >&2; exit 2; }
 log() { printf 'llama.cpp: %s\n' "$*"; }
 
@@ -23,8 +30,37 @@ model=$(cat llamacpp-model)
 [ -n "$model" ] || fail "llamacpp_model (the model file in the guest) is required"
 [ -f "$model" ] || fail "the model file $model does not exist in the guest (a mount point can bring it)"
 
+nvcc_path=$(command -v nvcc 2>/dev/null || true)
+if [ -z "$nvcc_path" ] && [ -x "$ROOT/usr/local/cuda/bin/nvcc" ]; then
+    nvcc_path="$ROOT/usr/local/cuda/bin/nvcc"
+fi
+flavor=cpu
+[ -z "$nvcc_path" ] || flavor=cuda
+
+build_source() {  # $1: the unpacked source dir
+    if ! command -v cmake >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
+        log "installing the build tools (cmake, build-essential)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            cmake build-essential
+    fi
+    if [ "$flavor" = cuda ]; then
+        log "building llama-server with CUDA ($nvcc_path)"
+        gpu="-DGGML_CUDA=ON -DCMAKE_CUDA_COMPILER=$nvcc_path"
+    else
+        log "building llama-server for the CPU (no nvcc: the nvidia feature installs the" \
+            "CUDA toolkit when the inventory has nvidia_repo_url)"
+        gpu="-DGGML_CUDA=OFF"
+    fi
+    # $gpu is ours (no inventory text): split on purpose.
+    # shellcheck disable=SC2086
+    cmake -S "$1" -B "$1/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF $gpu
+    cmake --build "$1/build" --target llama-server -j "$(nproc 2>/dev/null || echo 2)"
+}
+
 changed=0
-if [ "$(cat "$DEST/.phoenix-archive" 2>/dev/null || true)" != "$url $sha" ]; then
+recorded=$(cat "$DEST/.phoenix-archive" 2>/dev/null || true)
+if [ "$recorded" != "$url $sha" ] && [ "$recorded" != "$url $sha $flavor" ]; then
     command -v curl >/dev/null 2>&1 || fail "curl is missing (feature base_setup installs it)"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
@@ -40,11 +76,19 @@ if [ "$(cat "$DEST/.phoenix-archive" 2>/dev/null || true)" != "$url $sha" ]; the
                    || fail "cannot unpack the zip (needs python3 or unzip)" ;;
         *) tar -xzf "$work/archive" -C "$DEST.new" ;;
     esac
+    record="$url $sha"
     server=$(find "$DEST.new" -name llama-server -type f | head -n 1)
-    [ -n "$server" ] || fail "the archive has no llama-server"
+    if [ -z "$server" ]; then
+        source=$(find "$DEST.new" -maxdepth 2 -name CMakeLists.txt | head -n 1)
+        [ -n "$source" ] || fail "the archive has neither llama-server nor llama.cpp's source"
+        build_source "$(dirname "$source")"
+        server=$(find "$DEST.new" -path '*/build/bin/llama-server' -type f | head -n 1)
+        [ -n "$server" ] || fail "the build made no llama-server"
+        record="$url $sha $flavor"
+    fi
     chmod 755 "$server"
     ln -sf "${server#"$DEST.new/"}" "$DEST.new/llama-server"
-    printf '%s %s' "$url" "$sha" > "$DEST.new/.phoenix-archive"
+    printf '%s' "$record" > "$DEST.new/.phoenix-archive"
     rm -rf "$DEST.old"
     [ ! -e "$DEST" ] || mv "$DEST" "$DEST.old"
     mv "$DEST.new" "$DEST"
@@ -69,6 +113,7 @@ RestartSec=3
 WantedBy=multi-user.target
 UNIT
 if ! cmp -s unit.new "$UNIT"; then
+    mkdir -p "$(dirname "$UNIT")"
     install -m 0644 unit.new "$UNIT"
     changed=1
 fi
