@@ -20,6 +20,7 @@ from phoenix.drivers.lxc import config as lxc_config
 from phoenix.drivers.lxc.cgroups import CgroupHost
 from phoenix.errors import DriverError
 from phoenix.inventory import load_inventory
+from phoenix.names import DRIVERS
 from tests.unit.inventory.helpers import edit_guest as _edit
 from tests.unit.inventory.helpers import validate_json as _validate
 
@@ -122,7 +123,7 @@ def test_dhcp_address_is_valid_and_plans_on_both_drivers(minimal_dir: Path) -> N
     code, _, output = _validate(minimal_dir)
     assert code == 0, output
     assert load_inventory(minimal_dir).guests[102].network_config.ip == "dhcp"  # type: ignore[union-attr]
-    for driver in ("lxc", "proxmox"):
+    for driver in DRIVERS:
         args = ["-c", str(minimal_dir), "--driver", driver, "plan", "--offline"]
         if driver == "proxmox":
             args.append("--commands")

@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 
 from phoenix.cli.app import app
 from phoenix.inventory.schema import inventory_schema
+from phoenix.names import DRIVERS
 from tests.conftest import shared_fixture
 
 BUDGET = int(os.environ.get("PHOENIX_PROPERTY_EXAMPLES", "100"))
@@ -121,7 +122,7 @@ def check_rule(etc: Path, out: Path, modes: tuple[str, ...] = ("auto",)) -> bool
     assert code in (0, 1), output
     if code != 0:
         return False
-    for driver in ("lxc", "proxmox"):
+    for driver in DRIVERS:
         args = ["-c", str(etc), "--driver", driver, "plan", "--offline"]
         if driver == "proxmox":
             args.append("--commands")

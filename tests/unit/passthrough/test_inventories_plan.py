@@ -11,6 +11,7 @@ from phoenix.cli.app import app
 from phoenix.cli.gateway_app import GATEWAY
 from phoenix.drivers.factory import OfflineDriver
 from phoenix.inventory import load_inventory
+from phoenix.names import DRIVERS
 from phoenix.plan.planner import Planner, PlanOptions
 from phoenix.plan.preview import plan_commands
 from tests.conftest import shared_fixture
@@ -20,7 +21,7 @@ GPU_LAB = "phoenix-etc-gpu-lab"
 
 
 @pytest.mark.parametrize("fixture", ["phoenix-etc-2025-10-03", GPU_LAB])
-@pytest.mark.parametrize("driver", ["lxc", "proxmox"])
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_plans_with_nothing_left_unapplied(fixture: str, driver: str) -> None:
     result = CliRunner().invoke(
         app, ["-c", str(shared_fixture(fixture)), "--driver", driver, "plan", "--offline"]
