@@ -1,7 +1,8 @@
 """What the gateway routes, derived from the inventory (never from hand-kept IPs).
 
 Models: every guest that is not a clone source (template) and says what it serves
-(`vllm_engine_config.ServerConfig` or the flat `vllm_*` keys) is a backend of that model;
+(`vllm_engine_config.ServerConfig` or the flat `vllm_*` keys, or an Ollama guest's
+`ollama_models`) is a backend of that model;
 several guests serving one model form one load-balanced upstream. Other services come from
 the gateway guest's additive `gateway` block (path and host routes to a CTID or a URL).
 """
@@ -15,7 +16,10 @@ from urllib.parse import urlsplit
 
 from phoenix.errors import GatewayError
 from phoenix.inventory import Inventory
-from phoenix.inventory.models import GATEWAY_COMPAT_SCRIPT, GatewayConfig, RouteTarget
+from phoenix.inventory.models import GATEWAY_COMPAT_SCRIPT, GatewayConfig, LxcGuest, RouteTarget
+from phoenix.recipes.ollama import OLLAMA_APP_SCRIPT
+
+OLLAMA_PORT = 11434  # Ollama's own default, as the ollama feature configures it
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,20 @@ def _address(inventory: Inventory, ctid: int, overrides: Mapping[int, str]) -> s
     return guest.network_config.address
 
 
+def served_models(guest: LxcGuest) -> list[tuple[str, int]]:
+    """(model, port) pairs a guest serves: its vLLM/OpenAI-style model, and each model an
+    Ollama guest pulls (`ollama_models`; Ollama answers the OpenAI API under `/v1` on its
+    own port, so it is routed like any model server)."""
+    out: list[tuple[str, int]] = []
+    if guest.served_model is not None:
+        out.append(guest.served_model)
+    runs_ollama = "ollama" in guest.features or guest.application_script == OLLAMA_APP_SCRIPT
+    if runs_ollama:
+        port = guest.ollama_port or OLLAMA_PORT
+        out += [(model, port) for model in guest.ollama_models if model not in dict(out)]
+    return out
+
+
 def model_routes(
     inventory: Inventory, overrides: Mapping[int, str] | None = None
 ) -> tuple[list[ModelRoute], list[str]]:
@@ -149,14 +167,15 @@ def model_routes(
     by_model: dict[str, list[Backend]] = {}
     problems: list[str] = []
     for ctid, guest in sorted(inventory.guests.items()):
-        served = guest.served_model
-        if served is None or guest.is_clone_source:
+        served = served_models(guest)
+        if not served or guest.is_clone_source:
             continue
         address = _address(inventory, ctid, overrides)
         if address is None:
-            problems.append(f"guest {ctid} serves {served[0]!r} but has no IP address")
+            problems.append(f"guest {ctid} serves {served[0][0]!r} but has no IP address")
             continue
-        by_model.setdefault(served[0], []).append(Backend(address, served[1], ctid))
+        for model, port in served:
+            by_model.setdefault(model, []).append(Backend(address, port, ctid))
     taken: set[str] = set()
     routes = [
         ModelRoute(model, _unique("model_" + _slug(model), taken), tuple(backends))
