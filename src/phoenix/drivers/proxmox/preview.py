@@ -14,7 +14,7 @@ import functools
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import cast
+from typing import NamedTuple, cast
 
 from phoenix.drivers import idmaps
 from phoenix.drivers.base import Driver, GuestSettings
@@ -41,9 +41,9 @@ def mac_placeholder(ctid: int) -> str:
     return f"<MAC of {ctid}>"
 
 
-@dataclass(frozen=True)
-class Command:
-    """One command of the preview; `content` is what a file write sends on stdin."""
+class Command(NamedTuple):
+    """One command of the preview; `content` is what a file write sends on stdin. (A named
+    tuple: a preview of 10,000 guests holds about 100,000 of them.)"""
 
     argv: tuple[str, ...]
     path: str | None = None
@@ -51,14 +51,19 @@ class Command:
     partial: bool = False  # a conf edit: only the raw keys of the main section are known
 
     def lines(self) -> list[str]:
+        out: list[str] = []
+        self.render(out)
+        return out
+
+    def render(self, out: list[str]) -> None:
+        """Append this command's lines to `out`."""
         argv = self.argv
         shown = files.display(argv) if files.WRITER in argv else argv
-        out = [" ".join(map(_quote, shown))]  # shlex.join
+        out.append(" ".join(map(_quote, shown)))  # shlex.join
         if self.content is not None:
             what = "raw keys of its main section become" if self.partial else "will contain"
             out.append(f"#   {self.path} {what}:")
             out += [f"#   | {line}" for line in self.content.splitlines()]
-        return out
 
 
 @dataclass
@@ -71,11 +76,17 @@ class Preview:
     macs: dict[int, str] = field(default_factory=dict)
     snapshots: dict[int, list[str]] = field(default_factory=dict)
 
-    def _add(self, argv: Sequence[str], **write: object) -> None:
-        self.commands.append(Command(tuple(argv), **write))  # type: ignore[arg-type]
+    def _add(self, argv: Sequence[str]) -> None:
+        self.commands.append(Command(tuple(argv)))
+
+    def _write(self, argv: Sequence[str], path: str, content: str, partial: bool = False) -> None:
+        self.commands.append(Command(tuple(argv), path, content, partial))
 
     def lines(self) -> list[str]:
-        return [line for command in self.commands for line in command.lines()]
+        out: list[str] = []
+        for command in self.commands:
+            command.render(out)
+        return out
 
     # -- guests ----------------------------------------------------------------------
 
@@ -113,7 +124,7 @@ class Preview:
             except ValueError as exc:
                 raise DriverError(f"guest {ctid}: firewall rule refused: {exc}") from None
             path = pvesh.fw_path(ctid)
-            self._add(files.write_cmd(path), path=path, content=text)
+            self._write(files.write_cmd(path), path, text)
         if "mounts" in changed:
             self._mounts(ctid, settings)
         if "gpus" in changed:
@@ -155,7 +166,7 @@ class Preview:
         if text:
             path = pvesh.conf_path(ctid)
             argv = files.write_cmd(path, lock=pvesh.config_lock_path(ctid))
-            self._add(argv, path=path, content=text, partial=True)
+            self._write(argv, path, text, partial=True)
 
     def resize(self, ctid: int, disk_gb: int) -> None:
         argv = commands.resize(ctid, disk_gb, self.disks.get(ctid))
