@@ -73,11 +73,16 @@ def test_hypervisor_and_vm_files_are_checked_too(minimal_dir: Path) -> None:
     assert any(p["path"] == "timezone" and "U+000D" in p["message"] for p in problems)
 
 
+def replace_raw(text: str, wanted: list[tuple[str, str]]) -> str:
+    """Phoenix owning every raw line of the main section: they all become `wanted`."""
+    return conffile.edit_raw_keys(text, wanted, conffile.main_section_raw(text))
+
+
 def test_proxmox_config_is_split_on_newline_only() -> None:
     """A raw line Proxmox stored with a \\r in it stays one line: its tail never becomes a
     real option (`mp0`, the host's root in the guest) on the next edit."""
     old = "arch: amd64\nlxc.apparmor.profile: unconfined\rmp0: /,mp=/mnt/hostroot\nmemory: 512\n"
-    new = conffile.set_raw_keys(old, [("lxc.apparmor.profile", "unconfined")])
+    new = replace_raw(old, [("lxc.apparmor.profile", "unconfined")])
     assert "mp0" not in new
     assert new == "arch: amd64\nmemory: 512\nlxc.apparmor.profile: unconfined\n"
 

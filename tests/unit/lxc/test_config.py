@@ -138,9 +138,10 @@ def test_render_needs_a_resolved_mac() -> None:
         lxcconf.render(7, settings, RenderContext(Path("/r"), V1, True))
 
 
-def test_rootfs_path_and_meta_json() -> None:
+def test_rootfs_spec_and_meta_json() -> None:
     parsed = lxcconf.parse("lxc.rootfs.path = dir:/var/lib/lxc/9/rootfs\n")
-    assert lxcconf.rootfs_path(parsed) == Path("/var/lib/lxc/9/rootfs")
+    spec = lxcconf.rootfs_spec(parsed)
+    assert spec is not None and spec.path == Path("/var/lib/lxc/9/rootfs")
     meta = GuestMeta.of(SETTINGS, template=True, source="900@final-form")
     assert GuestMeta.from_json(meta.to_json()) == meta
     assert lxcconf.veth_name(999_999_999) == "veth999999999i0"

@@ -10,9 +10,14 @@ from tests.unit.proxmox.conftest import data
 WANTED_101 = [("lxc.apparmor.profile", "unconfined"), ("lxc.mount.auto", "sys:rw")]
 
 
+def replace_raw(text: str, wanted: list[tuple[str, str]]) -> str:
+    """Phoenix owning every raw line of the main section: they all become `wanted`."""
+    return conffile.edit_raw_keys(text, wanted, conffile.main_section_raw(text))
+
+
 def test_messy_file_edited_in_main_section_only() -> None:
     old = data("conf_101_messy.conf")
-    new = conffile.set_raw_keys(old, WANTED_101)
+    new = replace_raw(old, WANTED_101)
     main_old, rest_old = old.split("\n\n[pre-gateway]\n", 1)
     main_new, rest_new = new.split("\n\n[pre-gateway]\n", 1)
     # Snapshot and pending sections are byte-identical.
@@ -43,7 +48,7 @@ def test_exact_golden_output() -> None:
         "[pve:pending]\n"
         "lxc.mount.auto: proc:rw\n"
     )
-    assert conffile.set_raw_keys(old, WANTED_101) == (
+    assert replace_raw(old, WANTED_101) == (
         "#gateway\n"
         "hostname: Nginx-Phoenix\n"
         "memory: 4096\n"
@@ -60,17 +65,17 @@ def test_exact_golden_output() -> None:
 
 
 def test_converged_file_is_unchanged_and_edit_is_idempotent() -> None:
-    once = conffile.set_raw_keys(data("conf_101_messy.conf"), WANTED_101)
-    assert conffile.set_raw_keys(once, WANTED_101) == once
+    once = replace_raw(data("conf_101_messy.conf"), WANTED_101)
+    assert replace_raw(once, WANTED_101) == once
 
 
 def test_removing_all_raw_keys() -> None:
     old = "hostname: a\nlxc.mount.auto: sys:rw\n\n[snap]\nlxc.mount.auto: sys:rw\n"
-    assert conffile.set_raw_keys(old, []) == "hostname: a\n\n[snap]\nlxc.mount.auto: sys:rw\n"
+    assert replace_raw(old, []) == "hostname: a\n\n[snap]\nlxc.mount.auto: sys:rw\n"
 
 
 def test_file_without_trailing_newline_or_sections() -> None:
-    assert conffile.set_raw_keys("hostname: a", [("lxc.mount.auto", "sys:rw")]) == (
+    assert replace_raw("hostname: a", [("lxc.mount.auto", "sys:rw")]) == (
         "hostname: a\nlxc.mount.auto: sys:rw\n"
     )
 
@@ -90,7 +95,7 @@ def test_file_without_trailing_newline_or_sections() -> None:
 )
 def test_keys_proxmox_refuses(key: str, value: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
-        conffile.set_raw_keys("hostname: a\n", [(key, value)])
+        replace_raw("hostname: a\n", [(key, value)])
 
 
 @pytest.mark.parametrize(
@@ -109,8 +114,8 @@ def test_keys_proxmox_accepts(key: str) -> None:
     assert conffile.key_problem(key, "x") is None
 
 
-def test_key_given_twice_is_refused() -> None:
+def test_a_one_value_key_given_twice_is_refused_a_many_value_key_repeats() -> None:
     with pytest.raises(ValueError, match="twice"):
-        conffile.set_raw_keys(
-            "", [("lxc.idmap", "u 0 100000 65536"), ("lxc.idmap", "g 0 100000 65536")]
-        )
+        replace_raw("", [("lxc.apparmor.profile", "unconfined"), ("lxc.apparmor.profile", "x")])
+    idmaps = [("lxc.idmap", "u 0 100000 65536"), ("lxc.idmap", "g 0 100000 65536")]
+    assert replace_raw("", idmaps) == "lxc.idmap: u 0 100000 65536\nlxc.idmap: g 0 100000 65536\n"

@@ -333,9 +333,3 @@ def rootfs_spec(parsed: ParsedConfig) -> RootfsSpec | None:
             raise DriverError(f"unreadable overlay rootfs {value!r}")
         return RootfsSpec(Path(upper), Path(lower), parsed.get("lxc.rootfs.options") or "")
     return RootfsSpec(Path(value.split(":", 1)[1] if value.startswith("dir:") else value))
-
-
-def rootfs_path(parsed: ParsedConfig) -> Path | None:
-    """The writable layer: the rootfs dir, or a linked clone's upper dir."""
-    spec = rootfs_spec(parsed)
-    return spec.path if spec else None

@@ -114,34 +114,6 @@ def main_section_raw(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def set_raw_keys(text: str, wanted: Sequence[tuple[str, str]]) -> str:
-    """The config text with the main section's raw keys replaced by exactly `wanted`.
-
-    Everything else — comments (the description), other options, blank-line layout, and the
-    snapshot and pending sections — is kept as it was. Raises ValueError for a key Proxmox
-    refuses or a key given twice.
-    """
-    seen: set[str] = set()
-    for key, value in wanted:
-        problem = key_problem(key, value)
-        if problem is not None:
-            raise ValueError(problem)
-        if key in seen:
-            raise ValueError(f"{key} is given twice; a key is written once")
-        seen.add(key)
-
-    main, sections = split_sections(text)
-    kept = [line for line in main if not _LXC_LINE.match(line)]
-    while kept and not kept[-1].strip():
-        kept.pop()
-    new_main = kept + [f"{key}: {value}" for key, value in wanted]
-    out = list(new_main)
-    if sections:
-        out.append("")
-        out.extend(sections)
-    return "\n".join(out) + "\n" if out else ""
-
-
 def check_wanted(wanted: Sequence[tuple[str, str]]) -> None:
     """ValueError for a key Proxmox refuses, or a one-value key given twice (LXC would keep
     only the last; keys it reads many times, like `lxc.idmap`, may repeat)."""
