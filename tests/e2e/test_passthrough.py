@@ -19,6 +19,7 @@ import pytest
 
 from phoenix.drivers.base import GuestSettings, MountSettings
 from phoenix.drivers.lxc import LxcDriver, idmap
+from phoenix.drivers.lxc.config import BASE_DEVICE_RULES
 from tests.e2e.conftest import LxcHost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -124,27 +125,39 @@ def test_gpu_nodes_are_exactly_the_assigned_ones(lxc_host: LxcHost, tmp_path: Pa
         lxc_host.lxc_path, lxc_host.template_cache, state_dir=lxc_host.state_dir,
         fw_table=lxc_host.fw_table, proc_devices=proc_devices, dev_dir=dev,
     )  # fmt: skip
-    wanted = lxc_host.settings("phxt-gpu", 42, gpus=(1,))
+    # GPU 0's node is bind-mounted too, by a raw option, but not assigned: the device cgroup
+    # must refuse it (the "nothing else").
+    unassigned = ("lxc.mount.entry", f"{dev}/nvidia0 dev/nvidia0 none bind,create=file 0 0")
+    wanted = lxc_host.settings("phxt-gpu", 42, gpus=(1,), raw_lxc=(unassigned,))
     try:
         driver.create(ctid, lxc_host.template, wanted)
         driver.start(ctid)
         listing = ok(driver, ctid, "stat -c '%n %t:%T' /dev/nvidia*")
         assert sorted(listing.splitlines()) == [
-            "/dev/nvidia-uvm ee:0", "/dev/nvidia-uvm-tools ee:1", "/dev/nvidia1 c3:1",
-            "/dev/nvidiactl c3:ff",
+            "/dev/nvidia-uvm ee:0", "/dev/nvidia-uvm-tools ee:1", "/dev/nvidia0 c3:0",
+            "/dev/nvidia1 c3:1", "/dev/nvidiactl c3:ff",
         ]  # fmt: skip
+        # Present but not assigned: refused by the device cgroup, not by a missing driver.
+        refused = run(driver, ctid, "head -c1 /dev/nvidia0")
+        assert "Operation not permitted" in refused.stderr, refused.stderr
+        # The base devices still work, and the guest's systemd came up.
+        assert ok(driver, ctid, "echo x > /dev/null && head -c1 /dev/urandom | wc -c") == "1"
         # Admitted by the device cgroup: opening reaches the (absent) driver, ENXIO/ENODEV,
         # not the cgroup's EPERM.
         opened = run(driver, ctid, "head -c1 /dev/nvidia1")
         assert "Operation not permitted" not in opened.stderr, opened.stderr
         assert "No such device" in opened.stderr, opened.stderr
-        # The config admits exactly these nodes (LXC's userns.conf leaves an unprivileged
-        # guest's device cgroup open, so the kernel's rule is what keeps it to them: the
-        # guest cannot make a node of its own).
+        # The config denies all, then admits LXC's base devices and exactly these nodes
+        # (LXC's userns.conf would leave an unprivileged guest's device cgroup open); the
+        # kernel's own device list for the guest says the same.
         assert _configured_rules(lxc_host, driver, ctid) == [
-            "c 195:1 rwm", "c 195:255 rwm", "c 238:0 rwm", "c 238:1 rwm"
+            *BASE_DEVICE_RULES, "c 195:1 rwm", "c 195:255 rwm", "c 238:0 rwm", "c 238:1 rwm"
         ]  # fmt: skip
-        made = run(driver, ctid, "mknod /dev/nvidia0 c 195 0")
+        if driver.cgroup.version == 1:
+            listed = ok(driver, ctid, "cat /sys/fs/cgroup/devices/devices.list").splitlines()
+            assert listed == [*BASE_DEVICE_RULES, "c 195:1 rwm", "c 195:255 rwm",
+                              "c 238:0 rwm", "c 238:1 rwm"]  # fmt: skip
+        made = run(driver, ctid, "mknod /dev/nvidia2 c 195 2")
         assert made.returncode != 0 and "Operation not permitted" in made.stderr
         assert converge(driver, ctid, wanted) == frozenset()
     finally:

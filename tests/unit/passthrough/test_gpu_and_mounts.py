@@ -67,7 +67,9 @@ def test_lxc_config_admits_exactly_the_assigned_nodes(version: int, key: str) ->
     wanted = base(gpus=(1, 3))
     parsed = lxcconf.parse(lxcconf.render(300, wanted, ctx))
     rules = parsed.all(f"{key}.devices.allow")
+    assert parsed.all(f"{key}.devices.deny") == ["a"]  # everything else refused
     assert rules == [
+        *lxcconf.BASE_DEVICE_RULES,
         "c 195:1 rwm", "c 195:3 rwm", "c 195:255 rwm", "c 238:0 rwm", "c 238:1 rwm"
     ]  # fmt: skip
     entries = [e for e in parsed.all("lxc.mount.entry") if e.startswith("/dev/")]

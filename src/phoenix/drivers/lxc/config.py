@@ -110,16 +110,30 @@ def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
     return "\n".join(out) + "\n"
 
 
+# What LXC's common.conf admits (its userns.conf clears that list for unprivileged guests,
+# leaving their device cgroup open): null, zero, full, tty, console, ptmx, random, urandom,
+# ptys, fuse, and mknod of any node (the kernel refuses it in a user namespace anyway).
+BASE_DEVICE_RULES = (
+    "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 5:1 rwm",
+    "c 5:2 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 136:* rwm", "c 10:229 rwm",
+)  # fmt: skip
+
+
 def gpu_keys(gpus: tuple[int, ...], ctx: RenderContext) -> list[tuple[str, str]]:
     """Each GPU node bind-mounted (no `optional`: a missing node fails the start loudly)
-    and admitted by one device-cgroup rule for the hierarchy the host runs."""
+    and admitted by one device-cgroup rule for the hierarchy the host runs, after a
+    `deny = a` and LXC's base rules: the guest's device cgroup then admits exactly its own
+    GPUs besides the base devices (raw `lxc_options` allow lines, written after these, can
+    add more). Proven on cgroup v1 for unprivileged guests (tests/e2e/test_passthrough.py)."""
     if not gpus:
         return []
-    keys = [(GPUS_KEY, ",".join(str(i) for i in gpus))]
+    key = f"{ctx.cgroup.prefix}.devices"
+    keys = [(GPUS_KEY, ",".join(str(i) for i in gpus)), (f"{key}.deny", "a")]
+    keys += [(f"{key}.allow", rule) for rule in BASE_DEVICE_RULES]
     for device in gpu.devices(gpus, dict(ctx.gpu_majors)):
         source = ctx.dev_dir / device.path.removeprefix("/dev/")
         keys.append(("lxc.mount.entry", f"{source} {device.relative} none bind,create=file 0 0"))
-        keys.append((f"{ctx.cgroup.prefix}.devices.allow", gpu.cgroup_rule(device)))
+        keys.append((f"{key}.allow", gpu.cgroup_rule(device)))
     return keys
 
 
