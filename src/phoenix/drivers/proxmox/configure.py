@@ -18,7 +18,7 @@ from phoenix.drivers.proxmox.commands import (
     PCT_SET_FIELDS,
     RESTART_FIELDS,
 )
-from phoenix.drivers.proxmox.node import FileWrite, NodeSession, parse_facts
+from phoenix.drivers.proxmox.node import NodeSession, parse_facts
 from phoenix.drivers.proxmox.ownership import owned_lines
 from phoenix.errors import DriverError, PlanError
 
@@ -115,7 +115,7 @@ class GuestConfigurer(NodeSession):
         if new != old:
             expect = files.digest(old)
             argv = files.write_cmd(path, expect, lock=pvesh.config_lock_path(ctid))
-            self._write(ctid, argv, path, new)
+            self._mutate(ctid, argv, input=new)
         self.owned.set(ctid, list(dict.fromkeys(wanted)))
         self.owned.set_gpu_lines(ctid, gpu_lines)
         return new != old
@@ -193,11 +193,7 @@ class GuestConfigurer(NodeSession):
         # Checked against what was read (a GUI edit in between is not overwritten); the
         # writer creates /etc/pve/firewall, which pmxcfs does not have until first used.
         expect = files.digest(old or "")
-        self._write(ctid, files.write_cmd(path, expect), path, new)
-
-    def _write(self, ctid: int, argv: list[str], path: str, content: str) -> None:
-        self.file_writes.append(FileWrite(len(self.log.entries), path, content))
-        self._mutate(ctid, argv, input=content)
+        self._mutate(ctid, files.write_cmd(path, expect), input=new)
 
     def resize(self, ctid: int, disk_gb: int) -> None:
         """Grow the root disk; confirmed by reading the config back (pct exits 0 even when

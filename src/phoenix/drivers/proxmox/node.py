@@ -13,7 +13,6 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from phoenix.drivers.base import CommandLog, GuestSettings, ObservedGuest
@@ -41,15 +40,6 @@ def parse_facts(
         raise DriverError(f"guest {ctid}: cannot read its config from pvesh: {exc}") from None
 
 
-@dataclass(frozen=True)
-class FileWrite:
-    """A file the driver wrote: for reports and tests."""
-
-    log_index: int
-    path: str
-    content: str
-
-
 class NodeSession:
     """Runs and observes on one node; keeps what it learnt (MACs, NICs, the version)."""
 
@@ -69,7 +59,6 @@ class NodeSession:
         self.owned = owned or OwnedRaw()
         self._version = version  # the node's PVE version: asked once (`pvesh get /version`)
         self.log = CommandLog()
-        self.file_writes: list[FileWrite] = []
         self._sleep = sleep
         self._clock = clock
         self._poll = poll_interval
