@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from phoenix.errors import CommandFailed
-from phoenix.runners.base import CommandResult, Runner
+from phoenix.runners.base import NOT_FOUND, CommandResult, Runner
 from phoenix.runners.local import LocalRunner
 
 # ssh itself exits 255 on these; a remote command's own 255 does not print them.
@@ -91,10 +91,12 @@ class SshRunner:
         timeout: float | None = None,
     ) -> CommandResult:
         """Run on the host; the result carries the remote argv. An ssh failure (no route,
-        bad key, unknown host key) raises CommandFailed instead of posing as the command's."""
+        bad key, unknown host key, no ssh client here) raises CommandFailed instead of
+        posing as the command's (runners/base.py: the command never reached the host)."""
         local_argv = self.ssh_argv(argv, env, stdin=input is not None)
         result = self.local.run(local_argv, input=input, timeout=timeout)
-        if result.returncode == 255 and _SSH_FAILURE.search(result.stderr):
+        no_client = result.returncode == NOT_FOUND and result.stderr.startswith("ssh: ")
+        if no_client or (result.returncode == 255 and _SSH_FAILURE.search(result.stderr)):
             raise CommandFailed(
                 result.argv,
                 255,

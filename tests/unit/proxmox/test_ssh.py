@@ -42,6 +42,17 @@ def test_ssh_failure_is_not_mistaken_for_the_command() -> None:
         SshRunner("root@pve", local=local).run(["pct", "list"])
 
 
+def test_no_ssh_client_here_is_not_mistaken_for_a_missing_remote_command() -> None:
+    local = RecordedRunner()
+    local.respond(["ssh"], returncode=127, stderr="ssh: command not found")
+    with pytest.raises(CommandFailed, match="cannot run commands on root@pve over ssh"):
+        SshRunner("root@pve", local=local).run(["pct", "list"])
+    remote = RecordedRunner()
+    remote.respond(["ssh"], returncode=127, stderr="bash: line 1: pct: command not found\n")
+    result = SshRunner("root@pve", local=remote).run(["pct", "list"])
+    assert result.returncode == 127 and result.argv == ("pct", "list")
+
+
 def test_remote_exit_255_from_pct_is_a_result() -> None:
     local = RecordedRunner()
     local.respond(["ssh"], returncode=255, stderr="CT 101 is locked (backup)\n")
