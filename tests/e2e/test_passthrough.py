@@ -212,3 +212,28 @@ def test_a_custom_id_map_is_the_guests_map(
     # The rootfs was unpacked through the map: the guest sees root-owned system files.
     assert ok(lxc_driver, ctid, "stat -c '%u:%g' /etc/passwd /usr/bin") == "0:0\n0:0"
     assert converge(lxc_host.driver(), ctid, wanted) == frozenset()
+
+
+def test_a_clone_with_its_own_map_is_reowned_from_its_sources(
+    lxc_host: LxcHost, lxc_driver: LxcDriver
+) -> None:
+    source, clone = 7744, 7745
+    lxc_driver.create(source, lxc_host.template, lxc_host.settings("phxt-idsrc", 44))
+    lxc_driver.start(source)
+    ok(
+        lxc_driver,
+        source,
+        "useradd -u 1000 -m alice && echo a > /home/alice/note && chown alice: /home/alice/note",
+    )
+    lxc_driver.stop(source)
+    home = lxc_host.lxc_path / str(source) / "rootfs" / "home" / "alice"
+    assert owner(home / "note") == (101_000, 101_000)  # the default map
+    lxc_driver.snapshot(source, "base")
+    wanted = lxc_host.settings("phxt-idclone", 45, raw_lxc=CUSTOM_MAP)
+    lxc_driver.clone(source, clone, "base", wanted)  # another map: a full copy, re-owned
+    lxc_driver.start(clone)
+    copied = lxc_host.lxc_path / str(clone) / "rootfs" / "home" / "alice" / "note"
+    assert owner(copied) == (101_001, 101_001)
+    assert ok(lxc_driver, clone, "stat -c '%U:%G %u' /home/alice/note /etc/passwd") == (
+        "alice:alice 1000\nroot:root 0"
+    )
