@@ -21,28 +21,12 @@ from typing import assert_never
 
 from phoenix.drivers.base import Driver
 from phoenix.errors import DriverError, PhoenixError, PlanError
+from phoenix.plan.dispatch import lifecycle
 from phoenix.plan.events import Event, Reporter, null_reporter
 from phoenix.plan.health import run_health_check
 from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
-from phoenix.plan.model import (
-    Application,
-    CheckHealth,
-    Clone,
-    Configure,
-    Create,
-    Destroy,
-    Feature,
-    GuestPlan,
-    MarkTemplate,
-    Plan,
-    Resize,
-    Snapshot,
-    Start,
-    Step,
-    Stop,
-    Unrunnable,
-)
+from phoenix.plan.model import Application, CheckHealth, Feature, GuestPlan, Plan, Step
 from phoenix.plan.parts import GuestRun, Node, boot_ranks, part_graph
 from phoenix.plan.stop import Interrupted, StopRequest
 from phoenix.recipes.runner import (
@@ -310,34 +294,15 @@ class Executor:
 
     def _step(self, run: GuestRun, step: Step) -> bool:
         """Do one step; True when it turned out to be already done (a recipe's marker)."""
-        d, ctid = self.driver, step.ctid
-        match step:
-            case Destroy():
-                d.destroy(ctid)
-            case Create(template=template, settings=settings):
-                d.create(ctid, template, settings)
-            case Clone(source=source, snapshot=snapshot, settings=settings):
-                d.clone(source, ctid, snapshot, settings)
-            case Configure(changes=changes, settings=settings):
-                d.configure(ctid, settings, frozenset(c.field for c in changes))
-            case Resize(disk_gb=disk_gb):
-                d.resize(ctid, disk_gb)
-            case Start():
-                d.start(ctid)
-            case Stop():
-                d.stop(ctid)
-            case Snapshot(snapshot=name):
-                d.snapshot(ctid, name)
-            case MarkTemplate():
-                d.mark_template(ctid)
+        match lifecycle(self.driver, step):
+            case None:
+                pass
             case CheckHealth(check=check):
-                run_health_check(d, ctid, check, self.sleep)
-            case Feature() | Application():
-                return self._recipe(run, step)
-            case Unrunnable(error=error):
-                raise PlanError(f"guest {ctid}: {step.detail}: {error}")
-            case _:
-                assert_never(step)
+                run_health_check(self.driver, step.ctid, check, self.sleep)
+            case Feature() | Application() as recipe:
+                return self._recipe(run, recipe)
+            case other:
+                assert_never(other)
         return False
 
     def _recipe(self, run: GuestRun, step: Feature | Application) -> bool:

@@ -1,6 +1,7 @@
-"""A plan's commands on a fresh Proxmox node: each step, the executor's dispatch, sent to
-the driver's command builders (`phoenix.drivers.proxmox.preview.Preview`) instead of a
-driver. What `phoenix plan --driver proxmox --offline --commands` prints.
+"""A plan's commands on a fresh Proxmox node: each step, through the executor's dispatch
+(`phoenix.plan.dispatch`), sent to the driver's command builders
+(`phoenix.drivers.proxmox.preview.Preview`) instead of a driver.
+What `phoenix plan --driver proxmox --offline --commands` prints.
 
 It sits in the plan layer because it reads plan steps (health checks included) and
 the recipe runner's in-guest commands; the builders below it know none of those.
@@ -12,25 +13,9 @@ from typing import assert_never
 
 from phoenix.drivers.proxmox.commands import Version
 from phoenix.drivers.proxmox.preview import DEFAULT_VERSION, Preview
-from phoenix.errors import PlanError
+from phoenix.plan.dispatch import lifecycle
 from phoenix.plan.health import probe
-from phoenix.plan.model import (
-    Application,
-    CheckHealth,
-    Clone,
-    Configure,
-    Create,
-    Destroy,
-    Feature,
-    MarkTemplate,
-    Plan,
-    Resize,
-    Snapshot,
-    Start,
-    Step,
-    Stop,
-    Unrunnable,
-)
+from phoenix.plan.model import Application, CheckHealth, Feature, Plan, Step
 from phoenix.recipes.runner import await_idle, bundle_commands, read_markers
 
 
@@ -44,29 +29,12 @@ class PlanPreview:
     def step(self, step: Step) -> None:
         """The commands of one plan step (the executor's dispatch, with builders)."""
         preview = self.preview
-        ctid = step.ctid
-        match step:
-            case Create(template=template, settings=settings):
-                preview.create(ctid, template, settings)
-            case Clone(source=source, snapshot=snapshot, settings=settings):
-                preview.clone(source, ctid, snapshot, settings)
-            case Configure(changes=changes, settings=settings):
-                preview.configure(ctid, settings, frozenset(c.field for c in changes))
-            case Resize(disk_gb=disk_gb):
-                preview.resize(ctid, disk_gb)
-            case Start():
-                preview.start(ctid)
-            case Stop():
-                preview.stop(ctid)
-            case Destroy():
-                preview.destroy(ctid)
-            case Snapshot(snapshot=name):
-                preview.snapshot(ctid, name)
-            case MarkTemplate():
-                preview.mark_template(ctid)
-            case CheckHealth(check=check):
+        match lifecycle(preview, step):
+            case None:
+                pass
+            case CheckHealth(ctid=ctid, check=check):
                 probe(preview.guest(), ctid, check, sleep=lambda _: None)
-            case Feature(bundle=bundle) | Application(bundle=bundle):
+            case Feature(ctid=ctid, bundle=bundle) | Application(ctid=ctid, bundle=bundle):
                 # The recipe layer builds its in-guest commands itself: it is handed an
                 # exec that lists them (a fresh guest: every command answers 0 with no
                 # output), in the order the executor runs them.
@@ -77,10 +45,8 @@ class PlanPreview:
                 await_idle(guest, ctid, None, bundle.timeout)
                 for argv, env in bundle_commands(bundle):  # run_bundle's, not packed
                     preview.exec(ctid, argv, env)
-            case Unrunnable(error=error):
-                raise PlanError(f"guest {ctid}: {step.detail}: {error}")
-            case _:
-                assert_never(step)
+            case other:
+                assert_never(other)
 
 
 def plan_commands(plan: Plan, version: Version = DEFAULT_VERSION) -> Preview:
