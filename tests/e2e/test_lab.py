@@ -478,7 +478,8 @@ SCREENSHOT_ENV = "PHOENIX_STATUS_SCREENSHOT"  # set: the page's PNG is also writ
 
 
 def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Headless Chromium (installed by scripts/install-deps.sh), its profile in `tmp`."""
+    """Headless Chromium (installed by scripts/install-deps.sh --tests); all it writes stays
+    in `tmp` (pytest's, removed with it)."""
     argv = [
         "chromium",
         "--headless",
@@ -489,7 +490,14 @@ def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "--virtual-time-budget=5000",  # lets the page's fetch of /phoenix/status finish
         *args,
     ]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    # Chromium also writes under $HOME (~/.config, ~/.cache: crash settings, dconf): there too.
+    env = {
+        **os.environ,
+        "HOME": str(tmp),
+        "XDG_CONFIG_HOME": str(tmp / "config"),
+        "XDG_CACHE_HOME": str(tmp / "cache"),
+    }
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, env=env)
 
 
 def _rows(dom: str, tbody: str) -> list[list[str]]:
