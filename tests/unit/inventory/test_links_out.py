@@ -10,8 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from phoenix.cli.app import app
-
-LXC = "phoenix_lxc_configs.json"
+from tests.unit.inventory.helpers import LXC, validate_json
 
 
 @pytest.fixture
@@ -21,12 +20,6 @@ def secret(tmp_path: Path) -> Path:
     path.write_text("root's secret\n")
     path.chmod(0o600)
     return path
-
-
-def _validate(config_dir: Path) -> tuple[int, list[dict[str, str]]]:
-    result = CliRunner().invoke(app, ["-c", str(config_dir), "validate", "--json"])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, json.loads(result.stdout)
 
 
 def _features(config_dir: Path, *names: str) -> None:
@@ -40,7 +33,7 @@ def test_a_feature_script_linked_outside_is_an_error(minimal_dir: Path, secret: 
     (minimal_dir / "scripts").mkdir()
     (minimal_dir / "scripts" / "phoenix_hypervisor_feature_install_steal.sh").symlink_to(secret)
     _features(minimal_dir, "steal")
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 1
     (error,) = [p for p in problems if p["severity"] == "error"]
     assert error["path"] == "lxc_configs.102.features[0]"
@@ -53,7 +46,7 @@ def test_a_feature_script_linked_inside_is_fine(minimal_dir: Path) -> None:
     link = minimal_dir / "scripts" / "phoenix_hypervisor_feature_install_setup.sh"
     link.symlink_to("common/setup.sh")
     _features(minimal_dir, "setup")
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 0, problems
 
 
@@ -63,7 +56,7 @@ def test_nginx_files_linked_outside_are_errors(
 ) -> None:
     (minimal_dir / "nginx" / folder).mkdir(parents=True)
     (minimal_dir / "nginx" / folder / "leak").symlink_to(secret)
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 1
     (error,) = [p for p in problems if p["severity"] == "error"]
     assert error["file"] == f"nginx/{folder}/leak"
@@ -81,6 +74,6 @@ def test_a_linked_nginx_folder_pointing_outside_is_an_error(
 ) -> None:
     (minimal_dir / "nginx").mkdir()
     (minimal_dir / "nginx" / "sites-available").symlink_to(secret.parent)
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 1
     assert any("outside the config dir" in p["message"] for p in problems)

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from phoenix.cli.app import app
 from phoenix.inventory import load_inventory
 from tests.unit.inventory.helpers import edit_guest as _edit
+from tests.unit.inventory.helpers import validate_json
 
-LXC = "phoenix_lxc_configs.json"
 HYP = "phoenix_hypervisor_config.json"
 
 
@@ -25,14 +25,8 @@ def _phoenix(config_dir: Path, **changes: Any) -> None:
     path.write_text(json.dumps(data, indent=4))
 
 
-def _validate(config_dir: Path) -> tuple[int, list[dict[str, str]]]:
-    result = CliRunner().invoke(app, ["-c", str(config_dir), "validate", "--json"])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.exit_code, json.loads(result.stdout)
-
-
 def _error_at(config_dir: Path, path: str) -> str:
-    code, problems = _validate(config_dir)
+    code, problems, _ = validate_json(config_dir)
     assert code == 1, problems
     found = [p for p in problems if p["severity"] == "error" and p["path"] == path]
     assert found, f"no error at {path}: {problems}"
@@ -82,7 +76,7 @@ def test_a_clone_disk_cannot_be_smaller_than_its_source(minimal_dir: Path) -> No
 
 def test_a_clone_with_the_default_disk_of_a_bigger_source_is_an_error(minimal_dir: Path) -> None:
     _edit(minimal_dir, "900", storage_size_gb=16)
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 1
     assert {p["path"] for p in problems if p["severity"] == "error"} == {
         "lxc_configs.101.storage_size_gb",
@@ -109,7 +103,7 @@ def test_hostname_longer_than_253_is_an_error(minimal_dir: Path) -> None:
 
 def test_dotted_hostname_is_a_warning(minimal_dir: Path) -> None:
     _edit(minimal_dir, "102", name="model-a.lab.local")
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 0
     (warning,) = [p for p in problems if p["path"] == "lxc_configs.102.name"]
     assert warning["severity"] == "warning"
@@ -137,7 +131,7 @@ def test_a_reversed_port_range_is_an_error(minimal_dir: Path) -> None:
 def test_at_most_15_port_numbers(minimal_dir: Path) -> None:
     fifteen = ",".join(str(8000 + i) for i in range(13)) + ",9000:9010"
     _edit(minimal_dir, "102", firewall={"enabled": True, "rules": [_rule(port=fifteen)]})
-    code, _ = _validate(minimal_dir)
+    code, *_ = validate_json(minimal_dir)
     assert code == 0
     sixteen = fifteen + ",9100"
     _edit(minimal_dir, "102", firewall={"enabled": True, "rules": [_rule(port=sixteen)]})
@@ -148,7 +142,7 @@ def test_at_most_15_port_numbers(minimal_dir: Path) -> None:
 def test_a_rule_comment_is_kept(minimal_dir: Path) -> None:
     rule = _rule(port="8000", comment="the gateway # only")
     _edit(minimal_dir, "102", firewall={"enabled": True, "rules": [rule]})
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 0, problems
     assert not [p for p in problems if "comment" in p["path"]]
     kept = load_inventory(minimal_dir).guests[102].firewall.rules[0]
@@ -167,7 +161,7 @@ def test_storage_pool_must_be_a_storage_id(minimal_dir: Path, pool: str) -> None
 @pytest.mark.parametrize("pool", ["local-lvm", "quickOS-lxc-disks", "tank_2.ssd"])
 def test_storage_ids_of_the_field_are_valid(minimal_dir: Path, pool: str) -> None:
     _edit(minimal_dir, "102", storage_pool=pool)
-    assert _validate(minimal_dir)[0] == 0
+    assert validate_json(minimal_dir)[0] == 0
 
 
 @pytest.mark.parametrize("host", ["-oProxyCommand=x", "root@-oProxyCommand=x", "a b", "x@", "@x"])
@@ -179,7 +173,7 @@ def test_ssh_host_must_be_a_host(minimal_dir: Path, host: str) -> None:
 @pytest.mark.parametrize("host", ["pve", "root@pve.lab.local", "root@10.0.0.2", "admin_1@pve-1"])
 def test_ssh_hosts_that_are_hosts_are_valid(minimal_dir: Path, host: str) -> None:
     _phoenix(minimal_dir, ssh_host=host)
-    assert _validate(minimal_dir)[0] == 0
+    assert validate_json(minimal_dir)[0] == 0
 
 
 def test_a_bad_ssh_host_no_longer_crashes_plan(minimal_dir: Path) -> None:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from phoenix.cli.app import app
 from phoenix.inventory import resolve_config_dir
+from tests.unit.inventory.helpers import validate_json
 
 
 def _edit(config_dir: Path, ctid: str, **changes: object) -> None:
@@ -19,20 +20,15 @@ def _edit(config_dir: Path, ctid: str, **changes: object) -> None:
     path.write_text(json.dumps(data))
 
 
-def _validate(config_dir: Path) -> tuple[int, list[dict[str, str]]]:
-    result = CliRunner().invoke(app, ["-c", str(config_dir), "validate", "--json"])
-    return result.exit_code, json.loads(result.stdout)
-
-
 def test_minimal_dir_is_valid(minimal_dir: Path) -> None:
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 0
     assert [p for p in problems if p["severity"] == "error"] == []
 
 
 def test_unknown_key_is_a_warning(minimal_dir: Path) -> None:
     _edit(minimal_dir, "102", colour="blue")
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 0
     assert {
         "file": "phoenix_lxc_configs.json",
@@ -49,7 +45,7 @@ def test_gpu_and_mount_keys_are_applied_not_flagged(minimal_dir: Path) -> None:
         gpu_assignment="0",
         mount_points=[{"host_path": "/srv/models", "guest_path": "/models"}],
     )
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 0
     assert not [p for p in problems if "not applied" in p["message"]]
 
@@ -61,7 +57,7 @@ def test_two_mounts_on_one_target_are_an_error(minimal_dir: Path) -> None:
         mount_points=[{"host_path": "/srv/models", "guest_path": "/models/"}],
         zfs_volumes=[{"name": "m", "pool": "tank", "size_gb": 5, "mount_point": "/models"}],
     )
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code != 0
     errors = [p for p in problems if "one mount per path" in p["message"]]
     assert [p["path"] for p in errors] == ["lxc_configs.102.zfs_volumes[0]"]
@@ -69,20 +65,20 @@ def test_two_mounts_on_one_target_are_an_error(minimal_dir: Path) -> None:
 
 def test_missing_application_script_warns_then_exists(minimal_dir: Path) -> None:
     _edit(minimal_dir, "102", application_script="serve.sh")
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 0
     assert any(
         "'serve.sh' is not in" in p["message"] and p["severity"] == "warning" for p in problems
     )
     (minimal_dir / "scripts").mkdir()
     (minimal_dir / "scripts" / "serve.sh").write_text("#!/bin/sh\n")
-    _code, problems = _validate(minimal_dir)
+    _code, problems, _ = validate_json(minimal_dir)
     assert not any("serve.sh" in p["message"] for p in problems)
 
 
 def test_feature_without_recipe_says_where_phoenix_looked(minimal_dir: Path) -> None:
     _edit(minimal_dir, "102", features=["warp_drive"])
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 0
     (warning,) = [p for p in problems if "warp_drive" in p["message"]]
     assert warning["severity"] == "warning"
@@ -94,7 +90,7 @@ def test_user_feature_recipe_is_found(minimal_dir: Path) -> None:
     _edit(minimal_dir, "102", features=["warp_drive"])
     (minimal_dir / "scripts").mkdir()
     (minimal_dir / "scripts" / "phoenix_hypervisor_feature_install_warp_drive.sh").write_text("")
-    _code, problems = _validate(minimal_dir)
+    _code, problems, _ = validate_json(minimal_dir)
     assert not any("warp_drive" in p["message"] for p in problems)
 
 
@@ -105,7 +101,7 @@ def test_apparmor_conflict_names_the_winner(minimal_dir: Path) -> None:
         apparmor_profile="generated",
         lxc_options=["lxc.apparmor.profile=unconfined"],
     )
-    code, problems = _validate(minimal_dir)
+    code, problems, _ = validate_json(minimal_dir)
     assert code == 0
     (warning,) = [p for p in problems if p["path"] == "lxc_configs.102.apparmor_profile"]
     assert "'generated' wins" in warning["message"]
