@@ -3,9 +3,12 @@ result, whatever it was; the caller decides what a failure means."""
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import pytest
 
-from phoenix.errors import CommandFailed
+from phoenix.errors import CommandFailed, PhoenixError
 from phoenix.runners.base import NOT_FOUND, TIMED_OUT
 from phoenix.runners.local import LocalRunner
 
@@ -31,3 +34,19 @@ def test_a_timeout_is_a_result_that_says_so() -> None:
     assert res.returncode == TIMED_OUT
     assert "timed out after 0.5s" in res.stderr
     assert res.stdout == "started\n"
+
+
+def test_a_file_as_input_is_streamed_to_the_command(tmp_path: Path) -> None:
+    """A Path is opened as the child's stdin (an NVIDIA runfile is ~400 MB: it is never
+    read into Phoenix's memory); the command reads exactly the file."""
+    data = bytes(range(256)) * 4096  # 1 MiB, every byte value
+    source = tmp_path / "blob"
+    source.write_bytes(data)
+    res = LocalRunner().run(["sha256sum"], input=source)
+    assert res.ok
+    assert res.stdout.split()[0] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_missing_input_file_is_a_phoenix_error(tmp_path: Path) -> None:
+    with pytest.raises(PhoenixError, match=r"cannot read .*/gone to send to cat"):
+        LocalRunner().run(["cat"], input=tmp_path / "gone")

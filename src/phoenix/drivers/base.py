@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal, Protocol
 
-from phoenix.runners.base import CommandResult
+from phoenix.runners.base import CommandResult, Stdin
 
 FirewallAction = Literal["ACCEPT", "DROP", "REJECT"]
 Direction = Literal["in", "out"]
@@ -243,7 +243,7 @@ class Driver(Protocol):
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
     ) -> CommandResult:
         """Run argv inside the running guest (no shell unless argv asks for one). How the

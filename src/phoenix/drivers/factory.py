@@ -16,7 +16,7 @@ from typing import Any, Protocol, cast
 from phoenix.drivers.base import CommandLog, Driver, GuestSettings, ObservedGuest
 from phoenix.errors import DriverError
 from phoenix.names import DRIVERS
-from phoenix.runners.base import CommandResult, Runner
+from phoenix.runners.base import CommandResult, Runner, Stdin
 from phoenix.runners.local import LocalRunner
 
 
@@ -86,7 +86,7 @@ class OfflineDriver:
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
     ) -> CommandResult:
         return cast(CommandResult, self._refuse())

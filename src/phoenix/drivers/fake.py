@@ -29,7 +29,7 @@ from phoenix.drivers.base import (
     ObservedGuest,
 )
 from phoenix.errors import DriverError
-from phoenix.runners.base import CommandResult
+from phoenix.runners.base import CommandResult, Stdin, stdin_bytes
 
 
 class GuestScripts(Protocol):
@@ -273,7 +273,7 @@ class FakeDriver:
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
     ) -> CommandResult:
         guest = self._guest(ctid)
@@ -292,7 +292,7 @@ class FakeDriver:
         if argv[:3] == ["sh", "-c", scripts.UNPACK_SCRIPT]:
             run_dir = argv[4]
             self._mutate("push", ctid, run_dir)
-            with tarfile.open(fileobj=io.BytesIO(stdin or b""), mode="r:gz") as tar:
+            with tarfile.open(fileobj=io.BytesIO(stdin_bytes(stdin)), mode="r:gz") as tar:
                 for member in tar.getmembers():
                     extracted = tar.extractfile(member)
                     assert extracted is not None

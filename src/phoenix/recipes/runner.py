@@ -267,7 +267,7 @@ def run_bundle(
         )
     for file_name, local in fetched.items():
         argv = ["sh", "-c", PUSH_SCRIPT, _label(bundle), f"{RUN_DIR}/{file_name}"]
-        res = driver.exec(ctid, argv, stdin=local.read_bytes(), timeout=1800)
+        res = driver.exec(ctid, argv, stdin=local, timeout=1800)
         if res.returncode != 0:
             driver.exec(ctid, ["rm", "-rf", RUN_DIR], timeout=120)
             raise CommandFailed(

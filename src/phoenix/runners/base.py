@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from phoenix.errors import CommandFailed
@@ -48,6 +49,18 @@ class CommandResult:
         return self
 
 
+# What a command reads on stdin: text or bytes held in memory, or a file on this machine
+# that is streamed to it (an NVIDIA runfile is ~400 MB: never read whole into memory).
+Stdin = bytes | str | Path | None
+
+
+def stdin_bytes(value: Stdin) -> bytes:
+    """The whole input as bytes, for runners and fakes that hold it in memory anyway."""
+    if isinstance(value, Path):
+        return value.read_bytes()
+    return value.encode() if isinstance(value, str) else (value or b"")
+
+
 class Runner(Protocol):
     """Runs one argv and reports how it ended (see the module docstring). Implementations
     never use a shell."""
@@ -56,7 +69,7 @@ class Runner(Protocol):
         self,
         argv: Sequence[str],
         *,
-        input: bytes | str | None = None,
+        input: Stdin = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> CommandResult: ...

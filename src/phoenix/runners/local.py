@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
 
-from phoenix.runners.base import NOT_FOUND, TIMED_OUT, CommandResult
+from phoenix.errors import PhoenixError
+from phoenix.runners.base import NOT_FOUND, TIMED_OUT, CommandResult, Stdin
 
 
 class LocalRunner:
@@ -17,19 +20,36 @@ class LocalRunner:
         self,
         argv: Sequence[str],
         *,
-        input: bytes | str | None = None,
+        input: Stdin = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> CommandResult:
+        if isinstance(input, Path):
+            # Streamed from the file by the child itself: never read into our memory.
+            try:
+                with input.open("rb") as stream:
+                    return self._run(argv, None, stream, env, timeout)
+            except OSError as exc:
+                raise PhoenixError(f"cannot read {input} to send to {argv[0]}: {exc}") from exc
         data = input.encode() if isinstance(input, str) else input
+        # No input: /dev/null, never our stdin (a tty there makes `pct exec` give the
+        # command a pty, and a command would read what was typed for Phoenix).
+        return self._run(argv, data, subprocess.DEVNULL if data is None else None, env, timeout)
+
+    def _run(
+        self,
+        argv: Sequence[str],
+        data: bytes | None,
+        stdin: IO[bytes] | int | None,
+        env: Mapping[str, str] | None,
+        timeout: float | None,
+    ) -> CommandResult:
         full_env = {**os.environ, **env} if env else None
         try:
-            # No input: /dev/null, never our stdin (a tty there makes `pct exec` give the
-            # command a pty, and a command would read what was typed for Phoenix).
             proc = subprocess.run(
                 list(argv),
                 input=data,
-                stdin=subprocess.DEVNULL if data is None else None,
+                stdin=stdin,
                 capture_output=True,
                 env=full_env,
                 timeout=timeout,

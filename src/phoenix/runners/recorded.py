@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from phoenix.runners.base import CommandResult
+from phoenix.runners.base import CommandResult, Stdin
 
 Responder = Callable[[tuple[str, ...]], CommandResult | None]
 
@@ -27,7 +27,7 @@ class RecordedRunner:
 
     responders: list[Responder] = field(default_factory=list)
     calls: list[tuple[str, ...]] = field(default_factory=list)
-    inputs: list[bytes | str | None] = field(default_factory=list)
+    inputs: list[Stdin] = field(default_factory=list)
     prefixes: list[tuple[str, ...]] = field(default_factory=list)
 
     def respond(
@@ -48,7 +48,7 @@ class RecordedRunner:
         self,
         argv: Sequence[str],
         *,
-        input: bytes | str | None = None,
+        input: Stdin = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> CommandResult:

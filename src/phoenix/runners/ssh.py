@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from phoenix.errors import CommandFailed
-from phoenix.runners.base import NOT_FOUND, CommandResult, Runner
+from phoenix.runners.base import NOT_FOUND, CommandResult, Runner, Stdin
 from phoenix.runners.local import LocalRunner
 
 # ssh itself exits 255 on these; a remote command's own 255 does not print them.
@@ -86,7 +86,7 @@ class SshRunner:
         self,
         argv: Sequence[str],
         *,
-        input: bytes | str | None = None,
+        input: Stdin = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> CommandResult:

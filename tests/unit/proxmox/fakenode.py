@@ -20,7 +20,7 @@ from pathlib import Path
 
 from phoenix.drivers.proxmox import files
 from phoenix.drivers.proxmox.properties import parse_property_string, size_to_gib
-from phoenix.runners.base import CommandResult
+from phoenix.runners.base import CommandResult, Stdin, stdin_bytes
 
 SNAPSHOT_TYPES = frozenset({"zfspool", "lvmthin", "rbd", "btrfs"})
 _LINE = re.compile(r"^([a-z][a-z0-9_.\-]*)(?::|\s*=)\s*(.*?)\s*$")
@@ -146,7 +146,7 @@ class FakeNode:
         self,
         argv: Sequence[str],
         *,
-        input: bytes | str | None = None,
+        input: Stdin = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> CommandResult:
@@ -166,7 +166,7 @@ class FakeNode:
             if c[0] not in readers and c[:2] != ("pct", "exec") and c[:1] != ("pveversion",)
         ]
 
-    def _dispatch(self, argv: list[str], input: bytes | str | None) -> str:
+    def _dispatch(self, argv: list[str], input: Stdin) -> str:
         if argv[0] == "flock":
             argv = argv[4:]  # flock --timeout N LOCK cmd...
         if argv[0] == "pvesh":
@@ -180,7 +180,7 @@ class FakeNode:
             return path.read_text()
         if argv[0] == "python3" and argv[2] == files.WRITER:
             moved = [str(self.path(a)) if a.startswith("/") else a for a in argv[3:]]
-            data = input.encode() if isinstance(input, str) else (input or b"")
+            data = stdin_bytes(input)
             proc = subprocess.run(
                 [sys.executable, "-I", "-S", "-c", argv[2], *moved], input=data, capture_output=True
             )
@@ -292,7 +292,7 @@ class FakeNode:
         self._macs += 1
         return f"BC:24:11:00:00:{self._macs:02X}"
 
-    def _pct(self, argv: list[str], input: bytes | str | None) -> str:
+    def _pct(self, argv: list[str], input: Stdin) -> str:
         verb, ctid = argv[1], int(argv[2])
         if verb == "create":
             if self.conf(ctid) is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from phoenix.drivers.base import CommandLog
 from phoenix.files import write_atomic
-from phoenix.runners.base import CommandResult, Runner
+from phoenix.runners.base import CommandResult, Runner, Stdin
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class LxcContext:
         kind: str,
         argv: Sequence[str],
         *,
-        input: bytes | str | None = None,
+        input: Stdin = None,
         timeout: float | None = None,
     ) -> CommandResult:
         self.log.add(kind, argv)

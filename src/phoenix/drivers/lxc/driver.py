@@ -38,7 +38,7 @@ from phoenix.drivers.lxc.definition import META_FILE, Definitions
 from phoenix.drivers.lxc.rootfs import CLONE_MODES, CloneMode, Rootfs
 from phoenix.drivers.lxc.snapshots import Snapshots, refuse_if_linked
 from phoenix.errors import DriverError
-from phoenix.runners.base import CommandResult, Runner
+from phoenix.runners.base import CommandResult, Runner, Stdin
 from phoenix.runners.local import LocalRunner
 
 __all__ = ["CLONE_MODES", "META_FILE", "CloneMode", "LxcDriver", "generate_mac"]
@@ -343,7 +343,7 @@ class LxcDriver:
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
     ) -> CommandResult:
         full = self.ctx.lxc("lxc-attach", ctid, "--clear-env")

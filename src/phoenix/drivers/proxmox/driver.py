@@ -35,7 +35,7 @@ from phoenix.drivers.proxmox.configure import GuestConfigurer
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
 from phoenix.drivers.proxmox.node import parse_facts
 from phoenix.errors import DriverError
-from phoenix.runners.base import CommandResult
+from phoenix.runners.base import CommandResult, Stdin
 
 _PCT_FAILURE = re.compile(
     r"(container '\d+' not running|CT \d+ not running|is locked \(|"
@@ -111,7 +111,7 @@ class ProxmoxDriver(GuestConfigurer):
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
     ) -> CommandResult:
         full = commands.exec_(ctid, argv, env, self.version())

@@ -20,7 +20,7 @@ from phoenix.drivers.proxmox import commands, files, firewall, mounts, pvesh
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
 from phoenix.drivers.proxmox.ownership import OwnedRaw, owned_lines
 from phoenix.errors import DriverError
-from phoenix.runners.base import CommandResult, Runner
+from phoenix.runners.base import CommandResult, Runner, Stdin
 
 # Commands run with the C locale: Phoenix reads their messages ("No such file", pct's).
 NODE_ENV = {"LC_ALL": "C"}
@@ -74,7 +74,7 @@ class NodeSession:
         kind: str,
         argv: Sequence[str],
         *,
-        input: bytes | str | None = None,
+        input: Stdin = None,
         timeout: float | None = None,
     ) -> CommandResult:
         """Log and run one argv (in the C locale: Phoenix reads the messages)."""

@@ -26,7 +26,7 @@ from phoenix.drivers.proxmox.commands import (
     PCT_SET_FIELDS,
 )
 from phoenix.errors import DriverError
-from phoenix.runners.base import CommandResult
+from phoenix.runners.base import CommandResult, Stdin
 
 # What a preview assumes of a node it cannot ask.
 DEFAULT_VERSION: commands.Version = (9, 1)
@@ -212,7 +212,7 @@ class _GuestExec:
         argv: Sequence[str],
         *,
         env: Mapping[str, str] | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
     ) -> CommandResult:
         self.preview.exec(ctid, argv, env)
