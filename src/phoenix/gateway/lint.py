@@ -74,7 +74,7 @@ def _servers(directives: Sequence[Directive]) -> Iterator[Directive]:
 def _listen_key(arg: str) -> str:
     if arg.startswith("unix:"):
         return arg
-    if arg.isdigit():
+    if arg.isascii() and arg.isdigit():  # a port; nginx reads `listen ²;` as a host
         return f"*:{arg}"
     if arg.startswith("["):
         return arg if "]:" in arg else f"{arg}:80"

@@ -53,7 +53,12 @@ class Journal:
             return {}
         if not isinstance(data, dict):
             return {}
-        return {int(k): v for k, v in data.items() if k.isdigit() and isinstance(v, dict)}
+        # ASCII digits only: str.isdigit() passes "²" (int() raises) and Arabic-Indic digits.
+        return {
+            int(k): v
+            for k, v in data.items()
+            if k.isascii() and k.isdigit() and isinstance(v, dict)
+        }
 
     @classmethod
     def interrupted(cls, state_dir: Path) -> dict[int, str]:

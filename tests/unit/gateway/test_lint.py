@@ -131,3 +131,18 @@ def test_rendered_tree_is_clean(
     write_tree(rendered, tmp_path / "out")
     findings = lint_tree(tmp_path / "out" / "tree", inventory)
     assert [f.render() for f in findings if f.code != "unknown-target"] == []
+
+
+def test_listen_with_a_non_ascii_digit_is_a_host_not_a_port(tmp_path: Path) -> None:
+    # "²" passes str.isdigit(), but nginx reads `listen ²;` as a host on port 80.
+    site = _site(
+        tmp_path,
+        "s",
+        "server {\n listen ²;\n server_name x.test;\n}\n"
+        "server {\n listen ²;\n server_name x.test;\n}\n",
+    )
+    conflicts = [
+        f for f in lint_paths([site], root=tmp_path) if f.code == "conflicting-server-name"
+    ]
+    assert len(conflicts) == 1
+    assert "on ²:80 " in conflicts[0].message
