@@ -46,7 +46,7 @@ def parse_value(value: str) -> list[IdRange]:
     if (
         len(parts) != 4
         or parts[0] not in ("u", "g", "b")
-        or not all(p.isdigit() for p in parts[1:])
+        or not all(p.isascii() and p.isdigit() for p in parts[1:])
     ):
         raise ValueError(f"{value!r} is not 'u|g|b GUEST_ID HOST_ID COUNT'")
     guest, host, count = (int(p) for p in parts[1:])

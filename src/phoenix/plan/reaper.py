@@ -58,13 +58,13 @@ def orphans(lock: Path, proc: Path = PROC) -> list[int]:
         own_ns = None
     found = []
     for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not (entry.name.isascii() and entry.name.isdigit()) or int(entry.name) == os.getpid():
             continue
         value = _tag_of(entry)
         if value is None:
             continue
         path, _, owner = value.rpartition("|")
-        if path != str(lock) or not owner.isdigit() or _alive(int(owner)):
+        if path != str(lock) or not (owner.isascii() and owner.isdigit()) or _alive(int(owner)):
             continue
         try:
             if own_ns is not None and os.readlink(entry / "ns/pid") != own_ns:

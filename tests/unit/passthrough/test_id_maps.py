@@ -102,6 +102,10 @@ def test_proxmox_writes_the_map_and_chowns_the_bind_source_through_it() -> None:
         (["b 0 0 65536"], "maps host root"),
         (["u 0 100000 65536", "g 0 200000 65536"], "the guest's root is uid 100000 but gid 200000"),
         (["x 0 1 2"], "id_maps"),
+        # str.isdigit() passes these: int() reads Arabic-Indic digits as 100000, and "²"
+        # made int() raise inside the validator.
+        (["b 0 \u0661\u0660\u0660\u0660\u0660\u0660 65536"], "write 'u|g|b CONTAINER_ID"),
+        (["b 0 100000 \u00b2"], "write 'u|g|b CONTAINER_ID"),
         ([{"type": "u", "container_id": 0, "host_id": 1}], "count"),
     ],
 )
