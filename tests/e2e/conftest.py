@@ -21,11 +21,15 @@ Helpers on `LxcHost`: `address(n)` -> "10.213.77.n/24", `ip(n)`, `settings(hostn
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import ipaddress
 import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -93,6 +97,20 @@ class LxcHost:
             self.state_dir,
             fw_table=self.fw_table,
         )
+
+
+@contextlib.contextmanager
+def serve_directory(host: LxcHost, directory: Path) -> Iterator[str]:
+    """Serve `directory` over HTTP on the lab bridge's host address, where the guests reach
+    it (stand-in release archives and wheels: no registry is reachable); yields the base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer((host.gateway, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{host.gateway}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:

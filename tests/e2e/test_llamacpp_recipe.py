@@ -7,13 +7,10 @@ No real llama.cpp and no GPU: the README says so.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import io
 import json
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ import pytest
 from phoenix.inventory import load_inventory
 from phoenix.plan.events import CollectingReporter
 from phoenix.plan.run import converge
-from tests.e2e.conftest import LxcHost, destroy_guests
+from tests.e2e.conftest import LxcHost, destroy_guests, serve_directory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -81,14 +78,8 @@ def archive(
         info.size, info.mode = len(data), 0o755
         tar.addfile(info, io.BytesIO(data))
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer((lxc_host.gateway, 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{lxc_host.gateway}:{server.server_address[1]}/{path.name}", sha
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_directory(lxc_host, directory) as base:
+        yield f"{base}/{path.name}", sha
 
 
 def write_inventory(

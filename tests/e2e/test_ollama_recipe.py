@@ -7,13 +7,10 @@ run for real. No real Ollama and no model: the README says so.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import http.server
 import io
 import json
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,7 @@ from phoenix.plan.planner import guest_entry
 from phoenix.plan.run import converge
 from phoenix.recipes.features import feature_bundle
 from phoenix.recipes.runner import run_bundle
-from tests.e2e.conftest import LxcHost, destroy_guests
+from tests.e2e.conftest import LxcHost, destroy_guests, serve_directory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -115,14 +112,8 @@ def archive(
 ) -> Iterator[tuple[str, str]]:
     directory = tmp_path_factory.mktemp("ollama-release")
     path, sha = build_archive(directory)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer((lxc_host.gateway, 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{lxc_host.gateway}:{server.server_address[1]}/{path.name}", sha
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_directory(lxc_host, directory) as base:
+        yield f"{base}/{path.name}", sha
 
 
 def write_inventory(

@@ -10,11 +10,8 @@ real vLLM: the README says so.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
-import http.server
 import json
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +23,7 @@ import pytest
 from phoenix.inventory import load_inventory
 from phoenix.plan.events import CollectingReporter
 from phoenix.plan.run import converge
-from tests.e2e.conftest import LxcHost, destroy_guests
+from tests.e2e.conftest import LxcHost, destroy_guests, serve_directory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -87,15 +84,8 @@ def wheel_url(lxc_host: LxcHost, tmp_path_factory: pytest.TempPathFactory) -> It
     """The stand-in wheel served on the lab bridge's host address."""
     directory = tmp_path_factory.mktemp("wheels")
     wheel = build_wheel(directory)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer((lxc_host.gateway, 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{lxc_host.gateway}:{server.server_address[1]}/{wheel.name}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_directory(lxc_host, directory) as base:
+        yield f"{base}/{wheel.name}"
 
 
 def write_inventory(host: LxcHost, etc: Path, state: Path, url: str, max_len: int) -> None:
