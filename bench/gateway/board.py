@@ -174,6 +174,21 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def stop_all(masters: list[int], procs: list[subprocess.Popen[bytes]], tmp: Path) -> None:
+    """Stop the nginx masters and the helper processes a run started, then remove its
+    temp dir (everything a bench makes lives there)."""
+    for master in masters:
+        with contextlib.suppress(OSError):
+            os.kill(master, signal.SIGQUIT)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+    time.sleep(0.5)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def nginx_conf(tmp: Path, name: str, servers: str) -> Path:
     conf = tmp / name / "nginx.conf"
     (tmp / name).mkdir()
@@ -703,16 +718,7 @@ def main() -> None:
                 shown = f"{gateway / litellm:.0f}x" if litellm else "LiteLLM completed none"
                 print(f"gateway / LiteLLM req/s at {conns} connections: {shown}")
     finally:
-        for master in masters:
-            with contextlib.suppress(OSError):
-                os.kill(master, signal.SIGQUIT)
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-        time.sleep(0.5)
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_all(masters, procs, tmp)
 
 
 if __name__ == "__main__":

@@ -20,17 +20,13 @@ The proxy keeps as many idle upstream connections as the gateway (UPSTREAM_KEEPA
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import os
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -177,16 +173,7 @@ def main() -> None:
                 f"({vs(n, 'c256', 'cpu_us'):.2f}x)"
             )
     finally:
-        for master in masters:
-            with contextlib.suppress(OSError):
-                os.kill(master, signal.SIGQUIT)
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-        time.sleep(0.5)
-        shutil.rmtree(tmp, ignore_errors=True)
+        board.stop_all(masters, procs, tmp)
 
 
 if __name__ == "__main__":
