@@ -22,7 +22,9 @@ PACKAGES=(
 
 # --tests (./run-tests): what only the tests need. Chromium: the gateway's status page is
 # checked, and its screenshot taken, in a real headless browser (tests/e2e/test_lab.py).
-TEST_PACKAGES=(chromium)
+# njs: the interpreter of the gateway's njs module (same version), which runs router.js
+# and metrics.js in the unit tests (tests/unit/gateway/njs.py).
+TEST_PACKAGES=(chromium njs)
 case "${1:-}" in
   "") ;;
   --tests) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
