@@ -55,6 +55,7 @@ def doctor(
 def needs_of(inventory: Inventory) -> Needs:
     """What the inventory expects of a Proxmox node, for `run_doctor`."""
     from phoenix.drivers.proxmox.doctor import STOCK_PROFILES, Needs
+    from phoenix.inventory.idcompose import compose
 
     guests = inventory.guests.values()
     profiles = {
@@ -75,12 +76,7 @@ def needs_of(inventory: Inventory) -> Needs:
         ctids=frozenset(inventory.guests),
         apparmor_profiles=frozenset(profiles),
         raw_keys=frozenset(k for g in guests for k, _ in g.lxc_option_pairs),
-        id_ranges=frozenset(
-            (kind, m.host_id, m.count)
-            for g in guests
-            for m in g.id_maps
-            for kind in (("u", "g") if m.type == "b" else (m.type,))
-        ),
+        id_ranges=frozenset((r.kind, r.host, r.count) for g in guests for r in compose(g.id_maps)),
     )
 
 

@@ -7,6 +7,7 @@ and every driver agree on what "converged" means.
 from __future__ import annotations
 
 from phoenix.drivers.base import FirewallRule, GuestSettings, MountSettings, NetSettings
+from phoenix.inventory.idcompose import compose
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import GatewayConfig, LxcGuest
 
@@ -53,13 +54,10 @@ def guest_settings(guest: LxcGuest) -> GuestSettings:
 
 
 def idmap_lines(guest: LxcGuest) -> list[tuple[str, str]]:
-    """The inventory's `id_maps` as `lxc.idmap` raw lines, as written (`b` as a `u` and a
-    `g` line: LXC and Proxmox read only those); the drivers read the map back from them."""
-    lines: list[tuple[str, str]] = []
-    for m in guest.id_maps:
-        for kind in ("u", "g") if m.type == "b" else (m.type,):
-            lines.append(("lxc.idmap", f"{kind} {m.container_id} {m.host_id} {m.count}"))
-    return lines
+    """The inventory's `id_maps` as `lxc.idmap` raw lines: a whole map as written (`b` as a
+    `u` and a `g` line: LXC and Proxmox read only those), pass-throughs composed with the
+    default map; the drivers read the map back from them."""
+    return [("lxc.idmap", r.line) for r in compose(guest.id_maps)]
 
 
 def guest_mounts(guest: LxcGuest) -> tuple[MountSettings, ...]:

@@ -140,8 +140,9 @@ class LxcGuest(Model):
     )
     id_maps: InGuest[list[IdMapEntry]] = Field(
         default_factory=list,
-        description="Unprivileged id map as written: {type u|g|b, container_id, host_id, "
-        "count} or 'u 0 100000 65536' (empty: guest 0..65535 -> host 100000..)",
+        description="Unprivileged id map: {type u|g|b, container_id, host_id, count} or "
+        "'u 0 100000 65536' as written, or {type uid|gid, container_id, host_id, size} "
+        "pass-throughs kept beside the default map (empty: guest 0..65535 -> host 100000..)",
     )
     vllm_engine_config: InGuest[VllmEngineConfig | None] = Field(
         default=None, description="vLLM config; ServerConfig says which model is served where"

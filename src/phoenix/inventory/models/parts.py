@@ -59,9 +59,15 @@ def _idmap_from_string(value: Any) -> Any:
 
 class IdMap(Model):
     """One id range of an unprivileged guest (`lxc.idmap`): `count` ids from `container_id`
-    inside the guest are host ids from `host_id`; `b` maps uids and gids alike."""
+    inside the guest are host ids from `host_id`; `b` maps uids and gids alike.
 
-    type: Literal["u", "g", "b"] = Field(validation_alias=AliasChoices("type", "kind"))
+    Written as the original tool did (`"type": "uid"|"gid"`, `size`), an entry is a
+    pass-through: that range is excepted from the default map (guest 0..65535 -> host
+    100000..) and the rest of the guest's ids keep it."""
+
+    type: Literal["u", "g", "b", "uid", "gid"] = Field(
+        validation_alias=AliasChoices("type", "kind")
+    )
     container_id: StrictInt = Field(
         ge=0,
         le=4_294_967_294,
@@ -71,12 +77,20 @@ class IdMap(Model):
         ge=0, le=4_294_967_294, validation_alias=AliasChoices("host_id", "host_start")
     )
     count: StrictInt = Field(
-        ge=1, le=4_294_967_295, validation_alias=AliasChoices("count", "range")
+        ge=1, le=4_294_967_295, validation_alias=AliasChoices("count", "range", "size")
     )
 
     @property
-    def value(self) -> str:
-        return f"{self.type} {self.container_id} {self.host_id} {self.count}"
+    def passthrough(self) -> bool:
+        """The original tool's form: an exception composed with the default map."""
+        return self.type in ("uid", "gid")
+
+    @property
+    def kinds(self) -> tuple[Literal["u", "g"], ...]:
+        """The `lxc.idmap` kinds this entry maps (`b` is both)."""
+        if self.type == "b":
+            return ("u", "g")
+        return ("u",) if self.type in ("u", "uid") else ("g",)
 
 
 IdMapEntry = Annotated[IdMap, BeforeValidator(_idmap_from_string)]
