@@ -85,3 +85,28 @@ def parse_json(text: str, what: str) -> Any:
         return json.loads(text)
     except ValueError as exc:  # JSONDecodeError, or a lone surrogate that cannot decode
         raise ParseError(f"{what}: not valid JSON ({exc})") from None
+
+
+# The file Phoenix leaves in a directory it created itself (the state dir, the LXC path,
+# the template cache): teardown removes a directory only when it carries one, so a path
+# that existed before Phoenix (`/srv`, a user's folder) is never Phoenix's to delete.
+OWNED_MARKER = ".phoenix-owned"
+
+
+def make_owned_dir(path: Path, mode: int = 0o755) -> Path:
+    """Create `path` (with its parents) if it is missing, leaving Phoenix's marker in it;
+    an existing directory is used as it is and never gains a marker."""
+    if path.is_dir():
+        return path
+    try:
+        path.mkdir(parents=True, mode=mode)
+    except FileExistsError:
+        if path.is_dir():  # made by a concurrent run, which marks it
+            return path
+        raise PhoenixError(f"{path}: exists and is not a directory") from None
+    except OSError as exc:
+        raise PhoenixError(f"{path}: cannot create: {exc.strerror or exc}") from exc
+    write_atomic(
+        path / OWNED_MARKER, "created by Phoenix; removed with `phoenix setup --teardown`\n"
+    )
+    return path

@@ -53,7 +53,7 @@ def setup(
                 )
             done = host.teardown()
             done += remove_lab_files(inventory.state_dir, lxc_path, mounts=mounts)
-            done += template_cache_note(Path(settings.template_cache), purge)
+            done += template_cache_note(Path(settings.template_cache), purge, mounts)
             for line in done:
                 console.print(line, markup=False, highlight=False)
             console.print("host setup removed")

@@ -53,17 +53,19 @@ class Target:
     backends: tuple[Backend, ...] = ()
     url: str | None = None
 
-    def proxy_pass(self, strip_to: str | None = None) -> str:
-        """The proxy_pass argument; `strip_to` is the URI that replaces the location prefix."""
+    def proxy_pass(self, location: str = "/", strip: bool = True) -> str:
+        """The proxy_pass argument of a `location` (a prefix ending in '/'): the request
+        path after the prefix is joined to the URL's path with a '/', and the prefix is
+        kept (`strip` false) or dropped. nginx replaces the matched prefix with the URI
+        given here, so `/keep/x` goes to `<path>/keep/x`, never `<path>x`."""
         if self.url is not None:
             parts = urlsplit(self.url)
-            base = f"{parts.scheme}://{parts.netloc}"
-            path = parts.path or ""
-            if strip_to is None:
-                return base if not path or path == "/" else base + path
-            return base + (path.rstrip("/") + strip_to if path else strip_to)
-        assert self.upstream is not None
-        return f"{self.scheme}://{self.upstream}" + (strip_to or "")
+            base, path = f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/")
+        else:
+            assert self.upstream is not None
+            base, path = f"{self.scheme}://{self.upstream}", ""
+        uri = path + ("/" if strip else location)
+        return base if uri == location else base + uri
 
 
 @dataclass(frozen=True)

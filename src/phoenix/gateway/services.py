@@ -62,9 +62,9 @@ def path_locations(routes: GatewayRoutes) -> list[Directive]:
     out: list[Directive] = []
     timeout = routes.config.generation_timeout_s
     for i, p in enumerate(routes.paths):
-        strip_to = "/" if p.strip_prefix else None
         suffix = f"_p{i}"
-        body = [d("proxy_pass", p.target.proxy_pass(strip_to)), *service_error_pages(suffix)]
+        target = p.target.proxy_pass(p.path, p.strip_prefix)
+        body = [d("proxy_pass", target), *service_error_pages(suffix)]
         body += proxy_headers(p.websocket, timeout if p.websocket else None)
         out.append(blk("location", "^~", p.path, body=body))
         out.append(blk("location", "=", p.path.rstrip("/"), body=[d("return", 301, p.path)]))

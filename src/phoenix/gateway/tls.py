@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from filelock import FileLock
 
 from phoenix.errors import GatewayError
-from phoenix.files import write_atomic
+from phoenix.files import make_owned_dir, write_atomic
 
 CA_DAYS = 3650
 LEAF_DAYS = 365
@@ -140,7 +140,8 @@ class LocalCA:
 
     @classmethod
     def load_or_create(cls, directory: Path, now: dt.datetime | None = None) -> LocalCA:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_owned_dir(directory.parent)
+        directory.mkdir(exist_ok=True, mode=0o700)
         with FileLock(str(directory / ".lock")):
             cert_path, key_path = directory / CA_CERT, directory / CA_KEY
             loaded = cls._load(directory)

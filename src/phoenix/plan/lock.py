@@ -13,6 +13,7 @@ from pathlib import Path
 import filelock
 
 from phoenix.errors import LockBusy
+from phoenix.files import make_owned_dir
 from phoenix.plan import reaper
 
 LOCK_NAME = "phoenix.lock"
@@ -26,7 +27,7 @@ def lock_path(state_dir: Path) -> Path:
 def host_lock(state_dir: Path, wait: float = 0.0) -> Iterator[Path]:
     """Hold `<state_dir>/phoenix.lock` for the block; LockBusy if another run holds it."""
     path = lock_path(state_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_owned_dir(state_dir)
     lock = filelock.FileLock(str(path), thread_local=False)
     try:
         lock.acquire(timeout=wait)

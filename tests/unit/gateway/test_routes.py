@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from phoenix.errors import GatewayError
-from phoenix.gateway.routes import derive_routes, find_gateway
+from phoenix.gateway.routes import Target, derive_routes, find_gateway
 from phoenix.inventory import load_inventory
 from tests.unit.gateway.conftest import FIXTURES, MakeInventory
 
@@ -42,8 +42,8 @@ def test_path_and_host_routes_resolve_ctids(
     routes, _ = derive_routes(make_inventory(lab_configs))
     paths = {p.path: p for p in routes.paths}
     assert set(paths) == {"/qdrant/", "/webui/"}
-    assert paths["/qdrant/"].target.proxy_pass("/") == "http://route_qdrant/"
-    assert paths["/webui/"].target.proxy_pass(None) == "http://route_webui"
+    assert paths["/qdrant/"].target.proxy_pass("/qdrant/") == "http://route_qdrant/"
+    assert paths["/webui/"].target.proxy_pass("/webui/", strip=False) == "http://route_webui"
     hosts = {h.hostname: h for h in routes.hosts}
     assert hosts["n8n.lab.test"].target.backends[0].hostport == "10.9.0.24:5678"
     assert hosts["ext.lab.test"].target.proxy_pass() == "http://127.0.0.1:9000/base/"
@@ -86,3 +86,24 @@ def test_fixture_models(fixture: str) -> None:
         "ibm-granite/granite-embedding-english-r2": [801, 951],
         "qwen2.5-7b-awq": [950],
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "strip", "expected"),
+    [
+        # nginx replaces the location prefix with the URI: `/keep/x` must reach
+        # `/base/keep/x`, never `/basex` (the prefix glued to the path without a slash).
+        ("http://10.0.0.5/base", False, "http://10.0.0.5/base/keep/"),
+        ("http://10.0.0.5/base/", False, "http://10.0.0.5/base/keep/"),
+        ("http://10.0.0.5/base", True, "http://10.0.0.5/base/"),
+        ("http://10.0.0.5/base/", True, "http://10.0.0.5/base/"),
+        ("http://10.0.0.5", False, "http://10.0.0.5"),
+        ("http://10.0.0.5/", True, "http://10.0.0.5/"),
+    ],
+)
+def test_url_paths_join_the_request_path_with_a_slash(url: str, strip: bool, expected: str) -> None:
+    target = Target("http", url=url)
+    assert target.proxy_pass("/keep/", strip) == expected
+    # A host route's location is `/`: `/x` reaches `/base/x` whether or not the URL ends in '/'.
+    if url.rstrip("/") != "http://10.0.0.5":
+        assert target.proxy_pass() == "http://10.0.0.5/base/"

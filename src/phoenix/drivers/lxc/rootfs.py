@@ -22,6 +22,7 @@ from phoenix.drivers.lxc.config import RootfsSpec
 from phoenix.drivers.lxc.context import LxcContext
 from phoenix.drivers.lxc.templates import resolve_template
 from phoenix.errors import DriverError
+from phoenix.files import make_owned_dir
 
 CloneMode = Literal["linked", "full"]
 CLONE_MODES: tuple[CloneMode, ...] = ("linked", "full")
@@ -81,7 +82,7 @@ class Rootfs:
 
     def make_dir(self, ctid: int) -> Path:
         """The guest's own dir (it must not exist yet)."""
-        self.ctx.lxc_path.mkdir(parents=True, exist_ok=True)
+        make_owned_dir(self.ctx.lxc_path)
         cdir = self.ctx.dir(ctid)
         self.ctx.log.file("mkdir", cdir)
         cdir.mkdir(mode=0o755)

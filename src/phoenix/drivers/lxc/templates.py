@@ -16,6 +16,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from phoenix.errors import DriverError
+from phoenix.files import make_owned_dir
 from phoenix.runners.base import CommandResult
 
 TARBALL_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".tar.zst")
@@ -108,7 +109,7 @@ def build_debootstrap(suite: str, cache: Path, run: Run, arch: str = "amd64") ->
     target = cached_tarball(cache, suite, arch)
     if target.is_file():
         return target
-    cache.mkdir(parents=True, exist_ok=True)
+    make_owned_dir(cache)
     with FileLock(str(target) + ".lock", timeout=BUILD_LOCK_TIMEOUT):
         if target.is_file():  # another run built it while we waited
             return target

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from phoenix.files import write_atomic
+from phoenix.files import make_owned_dir, write_atomic
 
 Line = tuple[str, str]
 
@@ -134,5 +134,5 @@ class OwnedRaw:
     def _save(self, data: dict[str, list[list[str]]]) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_owned_dir(self.path.parent)
         write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")

@@ -69,8 +69,13 @@ def _ctid(value: Any) -> int:
 Ctid = Annotated[int, BeforeValidator(_ctid)]
 
 
+def is_hostname(value: str) -> bool:
+    """A DNS host name (or a dotted IPv4 address, which has the same shape)."""
+    return _HOSTNAME.fullmatch(value) is not None
+
+
 def _hostname(value: str) -> str:
-    if not _HOSTNAME.fullmatch(value):
+    if not is_hostname(value):
         raise ValueError(
             f"{value!r} is not a valid host name: use letters, digits, '-' and '.', "
             "start and end with a letter or digit (it becomes the container's hostname)"
@@ -188,12 +193,6 @@ def _not_an_option(value: str) -> str:
     return value
 
 
-def _absolute(value: str) -> str:
-    if not value.startswith("/"):
-        raise ValueError(f"{value!r} must be an absolute path")
-    return value
-
-
 def _command_words(value: str) -> str:
     try:
         words = shlex.split(value)
@@ -287,7 +286,6 @@ def _nameservers(value: Any) -> Any:
 
 
 StorageId = Annotated[StrictStr, AfterValidator(_storage_id)]
-AbsolutePath = Annotated[StrictStr, AfterValidator(_absolute)]
 ModelName = Annotated[StrictStr, AfterValidator(_model_name)]
 HostName = Annotated[StrictStr, AfterValidator(_hostname)]
 IfName = Annotated[StrictStr, AfterValidator(_ifname)]

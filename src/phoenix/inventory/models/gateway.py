@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
 
 from phoenix.inventory.models.fields import Ctid, HostName, Model
+from phoenix.inventory.models.urls import RouteUrl
 
 
 class RouteTarget(Model):
@@ -14,7 +15,7 @@ class RouteTarget(Model):
 
     ctid: Ctid | None = None
     port: StrictInt | None = Field(default=None, ge=1, le=65535)
-    url: StrictStr | None = Field(default=None, pattern=r"^https?://[^\s;{}'\"]+$")
+    url: RouteUrl | None = None
     scheme: Literal["http", "https"] = "http"
 
     @model_validator(mode="after")

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, StrictInt, StrictStr
+from pydantic import Field, StrictInt, StrictStr, model_validator
 
 from phoenix.inventory.models.fields import (
-    AbsolutePath,
     HostName,
     IfName,
     Model,
     Nameservers,
     SshHost,
 )
+from phoenix.inventory.models.workdirs import WorkDir, overlapping
 from phoenix.names import DriverName
 
 
@@ -39,9 +39,9 @@ class DriverSettings(Model):
     """Additive `phoenix` block of the hypervisor config: which driver and where."""
 
     driver: DriverName = "lxc"
-    lxc_path: AbsolutePath = "/var/lib/phoenix/lxc"
-    state_dir: AbsolutePath = "/var/lib/phoenix/state"
-    template_cache: AbsolutePath = "/var/cache/phoenix/templates"
+    lxc_path: WorkDir = "/var/lib/phoenix/lxc"
+    state_dir: WorkDir = "/var/lib/phoenix/state"
+    template_cache: WorkDir = "/var/cache/phoenix/templates"
     node: HostName | None = Field(default=None, description="Proxmox node name")
     ssh_host: SshHost | None = Field(
         default=None, description="host or user@host of the node (SSH)"
@@ -52,6 +52,15 @@ class DriverSettings(Model):
         description="lxc driver: `linked` clones are overlays on the source's snapshot "
         "(instant; the snapshot then cannot be deleted while they exist), `full` copies",
     )
+
+    @model_validator(mode="after")
+    def _own_folders(self) -> DriverSettings:
+        dirs = {"lxc_path": self.lxc_path, "state_dir": self.state_dir}
+        dirs["template_cache"] = self.template_cache
+        why = overlapping(dirs)
+        if why:
+            raise ValueError(why)
+        return self
 
 
 class HypervisorConfig(Model):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.drivers.lxc.hostprep.errors import SetupError
-from phoenix.files import parse_json, write_atomic
+from phoenix.files import make_owned_dir, parse_json, write_atomic
 
 RECORD_FILE = "host-setup.json"
 
@@ -38,5 +38,5 @@ class Record:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_owned_dir(path.parent)
         write_atomic(path, json.dumps(self.__dict__, indent=2, sort_keys=True) + "\n")

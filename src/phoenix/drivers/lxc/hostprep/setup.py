@@ -39,7 +39,7 @@ from phoenix.drivers.lxc.hostprep.plan import (
 )
 from phoenix.drivers.lxc.hostprep.record import RECORD_FILE, Record
 from phoenix.drivers.lxc.hostprep.subids import DEFAULT_LEDGER, SUBID_FILES, SubIds
-from phoenix.files import parse_json
+from phoenix.files import make_owned_dir, parse_json
 from phoenix.runners.base import CommandResult, Runner
 
 
@@ -79,7 +79,7 @@ class HostSetup:
         return self._run("observe", argv)
 
     def _record(self, update: Callable[[Record], None]) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        make_owned_dir(self.state_dir)
         with FileLock(str(self.state_dir / (RECORD_FILE + ".lock")), timeout=60):
             record = Record.load(self.record_path)
             update(record)
