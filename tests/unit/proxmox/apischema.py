@@ -188,6 +188,12 @@ def check_format(
         ok = _is_ipv4(value)
     elif fmt == "pve-ipv4-config":
         ok = value in ("dhcp", "manual") or _is_ipv4_cidr(value)
+    elif fmt == "ipv6":
+        ok = _is_ip(value, ipaddress.IPv6Address)
+    elif fmt == "pve-ipv6-config":
+        ok = value in ("auto", "dhcp", "manual") or (
+            "/" in value and _is_ip(value, ipaddress.IPv6Interface)
+        )
     elif fmt == "pve-startup-order":
         try:
             parts = parse_property_string(value, "order")
@@ -214,6 +220,14 @@ def check_format(
         return
     if not ok:
         report.problems.append(f"{where}: {value!r} is not a valid {fmt}")
+
+
+def _is_ip(value: str, kind: type[object]) -> bool:
+    try:
+        kind(value)  # type: ignore[call-arg]
+    except ValueError:
+        return False
+    return True
 
 
 def _is_ipv4(value: str) -> bool:

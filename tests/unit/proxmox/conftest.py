@@ -96,7 +96,18 @@ def driver(runner: RecordedRunner) -> ProxmoxDriver:
     return ProxmoxDriver(runner, NODE, sleep=lambda _: None, version=(8, 4))
 
 
-def owning(driver: ProxmoxDriver, ctid: int, lines: list[tuple[str, str]]) -> ProxmoxDriver:
-    """Record `lines` as written by Phoenix earlier (a guest it already manages)."""
+# The rule of fw_101.fw, written by Phoenix for 101's inventory entry.
+FW_101_RULES = ["IN ACCEPT -p tcp -dport 80,443"]
+
+
+def owning(
+    driver: ProxmoxDriver,
+    ctid: int,
+    lines: list[tuple[str, str]],
+    fw_rules: list[str] | None = None,
+) -> ProxmoxDriver:
+    """Record `lines` (and `.fw` rules: 101's by default) as written by Phoenix earlier (a
+    guest it already manages)."""
     driver.owned.set(ctid, lines)
+    driver.owned.set_fw_rules(ctid, FW_101_RULES if fw_rules is None and ctid == 101 else [])
     return driver

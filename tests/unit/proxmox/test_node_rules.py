@@ -71,6 +71,8 @@ def test_firewall_write_is_checked_against_what_was_read(node: FakeNode) -> None
         return result
 
     driver.runner = type("R", (), {"run": staticmethod(edit_between_read_and_write)})()
+    more = FirewallRule("in", "ACCEPT", proto="tcp", port="8080")
+    wanted = dataclasses.replace(wanted, firewall_rules=(*OPEN_WEB, more))
     with pytest.raises(PhoenixError, match="changed since Phoenix read it"):
         driver.configure(101, wanted, frozenset({"firewall_rules"}))
     assert "8006" in fw.read_text()

@@ -126,4 +126,5 @@ def test_raw_lines_phoenix_did_not_write_are_not_its_settings(
     seen = driver.observe(101)
     assert seen.settings is not None
     assert seen.settings.raw_lxc == () and seen.settings.apparmor_profile is None
-    assert set(s101.diff(seen.settings)) == {"raw_lxc", "apparmor_profile"}
+    # So are its .fw rules: Phoenix takes them over (a write that changes no byte).
+    assert set(s101.diff(seen.settings)) == {"raw_lxc", "apparmor_profile", "firewall_rules"}

@@ -24,7 +24,7 @@ def test_offline_plan_prints_the_commands_for_101(tmp_path: Path) -> None:
     template = "/fastData/shared-iso/template/cache/ubuntu-24.04-standard_24.04-2_amd64.tar.zst"
     expected_in_order = [
         f"pct create 900 {template} --hostname Copy-Base --rootfs quickOS-lxc-disks:16 --unprivileged 1",
-        "pct set 900 --hostname Copy-Base --memory 2048 --swap 512 --cores 2 --onboot 0 --startup order=0,up=0 --net0 name=eth0,bridge=vmbr0,hwaddr=52:54:00:AA:BB:CC,ip=10.0.0.200/24,gw=10.0.0.1,firewall=0",
+        "pct set 900 --hostname Copy-Base --memory 2048 --swap 512 --cores 2 --onboot 0 --net0 name=eth0,bridge=vmbr0,hwaddr=52:54:00:AA:BB:CC,ip=10.0.0.200/24,gw=10.0.0.1,firewall=0",
         "pct start 900",
         "pct snapshot 900 final-form",
         "pct clone 900 101 --snapname final-form --full 1 --storage quickOS-lxc-disks --hostname Nginx-Phoenix",

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from phoenix.drivers.base import GuestSettings
 from phoenix.drivers.proxmox.properties import render_features, render_net, render_startup
+from phoenix.drivers.proxmox.pvesh import ConfigFacts as NodeOptions
 from phoenix.errors import DriverError
 
 Version = tuple[int, int]
@@ -105,10 +106,11 @@ def check_clone(
 
 
 def set_options(
-    ctid: int, settings: GuestSettings, mac: str | None, current: GuestSettings | None
+    ctid: int, settings: GuestSettings, mac: str | None, current: NodeOptions | None
 ) -> list[str]:
     """`pct set` with the whole desired config; `--delete` what the node has and the
-    inventory does not (only options Phoenix manages)."""
+    inventory does not (only options Phoenix manages). `current` is what the node holds:
+    its `net0` keys Phoenix does not manage are carried over (`render_net`)."""
     argv = [
         "pct", "set", str(ctid),
         "--hostname", settings.hostname,
@@ -116,19 +118,24 @@ def set_options(
         "--swap", str(settings.swap_mb),
         "--cores", str(settings.cores),
         "--onboot", "1" if settings.onboot else "0",
-        "--startup", render_startup(settings.boot_order, settings.boot_delay),
     ]  # fmt: skip
     delete: list[str] = []
+    startup = render_startup(settings.boot_order, settings.boot_delay)
+    if startup is not None:
+        argv += ["--startup", startup]
+    elif current is not None and current.startup:
+        delete.append("startup")
     if settings.features:
         argv += ["--features", render_features(settings.features)]
-    elif current is not None and current.features:
+    elif current is not None and current.settings.features:
         delete.append("features")
     if settings.net is not None:
+        net0 = current.net0 if current is not None else None
         argv += [
             "--net0",
-            render_net(settings.net, settings.net.mac or mac, settings.firewall_enabled),
+            render_net(settings.net, settings.net.mac or mac, settings.firewall_enabled, net0),
         ]
-    elif current is not None and current.net is not None:
+    elif current is not None and current.settings.net is not None:
         delete.append("net0")
     if delete:
         argv += ["--delete", ",".join(delete)]

@@ -30,9 +30,7 @@ class GuestConfigurer(NodeSession):
         self, ctid: int, settings: GuestSettings, current: pvesh.ConfigFacts | None
     ) -> list[str]:
         """`pct set` with the whole desired config and the MAC the guest has."""
-        return commands.set_options(
-            ctid, settings, self._macs.get(ctid), current.settings if current else None
-        )
+        return commands.set_options(ctid, settings, self._macs.get(ctid), current)
 
     def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:
         """Apply the changed settings: one `pct set`, the conf's raw keys, the .fw file."""
@@ -141,13 +139,15 @@ class GuestConfigurer(NodeSession):
         if version is not None and version < devices.DEV_SINCE:
             devices.check_stale_raw(ctid, settings.gpus, foreign)
             return self._write_raw_keys(ctid, settings)
+        mine = set(self.owned.dev_paths(ctid))
         argv = devices.set_argv(
-            ctid, settings.gpus, current.devices, foreign, settings.unprivileged, version
+            ctid, settings.gpus, current.devices, foreign, settings.unprivileged, version, mine
         )
-        if argv is None:
-            return False
-        self._mutate(ctid, argv)
-        return True
+        if argv is not None:
+            self._mutate(ctid, argv)
+        # What the inventory names is Phoenix's from now on (to delete when it stops naming it).
+        self.owned.set_dev_paths(ctid, gpu.device_paths(settings.gpus))
+        return argv is not None
 
     def _gpu_raw_lines(self, ctid: int, settings: GuestSettings) -> list[tuple[str, str]]:
         """The raw GPU lines of a node without `devN` (majors from its /proc/devices)."""
@@ -180,20 +180,25 @@ class GuestConfigurer(NodeSession):
         return change.set_argv is not None or bool(change.resizes)
 
     def _write_firewall(self, ctid: int, settings: GuestSettings) -> None:
+        """Phoenix's options and rules in the `.fw` file; every other byte kept (`firewall`)."""
         path = pvesh.fw_path(ctid)
         old = self._read_file(ctid, path)
         if old is None and not settings.firewall_enabled:
             return  # no file and no firewall wanted: nothing to switch off
+        owned = firewall.rules_of(self.owned.fw_rules(ctid))
         try:
-            new = firewall.render(settings.firewall_enabled, settings.firewall_rules)
+            if old is None:
+                new = firewall.render(settings.firewall_enabled, settings.firewall_rules)
+            else:
+                new = firewall.edit(old, settings.firewall_enabled, settings.firewall_rules, owned)
         except ValueError as exc:
             raise DriverError(f"guest {ctid}: firewall rule refused: {exc}") from None
-        if new == old:
-            return
-        # Checked against what was read (a GUI edit in between is not overwritten); the
-        # writer creates /etc/pve/firewall, which pmxcfs does not have until first used.
-        expect = files.digest(old or "")
-        self._mutate(ctid, files.write_cmd(path, expect), input=new)
+        if new != old:
+            # Checked against what was read (a GUI edit in between is not overwritten); the
+            # writer creates /etc/pve/firewall, which pmxcfs does not have until first used.
+            expect = files.digest(old or "")
+            self._mutate(ctid, files.write_cmd(path, expect), input=new)
+        self.owned.set_fw_rules(ctid, [firewall.render_rule(r) for r in settings.firewall_rules])
 
     def resize(self, ctid: int, disk_gb: int) -> None:
         """Grow the root disk; confirmed by reading the config back (pct exits 0 even when

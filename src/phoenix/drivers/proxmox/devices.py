@@ -1,16 +1,17 @@
 """GPU passthrough on a Proxmox node: `devN` entries (PVE >= 8.1), built and parsed.
 
-The NVIDIA nodes (`/dev/nvidia<i>`, nvidiactl, nvidia-uvm, nvidia-uvm-tools) are the
-inventory's to decide: a clone that inherited its source's GPUs loses the ones its own
-`gpu_assignment` does not name (the original tool never removed a line). Every other `devN`
-entry belongs to the administrator and is left alone. Raw `lxc.mount.entry` lines for GPUs
+The NVIDIA nodes (`/dev/nvidia<i>`, nvidiactl, nvidia-uvm, nvidia-uvm-tools) the inventory
+names are added; an entry is deleted only when Phoenix recorded it as its own (it wrote it,
+or the inventory named it) and the inventory no longer names it. Every other `devN` entry
+belongs to the administrator and is left alone: an adopted NVIDIA guest whose inventory
+entry says nothing about GPUs keeps them. Raw `lxc.mount.entry` lines for GPUs
 (written by the original tool) count as passing the GPU; Phoenix does not edit them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from phoenix.drivers import gpu
@@ -70,8 +71,10 @@ def set_argv(
     raw: Iterable[tuple[str, str]],
     unprivileged: bool,
     version: tuple[int, int] | None,
+    mine: Collection[str] = (),
 ) -> list[str] | None:
-    """`pct set` adding the missing NVIDIA `devN` entries and deleting the unwanted ones."""
+    """`pct set` adding the missing NVIDIA `devN` entries and deleting the unwanted ones
+    among `mine` (the device paths Phoenix recorded as its own)."""
     if version is not None and version < DEV_SINCE and gpus:
         raise DriverError(
             f"guest {ctid}: Proxmox VE {version[0]}.{version[1]} has no `devN` (8.1 and "
@@ -91,7 +94,7 @@ def set_argv(
             raise DriverError(f"guest {ctid}: all {MAX_DEVICES} device slots are used")
         used.add(index)
         options += [f"--dev{index}", render(path, unprivileged)]
-    drop = [e.key for e in present if _managed(e.path) and e.path not in wanted]
+    drop = [e.key for e in present if e.path in mine and _managed(e.path) and e.path not in wanted]
     if drop:
         options += ["--delete", ",".join(drop)]
     return ["pct", "set", str(ctid), *options] if options else None

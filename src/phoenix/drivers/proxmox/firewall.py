@@ -1,9 +1,16 @@
 """The guest firewall file `/etc/pve/firewall/<vmid>.fw`: render from settings, parse back.
 
-Phoenix owns this file for the guests it manages: it is rendered whole from the inventory
-(`[OPTIONS]` with `enable`, then `[RULES]`), so a re-render of a converged guest is
-byte-identical. Parsing reads what Proxmox or an operator may have written (comments,
-disabled `|IN ...` rules, extra options) into the same `FirewallRule` shape for the diff.
+A new file is rendered whole from the inventory (`[OPTIONS]` with `enable`, then
+`[RULES]`). An existing file is edited (`edit`): Phoenix changes only the options it sets
+(`enable`, `policy_in`, `policy_out`) and its own rules — the rules of the inventory and
+those it wrote before — and every other byte comes back as it was: `[IPSET]`, `[ALIASES]`,
+`GROUP` and macro rules (`SSH(ACCEPT)`), rules with options Phoenix never writes (`-i`,
+`-log`, `-sport`, `-icmp-type`), disabled `|IN ...` rules, comments, other options
+(`ipfilter`, `log_level_in`...). pve-firewall (`src/PVE/Firewall.pm`,
+`parse_fw_rule`/`parse_vmfw_option`) reads all of these.
+
+Parsing reports only rules of the plain form Phoenix writes, so a rule it does not manage is
+never drift.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ from dataclasses import dataclass
 
 from phoenix.drivers.base import Direction, FirewallRule
 
-_RULE = re.compile(r"^(IN|OUT)\s+(ACCEPT|DROP|REJECT)\b(.*)$", re.IGNORECASE)
+_RULE = re.compile(r"^(IN|OUT)\s+(ACCEPT|DROP|REJECT)(\s.*)?$", re.IGNORECASE)
+_SECTION = re.compile(r"^\[([A-Za-z]+)(\s[^\]]*)?\]\s*(#.*)?$")
+_OPTIONS_PHOENIX_WRITES = {"-source", "-dest", "-p", "-dport"}
 
 
 @dataclass(frozen=True)
@@ -77,14 +86,17 @@ def render(enabled: bool, rules: Sequence[FirewallRule]) -> str:
 
 
 def _parse_rule(line: str, comment: str | None = None) -> FirewallRule | None:
+    """A rule of the plain form Phoenix writes, or None (a macro, a group, a rule with an
+    option Phoenix never writes such as `-i net0` or `-log`: not Phoenix's)."""
     match = _RULE.match(line)
     if not match:
         return None
-    tokens = match.group(3).split()
-    options: dict[str, str] = {}
-    for index, token in enumerate(tokens):
-        if token.startswith("-") and index + 1 < len(tokens):
-            options[token] = tokens[index + 1]
+    tokens = (match.group(3) or "").split()
+    if len(tokens) % 2:
+        return None
+    options = dict(zip(tokens[::2], tokens[1::2], strict=True))
+    if len(options) * 2 != len(tokens) or not set(options) <= _OPTIONS_PHOENIX_WRITES:
+        return None
     direction: Direction = "in" if match.group(1).upper() == "IN" else "out"
     action = match.group(2).upper()
     return FirewallRule(
@@ -92,31 +104,122 @@ def _parse_rule(line: str, comment: str | None = None) -> FirewallRule | None:
         action=action,  # type: ignore[arg-type]  # matched by _RULE
         source=options.get("-source"),
         dest=options.get("-dest"),
-        proto=options.get("-p") or options.get("-proto"),
+        proto=options.get("-p"),
         port=options.get("-dport"),
         comment=comment,
     )
 
 
+def _rule_of(raw: str) -> FirewallRule | None:
+    """The Phoenix-form rule on one `[RULES]` line (comment included), or None."""
+    line, hash_, remark = raw.partition("#")
+    line = line.strip()
+    if not line or line.startswith("|"):
+        return None
+    return _parse_rule(line, remark.strip() or None if hash_ else None)
+
+
+def rules_of(lines: Sequence[str]) -> list[FirewallRule]:
+    """Rendered rule lines (Phoenix's record of what it wrote) back to rules."""
+    return [rule for line in lines if (rule := _rule_of(line)) is not None]
+
+
+def _section_of(raw: str) -> str | None:
+    match = _SECTION.match(raw.strip())
+    return match.group(1).upper() if match else None
+
+
 def parse(text: str) -> FirewallFile:
-    """A `.fw` file -> enabled flag and the active rules, in order (disabled rules skipped)."""
+    """A `.fw` file -> enabled flag and the active Phoenix-form rules, in order."""
     section = ""
     enabled = False
     rules: list[FirewallRule] = []
     for raw in text.split("\n"):
-        line, hash_, remark = raw.partition("#")
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            section = line[1:-1].strip().upper()
+        named = _section_of(raw)
+        if named is not None:
+            section = named
             continue
         if section == "OPTIONS":
-            key, _, value = line.partition(":")
+            key, _, value = raw.partition("#")[0].partition(":")
             if key.strip() == "enable":
                 enabled = value.strip() in ("1", "true", "yes", "on")
-        elif section == "RULES" and not line.startswith("|"):
-            rule = _parse_rule(line, remark.strip() or None if hash_ else None)
+        elif section == "RULES":
+            rule = _rule_of(raw)
             if rule is not None:
                 rules.append(rule)
     return FirewallFile(enabled, tuple(rules))
+
+
+def options_phoenix_sets(enabled: bool) -> dict[str, str]:
+    """The `[OPTIONS]` Phoenix sets; with the firewall off it leaves the policies alone."""
+    if not enabled:
+        return {"enable": "0"}
+    return {"enable": "1", "policy_in": "DROP", "policy_out": "ACCEPT"}
+
+
+def edit(
+    old: str, enabled: bool, rules: Sequence[FirewallRule], owned: Sequence[FirewallRule]
+) -> str:
+    """`old` with Phoenix's options set and its rules (`owned`: the ones it wrote before,
+    plus `rules`) replaced by `rules`, where the first of them stood; nothing else moves.
+    ValueError for a rule pve-firewall would skip (`render_rule`)."""
+    wanted = [render_rule(rule) + "\n" for rule in rules]
+    mine = set(owned) | set(rules)
+    lines = old.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    lines = _set_options(lines, options_phoenix_sets(enabled))
+    out: list[str] = []
+    section = ""
+    placed = False
+    rules_end: int | None = None  # where the [RULES] section's last non-blank line ends
+    for raw in lines:
+        named = _section_of(raw)
+        if named is not None:
+            section = named
+        elif section == "RULES":
+            rule = _rule_of(raw)
+            if rule is not None and rule in mine:
+                if not placed:
+                    out += wanted
+                    placed = True
+                continue
+        out.append(raw)
+        if section == "RULES" and raw.strip():
+            rules_end = len(out)
+    if not placed and wanted:
+        if rules_end is None:
+            out += ["\n"] if out and out[-1].strip() else []
+            out += ["[RULES]\n", "\n", *wanted]
+        else:
+            out[rules_end:rules_end] = wanted
+    return "".join(out)
+
+
+def _set_options(lines: list[str], values: dict[str, str]) -> list[str]:
+    """Each option in `values` set where it stands in `[OPTIONS]` (a line whose value is
+    already right keeps its bytes), the missing ones added after the section's last line."""
+    out: list[str] = []
+    section = ""
+    todo = dict(values)
+    options_end: int | None = None
+    for raw in lines:
+        named = _section_of(raw)
+        if named is not None:
+            section = named
+        elif section == "OPTIONS" and raw.strip():
+            key, sep, value = raw.partition("#")[0].partition(":")
+            key = key.strip()
+            if sep and key in todo:
+                want = todo.pop(key)
+                if value.strip() != want:
+                    raw = f"{key}: {want}\n"
+        out.append(raw)
+        if section == "OPTIONS" and (raw.strip() or named is not None):
+            options_end = len(out)
+    added = [f"{k}: {v}\n" for k, v in todo.items()]
+    if added and options_end is None:
+        return ["[OPTIONS]\n", "\n", *added, "\n", *out]
+    if added and options_end is not None:
+        out[options_end:options_end] = added
+    return out

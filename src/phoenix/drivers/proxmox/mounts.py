@@ -64,9 +64,16 @@ def owned(present: Iterable[Present], targets: Iterable[str]) -> list[Present]:
     return [p for p in present if p.mount.target in wanted]
 
 
-def render(mount: MountSettings, volume_id: str | None) -> str:
+# The `mpN` keys Phoenix writes; the others (`backup`, `acl`, `shared`, `mountoptions`,
+# `quota`, `replicate`) are the administrator's and a rewrite carries them over.
+_MANAGED = frozenset({"volume", "mp", "ro", "size"})
+
+
+def render(mount: MountSettings, volume_id: str | None, current: str | None = None) -> str:
     """An `mpN` value: bind `HOST,mp=T`; a new volume `POOL:SIZE,mp=T` (Proxmox allocates
-    it); an existing volume keeps its id and size."""
+    it); an existing volume keeps its id and size. `pct set --mpN` replaces the whole value
+    (pve-container `src/PVE/LXC/Config.pm`, `update_pct_config`), so the keys Phoenix does
+    not write are taken from `current`, the node's value."""
     if mount.host_path is not None:
         head = mount.host_path
     elif volume_id is not None:
@@ -78,6 +85,8 @@ def render(mount: MountSettings, volume_id: str | None) -> str:
         value += ",ro=1"
     if volume_id is not None and mount.size_gb is not None:
         value += f",size={mount.size_gb}G"
+    kept = parse_property_string(current, default_key="volume") if current else {}
+    value += "".join(f",{k}={v}" for k, v in kept.items() if k not in _MANAGED)
     return value
 
 
@@ -134,7 +143,7 @@ def changes(
                     target=mount.target, read_only=mount.read_only, pool=mount.pool,
                     size_gb=have.mount.size_gb,
                 )  # fmt: skip
-                options += [f"--{have.key}", render(sized, have.volume_id)]
+                options += [f"--{have.key}", render(sized, have.volume_id, have.value)]
             continue
         if have.volume_id is not None:
             raise DriverError(
@@ -142,7 +151,7 @@ def changes(
                 "inventory makes it a bind mount; Phoenix does not drop a volume's data: "
                 f"detach it first (`pct set {ctid} --delete {have.key}` keeps it as unused)"
             )
-        options += [f"--{have.key}", render(mount, None)]
+        options += [f"--{have.key}", render(mount, None, have.value)]
     drop = [p.key for p in present if p.mount.target in set(recorded) - wanted_targets]
     if drop:
         options += ["--delete", ",".join(drop)]

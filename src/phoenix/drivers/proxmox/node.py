@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from phoenix.drivers.base import CommandLog, GuestSettings, ObservedGuest
-from phoenix.drivers.proxmox import commands, files, firewall, mounts, pvesh
+from phoenix.drivers.proxmox import commands, devices, files, firewall, mounts, pvesh
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
 from phoenix.drivers.proxmox.ownership import OwnedRaw, owned_lines
 from phoenix.errors import DriverError
@@ -144,8 +144,15 @@ class NodeSession:
             line for line in mine if line[0] != pvesh.APPARMOR_KEY and line not in gpu_lines
         )
         mine_mounts = mounts.owned(facts.mounts, self._mount_targets(ctid))
+        fw_mine = set(firewall.rules_of(self.owned.fw_rules(ctid)))
+        mine_devs = set(self.owned.dev_paths(ctid))
         return dataclasses.replace(
             facts.settings,
+            # Only the rules and GPU devices Phoenix wrote: the others are not its to change.
+            firewall_rules=tuple(r for r in facts.settings.firewall_rules if r in fw_mine),
+            gpus=devices.observed_gpus(
+                [e for e in facts.devices if e.path in mine_devs], facts.raw
+            ),
             raw_lxc=raw,
             apparmor_profile=apparmor,
             mounts=tuple(sorted((p.mount for p in mine_mounts), key=lambda m: m.target)),

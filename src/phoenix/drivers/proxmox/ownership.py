@@ -117,16 +117,47 @@ class OwnedRaw:
             data[f"{ctid}.gpu-raw"] = rows
             self._save(data)
 
+    def _rows(self, key: str) -> list[str]:
+        with self._guard:
+            return [str(row) for (row,) in self._load().get(key, [])]
+
+    def _set_rows(self, key: str, values: Sequence[str]) -> None:
+        with self._guard:
+            data = self._load()
+            rows = [[v] for v in values]
+            if rows == data.get(key, []):
+                return
+            data[key] = rows
+            self._save(data)
+
+    def fw_rules(self, ctid: int) -> list[str]:
+        """The `.fw` rule lines Phoenix wrote (`drivers.proxmox.firewall`): its own rules."""
+        return self._rows(f"{ctid}.fw")
+
+    def set_fw_rules(self, ctid: int, lines: Sequence[str]) -> None:
+        self._set_rows(f"{ctid}.fw", lines)
+
+    def dev_paths(self, ctid: int) -> list[str]:
+        """The device paths of the `devN` entries Phoenix wrote (`drivers.proxmox.devices`):
+        the only ones it may delete."""
+        return self._rows(f"{ctid}.devs")
+
+    def set_dev_paths(self, ctid: int, paths: Sequence[str]) -> None:
+        self._set_rows(f"{ctid}.devs", paths)
+
     def copy(self, source: int, ctid: int) -> None:
-        """A clone carries its source's lines and mounts, which Phoenix wrote there."""
+        """A clone carries its source's lines, mounts, devices and `.fw` file (Proxmox
+        copies them), which Phoenix wrote there."""
         self.set(ctid, self.get(source))
         self.set_mount_targets(ctid, self.mount_targets(source))
         self.set_gpu_lines(ctid, self.gpu_lines(source))
+        self.set_fw_rules(ctid, self.fw_rules(source))
+        self.set_dev_paths(ctid, self.dev_paths(source))
 
     def forget(self, ctid: int) -> None:
         with self._guard:
             data = self._load()
-            keys = (str(ctid), f"{ctid}.mounts", f"{ctid}.gpu-raw")
+            keys = (str(ctid), *(f"{ctid}.{k}" for k in ("mounts", "gpu-raw", "fw", "devs")))
             gone = [data.pop(key, None) for key in keys]
             if any(g is not None for g in gone):
                 self._save(data)

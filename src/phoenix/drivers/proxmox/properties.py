@@ -45,8 +45,20 @@ def render_property_string(pairs: Sequence[tuple[str, str]]) -> str:
     return ",".join(f"{k}={v}" for k, v in pairs)
 
 
-def render_net(net: NetSettings, mac: str | None, firewall: bool) -> str:
-    """The `--net0` value; `mac=None` leaves hwaddr out (only for a NIC not created yet)."""
+# The `net0` keys Phoenix manages; every other key (`tag`, `ip6`, `gw6`, `mtu`, `rate`,
+# `trunks`, `link_down`, `type`...) is the administrator's and is carried over as found.
+NET_MANAGED = ("name", "bridge", "hwaddr", "ip", "gw", "firewall")
+
+
+def render_net(
+    net: NetSettings, mac: str | None, firewall: bool, current: str | None = None
+) -> str:
+    """The `--net0` value; `mac=None` leaves hwaddr out (only for a NIC not created yet).
+
+    `pct set --net0` replaces the whole value (pve-container `LXC/Config.pm`
+    `update_pct_config` writes the new string as given), so the keys Phoenix does not manage
+    are taken from `current`, the node's value, in their order: a VLAN guest keeps its
+    `tag` through a memory change."""
     pairs: list[tuple[str, str]] = [("name", net.name), ("bridge", net.bridge)]
     if mac is not None:
         pairs.append(("hwaddr", mac))
@@ -54,6 +66,8 @@ def render_net(net: NetSettings, mac: str | None, firewall: bool) -> str:
     if net.gw is not None:
         pairs.append(("gw", net.gw))
     pairs.append(("firewall", "1" if firewall else "0"))
+    kept = parse_property_string(current) if current else {}
+    pairs += [(k, v) for k, v in kept.items() if k not in NET_MANAGED]
     return render_property_string(pairs)
 
 
@@ -87,8 +101,14 @@ def parse_features(text: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, norm.get(v.lower(), v)) for k, v in props.items()))
 
 
-def render_startup(order: int, up: int) -> str:
-    return render_property_string([("order", str(order)), ("up", str(up))])
+def render_startup(order: int, up: int) -> str | None:
+    """The `--startup` value with only what the inventory sets (0 = not set), or None.
+
+    Proxmox sorts guests without `order` after every ordered one (pve-manager
+    `PVE/API2/Nodes.pm` `get_start_stop_list`): writing `order=0` for an inventory that says
+    nothing would start the guest first and stop it last."""
+    pairs = [(k, str(v)) for k, v in (("order", order), ("up", up)) if v]
+    return render_property_string(pairs) if pairs else None
 
 
 def parse_startup(text: str | None) -> tuple[int, int]:

@@ -124,6 +124,8 @@ class ConfigFacts:
     raw: tuple[tuple[str, str], ...]
     mounts: tuple[mounts.Present, ...] = ()
     devices: tuple[devices.DevEntry, ...] = ()
+    net0: str | None = None  # as the node holds it: keys Phoenix does not manage are kept
+    startup: str | None = None
 
 
 def parse_config(data: Mapping[str, Any], fw: firewall.FirewallFile | None = None) -> ConfigFacts:
@@ -182,6 +184,8 @@ def parse_config(data: Mapping[str, Any], fw: firewall.FirewallFile | None = Non
         raw=raw_pairs,
         mounts=tuple(mounts.parse_entries(data)),
         devices=tuple(devices.parse_entries(data)),
+        net0=str(data["net0"]) if "net0" in data else None,
+        startup=str(data["startup"]) if data.get("startup") else None,
     )
 
 
