@@ -4,30 +4,47 @@
 //
 // njs 0.7.9 (Debian 12) has no shared dictionary and no state between requests, so the
 // counts come from nginx itself: every API request appends one line to the metrics log
-// (one write() per line, O_APPEND, so lines from all workers interleave whole). A scrape
-// reads the lines added since the last checkpoint, adds them to the checkpoint's counts
-// and writes the new checkpoint (offset + counts) atomically. Two scrapes at once each
+// (one write() per line, O_APPEND, so lines from all workers interleave whole). A read
+// counts the lines added since the last checkpoint, adds them to the checkpoint's counts
+// and writes the new checkpoint (offset + counts) atomically. Two reads at once each
 // write a consistent checkpoint (counts always match their offset), so any of them may
 // win. A rotated log (other inode, or shorter) restarts the counts (a counter reset, as
 // Prometheus expects after a restart).
 //
+// Bounded memory, whatever the traffic since the last read: njs frees nothing before the
+// request ends, so the log is never turned into JavaScript strings. One reused buffer is
+// read in CHUNK pieces and each line is scanned byte by byte (numbers only; a field is
+// matched against the byte strings of the served models and their backends, made once per
+// read), so a read's memory does not grow with the lines it counts. One read counts at
+// most MAX_READ bytes (its time is bounded too; the next read goes on from there, and
+// `pending_bytes` says how far behind it is) and checkpoints every CHECKPOINT_EVERY bytes,
+// so a read that is cut short still moves the position on: no read can wedge the next.
+//
 // Line: msec \t model \t status \t upstream_addr \t upstream_status \t upstream_header_time
-//       \t upstream_response_time   (the upstream_* lists are ", "-separated per attempt)
+//       \t upstream_response_time   (the upstream_* lists are ", "-separated per attempt,
+//       " : " between the upstreams of an internal redirect; nginx writes `"`, `\`, control
+//       and non-ASCII bytes as \xXX). To count something new: add a field to the log format
+//       (api_site.py), read it in count() and keep its counts in the checkpoint's state.
 import fs from 'fs';
 import table from 'phoenix_models.js';
 import page_html from 'status_page.js';
 
-var CHUNK = 1 << 20;
+var CHUNK = 1 << 18;
+var MAX_READ = 1 << 23;
+var CHECKPOINT_EVERY = 1 << 22;
 var FAIL_TIMEOUT_S = 10;
+var STATE_VERSION = 2;
+var FIELDS = 7;
+var TAB = 9, NL = 10, SPACE = 32, COMMA = 44, COLON = 58, DOT = 46, DASH = 45;
 
 function fresh(ino) {
-    return {ino: ino, offset: 0, requests: {}, upstream: {}, backends: {}};
+    return {v: STATE_VERSION, ino: ino, offset: 0, requests: {}, upstream: {}, backends: {}};
 }
 
 function loadState(ino) {
     try {
         var state = JSON.parse(fs.readFileSync(table.metrics.state));
-        if (state.ino === ino) {
+        if (state.v === STATE_VERSION && state.ino === ino && state.offset >= 0) {
             return state;
         }
     } catch (e) {
@@ -42,50 +59,162 @@ function saveState(state) {
         fs.writeFileSync(tmp, JSON.stringify(state));
         fs.renameSync(tmp, table.metrics.state);
     } catch (e) {
-        // read-only: the next scrape counts from the last checkpoint again (still exact)
+        // read-only: the next read counts from the last checkpoint again (still exact)
     }
 }
 
-function list(field) {
-    return field === '-' || field === '' ? [] : field.split(/, | : /);
+// A name as nginx writes it into the log: `$phx_model` holds the JSON-escaped name, and
+// the log escapes `"`, `\`, control and non-ASCII bytes as \xXX (upper-case hex).
+function logged(name) {
+    var raw = Buffer.from(JSON.stringify(name).slice(1, -1)), out = '';
+    for (var i = 0; i < raw.length; i++) {
+        var c = raw[i];
+        out += c === 34 || c === 92 || c < 32 || c > 126
+            ? '\\x' + (c < 16 ? '0' : '') + c.toString(16).toUpperCase()
+            : String.fromCharCode(c);
+    }
+    return Buffer.from(out);
 }
 
-function add(state, line) {
-    var f = line.split('\t');
-    if (f.length < 7) {
+// What a read matches fields against: the served models' and their backends' names as
+// bytes, made once per read (bounded by the inventory, not by the traffic).
+function matchers() {
+    var models = Object.keys(table.backends), addrs = [];
+    models.forEach(function(m) {
+        table.backends[m].forEach(function(a) {
+            if (addrs.indexOf(a) < 0) {
+                addrs.push(a);
+            }
+        });
+    });
+    return {models: models, modelBytes: models.map(logged), addrs: addrs,
+            addrBytes: addrs.map(function(a) { return Buffer.from(a); })};
+}
+
+function find(buf, s, e, candidates) {
+    var len = e - s;
+    for (var k = 0; k < candidates.length; k++) {
+        var c = candidates[k];
+        if (c.length !== len) {
+            continue;
+        }
+        var i = 0;
+        while (i < len && buf[s + i] === c[i]) {
+            i++;
+        }
+        if (i === len) {
+            return k;
+        }
+    }
+    return -1;
+}
+
+// A decimal number (msec, seconds) from bytes; NaN for '-' or anything else.
+function number(buf, s, e) {
+    var v = 0, scale = 0;
+    if (s >= e) {
+        return NaN;
+    }
+    for (var i = s; i < e; i++) {
+        var c = buf[i];
+        if (c === DOT && scale === 0) {
+            scale = 1;
+        } else if (c >= 48 && c <= 57) {
+            v = v * 10 + (c - 48);
+            scale = scale ? scale * 10 : 0;
+        } else {
+            return NaN;
+        }
+    }
+    return scale ? v / scale : v;
+}
+
+// One list item of an upstream_* field: the next run of bytes other than ' ' and ',',
+// skipping the lone ':' between the upstreams of an internal redirect. Sets tok[0..1]
+// (start, end) and returns false at the field's end.
+var tok = [0, 0];
+function item(buf, pos, end) {
+    for (;;) {
+        while (pos < end && (buf[pos] === SPACE || buf[pos] === COMMA)) {
+            pos++;
+        }
+        if (pos >= end) {
+            return false;
+        }
+        var s = pos;
+        while (pos < end && buf[pos] !== SPACE && buf[pos] !== COMMA) {
+            pos++;
+        }
+        if (pos - s === 1 && buf[s] === COLON) {
+            continue;
+        }
+        tok[0] = s;
+        tok[1] = pos;
+        return true;
+    }
+}
+
+// Counts one line buf[s..e) (without its newline) into state; cut[] holds field starts.
+var cut = [0, 0, 0, 0, 0, 0, 0, 0];
+function count(state, m, buf, s, e) {
+    var n = 0, i = s;
+    cut[0] = s;
+    while (n < FIELDS - 1) {
+        i = buf.indexOf(TAB, i);
+        if (i < 0 || i >= e) {
+            return;  // not a line of this format
+        }
+        cut[++n] = ++i;
+    }
+    cut[FIELDS] = e + 1;
+    var msec = number(buf, cut[0], cut[1] - 1);
+    // Only served models are labels: a name a client made up (answered 404) is not.
+    var k = find(buf, cut[1], cut[2] - 1, m.modelBytes);
+    var model = k < 0 ? '' : m.models[k];
+    var status = number(buf, cut[2], cut[3] - 1);
+    if (!(status >= 100 && status <= 999)) {
         return;
     }
-    var msec = Number(f[0]), status = f[2];
-    // Only served models are labels: a name a client made up (answered 404) is not.
-    var model = Object.prototype.hasOwnProperty.call(table.backends, f[1]) ? f[1] : '';
     var byModel = state.requests[model] || (state.requests[model] = {});
     byModel[status] = (byModel[status] || 0) + 1;
-    var addrs = list(f[3]), headers = list(f[5]), times = list(f[6]);
-    if (times.length && times[times.length - 1] !== '-') {
+    // The time of every attempt; a last attempt with no time got no response.
+    var p = cut[6], sum = 0, last = NaN;
+    while (item(buf, p, cut[7] - 1)) {
+        last = number(buf, tok[0], tok[1]);
+        sum += last || 0;
+        p = tok[1];
+    }
+    if (!isNaN(last)) {
         var up = state.upstream[model] || (state.upstream[model] = [0, 0]);
-        for (var t = 0; t < times.length; t++) {
-            up[0] += Number(times[t]) || 0;
-        }
+        up[0] += sum;
         up[1] += 1;
     }
-    for (var i = 0; i < addrs.length; i++) {
-        if (addrs[i].indexOf(':') < 0) {
-            continue;  // "no live upstreams": nginx names the upstream, not a backend
+    // Attempts, paired with their header times: [answered, failed, last answered msec,
+    // last failed msec]; an attempt that got no response header (refused, timed out,
+    // reset) failed, whatever the status.
+    var a = cut[3], h = cut[5];
+    while (item(buf, a, cut[4] - 1)) {
+        a = tok[1];
+        var b = find(buf, tok[0], tok[1], m.addrBytes);
+        var got = item(buf, h, cut[6] - 1);
+        var answered = got && buf[tok[0]] !== DASH;
+        h = got ? tok[1] : h;
+        if (b < 0) {
+            continue;  // "no live upstreams" names the upstream; not a backend of a model
         }
-        var b = state.backends[addrs[i]] || (state.backends[addrs[i]] = [0, 0, 0, 0]);
-        // [answered, failed, last answered msec, last failed msec]; an attempt that got
-        // no response header (refused, timed out, reset) failed, whatever the status.
-        if (headers[i] === undefined || headers[i] === '-') {
-            b[1] += 1;
-            b[3] = msec;
+        var addr = m.addrs[b];
+        var c = state.backends[addr] || (state.backends[addr] = [0, 0, 0, 0]);
+        if (answered) {
+            c[0] += 1;
+            c[2] = msec;
         } else {
-            b[0] += 1;
-            b[2] = msec;
+            c[1] += 1;
+            c[3] = msec;
         }
     }
 }
 
-// The counts up to the end of the metrics log, checkpointed.
+// The counts up to the end of the metrics log (at most MAX_READ bytes more), checkpointed.
 function collect() {
     var fd;
     try {
@@ -99,26 +228,35 @@ function collect() {
         if (st.size < state.offset) {
             state = fresh(st.ino);
         }
-        var buf = Buffer.alloc(CHUNK), rest = '';
-        while (state.offset + rest.length < st.size) {
-            var n = fs.readSync(fd, buf, 0, CHUNK, state.offset + rest.length);
+        var m = matchers(), buf = Buffer.alloc(CHUNK), stop = state.offset + MAX_READ;
+        var saved = state.offset;
+        while (state.offset < st.size && state.offset < stop) {
+            var n = fs.readSync(fd, buf, 0, Math.min(CHUNK, st.size - state.offset),
+                                state.offset);
             if (n <= 0) {
                 break;
             }
-            var text = rest + buf.toString('utf8', 0, n);
-            var end = text.lastIndexOf('\n');
-            if (end < 0) {
-                rest = text;
-                continue;
+            var s = 0, e;
+            while ((e = buf.indexOf(NL, s)) >= 0 && e < n) {
+                count(state, m, buf, s, e);
+                s = e + 1;
             }
-            var lines = text.slice(0, end).split('\n');
-            for (var i = 0; i < lines.length; i++) {
-                add(state, lines[i]);
+            if (s === 0) {
+                if (n < CHUNK) {
+                    break;  // the last line is still being written
+                }
+                s = n;  // a line longer than CHUNK is not ours: skip it
             }
-            state.offset += Buffer.byteLength(text.slice(0, end + 1));
-            rest = text.slice(end + 1);
+            state.offset += s;
+            if (state.offset - saved >= CHECKPOINT_EVERY) {
+                saveState(state);
+                saved = state.offset;
+            }
         }
-        saveState(state);
+        if (state.offset !== saved) {
+            saveState(state);
+        }
+        state.pending_bytes = Math.max(0, st.size - state.offset);
         return state;
     } finally {
         fs.closeSync(fd);
@@ -183,7 +321,9 @@ function summary(r) {
                       reading: Number(r.variables.connections_reading),
                       writing: Number(r.variables.connections_writing),
                       waiting: Number(r.variables.connections_waiting)},
-        requests: total, models: models, state: state
+        requests: total, models: models,
+        // Log bytes not counted yet (a read counts at most MAX_READ): 0 when up to date.
+        metrics_pending_bytes: state.pending_bytes, state: state
     };
 }
 
@@ -246,6 +386,9 @@ function prometheus(r) {
     metric('phoenix_gateway_info', 'gauge', 'Version and configuration id.');
     out.push('phoenix_gateway_info{version=' + label(s.version) + ',config=' + label(s.config)
              + '} 1');
+    metric('phoenix_gateway_metrics_pending_bytes', 'gauge',
+           'Metrics log bytes not counted yet (the next reads catch up).');
+    out.push('phoenix_gateway_metrics_pending_bytes ' + s.metrics_pending_bytes);
     if (s.uptime_s !== null) {
         metric('phoenix_gateway_uptime_seconds', 'gauge', 'Seconds since nginx started.');
         out.push('phoenix_gateway_uptime_seconds ' + s.uptime_s);
