@@ -39,14 +39,18 @@ def validate(
 
 def schema(
     file: Annotated[
-        str, typer.Option(help="Which file's schema: lxc (phoenix_lxc_configs.json) or hypervisor.")
+        str,
+        typer.Option(
+            help="Which file's schema: lxc (phoenix_lxc_configs.json), vm "
+            "(phoenix_vm_configs.json) or hypervisor."
+        ),
     ] = "lxc",
 ) -> None:
     """Print the JSON Schema of the inventory (point your editor at it)."""
-    from phoenix.inventory.schema import inventory_schema
+    from phoenix.inventory.schema import SCHEMA_FILES, inventory_schema
 
-    if file not in ("lxc", "hypervisor"):
-        fail(f"--file must be 'lxc' or 'hypervisor', not {file!r}")
+    if file not in SCHEMA_FILES:
+        fail(f"--file must be 'lxc', 'vm' or 'hypervisor', not {file!r}")
     typer.echo(json.dumps(inventory_schema(file), indent=2))
 
 
@@ -63,7 +67,7 @@ def graph(
 ) -> None:
     """Print the dependency tree: what each guest clones from and depends on, and the
     creation order Phoenix will use."""
-    from phoenix.inventory import build_graph
+    from phoenix.inventory import build_graph, start_order
 
     inventory = load(ctx)
     roots = parse_ids(inventory, ids)
@@ -76,3 +80,4 @@ def graph(
         typer.echo(g.to_tree(roots), nl=False)
         order = g.creation_order(roots)
         typer.echo("creation order: " + " ".join(map(str, order)))
+        typer.echo("start order: " + " ".join(map(str, start_order(inventory, order))))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phoenix.inventory.models import HypervisorConfig, LxcFile, LxcGuest, VmGuest
-from phoenix.inventory.problems import Problem
+from phoenix.inventory.problems import Problem, json_path
 
 HYPERVISOR_FILE = "phoenix_hypervisor_config.json"
 LXC_FILE = "phoenix_lxc_configs.json"
@@ -28,6 +28,8 @@ class Inventory:
     invalid_ids: set[int] = field(default_factory=set)
     # The top-level keys of phoenix_lxc_configs.json (nvidia_runfile_url...), when valid.
     lxc_file: LxcFile | None = None
+    # Each VM's index in the VM file's `vms` list: problems name `vms[INDEX].key`.
+    vm_positions: dict[int, int] = field(default_factory=dict)
 
     @property
     def scripts_dir(self) -> Path:
@@ -49,6 +51,14 @@ class Inventory:
 
     def guest(self, ctid: int) -> LxcGuest:
         return self.guests[ctid]
+
+    def vm_at(self, vmid: int, *rest: str | int) -> str:
+        """The JSON path of a key of VM `vmid`: `vms[1].network_config.ip`."""
+        where = self.vm_positions.get(vmid)
+        if where is not None:
+            return json_path(["vms", where, *rest])
+        # A VM built by hand (tests, callers) has no position: name it by its id.
+        return json_path(["vms", 0, *rest]).replace("vms[0]", f"vms[vmid={vmid}]", 1)
 
     def all_ids(self) -> set[int]:
         return set(self.guests) | set(self.vms)

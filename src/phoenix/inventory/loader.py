@@ -13,6 +13,7 @@ import gc
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from phoenix.errors import InventoryError
 from phoenix.inventory.checks import semantic_problems
@@ -24,8 +25,10 @@ from phoenix.inventory.models import (
     HypervisorConfig,
     LxcFile,
     LxcGuest,
+    VmDefaults,
     VmFile,
     VmGuest,
+    with_defaults,
 )
 from phoenix.inventory.problems import Problem, errors, json_path
 from phoenix.inventory.reading import control_characters, read_document, read_json
@@ -138,31 +141,90 @@ def load_files(config_dir: Path) -> tuple[Inventory | None, list[Problem]]:
                     guests[ctid] = guest
                     problems += unknown_key_warnings(guest, LXC_FILE, ["lxc_configs", key])
 
-    vms: dict[int, VmGuest] = {}
-    vm_path = config_dir / VM_FILE
-    if vm_path.exists():
-        vm_data, found, text = read_document(vm_path, VM_FILE)
-        problems += found + control_characters(vm_data, VM_FILE, text)
-        if vm_data is not None:
-            vm_file, found = validate_model(VmFile, vm_data, VM_FILE)
-            problems += found
-            if vm_file is not None:
-                for index, vm in enumerate(vm_file.vms):
-                    if vm.vmid in vms:
-                        problems.append(
-                            Problem(
-                                VM_FILE,
-                                json_path(["vms", index, "vmid"]),
-                                f"duplicate VM id {vm.vmid}",
-                            )
-                        )
-                    vms[vm.vmid] = vm
+    vms, vm_positions, found = _load_vms(config_dir)
+    problems += found
 
     if hypervisor is None or lxc_data is None or not isinstance(lxc_data.get("lxc_configs"), dict):
         return None, problems
     # Returned even when some entries failed, so cross-guest checks still run on the rest.
-    inventory = Inventory(config_dir, hypervisor, guests, vms, [], invalid_ids, lxc_file=shell)
+    inventory = Inventory(
+        config_dir,
+        hypervisor,
+        guests,
+        vms,
+        [],
+        invalid_ids,
+        lxc_file=shell,
+        vm_positions=vm_positions,
+    )
     return inventory, problems
+
+
+def _load_vms(config_dir: Path) -> tuple[dict[int, VmGuest], dict[int, int], list[Problem]]:
+    """The VM file, when there is one: `vm_defaults` checked on their own, then each entry
+    with them applied (so a bad default is reported once, at `vm_defaults`). Returns the
+    valid VMs, each VM's index in `vms` (for paths), and the problems."""
+    vms: dict[int, VmGuest] = {}
+    positions: dict[int, int] = {}
+    path = config_dir / VM_FILE
+    if not path.exists():
+        return vms, positions, []
+    data, problems, text = read_document(path, VM_FILE)
+    problems += control_characters(data, VM_FILE, text)
+    if data is None:
+        return vms, positions, problems
+    if not isinstance(data, dict):
+        return (
+            vms,
+            positions,
+            [*problems, Problem(VM_FILE, "$", f"expected an object, got {describe(data)}")],
+        )
+    entries = data.get("vms", [])
+    shell, found = validate_model(VmFile, {**data, "vms": []}, VM_FILE)
+    problems += found
+    if shell is not None:
+        problems += unknown_key_warnings(shell, VM_FILE, [])
+    defaults = _valid_defaults(data.get("vm_defaults"))
+    if not isinstance(entries, list):
+        return (
+            vms,
+            positions,
+            [
+                *problems,
+                Problem(VM_FILE, "vms", f"expected a list of VMs, got {describe(entries)}"),
+            ],
+        )
+    for index, entry in enumerate(entries):
+        vm, found = validate_model(VmGuest, with_defaults(entry, defaults), VM_FILE, ["vms", index])
+        problems += found
+        if vm is None:
+            continue
+        problems += unknown_key_warnings(vm, VM_FILE, ["vms", index])
+        if vm.vmid in vms:
+            problems.append(
+                Problem(
+                    VM_FILE,
+                    json_path(["vms", index, "vmid"]),
+                    f"duplicate VM id {vm.vmid} (also vms[{positions[vm.vmid]}])",
+                )
+            )
+            continue
+        vms[vm.vmid] = vm
+        positions[vm.vmid] = index
+    return vms, positions, problems
+
+
+def _valid_defaults(raw: Any) -> dict[str, Any]:
+    """The keys of `vm_defaults` that are valid on their own (a bad one is reported once,
+    at `vm_defaults`, and its VMs still get the others)."""
+    if not isinstance(raw, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        one, found = validate_model(VmDefaults, {key: value}, VM_FILE)
+        if one is not None and not found:
+            out.update(one.model_dump(mode="json", exclude_none=True, include={key}))
+    return out
 
 
 @contextlib.contextmanager

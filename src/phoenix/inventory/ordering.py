@@ -34,6 +34,10 @@ def creation_order(inventory: Inventory, ids: Iterable[int] | None = None) -> li
 
 
 def start_order(inventory: Inventory, ids: Iterable[int]) -> list[int]:
-    """LXC guests of `ids` in start order: `boot_order`, then CTID."""
-    lxc = [i for i in ids if i in inventory.guests]
-    return sorted(lxc, key=lambda ctid: (inventory.guests[ctid].boot_order, ctid))
+    """Guests of `ids`, containers and VMs together, in start order: `boot_order`, then id."""
+
+    def key(gid: int) -> tuple[int, int]:
+        guest = inventory.guests.get(gid) or inventory.vms[gid]
+        return guest.boot_order, gid
+
+    return sorted((i for i in ids if i in inventory.guests or i in inventory.vms), key=key)

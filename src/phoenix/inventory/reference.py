@@ -35,6 +35,17 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("`gateway.host_routes[]`", models.HostRoute, "A whole virtual host."),
     ("`gateway.api_keys[]`", models.ApiKey, "A client key (`phoenix gateway key add`)."),
     (
+        "VM (`phoenix_vm_configs.json`, `vms[]`)",
+        models.VmGuest,
+        "One entry per VM; `vm_defaults` gives template, cores, memory_mb, disk_size_gb, "
+        "storage_pool, network_bridge, start_at_boot and user_config to every VM that does "
+        "not set its own.",
+    ),
+    ("VM `network_config`", models.VmNetworkConfig, "The VM's NIC, set by cloud-init."),
+    ("VM `user_config`", models.UserConfig, "The login cloud-init creates."),
+    ("VM `volumes[]`", models.VmVolume, "An NFS mount or a disk of the VM."),
+    ("VM `docker_stacks[]`", models.DockerStack, "A compose stack of the docker feature."),
+    (
         "Hypervisor config `phoenix` block",
         models.DriverSettings,
         "Additive block of `phoenix_hypervisor_config.json`: driver and paths.",

@@ -133,7 +133,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "phoenix_hypervisor_config.json: phoenix.driver",
         "expected 'lxc' or 'proxmox', got 'docker'",
     ),
-    "vm__clone_source_missing": ("phoenix_vm_configs.json: vms[vmid=1001].clone_from_vmid", "9000"),
+    "vm__clone_source_missing": ("phoenix_vm_configs.json: vms[0].clone_from_vmid", "9000"),
     "vm__vmid_not_number": ("phoenix_vm_configs.json: vms[0].vmid", "expected a container id"),
 }
 

@@ -248,13 +248,21 @@ def test_two_guests_with_one_ip_is_an_error(minimal_dir: Path) -> None:
 def test_vm_sharing_a_container_ip_is_an_error(minimal_dir: Path) -> None:
     (minimal_dir / VM).write_text(
         json.dumps(
-            {"vms": [{"vmid": 8001, "name": "vm-a", "network_config": {"ip": "10.0.0.154/24"}}]}
+            {
+                "vms": [
+                    {
+                        "vmid": 8001,
+                        "name": "vm-a",
+                        "network_config": {"ip": "10.0.0.154/24", "bridge": "vmbr0"},
+                    }
+                ]
+            }
         )
     )
     code, problems, _ = _validate(minimal_dir)
     assert code == 1
     (error,) = _errors(problems)
-    assert "8001" in error["path"]
+    assert error["path"] == "vms[0].network_config.ip"
     assert "10.0.0.154" in error["message"] and "102" in error["message"]
 
 

@@ -147,7 +147,8 @@ def test_graph_prints_tree_and_order(minimal_dir: Path) -> None:
     assert "102 model-a" in result.output
     assert "clones 900 tmpl" in result.output
     assert "needs 101 gw" in result.output
-    assert result.output.strip().endswith("creation order: 900 101 102")
+    assert "creation order: 900 101 102\n" in result.output
+    assert result.output.strip().endswith("start order: 101 102 900")
 
 
 def test_graph_formats(minimal_dir: Path) -> None:

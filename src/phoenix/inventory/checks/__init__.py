@@ -24,6 +24,7 @@ from phoenix.inventory.checks.options import (
     not_applied_problems,
     unapplied_keys,
 )
+from phoenix.inventory.checks.vms import vm_problems
 from phoenix.inventory.core import LXC_FILE, Inventory
 from phoenix.inventory.idmapchecks import idmap_problems
 from phoenix.inventory.mountchecks import mount_problems
@@ -41,6 +42,7 @@ def semantic_problems(inventory: Inventory, recipes: RecipeCatalog | None = None
         duplicate_problems(inventory)
         + clone_source_problems(inventory)
         + dependency_problems(inventory)
+        + vm_problems(inventory)
     )
     gateways = [c for c, g in inventory.guests.items() if g.runs_gateway]
     if len(gateways) > 1:

@@ -3,12 +3,16 @@ static gateway inside its guest's subnet."""
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 from collections import defaultdict
 
 from phoenix.inventory.core import LXC_FILE, VM_FILE, Inventory
-from phoenix.inventory.models import LxcGuest, canonical_cidr, ipv4_address, ipv4_interface
+from phoenix.inventory.models import (
+    LxcGuest,
+    NetworkConfig,
+    canonical_cidr,
+    ipv4_address,
+    ipv4_interface,
+)
 from phoenix.inventory.problems import Problem, lxc_at
 
 
@@ -23,33 +27,42 @@ def duplicate_problems(inventory: Inventory) -> list[Problem]:
         if guest.mac_address:
             by_mac[guest.mac_address.upper()].append(ctid)
     for vmid, vm in sorted(inventory.vms.items()):
-        ip = vm.network_config.get("ip")
-        if isinstance(ip, str) and "/" in ip:
-            with contextlib.suppress(ValueError):
-                by_ip[str(ipaddress.IPv4Interface(ip).ip)].append(vmid)
+        address = vm.network_config.address if vm.network_config else None
+        if address is not None:
+            by_ip[address].append(vmid)
+        by_mac[vm.mac].append(vmid)
     for ip, owners in by_ip.items():
         for ctid in owners[1:]:
-            field = ("network_config", "ip") if ctid in inventory.guests else ()
-            where = lxc_at(ctid, *field) if field else f"vms[vmid={ctid}].network_config.ip"
-            out.append(
-                Problem(
-                    LXC_FILE if field else VM_FILE,
-                    where,
-                    f"IP address {ip} is also used by guest {owners[0]}",
-                )
-            )
+            file, where = _place(inventory, ctid, "network_config", "ip")
+            out.append(Problem(file, where, f"IP address {ip} is also used by guest {owners[0]}"))
     for mac, owners in by_mac.items():
         for ctid in owners[1:]:
+            file, where = _place(inventory, ctid, "mac_address")
+            derived = (
+                ""
+                if ctid in inventory.guests or inventory.vms[ctid].mac_address
+                else (" (derived from the vmid: set mac_address)")
+            )
             out.append(
                 Problem(
-                    LXC_FILE,
-                    lxc_at(ctid, "mac_address"),
-                    f"MAC address {mac} is also used by container {owners[0]}",
+                    file,
+                    where,
+                    f"MAC address {mac}{derived} is also used by "
+                    f"{'container' if owners[0] in inventory.guests else 'VM'} {owners[0]}",
                 )
             )
     for ctid in sorted(set(inventory.guests) & set(inventory.vms)):
-        out.append(Problem(LXC_FILE, lxc_at(ctid), f"id {ctid} is used by a container and a VM"))
+        out.append(
+            Problem(VM_FILE, inventory.vm_at(ctid, "vmid"), f"id {ctid} is also a container's id")
+        )
     return out
+
+
+def _place(inventory: Inventory, ctid: int, *key: str) -> tuple[str, str]:
+    """(file, JSON path) of a key of guest `ctid`, a container or a VM."""
+    if ctid in inventory.guests:
+        return LXC_FILE, lxc_at(ctid, *key)
+    return VM_FILE, inventory.vm_at(ctid, *key)
 
 
 def network_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
@@ -65,6 +78,16 @@ def network_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
                 "warning",
             )
         ]
+    message = gateway_message(net)
+    if message is None:
+        return []
+    return [Problem(LXC_FILE, lxc_at(ctid, "network_config", "gw"), message)]
+
+
+def gateway_message(net: NetworkConfig) -> str | None:
+    """What is wrong with a static NIC's gateway, or None."""
+    if net.gw is None or net.dhcp:
+        return None
     # Integers, not an IPv4Interface per guest (the slow part at 10,000 guests).
     parsed = canonical_cidr(net.ip)
     if parsed is None:  # not validation's spelling (a model built by hand): parse it
@@ -74,9 +97,7 @@ def network_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
     gw = ipv4_address(net.gw)
     if (int(gw) ^ address) >> (32 - prefix):
         network = ipv4_interface(net.ip).network
-        message = f"gateway {gw} is outside the guest's subnet {network}"
-    elif int(gw) == address:
-        message = f"gateway {gw} is the guest's own address"
-    else:
-        return []
-    return [Problem(LXC_FILE, lxc_at(ctid, "network_config", "gw"), message)]
+        return f"gateway {gw} is outside the guest's subnet {network}"
+    if int(gw) == address:
+        return f"gateway {gw} is the guest's own address"
+    return None

@@ -57,15 +57,6 @@ def clone_source_problems(inventory: Inventory) -> list[Problem]:
                     "warning",
                 )
             )
-    for vmid, vm in sorted(inventory.vms.items()):
-        if vm.clone_from_vmid is not None and vm.clone_from_vmid not in inventory.vms:
-            out.append(
-                Problem(
-                    VM_FILE,
-                    f"vms[vmid={vmid}].clone_from_vmid",
-                    f"clone source {vm.clone_from_vmid} is not a VM in the inventory",
-                )
-            )
     return out
 
 
@@ -150,7 +141,7 @@ def dependency_problems(inventory: Inventory) -> list[Problem]:
         out.append(
             Problem(
                 file,
-                lxc_at(first) if file == LXC_FILE else f"vms[vmid={first}]",
+                lxc_at(first) if file == LXC_FILE else inventory.vm_at(first),
                 f"dependency cycle: {shown}",
             )
         )

@@ -49,7 +49,17 @@ from phoenix.inventory.models.parts import (
     VllmServerConfig,
     Volume,
 )
-from phoenix.inventory.models.vm import VmFile, VmGuest
+from phoenix.inventory.models.vm import (
+    DockerStack,
+    LifecycleSnapshots,
+    UserConfig,
+    VmDefaults,
+    VmFile,
+    VmGuest,
+    VmNetworkConfig,
+    VmVolume,
+    with_defaults,
+)
 
 __all__ = [
     "CTID_TEXT",
@@ -62,6 +72,7 @@ __all__ = [
     "RESERVED_SNAPSHOTS",
     "ApiKey",
     "Ctid",
+    "DockerStack",
     "DriverSettings",
     "FirewallConfig",
     "FirewallRuleModel",
@@ -72,6 +83,7 @@ __all__ = [
     "HostRoute",
     "HypervisorConfig",
     "IdMap",
+    "LifecycleSnapshots",
     "LxcFile",
     "LxcGuest",
     "Model",
@@ -79,12 +91,17 @@ __all__ = [
     "NetworkConfig",
     "PathRoute",
     "RouteTarget",
+    "UserConfig",
     "VllmEngineConfig",
     "VllmServerConfig",
+    "VmDefaults",
     "VmFile",
     "VmGuest",
+    "VmNetworkConfig",
+    "VmVolume",
     "Volume",
     "canonical_cidr",
     "ipv4_address",
     "ipv4_interface",
+    "with_defaults",
 ]

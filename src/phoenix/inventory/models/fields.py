@@ -10,7 +10,15 @@ import re
 import shlex
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
 
 from phoenix.inventory.options import canonical_lxc_option, parse_pct_option
 
@@ -66,7 +74,19 @@ def _ctid(value: Any) -> int:
     return number
 
 
-Ctid = Annotated[int, BeforeValidator(_ctid)]
+# The schema says what the files hold: a number, or its text ("900", as the original wrote).
+Ctid = Annotated[
+    int,
+    BeforeValidator(_ctid),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": MIN_CTID, "maximum": MAX_CTID},
+                {"type": "string", "pattern": "^[1-9][0-9]{2,8}$"},
+            ]
+        }
+    ),
+]
 
 
 def is_hostname(value: str) -> bool:
