@@ -221,13 +221,15 @@ def _offline_commands(
 
     if driver_name(inventory.hypervisor.phoenix, state(ctx).driver) != "proxmox":
         fail("--commands needs --offline and the proxmox driver (--driver proxmox)")
-    from phoenix.plan.preview import plan_commands
+    from phoenix.plan.preview import plan_listing
 
     major, _, minor = pve_version.partition(".")
     if not (major.isdigit() and minor.isdigit()):
         fail(f"--pve-version {pve_version!r}: give the node's version as X.Y (e.g. 8.4)")
     try:
-        return plan_commands(the_plan, (int(major), int(minor))).lines()
+        # A guest whose recipe is missing is listed up to that step, marked BLOCKED with
+        # the reason (as `plan` and `validate` say it); every other guest in full.
+        return plan_listing(the_plan, (int(major), int(minor))).lines()
     except PhoenixError as exc:
         # A command list that stops halfway reads as complete: refuse it, with the reason.
         fail(f"cannot list the commands for a fresh node: {exc}")

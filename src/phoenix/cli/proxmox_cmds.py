@@ -71,7 +71,9 @@ def needs_of(inventory: Inventory) -> Needs:
         storages=frozenset(g.storage_pool for g in guests),
         bridges=frozenset(g.network_config.bridge for g in guests if g.network_config),
         templates=frozenset(g.template for g in guests if g.template),
-        snapshot_storages=frozenset(g.storage_pool for g in guests if g.template_snapshot_name),
+        snapshot_storages=frozenset(
+            g.storage_pool for g in guests if g.template_snapshot_name and not g.is_template
+        ),
         firewall=any(g.firewall.enabled for g in guests),
         ctids=frozenset(inventory.guests),
         apparmor_profiles=frozenset(profiles),

@@ -62,3 +62,16 @@ class Inventory:
 
     def all_ids(self) -> set[int]:
         return set(self.guests) | set(self.vms)
+
+    def root_disk_gb(self, ctid: int) -> int:
+        """The root disk the guest gets: its `storage_size_gb`, or its clone source's disk
+        when that is bigger (a clone starts as a copy of its source's disk, and a disk only
+        grows; the original tool left such a clone at its source's size)."""
+        size = self.guests[ctid].storage_size_gb
+        seen = {ctid}
+        src = self.guests[ctid].clone_from_ctid
+        while src is not None and src in self.guests and src not in seen:
+            seen.add(src)
+            size = max(size, self.guests[src].storage_size_gb)
+            src = self.guests[src].clone_from_ctid
+        return size

@@ -6,6 +6,8 @@ and every driver agree on what "converged" means.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from phoenix.drivers.base import FirewallRule, GuestSettings, MountSettings, NetSettings
 from phoenix.inventory.idcompose import compose
 from phoenix.inventory.loader import Inventory
@@ -94,7 +96,10 @@ def _gateway_openings(guest: LxcGuest) -> tuple[FirewallRule, ...]:
 
 
 def desired_settings(inventory: Inventory, ctid: int) -> GuestSettings:
-    return guest_settings(inventory.guests[ctid])
+    """The guest's settings in its inventory: a clone's disk is at least its source's."""
+    settings = guest_settings(inventory.guests[ctid])
+    disk_gb = inventory.root_disk_gb(ctid)
+    return settings if disk_gb == settings.disk_gb else replace(settings, disk_gb=disk_gb)
 
 
 def _target(path: str) -> str:

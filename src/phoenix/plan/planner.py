@@ -30,7 +30,7 @@ from phoenix.inventory.graph import Graph
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import HealthCheck, LxcGuest
 from phoenix.inventory.ordering import build_graph, start_order
-from phoenix.plan.desired import guest_settings
+from phoenix.plan.desired import desired_settings
 from phoenix.plan.health import probe
 from phoenix.plan.model import (
     Application,
@@ -161,7 +161,7 @@ class Planner:
 
     def plan_guest(self, ctid: int, needs: tuple[int, ...] = ()) -> GuestPlan:
         guest = self.inventory.guests[ctid]
-        desired = guest_settings(guest)
+        desired = desired_settings(self.inventory, ctid)
         observed = self.driver.observe(ctid)
         steps: list[Step] = []
         diff = desired.diff(observed.settings) if observed.settings is not None else {}
@@ -311,9 +311,10 @@ class Planner:
     ) -> list[Step]:
         running = observed.running and not fresh
         snapshots = set() if fresh else set(observed.snapshots)
-        lifecycle = guest.enable_lifecycle_snapshots
+        # A template takes no snapshots (validate warns): `pct template` refuses them.
+        lifecycle = guest.enable_lifecycle_snapshots and not guest.is_template
         wanted = [FINAL_FORM] if lifecycle else []
-        if guest.template_snapshot_name:
+        if guest.template_snapshot_name and not guest.is_template:
             wanted.append(guest.template_snapshot_name)
         parked = guest.parks_after_snapshot
         if parked and not running and not fresh and set(wanted) <= snapshots:

@@ -1,7 +1,9 @@
 """A plan's commands on a fresh Proxmox node: each step, through the executor's dispatch
 (`phoenix.plan.dispatch`), sent to the driver's command builders
 (`phoenix.drivers.proxmox.preview.Preview`) instead of a driver.
-What `phoenix plan --driver proxmox --offline --commands` prints.
+What `phoenix plan --driver proxmox --offline --commands` prints: a guest whose feature
+or application cannot run (no recipe yet) is listed up to that step, which is marked with
+the reason, and every other guest in full.
 
 It sits in the plan layer because it reads plan steps (health checks included) and
 the recipe runner's in-guest commands; the builders below it know none of those.
@@ -9,13 +11,16 @@ the recipe runner's in-guest commands; the builders below it know none of those.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import assert_never
 
 from phoenix.drivers.proxmox.commands import Version
 from phoenix.drivers.proxmox.preview import DEFAULT_VERSION, Preview
+from phoenix.errors import PlanError
 from phoenix.plan.dispatch import lifecycle
 from phoenix.plan.health import probe
-from phoenix.plan.model import Application, CheckHealth, Feature, Plan, Step
+from phoenix.plan.model import Application, CheckHealth, Feature, Plan, Step, Unrunnable
 from phoenix.recipes.runner import await_idle, bundle_commands, read_markers
 
 
@@ -49,13 +54,52 @@ class PlanPreview:
                 assert_never(other)
 
 
-def plan_commands(plan: Plan, version: Version = DEFAULT_VERSION) -> Preview:
-    """Every command of `plan` on a fresh node of `version`, guests in creation order.
+@dataclass(frozen=True)
+class Listing:
+    """A plan's commands on a fresh node; `blocked` are the steps that cannot run, each
+    with the number of commands listed before it (where its mark goes)."""
 
-    Raises the PhoenixError that stops the plan (a template the driver cannot use, a raw
-    key the version drops, a step that cannot run), naming the guest and the reason."""
+    preview: Preview
+    blocked: tuple[tuple[int, Unrunnable], ...] = ()
+
+    def lines(self) -> list[str]:
+        marks: dict[int, list[str]] = defaultdict(list)
+        for position, step in self.blocked:
+            marks[position].append(
+                f"# guest {step.ctid}: BLOCKED at {step.detail}: {step.error} "
+                "(its later steps wait for it)"
+            )
+        out: list[str] = []
+        for position, command in enumerate(self.preview.commands):
+            out += marks.pop(position, [])
+            command.render(out)
+        for rest in marks.values():
+            out += rest
+        return out
+
+
+def plan_listing(plan: Plan, version: Version = DEFAULT_VERSION) -> Listing:
+    """Every command of `plan` on a fresh node of `version`, guests in creation order; a
+    guest stops at a step that cannot run (the executor fails it there), the others go on.
+
+    Raises the PhoenixError that stops the whole plan (a template the driver cannot use, a
+    raw key the version drops), naming the guest and the reason."""
     walker = PlanPreview(Preview(version))
+    blocked: list[tuple[int, Unrunnable]] = []
     for guest in plan.guests:
         for step in guest.steps:
+            if isinstance(step, Unrunnable):
+                blocked.append((len(walker.preview.commands), step))
+                break
             walker.step(step)
-    return walker.preview
+    return Listing(walker.preview, tuple(blocked))
+
+
+def plan_commands(plan: Plan, version: Version = DEFAULT_VERSION) -> Preview:
+    """Every command of `plan` on a fresh node, or the PhoenixError of the first step that
+    cannot run (for callers that need the whole list)."""
+    listing = plan_listing(plan, version)
+    if listing.blocked:
+        _, step = listing.blocked[0]
+        raise PlanError(f"guest {step.ctid}: {step.detail}: {step.error}")
+    return listing.preview

@@ -36,24 +36,6 @@ def _error_at(config_dir: Path, path: str) -> str:
 # -- pve-container ---------------------------------------------------------------------------
 
 
-def test_a_template_cannot_have_a_template_snapshot(minimal_dir: Path) -> None:
-    _edit(minimal_dir, "900", is_template=True)
-    message = _error_at(minimal_dir, "lxc_configs.900.is_template")
-    assert "snapshot" in message
-
-
-def test_a_template_cannot_have_lifecycle_snapshots(minimal_dir: Path) -> None:
-    _edit(
-        minimal_dir,
-        "900",
-        is_template=True,
-        template_snapshot_name=None,
-        enable_lifecycle_snapshots=True,
-    )
-    message = _error_at(minimal_dir, "lxc_configs.900.is_template")
-    assert "enable_lifecycle_snapshots" in message
-
-
 def test_a_clone_cannot_change_unprivileged(minimal_dir: Path) -> None:
     _edit(minimal_dir, "102", unprivileged=False)
     message = _error_at(minimal_dir, "lxc_configs.102.unprivileged")
@@ -64,24 +46,6 @@ def test_a_clone_of_a_privileged_source_must_say_so(minimal_dir: Path) -> None:
     _edit(minimal_dir, "900", unprivileged=False)
     message = _error_at(minimal_dir, "lxc_configs.101.unprivileged")
     assert "900" in message
-
-
-def test_a_clone_disk_cannot_be_smaller_than_its_source(minimal_dir: Path) -> None:
-    _edit(minimal_dir, "900", storage_size_gb=32)
-    _edit(minimal_dir, "101", storage_size_gb=32)
-    _edit(minimal_dir, "102", storage_size_gb=16)
-    message = _error_at(minimal_dir, "lxc_configs.102.storage_size_gb")
-    assert "900" in message and "32" in message
-
-
-def test_a_clone_with_the_default_disk_of_a_bigger_source_is_an_error(minimal_dir: Path) -> None:
-    _edit(minimal_dir, "900", storage_size_gb=16)
-    code, problems, _ = validate_json(minimal_dir)
-    assert code == 1
-    assert {p["path"] for p in problems if p["severity"] == "error"} == {
-        "lxc_configs.101.storage_size_gb",
-        "lxc_configs.102.storage_size_gb",
-    }
 
 
 @pytest.mark.parametrize("name", ["current", "vzdump"])

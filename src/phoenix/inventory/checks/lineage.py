@@ -61,21 +61,14 @@ def clone_source_problems(inventory: Inventory) -> list[Problem]:
 
 
 def proxmox_problems(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Problem]:
-    """What pve-container refuses late: a template with snapshots, a clone that changes
-    what it inherits (`unprivileged` is read-only after `pct clone`), a disk that would
-    have to shrink (`pct resize` only grows)."""
+    """What pve-container refuses late: a clone that changes what it inherits
+    (`unprivileged` is read-only after `pct clone`). What it would refuse but the original
+    tool never asked of it is a warning saying what happens instead: snapshots of a
+    template (`pct template` refuses a container with snapshots; none are taken), a clone
+    disk smaller than its source's (`pct resize` only grows; the clone keeps the size)."""
     out: list[Problem] = []
     if guest.is_template:
-        for key in ("template_snapshot_name", "enable_lifecycle_snapshots"):
-            if getattr(guest, key):
-                out.append(
-                    Problem(
-                        LXC_FILE,
-                        lxc_at(ctid, "is_template"),
-                        f"a template cannot have snapshots ('pct template' refuses a container "
-                        f"with snapshots): remove {key!r} (clones of a template need none)",
-                    )
-                )
+        out += _template_snapshot_warnings(ctid, guest)
     source = inventory.guests.get(guest.clone_from_ctid or 0)
     if source is not None and guest.clone_from_ctid != ctid:
         src = guest.clone_from_ctid
@@ -90,13 +83,16 @@ def proxmox_problems(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[P
                     "source",
                 )
             )
-        if guest.storage_size_gb < source.storage_size_gb:
+        disk = inventory.root_disk_gb(ctid)
+        if guest.storage_size_gb < disk:
             out.append(
                 Problem(
                     LXC_FILE,
                     lxc_at(ctid, "storage_size_gb"),
-                    f"{guest.storage_size_gb} GiB is smaller than the {source.storage_size_gb} "
-                    f"GiB disk of its clone source {src}; a disk can only grow",
+                    f"{guest.storage_size_gb} GiB is smaller than the {disk} GiB disk it is "
+                    f"cloned with (from {src}): the clone keeps {disk} GiB (a disk only "
+                    "grows, and the original tool never shrank one)",
+                    "warning",
                 )
             )
     if "." in guest.name:
@@ -109,6 +105,31 @@ def proxmox_problems(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[P
                 "warning",
             )
         )
+    return out
+
+
+def _template_snapshot_warnings(ctid: int, guest: LxcGuest) -> list[Problem]:
+    """A template takes no snapshots: the original tool skipped every snapshot of a guest
+    with `is_template` (template, pre-configured, final-form) before `pct template`, which
+    refuses a container that has any; its clones are made from the template itself."""
+    out: list[Problem] = []
+    wanted = {
+        "template_snapshot_name": guest.template_snapshot_name is not None,
+        "enable_lifecycle_snapshots": guest.enable_lifecycle_snapshots,
+    }
+    for key, asked in wanted.items():
+        if asked:
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    lxc_at(ctid, key),
+                    "ignored for a template ('is_template': true): it is turned into a "
+                    "template with no snapshots, as the original tool did (Proxmox refuses "
+                    "to make a template of a container with snapshots); clones are made "
+                    "from the template itself",
+                    "warning",
+                )
+            )
     return out
 
 
