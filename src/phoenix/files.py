@@ -15,6 +15,7 @@ A failure is a `PhoenixError` naming the file, and leaves no temp file behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -110,3 +111,12 @@ def make_owned_dir(path: Path, mode: int = 0o755) -> Path:
         path / OWNED_MARKER, "created by Phoenix; removed with `phoenix setup --teardown`\n"
     )
     return path
+
+
+def sha256_of(path: Path) -> str:
+    """The file's sha256, read in 1 MiB chunks (downloads and archives are large)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

@@ -66,7 +66,14 @@ app.command()(inventory_cmds.schema)
 app.command()(inventory_cmds.graph)
 
 # Command groups contributed by other layers; each module exposes `register(app)`.
-for _module in ("lifecycle_cmds", "setup_cmds", "gateway_cmds", "proxmox_cmds", "status_cmds"):
+for _module in (
+    "lifecycle_cmds",
+    "setup_cmds",
+    "gateway_cmds",
+    "proxmox_cmds",
+    "status_cmds",
+    "model_cmds",
+):
     try:
         _mod = importlib.import_module(f"phoenix.cli.{_module}")
     except ModuleNotFoundError as _exc:

@@ -17,7 +17,7 @@ from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import LxcGuest
 from phoenix.inventory.models.scope import Scope, keys_in
 from phoenix.recipes import llamacpp, ollama, vllm
-from phoenix.recipes.bundle import Bundle
+from phoenix.recipes.bundle import Bundle, HostFile
 from phoenix.recipes.features import RecipeFinder
 from phoenix.recipes.gateway_app import NOT_HANDED, GatewayApp
 from phoenix.recipes.registry import (
@@ -79,6 +79,8 @@ def user_application(
         files=_files(script, entry) if recipe.builtin else {},
         entry=application_entry(ctid, entry),
         env={"PHOENIX_CTID": str(ctid), "PHOENIX_TIMEZONE": inventory.hypervisor.timezone},
+        host_files=_host_files(script, entry) if recipe.builtin else {},
+        timeout=llamacpp.BUILD_TIMEOUT if script == llamacpp.LLAMACPP_APP_SCRIPT else 1800.0,
     )
     return bundle, None
 
@@ -95,6 +97,13 @@ def _files(script: str, entry: dict[str, Any]) -> dict[str, bytes]:
     if script == llamacpp.LLAMACPP_APP_SCRIPT:
         files.update(llamacpp.app_files(entry))
     return files
+
+
+def _host_files(script: str, entry: dict[str, Any]) -> dict[str, HostFile]:
+    """Large files the host fetches once into its cache: llama.cpp's source from PyPI."""
+    if script == llamacpp.LLAMACPP_APP_SCRIPT:
+        return llamacpp.host_files(entry)
+    return {}
 
 
 def application_bundle(

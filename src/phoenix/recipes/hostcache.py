@@ -11,7 +11,6 @@ Python's HTTP client: no shell ever sees the URL.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from phoenix.errors import DriverError
+from phoenix.files import sha256_of
+from phoenix.recipes import pypi_source
 
 DEFAULT_CACHE = Path("/var/cache/phoenix/downloads")
 CHUNK = 1 << 20
@@ -35,14 +36,6 @@ def file_name(url: str) -> str:
     if not name or name in (".", "..") or name.startswith("."):
         raise DriverError(f"cannot name a download after {url!r}: it has no file name")
     return name
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _record(path: Path) -> dict[str, object]:
@@ -67,7 +60,16 @@ def _reusable(path: Path, url: str, sha256: str | None) -> bool:
 
 
 def fetch(url: str, sha256: str | None = None, cache: Path | None = None) -> Path:
-    """The cached file for `url`, downloaded when missing or not the recorded one."""
+    """The cached file for `url`, downloaded when missing or not the recorded one.
+    `pypi:NAME==VERSION#SUBDIR`: that folder of the package's sdist, as a source archive
+    (`phoenix.recipes.pypi_source`; `sha256` is the sdist's)."""
+    if pypi_source.is_pypi(url):
+        source = pypi_source.parse(url)
+        root = cache or cache_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        with (root / (source.archive_name + ".lock")).open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return pypi_source.source_archive(url, sha256, root)
     if urlsplit(url).scheme not in ("http", "https", "file"):
         raise DriverError(f"cannot download {url!r}: only http, https and file URLs")
     root = cache or cache_dir()

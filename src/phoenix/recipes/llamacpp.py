@@ -8,6 +8,12 @@ healthy when `/health` answers. Keys (additions): `llamacpp_archive_url` (defaul
 pinned CPU build below), `llamacpp_sha256` (required: llama.cpp publishes no checksum
 file), `llamacpp_model`, `llamacpp_port` (8081), `llamacpp_args`.
 
+`llamacpp_archive_url` may instead name llama.cpp's source as the `llama-cpp-python` sdist
+on PyPI carries it: `pypi:llama-cpp-python==VERSION` (`llamacpp_sha256` is then the sdist's,
+as PyPI lists it). The host fetches it once with pip into its download cache, repacks
+`vendor/llama.cpp` as a source archive (`phoenix.recipes.pypi_source`) and pushes it beside
+the bundle: the guest needs no internet and builds it.
+
 The archive is either a release build (it holds `llama-server`, used as it is) or llama.cpp's
 source (a `CMakeLists.txt`): the source is built in the guest with `-DGGML_CUDA=ON` when the
 CUDA toolkit's `nvcc` is there (the nvidia feature installs it from `nvidia_repo_url`), as
@@ -19,12 +25,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from phoenix.recipes.bundle import HostFile
+from phoenix.recipes.pypi_source import is_pypi
+
 LLAMACPP_APP_SCRIPT = "phoenix_hypervisor_lxc_957.sh"
 DEFAULT_BUILD = "b6600"
 DEFAULT_URL = (
     "https://github.com/ggml-org/llama.cpp/releases/download/"
     f"{DEFAULT_BUILD}/llama-{DEFAULT_BUILD}-bin-ubuntu-x64.zip"
 )
+# llama.cpp's source as llama-cpp-python 0.3.36 carries it; the sdist's sha256 on PyPI.
+DEFAULT_SOURCE = "pypi:llama-cpp-python==0.3.36"
+DEFAULT_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+SOURCE_SUBDIR = "vendor/llama.cpp"
+# The name the host-fetched source archive has in the run dir (the script looks for it).
+SOURCE_FILE = "llamacpp-source.tar.gz"
+# A source build on one or two shared cores takes tens of minutes; a release install, one.
+BUILD_TIMEOUT = 7200.0
 
 
 REQUIRED = {
@@ -41,6 +58,19 @@ def missing(entry: Mapping[str, Any]) -> str | None:
         return None
     how = "; ".join(f"{key}: {REQUIRED[key]}" for key in absent)
     return f"llama.cpp needs {', '.join(absent)} in this guest's entry ({how})"
+
+
+def source_url(url: str) -> str:
+    """A `pypi:` source as the download cache names it (with llama.cpp's folder)."""
+    return url if "#" in url else f"{url}#{SOURCE_SUBDIR}"
+
+
+def host_files(entry: Mapping[str, Any]) -> dict[str, HostFile]:
+    """The source archive the host fetches and pushes, for a `pypi:` archive URL."""
+    url = str(entry.get("llamacpp_archive_url") or "")
+    if not is_pypi(url):
+        return {}
+    return {SOURCE_FILE: HostFile(source_url(url), str(entry.get("llamacpp_sha256") or ""))}
 
 
 def app_files(entry: Mapping[str, Any]) -> dict[str, bytes]:

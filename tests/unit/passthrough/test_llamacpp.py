@@ -119,3 +119,49 @@ def test_a_source_archive_is_built_for_the_cpu_then_with_cuda_once_nvcc_is_there
     log.unlink()
     run(f"{cuda}:{plain}:/usr/bin:/bin")  # converged: nothing rebuilt
     assert not log.exists()
+
+
+def test_a_source_archive_the_host_pushed_is_built_without_any_download(tmp_path: Path) -> None:
+    source = tmp_path / "src" / "llama.cpp"
+    source.mkdir(parents=True)
+    (source / "CMakeLists.txt").write_text("project(llama)\n")
+    model = tmp_path / "model.gguf"
+    model.write_text("")
+    entry = {
+        "llamacpp_archive_url": "pypi:llama-cpp-python==0.3.36",
+        "llamacpp_sha256": "c" * 64,  # the sdist's: the host checked it
+        "llamacpp_model": str(model),
+    }
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name, data in app_files(entry).items():
+        (run_dir / name).write_bytes(data)
+    with tarfile.open(run_dir / "llamacpp-source.tar.gz", "w:gz") as tar:
+        tar.add(source, arcname="llama.cpp")
+    shutil.copy(builtin_scripts_dir() / "app_llamacpp.sh", run_dir / "app.sh")
+    no_download = STUBS | {
+        "curl": '#!/bin/sh\ncase "$*" in *health*) exit 0;; esac\necho "curl $*" >&2; exit 9\n'
+    }
+    stubs = _stubs(tmp_path / "stubs", no_download)
+    log, root = tmp_path / "cmake.log", tmp_path / "root"
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "PHOENIX_LLAMACPP_ROOT": str(root),
+           "CMAKE_LOG": str(log)}  # fmt: skip
+    done = subprocess.run(
+        ["sh", str(run_dir / "app.sh")], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "fetched and checked by the host" in done.stdout
+    configure, build = log.read_text().splitlines()
+    assert "-DCMAKE_BUILD_TYPE=Release" in configure and "-DLLAMA_BUILD_TESTS=OFF" in configure
+    assert "-DBUILD_SHARED_LIBS=OFF" in configure and "-DLLAMA_BUILD_EXAMPLES=OFF" in configure
+    assert "--target llama-server" in build
+    installed = root / "opt/llama.cpp"
+    assert sorted(p.name for p in installed.iterdir()) == [
+        ".phoenix-archive",
+        "bin",
+        "llama-server",
+    ]  # fmt: skip  (the source tree and objects are gone)
+    assert (installed / "llama-server").resolve() == installed / "bin/llama-server"
+    assert (
+        installed / ".phoenix-archive"
+    ).read_text() == f"pypi:llama-cpp-python==0.3.36 {'c' * 64} cpu"

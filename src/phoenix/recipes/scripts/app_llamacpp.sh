@@ -11,6 +11,10 @@
 # with CMakeLists.txt) is built here: with CUDA (-DGGML_CUDA=ON) when the toolkit's nvcc is
 # present (the nvidia feature installs it from nvidia_repo_url), for the CPU otherwise; the
 # build's flavour is recorded, so a CPU build is redone with CUDA once nvcc appears.
+# A source archive the host fetched (llamacpp_archive_url pypi:llama-cpp-python==VERSION: the
+# host downloads the sdist with pip, checks its sha256 and repacks llama.cpp's folder) comes
+# beside this script as llamacpp-source.tar.gz: no download here. Only the llama-server
+# target is built (Release, static, no tests or examples), at low priority.
 # PHOENIX_LLAMACPP_ROOT exists for tests (default /).
 set -eu
 cd "$(dirname "$0")"
@@ -54,20 +58,29 @@ build_source() {  # $1: the unpacked source dir
     fi
     # $gpu is ours (no inventory text): split on purpose.
     # shellcheck disable=SC2086
-    cmake -S "$1" -B "$1/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF $gpu
-    cmake --build "$1/build" --target llama-server -j "$(nproc 2>/dev/null || echo 2)"
+    nice -n 10 cmake -S "$1" -B "$1/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
+        -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF $gpu
+    started=$(date +%s)
+    nice -n 10 cmake --build "$1/build" --target llama-server -j "$(nproc 2>/dev/null || echo 2)"
+    log "built llama-server in $(( $(date +%s) - started ))s"
 }
 
 changed=0
 recorded=$(cat "$DEST/.phoenix-archive" 2>/dev/null || true)
 if [ "$recorded" != "$url $sha" ] && [ "$recorded" != "$url $sha $flavor" ]; then
-    command -v curl >/dev/null 2>&1 || fail "curl is missing (feature base_setup installs it)"
+    [ -f llamacpp-source.tar.gz ] || command -v curl >/dev/null 2>&1 \
+        || fail "curl is missing (feature base_setup installs it)"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    log "downloading $url"
-    curl -fsSL --retry 3 -o "$work/archive" "$url"
-    got=$(sha256sum "$work/archive" | cut -d' ' -f1)
-    [ "$got" = "$sha" ] || fail "checksum mismatch for $url: expected $sha, got $got"
+    if [ -f llamacpp-source.tar.gz ]; then
+        log "using llama.cpp's source from $url (fetched and checked by the host)"
+        mv llamacpp-source.tar.gz "$work/archive"
+    else
+        log "downloading $url"
+        curl -fsSL --retry 3 -o "$work/archive" "$url"
+        got=$(sha256sum "$work/archive" | cut -d' ' -f1)
+        [ "$got" = "$sha" ] || fail "checksum mismatch for $url: expected $sha, got $got"
+    fi
     rm -rf "$DEST.new"
     mkdir -p "$DEST.new"
     case "$url" in
@@ -82,8 +95,14 @@ if [ "$recorded" != "$url $sha" ] && [ "$recorded" != "$url $sha $flavor" ]; the
         source=$(find "$DEST.new" -maxdepth 2 -name CMakeLists.txt | head -n 1)
         [ -n "$source" ] || fail "the archive has neither llama-server nor llama.cpp's source"
         build_source "$(dirname "$source")"
-        server=$(find "$DEST.new" -path '*/build/bin/llama-server' -type f | head -n 1)
-        [ -n "$server" ] || fail "the build made no llama-server"
+        built=$(find "$DEST.new" -path '*/build/bin/llama-server' -type f | head -n 1)
+        [ -n "$built" ] || fail "the build made no llama-server"
+        # Keep the (static) server, not the source and objects (hundreds of MB).
+        mv "$built" "$work/llama-server"
+        rm -rf "$DEST.new"
+        mkdir -p "$DEST.new/bin"
+        mv "$work/llama-server" "$DEST.new/bin/llama-server"
+        server="$DEST.new/bin/llama-server"
         record="$url $sha $flavor"
     fi
     chmod 755 "$server"
