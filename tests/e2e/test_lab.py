@@ -87,14 +87,21 @@ class Lab:
         assert run_plan(inventory, self.driver, plan, CollectingReporter(), self.state).ok
 
     def curl_from(self, ctid: int, url: str) -> int:
-        """HTTP status seen from inside guest `ctid` (0: no connection)."""
+        """HTTP status seen from inside guest `ctid`; 0 when the connection is refused or
+        times out (what a firewall does). A probe that could not run (a stopped guest, no
+        curl, a bad URL) fails the test: it would prove nothing about the firewall."""
+        running = self.driver.exec(ctid, ["true"], timeout=15)
+        assert running.ok, f"guest {ctid} cannot run the probe (stopped?): {running.stderr}"
         result = self.driver.exec(
             ctid,
-            ["curl", "-s", "-o", "/dev/null", "-m", "4", "-w", "%{http_code}", url],
+            ["curl", "-s", "-S", "-o", "/dev/null", "-m", "4", "-w", "%{http_code}", url],
             timeout=15,
         )
-        code = result.stdout.strip()
-        return int(code) if code.isdigit() else 0
+        if result.ok:
+            return int(result.stdout.strip())
+        # 7: connection refused (a REJECT rule), 28: timed out (a DROP rule)
+        assert result.returncode in (7, 28), (ctid, result.returncode, result.stderr)
+        return 0
 
     def nginx_master_pid(self) -> str:
         result = self.driver.exec(GATEWAY, ["cat", "/run/nginx.pid"], timeout=10)
@@ -275,7 +282,7 @@ def test_model_servers_admit_the_gateway_and_refuse_other_guests(lab: Lab) -> No
     model_a = f"http://{lab.address(MODEL_A)}:8000/health"
     assert lab.curl_from(GATEWAY, model_a) == 200
     assert lab.curl_from(MODEL_B, model_a) == 0
-    assert lab.curl_from(BASE, model_a) == 0
+    assert lab.curl_from(CLIENT, model_a) == 0  # a running guest: the template is stopped
 
 
 def test_broken_deploy_keeps_the_old_config_serving(lab: Lab) -> None:
@@ -519,7 +526,8 @@ def test_the_status_page_renders_the_gateways_view_in_a_real_browser(
     the rendered tables must show every backend with the state and counts the JSON says
     (after the test above: one demo-chat server killed, so the page says degraded)."""
     with httpx.Client(base_url=lab.base_url, timeout=10) as client:
-        assert client.post("/v1/embeddings", json={"model": "demo-embed", "input": "x"})
+        embedded = client.post("/v1/embeddings", json={"model": "demo-embed", "input": "x"})
+        assert embedded.status_code == 200, embedded.text
     time.sleep(1.3)  # the metrics log is flushed within 1 s
     url = f"{lab.base_url}/phoenix/"
     dumped = _chromium(tmp_path, "--dump-dom", url)

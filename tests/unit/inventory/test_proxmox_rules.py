@@ -57,12 +57,16 @@ def test_reserved_snapshot_names(minimal_dir: Path, name: str) -> None:
 
 def test_hostname_label_longer_than_63_is_an_error(minimal_dir: Path) -> None:
     _edit(minimal_dir, "102", name="a" * 64)
-    _error_at(minimal_dir, "lxc_configs.102.name")
+    assert "64 characters; at most 63" in _error_at(minimal_dir, "lxc_configs.102.name")
+    _edit(minimal_dir, "102", name="a" * 63)
+    assert validate_json(minimal_dir)[0] == 0
 
 
 def test_hostname_longer_than_253_is_an_error(minimal_dir: Path) -> None:
-    _edit(minimal_dir, "102", name=".".join(["a" * 63] * 4))
-    _error_at(minimal_dir, "lxc_configs.102.name")
+    _edit(minimal_dir, "102", name=".".join(["a" * 63] * 4))  # 255 characters
+    assert "255 characters; at most 253" in _error_at(minimal_dir, "lxc_configs.102.name")
+    _edit(minimal_dir, "102", name=".".join(["a" * 63] * 3 + ["a" * 61]))  # 253
+    assert validate_json(minimal_dir)[0] == 0
 
 
 def test_dotted_hostname_is_a_warning(minimal_dir: Path) -> None:
@@ -89,7 +93,8 @@ def test_a_dash_port_range_is_an_error(minimal_dir: Path) -> None:
 
 def test_a_reversed_port_range_is_an_error(minimal_dir: Path) -> None:
     _edit(minimal_dir, "102", firewall={"enabled": True, "rules": [_rule(port="8010:8000")]})
-    _error_at(minimal_dir, "lxc_configs.102.firewall.rules[0].port")
+    message = _error_at(minimal_dir, "lxc_configs.102.firewall.rules[0].port")
+    assert "runs backwards; write 8000:8010" in message
 
 
 def test_at_most_15_port_numbers(minimal_dir: Path) -> None:
@@ -119,7 +124,8 @@ def test_a_rule_comment_is_kept(minimal_dir: Path) -> None:
 @pytest.mark.parametrize("pool", ["local-lvm:1,ro=1", "local lvm", "-local", "local,x"])
 def test_storage_pool_must_be_a_storage_id(minimal_dir: Path, pool: str) -> None:
     _edit(minimal_dir, "102", storage_pool=pool)
-    _error_at(minimal_dir, "lxc_configs.102.storage_pool")
+    message = _error_at(minimal_dir, "lxc_configs.102.storage_pool")
+    assert f"{pool!r} is not a Proxmox storage id" in message
 
 
 @pytest.mark.parametrize("pool", ["local-lvm", "quickOS-lxc-disks", "tank_2.ssd"])
@@ -131,7 +137,9 @@ def test_storage_ids_of_the_field_are_valid(minimal_dir: Path, pool: str) -> Non
 @pytest.mark.parametrize("host", ["-oProxyCommand=x", "root@-oProxyCommand=x", "a b", "x@", "@x"])
 def test_ssh_host_must_be_a_host(minimal_dir: Path, host: str) -> None:
     _phoenix(minimal_dir, ssh_host=host)
-    _error_at(minimal_dir, "phoenix.ssh_host")
+    message = _error_at(minimal_dir, "phoenix.ssh_host")
+    assert message.startswith(repr(host))
+    assert "is not a host, or user@host" in message or "is not a user name" in message
 
 
 @pytest.mark.parametrize("host", ["pve", "root@pve.lab.local", "root@10.0.0.2", "admin_1@pve-1"])
@@ -151,21 +159,26 @@ def test_a_bad_ssh_host_no_longer_crashes_plan(minimal_dir: Path) -> None:
 @pytest.mark.parametrize("key", ["state_dir", "lxc_path", "template_cache"])
 def test_phoenix_paths_must_be_absolute(minimal_dir: Path, key: str) -> None:
     _phoenix(minimal_dir, **{key: "relative/dir"})
-    _error_at(minimal_dir, f"phoenix.{key}")
+    assert _error_at(minimal_dir, f"phoenix.{key}") == "'relative/dir' must be an absolute path"
 
 
 @pytest.mark.parametrize("command", ["curl 'http://x", '"', "   "])
 def test_health_check_command_must_split_into_words(minimal_dir: Path, command: str) -> None:
     _edit(minimal_dir, "102", health_check={"command": command})
-    _error_at(minimal_dir, "lxc_configs.102.health_check.command")
+    message = _error_at(minimal_dir, "lxc_configs.102.health_check.command")
+    assert "cannot be split into words" in message or message == "the command is empty"
 
 
 def test_model_names_must_fit_nginx(minimal_dir: Path) -> None:
     engine = {"ServerConfig": {"served_model_name": "m" * 5000}}
     _edit(minimal_dir, "102", vllm_engine_config=engine)
-    _error_at(minimal_dir, "lxc_configs.102.vllm_engine_config.ServerConfig.served_model_name")
+    path = "lxc_configs.102.vllm_engine_config.ServerConfig.served_model_name"
+    assert "5000 characters; the gateway takes at most 256" in _error_at(minimal_dir, path)
     _edit(minimal_dir, "102", vllm_engine_config=None, vllm_served_model_name="m" * 5000)
-    _error_at(minimal_dir, "lxc_configs.102.vllm_served_model_name")
+    message = _error_at(minimal_dir, "lxc_configs.102.vllm_served_model_name")
+    assert "5000 characters; the gateway takes at most 256" in message
+    _edit(minimal_dir, "102", vllm_served_model_name="m" * 256)
+    assert validate_json(minimal_dir)[0] == 0
 
 
 @pytest.mark.parametrize("template", ["-unprivileged=0", "--help"])
@@ -173,4 +186,5 @@ def test_a_template_cannot_look_like_an_option(minimal_dir: Path, template: str)
     """It is a positional argument of `pct create`: a leading '-' would be read as an
     option."""
     _edit(minimal_dir, "900", template=template)
-    _error_at(minimal_dir, "lxc_configs.900.template")
+    message = _error_at(minimal_dir, "lxc_configs.900.template")
+    assert message == f"{template!r} starts with '-': a command would read it as an option"

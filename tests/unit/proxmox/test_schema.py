@@ -11,6 +11,7 @@ before checking.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -60,10 +61,11 @@ def real_inventory(name: str, tmp: Path) -> Inventory:
     return load_inventory(etc)
 
 
-def offline_plan(inventory: Inventory, version: str) -> Preview:
-    """What `plan --offline --commands` lists for the whole inventory. A guest whose recipe
-    Phoenix lacks (the fixtures' `nvidia`, `vllm`...) stops at that step; the commands up to
-    it, and every other guest's, are listed. The builders refuse nothing else."""
+def offline_plan(inventory: Inventory, version: str, stopped: list[str] | None = None) -> Preview:
+    """What `plan --offline --commands` lists for the whole inventory. A step whose recipe
+    Phoenix lacks (the fixtures' `nvidia`, `vllm`...) lists nothing and is added to
+    `stopped` as `CTID step: reason`; every later step, of that guest and the others, is
+    still listed and checked. The builders refuse nothing else."""
     plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions(gateway=GATEWAY)).plan(None)
     walker = PlanPreview(Preview(version_tuple(version)))
     for guest in plan.guests:
@@ -75,8 +77,37 @@ def offline_plan(inventory: Inventory, version: str) -> Preview:
                 # missing keys (guest 917 has no llamacpp_sha256/llamacpp_model)
                 text = str(exc)
                 assert "has no recipe" in text or "not found in" in text or " needs " in text
-                break
+                if stopped is not None:
+                    stopped.append(f"{guest.ctid} {type(step).__name__}: {text}")
     return walker.preview
+
+
+def test_steps_after_a_missing_recipe_are_still_checked(tmp_path: Path) -> None:
+    """A guest whose first feature has no recipe: its later feature, its snapshot and the
+    next guest's commands are all listed (and so checked against the schema)."""
+    etc = tmp_path / "etc"
+    shutil.copytree(shared_fixture("phoenix-etc-seed"), etc)
+    shutil.rmtree(etc / "nginx")
+    lxc = etc / "phoenix_lxc_configs.json"
+    data = json.loads(lxc.read_text())
+    template = next(
+        ctid for ctid, g in data["lxc_configs"].items() if g.get("template_snapshot_name")
+    )
+    data["lxc_configs"][template]["features"] = ["no_such_feature", "base_setup"]
+    lxc.write_text(json.dumps(data))
+    stopped: list[str] = []
+    preview = offline_plan(load_inventory(etc), VERSIONS[-1], stopped)
+    assert [s.split(":")[0] for s in stopped if s.startswith(template)] == [
+        f"{template} Unrunnable"
+    ]
+    argvs = [c.argv for c in preview.commands]
+    name = data["lxc_configs"][template]["template_snapshot_name"]
+    snapshot = argvs.index(("pct", "snapshot", template, name))
+    base_setup = [
+        i for i, a in enumerate(argvs) if a[2] == template and "phoenix-feature-base_setup" in a
+    ]
+    assert base_setup and max(base_setup) < snapshot  # the feature after the missing one ran
+    assert any(a[:2] == ("pct", "clone") for a in argvs[snapshot:])  # and the clones after it
 
 
 def settings(**changes: object) -> GuestSettings:

@@ -95,6 +95,14 @@ def is_hostname(value: str) -> bool:
 
 
 def _hostname(value: str) -> str:
+    if len(value) > 253:
+        raise ValueError(f"host name of {len(value)} characters; at most 253 (RFC 1035)")
+    longest = max(value.split("."), key=len)
+    if len(longest) > 63:
+        raise ValueError(
+            f"host name label {longest[:20]!r}... has {len(longest)} characters; "
+            "at most 63 (RFC 1035)"
+        )
     if not is_hostname(value):
         raise ValueError(
             f"{value!r} is not a valid host name: use letters, digits, '-' and '.', "
