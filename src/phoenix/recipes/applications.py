@@ -81,6 +81,9 @@ def user_application(
         env={"PHOENIX_CTID": str(ctid), "PHOENIX_TIMEZONE": inventory.hypervisor.timezone},
         host_files=_host_files(script, entry) if recipe.builtin else {},
         timeout=llamacpp.BUILD_TIMEOUT if script == llamacpp.LLAMACPP_APP_SCRIPT else 1800.0,
+        build_cache=llamacpp.build_name(entry)
+        if _builds_llamacpp(script, recipe.builtin)
+        else None,
     )
     return bundle, None
 
@@ -97,6 +100,10 @@ def _files(script: str, entry: dict[str, Any]) -> dict[str, bytes]:
     if script == llamacpp.LLAMACPP_APP_SCRIPT:
         files.update(llamacpp.app_files(entry))
     return files
+
+
+def _builds_llamacpp(script: str, builtin: bool) -> bool:
+    return builtin and script == llamacpp.LLAMACPP_APP_SCRIPT
 
 
 def _host_files(script: str, entry: dict[str, Any]) -> dict[str, HostFile]:

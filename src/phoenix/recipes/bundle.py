@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RUN_DIR = "/tmp/phoenix_run"
+BUILD_CACHE_DIR = "/var/lib/phoenix/build-cache"
+BUILD_FILE = "phoenix-build-cache"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ class Bundle:
     timeout: float = 1800.0
     # Pushed into the run dir under these names from the host's download cache.
     host_files: Mapping[str, HostFile] = field(default_factory=dict)
+    # A build the recipe may leave in the guest (BUILD_CACHE_DIR/<name>): the host keeps it
+    # and pushes it to the next guest running the same recipe (as BUILD_FILE in the run
+    # dir), which uses it instead of building again. Named in the digest; whether the host
+    # has it yet is not (a converged guest stays converged when the cache fills).
+    build_cache: str | None = None
 
     @functools.cached_property
     def digest(self) -> str:
@@ -61,4 +68,6 @@ class Bundle:
         for name in sorted(self.host_files):
             f = self.host_files[name]
             h.update(b"\0fetch\0" + f"{name}={f.url}#{f.sha256 or ''}".encode())
+        if self.build_cache:
+            h.update(b"\0build\0" + self.build_cache.encode())
         return h.hexdigest()

@@ -1,4 +1,5 @@
-"""The host's download cache: a large file a recipe needs is fetched once per host.
+"""The host's download cache: a large file a recipe needs is fetched once per host, and a
+build a guest made is kept for the next guest (`builds/`, see `Bundle.build_cache`).
 
 `fetch` downloads a URL into the cache (`/var/cache/phoenix/downloads`, or
 `$PHOENIX_DOWNLOAD_CACHE`) under its own file name, beside a small record of where it came
@@ -19,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from phoenix.errors import DriverError
-from phoenix.files import sha256_of
+from phoenix.files import sha256_of, write_atomic
 from phoenix.recipes import pypi_source
 
 DEFAULT_CACHE = Path("/var/cache/phoenix/downloads")
@@ -96,3 +97,23 @@ def fetch(url: str, sha256: str | None = None, cache: Path | None = None) -> Pat
         record = {"url": url, "size": path.stat().st_size, "sha256": digest}
         path.with_name(path.name + ".source").write_text(json.dumps(record) + "\n")
         return path
+
+
+def build_path(name: str, cache: Path | None = None) -> Path:
+    """Where the host keeps a build a guest made (`Bundle.build_cache`)."""
+    if not name or "/" in name or name.startswith("."):
+        raise DriverError(f"bad build cache name {name!r}")
+    return (cache or cache_dir()) / "builds" / name
+
+
+def cached_build(name: str, cache: Path | None = None) -> Path | None:
+    path = build_path(name, cache)
+    return path if path.is_file() else None
+
+
+def keep_build(name: str, data: bytes, cache: Path | None = None) -> Path:
+    """Store a build (atomically: a reader sees all of it or none)."""
+    path = build_path(name, cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, data)
+    return path

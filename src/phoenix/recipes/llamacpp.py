@@ -3,7 +3,8 @@
 
 Installed from a release archive (`.zip` as llama.cpp publishes, or `.tar.gz`), checked by
 `llamacpp_sha256`, into /opt/llama.cpp; served by the unit `phoenix-llamacpp` with
-`--model <llamacpp_model> --host 0.0.0.0 --port <llamacpp_port>` plus `llamacpp_args`;
+`--model <llamacpp_model> --host 0.0.0.0 --port <llamacpp_port>` (and `--alias
+<llamacpp_alias>`, the model name the gateway routes) plus `llamacpp_args`;
 healthy when `/health` answers. Keys (additions): `llamacpp_archive_url` (default: the
 pinned CPU build below), `llamacpp_sha256` (required: llama.cpp publishes no checksum
 file), `llamacpp_model`, `llamacpp_port` (8081), `llamacpp_args`.
@@ -22,6 +23,7 @@ a plain CPU build otherwise, and rebuilt once `nvcc` appears.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +31,7 @@ from phoenix.recipes.bundle import HostFile
 from phoenix.recipes.pypi_source import is_pypi
 
 LLAMACPP_APP_SCRIPT = "phoenix_hypervisor_lxc_957.sh"
+DEFAULT_PORT = 8081
 DEFAULT_BUILD = "b6600"
 DEFAULT_URL = (
     "https://github.com/ggml-org/llama.cpp/releases/download/"
@@ -73,13 +76,23 @@ def host_files(entry: Mapping[str, Any]) -> dict[str, HostFile]:
     return {SOURCE_FILE: HostFile(source_url(url), str(entry.get("llamacpp_sha256") or ""))}
 
 
+def build_name(entry: Mapping[str, Any]) -> str:
+    """The host's name for a llama-server built from this guest's archive (one per source
+    checksum: every guest of the host building the same source shares it)."""
+    url = str(entry.get("llamacpp_archive_url") or DEFAULT_URL)
+    sha = str(entry.get("llamacpp_sha256") or "").lower()
+    return f"llama-server-{hashlib.sha256(f'{url} {sha}'.encode()).hexdigest()[:24]}.tar.gz"
+
+
 def app_files(entry: Mapping[str, Any]) -> dict[str, bytes]:
     """The application's data as plain files (one value, or one argument, a line)."""
     url = entry.get("llamacpp_archive_url") or DEFAULT_URL
     sha = str(entry.get("llamacpp_sha256") or "").lower()
     model = str(entry.get("llamacpp_model") or "")
-    port = entry.get("llamacpp_port")
-    args = ["--model", model, "--host", "0.0.0.0", "--port", str(port or 8081)]
+    port = entry.get("llamacpp_port") or DEFAULT_PORT
+    args = ["--model", model, "--host", "0.0.0.0", "--port", str(port)]
+    if entry.get("llamacpp_alias"):
+        args += ["--alias", str(entry["llamacpp_alias"])]
     extra = entry.get("llamacpp_args")
     if isinstance(extra, list):
         args += [str(a) for a in extra]
@@ -89,7 +102,8 @@ def app_files(entry: Mapping[str, Any]) -> dict[str, bytes]:
         "llamacpp-model": f"{model}\n".encode(),
         "llamacpp-url": f"{url}\n".encode(),
         "llamacpp-sha256": f"{sha}\n".encode(),
-        "llamacpp-port": f"{port or 8081}\n".encode(),
+        "llamacpp-port": f"{port}\n".encode(),
+        "llamacpp-build-name": f"{build_name(entry)}\n".encode(),
     }
 
 

@@ -19,6 +19,7 @@ Phoenix shows its tail only when the recipe fails.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -31,7 +32,7 @@ from collections.abc import Callable
 from phoenix.drivers.base import Driver
 from phoenix.errors import CommandFailed, DriverError, Interrupted
 from phoenix.recipes import hostcache
-from phoenix.recipes.bundle import RUN_DIR, Bundle
+from phoenix.recipes.bundle import BUILD_CACHE_DIR, BUILD_FILE, RUN_DIR, Bundle
 
 MARKER_DIR = "/var/lib/phoenix/applied"
 STATE_DIR = "/var/lib/phoenix/run"
@@ -48,6 +49,9 @@ READ_MARKERS: tuple[str, ...] = ("grep", "-r", "-H", "-s", "", MARKER_DIR)
 UNPACK_SCRIPT = 'set -e; rm -rf "$1"; mkdir -p -m 700 "$1"; tar -xzf - -C "$1"'
 # A host file (from the download cache) streamed into the run dir: $1 its path there.
 PUSH_SCRIPT = 'cat > "$1"'
+# A build the recipe left for the host: $1 the file; exit 3 when there is none. Read as
+# base64 (command output is text); removed once the host has it.
+COLLECT_SCRIPT = '[ -f "$1" ] || exit 3; base64 "$1"'
 MARKER_FAILED = "phoenix: cannot write the applied marker"
 # Runs detached: $1 run dir, $2 script, $3 marker dir, $4 digest, $5 marker name, $6 state
 # dir. The script's stderr goes to the log with its stdout.
@@ -258,6 +262,9 @@ def run_bundle(
     name = marker_name(bundle.name)
     # Large downloads first (once per host, from its cache), so a failed one leaves nothing.
     fetched = {n: hostcache.fetch(f.url, f.sha256) for n, f in sorted(bundle.host_files.items())}
+    build = hostcache.cached_build(bundle.build_cache) if bundle.build_cache else None
+    if build is not None:
+        fetched[BUILD_FILE] = build
     unpack = unpack_argv(bundle)
     res = driver.exec(ctid, unpack, stdin=pack(bundle), timeout=300)
     if res.returncode != 0:
@@ -291,4 +298,22 @@ def run_bundle(
         raise CommandFailed([f"{MARKER_DIR}/{name}"], code, log, "", f"{context}: writing marker")
     if code != 0:
         raise CommandFailed([f"{RUN_DIR}/{bundle.script_name}"], code, log, "", context)
+    if bundle.build_cache and build is None:
+        collect_build(driver, ctid, bundle.build_cache)
     return log
+
+
+def collect_build(driver: Driver, ctid: int, name: str) -> bool:
+    """Keep the build the recipe left in the guest in the host's cache (True when there
+    was one). Best effort: without it the next guest builds for itself."""
+    path = f"{BUILD_CACHE_DIR}/{name}"
+    res = driver.exec(ctid, ["sh", "-c", COLLECT_SCRIPT, "phoenix-collect", path], timeout=600)
+    if res.returncode != 0:
+        return False
+    try:
+        data = base64.b64decode(res.stdout, validate=False)
+    except ValueError:
+        return False
+    hostcache.keep_build(name, data)
+    driver.exec(ctid, ["rm", "-f", path], timeout=60)
+    return True

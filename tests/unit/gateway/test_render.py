@@ -201,6 +201,22 @@ def test_model_upstreams_balance_by_least_connections_with_passive_health(
         ["10.9.0.22:8000", "max_fails=1", "fail_timeout=10s"],
         ["10.9.0.23:8002", "max_fails=1", "fail_timeout=10s"],
     ]
+    # A lone backend gets a backup that refuses at once: nginx counts max_fails only in an
+    # upstream of several servers, so without it a dead lone backend costs every request
+    # the full connect timeout. Upstreams of several backends need none.
+    models = [x for x in ups if x.name == "upstream" and x.args[0].startswith("model_")]
+    lone = 0
+    for upstream in models:
+        args = [s.args for s in upstream.children("server")]
+        primaries = [a for a in args if a[-1] != "backup"]
+        assert all(a[1:] == ["max_fails=1", "fail_timeout=10s"] for a in primaries)
+        backups = [a for a in args if a[-1] == "backup"]
+        assert backups == ([["unix:/dev/null", "backup"]] if len(primaries) == 1 else [])
+        lone += len(primaries) == 1
+    assert lone, "the lab has models with one backend"
+    assert not any(s.args[-1] == "backup" for s in servers)
+    routes = [x for x in ups if x.name == "upstream" and not x.args[0].startswith("model_")]
+    assert routes and all(len(x.children("server")) == 1 for x in routes)
     api = _all(_parse(tmp_path, rendered.files["sites-available/phoenix-api"]))
     proxies = [
         x

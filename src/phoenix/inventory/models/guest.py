@@ -194,16 +194,25 @@ class LxcGuest(Model):
         description="CUDA toolkit from nvidia_repo_url (default: the driver's newest)",
     )
     llamacpp_archive_url: InGuest[StrictStr | None] = Field(
-        default=None, min_length=1, description="llama.cpp release archive (.zip or .tar.gz)"
+        default=None,
+        min_length=1,
+        description="llama.cpp release or source archive (.zip or .tar.gz), or "
+        "pypi:llama-cpp-python==VERSION (the source its sdist carries)",
     )
     llamacpp_sha256: InGuest[StrictStr | None] = Field(
-        default=None, pattern=r"^[0-9a-fA-F]{64}$", description="The archive's sha256 (required)"
+        default=None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="The archive's sha256, or the sdist's for pypi: (required)",
     )
     llamacpp_model: InGuest[GuestPath | None] = Field(
         default=None, description="Model file (GGUF) inside the guest"
     )
     llamacpp_port: InGuest[StrictInt | None] = Field(
         default=None, ge=1, le=65535, description="llama-server's port (default 8081)"
+    )
+    llamacpp_alias: InGuest[ModelName | None] = Field(
+        default=None,
+        description="Model name llama-server answers to (--alias); the gateway routes it",
     )
     llamacpp_args: InGuest[list[StrictStr]] = Field(
         default_factory=list, description="Extra llama-server arguments"

@@ -65,9 +65,35 @@ build_source() {  # $1: the unpacked source dir
     log "built llama-server in $(( $(date +%s) - started ))s"
 }
 
+# A build of the same source that another guest on this host made (the host keeps it and
+# pushes it as phoenix-build-cache) is used when it was built for this flavour, OS and CPU
+# architecture; a build made here is left in $CACHE for the host to keep.
+CACHE="$ROOT/var/lib/phoenix/build-cache"
+build_name=$(cat llamacpp-build-name 2>/dev/null || true)
+platform="$flavor $(uname -m) $(sed -n 's/^VERSION_ID=//p' "$ROOT/etc/os-release" /etc/os-release 2>/dev/null | head -n 1 | tr -d '"')"
+
+use_cached_build() {  # unpacks the host's build into $DEST.new; fails when it does not fit
+    [ -f phoenix-build-cache ] || return 1
+    rm -rf "$DEST.new" && mkdir -p "$DEST.new"
+    tar -xzf phoenix-build-cache -C "$DEST.new" 2>/dev/null || return 1
+    [ "$(cat "$DEST.new/build-platform" 2>/dev/null)" = "$platform" ] || return 1
+    [ -x "$DEST.new/bin/llama-server" ] || return 1
+    log "using the llama-server another guest built from the same source ($platform)"
+}
+
 changed=0
 recorded=$(cat "$DEST/.phoenix-archive" 2>/dev/null || true)
-if [ "$recorded" != "$url $sha" ] && [ "$recorded" != "$url $sha $flavor" ]; then
+if [ "$recorded" != "$url $sha" ] && [ "$recorded" != "$url $sha $flavor" ] \
+    && use_cached_build; then
+    server="$DEST.new/bin/llama-server"
+    ln -sf bin/llama-server "$DEST.new/llama-server"
+    printf '%s' "$url $sha $flavor" > "$DEST.new/.phoenix-archive"
+    rm -rf "$DEST.old"
+    [ ! -e "$DEST" ] || mv "$DEST" "$DEST.old"
+    mv "$DEST.new" "$DEST"
+    rm -rf "$DEST.old"
+    changed=1
+elif [ "$recorded" != "$url $sha" ] && [ "$recorded" != "$url $sha $flavor" ]; then
     [ -f llamacpp-source.tar.gz ] || command -v curl >/dev/null 2>&1 \
         || fail "curl is missing (feature base_setup installs it)"
     work=$(mktemp -d)
@@ -102,8 +128,15 @@ if [ "$recorded" != "$url $sha" ] && [ "$recorded" != "$url $sha $flavor" ]; the
         rm -rf "$DEST.new"
         mkdir -p "$DEST.new/bin"
         mv "$work/llama-server" "$DEST.new/bin/llama-server"
+        chmod 755 "$DEST.new/bin/llama-server"
+        printf '%s' "$platform" > "$DEST.new/build-platform"
         server="$DEST.new/bin/llama-server"
         record="$url $sha $flavor"
+        if [ -n "$build_name" ]; then
+            mkdir -p "$CACHE"
+            tar -czf "$CACHE/$build_name.tmp" -C "$DEST.new" bin/llama-server build-platform
+            mv -f "$CACHE/$build_name.tmp" "$CACHE/$build_name"
+        fi
     fi
     chmod 755 "$server"
     ln -sf "${server#"$DEST.new/"}" "$DEST.new/llama-server"
