@@ -20,6 +20,10 @@ import pytest
 from phoenix.drivers.base import GuestSettings, MountSettings
 from phoenix.drivers.lxc import LxcDriver, idmap
 from phoenix.drivers.lxc.config import BASE_DEVICE_RULES
+from phoenix.drivers.lxc.hostprep import HostSetup
+from phoenix.inventory.idcompose import compose
+from phoenix.inventory.models import IdMap
+from phoenix.runners.local import LocalRunner
 from tests.e2e.conftest import LxcHost
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -237,3 +241,61 @@ def test_a_clone_with_its_own_map_is_reowned_from_its_sources(
     assert ok(lxc_driver, clone, "stat -c '%U:%G %u' /home/alice/note /etc/passwd") == (
         "alice:alice 1000\nroot:root 0"
     )
+
+
+def test_the_original_tools_gid_pass_through_keeps_a_shared_files_group(
+    lxc_host: LxcHost, lxc_driver: LxcDriver, tmp_path: Path
+) -> None:
+    """The original tool's `{"type": "gid", "container_id": 33, "host_id": 33, "size": 1}`
+    (nginx's log mount): host gid 33 is www-data's gid 33 inside, and every other gid keeps
+    the default map (host 100034 is gid 34). `phoenix setup` gives root gid 33 first."""
+    ctid = 7746
+    entry = IdMap.model_validate({"type": "gid", "container_id": 33, "host_id": 33, "size": 1})
+    ranges = compose([entry])
+    raw = tuple(("lxc.idmap", r.line) for r in ranges)
+    # Its own ledger: the lines it adds go with this test, whatever other labs rely on.
+    setup = HostSetup(
+        LocalRunner(),
+        tmp_path / "state",
+        subid_ledger=tmp_path / "subids.json",
+        subid_ranges=tuple((r.kind, r.host, r.count) for r in ranges),
+    )
+    had_line = "root:33:1" in Path("/etc/subgid").read_text().splitlines()
+    try:
+        done = setup.apply([])
+        assert done == ([] if had_line else ["add root:33:1 to /etc/subgid"])
+        assert setup.plan([]) == []  # a second setup changes nothing
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        (logs / "by-host-33").write_text("a\n")
+        os.chown(logs / "by-host-33", 0, 33)
+        (logs / "by-host-100034").write_text("b\n")
+        os.chown(logs / "by-host-100034", 0, 100_034)
+        mounts = (MountSettings("/var/log/nginx", host_path=str(logs), owner_gid=33),)
+        wanted = lxc_host.settings("phxt-gid33", 46, raw_lxc=raw, mounts=mounts)
+        lxc_driver.create(ctid, lxc_host.template, wanted)
+        lxc_driver.start(ctid)
+
+        assert ok(lxc_driver, ctid, "cat /proc/self/gid_map").split() == [
+            "0", "100000", "33", "33", "33", "1", "34", "100034", "65502",
+        ]  # fmt: skip
+        assert ok(lxc_driver, ctid, "cat /proc/self/uid_map").split() == ["0", "100000", "65536"]
+        shown = ok(
+            lxc_driver,
+            ctid,
+            "stat -c '%n %g %G' /var/log/nginx/by-host-33 /var/log/nginx/by-host-100034",
+        )
+        assert shown.splitlines() == [
+            "/var/log/nginx/by-host-33 33 www-data",
+            "/var/log/nginx/by-host-100034 34 backup",  # Debian's gid 34
+        ]
+        assert owner(logs)[1] == 33  # the mount's owner_gid 33, through the same map
+        ok(lxc_driver, ctid, "setpriv --regid 33 --clear-groups sh -c 'echo w > /var/log/nginx/w'")
+        assert owner(logs / "w") == (100_000, 33)  # written by root as gid 33: host gid 33
+        assert ok(lxc_driver, ctid, "stat -c '%u:%g' /etc/passwd") == "0:0"
+        assert converge(lxc_host.driver(), ctid, wanted) == frozenset()
+    finally:
+        lxc_driver.destroy(ctid)
+        removed = setup.subids.release(setup.state_dir)  # teardown's part for subids
+        assert removed == ([] if had_line else ["/etc/subgid: root:33:1"])
+    assert ("root:33:1" in Path("/etc/subgid").read_text().splitlines()) == had_line

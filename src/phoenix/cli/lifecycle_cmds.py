@@ -71,13 +71,16 @@ def _host_problems(inventory: Inventory) -> list[str]:
     address, forwarding off, the NAT table gone, subuid lines missing): a converge checks
     its host, not only its guests. The NAT table is the one `setup` recorded making."""
     from phoenix.drivers.lxc.hostprep import HostSetup, Record
-    from phoenix.host.setup import bridges_from_inventory
+    from phoenix.host.setup import bridges_from_inventory, id_ranges_from_inventory
     from phoenix.runners.local import LocalRunner
 
-    host = HostSetup(LocalRunner(), inventory.state_dir)
+    ranges = id_ranges_from_inventory(inventory)
+    host = HostSetup(LocalRunner(), inventory.state_dir, subid_ranges=ranges)
     made = Record.load(host.record_path).nat_tables
     if made:
-        host = HostSetup(LocalRunner(), inventory.state_dir, nat_table=made[-1])
+        host = HostSetup(
+            LocalRunner(), inventory.state_dir, nat_table=made[-1], subid_ranges=ranges
+        )
     try:
         return [step.describe for step in host.plan(bridges_from_inventory(inventory))]
     except PhoenixError as exc:

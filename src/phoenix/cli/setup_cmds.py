@@ -35,11 +35,13 @@ def setup(
     from phoenix.drivers.lxc.hostprep import HostSetup
     from phoenix.errors import PhoenixError
     from phoenix.host.cleanup import guests_left, remove_lab_files, template_cache_note
-    from phoenix.host.setup import bridges_from_inventory
+    from phoenix.host.setup import bridges_from_inventory, id_ranges_from_inventory
     from phoenix.runners.local import LocalRunner
 
     inventory = load(ctx)
-    host = HostSetup(LocalRunner(), inventory.state_dir)
+    host = HostSetup(
+        LocalRunner(), inventory.state_dir, subid_ranges=id_ranges_from_inventory(inventory)
+    )
     settings = inventory.hypervisor.phoenix
     try:
         if teardown:

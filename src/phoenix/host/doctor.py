@@ -20,7 +20,7 @@ from phoenix.drivers.lxc.hostprep.facts import nat_comments
 from phoenix.drivers.lxc.hostprep.plan import nat_marker
 from phoenix.drivers.lxc.hostprep.subids import SubIds
 from phoenix.files import parse_json
-from phoenix.host.setup import bridges_from_inventory
+from phoenix.host.setup import bridges_from_inventory, id_ranges_from_inventory
 from phoenix.inventory.loader import Inventory
 from phoenix.runners.base import Runner
 
@@ -84,16 +84,12 @@ def _kernel(facts: HostFacts) -> list[Check]:
     ]
 
 
-def _subids(facts: HostFacts) -> Check:
-    lacking = facts.subids.missing()
+def _subids(facts: HostFacts, inventory: Inventory) -> Check:
+    lacking = facts.subids.missing(id_ranges_from_inventory(inventory))
     if lacking:
-        return Check(
-            "subuid/subgid",
-            False,
-            f"{' and '.join(str(p) for p in lacking)} do not delegate 100000:65536 to root",
-            "phoenix setup",
-        )
-    return Check("subuid/subgid", True, "root:100000:65536 delegated")
+        shown = ", ".join(f"{line} in {path}" for path, line in lacking)
+        return Check("subuid/subgid", False, f"root is not given {shown}", "phoenix setup")
+    return Check("subuid/subgid", True, "root is given every id range the guests use")
 
 
 def _network(runner: Runner, inventory: Inventory, facts: HostFacts) -> list[Check]:
@@ -179,7 +175,7 @@ def run_lxc_doctor(
         lambda: [_packages(runner)],
         lambda: [_includes(facts)],
         lambda: _kernel(facts),
-        lambda: [_subids(facts)],
+        lambda: [_subids(facts, inventory)],
         lambda: _network(runner, inventory, facts),
         lambda: _templates(inventory, cache),
     ]

@@ -1,4 +1,5 @@
-"""The inventory's side of `phoenix setup`: which bridges the guests need, with what address.
+"""The inventory's side of `phoenix setup`: which bridges the guests need, with what
+address, and which host id ranges their id maps use (root must be given them).
 
 Host preparation itself belongs to the LXC driver (`phoenix.drivers.lxc.hostprep`), which
 knows nothing of the inventory; this is the one place that reads the inventory for it.
@@ -9,7 +10,21 @@ from __future__ import annotations
 import ipaddress
 
 from phoenix.drivers.lxc.hostprep import BridgeSpec, SetupError
+from phoenix.drivers.lxc.hostprep.subids import IdRanges
+from phoenix.inventory.idcompose import compose
 from phoenix.inventory.loader import Inventory
+
+
+def id_ranges_from_inventory(inventory: Inventory) -> IdRanges:
+    """(kind, first host id, count) of every range the unprivileged guests' id maps use:
+    /etc/subuid and /etc/subgid must give them to root (LXC refuses the guest otherwise)."""
+    ranges = {
+        (r.kind, r.host, r.count)
+        for guest in inventory.guests.values()
+        if guest.unprivileged
+        for r in compose(guest.id_maps)
+    }
+    return tuple(sorted(ranges))
 
 
 def bridges_from_inventory(inventory: Inventory) -> list[BridgeSpec]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -15,6 +16,7 @@ from phoenix.drivers.lxc.hostprep.subids import SubIds
 from phoenix.host.doctor import HostFacts, run_lxc_doctor
 from phoenix.inventory.loader import load_inventory
 from phoenix.runners.recorded import RecordedRunner
+from tests.unit.inventory.helpers import edit_guest
 
 LAB = Path(__file__).resolve().parents[3] / "examples" / "lab"
 
@@ -80,3 +82,17 @@ def test_the_cli_checks_the_lxc_host_for_an_lxc_config() -> None:
     result = CliRunner().invoke(app, ["-c", str(LAB), "doctor"])
     assert "Checking this host for the LXC driver" in result.output
     assert "pct" not in result.output and "--driver lxc" not in result.output
+
+
+def test_a_guests_pass_through_needs_its_host_ids_given_to_root(tmp_path: Path) -> None:
+    lab = tmp_path / "lab"
+    shutil.copytree(LAB, lab)
+    edit_guest(lab, "803", id_maps=[{"type": "gid", "container_id": 33, "host_id": 33, "size": 1}])
+    runner = RecordedRunner()
+    runner.respond(["dpkg-query"], "ii ")
+    runner.respond(["ip", "-j", "addr"], "", 1)
+    runner.respond(["nft"], "", 1)
+    host = facts(tmp_path, includes=True, subids=True, forward="1")
+    (check,) = [c for c in run_lxc_doctor(runner, load_inventory(lab), host) if "subuid" in c.name]
+    assert not check.ok and check.fix == "phoenix setup"
+    assert check.detail == f"root is not given root:33:1 in {tmp_path / 'subgid'}"

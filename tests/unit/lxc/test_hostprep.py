@@ -49,7 +49,11 @@ def test_a_bare_host_plans_every_step_in_order() -> None:
         addresses={"phxtbr9": None},
         routes_json=ROUTES,
         ip_forward="0",
-        subids_lacking=(Path("/etc/subuid"),),
+        subids_lacking=(
+            (Path("/etc/subuid"), "root:100000:65536"),
+            (Path("/etc/subgid"), "root:100000:65536"),
+            (Path("/etc/subgid"), "root:33:1"),
+        ),
     )
     steps = plan(facts, [BR], Record(), "phoenix_nat")
     assert steps == [
@@ -57,9 +61,11 @@ def test_a_bare_host_plans_every_step_in_order() -> None:
         AddAddress(BR),
         EnableForwarding("0"),
         Masquerade("phoenix_nat", (BR.subnet,)),
-        AddSubids((Path("/etc/subuid"),)),
+        AddSubids(facts.subids_lacking),
     ]
-    assert [s.describe for s in steps][-1] == "add root:100000:65536 to /etc/subuid"
+    assert [s.describe for s in steps][-1] == (
+        "add root:100000:65536 to /etc/subuid and /etc/subgid, root:33:1 to /etc/subgid"
+    )
 
 
 def test_nat_for_other_subnets_is_replaced() -> None:

@@ -62,7 +62,7 @@ class Rootfs:
 
     def check_subids(self, ranges: tuple[IdRange, ...] = ()) -> None:
         """An unprivileged guest needs its id ranges delegated to root (`phoenix setup`
-        delegates the default map; a custom `id_maps` may need more lines)."""
+        delegates the default map and every range the inventory's `id_maps` use)."""
         texts = [p.read_text() if p.exists() else "" for p in self.subid_files]
         if not ranges:
             for path, text in zip(self.subid_files, texts, strict=True):
@@ -77,7 +77,7 @@ class Rootfs:
             raise DriverError(
                 "the guest's id_maps use host ids root was not given: "
                 + "; ".join(problems)
-                + " (add 'root:START:COUNT' lines covering them)"
+                + " (run `phoenix setup`, or add 'root:START:COUNT' lines covering them)"
             )
 
     def make_dir(self, ctid: int) -> Path:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phoenix.drivers.lxc.hostprep.subids import SubIds
+from phoenix.drivers.lxc.hostprep.subids import IdRanges, SubIds
 from phoenix.files import parse_json
 from phoenix.runners.base import CommandResult
 
@@ -42,16 +42,16 @@ class HostFacts:
 
     `addresses`: each bridge's IPv4 addresses (CIDR), None when no such interface;
     `routes_json`: `ip -j -4 route show table all`; `nat_comments`: the rule comments of
-    Phoenix's NAT table (None: no table); `subids_lacking`: the subid files that do not
-    delegate Phoenix's range to root. When packages are missing nothing else is read
-    (the tools may be what is missing)."""
+    Phoenix's NAT table (None: no table); `subids_lacking`: the (file, line) pairs
+    /etc/subuid and /etc/subgid lack (Phoenix's range, the guests' pass-throughs). When
+    packages are missing nothing else is read (the tools may be what is missing)."""
 
     missing_packages: tuple[str, ...] = ()
     addresses: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
     routes_json: str = "[]"
     ip_forward: str = ""
     nat_comments: frozenset[str] | None = None
-    subids_lacking: tuple[Path, ...] = ()
+    subids_lacking: tuple[tuple[Path, str], ...] = ()
 
 
 def inet_addresses(addr_json: str) -> tuple[str, ...]:
@@ -108,6 +108,7 @@ def read_facts(
     packages: Sequence[str],
     nat_table: str,
     subids: SubIds,
+    subid_ranges: IdRanges = (),
 ) -> HostFacts:
     """Ask the host what the plan for `bridges` needs (`observe` runs and logs one read)."""
     missing = missing_packages(observe, packages)
@@ -128,5 +129,5 @@ def read_facts(
         routes_json=routes.stdout,
         ip_forward=forward,
         nat_comments=comments,
-        subids_lacking=tuple(subids.missing()),
+        subids_lacking=tuple(subids.missing(subid_ranges)),
     )

@@ -17,7 +17,6 @@ from pathlib import Path
 from phoenix.drivers.lxc.hostprep.errors import SetupError
 from phoenix.drivers.lxc.hostprep.facts import BridgeSpec, HostFacts, routes_overlapping
 from phoenix.drivers.lxc.hostprep.record import Record
-from phoenix.drivers.lxc.hostprep.subids import LINE
 
 
 @dataclass(frozen=True)
@@ -60,11 +59,14 @@ class Masquerade:
 
 @dataclass(frozen=True)
 class AddSubids:
-    files: tuple[Path, ...]
+    lines: tuple[tuple[Path, str], ...]  # (file, line)
 
     @property
     def describe(self) -> str:
-        return f"add {LINE} to {' and '.join(str(p) for p in self.files)}"
+        by_line: dict[str, list[str]] = {}
+        for path, line in self.lines:
+            by_line.setdefault(line, []).append(str(path))
+        return "add " + ", ".join(f"{line} to {' and '.join(p)}" for line, p in by_line.items())
 
 
 Step = CreateBridge | AddAddress | EnableForwarding | Masquerade | AddSubids

@@ -38,7 +38,7 @@ from phoenix.drivers.lxc.hostprep.plan import (
     plan,
 )
 from phoenix.drivers.lxc.hostprep.record import RECORD_FILE, Record
-from phoenix.drivers.lxc.hostprep.subids import DEFAULT_LEDGER, SUBID_FILES, SubIds
+from phoenix.drivers.lxc.hostprep.subids import DEFAULT_LEDGER, SUBID_FILES, IdRanges, SubIds
 from phoenix.files import make_owned_dir, parse_json
 from phoenix.runners.base import CommandResult, Runner
 
@@ -55,6 +55,7 @@ class HostSetup:
         fw_table: str = firewall.DEFAULT_TABLE,
         subid_files: tuple[Path, ...] = SUBID_FILES,
         subid_ledger: Path = DEFAULT_LEDGER,
+        subid_ranges: IdRanges = (),
         packages: Sequence[str] = REQUIRED_PACKAGES,
     ) -> None:
         if not nat_table.startswith("phoenix"):
@@ -64,6 +65,7 @@ class HostSetup:
         self.nat_table = nat_table
         self.fw_table = fw_table
         self.subids = SubIds(subid_files, subid_ledger)
+        self.subid_ranges = subid_ranges  # host ranges the guests' id maps use
         self.packages = tuple(packages)
         self.log = CommandLog()
 
@@ -95,6 +97,7 @@ class HostSetup:
             packages=self.packages,
             nat_table=self.nat_table,
             subids=self.subids,
+            subid_ranges=self.subid_ranges,
         )
 
     def plan(self, bridges: Sequence[BridgeSpec]) -> list[Step]:
@@ -142,7 +145,7 @@ class HostSetup:
                     f"writing nft table ip {table}"
                 )
             case AddSubids():
-                for added in self.subids.add(self.state_dir):
+                for added in self.subids.add(self.state_dir, self.subid_ranges):
                     path, line = added.split(": ", 1)
                     self.log.file("append", path, line)
             case _:
