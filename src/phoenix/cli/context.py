@@ -79,7 +79,7 @@ def load(ctx: typer.Context, quiet_warnings: bool = True) -> Inventory:
     from phoenix.recipes import registry
 
     try:
-        inventory = load_inventory(state(ctx).config_dir, registry)
+        inventory = load_inventory(state(ctx).config_dir, registry, state(ctx).driver)
     except InventoryError as exc:
         print_problems(exc.problems)
         fail(None)

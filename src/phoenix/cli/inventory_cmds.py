@@ -22,7 +22,7 @@ def validate(
     from phoenix.recipes import registry
 
     config_dir = state(ctx).config_dir
-    inventory, problems = validate_config_dir(config_dir, registry)
+    inventory, problems = validate_config_dir(config_dir, registry, state(ctx).driver)
     print_problems(problems, as_json)
     if inventory is None or errors(problems):
         if not as_json:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from phoenix.drivers.base import Check
     from phoenix.drivers.proxmox.doctor import Needs
     from phoenix.inventory import Inventory
+    from phoenix.inventory.models import LxcGuest
     from phoenix.runners.base import Runner
 
 
@@ -67,13 +68,23 @@ def needs_of(inventory: Inventory) -> Needs:
         ]
         if value and not value.startswith(STOCK_PROFILES)
     }
+
+    def used(guest: LxcGuest) -> set[str]:
+        """Every storage the guest has a disk on: its root disk and each volume's pool."""
+        return {guest.storage_pool, *(v.pool for v in [*guest.zfs_volumes, *guest.volumes])}
+
+    snapshotted = [
+        g
+        for g in guests
+        if (g.template_snapshot_name or g.enable_lifecycle_snapshots) and not g.is_template
+    ]
     return Needs(
-        storages=frozenset(g.storage_pool for g in guests),
+        storages=frozenset(s for g in guests for s in used(g)),
         bridges=frozenset(g.network_config.bridge for g in guests if g.network_config),
         templates=frozenset(g.template for g in guests if g.template),
-        snapshot_storages=frozenset(
-            g.storage_pool for g in guests if g.template_snapshot_name and not g.is_template
-        ),
+        # `pct snapshot` needs the feature on every mount point (pve-container
+        # src/PVE/LXC/Config.pm, has_feature), volumes included.
+        snapshot_storages=frozenset(s for g in snapshotted for s in used(g)),
         firewall=any(g.firewall.enabled for g in guests),
         ctids=frozenset(inventory.guests),
         apparmor_profiles=frozenset(profiles),

@@ -243,22 +243,23 @@ def _collector_paused() -> Iterator[None]:
 
 
 def validate_config_dir(
-    config_dir: Path, recipes: RecipeCatalog | None = None
+    config_dir: Path, recipes: RecipeCatalog | None = None, driver: str | None = None
 ) -> tuple[Inventory | None, list[Problem]]:
     """Load and run every semantic check; returns the inventory only when error-free.
     With `recipes` (the CLI hands in `phoenix.recipes.registry`), a feature or application
-    script that no recipe provides is a warning too."""
+    script that no recipe provides is a warning too; `driver` is the command line's choice
+    (None: the hypervisor config's), whose own rules are checked too."""
     with _collector_paused():
-        return _validate_config_dir(config_dir, recipes)
+        return _validate_config_dir(config_dir, recipes, driver)
 
 
 def _validate_config_dir(
-    config_dir: Path, recipes: RecipeCatalog | None
+    config_dir: Path, recipes: RecipeCatalog | None, driver: str | None
 ) -> tuple[Inventory | None, list[Problem]]:
     inventory, problems = load_files(config_dir)
     if inventory is None:
         return None, problems
-    problems += semantic_problems(inventory, recipes)
+    problems += semantic_problems(inventory, recipes, driver)
     inventory.problems = problems
     if errors(problems):
         return None, problems
@@ -266,9 +267,11 @@ def _validate_config_dir(
     return inventory, problems
 
 
-def load_inventory(config_dir: Path, recipes: RecipeCatalog | None = None) -> Inventory:
+def load_inventory(
+    config_dir: Path, recipes: RecipeCatalog | None = None, driver: str | None = None
+) -> Inventory:
     """Load a valid inventory or raise InventoryError with every problem found."""
-    inventory, problems = validate_config_dir(config_dir, recipes)
+    inventory, problems = validate_config_dir(config_dir, recipes, driver)
     if inventory is None:
         raise InventoryError(problems)
     return inventory

@@ -333,8 +333,19 @@ class FakeNode:
             self._locked(ctid, conf)
             opts = _opts(argv[4:])
             snap = opts.get("snapname")
+            # pve-container src/PVE/API2/LXC.pm, clone_vm: an unknown snapshot, a bind mount
+            # and a full clone of a running guest without a snapshot are refused.
+            if snap is not None and snap not in self._snaps(conf):
+                raise _Fail(255, f"snapshot '{snap}' does not exist")
             lines = list(conf.sections[snap] if snap else main)
-            lines = [ln for ln in lines if not ln.startswith(("snaptime:", "parent:", "lock:"))]
+            for key, value in options(lines).items():
+                if re.match(r"^mp\d+$", key) and value.startswith("/"):
+                    raise _Fail(255, f"unable to clone mountpoint '{key}' (type bind)")
+            if ctid in self.running and snap is None and opts.get("full") == "1":
+                raise _Fail(255, "Cannot do full clones on a running container without snapshots")
+            # Not copied: snapshot bookkeeping, `template`, `unusedN` volumes.
+            skip = ("snaptime:", "parent:", "lock:", "template:", "unused")
+            lines = [ln for ln in lines if not ln.startswith(skip)]
             net = options(lines).get("net0")
             if net is not None:
                 props = parse_property_string(net)
@@ -346,6 +357,9 @@ class FakeNode:
             if "hostname" in opts:
                 set_option(lines, "hostname", opts["hostname"])
             self._save(new, Conf(lines, {}))
+            fw = self.path(f"/etc/pve/firewall/{ctid}.fw")  # PVE::Firewall::clone_vmfw_conf
+            if fw.is_file():
+                self.path(f"/etc/pve/firewall/{new}.fw").write_text(fw.read_text())
             return ""
         if verb == "resize":
             self._locked(ctid, conf)
@@ -368,8 +382,7 @@ class FakeNode:
                 raise _Fail(255, f"snapshot name '{name}' is reserved")
             if name in conf.sections:
                 raise _Fail(255, f"snapshot name '{name}' already used")
-            storage = options(main)["rootfs"].split(":")[0]
-            if self.storages.get(storage) not in SNAPSHOT_TYPES:
+            if not self._can(conf, SNAPSHOT_TYPES):
                 raise _Fail(255, "snapshot feature is not available")
             conf.sections[name] = [ln for ln in main if not ln.startswith("parent:")]
             set_option(main, "parent", name)
@@ -386,7 +399,9 @@ class FakeNode:
                 raise _Fail(255, "you can't convert a CT to template if the CT has snapshots")
             if ctid in self.running:
                 raise _Fail(255, "you can't convert a running CT to a template")
-            if not self.template_worker_fails:
+            # The worker fails on a mount point without the template feature (pve-container
+            # src/PVE/LXC.pm, template_create) while `pct template` exits 0.
+            if not self.template_worker_fails and self._can(conf, SNAPSHOT_TYPES | {"dir"}):
                 set_option(main, "template", "1")
                 self._save(ctid, conf)
             return ""
@@ -412,6 +427,17 @@ class FakeNode:
         if verb == "push":
             return ""
         raise _Fail(255, f"unknown pct verb {verb}")
+
+    def _can(self, conf: Conf, types: frozenset[str] | set[str]) -> bool:
+        """Whether every mount point (rootfs and each `mpN`) is on storage of `types`: a bind
+        mount has no feature at all (pve-container src/PVE/LXC/Config.pm `has_feature`,
+        pve-storage src/PVE/Storage.pm `volume_has_feature`)."""
+        for key, value in options(conf.main).items():
+            if key == "rootfs" or re.match(r"^mp\d+$", key):
+                volume = value.split(",")[0]
+                if volume.startswith("/") or self.storages.get(volume.split(":")[0]) not in types:
+                    return False
+        return True
 
     def _allocate(self, ctid: int, key: str, value: str) -> str:
         """`mpN: STORAGE:SIZE,...` allocates a volume, as Proxmox does."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -11,7 +13,7 @@ from phoenix.cli.app import app
 from phoenix.cli.proxmox_cmds import needs_of
 from phoenix.drivers.base import Check
 from phoenix.drivers.proxmox.doctor import Needs, run_doctor
-from phoenix.inventory import Inventory
+from phoenix.inventory import Inventory, load_inventory
 from phoenix.runners.recorded import RecordedRunner
 from tests.conftest import shared_fixture
 from tests.unit.proxmox.conftest import data, pvesh
@@ -44,7 +46,13 @@ def healthy_node() -> RecordedRunner:
     runner.respond(pvesh("/cluster/resources", "--type", "vm"), RESOURCES)
     runner.respond(pvesh("/cluster/firewall/options"), '{"enable": 1, "policy_in": "DROP"}')
     runner.respond(["pvesm", "path"], "/var/lib/vz/template/cache/x.tar.zst\n")
-    runner.respond(pvesh("/nodes/pve/storage"), data("storage_pve.json"))
+    # The recorded node plus the seed's volume storages (a node that has every one).
+    volumes = [
+        {"storage": n, "type": "zfspool", "content": "rootdir,images", "active": 1}
+        for n in ("fastData-shared-bulk-data", "quickOS-shared-prod-data-volumes")
+    ]
+    storages = json.loads(data("storage_pve.json")) + volumes
+    runner.respond(pvesh("/nodes/pve/storage"), json.dumps(storages))
     runner.respond(pvesh("/nodes/pve/network", "--type", "any_bridge"), data("network_pve.json"))
     runner.respond(["cat", "/etc/subuid"], "root:100000:65536\n")
     runner.respond(["cat", "/etc/subgid"], "root:100000:65536\n")
@@ -56,7 +64,9 @@ def healthy_node() -> RecordedRunner:
 def test_needs_of_seed(seed: Inventory) -> None:
     needs = needs_of(seed)
     assert (needs.storages, needs.bridges, needs.templates) == (
-        frozenset({"quickOS-lxc-disks"}),
+        frozenset(
+            {"quickOS-lxc-disks", "fastData-shared-bulk-data", "quickOS-shared-prod-data-volumes"}
+        ),
         frozenset({"vmbr0"}),
         frozenset({TEMPLATE}),
     )
@@ -77,8 +87,10 @@ def test_healthy_node(seed: Inventory) -> None:
         "version",
         "node",
         "quorum",
+        "storage fastData-shared-bulk-data",
         "storage quickOS-lxc-disks",
         "snapshots on quickOS-lxc-disks",
+        "storage quickOS-shared-prod-data-volumes",
         "bridge vmbr0",
         "ctids",
         "datacenter firewall",
@@ -220,3 +232,20 @@ def test_raw_keys_the_node_version_drops() -> None:
     runner = healthy_node()  # pve-manager 8.2.2
     bad = failed(runner, needs(raw_keys=frozenset({"lxc.init.cwd", "lxc.mount.auto"})))
     assert set(bad) == {"raw key lxc.init.cwd"}
+
+
+def test_needs_cover_every_storage_each_guest_uses(tmp_path: Path) -> None:
+    """Volumes' pools are storages the node must have; a snapshotted guest needs the
+    snapshot feature on every disk (pve-container src/PVE/LXC/Config.pm, has_feature)."""
+    real = load_inventory(shared_fixture("phoenix-etc-2025-10-03"))
+    needs = needs_of(real)
+    assert {"fastData-shared-bulk-data", "quickOS-shared-prod-data-volumes"} <= needs.storages
+    assert needs.snapshot_storages == {"quickOS-lxc-disks"}  # 801/950 snapshot nothing
+    etc = tmp_path / "etc"
+    shutil.copytree(shared_fixture("phoenix-etc-2025-10-03"), etc)
+    path = etc / "phoenix_lxc_configs.json"
+    data = json.loads(path.read_text())
+    data["lxc_configs"]["950"]["enable_lifecycle_snapshots"] = True
+    path.write_text(json.dumps(data))
+    needs = needs_of(load_inventory(etc))
+    assert needs.snapshot_storages == {"quickOS-lxc-disks", "fastData-shared-bulk-data"}

@@ -153,8 +153,10 @@ def check_node(runner: Runner, node: str, needs: Needs) -> list[Check]:
                         f"{kind} storage {'can' if can else 'cannot'} snapshot a container",
                         ""
                         if can
-                        else "guests with template_snapshot_name need ZFS, LVM-thin, Ceph RBD "
-                        "or BTRFS storage: move them (storage_pool) or drop the snapshot",
+                        else "guests with template_snapshot_name or enable_lifecycle_snapshots "
+                        "need every disk (root and volumes) on ZFS, LVM-thin, Ceph RBD or "
+                        "BTRFS storage: move them (storage_pool, the volume's pool) or drop "
+                        "the snapshots",
                     )
                 )
     data, err = run_json(runner, pvesh.network_cmd(node))

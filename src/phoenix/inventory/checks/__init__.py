@@ -24,6 +24,7 @@ from phoenix.inventory.checks.options import (
     not_applied_problems,
     unapplied_keys,
 )
+from phoenix.inventory.checks.proxmox_binds import bind_mount_problems
 from phoenix.inventory.checks.vms import vm_problems
 from phoenix.inventory.core import LXC_FILE, Inventory
 from phoenix.inventory.idmapchecks import idmap_problems
@@ -34,9 +35,12 @@ from phoenix.inventory.scripts import RecipeCatalog
 __all__ = ["semantic_problems", "unapplied_keys"]
 
 
-def semantic_problems(inventory: Inventory, recipes: RecipeCatalog | None = None) -> list[Problem]:
+def semantic_problems(
+    inventory: Inventory, recipes: RecipeCatalog | None = None, driver: str | None = None
+) -> list[Problem]:
     """Every cross-field problem of a type-checked inventory; with `recipes`, also the
-    features and application scripts no recipe provides (warnings)."""
+    features and application scripts no recipe provides (warnings). `driver` is the one the
+    command line chose (None: the hypervisor config's); the Proxmox driver adds its rules."""
     lookups = None if recipes is None else Lookups(recipes, inventory.scripts_dir)
     out = (
         duplicate_problems(inventory)
@@ -65,4 +69,6 @@ def semantic_problems(inventory: Inventory, recipes: RecipeCatalog | None = None
         out += idmap_problems(ctid, guest)
         out += proxmox_problems(ctid, guest, inventory)
         out += model_name_problems(ctid, guest)
+    if (driver or inventory.hypervisor.phoenix.driver) == "proxmox":
+        out += bind_mount_problems(inventory)
     return out
