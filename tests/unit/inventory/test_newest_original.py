@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -26,10 +27,29 @@ NEWEST = "phoenix-etc-newest"
 TEMPLATES = (900, 901, 911)
 
 
-def _cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, ["-c", str(shared_fixture(NEWEST)), *args])
+def _cli(*args: str, etc: Path | None = None) -> tuple[int, str]:
+    config = etc or shared_fixture(NEWEST)
+    result = CliRunner().invoke(app, ["-c", str(config), *args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, result.stdout
+
+
+# The guests with host bind mounts and lifecycle snapshots: Proxmox cannot snapshot them.
+BIND_SNAPSHOTTED = ("101", "103", "912")
+
+
+def _proxmox_ready(tmp_path: Path) -> Path:
+    """The newest inventory with the way out Proxmox's refusal names: no lifecycle
+    snapshots on the guests with bind mounts."""
+    etc = tmp_path / "etc"
+    shutil.copytree(shared_fixture(NEWEST), etc)
+    path = etc / "phoenix_lxc_configs.json"
+    data = json.loads(path.read_text())
+    for ctid in BIND_SNAPSHOTTED:
+        data["lxc_configs"][ctid]["enable_lifecycle_snapshots"] = False
+        data["lxc_configs"][ctid].pop("template_snapshot_name", None)
+    path.write_text(json.dumps(data))
+    return etc
 
 
 def _warnings(problems: list[dict[str, str]], key: str) -> dict[str, str]:
@@ -62,15 +82,26 @@ def test_templates_take_no_snapshot_and_a_small_clone_keeps_its_sources_disk() -
     assert not [d for d in steps[912] if "resize" in d]
 
 
-def test_both_drivers_plan_it() -> None:
-    for driver in ("lxc", "proxmox"):
-        code, output = _cli("--driver", driver, "plan", "--offline")
+def test_both_drivers_plan_it(tmp_path: Path) -> None:
+    for driver, etc in (("lxc", None), ("proxmox", _proxmox_ready(tmp_path))):
+        code, output = _cli("--driver", driver, "plan", "--offline", etc=etc)
         assert code == 0, output
         assert "8 guest(s) to change" in output
 
 
-def test_proxmox_commands_list_every_guest_and_mark_the_blocked_steps() -> None:
-    code, output = _cli("--driver", "proxmox", "plan", "--offline", "--commands", "--json")
+def test_proxmox_refuses_lifecycle_snapshots_of_guests_with_bind_mounts() -> None:
+    result = CliRunner().invoke(
+        app, ["-c", str(shared_fixture(NEWEST)), "--driver", "proxmox", "validate"]
+    )
+    code, output = result.exit_code, result.output
+    assert code == 1
+    refused = re.findall(r"lxc_configs\.(\d+)\.mount_points\[\d+\]: bind mount", output)
+    assert set(refused) == set(BIND_SNAPSHOTTED)
+
+
+def test_proxmox_commands_list_every_guest_and_mark_the_blocked_steps(tmp_path: Path) -> None:
+    etc = _proxmox_ready(tmp_path)
+    code, output = _cli("--driver", "proxmox", "plan", "--offline", "--commands", "--json", etc=etc)
     assert code == 0, output
     lines = json.loads(output)["commands"]
     blocked = [line for line in lines if "BLOCKED" in line]
