@@ -61,17 +61,27 @@ FORM_MODEL_RE = (
 # Model names the fast path's map may name verbatim; any other name is routed by njs alone.
 FAST_MODEL_NAME = re.compile(r"[A-Za-z0-9._:/@+=-]+")
 FAST_FALLBACK_STATUS = 418  # internal only: hands the request from @phx_route to @phx_parse
-METRICS_LOG_FORMAT = "\\t".join(
-    [
-        "$msec",
-        "$phx_model",
-        "$status",
-        "$upstream_addr",
-        "$upstream_status",
-        "$upstream_header_time",
-        "$upstream_response_time",
-    ]
-)
+USAGE_VAR = "$phx_usage"  # "<prompt> <completion>" tokens, set by usage.js; '-' without
+
+
+def metrics_log_format(keys: bool) -> str:
+    """One metrics log line: the request, its model, its attempts, the API key's name
+    ('-' on a gateway without keys) and the model server's own token usage."""
+    return "\\t".join(
+        [
+            "$msec",
+            "$phx_model",
+            "$status",
+            "$upstream_addr",
+            "$upstream_status",
+            "$upstream_header_time",
+            "$upstream_response_time",
+            KEY_VAR if keys else "-",
+            USAGE_VAR,
+        ]
+    )
+
+
 METRICS_BUFFER, METRICS_FLUSH_S = "32k", 1
 
 
@@ -162,6 +172,10 @@ def model_proxy(target: str, timeout: int, keys: bool = False) -> list[Directive
         d("proxy_buffering", "off"),
         d("proxy_cache", "off"),
         d("error_page", 502, 503, 504, "=", UPSTREAM_ERROR),
+        # The answer's token usage for the metrics log (usage.js); imported here only, so
+        # other requests' VMs do not carry it.
+        d("js_import", "usage", "from", "usage.js"),
+        d("js_body_filter", "usage.scan"),
     ]
 
 

@@ -5,7 +5,7 @@
     conf.d/phoenix-upstreams.conf   one upstream per model (passive health) and per route
     sites-available/phoenix-api     the API server: model routing, /v1/models, health, paths
     sites-available/phoenix-host-*  one per host route (TLS + HTTP->HTTPS redirect)
-    njs/router.js, njs/phoenix_models.js
+    njs/router.js, njs/usage.js, njs/phoenix_models.js
     ssl/<name>.crt|.key, ca.crt     leaf certificates from the local CA
 
 Because every path is relative, `nginx -t -c <tree>/nginx.conf` checks a staged tree
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from phoenix import __version__
 from phoenix.gateway.answers import failure_maps
-from phoenix.gateway.api_site import METRICS_LOG_FORMAT, api_server, model_map
+from phoenix.gateway.api_site import USAGE_VAR, api_server, metrics_log_format, model_map
 from phoenix.gateway.keys import http_directives as keys_http
 from phoenix.gateway.keys import njs_table
 from phoenix.gateway.layout import HEADER, METRICS_LOG, Layout, Mode, RenderedGateway, asset
@@ -90,7 +90,14 @@ def http_conf(
         d("js_path", "njs"),
         d("js_import", "router", "from", "router.js"),
         # One line per API request: what /metrics and /phoenix/status count (metrics.js).
-        *([d("log_format", "phx_metrics", METRICS_LOG_FORMAT)] if metrics else []),
+        *(
+            [
+                d("js_var", USAGE_VAR, "-"),
+                d("log_format", "phx_metrics", metrics_log_format(bool(keys))),
+            ]
+            if metrics
+            else []
+        ),
         *keys_http(keys or []),
     ]
     return build(body, HEADER)
@@ -156,6 +163,7 @@ def finish_tree(
 ) -> RenderedGateway:
     files["njs/router.js"] = asset("router.js")
     files["njs/metrics.js"] = asset("metrics.js")
+    files["njs/usage.js"] = asset("usage.js")
     page = json.dumps(asset("status.html").decode())
     files["njs/status_page.js"] = f"// {HEADER}\nexport default {page};\n".encode()
     files["ca.crt"] = ca.cert_pem

@@ -1,5 +1,5 @@
 """metrics.js in the njs interpreter: the lines of /metrics and the JSON of /phoenix/status
-from a metrics log written the way nginx writes it (api_site.METRICS_LOG_FORMAT), across
+from a metrics log written the way nginx writes it (api_site.metrics_log_format), across
 scrapes (checkpoint), a partly written line and a rotated log. To add a case: append log
 lines with `logged(...)`, scrape, and compare `series(...)`."""
 
@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from phoenix.gateway.api_site import METRICS_LOG_FORMAT
+from phoenix.gateway.api_site import metrics_log_format
 from phoenix.gateway.bundle import render_gateway
+from phoenix.gateway.keys import key_hash
 from phoenix.inventory import load_inventory
 from tests.unit.gateway.conftest import net, vllm
 from tests.unit.gateway.njs import NjsGateway, Request
@@ -24,10 +25,20 @@ NOW_MS = 1_700_000_000_000.0
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> NjsGateway:
+    return make_gateway(tmp_path, {})
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> NjsGateway:
+    keys = [{"name": name, "sha256": key_hash(f"key-of-{name}")} for name in ("team-a", "ci")]
+    return make_gateway(tmp_path, {"api_keys": keys})
+
+
+def make_gateway(tmp_path: Path, gateway: dict[str, Any]) -> NjsGateway:
     config = tmp_path / "etc"
     config.mkdir()
     configs = {
-        "101": {"name": "gw", "network_config": net("10.9.0.2"), "gateway": {}},
+        "101": {"name": "gw", "network_config": net("10.9.0.2"), "gateway": gateway},
         "201": {
             "name": "m1",
             "network_config": net("10.9.0.21"),
@@ -54,7 +65,7 @@ def gateway(tmp_path: Path) -> NjsGateway:
 
 
 def test_the_log_format_has_the_fields_metrics_js_reads() -> None:
-    assert METRICS_LOG_FORMAT.split("\\t") == [
+    fields = [
         "$msec",
         "$phx_model",
         "$status",
@@ -63,6 +74,8 @@ def test_the_log_format_has_the_fields_metrics_js_reads() -> None:
         "$upstream_header_time",
         "$upstream_response_time",
     ]
+    assert metrics_log_format(False).split("\\t") == [*fields, "-", "$phx_usage"]
+    assert metrics_log_format(True).split("\\t") == [*fields, "$phx_key", "$phx_usage"]
 
 
 def logged(
@@ -75,9 +88,14 @@ def logged(
     times: str = "-",
     at_ms: float = NOW_MS - 60_000,
     newline: bool = True,
+    key: str | None = None,
+    usage: str = "-",
 ) -> None:
-    """One line as nginx appends it to the metrics log ($msec is seconds.millis)."""
+    """One line as nginx appends it to the metrics log ($msec is seconds.millis); without
+    `key`, as written before key and usage were logged."""
     fields = [f"{at_ms / 1000:.3f}", model, str(status), addrs, statuses, header_times, times]
+    if key is not None:
+        fields += [key, usage]
     with open(gw.table["metrics"]["log"], "a") as log:
         log.write("\t".join(fields) + ("\n" if newline else ""))
 
@@ -235,3 +253,75 @@ def test_status_is_ok_when_every_backend_answered(gateway: NjsGateway) -> None:
     assert status["status"] == "ok"
     states = {b["address"]: b["state"] for m in status["models"] for b in m["backends"]}
     assert states == {ALPHA: "unknown", BETA_1: "up", BETA_2: "unknown"}
+
+
+def test_tokens_are_counted_per_model_and_key_from_the_servers_usage(keyed: NjsGateway) -> None:
+    ok = (ALPHA, "200", "0.010", "0.200")
+    logged(keyed, "alpha", 200, *ok, key="team-a", usage="16 8")
+    logged(keyed, "alpha", 200, *ok, key="team-a", usage="20 4")
+    logged(keyed, "alpha", 200, *ok, key="ci", usage="3 0")  # embeddings: prompt only
+    logged(keyed, "alpha", 200, *ok, key="ci", usage="-")  # a stream without include_usage
+    logged(keyed, "alpha", 200, *ok, key="nobody", usage="1 1")  # not a declared key
+    logged(keyed, "zeta", 404, key="team-a", usage="9 9")  # no served model: no label
+    logged(keyed, "beta", 200, BETA_1, "200", "0.010", "0.010", key="ci", usage="5 7")
+    text = scrape(keyed)
+    assert series(text, "phoenix_gateway_tokens_total") == {
+        '{model="alpha",key="team-a",type="prompt"}': "36",
+        '{model="alpha",key="team-a",type="completion"}': "12",
+        '{model="alpha",key="ci",type="prompt"}': "3",
+        '{model="alpha",key="ci",type="completion"}': "0",
+        '{model="alpha",key="",type="prompt"}': "1",
+        '{model="alpha",key="",type="completion"}': "1",
+        '{model="beta",key="ci",type="prompt"}': "5",
+        '{model="beta",key="ci",type="completion"}': "7",
+    }
+    assert series(text, "phoenix_gateway_usage_requests_total") == {
+        '{model="alpha",key="team-a"}': "2",
+        '{model="alpha",key="ci"}': "1",
+        '{model="alpha",key=""}': "1",
+        '{model="beta",key="ci"}': "1",
+    }
+    # Counted once: a second scrape reads nothing new.
+    assert (
+        series(scrape(keyed), "phoenix_gateway_tokens_total")[
+            '{model="alpha",key="team-a",type="prompt"}'
+        ]
+        == "36"
+    )
+    status = scrape(keyed, "metrics.status")
+    alpha = next(m for m in status["models"] if m["id"] == "alpha")
+    assert alpha["tokens"] == {
+        "prompt": 40,
+        "completion": 13,
+        "by_key": {
+            "team-a": {"prompt": 36, "completion": 12, "requests": 2},
+            "ci": {"prompt": 3, "completion": 0, "requests": 1},
+            "": {"prompt": 1, "completion": 1, "requests": 1},
+        },
+    }
+
+
+def test_charts_bucket_requests_and_tokens_over_the_last_ten_minutes(gateway: NjsGateway) -> None:
+    ok = (ALPHA, "200", "0.010", "0.200")
+    logged(gateway, "alpha", 200, *ok, at_ms=NOW_MS - 1_000, key="-", usage="10 5")
+    logged(gateway, "alpha", 200, *ok, at_ms=NOW_MS - 2_000, key="-", usage="1 1")
+    logged(gateway, "alpha", 503, at_ms=NOW_MS - 25_000, key="-")
+    logged(gateway, "alpha", 200, *ok, at_ms=NOW_MS - 3_600_000, key="-", usage="7 7")  # old
+    logged(gateway, "beta", 200, BETA_1, "200", "0.01", "0.01", at_ms=NOW_MS - 500)
+    status = scrape(gateway, "metrics.status")
+    charts = {m["id"]: m["series"] for m in status["models"]}
+    alpha = charts["alpha"]
+    assert alpha["step_s"] == 10 and len(alpha["requests"]) == len(alpha["tokens"]) == 60
+    assert alpha["end"] == int(NOW_MS / 1000) // 10 * 10
+
+    def at(ago_ms: int) -> int:  # the chart index of a moment
+        return int((NOW_MS - ago_ms) / 1000) // 10 - int(NOW_MS / 1000) // 10 + 59
+
+    assert at(1_000) == at(2_000) == 58 and at(25_000) == 56 and at(500) == 58
+    assert alpha["requests"][58] == 2 and alpha["tokens"][58] == 17
+    assert alpha["requests"][56] == 1 and alpha["tokens"][56] == 0
+    assert sum(alpha["requests"]) == 3  # the hour-old request is out of the window
+    assert sum(charts["beta"]["requests"]) == 1 and sum(charts["beta"]["tokens"]) == 0
+    # The checkpoint keeps only the window's buckets.
+    state = json.loads(Path(gateway.table["metrics"]["state"]).read_text())
+    assert all(len(buckets) <= 61 for buckets in state["series"].values())

@@ -226,6 +226,9 @@ def test_model_upstreams_balance_by_least_connections_with_passive_health(
     for loc in proxies:
         # retried only before a backend received it: never `non_idempotent`
         assert loc.children("proxy_next_upstream")[0].args == ["error", "timeout"]
+        # The answer's token usage is read on its way out (usage.js), in this VM only.
+        assert loc.first_arg("js_body_filter") == "usage.scan"
+        assert [x.args for x in loc.children("js_import")] == [["usage", "from", "usage.js"]]
         assert loc.first_arg("proxy_connect_timeout") == "1s"
         assert loc.children("error_page")[-1].args == [
             "502",
@@ -320,7 +323,8 @@ def test_every_api_request_is_one_metrics_line_and_the_status_endpoints_are_not(
     )
     http = _parse(tmp_path, rendered.files["conf.d/phoenix-http.conf"])
     fmt = next(x for x in http if x.name == "log_format")
-    assert fmt.args[0] == "phx_metrics" and fmt.args[1].count("\\t") == 6
+    assert fmt.args[0] == "phx_metrics" and fmt.args[1].count("\\t") == 8
+    assert ["$phx_usage", "-"] in [x.args for x in http if x.name == "js_var"]
     api = _parse(tmp_path, rendered.files["sites-available/phoenix-api"])[0]
     assert ["/l/phoenix-requests.log", "phx_metrics", "buffer=32k", "flush=1s"] in [
         x.args for x in api.children("access_log")

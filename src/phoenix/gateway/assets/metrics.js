@@ -21,7 +21,9 @@
 // so a read that is cut short still moves the position on: no read can wedge the next.
 //
 // Line: msec \t model \t status \t upstream_addr \t upstream_status \t upstream_header_time
-//       \t upstream_response_time   (the upstream_* lists are ", "-separated per attempt,
+//       \t upstream_response_time \t key \t usage   (key: the API key's name, '-' on a
+//       gateway without keys; usage: "<prompt> <completion>" tokens as the model server
+//       counted them (usage.js), '-' when its answer had none; the upstream_* lists are ", "-separated per attempt,
 //       " : " between the upstreams of an internal redirect; nginx writes `"`, `\`, control
 //       and non-ASCII bytes as \xXX). To count something new: add a field to the log format
 //       (api_site.py), read it in count() and keep its counts in the checkpoint's state.
@@ -33,12 +35,17 @@ var CHUNK = 1 << 18;
 var MAX_READ = 1 << 23;
 var CHECKPOINT_EVERY = 1 << 22;
 var FAIL_TIMEOUT_S = 10;
-var STATE_VERSION = 2;
-var FIELDS = 7;
+var STATE_VERSION = 3;
+var FIELDS = 9;
+// The status page's charts: requests and tokens per model in SERIES_STEP_S buckets over
+// the last SERIES_BUCKETS of them (kept in the checkpoint: bounded by models x buckets).
+var SERIES_STEP_S = 10;
+var SERIES_BUCKETS = 60;
 var TAB = 9, NL = 10, SPACE = 32, COMMA = 44, COLON = 58, DOT = 46, DASH = 45;
 
 function fresh(ino) {
-    return {v: STATE_VERSION, ino: ino, offset: 0, requests: {}, upstream: {}, backends: {}};
+    return {v: STATE_VERSION, ino: ino, offset: 0, requests: {}, upstream: {}, backends: {},
+            tokens: {}, series: {}, last_bucket: 0};
 }
 
 function loadState(ino) {
@@ -87,8 +94,16 @@ function matchers() {
             }
         });
     });
+    var keys = [];
+    Object.keys(table.keys || {}).forEach(function(hash) {
+        var name = table.keys[hash].name;
+        if (keys.indexOf(name) < 0) {
+            keys.push(name);
+        }
+    });
     return {models: models, modelBytes: models.map(logged), addrs: addrs,
-            addrBytes: addrs.map(function(a) { return Buffer.from(a); })};
+            addrBytes: addrs.map(function(a) { return Buffer.from(a); }),
+            keys: keys, keyBytes: keys.map(logged)};
 }
 
 function find(buf, s, e, candidates) {
@@ -154,19 +169,48 @@ function item(buf, pos, end) {
     }
 }
 
+// "<prompt> <completion>" into usage[0..1]; false for '-' or anything else.
+function tokenCounts(buf, s, e) {
+    var sp = buf.indexOf(SPACE, s);
+    if (sp < 0 || sp >= e) {
+        return false;
+    }
+    usage[0] = number(buf, s, sp);
+    usage[1] = number(buf, sp + 1, e);
+    return usage[0] >= 0 && usage[1] >= 0;
+}
+
+// Drops chart buckets older than the window (the checkpoint stays bounded).
+function prune(state) {
+    var oldest = state.last_bucket - SERIES_BUCKETS;
+    for (var model in state.series) {
+        for (var b in state.series[model]) {
+            if (Number(b) <= oldest) {
+                delete state.series[model][b];
+            }
+        }
+    }
+}
+
 // Counts one line buf[s..e) (without its newline) into state; cut[] holds field starts.
-var cut = [0, 0, 0, 0, 0, 0, 0, 0];
+var cut = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+var usage = [0, 0];
 function count(state, m, buf, s, e) {
     var n = 0, i = s;
     cut[0] = s;
     while (n < FIELDS - 1) {
         i = buf.indexOf(TAB, i);
         if (i < 0 || i >= e) {
-            return;  // not a line of this format
+            if (n < 6) {
+                return;  // not a line of this format
+            }
+            break;  // a line written before key and usage were logged
         }
         cut[++n] = ++i;
     }
-    cut[FIELDS] = e + 1;
+    while (n < FIELDS) {
+        cut[++n] = e + 1;
+    }
     var msec = number(buf, cut[0], cut[1] - 1);
     // Only served models are labels: a name a client made up (answered 404) is not.
     var k = find(buf, cut[1], cut[2] - 1, m.modelBytes);
@@ -177,6 +221,28 @@ function count(state, m, buf, s, e) {
     }
     var byModel = state.requests[model] || (state.requests[model] = {});
     byModel[status] = (byModel[status] || 0) + 1;
+    var tokens = 0;
+    if (k >= 0 && tokenCounts(buf, cut[8], cut[9] - 1)) {
+        // Only declared keys are labels ('' without one, or on a gateway without keys).
+        var kk = find(buf, cut[7], cut[8] - 1, m.keyBytes);
+        var key = kk < 0 ? '' : m.keys[kk];
+        var perKey = state.tokens[model] || (state.tokens[model] = {});
+        var t = perKey[key] || (perKey[key] = [0, 0, 0]);
+        t[0] += usage[0];
+        t[1] += usage[1];
+        t[2] += 1;
+        tokens = usage[0] + usage[1];
+    }
+    if (k >= 0 && msec > 0) {
+        var bucket = Math.floor(msec / SERIES_STEP_S);
+        var perModel = state.series[model] || (state.series[model] = {});
+        var sb = perModel[bucket] || (perModel[bucket] = [0, 0]);
+        sb[0] += 1;
+        sb[1] += tokens;
+        if (bucket > state.last_bucket) {
+            state.last_bucket = bucket;
+        }
+    }
     // The time of every attempt; a last attempt with no time got no response.
     var p = cut[6], sum = 0, last = NaN;
     while (item(buf, p, cut[7] - 1)) {
@@ -249,10 +315,12 @@ function collect() {
             }
             state.offset += s;
             if (state.offset - saved >= CHECKPOINT_EVERY) {
+                prune(state);
                 saveState(state);
                 saved = state.offset;
             }
         }
+        prune(state);
         if (state.offset !== saved) {
             saveState(state);
         }
@@ -284,6 +352,31 @@ function backendState(b, now) {
     return 'up';
 }
 
+// {prompt, completion, by_key: {key: {prompt, completion, requests}}} of one model.
+function tokenTotals(perKey) {
+    var out = {prompt: 0, completion: 0, by_key: {}};
+    for (var key in perKey || {}) {
+        var t = perKey[key];
+        out.prompt += t[0];
+        out.completion += t[1];
+        out.by_key[key] = {prompt: t[0], completion: t[1], requests: t[2]};
+    }
+    return out;
+}
+
+// The chart of one model: requests and tokens per SERIES_STEP_S, oldest first, ending at
+// the bucket of `now` (empty buckets are zeros).
+function chart(buckets, now) {
+    var last = Math.floor(now / SERIES_STEP_S), requests = [], tokens = [];
+    for (var b = last - SERIES_BUCKETS + 1; b <= last; b++) {
+        var v = buckets && buckets[b];
+        requests.push(v ? v[0] : 0);
+        tokens.push(v ? v[1] : 0);
+    }
+    return {step_s: SERIES_STEP_S, end: last * SERIES_STEP_S, requests: requests,
+            tokens: tokens};
+}
+
 function klass(status) {
     return status.charAt(0) + 'xx';
 }
@@ -306,7 +399,9 @@ function summary(r) {
         var up = state.upstream[names[m]];
         models.push({id: names[m], backends: backends, requests: classes,
                      upstream_avg_ms: up && up[1] ? Math.round(up[0] / up[1] * 1000 * 10) / 10
-                                                  : null});
+                                                  : null,
+                     tokens: tokenTotals(state.tokens[names[m]]),
+                     series: chart(state.series[names[m]], now)});
     }
     var total = {};
     for (var model in state.requests) {
@@ -360,6 +455,24 @@ function prometheus(r) {
                  + state.upstream[m][0].toFixed(3));
         out.push('phoenix_gateway_upstream_response_seconds_count{model=' + label(m) + '} '
                  + state.upstream[m][1]);
+    }
+    metric('phoenix_gateway_tokens_total', 'counter',
+           'Tokens the model servers reported in their answers (usage), by model, API key '
+           + '(empty: none) and type.');
+    for (var tm in state.tokens) {
+        for (var key in state.tokens[tm]) {
+            var t = state.tokens[tm][key], base = '{model=' + label(tm) + ',key=' + label(key);
+            out.push('phoenix_gateway_tokens_total' + base + ',type="prompt"} ' + t[0]);
+            out.push('phoenix_gateway_tokens_total' + base + ',type="completion"} ' + t[1]);
+        }
+    }
+    metric('phoenix_gateway_usage_requests_total', 'counter',
+           'Answers that reported their token usage, by model and API key.');
+    for (var um in state.tokens) {
+        for (var uk in state.tokens[um]) {
+            out.push('phoenix_gateway_usage_requests_total{model=' + label(um) + ',key='
+                     + label(uk) + '} ' + state.tokens[um][uk][2]);
+        }
     }
     var attempts = [], ups = [];
     s.models.forEach(function(mod) {
