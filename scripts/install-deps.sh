@@ -25,11 +25,19 @@ PACKAGES=(
 # njs: the interpreter of the gateway's njs module (same version), which runs router.js
 # and metrics.js in the unit tests (tests/unit/gateway/njs.py).
 TEST_PACKAGES=(chromium njs)
-case "${1:-}" in
-  "") ;;
-  --tests) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
-  *) echo "usage: scripts/install-deps.sh [--tests]" >&2; exit 2 ;;
-esac
+# --vms (and --tests): the local VM driver. QEMU and qemu-img run the VMs and their qcow2
+# disks; the base image is built without loop devices or mounts: a GPT written by sfdisk
+# (fdisk), a FAT EFI partition (dosfstools, mtools) holding a grub-mkstandalone EFI binary
+# (grub-efi-amd64-bin), booted by UEFI firmware (ovmf); the cloud-init seed is a FAT image
+# labelled CIDATA made with the same tools.
+VM_PACKAGES=(qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin mtools dosfstools fdisk)
+for arg in "$@"; do
+  case "$arg" in
+    --tests) PACKAGES+=("${TEST_PACKAGES[@]}" "${VM_PACKAGES[@]}") ;;
+    --vms) PACKAGES+=("${VM_PACKAGES[@]}") ;;
+    *) echo "usage: scripts/install-deps.sh [--tests] [--vms]" >&2; exit 2 ;;
+  esac
+done
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "error: run as root (Phoenix creates containers, bridges and firewall rules)" >&2
