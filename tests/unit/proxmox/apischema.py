@@ -188,6 +188,9 @@ def check_format(
         ok = _is_ipv4(value)
     elif fmt == "pve-ipv4-config":
         ok = value in ("dhcp", "manual") or _is_ipv4_cidr(value)
+    elif fmt == "pve-ha-resource-or-vm-id":
+        # pve-ha-manager src/PVE/HA/Tools.pm, pve_verify_ha_resource_or_vm_id
+        ok = bool(re.match(r"^(?:(?:vm|ct):)?[1-9][0-9]{2,8}$", value))
     elif fmt == "ipv6":
         ok = _is_ip(value, ipaddress.IPv6Address)
     elif fmt == "pve-ipv6-config":

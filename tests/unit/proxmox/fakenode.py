@@ -107,6 +107,10 @@ class FakeNode:
     calls: list[tuple[str, ...]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     owners: dict[str, str] = field(default_factory=dict)
+    # HA: ctid -> requested state (pve-ha-manager). A request takes effect only when the HA
+    # manager gets to it, modelled as the next status read after it (`ha_acts`).
+    ha: dict[int, str] = field(default_factory=dict)
+    ha_acts: bool = True
     _macs: int = 0
     _volumes: int = 0
 
@@ -213,6 +217,12 @@ class FakeNode:
     # -- pvesh ----------------------------------------------------------------------
 
     def _pvesh(self, argv: list[str]) -> str:
+        if argv[1] == "set" and argv[2].startswith("/cluster/ha/resources/ct:"):
+            ctid = int(argv[2].rsplit(":", 1)[1])
+            if ctid not in self.ha:
+                raise _Fail(255, f"service 'ct:{ctid}' not defined")
+            self.ha[ctid] = _opts(argv[3:])["state"]
+            return ""
         assert argv[1] == "get" and argv[-2:] == ["--output-format", "json"], argv
         path = argv[2]
         if path == "/version":
@@ -240,8 +250,12 @@ class FakeNode:
             if rest == ["config"]:
                 return json.dumps(self._config_json(conf))
             if rest == ["status", "current"]:
+                self._ha_manager(ctid)
                 data: dict[str, object] = {
-                    "status": "running" if ctid in self.running else "stopped"
+                    "status": "running" if ctid in self.running else "stopped",
+                    "ha": {"managed": 1, "state": self.ha[ctid]}
+                    if ctid in self.ha
+                    else {"managed": 0},
                 }
                 lock = options(conf.main).get("lock")
                 if lock:
@@ -274,6 +288,15 @@ class FakeNode:
     @staticmethod
     def _snaps(conf: Conf) -> list[str]:
         return [n for n in conf.sections if n != "pve:pending"]
+
+    def _ha_manager(self, ctid: int) -> None:
+        """The HA manager acting on a request made earlier (pve-ha-manager's CRM/LRM)."""
+        if ctid not in self.ha or not self.ha_acts:
+            return
+        if self.ha[ctid] == "started":
+            self.running.add(ctid)
+        elif self.ha[ctid] in ("stopped", "disabled"):
+            self.running.discard(ctid)
 
     # -- pct ------------------------------------------------------------------------
 
@@ -405,19 +428,41 @@ class FakeNode:
                 set_option(main, "template", "1")
                 self._save(ctid, conf)
             return ""
+        # pve-container src/PVE/API2/LXC/Status.pm: for an HA-managed guest, start and
+        # shutdown only ask HA (`ha-manager set ct:N --state ...`) and return.
         if verb == "start":
             self._locked(ctid, conf)
-            self.running.add(ctid)
+            if ctid in self.ha:
+                self.ha[ctid] = "started"
+            else:
+                self.running.add(ctid)
             return ""
         if verb == "shutdown":
             self._locked(ctid, conf)
-            self.running.discard(ctid)
+            if ctid in self.ha:
+                self.ha[ctid] = "stopped"
+            else:
+                self.running.discard(ctid)
             return ""
         if verb == "destroy":
+            # pve-container src/PVE/API2/LXC.pm, destroy_vm: protection, HA, running.
             self._locked(ctid, conf)
+            if options(main).get("protection") == "1":
+                raise _Fail(255, f"can't remove CT {ctid} - protection mode enabled")
+            if ctid in self.ha and "--purge" not in argv:
+                raise _Fail(
+                    255,
+                    f"unable to remove CT {ctid} - used in HA resources and purge parameter "
+                    "not set.",
+                )
+            if ctid in self.running:
+                raise _Fail(255, f"unable to destroy CT {ctid} - container is running")
             self.conf_path(ctid).unlink()
             return ""
         if verb == "exec":
+            # --keep-env arrived in pve-container 5.1 (PVE 8.2): older pct rejects it.
+            if "--keep-env" in argv and self.major_minor < (8, 2):
+                raise _Fail(255, "Unknown option: keep-env")
             if ctid not in self.running:
                 raise _Fail(255, f"CT {ctid} not running")
             command = argv[argv.index("--") + 1 :]

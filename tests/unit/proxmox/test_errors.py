@@ -9,7 +9,7 @@ from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.errors import CommandFailed, DriverError
 from phoenix.runners.local import LocalRunner
 from phoenix.runners.recorded import RecordedRunner
-from tests.unit.proxmox.conftest import config_argv, status_argv
+from tests.unit.proxmox.conftest import config_argv, data, status_argv
 
 STOPPED = '{"status": "stopped", "vmid": 101}'
 
@@ -111,6 +111,7 @@ def test_destroy_of_an_ha_managed_guest_is_refused_by_proxmox() -> None:
     """Finding 16: without --purge pct destroy *refuses* HA-managed and replicated guests."""
     runner = RecordedRunner()
     runner.respond(status_argv(101), STOPPED)
+    runner.respond(config_argv(101), data("config_101_running.json"))  # in a replication job
     runner.respond(
         ["pct", "destroy", "101"],
         returncode=255,

@@ -187,7 +187,7 @@ class Node:
                 "status_101_running.json" if self.state == "running" else "status_101_stopped.json"
             )
             return CommandResult(0, data(name), "", argv)
-        elif argv[:5] == ("pct", "exec", str(self.ctid), "--", "ip"):
+        elif argv[:7] == ("pct", "exec", str(self.ctid), "--keep-env", "0", "--", "ip"):
             return CommandResult(
                 0, "2: eth0    inet 10.0.0.153/24 brd 10.0.0.255 scope global eth0\n", "", argv
             )

@@ -94,7 +94,9 @@ def test_snapshot_on_storage_without_snapshots_is_explained(node: FakeNode) -> N
     node.storages["local"] = "dir"
     driver = driver_on(node)
     driver.create(900, TEMPLATE, settings(storage="local"))
-    with pytest.raises(PhoenixError, match=r"storage.*cannot take snapshots.*ZFS, LVM-thin"):
+    with pytest.raises(
+        PhoenixError, match=r"cannot be snapshotted.*on storage that snapshots.*ZFS, LVM-thin"
+    ):
         driver.snapshot(900, "final-form")
 
 

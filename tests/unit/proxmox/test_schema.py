@@ -172,7 +172,12 @@ def fake_node_commands(root: Path, version: str) -> tuple[list[tuple[str, ...]],
     volume = dataclasses.replace(MOUNTS[1], size_gb=12, read_only=True)
     later = dataclasses.replace(drifted, mounts=(volume,), gpus=(1,))
     driver.configure(101, later, frozenset(later.diff(seen.settings)))
+    # under HA: stop and start go through the HA manager's API
+    node.ha[101] = "started"
     driver.stop(101)
+    driver.start(101)
+    driver.stop(101)
+    del node.ha[101]
     driver.stop(900)
     # a guest without snapshots becomes a template (pct template refuses one with them)
     driver.create(902, TEMPLATE, dataclasses.replace(wanted, net=None, firewall_enabled=False))

@@ -55,8 +55,7 @@ class GuestConfigurer(NodeSession):
         if "gpus" in changed and self._write_devices(ctid, settings, current):
             applied.add("gpus")
         if applied & RESTART_FIELDS and self._state(ctid) == "running":
-            self.stop(ctid)
-            self.start(ctid)
+            self.restart(ctid)
 
     def _refuse_locked(self, ctid: int, lock: str | None) -> None:
         """pct refuses a locked guest, but a config file write would not: refuse first."""

@@ -29,11 +29,12 @@ import threading
 from collections.abc import Mapping, Sequence
 
 from phoenix.drivers.base import GuestSettings
-from phoenix.drivers.proxmox import commands, pvesh
+from phoenix.drivers.proxmox import commands, ha, pvesh
 from phoenix.drivers.proxmox.commands import APPLIED_AFTER_CREATE
 from phoenix.drivers.proxmox.configure import GuestConfigurer
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
 from phoenix.drivers.proxmox.node import parse_facts
+from phoenix.drivers.proxmox.properties import flag
 from phoenix.errors import DriverError
 from phoenix.runners.base import CommandResult, Stdin
 
@@ -93,9 +94,20 @@ class ProxmoxDriver(GuestConfigurer):
         self.resize(ctid, settings.disk_gb)
 
     def destroy(self, ctid: int) -> None:
-        state = self._state(ctid)
+        """`pct destroy`, refused before anything stops for a guest Proxmox protects or HA
+        keeps (pct would refuse it after Phoenix had shut it down)."""
+        state, requested = self._status(ctid)
         if state == "missing":
             return
+        config = self._config(ctid) or {}
+        if flag(config.get("protection", 0)):
+            raise DriverError(
+                f"guest {ctid} has Proxmox's protection enabled (`protection: 1`), so `pct "
+                f"destroy` refuses it and Phoenix leaves it running. If you mean it, run "
+                f"`pct set {ctid} --protection 0` on the node, then run Phoenix again"
+            )
+        if requested is not None:
+            raise DriverError(ha.refusal(ctid, requested, "destroy"))
         if state == "running":
             self.stop(ctid)
         self._mutate(ctid, commands.destroy(ctid))
@@ -145,6 +157,9 @@ class ProxmoxDriver(GuestConfigurer):
             return
         self._refuse_locked(ctid, facts.locked)
         argv = commands.template(ctid, self.list_snapshots(ctid))
+        _, requested = self._status(ctid)
+        if requested is not None:  # HA would start the template again (or refuse it)
+            raise DriverError(ha.refusal(ctid, requested, "turn into a template"))
         self.stop(ctid)
         self._mutate(ctid, argv)
         after = self._facts(ctid)

@@ -73,10 +73,22 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     ),
     (
         re.compile(r"snapshot feature is not available"),
-        "guest {ctid}'s storage cannot take snapshots: Proxmox snapshots a container only on "
-        "ZFS, LVM-thin, Ceph RBD or BTRFS storage (not dir, NFS, CIFS or LVM). Put the guest "
-        "on such a storage (storage_pool), or leave template_snapshot_name out "
-        "(`phoenix doctor` checks this)",
+        "guest {ctid} cannot be snapshotted: Proxmox needs every mount point (the root disk "
+        "and each mpN) on storage that snapshots (ZFS, LVM-thin, Ceph RBD or BTRFS; not dir, "
+        "NFS, CIFS or LVM), and a host-path bind mount never can. Move the disks "
+        "(storage_pool, the volume's pool), replace bind mounts by volumes, or leave "
+        "template_snapshot_name and enable_lifecycle_snapshots out (`phoenix validate` and "
+        "`phoenix doctor` check this)",
+    ),
+    (
+        re.compile(r"unable to clone mountpoint '(?P<mp>mp\d+)' \(type (?P<kind>\w+)\)"),
+        "guest {ctid}'s clone source has a {kind} mount ({mp}), which Proxmox cannot clone: "
+        "replace it by a volume on the source, or create the guest from a template instead",
+    ),
+    (
+        re.compile(r"protection mode enabled"),
+        "guest {ctid} has Proxmox's protection enabled (`protection: 1`): Proxmox refuses to "
+        "destroy it or remove its disks. If you mean it, `pct set {ctid} --protection 0` first",
     ),
     (
         re.compile(r"snapshot name '(?P<snap>[^']+)' already used"),

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from phoenix.drivers.base import CommandLog, GuestSettings, ObservedGuest
-from phoenix.drivers.proxmox import commands, devices, files, firewall, mounts, pvesh
+from phoenix.drivers.proxmox import commands, devices, files, firewall, ha, mounts, pvesh
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
 from phoenix.drivers.proxmox.ownership import OwnedRaw, owned_lines
 from phoenix.errors import DriverError
@@ -167,12 +167,17 @@ class NodeSession:
             self._nics.add(ctid)
 
     def _state(self, ctid: int) -> str:
+        return self._status(ctid)[0]
+
+    def _status(self, ctid: int) -> tuple[str, str | None]:
+        """("missing"|"stopped"|"running", the HA requested state or None if not HA's)."""
         result = self._run("observe", pvesh.status_cmd(self.node, ctid))
         if is_missing_guest(result):
-            return "missing"
+            return "missing", None
         check(ctid, result)
-        state, _ = pvesh.parse_status(pvesh.load_json(result.stdout, "lxc status"))
-        return state
+        data = pvesh.load_json(result.stdout, "lxc status")
+        state, _ = pvesh.parse_status(data)
+        return state, ha.parse_status(data) if isinstance(data, Mapping) else None
 
     def observe(self, ctid: int) -> ObservedGuest:
         facts = self._facts(ctid)
@@ -198,20 +203,23 @@ class NodeSession:
     # -- power -------------------------------------------------------------------------
 
     def start(self, ctid: int, timeout: float = 120.0) -> None:
-        state = self._state(ctid)
+        state, requested = self._status(ctid)
         if state == "running":
             return
         if state == "missing":
             raise DriverError(f"guest {ctid} does not exist on node {self.node}; cannot start it")
-        self._mutate(ctid, commands.start(ctid))
-        self._wait_up(ctid, timeout)
+        if requested is None:
+            self._mutate(ctid, commands.start(ctid))
+        else:  # `pct start` would only queue this request and return
+            self._mutate(ctid, ha.set_state(ctid, "started"))
+        self._wait_up(ctid, timeout, requested is not None)
 
-    def _wait_up(self, ctid: int, timeout: float) -> None:
+    def _wait_up(self, ctid: int, timeout: float, through_ha: bool = False) -> None:
         """Poll until the guest runs and its init answers with a global IPv4 address
         (or, without a NIC, answers at all)."""
         deadline = self._clock() + timeout
         has_nic = ctid in self._nics
-        probe = ["pct", "exec", str(ctid), "--", *IP_PROBE]
+        probe = commands.exec_(ctid, IP_PROBE, None, self.version())
         last = ""
         while True:
             if self._state(ctid) == "running":
@@ -220,14 +228,45 @@ class NodeSession:
                 if result.ok and (not has_nic or " inet " in f" {result.stdout}"):
                     return
             if self._clock() >= deadline:
+                ha_note = (
+                    f" (started through Proxmox HA: `ha-manager status` shows what the HA "
+                    f"manager did with {ha.sid(ctid)})"
+                    if through_ha
+                    else ""
+                )
                 raise DriverError(
                     f"guest {ctid} did not come up within {timeout:.0f}s (running, init "
-                    f"answering{' and an IPv4 address' if has_nic else ''}); last probe: "
-                    f"{last or 'no answer'}. Look at `pct status {ctid}` and the guest's journal"
+                    f"answering{' and an IPv4 address' if has_nic else ''}){ha_note}; last "
+                    f"probe: {last or 'no answer'}. Look at `pct status {ctid}` and the "
+                    "guest's journal"
                 )
             self._sleep(self._poll)
 
     def stop(self, ctid: int, timeout: float = 60.0) -> None:
-        if self._state(ctid) != "running":
+        state, requested = self._status(ctid)
+        if state != "running":
             return
-        self._mutate(ctid, commands.shutdown(ctid, timeout), timeout=timeout + 30)
+        if requested is None:
+            self._mutate(ctid, commands.shutdown(ctid, timeout), timeout=timeout + 30)
+            return
+        # Through HA: the request returns at once; the guest stops when the LRM acts.
+        self._mutate(ctid, ha.set_state(ctid, "stopped"))
+        deadline = self._clock() + timeout + 30
+        while self._state(ctid) == "running":
+            if self._clock() >= deadline:
+                raise DriverError(
+                    f"guest {ctid} is managed by Proxmox HA and did not stop within "
+                    f"{timeout + 30:.0f}s of Phoenix asking HA to stop it; `ha-manager status` "
+                    f"shows what the HA manager is doing with {ha.sid(ctid)}"
+                )
+            self._sleep(self._poll)
+
+    def restart(self, ctid: int) -> None:
+        """Stop and start again (a change that needs it), leaving an HA-managed guest with
+        the requested state it had: a stop through HA sets it to `stopped`, a start to
+        `started`, and an `ignored` guest must stay ignored."""
+        _, requested = self._status(ctid)
+        self.stop(ctid)
+        self.start(ctid)
+        if requested is not None and requested not in ha.RUNNING_STATES:
+            self._mutate(ctid, ha.set_state(ctid, requested))

@@ -1,0 +1,130 @@
+"""HA-managed and protected guests, on a fake node with an HA model: `pct start`/`pct
+shutdown` of an HA guest only queue a request (pve-container `src/PVE/API2/LXC/Status.pm`)
+that the HA manager carries out later (pve-ha-manager `src/PVE/HA/Manager.pm`); `pct
+destroy` refuses a protected guest, an HA one without `--purge`, and a running one
+(pve-container `src/PVE/API2/LXC.pm`, `destroy_vm`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from phoenix.drivers.base import GuestSettings
+from phoenix.drivers.proxmox.driver import ProxmoxDriver
+from phoenix.errors import PhoenixError
+from tests.unit.proxmox.fakenode import FakeNode
+
+TEMPLATE = "/var/lib/vz/template/cache/debian-12-standard_12.7-1_amd64.tar.zst"
+BASE = GuestSettings("b", 512, 512, 1, 8, "local-zfs", True, None)
+
+
+class SlowHa(FakeNode):
+    """An HA manager that needs two status polls to act (a real CRM round takes seconds)."""
+
+    polls: int = 0
+
+    def _ha_manager(self, ctid: int) -> None:
+        self.polls += 1
+        if self.polls % 3 == 0:
+            super()._ha_manager(ctid)
+
+
+def node_with_guest(tmp_path: Path, ha_state: str | None, slow: bool = True) -> FakeNode:
+    node = (SlowHa if slow else FakeNode)(tmp_path / "node")
+    ProxmoxDriver(node, "localhost", sleep=lambda _: None).create(100, TEMPLATE, BASE)
+    node.running.add(100)
+    if ha_state is not None:
+        node.ha[100] = ha_state
+    return node
+
+
+def driver_on(node: FakeNode) -> ProxmoxDriver:
+    return ProxmoxDriver(node, "localhost", sleep=lambda _: None)
+
+
+def test_a_restart_of_an_ha_guest_waits_for_ha_and_leaves_it_running(tmp_path: Path) -> None:
+    node = node_with_guest(tmp_path, "started")
+    driver = driver_on(node)
+    driver.configure(
+        100, dataclasses.replace(BASE, features=(("nesting", "1"),)), frozenset({"features"})
+    )
+    assert 100 in node.running and node.ha[100] == "started"
+    asked = [c for c in node.calls if c[:2] == ("pvesh", "set")]
+    assert [c[-1] for c in asked] == ["stopped", "started"]
+    assert not any(c[:2] in {("pct", "start"), ("pct", "shutdown")} for c in node.mutations())
+
+
+def test_an_ignored_ha_guest_gets_its_requested_state_back(tmp_path: Path) -> None:
+    node = node_with_guest(tmp_path, "ignored", slow=False)
+    node.ha_acts = True
+    driver = driver_on(node)
+
+    def acts(ctid: int) -> None:  # an ignored resource does not move, unless asked for
+        if node.ha[ctid] == "started":
+            node.running.add(ctid)
+        elif node.ha[ctid] == "stopped":
+            node.running.discard(ctid)
+
+    node._ha_manager = acts  # type: ignore[method-assign]
+    driver.configure(
+        100, dataclasses.replace(BASE, features=(("nesting", "1"),)), frozenset({"features"})
+    )
+    assert 100 in node.running and node.ha[100] == "ignored"
+
+
+def test_a_stop_through_ha_that_never_happens_times_out_with_a_clear_message(
+    tmp_path: Path,
+) -> None:
+    node = node_with_guest(tmp_path, "started")
+    node.ha_acts = False
+    ticks = iter(range(10_000))
+    driver = ProxmoxDriver(node, "localhost", sleep=lambda _: None, clock=lambda: next(ticks))
+    with pytest.raises(
+        PhoenixError, match=r"managed by Proxmox HA and did not stop.*ha-manager status"
+    ):
+        driver.stop(100, timeout=5)
+
+
+def test_template_conversion_of_an_ha_guest_is_refused_before_it_stops(tmp_path: Path) -> None:
+    node = node_with_guest(tmp_path, "started")
+    with pytest.raises(PhoenixError, match=r"managed by Proxmox HA.*ha-manager remove ct:100"):
+        driver_on(node).mark_template(100)
+    assert 100 in node.running and node.ha[100] == "started"
+
+
+@pytest.mark.parametrize(
+    ("ha_state", "protection", "says"),
+    [
+        ("started", False, r"managed by Proxmox HA.*ha-manager remove ct:100"),
+        (None, True, r"protection enabled.*pct set 100 --protection 0"),
+    ],
+)
+def test_destroy_of_an_ha_or_protected_guest_is_refused_and_leaves_it_running(
+    tmp_path: Path, ha_state: str | None, protection: bool, says: str
+) -> None:
+    node = node_with_guest(tmp_path, ha_state)
+    if protection:
+        node.put_conf(100, node.conf_text(100) + "protection: 1\n")
+    with pytest.raises(PhoenixError, match=says):
+        driver_on(node).destroy(100)
+    assert 100 in node.running and node.conf(100) is not None
+    assert not any(c[:2] in {("pct", "shutdown"), ("pvesh", "set")} for c in node.calls)
+
+
+def test_the_fake_node_refuses_to_destroy_a_running_or_protected_guest(tmp_path: Path) -> None:
+    node = node_with_guest(tmp_path, None)
+    assert "container is running" in node.run(["pct", "destroy", "100"]).stderr
+    node.running.discard(100)
+    node.put_conf(100, node.conf_text(100) + "protection: 1\n")
+    assert "protection mode enabled" in node.run(["pct", "destroy", "100"]).stderr
+
+
+def test_start_and_stop_of_an_ha_guest_go_through_ha(tmp_path: Path) -> None:
+    node = node_with_guest(tmp_path, "started")
+    driver = driver_on(node)
+    driver.stop(100)
+    assert 100 not in node.running and node.ha[100] == "stopped"
+    driver.start(100)
+    assert 100 in node.running and node.ha[100] == "started"
