@@ -26,6 +26,7 @@ from typing import Any, Literal, cast
 from phoenix.drivers import idmaps
 from phoenix.drivers.base import Driver, GuestSettings, ObservedGuest
 from phoenix.errors import PlanError
+from phoenix.inventory.checks.proxmox_binds import takes_snapshots
 from phoenix.inventory.graph import Graph
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import HealthCheck, LxcGuest
@@ -311,10 +312,12 @@ class Planner:
     ) -> list[Step]:
         running = observed.running and not fresh
         snapshots = set() if fresh else set(observed.snapshots)
-        # A template takes no snapshots (validate warns): `pct template` refuses them.
-        lifecycle = guest.enable_lifecycle_snapshots and not guest.is_template
+        # A template takes no snapshots (validate warns): `pct template` refuses them; nor
+        # does a guest with bind mounts on Proxmox, which cannot snapshot it (validate warns).
+        snapshots_taken = not guest.is_template and takes_snapshots(guest, self.driver.name)
+        lifecycle = guest.enable_lifecycle_snapshots and snapshots_taken
         wanted = [FINAL_FORM] if lifecycle else []
-        if guest.template_snapshot_name and not guest.is_template:
+        if guest.template_snapshot_name and snapshots_taken:
             wanted.append(guest.template_snapshot_name)
         parked = guest.parks_after_snapshot
         if parked and not running and not fresh and set(wanted) <= snapshots:

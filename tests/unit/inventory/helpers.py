@@ -22,8 +22,9 @@ def edit_guest(config_dir: Path, ctid: str, **changes: Any) -> None:
     path.write_text(json.dumps(data, indent=4))
 
 
-def validate_json(config_dir: Path) -> tuple[int, list[dict[str, str]], str]:
-    """(exit code, problems, output) of `phoenix validate --json`; never a traceback."""
-    result = CliRunner().invoke(app, ["-c", str(config_dir), "validate", "--json"])
+def validate_json(config_dir: Path, *options: str) -> tuple[int, list[dict[str, str]], str]:
+    """(exit code, problems, output) of `phoenix [OPTIONS] validate --json`; never a
+    traceback."""
+    result = CliRunner().invoke(app, ["-c", str(config_dir), *options, "validate", "--json"])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.exit_code, json.loads(result.stdout), result.output

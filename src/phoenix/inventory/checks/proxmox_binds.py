@@ -9,33 +9,41 @@ A host-path bind mount (`mpN: /srv/x,mp=/x`) is not a storage volume, so:
 - `pct template` fails in its worker (pve-container `src/PVE/LXC.pm`, `template_create`:
   "Template feature is not available") while `pct` exits 0.
 
-So a guest with bind mounts that would be snapshotted, cloned or made a template is refused
-at validate, naming the guest, the mount point and the ways out, instead of failing on the
-node half-way through a run.
+So a guest with bind mounts that would be cloned or made a template is refused at validate,
+naming the guest, the mount point and the ways out, instead of failing on the node half-way
+through a run. Snapshots nothing clones from (lifecycle snapshots, a `template_snapshot_name`
+no guest uses) are the original tool's form, which it gave a meaning: it matched "snapshot
+feature is not available" and went on without the snapshot (`lxc-manager.sh`). Phoenix does
+the same on Proxmox (the planner takes none), with a warning: losing a snapshot that could
+never exist loses nothing.
 """
 
 from __future__ import annotations
 
 from phoenix.inventory.core import LXC_FILE, Inventory
+from phoenix.inventory.models import LxcGuest
 from phoenix.inventory.problems import Problem, lxc_at
 
 
 def bind_mount_problems(inventory: Inventory) -> list[Problem]:
-    """One error per bind mount of a guest Proxmox would have to snapshot, clone or template."""
+    """One error per bind mount of a guest Proxmox would have to clone or template; one
+    warning per snapshot key of a guest with bind mounts that nothing clones from."""
     sources = {g.clone_from_ctid for g in inventory.guests.values() if g.clone_from_ctid}
     out: list[Problem] = []
     for ctid, guest in sorted(inventory.guests.items()):
+        if not guest.mount_points:
+            continue
         uses: list[str] = []
-        if guest.enable_lifecycle_snapshots:
-            uses.append("'enable_lifecycle_snapshots' (pct snapshot)")
-        if guest.template_snapshot_name:
-            uses.append(f"'template_snapshot_name' {guest.template_snapshot_name!r} (pct snapshot)")
         if guest.is_template:
             uses.append("'is_template' (pct template)")
         if ctid in sources:
             clones = sorted(c for c, g in inventory.guests.items() if g.clone_from_ctid == ctid)
+            if guest.template_snapshot_name and not guest.is_template:
+                name = guest.template_snapshot_name
+                uses.append(f"'template_snapshot_name' {name!r} (pct snapshot)")
             uses.append(f"clone source of {', '.join(map(str, clones))} (pct clone)")
         if not uses:
+            out += _skipped_snapshots(ctid, guest)
             continue
         for index, mount in enumerate(guest.mount_points):
             out.append(
@@ -50,3 +58,32 @@ def bind_mount_problems(inventory: Inventory) -> list[Problem]:
                 )
             )
     return out
+
+
+def _skipped_snapshots(ctid: int, guest: LxcGuest) -> list[Problem]:
+    """The snapshots of a guest with bind mounts that nothing clones from: not taken."""
+    keys = [
+        key
+        for key, asked in (
+            ("enable_lifecycle_snapshots", guest.enable_lifecycle_snapshots),
+            ("template_snapshot_name", guest.template_snapshot_name is not None),
+        )
+        if asked and not guest.is_template
+    ]
+    return [
+        Problem(
+            LXC_FILE,
+            lxc_at(ctid, key),
+            "not taken on Proxmox: it cannot snapshot a container with host-path bind mounts "
+            "(mount_points; 'snapshot feature is not available'), and the original tool went "
+            "on without the snapshot too. For snapshots, use volumes instead of bind mounts",
+            "warning",
+        )
+        for key in keys
+    ]
+
+
+def takes_snapshots(guest: LxcGuest, driver: str) -> bool:
+    """Whether the guest's snapshots are taken on `driver` (Proxmox cannot snapshot a
+    container with bind mounts; validate refuses one that must be, warns for the others)."""
+    return not (driver == "proxmox" and guest.mount_points)
