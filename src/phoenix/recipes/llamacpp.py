@@ -43,6 +43,7 @@ DEFAULT_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a
 SOURCE_SUBDIR = "vendor/llama.cpp"
 # The name the host-fetched source archive has in the run dir (the script looks for it).
 SOURCE_FILE = "llamacpp-source.tar.gz"
+MODEL_FILE = "llamacpp-model-file"
 # A source build on one or two shared cores takes tens of minutes; a release install, one.
 BUILD_TIMEOUT = 7200.0
 
@@ -50,7 +51,8 @@ BUILD_TIMEOUT = 7200.0
 REQUIRED = {
     "llamacpp_sha256": "the archive's sha256 (`sha256sum` of the file at llamacpp_archive_url; "
     "llama.cpp publishes none)",
-    "llamacpp_model": "the GGUF model file's path inside the guest (a mount point can bring it)",
+    "llamacpp_model": "the GGUF model file's path inside the guest (a mount point can bring it, "
+    "or llamacpp_model_url)",
 }
 
 
@@ -69,11 +71,16 @@ def source_url(url: str) -> str:
 
 
 def host_files(entry: Mapping[str, Any]) -> dict[str, HostFile]:
-    """The source archive the host fetches and pushes, for a `pypi:` archive URL."""
+    """What the host fetches once into its cache and pushes: the source archive, for a
+    `pypi:` archive URL, and the model file from `llamacpp_model_url`."""
+    files = {}
     url = str(entry.get("llamacpp_archive_url") or "")
-    if not is_pypi(url):
-        return {}
-    return {SOURCE_FILE: HostFile(source_url(url), str(entry.get("llamacpp_sha256") or ""))}
+    if is_pypi(url):
+        files[SOURCE_FILE] = HostFile(source_url(url), str(entry.get("llamacpp_sha256") or ""))
+    model_url = entry.get("llamacpp_model_url")
+    if model_url:
+        files[MODEL_FILE] = HostFile(str(model_url), entry.get("llamacpp_model_sha256") or None)
+    return files
 
 
 def build_name(entry: Mapping[str, Any]) -> str:

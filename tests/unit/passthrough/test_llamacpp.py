@@ -166,3 +166,48 @@ def test_a_source_archive_the_host_pushed_is_built_without_any_download(tmp_path
     assert (
         installed / ".phoenix-archive"
     ).read_text() == f"pypi:llama-cpp-python==0.3.36 {'c' * 64} cpu"
+
+
+def test_a_model_from_a_url_is_fetched_by_the_host_and_installed_at_llamacpp_model(
+    tmp_path: Path,
+) -> None:
+    from phoenix.recipes.bundle import HostFile
+    from phoenix.recipes.llamacpp import MODEL_FILE, host_files
+
+    model = tmp_path / "models" / "real.gguf"  # not there yet: the URL brings it
+    entry = {
+        "llamacpp_archive_url": "pypi:llama-cpp-python==0.3.36",
+        "llamacpp_sha256": "c" * 64,
+        "llamacpp_model": str(model),
+        "llamacpp_model_url": "https://models.example/real.gguf",
+        "llamacpp_model_sha256": "d" * 64,
+    }
+    assert host_files(entry)[MODEL_FILE] == HostFile("https://models.example/real.gguf", "d" * 64)
+    source = tmp_path / "src" / "llama.cpp"
+    source.mkdir(parents=True)
+    (source / "CMakeLists.txt").write_text("project(llama)\n")
+    stubs = _stubs(tmp_path / "stubs", STUBS)
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "PHOENIX_LLAMACPP_ROOT": str(tmp_path / "root"),
+           "CMAKE_LOG": str(tmp_path / "cmake.log")}  # fmt: skip
+
+    def run(weights: bytes) -> str:
+        run_dir = tmp_path / "run"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir()
+        for name, data in app_files(entry).items():
+            (run_dir / name).write_bytes(data)
+        with tarfile.open(run_dir / "llamacpp-source.tar.gz", "w:gz") as tar:
+            tar.add(source, arcname="llama.cpp")
+        (run_dir / MODEL_FILE).write_bytes(weights)
+        shutil.copy(builtin_scripts_dir() / "app_llamacpp.sh", run_dir / "app.sh")
+        done = subprocess.run(
+            ["sh", str(run_dir / "app.sh")], env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert "installing the model file" in run(b"GGUF one")
+    assert model.read_bytes() == b"GGUF one"
+    assert "installing the model file" not in run(b"GGUF one")  # the same file: kept
+    assert "installing the model file" in run(b"GGUF two")
+    assert model.read_bytes() == b"GGUF two"

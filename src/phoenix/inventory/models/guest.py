@@ -210,6 +210,15 @@ class LxcGuest(Model):
     llamacpp_port: InGuest[StrictInt | None] = Field(
         default=None, ge=1, le=65535, description="llama-server's port (default 8081)"
     )
+    llamacpp_model_url: InGuest[StrictStr | None] = Field(
+        default=None,
+        min_length=1,
+        description="Where the host fetches the model file (once per host) to install at "
+        "llamacpp_model",
+    )
+    llamacpp_model_sha256: InGuest[StrictStr | None] = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{64}$", description="The model file's sha256"
+    )
     llamacpp_alias: InGuest[ModelName | None] = Field(
         default=None,
         description="Model name llama-server answers to (--alias); the gateway routes it",

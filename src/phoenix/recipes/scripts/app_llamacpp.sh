@@ -32,7 +32,18 @@ port=$(cat llamacpp-port)
 case "$port" in ''|*[!0-9]*) fail "bad port '$port'" ;; esac
 model=$(cat llamacpp-model)
 [ -n "$model" ] || fail "llamacpp_model (the model file in the guest) is required"
-[ -f "$model" ] || fail "the model file $model does not exist in the guest (a mount point can bring it)"
+if [ -f llamacpp-model-file ]; then
+    # llamacpp_model_url: the host fetched it (checked by llamacpp_model_sha256 when given);
+    # it replaces the file at llamacpp_model when it differs (the service then restarts).
+    if ! cmp -s llamacpp-model-file "$model"; then
+        log "installing the model file at $model"
+        mkdir -p "$(dirname "$model")"
+        mv llamacpp-model-file "$model.phoenix-new" && mv -f "$model.phoenix-new" "$model" \
+            || fail "cannot write the model file $model (a read-only mount point?)"
+        model_changed=1
+    fi
+fi
+[ -f "$model" ] || fail "the model file $model does not exist in the guest (a mount point can bring it, or llamacpp_model_url)"
 
 nvcc_path=$(command -v nvcc 2>/dev/null || true)
 if [ -z "$nvcc_path" ] && [ -x "$ROOT/usr/local/cuda/bin/nvcc" ]; then
@@ -81,7 +92,7 @@ use_cached_build() {  # unpacks the host's build into $DEST.new; fails when it d
     log "using the llama-server another guest built from the same source ($platform)"
 }
 
-changed=0
+changed=${model_changed:-0}
 recorded=$(cat "$DEST/.phoenix-archive" 2>/dev/null || true)
 if [ "$recorded" != "$url $sha" ] && [ "$recorded" != "$url $sha $flavor" ] \
     && use_cached_build; then
