@@ -51,6 +51,7 @@ def guest_on_node(
 ) -> None:
     """Make `runner` answer pvesh/cat like a node holding this guest (PVE 8.4)."""
     runner.respond(pvesh("/version"), '{"version": "8.4.1", "release": "8.4"}')
+    runner.respond(["pveversion", "--verbose"], data("pveversion_verbose.txt"))
     runner.respond(config_argv(ctid), data(config))
     runner.respond(status_argv(ctid), data(status))
     runner.respond(snapshot_argv(ctid), data(snapshots))

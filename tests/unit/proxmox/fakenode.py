@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phoenix.drivers.proxmox import files
+from phoenix.drivers.proxmox.commands import RAW_KEYS_SINCE, parse_container_version
 from phoenix.drivers.proxmox.properties import parse_property_string, size_to_gib
 from phoenix.runners.base import CommandResult, Stdin, stdin_bytes
 
@@ -98,6 +99,7 @@ class FakeNode:
 
     root: Path
     version: str = "8.4.1"
+    container: str | None = None  # pve-container's version; None: the one `version` ships
     name: str = "pve"
     storages: dict[str, str] = field(default_factory=lambda: {"local-zfs": "zfspool"})
     datacenter_firewall: bool = False
@@ -140,6 +142,12 @@ class FakeNode:
         self.put_conf(ctid, conf.render())
 
     @property
+    def container_version_text(self) -> str:
+        if self.container is not None:
+            return self.container
+        return {(9, 1): "6.0.15", (9, 0): "6.0.9"}.get(self.major_minor, "5.2.7")
+
+    @property
     def major_minor(self) -> tuple[int, int]:
         major, minor = self.version.split(".")[:2]
         return int(major), int(minor)
@@ -177,6 +185,11 @@ class FakeNode:
             return self._pvesh(argv)
         if argv[0] == "pct":
             return self._pct(argv, input)
+        if argv[:2] == ["pveversion", "--verbose"]:
+            return (
+                f"proxmox-ve: {self.version}\npve-manager: {self.version} (running version: "
+                f"{self.version}/0)\npve-container: {self.container_version_text}\n"
+            )
         if argv[0] == "cat":
             path = self.path(argv[-1])
             if not path.is_file():
@@ -271,13 +284,12 @@ class FakeNode:
     def _config_json(self, conf: Conf) -> dict[str, object]:
         data: dict[str, object] = dict(options(conf.main))
         pairs = raw(conf.main)
-        if self.major_minor < (9, 0):
-            # pve-container 5.x does not know these keys: it warns and leaves them out.
-            dropped = [
-                p for p in pairs if p[0] == "lxc.init.cwd" or p[0].startswith("lxc.environment")
-            ]
-            self.warnings += [f"unknown key {k}" for k, _ in dropped]
-            pairs = [p for p in pairs if p not in dropped]
+        # pve-container src/PVE/LXC/Config.pm keeps only the keys its release knows (the
+        # rest: a warning, and the line is left out).
+        have = parse_container_version(self.container_version_text) or (0, 0, 0)
+        dropped = [p for p in pairs if have < RAW_KEYS_SINCE.get(p[0], (0, 0, 0))]
+        self.warnings += [f"unknown key {k}" for k, _ in dropped]
+        pairs = [p for p in pairs if p not in dropped]
         if pairs:
             data["lxc"] = pairs
         for key in ("memory", "swap", "cores", "onboot", "unprivileged", "template"):

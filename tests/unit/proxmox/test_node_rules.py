@@ -172,20 +172,42 @@ def test_template_and_resize_that_work_are_confirmed(node: FakeNode) -> None:
 @pytest.mark.parametrize(
     ("version", "key", "says"),
     [
-        ("8.4.1", "lxc.init.cwd", "8.4 does not know this key"),
-        ("8.4.1", "lxc.environment.runtime", "8.4 does not know this key"),
+        ("8.4.1", "lxc.init.cwd", "pve-container 5.2.7 does not know this key"),
+        ("8.4.1", "lxc.environment.runtime", "pve-container 5.2.7 does not know this key"),
+        ("9.0.5", "lxc.environment.hooks", "kept from pve-container 6.0.15 on"),
+        ("9.0.5", "lxc.environment.runtime", "kept from pve-container 6.0.15 on"),
         ("9.1.3", "lxc.environment.runtime", "9.1 moves it into the container's `env`"),
     ],
 )
 def test_raw_keys_the_version_does_not_keep_are_refused(
     tmp_path: Path, version: str, key: str, says: str
 ) -> None:
-    """Finding 11: PVE 8 drops the key, PVE 9.1 moves it into env: drift and a restart on
-    every run. Refused with the reason instead."""
+    """Finding 11: PVE 8 drops the key, PVE 9.0 (pve-container before 6.0.15) drops
+    `lxc.environment.runtime`/`.hooks`, PVE 9.1 moves the first into env: drift and a restart
+    on every run. Refused with the reason instead."""
     node = FakeNode(tmp_path, version=version)
     wanted = settings(raw_lxc=((key, "x=1" if "environment" in key else "/srv"),))
     with pytest.raises(DriverError, match=says):
         driver_on(node).create(101, TEMPLATE, wanted)
+
+
+@pytest.mark.parametrize(
+    ("version", "container", "key"),
+    [
+        ("9.0.5", "6.0.15", "lxc.environment.hooks"),  # pve-container upgraded alone
+        ("9.0.5", "6.0.9", "lxc.init.uid"),
+        ("9.1.3", "6.0.15", "lxc.init.groups"),
+    ],
+)
+def test_raw_keys_go_by_the_nodes_pve_container_release(
+    tmp_path: Path, version: str, container: str, key: str
+) -> None:
+    node = FakeNode(tmp_path, version=version, container=container)
+    wanted = settings(raw_lxc=((key, "1"),))
+    driver = driver_on(node)
+    driver.create(101, TEMPLATE, wanted)
+    seen = driver.observe(101)
+    assert seen.settings is not None and wanted.diff(seen.settings) == {}
 
 
 def test_raw_keys_pve9_keeps_converge(tmp_path: Path) -> None:

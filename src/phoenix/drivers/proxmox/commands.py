@@ -204,21 +204,65 @@ def exec_(
     return full + list(argv)
 
 
-def raw_key_problem(key: str, version: Version | None) -> str | None:
-    """Why this node's version would not keep a raw key as written (None: it does).
+ContainerVersion = tuple[int, int, int]
 
-    PVE 8 (pve-container 5) does not know `lxc.init.cwd` or `lxc.environment.*` and drops
-    them with a warning; PVE 9.1 moves `lxc.environment.runtime` into the `env` option.
-    Either way the key never reads back and every run would see drift and restart.
-    """
-    if version is None:
+# The raw keys pve-container's `src/PVE/LXC/Config.pm` (`valid_lxc_conf_keys`) keeps, by the
+# pve-container release that added them: older releases warn and drop the line.
+RAW_KEYS_SINCE: dict[str, ContainerVersion] = {
+    "lxc.init.cwd": (6, 0, 0),
+    "lxc.init.uid": (6, 0, 0),
+    "lxc.init.gid": (6, 0, 0),
+    "lxc.init.groups": (6, 0, 0),
+    "lxc.environment": (6, 0, 0),
+    "lxc.environment.runtime": (6, 0, 15),
+    "lxc.environment.hooks": (6, 0, 15),
+}
+
+
+def container_for(version: Version) -> ContainerVersion:
+    """The pve-container release a pve-manager release ships with (for an offline plan or
+    a node whose `pveversion` cannot be read): 9.1 has 6.0.15, 9.0 has 6.0.x before it."""
+    if version >= (9, 1):
+        return (6, 0, 15)
+    if version >= (9, 0):
+        return (6, 0, 0)
+    return (5, 0, 0)
+
+
+def parse_container_version(text: str) -> ContainerVersion | None:
+    """`6.0.15` (pveversion's pve-container line) -> (6, 0, 15); None when unreadable."""
+    parts = re.match(r"^([0-9]+)\.([0-9]+)(?:\.([0-9]+))?", text.strip())
+    if parts is None:
         return None
-    if version < (9, 0) and (key == "lxc.init.cwd" or key.startswith("lxc.environment.")):
+    return int(parts.group(1)), int(parts.group(2)), int(parts.group(3) or 0)
+
+
+def raw_key_problem(
+    key: str, version: Version | None, container: ContainerVersion | None = None
+) -> str | None:
+    """Why this node would not keep a raw key as written (None: it does).
+
+    What keeps a key is the node's pve-container release (`container`; derived from
+    pve-manager's `version` when unknown): before it the key is dropped with a warning.
+    PVE 9.1 also moves `lxc.environment.runtime` into the `env` option. Either way the key
+    never reads back and every run would see drift and restart the guest.
+    """
+    if version is None and container is None:
+        return None
+    have = container or container_for(version or (0, 0))
+    since = RAW_KEYS_SINCE.get(key)
+    if since is None and key.startswith("lxc.environment."):
+        since = (6, 0, 15)
+    if since is not None and have < since:
+        need = ".".join(map(str, since))
+        found = ".".join(map(str, have))
+        on = f"Proxmox VE {version[0]}.{version[1]}, " if version else ""
         return (
-            f"{key}: Proxmox VE {version[0]}.{version[1]} does not know this key and drops it "
-            "(it is kept from PVE 9 on); remove it from lxc_options or upgrade the node"
+            f"{key}: {on}pve-container {found} does not know this key and drops it (it is "
+            f"kept from pve-container {need} on); remove it from lxc_options or upgrade the "
+            "node"
         )
-    if version >= (9, 1) and key == "lxc.environment.runtime":
+    if version is not None and version >= (9, 1) and key == "lxc.environment.runtime":
         return (
             f"{key}: Proxmox VE {version[0]}.{version[1]} moves it into the container's `env` "
             "option, so it never reads back as written; set the variables with "

@@ -95,8 +95,9 @@ class GuestConfigurer(NodeSession):
         gpu_lines = self._gpu_raw_lines(ctid, settings)
         wanted = self.wanted_raw_keys(settings) + gpu_lines
         version = self.version()
+        container = self.container_version() if wanted else None
         for key, _ in wanted:
-            problem = commands.raw_key_problem(key, version)
+            problem = commands.raw_key_problem(key, version, container)
             if problem is not None:
                 raise DriverError(f"guest {ctid}: raw LXC option refused: {problem}")
         path = pvesh.conf_path(ctid)

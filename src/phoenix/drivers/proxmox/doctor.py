@@ -27,6 +27,7 @@ from phoenix.drivers.proxmox.doctor_node import (
     check_version,
     manager_version,
     node_name,
+    parse_pveversion,
     run,
     run_json,
 )
@@ -268,8 +269,9 @@ def run_doctor(runner: Runner, needs: Needs, node: str | None = None) -> list[Ch
         return checks
     checks.append(check_root(runner))
     checks.append(check_version(runner))
-    version = manager_version(run(runner, ["pveversion", "--verbose"]).stdout)
-    checks += check_raw_keys(version, needs.raw_keys)
+    text = run(runner, ["pveversion", "--verbose"]).stdout
+    container = parse_pveversion(text).get("pve-container")
+    checks += check_raw_keys(manager_version(text), needs.raw_keys, container)
     named = check_node_name(runner, node)
     checks.append(named)
     quorum, local = check_quorum(runner)

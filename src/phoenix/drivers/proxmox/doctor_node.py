@@ -95,11 +95,15 @@ def check_version(runner: Runner) -> Check:
     )
 
 
-def check_raw_keys(version: tuple[int, int] | None, keys: Iterable[str]) -> list[Check]:
-    """Raw keys this node's version drops or moves (they would drift on every run)."""
+def check_raw_keys(
+    version: tuple[int, int] | None, keys: Iterable[str], container: str | None = None
+) -> list[Check]:
+    """Raw keys this node's pve-container drops or its version moves (they would drift on
+    every run); `container` is pveversion's pve-container version."""
     checks = []
+    have = commands.parse_container_version(container) if container else None
     for key in sorted(keys):
-        problem = commands.raw_key_problem(key, version)
+        problem = commands.raw_key_problem(key, version, have)
         if problem is not None:
             checks.append(Check(f"raw key {key}", False, problem, "change lxc_options"))
     return checks

@@ -58,6 +58,7 @@ class NodeSession:
         self.node = node
         self.owned = owned or OwnedRaw()
         self._version = version  # the node's PVE version: asked once (`pvesh get /version`)
+        self._container: commands.ContainerVersion | None = None
         self.log = CommandLog()
         self._sleep = sleep
         self._clock = clock
@@ -115,6 +116,19 @@ class NodeSession:
             except ValueError as exc:
                 raise DriverError(f"node {self.node}: {exc}") from None
         return self._version
+
+    def container_version(self) -> commands.ContainerVersion:
+        """The node's pve-container release, asked once (`pveversion --verbose`): it decides
+        which raw keys the node keeps. Unreadable: the one its pve-manager ships with."""
+        if self._container is None:
+            result = self._run("observe", ["pveversion", "--verbose"])
+            found = None
+            for line in result.stdout.splitlines() if result.ok else []:
+                name, _, rest = line.partition(":")
+                if name.strip() == "pve-container":
+                    found = commands.parse_container_version(rest)
+            self._container = found or commands.container_for(self.version())
+        return self._container
 
     def _read_file(self, ctid: int, path: str) -> str | None:
         result = self._run("observe", files.read_cmd(path))
