@@ -91,6 +91,7 @@ def _host_problems(inventory: Inventory) -> list[str]:
 
 def _note_unapplied(inventory: Inventory, ids: list[int] | None) -> None:
     """One stderr line per selected guest with inventory keys Phoenix does not apply yet."""
+    from phoenix.inventory import build_graph
     from phoenix.inventory.checks import unapplied_keys
 
     for ctid in ids if ids is not None else sorted(inventory.guests):
@@ -101,6 +102,15 @@ def _note_unapplied(inventory: Inventory, ids: list[int] | None) -> None:
                 markup=False,
                 highlight=False,
             )
+    reached = inventory.all_ids() if ids is None else build_graph(inventory).closure(ids)
+    vms = sorted(set(inventory.vms) & reached)
+    if vms:
+        err_console.print(
+            f"note: VMs {', '.join(map(str, vms))} are validated and ordered, not provisioned "
+            "yet (see docs/vms.md)",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _converge(

@@ -212,3 +212,14 @@ def test_unknown_vm_keys_are_warnings(lab: Path) -> None:
     assert code == 0
     assert {"file": VM, "path": "vms[1].gpu_passthrough", "message": "unknown key (ignored)",
             "severity": "warning"} in problems  # fmt: skip
+
+
+def test_plan_says_the_vms_are_not_provisioned(lab: Path) -> None:
+    """Planning everything names the VMs it leaves out rather than dropping them silently."""
+    result = CliRunner().invoke(app, ["-c", str(lab), "plan", "--offline"])
+    assert result.exit_code == 0, result.output
+    assert "note: VMs 1001, 1002, 9000 are validated and ordered, not provisioned yet" in (
+        result.stderr
+    )
+    only_containers = CliRunner().invoke(app, ["-c", str(lab), "plan", "--offline", "900"])
+    assert "VMs" not in only_containers.stderr
