@@ -70,6 +70,7 @@ def missing_on_node(runner: RecordedRunner, ctid: int) -> None:
     err = f"Configuration file 'nodes/{NODE}/lxc/{ctid}.conf' does not exist\n"
     for argv in (config_argv(ctid), status_argv(ctid), snapshot_argv(ctid)):
         runner.respond(argv, returncode=2, stderr=err)
+    runner.respond(pvesh("/cluster/resources", "--type", "vm"), "[]")  # nowhere in the cluster
 
 
 @pytest.fixture(scope="session")

@@ -113,6 +113,7 @@ class FakeNode:
     # manager gets to it, modelled as the next status read after it (`ha_acts`).
     ha: dict[int, str] = field(default_factory=dict)
     ha_acts: bool = True
+    elsewhere: dict[int, str] = field(default_factory=dict)  # ctid -> other cluster node
     _macs: int = 0
     _volumes: int = 0
 
@@ -240,6 +241,12 @@ class FakeNode:
         path = argv[2]
         if path == "/version":
             return json.dumps({"version": self.version, "release": self.version.rsplit(".", 1)[0]})
+        if path == "/cluster/resources":  # pve-manager PVE/API2/Cluster.pm, resources
+            here = [int(p.stem) for p in self.path("/etc/pve/lxc").glob("*.conf")]
+            rows = [(c, self.name) for c in here] + list(self.elsewhere.items())
+            return json.dumps(
+                [{"id": f"lxc/{c}", "vmid": c, "type": "lxc", "node": n} for c, n in rows]
+            )
         if path == "/cluster/firewall/options":
             return json.dumps({"enable": 1} if self.datacenter_firewall else {})
         parts = path.strip("/").split("/")
@@ -330,8 +337,10 @@ class FakeNode:
     def _pct(self, argv: list[str], input: Stdin) -> str:
         verb, ctid = argv[1], int(argv[2])
         if verb == "create":
-            if self.conf(ctid) is not None:
-                raise _Fail(255, f"CT {ctid} already exists on node '{self.name}'")
+            # pve-container src/PVE/API2/LXC.pm: the id is checked cluster-wide (pmxcfs).
+            if self.conf(ctid) is not None or ctid in self.elsewhere:
+                owner = self.elsewhere.get(ctid, self.name)
+                raise _Fail(255, f"CT {ctid} already exists on node '{owner}'")
             opts = _opts(argv[4:])
             storage, size = opts.pop("rootfs").split(":")
             self._storage(storage)

@@ -128,3 +128,16 @@ def test_start_and_stop_of_an_ha_guest_go_through_ha(tmp_path: Path) -> None:
     assert 100 not in node.running and node.ha[100] == "stopped"
     driver.start(100)
     assert 100 in node.running and node.ha[100] == "started"
+
+
+def test_a_guest_on_another_cluster_node_is_said_to_be_there_not_missing(
+    tmp_path: Path,
+) -> None:
+    """pct create checks the id cluster-wide (pve-container src/PVE/API2/LXC.pm): a guest HA
+    moved to another node is not missing, and creating it again would die."""
+    node = FakeNode(tmp_path / "node")
+    node.elsewhere[105] = "pve2"
+    assert "already exists on node 'pve2'" in node.run(["pct", "create", "105", TEMPLATE]).stderr
+    with pytest.raises(PhoenixError, match=r"guest 105 is a container on cluster node 'pve2'"):
+        driver_on(node).observe(105)
+    assert driver_on(node).observe(106).state == "missing"

@@ -66,6 +66,9 @@ def test_missing_guest_500_form(driver: ProxmoxDriver, runner: RecordedRunner) -
         returncode=255,
         stderr="500 Configuration file 'nodes/pve/lxc/101.conf' does not exist\n",
     )
+    runner.respond(
+        ["pvesh", "get", "/cluster/resources", "--type", "vm", "--output-format", "json"], "[]"
+    )
     assert driver.observe(101).state == "missing"
 
 

@@ -41,8 +41,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     ),
     (
         re.compile(r"(CT|VM) (?P<other>\d+) already exists"),
-        "guest {other} already exists on the node (pct refuses to overwrite it). If it is "
-        "stale, remove it with `phoenix destroy {other}` or recreate with --recreate",
+        "guest {other} already exists in the cluster (pct refuses to overwrite it): on "
+        "another node it is not Phoenix's to remove (`pvesh get /cluster/resources` shows "
+        "where it is; migrate it back or renumber the guest); on this node, remove it with "
+        "`phoenix destroy {other}` or recreate with --recreate",
     ),
     (
         re.compile(

@@ -193,9 +193,32 @@ class NodeSession:
         state, _ = pvesh.parse_status(data)
         return state, ha.parse_status(data) if isinstance(data, Mapping) else None
 
+    def _elsewhere(self, ctid: int) -> tuple[str, str] | None:
+        """(type, node) of the guest with this id in the cluster, for one this node lacks:
+        a container on another node (moved there by HA or by hand), or a VM."""
+        result = self._run("observe", pvesh.cluster_resources_cmd())
+        if not result.ok:
+            return None  # not readable: the node itself is all Phoenix can know
+        data = pvesh.load_json(result.stdout, "cluster resources")
+        for entry in data if isinstance(data, list) else []:
+            if isinstance(entry, Mapping) and str(entry.get("vmid")) == str(ctid):
+                return str(entry.get("type", "?")), str(entry.get("node", "?"))
+        return None
+
     def observe(self, ctid: int) -> ObservedGuest:
         facts = self._facts(ctid)
         if facts is None:
+            where = self._elsewhere(ctid)
+            if where is not None:
+                kind, node = where
+                what = "a VM" if kind == "qemu" else "a container"
+                raise DriverError(
+                    f"guest {ctid} is {what} on cluster node {node!r}, not on the node Phoenix "
+                    f"drives ({self.node}): Phoenix changes guests only on that node and will "
+                    f"not create a second {ctid}. Move it back (`pct migrate {ctid} <node>`, "
+                    f"or `ha-manager migrate ct:{ctid} <node>` under HA), point phoenix.node "
+                    f"and phoenix.ssh_host at {node!r}, or renumber the guest in the inventory"
+                )
             return ObservedGuest(ctid, "missing")
         state, status_lock = pvesh.parse_status(self._json(ctid, pvesh.status_cmd(self.node, ctid)))
         snapshots = pvesh.parse_snapshots(self._json(ctid, pvesh.snapshots_cmd(self.node, ctid)))
