@@ -11,9 +11,18 @@ from phoenix.gateway.answers import (
     model_upstream_error,
     upstream_retry,
 )
+from phoenix.gateway.bodyrules import (
+    FAST_MODEL_RE,
+    FORM_MODEL_RE,
+    FORM_TWICE_RE,
+    JSON_OBJECT_RE,
+)
 from phoenix.gateway.keys import KEY_VAR, allowed_keys, rate_limited_location
 from phoenix.gateway.keys import server_directives as keys_server
 from phoenix.gateway.layout import METRICS_LOG, Layout
+from phoenix.gateway.limits import key_guard
+from phoenix.gateway.limits import locations as limit_locations
+from phoenix.gateway.limits import server_directives as limits_server
 from phoenix.gateway.nginx import Directive, blk, d
 from phoenix.gateway.routes import GatewayRoutes
 from phoenix.gateway.services import path_locations, proxy_headers
@@ -50,17 +59,10 @@ FORM_ENDPOINTS = (
     "/v1/images/edits",
     "/v1/images/variations",
 )
-# Native model routing (see route_model_fast / README "Model routing"): the first object key
-# "model" (not preceded by an escaped quote) whose value is a plain JSON string. PCRE text.
-FAST_MODEL_RE = r'"(?<!\\")model"\s*+:\s*+"([^"\\]+)"'
-# The multipart form field `model`: its part's headers, a blank line, the value, CRLF.
-FORM_MODEL_RE = (
-    r'(?i)content-disposition:[ \t]*+form-data;[ \t]*+name="model"\r\n(?:[^\r\n]++\r\n)*?'
-    r"\r\n([^\r\n]++)\r\n"
-)
 # Model names the fast path's map may name verbatim; any other name is routed by njs alone.
 FAST_MODEL_NAME = re.compile(r"[A-Za-z0-9._:/@+=-]+")
 FAST_FALLBACK_STATUS = 418  # internal only: hands the request from @phx_route to @phx_parse
+TOO_COMPLEX = "@phx_too_complex"  # nginx's body match failed with an error (PCRE's limits)
 USAGE_VAR = "$phx_usage"  # "<prompt> <completion>" tokens, set by usage.js; '-' without
 
 
@@ -96,6 +98,7 @@ def api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
         ]
     body.append(d("server_name", *(routes.api_names() or ["_"])))
     body.append(d("error_page", 413, "@too_large"))
+    body += limits_server(cfg.max_body_mb)
     body += keys_server(cfg.api_keys)
     # Every request is counted in the metrics log ($phx_model names its model, if any).
     body.append(d("set", "$phx_model", ""))
@@ -134,11 +137,12 @@ def api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
         )
     body.append(blk("location", "=", "/v1/models", body=[d("js_content", "router.models")]))
     body.append(blk("location", "^~", "/v1/models/", body=[d("js_content", "router.model")]))
+    guard = key_guard(bool(cfg.api_keys))
     for uri in MODEL_ENDPOINTS:
-        body.append(blk("location", "=", uri, body=[d("js_content", "router.route")]))
+        body.append(blk("location", "=", uri, body=[*guard, d("js_content", "router.route")]))
     for uri in FORM_ENDPOINTS:
-        body.append(blk("location", "=", uri, body=[d("js_content", "router.routeForm")]))
-    body.append(blk("location", "/v1/", body=[d("js_content", "router.routeAny")]))
+        body.append(blk("location", "=", uri, body=[*guard, d("js_content", "router.routeForm")]))
+    body.append(blk("location", "/v1/", body=[*guard, d("js_content", "router.routeAny")]))
     body += model_router(routes)
     for m in routes.models:
         body.append(
@@ -153,6 +157,7 @@ def api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
     too_large = f"request body is larger than the gateway's limit of {cfg.max_body_mb} MB"
     body.append(blk("location", "@too_large", body=json_return(413, too_large, "body_too_large")))
     body.append(model_upstream_error())
+    body += limit_locations()
     if cfg.api_keys:
         body.append(rate_limited_location())
     body += path_locations(routes)
@@ -208,18 +213,39 @@ def model_map(routes: GatewayRoutes) -> Directive:
     return blk("map", source, "$phx_upstream", body=body)
 
 
+def json_object_map() -> Directive:
+    """$phx_json_object for njs: "1" for a valid JSON object, "0" for anything else, and
+    the default when PCRE gives up (nesting deeper than ~400 levels, or too complex):
+    matched with JIT by nginx, only when njs asks (the bodies it answers), so njs never
+    walks a body too deep for it."""
+    return blk(
+        "map",
+        "$request_body",
+        "$phx_json_object",
+        body=[d("default", "too_complex"), d(nginx_token("~" + JSON_OBJECT_RE), 1), d("~", 0)],
+    )
+
+
 def model_router(routes: GatewayRoutes) -> list[Directive]:
     """The model endpoints' njs handler (router.route) only hands a POST to @phx_route,
-    once nginx has read the body into memory. There, without njs, the body's first
-    string-valued "model" key picks the upstream (@phx_route_form: the multipart field
-    `model`). Anything else (no such key, an unknown or unusual name, an empty body) goes
-    to @phx_parse: njs parses the whole body and answers the precise 400/404, or routes
-    the name itself."""
+    once nginx has read the body into memory. There, without njs, the body's top-level
+    `model` picks the upstream when the body names it exactly once and plainly
+    (bodyrules.py; @phx_route_form: the multipart field `model`, named once). Anything
+    else (no such key, an unknown or unusual name, a key named twice, invalid JSON, an
+    empty body) goes to @phx_parse: njs reads the body with the same rules and answers the
+    precise 400/404, or routes a name that only needed decoding itself."""
 
-    def route(rule: str) -> list[Directive]:
+    def route(rule: str, twice: str | None = None) -> list[Directive]:
+        guard = (
+            [blk("if", "$request_body", "~", nginx_token(twice), body=[d("return", 418)])]
+            if twice
+            else []
+        )
         return [
             d("error_page", FAST_FALLBACK_STATUS, "=", "@phx_parse"),
+            d("error_page", 500, "=", TOO_COMPLEX),
             d("set", "$phx_model", ""),
+            *guard,
             blk("if", "$request_body", "~", nginx_token(rule), body=[d("set", "$phx_model", "$1")]),
             blk("if", "$phx_upstream", "=", "", body=[d("return", FAST_FALLBACK_STATUS)]),
             *model_proxy(
@@ -231,6 +257,15 @@ def model_router(routes: GatewayRoutes) -> list[Directive]:
 
     return [
         blk("location", "@phx_route", body=route(FAST_MODEL_RE)),
-        blk("location", "@phx_route_form", body=route(FORM_MODEL_RE)),
+        blk("location", "@phx_route_form", body=route(FORM_MODEL_RE, FORM_TWICE_RE)),
         blk("location", "@phx_parse", body=[d("js_content", "router.parse")]),
+        blk(
+            "location",
+            TOO_COMPLEX,
+            body=json_return(
+                400,
+                "request body is nested too deeply or too complex for the gateway to read",
+                "body_too_complex",
+            ),
+        ),
     ]

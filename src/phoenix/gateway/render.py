@@ -23,10 +23,19 @@ from pathlib import Path
 
 from phoenix import __version__
 from phoenix.gateway.answers import failure_maps
-from phoenix.gateway.api_site import USAGE_VAR, api_server, metrics_log_format, model_map
+from phoenix.gateway.api_site import (
+    USAGE_VAR,
+    api_server,
+    json_object_map,
+    metrics_log_format,
+    model_map,
+)
+from phoenix.gateway.bodyrules import njs_rules
 from phoenix.gateway.keys import http_directives as keys_http
 from phoenix.gateway.keys import njs_table
 from phoenix.gateway.layout import HEADER, METRICS_LOG, Layout, Mode, RenderedGateway, asset
+from phoenix.gateway.limits import FILES_PER_WORKER, WORKER_CONNECTIONS
+from phoenix.gateway.limits import http_directives as limits_http
 from phoenix.gateway.nginx import Directive, blk, build, d
 from phoenix.gateway.routes import GatewayRoutes, Target
 from phoenix.gateway.services import host_servers, upstream_block
@@ -44,11 +53,13 @@ def main_conf(layout: Layout, drain_s: int = 600) -> str:
         # The model router's regex scans request bodies: JIT makes it memchr-fast.
         d("pcre_jit", "on"),
         d("worker_processes", layout.worker_processes),
+        # Descriptors for every connection a worker may hold, twice over (limits.py).
+        d("worker_rlimit_nofile", FILES_PER_WORKER),
         # A reload starts new workers; the old ones finish their open requests (streams,
         # websockets) and are stopped after at most this long: the generation timeout.
         d("worker_shutdown_timeout", f"{drain_s}s"),
         d("error_log", f"{layout.log_dir}/error.log"),
-        blk("events", body=[d("worker_connections", 4096)]),
+        blk("events", body=[d("worker_connections", WORKER_CONNECTIONS)]),
     ]
     http: list[Directive] = []
     if layout.runtime_dir:
@@ -99,6 +110,7 @@ def http_conf(
             else []
         ),
         *keys_http(keys or []),
+        *(limits_http() if metrics else []),
     ]
     return build(body, HEADER)
 
@@ -113,6 +125,7 @@ def _upstreams(routes: GatewayRoutes) -> str:
         if t.upstream is not None:
             ups.append(upstream_block(t.upstream, [b.hostport for b in t.backends], passive=False))
     ups.append(model_map(routes))
+    ups.append(json_object_map())
     return build(ups, HEADER)
 
 
@@ -130,6 +143,7 @@ def _models_js(
             {"id": name, "object": "model", "created": 0, "owned_by": "phoenix"} for name in models
         ],
         "keys": njs_table(routes.config.api_keys) if routes else None,
+        "rules": njs_rules(),
         "backends": {
             m.model: [b.hostport for b in m.backends] for m in (routes.models if routes else ())
         },

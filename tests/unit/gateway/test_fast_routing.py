@@ -1,8 +1,7 @@
 """The native model-routing fast path: its body rule, its map and its nginx plumbing.
 
-The body rule is checked with Python's `re`, which reads this pattern (lookbehind,
-possessive quantifiers, classes) exactly as PCRE does; the real nginx runs it in
-tests/e2e/test_gateway_host.py.
+The body rules are checked with libpcre2-8 as nginx runs them (tests/unit/gateway/pcre2.py);
+the real nginx runs them in tests/e2e/test_gateway_host.py and test_gateway_abuse.py.
 """
 
 from __future__ import annotations
@@ -12,17 +11,21 @@ import re
 from pathlib import Path
 from typing import Any
 
-from phoenix.gateway.api_site import FAST_MODEL_RE, nginx_token
+import pytest
+
+from phoenix.gateway.api_site import nginx_token
+from phoenix.gateway.bodyrules import FAST_MODEL_RE, FORM_TWICE_RE
 from phoenix.gateway.bundle import render_gateway
 from phoenix.gateway.nginx import Directive, parse_file
+from tests.unit.gateway.pcre2 import MatchError, Pcre2
 from tests.unit.gateway.test_render import Make
 
-RULE = re.compile(FAST_MODEL_RE)
+RULE = Pcre2(FAST_MODEL_RE)
 
 
-def fast_model(body: str) -> str | None:
-    match = RULE.search(body)
-    return match.group(1) if match else None
+def fast_model(body: str | bytes) -> str | None:
+    match = RULE.group1(body)
+    return match.decode() if match is not None else None
 
 
 def test_takes_the_model_wherever_the_key_is() -> None:
@@ -70,10 +73,48 @@ def test_leaves_everything_else_to_njs() -> None:
     assert fast_model("") is None
 
 
-def test_documented_limit_first_string_key_wins() -> None:
-    # A nested string-valued "model" before the top-level one is taken (see README).
-    body = json.dumps({"metadata": {"model": "beta"}, "model": "alpha"})
-    assert fast_model(body) == "beta"
+def test_routes_only_on_the_one_top_level_model() -> None:
+    # A nested "model" (metadata, a tool's schema) before or after the top-level one is
+    # never taken; a body naming it twice, in any case or escaped, is left to njs.
+    assert fast_model(json.dumps({"metadata": {"model": "beta"}, "model": "alpha"})) == "alpha"
+    assert fast_model(json.dumps({"tools": [{"model": "beta"}], "model": "alpha"})) == "alpha"
+    assert fast_model('{"model": "alpha", "metadata": {"model": "beta"}}') == "alpha"
+    for twice in (
+        '{"model": "alpha", "model": "beta"}',
+        '{"model": "alpha", "Model": "beta"}',
+        '{"MODEL": "beta", "model": "alpha"}',
+        '{"model": "alpha", "mod\\u0065l": "beta"}',
+        '{"m\\u006Fdel": "beta", "model": "alpha"}',
+    ):
+        assert fast_model(twice) is None, twice
+    assert fast_model('{"metadata": {"model": "alpha"}}') is None  # no top-level model
+    # An escaped value is njs's to decode; the nested plain one is not taken instead.
+    assert fast_model('{"model": "demo\\u002dembed", "metadata": {"model": "x"}}') is None
+
+
+def test_routes_only_valid_json_objects() -> None:
+    for bad in (
+        '[{"model": "alpha"}]',
+        '{"model": "alpha",',
+        '{"model": "alpha"} x',
+        '{"model": "alpha", "n": 01}',
+        '{"model": "alpha", "s": "tab\there"}',
+        '\ufeff{"model": "alpha"}',
+        '{"model": "alpha", "x": tru}',
+    ):
+        assert fast_model(bad) is None, bad
+    ok = '{"model": "alpha", "n": -1.5e+3, "t": true, "z": null, "a": [[], {}, "\\u00e9\\n"]}'
+    assert fast_model(ok) == "alpha"
+
+
+def test_large_legit_bodies_match_and_pathological_ones_fail_with_an_error() -> None:
+    tokens = json.dumps({"input": list(range(1_000_000)), "model": "alpha"})
+    assert fast_model(tokens) == "alpha"
+    deep = '{"a": ' + "[" * 5000 + "]" * 5000 + ', "model": "alpha"}'
+    with pytest.raises(MatchError):  # nginx: a 500, answered as body_too_complex
+        fast_model(deep)
+    shallow = '{"a": ' + "[" * 64 + "]" * 64 + ', "model": "alpha"}'
+    assert fast_model(shallow) == "alpha"
 
 
 def _conf(tmp_path: Path, text: bytes) -> list[Directive]:
@@ -130,7 +171,7 @@ def test_http_plumbing(make_inventory: Make, lab_configs: dict[str, Any], tmp_pa
 
 
 def test_form_rule_takes_the_model_field_of_a_multipart_body() -> None:
-    from phoenix.gateway.api_site import FORM_MODEL_RE
+    from phoenix.gateway.bodyrules import FORM_MODEL_RE
 
     rule = re.compile(FORM_MODEL_RE)
     body = (
@@ -143,3 +184,10 @@ def test_form_rule_takes_the_model_field_of_a_multipart_body() -> None:
     typed = 'Content-Disposition: form-data; name="model"\r\nContent-Type: text/plain\r\n\r\nm\r\n'
     assert (m := rule.search(typed)) and m.group(1) == "m"
     assert rule.search('Content-Disposition: form-data; name="models"\r\n\r\nx\r\n') is None
+
+
+def test_form_rule_sees_a_model_field_named_twice() -> None:
+    twice = Pcre2(FORM_TWICE_RE)
+    part = 'Content-Disposition: form-data; name="model"\r\n\r\n{}\r\n--b\r\n'
+    assert twice.group1(part.format("a") + part.format("b")) is not None
+    assert twice.group1(part.format("a") + 'name="models"\r\n') is None

@@ -193,9 +193,44 @@ OPEN: list[tuple[str, Request, Expect]] = [
         post('{"tools": [{"model": "beta"}], "model": "alpha"}'),
         routed("alpha"),
     ),
-    # JSON.parse keeps the last of duplicate keys, as the model servers' parsers do.
-    ("duplicate, last wins", post('{"model": "alpha", "model": "beta"}'), routed("beta")),
+    # A backend takes one of several top-level `model` keys (json, Go: the last; Go also
+    # any case; every parser decodes escapes): the gateway cannot tell which, so refuses.
+    ("duplicate", post('{"model": "alpha", "model": "beta"}'), refused(400, "ambiguous_model")),
+    ("other case", post('{"model": "alpha", "Model": "beta"}'), refused(400, "ambiguous_model")),
+    ("only Model", post('{"MODEL": "alpha"}'), refused(400, "ambiguous_model", "`MODEL`")),
+    (
+        "escaped key",
+        post('{"model": "alpha", "mod\\u0065l": "beta"}'),
+        refused(400, "ambiguous_model"),
+    ),
+    (
+        "duplicate after nested",
+        post('{"model": "alpha", "x": {"model": "gamma"}, "model": "beta"}'),
+        refused(400, "ambiguous_model"),
+    ),
     ("escaped name", post('{"model": "alph\\u0061"}'), routed("alpha")),
+    (
+        "escaped name, nested plain one",
+        post('{"model": "b\\u0065ta", "metadata": {"model": "alpha"}}'),
+        routed("beta"),
+    ),
+    ("escaped key alone", post('{"m\\u006fdel": "beta"}'), routed("beta")),
+    ("trailing text", post('{"model": "alpha"} x'), refused(400, "invalid_json")),
+    ("BOM", post('\ufeff{"model": "alpha"}'), refused(400, "invalid_json")),
+    (
+        "deeply nested",
+        Request(
+            "router.parse",
+            requestText='{"a": ' + "[" * 100_000 + "]" * 100_000 + ', "model": "alpha"}',
+            variables={"phx_json_object": "too_complex"},  # nginx's JIT match gave up
+        ),
+        refused(400, "body_too_complex"),
+    ),
+    (
+        "form, model twice",
+        post(form("alpha") + form("beta"), **{"Content-Type": MULTIPART}),
+        refused(400, "ambiguous_model"),
+    ),
     (
         "unknown model",
         post('{"model": "zeta"}'),

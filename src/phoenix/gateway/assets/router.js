@@ -4,8 +4,9 @@
 // memory first (client_body_buffer_size == client_max_body_size); route() never touches
 // it (turning 100 KB into a JS string costs more than proxying it) and hands the request
 // to @phx_route, where nginx picks the upstream from the body's "model" natively.
-// parse(): @phx_route's fallback for everything it cannot route: parses the whole body,
-// answers the precise 400/404, or hands a routable request to '@model_...' itself.
+// parse(): @phx_route's fallback for everything it cannot route: reads the body's
+// top-level model with the same rules as nginx (bodyrules.py), answers the precise
+// 400/404, or hands a routable request to '@model_...' itself.
 // The model table is rendered by Phoenix from the inventory into phoenix_models.js.
 import table from 'phoenix_models.js';
 import crypto from 'crypto';
@@ -108,7 +109,80 @@ function multipart(r) {
     return type.toLowerCase().indexOf('multipart/form-data') === 0;
 }
 
-var FORM_MODEL = /content-disposition:[ \t]*form-data;[ \t]*name="model"\r\n(?:[^\r\n]+\r\n)*?\r\n([^\r\n]*)\r\n/i;
+// The body rules (bodyrules.py), compiled once with the module: the same PCRE source
+// nginx's native route runs, so njs reads the top-level `model` exactly as nginx and a
+// JSON parser do. The body is never turned into a JavaScript object (JSON.parse of a body
+// of many small objects takes ~35x its size), only matched; bodies that exceed PCRE's
+// limits are answered, not parsed.
+var RULES = {
+    object: new RegExp(table.rules.object),
+    first: new RegExp(table.rules.first),
+    second: new RegExp(table.rules.second),
+    form: new RegExp(table.rules.form, 'i'),
+    formTwice: new RegExp(table.rules.formTwice, 'i')
+};
+// Small enough to JSON.parse for the parser's own message on malformed JSON.
+var EXPLAIN_MAX = 64 * 1024;
+
+function tooComplex(r) {
+    fail(r, 400, 'request body is nested too deeply or too complex for the gateway to read',
+         'invalid_request_error', 'body_too_complex');
+}
+
+function invalid(r, text) {
+    var why = 'malformed JSON in request body';
+    if (text.length <= EXPLAIN_MAX) {
+        try {
+            var value = JSON.parse(text);
+            return fail(r, 400, 'request body must be a JSON object' + (Array.isArray(value)
+                        ? ', not an array' : ''), 'invalid_request_error', 'invalid_body');
+        } catch (e) {
+            why += ': ' + e.message;
+        }
+    }
+    fail(r, 400, why, 'invalid_request_error', 'invalid_json');
+}
+
+function ambiguous(r, what) {
+    fail(r, 400, what + ': a model server would take one of them and the gateway cannot '
+         + 'tell which; send `model` once', 'invalid_request_error', 'ambiguous_model',
+         'model');
+}
+
+// The model a multipart body names in its one `model` field.
+function formModel(r, key, text) {
+    if (RULES.formTwice.test(text)) {
+        return ambiguous(r, 'the form names the field `model` more than once');
+    }
+    var field = RULES.form.exec(text);
+    send_to(r, key, field ? field[1] : undefined);
+}
+
+// The model a JSON body names in its one top-level `model` key.
+function jsonModel(r, key, text) {
+    // nginx's JIT match says whether the body is a JSON object (njs's own PCRE, without
+    // JIT, would take seconds on the nesting nginx refuses); computed here without nginx.
+    var shape = r.variables.phx_json_object;
+    if (shape === undefined) {
+        shape = RULES.object.test(text) ? '1' : '0';
+    }
+    if (shape !== '1') {
+        return shape === '0' ? invalid(r, text) : tooComplex(r);
+    }
+    var m = RULES.first.exec(text);
+    if (!m) {
+        return send_to(r, key, undefined);
+    }
+    if (RULES.second.test(text)) {
+        return ambiguous(r, 'the request body names `model` more than once at its top level');
+    }
+    var name = JSON.parse(m[1]);
+    if (name !== 'model') {
+        return ambiguous(r, 'the request body names its model `' + name + '`, not `model`');
+    }
+    var value = m[2].charAt(0) === '"' ? JSON.parse(m[2]) : undefined;
+    send_to(r, key, value);
+}
 
 function parse(r) {
     if (!allowed(r)) {
@@ -129,22 +203,14 @@ function parse(r) {
         return fail(r, 400, 'request body is empty; expected a JSON object with "model"',
                     'invalid_request_error', 'invalid_body');
     }
-    if (multipart(r)) {
-        var field = FORM_MODEL.exec(text);
-        return send_to(r, key, field ? field[1] : undefined);
-    }
-    var body;
     try {
-        body = JSON.parse(text);
+        return multipart(r) ? formModel(r, key, text) : jsonModel(r, key, text);
     } catch (e) {
-        return fail(r, 400, 'malformed JSON in request body: ' + e.message,
-                    'invalid_request_error', 'invalid_json');
+        if (/limit|memory/.test(e.message)) {
+            return tooComplex(r);  // PCRE's match limit or stack: not a body to route
+        }
+        throw e;
     }
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-        return fail(r, 400, 'request body must be a JSON object', 'invalid_request_error',
-                    'invalid_body');
-    }
-    send_to(r, key, body.model);
 }
 
 function send_to(r, key, model) {

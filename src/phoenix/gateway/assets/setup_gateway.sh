@@ -125,6 +125,8 @@ systemd_dropin() {  # make the nginx unit run the live tree; prints "changed" if
     want="$(cat <<UNIT
 # Written by Phoenix: nginx runs the gateway tree switched in at $LIVE.
 [Service]
+# Room for worker_rlimit_nofile (systemd's default soft limit is 1,024 open files).
+LimitNOFILE=65536
 ExecStartPre=
 ExecStartPre=$NGINX -t -q -c $LIVE/nginx.conf -g 'daemon on; master_process on;'
 ExecStart=
