@@ -45,7 +45,9 @@ def njs_gateway(folder: Path, api_keys: list[dict[str, Any]] | None) -> NjsGatew
     return NjsGateway(rendered, folder / "njs")
 
 
-@pytest.fixture(scope="module")
+# Rendered for each test, not once per module: mutation testing (scripts/mutation.py)
+# maps each test to the code it runs, and a module-wide render would be seen by one test.
+@pytest.fixture
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> NjsGateway:
     keys: list[dict[str, Any]] = [
         {"name": "a", "sha256": key_hash(KEY_A), "models": ["alpha"]},
@@ -54,7 +56,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> NjsGateway:
     return njs_gateway(tmp_path_factory.mktemp("keyed"), keys)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def open_gateway(tmp_path_factory: pytest.TempPathFactory) -> NjsGateway:
     return njs_gateway(tmp_path_factory.mktemp("open"), None)
 
