@@ -4,8 +4,10 @@ A fresh Debian 12 system container (see freshhost.py) receives the project's tra
 and runs the README's main command exactly as written: `./demo`, then every curl command
 the demo prints (each must answer 200), `./demo` again (nothing changes), `./demo --clean`
 (the host is back as it was, packages aside; the template cache is kept and named), and
-`./demo --clean --purge` (the cache goes too). Nothing installed on this machine leaks in:
-a missing install step fails here as it fails for a new user.
+`./demo --clean --purge` (the cache goes too). Then the README's test command,
+`./run-tests`, with its end-to-end half left out (that half is this suite, run on the
+outer machine): its install step, ruff, mypy and every fast test. Nothing installed on
+this machine leaks in: a missing install step fails here as it fails for a new user.
 """
 
 from __future__ import annotations
@@ -111,3 +113,21 @@ def test_quick_start_on_a_fresh_debian_12(fresh_host: FreshHost, tmp_path: Path)
 
     demo(fresh_host, "--clean", "--purge", log=tmp_path / "purge.log")
     assert sections(fresh_host.sh(HOST_STATE).stdout)["cache"] == ""
+
+
+@pytest.mark.timeout(3600)
+def test_the_test_command_installs_and_passes_its_fast_tests(
+    fresh_host: FreshHost, tmp_path: Path
+) -> None:
+    """`./run-tests -m "not e2e"` (a later -m replaces the script's own): install-deps.sh
+    --tests (chromium, njs, the dev extras), ruff, ruff format, mypy, then every non-e2e
+    test, as root with skips forbidden, as CI runs them."""
+    command = f"cd {WORKDIR} && ./run-tests -m 'not e2e' -q -p no:cacheprovider"
+    res = fresh_host.sh(command, timeout=3000)
+    out = res.stdout + res.stderr
+    (tmp_path / "run-tests.log").write_text(out)
+    assert res.returncode == 0, f"./run-tests failed ({res.returncode}):\n{out[-6000:]}"
+    for step in ("==> ruff", "==> mypy", "==> pytest"):
+        assert step in out, out[-3000:]
+    summary = out.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
