@@ -5,7 +5,7 @@ code (a flipped condition, a changed constant, a dropped argument) the fast test
 Runs mutmut (docs/testing.md says why that tool) once per module, in its own scratch
 folder under .mutation/, against only the unit tests of that module's area, niced, and
 prints the score per module: killed / (killed + survived + no tests + timeouts counted
-as killed, as mutmut does). The survivors are listed in .mutation/<module>/survivors.txt
+as killed, as mutmut does). The survivors are listed in .mutation/full/<module>/survivors.txt
 (`mutmut show NAME` in that folder prints each one's diff).
 
     .venv/bin/python scripts/mutation.py                  # every module (long: hours here)
@@ -106,9 +106,10 @@ def mutant_names(module: str) -> list[str]:
     return names
 
 
-def prepare(module: str, tests: list[str]) -> Path:
-    """A scratch project for one module: links to the repository, its own mutmut config."""
-    work = WORK / slug(module)
+def prepare(module: str, tests: list[str], sampled: bool) -> Path:
+    """A scratch project for one module: links to the repository, its own mutmut config
+    (a sample gets its own, so it never disturbs a full run of the module)."""
+    work = WORK / ("sample" if sampled else "full") / slug(module)
     work.mkdir(parents=True, exist_ok=True)
     for name in ["src", "tests", *ALSO]:
         link = work / name
@@ -129,7 +130,7 @@ def prepare(module: str, tests: list[str]) -> Path:
 
 
 def run(module: str, names: list[str] | None, children: int) -> Score:
-    work = prepare(module, MODULES[module])
+    work = prepare(module, MODULES[module], names is not None)
     shutil.rmtree(work / "mutants", ignore_errors=True)  # always the current code
     mutmut = Path(sys.executable).with_name("mutmut")
     argv = ["nice", "-n", "19", str(mutmut), "run", "--max-children", str(children)]

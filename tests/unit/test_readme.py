@@ -68,7 +68,12 @@ def test_every_test_the_readme_names_exists() -> None:
 def test_the_check_sees_a_test_the_readme_names_wrongly() -> None:
     text = "`tests/unit/test_nope.py`, `test_gone.py`, `test_never_written`, `test_exec`"
     references = readme_test_references(text)
-    assert references == {"tests/unit/test_nope.py", "test_gone.py", "test_never_written", "test_exec"}
+    assert references == {
+        "tests/unit/test_nope.py",
+        "test_gone.py",
+        "test_never_written",
+        "test_exec",
+    }
     assert missing_tests(references, README.parent) == [
         "test_gone.py",
         "test_never_written",

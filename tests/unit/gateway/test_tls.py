@@ -25,6 +25,23 @@ def test_ca_created_once_with_private_key_0600(tmp_path: Path) -> None:
     assert basic.ca is True
 
 
+def test_a_ca_key_left_readable_is_made_private_again(tmp_path: Path) -> None:
+    LocalCA.load_or_create(tmp_path / "ca")
+    key = tmp_path / "ca" / "ca.key"
+    key.chmod(0o644)  # a restore or a copy lost the mode
+    LocalCA.load_or_create(tmp_path / "ca")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
+def test_a_leaf_can_never_sign_certificates(tmp_path: Path) -> None:
+    """A leaf's key sits on the gateway: it must not be a CA clients would trust."""
+    cert = _cert(LocalCA.load_or_create(tmp_path).leaf("api", ["api.lab.test"]).cert_pem)
+    basic = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert basic.critical and basic.value.ca is False
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]
+
+
 def test_leaf_has_every_name_as_san(tmp_path: Path) -> None:
     ca = LocalCA.load_or_create(tmp_path)
     pair = ca.leaf("api", ["API.lab.test", "10.0.0.153", "api.lab.test"])

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 from phoenix.drivers.base import FirewallRule
 from phoenix.inventory import load_inventory
 from phoenix.plan.desired import desired_settings
 from tests.conftest import shared_fixture
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def _edit(config_dir: Path, ctid: str, **changes: object) -> None:
@@ -61,3 +66,30 @@ def test_disabled_firewall_has_no_rules(minimal_dir: Path) -> None:
     )
     settings = desired_settings(load_inventory(minimal_dir), 102)
     assert not settings.firewall_enabled and settings.firewall_rules == ()
+
+
+@pytest.mark.parametrize(
+    ("api_tls", "route_tls", "ports"),
+    [
+        (True, True, "80,443"),
+        (False, True, "80,443"),
+        (True, False, "80,443"),
+        (False, False, "80"),
+    ],
+)
+def test_the_gateway_opens_443_when_anything_it_serves_is_tls(
+    tmp_path: Path, api_tls: bool, route_tls: bool, ports: str
+) -> None:
+    """A TLS host route alone needs 443 open, as the API's own TLS does."""
+    etc = tmp_path / "etc"
+    shutil.copytree(EXAMPLES / "lab", etc)
+    data = json.loads((etc / "phoenix_lxc_configs.json").read_text())
+    gateway = data["lxc_configs"]["101"]
+    gateway["firewall"] = {"enabled": True, "rules": []}
+    gateway["gateway"]["tls"] = api_tls
+    for route in gateway["gateway"]["host_routes"]:
+        route["tls"] = route_tls
+        route["redirect_http"] = route_tls
+    (etc / "phoenix_lxc_configs.json").write_text(json.dumps(data))
+    settings = desired_settings(load_inventory(etc), 101)
+    assert settings.firewall_rules == (FirewallRule("in", "ACCEPT", proto="tcp", port=ports),)

@@ -544,3 +544,28 @@ def test_a_running_guests_veth_off_its_bridge_is_configured_back_onto_it(tmp_pat
     assert list(diff) == ["net"]  # the plan configures the NIC again
     driver.configure(101, SETTINGS, frozenset(diff))
     assert ("ip", "link", "set", "dev", veth, "master", NET.bridge) in runner.calls
+
+
+@pytest.mark.parametrize("table_there", [False, True])
+def test_applying_a_firewall_creates_the_table_only_when_it_is_missing(
+    tmp_path: Path, table_there: bool
+) -> None:
+    runner = RecordedRunner()
+    runner.respond(["nft", "-c", "-f", "-"])  # the probes: conntrack and REJECT work
+    listing = _listing_with(102) if table_there else ""
+    runner.respond(["nft", "-j", "list"], listing, returncode=0 if table_there else 1)
+    runner.respond(["nft", "-f", "-"])
+    driver = make_driver(tmp_path, runner)
+    rule = FirewallRule("in", "ACCEPT", "10.0.0.10", proto="tcp", port="22")
+    driver.firewall.apply(101, (rule,))
+    scripts = [str(runner.inputs[i]) for i, c in enumerate(runner.calls) if c == ("nft", "-f", "-")]
+    made = [s for s in scripts if "add table bridge" in s]
+    assert len(made) == (0 if table_there else 1)
+    guest = scripts[-1]
+    # replies are let through in both directions, or a guest could neither answer nor
+    # get answers (the stateful variant: one conntrack rule per chain)
+    for chain in ("in_101", "out_101"):
+        assert (
+            f"add rule bridge {driver.firewall.table} {chain} ct state established,related accept"
+            in guest
+        )

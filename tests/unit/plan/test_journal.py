@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from phoenix.plan.desired import desired_settings
 from phoenix.plan.journal import Journal
+from phoenix.plan.model import Create
+from phoenix.plan.planner import Planner
+from tests.unit.plan.conftest import Lab, guest
 
 
 def test_read_inflight_keeps_only_ascii_ctids(tmp_path: Path) -> None:
@@ -17,3 +23,29 @@ def test_read_inflight_keeps_only_ascii_ctids(tmp_path: Path) -> None:
         json.dumps({"²": step, "\u0661\u0660\u0661": step, "102": step})
     )
     assert Journal.read_inflight(tmp_path) == {102: step}
+
+
+def test_a_step_is_in_flight_while_it_runs_and_not_after(make_lab: Callable[..., Lab]) -> None:
+    """What a crash mid-step leaves behind: the journal names the step until it ends."""
+    env = make_lab({"102": guest("phxt-solo", 12)})
+    seen: list[dict[str, Any] | None] = []
+    env.driver.on_mutate = lambda op, ctid: seen.append(
+        Journal.read_inflight(env.state).get(ctid) if op == "create" else None
+    )
+    assert env.converge().result.ok
+    (during,) = [s for s in seen if s is not None]
+    assert (during["kind"], during["status"]) == ("create", "started")
+    assert Journal.read_inflight(env.state) == {}
+
+
+def test_converge_finishes_what_a_dead_run_left_half_made(make_lab: Callable[..., Lab]) -> None:
+    """A run killed inside a create leaves a guest that exists but was never finished:
+    the next converge reads the journal and makes it again from scratch."""
+    env = make_lab({"102": guest("phxt-solo", 12)})
+    assert env.converge().result.ok
+    assert not Planner(env.inventory, env.driver).plan(None).steps  # converged, by settings
+    create = Create(102, "create", "debootstrap:bookworm", desired_settings(env.inventory, 102))
+    Journal(env.state).started(create)  # the run that died there
+    mutations = env.mutations_during(env.converge)
+    assert [m[0] for m in mutations][:2] == ["destroy", "create"]
+    assert Journal.read_inflight(env.state) == {}

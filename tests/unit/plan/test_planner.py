@@ -99,26 +99,36 @@ def test_growing_the_disk_is_a_resize(make_lab: Callable[..., Lab]) -> None:
     assert env.mutations_during(env.converge) == [("resize", "102", "10")]
 
 
-def test_unprivileged_change_needs_recreate(make_lab: Callable[..., Lab]) -> None:
+@pytest.mark.parametrize(
+    ("key", "value", "setting"),
+    [("unprivileged", False, "unprivileged"), ("storage_pool", "tank-2", "storage")],
+)
+def test_a_change_made_only_at_creation_needs_recreate(
+    make_lab: Callable[..., Lab], key: str, value: object, setting: str
+) -> None:
     env = make_lab()
     env.converge()
     guests = lab()
-    guests["102"]["unprivileged"] = False
+    guests["102"][key] = value
     env.write(guests)
     with pytest.raises(PlanError) as err:
         plan(env.inventory, env.driver)
     assert "guest 102" in str(err.value) and "--recreate" in str(err.value)
+    assert f"{setting} " in str(err.value)
 
     mutations = env.mutations_during(lambda: env.converge(options=PlanOptions(recreate=True)))
     assert [m[0] for m in mutations] == ["destroy", "create", "start"]
-    assert env.driver.guests[102].settings.unprivileged is False
+    assert getattr(env.driver.guests[102].settings, setting) == value
 
 
-def test_half_created_guest_is_rebuilt(make_lab: Callable[..., Lab]) -> None:
+@pytest.mark.parametrize("kind", ["create", "clone"])
+def test_half_created_guest_is_rebuilt(make_lab: Callable[..., Lab], kind: str) -> None:
     env = make_lab({"102": guest("phxt-solo", 12)})
     env.converge()
-    the_plan = plan(env.inventory, env.driver, None, PlanOptions(interrupted={102: "create"}))
+    the_plan = plan(env.inventory, env.driver, None, PlanOptions(interrupted={102: kind}))
     assert [s.kind for s in the_plan.steps] == ["destroy", "create", "start"]
+    other = plan(env.inventory, env.driver, None, PlanOptions(interrupted={102: "start"}))
+    assert [s.kind for s in other.steps] == []  # only a half-made guest is destroyed
 
 
 def test_missing_recipe_fails_only_that_guest(make_lab: Callable[..., Lab]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.drivers.base import GuestSettings
+from phoenix.drivers.base import GuestSettings, MountSettings
 from phoenix.drivers.proxmox import files
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.drivers.proxmox.preview import Preview
@@ -307,3 +307,19 @@ def test_refused_raw_key_is_a_driver_error(s101: GuestSettings) -> None:
     bad = dataclasses.replace(s101, raw_lxc=(("lxc.rootfs.path", "/x"),))
     with pytest.raises(DriverError, match=r"guest 101: raw LXC option refused: lxc.rootfs.path"):
         record(lambda d: d.configure(101, bad, frozenset({"raw_lxc"})))
+
+
+@pytest.mark.parametrize("field", ["mounts", "memory_mb"])
+def test_a_mount_change_on_a_running_guest_restarts_it_and_memory_does_not(
+    runner: RecordedRunner, s101: GuestSettings, field: str
+) -> None:
+    """A changed mount point takes effect in a running guest only through a restart, which
+    Phoenix does; a key Proxmox applies live (memory) restarts nothing."""
+    Node(runner, 101, "config_101_running.json")
+    driver = ProxmoxDriver(runner, "pve", sleep=lambda _: None)
+    mount = MountSettings("/data", pool="local-zfs", size_gb=4)
+    wanted = dataclasses.replace(s101, mounts=(mount,), memory_mb=8192)
+    driver.configure(101, wanted, frozenset({field}))
+    tail = [a[:2] for a in driver.log.mutations()][-2:]
+    restarted = tail == [("pct", "shutdown"), ("pct", "start")]
+    assert restarted is (field == "mounts"), driver.log.mutations()
