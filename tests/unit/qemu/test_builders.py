@@ -41,6 +41,9 @@ def test_static_seed_sets_name_login_and_address_matched_by_mac() -> None:
     assert seed["meta"]["local-hostname"] == "vm-a"
     assert seed["user"]["hostname"] == "vm-a"
     assert seed["user"]["package_upgrade"] is False
+    assert seed["user"]["write_files"] == [
+        {"path": "/etc/resolv.conf", "content": "nameserver 10.213.60.1\n", "permissions": "0644"}
+    ]
     (user,) = seed["user"]["users"]
     assert user["name"] == "phoenix_user"
     assert user["ssh_authorized_keys"] == ["ssh-ed25519 AAAAC3Nza test@host"]
@@ -61,6 +64,8 @@ def test_dhcp_seed_asks_for_an_address() -> None:
     seed = _parsed(SeedSpec(hostname="t", mac="52:54:00:00:00:01"))
     assert seed["net"]["ethernets"]["eth0"]["dhcp4"] is True
     assert "users" not in seed["user"]
+    keyless = _parsed(SeedSpec(hostname="t", mac="52:54:00:00:00:01", username="u"))
+    assert "ssh_authorized_keys" not in keyless["user"]["users"][0]  # schema: none or >= 1
 
 
 def test_instance_id_follows_the_content() -> None:

@@ -48,17 +48,22 @@ def user_data(spec: SeedSpec) -> dict[str, object]:
         "ssh_pwauth": False,
     }
     if spec.username is not None:
-        data["users"] = [
-            {
-                "name": spec.username,
-                "shell": "/bin/bash",
-                "sudo": "ALL=(ALL) NOPASSWD:ALL",
-                "lock_passwd": True,
-                "ssh_authorized_keys": list(spec.ssh_keys),
-            }
-        ]
+        user: dict[str, object] = {
+            "name": spec.username,
+            "shell": "/bin/bash",
+            "sudo": "ALL=(ALL) NOPASSWD:ALL",
+            "lock_passwd": True,
+        }
+        if spec.ssh_keys:  # cloud-init's schema wants at least one key when the list is there
+            user["ssh_authorized_keys"] = list(spec.ssh_keys)
+        data["users"] = [user]
     elif spec.ssh_keys:
         data["ssh_authorized_keys"] = list(spec.ssh_keys)
+    if spec.nameservers:
+        # Debian's cloud-init renders ifupdown config, whose dns-nameservers only work with
+        # resolvconf installed: the resolvers are written as the file itself.
+        text = "".join(f"nameserver {ns}\n" for ns in spec.nameservers)
+        data["write_files"] = [{"path": "/etc/resolv.conf", "content": text, "permissions": "0644"}]
     data.update(spec.extra_user_data)
     return data
 
