@@ -17,7 +17,7 @@ from phoenix.gateway.bodyrules import (
     FORM_TWICE_RE,
     JSON_OBJECT_RE,
 )
-from phoenix.gateway.keys import KEY_VAR, allowed_keys, rate_limited_location
+from phoenix.gateway.keys import KEY_CLASS_VAR, KEY_VAR, classes_for, rate_limited_location
 from phoenix.gateway.keys import server_directives as keys_server
 from phoenix.gateway.layout import METRICS_LOG, Layout
 from phoenix.gateway.limits import key_guard
@@ -85,6 +85,8 @@ def metrics_log_format(keys: bool) -> str:
 
 
 METRICS_BUFFER, METRICS_FLUSH_S = "32k", 1
+# Key classes in one map pattern of the fast path (each `c<N>|`: far below 4 KB a token).
+CLASSES_PER_PATTERN = 200
 
 
 def api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
@@ -202,14 +204,16 @@ def model_map(routes: GatewayRoutes) -> Directive:
     body = [d("default", "")]
     for model, upstream in fast_model_names(routes):
         exact = re.sub(r"([^A-Za-z0-9])", r"\\\1", model) + "\\z"
-        if keys:
-            # With API keys: "$phx_key:$phx_model", only the pairs the key may use.
-            names = allowed_keys(keys, model)
-            if not names:
-                continue
-            exact = "(?:" + "|".join(re.escape(n) for n in names) + "):" + exact
-        body.append(d(nginx_token("~^" + exact), upstream))
-    source = f"{KEY_VAR}:$phx_model" if keys else "$phx_model"
+        if not keys:
+            body.append(d(nginx_token("~^" + exact), upstream))
+            continue
+        # With API keys: "$phx_key_class:$phx_model", only the classes of keys that may
+        # use the model; a long list is split so no token nears nginx's 4 KB limit.
+        classes = classes_for(keys, model)
+        for start in range(0, len(classes), CLASSES_PER_PATTERN):
+            group = "|".join(classes[start : start + CLASSES_PER_PATTERN])
+            body.append(d(nginx_token(f"~^(?:{group}):{exact}"), upstream))
+    source = f"{KEY_CLASS_VAR}:$phx_model" if keys else "$phx_model"
     return blk("map", source, "$phx_upstream", body=body)
 
 

@@ -5,14 +5,20 @@ key itself is printed once by `phoenix gateway key add` and never stored. In the
 
 - `js_set $phx_key router.keyName`: njs hashes the request's bearer token (SHA-256) and
   looks it up in the rendered table; the variable is the key's name, or empty.
-- The native fast path routes only `"$phx_key:$phx_model"` pairs the key may use; every
+- The native fast path routes only `"$phx_key_class:$phx_model"` pairs the key may use; every
   other request falls to njs, which answers 401 `invalid_api_key` or 404
   `model_not_found` (as OpenAI does for a model a key may not see).
-- Per-key requests-per-minute: one `limit_req_zone` per limited key, keyed by a map that
-  is non-empty only for that key. limit_req zones are shared memory, so the limit holds
-  across nginx workers. The bucket holds `rpm` requests and refills at `rpm` a minute;
-  over it: 429 `rate_limit_exceeded` with `Retry-After` (the seconds one request takes to
-  refill).
+- Per-key requests-per-minute: one `limit_req_zone` per distinct `rpm`, keyed by a map
+  that holds the key's name only for the keys with that rate (each key its own bucket).
+  limit_req zones are shared memory, so the limit holds across nginx workers. The bucket
+  holds `rpm` requests and refills at `rpm` a minute; over it: 429 `rate_limit_exceeded`
+  with `Retry-After` (the seconds one request takes to refill).
+
+Key names are data to nginx, never syntax, at any length and count: they appear only as
+exact keys of hash maps (a name such as `default` or `include` escaped with a backslash,
+the bucket size set for the longest name a key may have), never in a regex, a zone
+name or one long token; the fast path's map sees a key's class (the set of models it may
+use), not its name.
 """
 
 from __future__ import annotations
@@ -50,22 +56,75 @@ def retry_after(rpm: int) -> int:
     return max(1, math.ceil(60 / rpm))
 
 
-def _zone(key: ApiKey) -> str:
-    return f"phx_key_{key.name}"
+KEY_CLASS_VAR = "$phx_key_class"
+# nginx map parameters a source value must be escaped from (with a leading backslash).
+MAP_WORDS = frozenset({"default", "hostnames", "include", "volatile"})
+# A map's hash bucket holds names and pointers: room for the longest key name (48); the
+# http block sets it (before its first map) whenever there are keys.
+MAP_BUCKET = 128
+
+
+def map_key(name: str) -> str:
+    """A key name as an exact source value of an nginx map, never one of its parameters."""
+    return "\\" + name if name in MAP_WORDS else name
+
+
+def key_classes(keys: list[ApiKey]) -> dict[str, str]:
+    """Key name -> its class (`c<N>`), one class per distinct set of allowed models."""
+    classes: dict[frozenset[str], str] = {}
+    out: dict[str, str] = {}
+    for key in keys:
+        models = frozenset(["*"] if "*" in key.models else key.models)
+        out[key.name] = classes.setdefault(models, f"c{len(classes)}")
+    return out
+
+
+def classes_for(keys: list[ApiKey], model: str) -> list[str]:
+    """The classes of the keys that may use `model`, in order, each once."""
+    names = set(allowed_keys(keys, model))
+    return list(dict.fromkeys(c for name, c in key_classes(keys).items() if name in names))
+
+
+def _rates(keys: list[ApiKey]) -> dict[int, list[str]]:
+    rates: dict[int, list[str]] = {}
+    for key in keys:
+        if key.rpm is not None:
+            rates.setdefault(key.rpm, []).append(key.name)
+    return rates
+
+
+def _zone(rpm: int) -> str:
+    return f"phx_rpm_{rpm}"
 
 
 def http_directives(keys: list[ApiKey]) -> list[Directive]:
-    """http-level: the key variable, one zone per limited key, the Retry-After map."""
+    """http-level: the key variable and its class, one zone per rate, the Retry-After map."""
     if not keys:
         return []
-    out: list[Directive] = [d("js_set", KEY_VAR, "router.keyName")]
+    out: list[Directive] = [
+        d("js_set", KEY_VAR, "router.keyName"),
+        blk(
+            "map",
+            KEY_VAR,
+            KEY_CLASS_VAR,
+            body=[d("default", ""), *(d(map_key(n), c) for n, c in key_classes(keys).items())],
+        ),
+    ]
     retry = [d("default", 60)]
-    for i, key in enumerate(k for k in keys if k.rpm is not None):
-        assert key.rpm is not None
-        var = f"$phx_rl_{i}"
-        out.append(blk("map", KEY_VAR, var, body=[d("default", ""), d(key.name, 1)]))
-        out.append(d("limit_req_zone", var, f"zone={_zone(key)}:1m", f"rate={key.rpm}r/m"))
-        retry.append(d(key.name, retry_after(key.rpm)))
+    for rpm, names in sorted(_rates(keys).items()):
+        var = f"$phx_rl_{rpm}"
+        out.append(
+            blk(
+                "map",
+                KEY_VAR,
+                var,
+                body=[d("default", ""), *(d(map_key(n), KEY_VAR) for n in names)],
+            )
+        )
+        # About 128 bytes of state per key: 64 KB (nginx's smallest useful zone) and up.
+        size = 64 + len(names) // 4
+        out.append(d("limit_req_zone", var, f"zone={_zone(rpm)}:{size}k", f"rate={rpm}r/m"))
+        retry += [d(map_key(n), retry_after(rpm)) for n in names]
     out.append(blk("map", KEY_VAR, "$phx_retry_after", body=retry))
     return out
 
@@ -76,10 +135,11 @@ def server_directives(keys: list[ApiKey]) -> list[Directive]:
     if not keys:
         return []
     out: list[Directive] = []
-    for key in keys:
-        if key.rpm is not None:
-            # burst = rpm - 1 with nodelay: exactly `rpm` requests pass at once.
-            out.append(d("limit_req", f"zone={_zone(key)}", f"burst={key.rpm - 1}", "nodelay"))
+    for rpm in sorted(_rates(keys)):
+        # burst = rpm - 1 with nodelay: exactly `rpm` requests pass at once (nginx refuses
+        # `burst=0`: a key of one request a minute has no burst at all).
+        burst = [f"burst={rpm - 1}"] if rpm > 1 else []
+        out.append(d("limit_req", f"zone={_zone(rpm)}", *burst, "nodelay"))
     if out:
         out += [
             d("limit_req_status", 429),

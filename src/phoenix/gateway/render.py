@@ -31,16 +31,18 @@ from phoenix.gateway.api_site import (
     model_map,
 )
 from phoenix.gateway.bodyrules import njs_rules
+from phoenix.gateway.keys import MAP_BUCKET, njs_table
 from phoenix.gateway.keys import http_directives as keys_http
-from phoenix.gateway.keys import njs_table
 from phoenix.gateway.layout import HEADER, METRICS_LOG, Layout, Mode, RenderedGateway, asset
 from phoenix.gateway.limits import FILES_PER_WORKER, WORKER_CONNECTIONS
 from phoenix.gateway.limits import http_directives as limits_http
 from phoenix.gateway.nginx import Directive, blk, build, d
-from phoenix.gateway.routes import GatewayRoutes, Target
+from phoenix.gateway.routes import GatewayRoutes, Target, host_file_name
 from phoenix.gateway.services import host_servers, upstream_block
 from phoenix.gateway.tls import LocalCA
 from phoenix.inventory.models import ApiKey
+
+SERVER_NAMES_BUCKET = 512
 
 __all__ = ["HEADER", "Layout", "Mode", "RenderedGateway", "asset", "render_derived", "write_tree"]
 
@@ -87,6 +89,10 @@ def http_conf(
         d("client_body_buffer_size", f"{max_body_mb}m"),
         # One buffer: $request_body is then the buffer itself, never a copy.
         d("client_body_in_single_buffer", "on"),
+        # A host name may be 253 characters (API hostnames, host routes): room for one.
+        d("server_names_hash_bucket_size", SERVER_NAMES_BUCKET),
+        # Before any map (nginx fixes the size at the first one): room for key names.
+        *([d("map_hash_bucket_size", MAP_BUCKET)] if keys else []),
         blk(
             "map",
             "$http_upgrade",
@@ -205,7 +211,7 @@ def render_derived(
         "sites-available/phoenix-api": build([api_server(routes, layout)], HEADER).encode(),
     }
     for host in routes.hosts:
-        files[f"sites-available/phoenix-host-{host.hostname.lower()}"] = build(
+        files[f"sites-available/phoenix-host-{host_file_name(host.hostname)}"] = build(
             host_servers(host, routes, layout), HEADER
         ).encode()
     for name, sans in routes.tls_sites().items():

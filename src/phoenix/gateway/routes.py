@@ -9,6 +9,7 @@ the gateway guest's additive `gateway` block (path and host routes to a CTID or 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,6 +71,26 @@ class Target:
         return base if uri == location else base + uri
 
 
+# Room for the name in a file name (NAME_MAX is 255) with a prefix and a suffix.
+MAX_NAME_IN_FILE = 120
+
+
+def host_file_name(hostname: str) -> str:
+    """A host route's name in file names (its site, its certificate): the lowercased name,
+    shortened with a digest when it would not fit a file name (a name may be 253 long)."""
+    name = hostname.lower()
+    if len(name) <= MAX_NAME_IN_FILE:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"{name[: MAX_NAME_IN_FILE - 17]}-{digest}"
+
+
+def host_cert(hostname: str) -> str:
+    """A host route's certificate name: never the API server's (`phoenix-api`), whatever
+    the host route is called."""
+    return f"host-{host_file_name(hostname)}"
+
+
 @dataclass(frozen=True)
 class PathRouteSpec:
     path: str
@@ -117,7 +138,7 @@ class GatewayRoutes:
             sites["phoenix-api"] = names
         for host in self.hosts:
             if host.tls:
-                sites[host.hostname.lower()] = [host.hostname.lower()]
+                sites[host_cert(host.hostname)] = [host.hostname.lower()]
         return sites
 
 

@@ -10,7 +10,7 @@ from phoenix.gateway.answers import (
 )
 from phoenix.gateway.layout import Layout
 from phoenix.gateway.nginx import Directive, blk, d
-from phoenix.gateway.routes import GatewayRoutes, HostRouteSpec
+from phoenix.gateway.routes import GatewayRoutes, HostRouteSpec, host_cert
 
 UPSTREAM_KEEPALIVE = 256
 # The backup server of a one-backend model upstream: a path that is never a socket, so a
@@ -108,8 +108,8 @@ def host_servers(host: HostRouteSpec, routes: GatewayRoutes, layout: Layout) -> 
                 body=[
                     d("listen", layout.listen(cfg.https_port), "ssl", "http2"),
                     d("server_name", name),
-                    d("ssl_certificate", f"ssl/{name}.crt"),
-                    d("ssl_certificate_key", f"ssl/{name}.key"),
+                    d("ssl_certificate", f"ssl/{host_cert(name)}.crt"),
+                    d("ssl_certificate_key", f"ssl/{host_cert(name)}.key"),
                     proxy,
                     *errors,
                 ],

@@ -27,6 +27,7 @@ from phoenix.errors import GatewayError
 from phoenix.files import make_owned_dir, write_atomic
 
 CA_DAYS = 3650
+MAX_COMMON_NAME = 64
 LEAF_DAYS = 365
 RENEW_BEFORE = dt.timedelta(days=30)
 CA_CERT = "ca.crt"
@@ -223,7 +224,10 @@ class LocalCA:
             raise GatewayError("a certificate needs at least one name")
         key = ec.generate_private_key(ec.SECP256R1())
         start = (now or _now()) - dt.timedelta(minutes=5)
-        cn = str(sans[0].value)
+        # X.509 caps the common name at 64 characters; clients match the SANs, which hold
+        # every name at any length, so a longer first name just leaves the CN generic.
+        first = str(sans[0].value)
+        cn = first if len(first) <= MAX_COMMON_NAME else "Phoenix gateway"
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))

@@ -28,8 +28,17 @@ def render_and_check(config_dir: Path, ctid: int | None = None) -> str | None:
             if isinstance(result.exception, SystemExit) or result.exception is None:
                 return f"gateway render failed: {result.output}"
             return f"gateway render raised {result.exception!r}: {result.output}"
+        return nginx_t(work / "out" / "tree")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def nginx_t(tree: Path) -> str | None:
+    """None when `nginx -t` accepts a rendered tree, else its complaint."""
+    work = Path(tempfile.mkdtemp(prefix="phoenix-nginx-t-"))
+    try:
         (work / "logs").mkdir()
-        conf = str(work / "out" / "tree" / "nginx.conf")
+        conf = str(tree / "nginx.conf")
         where = f"pid {work}/nginx.pid; error_log {work}/logs/error.log;"
         check = subprocess.run(
             [NGINX, "-t", "-q", "-p", f"{work}/", "-c", conf, "-g", where],

@@ -125,7 +125,7 @@ def test_host_routes_tls_and_redirect(
     assert redirect.first_arg("return") == "301"
     assert redirect.children("return")[0].args[1] == "https://$host$request_uri"
     assert tls.children("listen")[0].args == ["127.0.0.1:443", "ssl", "http2"]
-    cert = x509.load_pem_x509_certificate(rendered.files["ssl/n8n.lab.test.crt"])
+    cert = x509.load_pem_x509_certificate(rendered.files["ssl/host-n8n.lab.test.crt"])
     assert cert_sans(cert) == {"n8n.lab.test"}
     api = x509.load_pem_x509_certificate(rendered.files["ssl/phoenix-api.crt"])
     assert cert_sans(api) == {"api.lab.test", "10.9.0.2"}
@@ -281,7 +281,7 @@ def test_host_and_path_routes_answer_errors_themselves(
     ]
 
 
-def test_keys_render_a_keyed_fast_path_and_one_zone_per_limited_key(
+def test_keys_render_a_keyed_fast_path_and_one_zone_per_rate(
     make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
 ) -> None:
     open_gw, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
@@ -296,16 +296,22 @@ def test_keys_render_a_keyed_fast_path_and_one_zone_per_limited_key(
     )
     http = _parse(tmp_path, rendered.files["conf.d/phoenix-http.conf"])
     zones = [x.args for x in http if x.name == "limit_req_zone"]
-    assert zones == [["$phx_rl_0", "zone=phx_key_a:1m", "rate=30r/m"]]
+    assert zones == [["$phx_rl_30", "zone=phx_rpm_30:64k", "rate=30r/m"]]
     assert ["$phx_key", "router.keyName"] in [x.args for x in http if x.name == "js_set"]
     ups = _parse(tmp_path, rendered.files["conf.d/phoenix-upstreams.conf"])
     fast = next(x for x in ups if x.name == "map" and x.args[1] == "$phx_upstream")
-    assert fast.args[0] == "$phx_key:$phx_model"
+    assert fast.args[0] == "$phx_key_class:$phx_model"
+    classes = next(x for x in http if x.name == "map" and x.args[1] == "$phx_key_class")
+    assert [[x.name, *x.args] for x in classes.block or []] == [
+        ["default", ""],
+        ["a", "c0"],
+        ["b", "c1"],
+    ]
     rules = {x.name: x.args[0] for x in fast.block or []}
-    assert rules["~^(?:a|b):alpha\\\\z"] == "model_alpha"  # both keys may use alpha
-    assert rules["~^(?:b):beta\\\\z"] == "model_beta"  # only b may use beta
+    assert rules["~^(?:c0|c1):alpha\\\\z"] == "model_alpha"  # both keys may use alpha
+    assert rules["~^(?:c1):beta\\\\z"] == "model_beta"  # only b may use beta
     api = _all(_parse(tmp_path, rendered.files["sites-available/phoenix-api"]))
-    assert ["zone=phx_key_a", "burst=29", "nodelay"] in [
+    assert ["zone=phx_rpm_30", "burst=29", "nodelay"] in [
         x.args for x in api if x.name == "limit_req"
     ]
     assert ["429", "=", "@phx_rate_limited"] in [x.args for x in api if x.name == "error_page"]

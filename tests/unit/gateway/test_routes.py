@@ -50,7 +50,7 @@ def test_path_and_host_routes_resolve_ctids(
     assert routes.route_count == 6
     assert routes.tls_sites() == {
         "phoenix-api": ["api.lab.test", "10.9.0.2"],
-        "n8n.lab.test": ["n8n.lab.test"],
+        "host-n8n.lab.test": ["n8n.lab.test"],
     }
 
 

@@ -125,3 +125,154 @@ def test_literal_route_urls_validate_and_pass_nginx(minimal_dir: Path, url: str)
     code, problems, _ = validate_json(minimal_dir)
     assert code == 0, problems
     assert render_and_check(minimal_dir) is None
+
+
+def served(config_dir: Path) -> None:
+    edit_guest(config_dir, "102", vllm_engine_config={"ServerConfig": {"served_model_name": "m"}})
+
+
+@pytest.mark.parametrize(
+    ("paths", "bad"),
+    [
+        (["/x", "/x/"], 1),  # one location once normalised
+        (["/"], 0),
+        (["/v1/"], 0),
+        (["/v1/models"], 0),
+        (["/v1/things/"], 0),
+        (["/phoenix/health/"], 0),
+        (["/metrics"], 0),
+        (["/tokenize/"], 0),
+        (["/a//b/"], 0),
+        (["/a/../b/"], 0),
+    ],
+)
+def test_path_routes_that_nginx_would_refuse_are_refused(
+    minimal_dir: Path, paths: list[str], bad: int
+) -> None:
+    """Each used to validate and then fail `nginx -t` with "duplicate location" (or never
+    match, for a path nginx normalises)."""
+    routes = [{"path": p, "url": "http://127.0.0.1:9"} for p in paths]
+    gateway(minimal_dir, path_routes=routes)
+    errors_at(minimal_dir, f"lxc_configs.101.gateway.path_routes[{bad}].path")
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["default"],
+        ["include"],
+        ["hostnames", "volatile"],
+        ["k" * 48, "j" * 48],
+        [f"key-{i:03d}-" + "n" * 38 for i in range(300)],  # many, long, each with its rpm
+    ],
+)
+def test_key_names_are_data_to_nginx_at_any_length_and_count(
+    minimal_dir: Path, names: list[str]
+) -> None:
+    served(minimal_dir)
+    keys = [
+        {"name": n, "sha256": f"{i:064x}", "rpm": 1 + i % 7, "models": ["m"] if i % 2 else ["*"]}
+        for i, n in enumerate(names)
+    ]
+    gateway(minimal_dir, api_keys=keys)
+    code, problems, _ = validate_json(minimal_dir)
+    assert code == 0, problems
+    assert render_and_check(minimal_dir) is None
+
+
+def test_a_key_of_one_request_a_minute_passes_nginx(minimal_dir: Path) -> None:
+    """`burst=0` is refused by nginx."""
+    served(minimal_dir)
+    gateway(minimal_dir, api_keys=[{"name": "slow", "sha256": "a" * 64, "rpm": 1}])
+    assert render_and_check(minimal_dir) is None
+
+
+@pytest.mark.parametrize(
+    ("block", "where"),
+    [
+        ({"http_port": 8080, "https_port": 8080}, "https_port"),
+        (
+            {
+                "tls": False,
+                "http_port": 80,
+                "https_port": 80,
+                "host_routes": [{"hostname": "h.lab", "url": "http://127.0.0.1:9"}],
+            },
+            "https_port",
+        ),
+        (
+            {
+                "hostnames": ["api.lab.test"],
+                "host_routes": [{"hostname": "API.Lab.Test", "url": "http://127.0.0.1:9"}],
+            },
+            "host_routes[0].hostname",
+        ),
+        (
+            {"host_routes": [{"hostname": "10.0.0.153", "url": "http://127.0.0.1:9"}]},
+            "host_routes[0].hostname",
+        ),
+    ],
+)
+def test_ports_and_names_nginx_would_refuse_or_ignore(
+    minimal_dir: Path, block: dict[str, Any], where: str
+) -> None:
+    gateway(minimal_dir, **block)
+    errors_at(minimal_dir, f"lxc_configs.101.gateway.{where}")
+
+
+def test_long_names_go_in_the_certificate_and_pass_nginx(minimal_dir: Path) -> None:
+    """Over 64 characters, a name cannot be the certificate's CN: it used to raise."""
+    long_api = "a" * 60 + ".lab.test"
+    long_host = ".".join(["b" * 60] * 4)
+    gateway(
+        minimal_dir,
+        hostnames=[long_api],
+        host_routes=[{"hostname": long_host, "url": "http://127.0.0.1:9"}],
+    )
+    code, problems, _ = validate_json(minimal_dir)
+    assert code == 0, problems
+    assert render_and_check(minimal_dir) is None
+
+
+def test_a_host_route_named_like_the_api_certificate_keeps_its_own(minimal_dir: Path) -> None:
+    from cryptography import x509
+
+    from phoenix.gateway.bundle import render_gateway
+    from phoenix.inventory import load_inventory
+
+    gateway(
+        minimal_dir,
+        hostnames=["api.lab.test"],
+        host_routes=[{"hostname": "phoenix-api", "url": "http://127.0.0.1:9"}],
+    )
+    rendered, _ = render_gateway(load_inventory(minimal_dir), 101, None, "derived")
+    api = x509.load_pem_x509_certificate(rendered.files["ssl/phoenix-api.crt"])
+    sans = api.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "api.lab.test" in sans.get_values_for_type(x509.DNSName)
+    assert render_and_check(minimal_dir) is None
+
+
+def test_every_location_of_the_api_server_is_reserved_from_path_routes(minimal_dir: Path) -> None:
+    """The reserved list in the inventory model and the rendered API server agree: a new
+    gateway endpoint that path routes could collide with fails here."""
+    from phoenix.gateway.bundle import render_gateway
+    from phoenix.gateway.nginx import parse_file
+    from phoenix.inventory import load_inventory
+    from phoenix.inventory.checks.gateway_names import location_of
+    from phoenix.inventory.models.gateway import reserved_path_reason
+
+    served(minimal_dir)
+    gateway(minimal_dir, api_keys=[{"name": "k", "sha256": "a" * 64}])
+    rendered, _ = render_gateway(load_inventory(minimal_dir), 101, None, "derived")
+    site = minimal_dir / "api-site"
+    site.write_bytes(rendered.files["sites-available/phoenix-api"])
+    directives, errors = parse_file(site)
+    assert errors == []
+    names = {
+        x.args[-1]
+        for top in directives
+        for x in top.walk()
+        if x.name == "location" and not x.args[-1].startswith("@")
+    }
+    assert "/v1/chat/completions" in names and "/metrics" in names
+    assert [n for n in sorted(names) if reserved_path_reason(location_of(n)) is None] == []

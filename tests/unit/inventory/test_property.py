@@ -1,6 +1,7 @@
 """The rule of the inventory: whatever `validate` accepts, `plan --offline` (both drivers)
-and `gateway render` handle without an "unexpected" error, and nothing a user writes makes
-a traceback.
+and `gateway render` handle without an "unexpected" error, the derived gateway passes the
+real `nginx -t`, every Proxmox command of its offline plan is valid for the Proxmox VE API
+schema, and nothing a user writes makes a traceback.
 
 Inventories come from three sources: the JSON Schema Phoenix exports (hypothesis-jsonschema),
 a generator of plausible labs (clones, templates, gateways, routes, firewalls, DHCP...), and
@@ -26,9 +27,19 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from phoenix.cli.app import app
+from phoenix.cli.gateway_app import GATEWAY
+from phoenix.drivers.factory import OfflineDriver
+from phoenix.drivers.proxmox.preview import Preview
+from phoenix.errors import PhoenixError
+from phoenix.inventory import load_inventory
 from phoenix.inventory.schema import inventory_schema
 from phoenix.names import DRIVERS
+from phoenix.plan.planner import Planner, PlanOptions
+from phoenix.plan.preview import PlanPreview
 from tests.conftest import shared_fixture
+from tests.unit.gateway.nginx_t import nginx_t
+from tests.unit.proxmox.apischema import check_argv
+from tests.unit.proxmox.test_schema import ASSIGNED_MAC, PLACEHOLDER
 
 BUDGET = int(os.environ.get("PHOENIX_PROPERTY_EXAMPLES", "100"))
 SEED = int(os.environ.get("PHOENIX_PROPERTY_SEED", "20261127"))
@@ -148,9 +159,33 @@ def check_rule(etc: Path, out: Path, modes: tuple[str, ...] = ("auto",)) -> bool
             # fixtures' are), which render reports as one message.
             assert code == 0 or output.startswith("error: "), output
         else:
-            # Derived from the inventory: what validate accepted must render.
+            # Derived from the inventory: what validate accepted must render, and pass
+            # the real `nginx -t`.
             assert code == 0 or "no gateway guest" in output, output
+            if code == 0:
+                failed = nginx_t(out / "tree")
+                assert failed is None, f"validated, rendered, then {failed}"
+    _proxmox_commands_are_valid(etc)
     return True
+
+
+def _proxmox_commands_are_valid(etc: Path) -> None:
+    """Every command of the offline Proxmox plan, against the newest API schema. A guest
+    whose plan stops at a clean refusal (a missing recipe, an LXC-only template: what
+    `plan --offline` prints as one error line) is checked up to that step."""
+    inventory = load_inventory(etc)
+    plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions(gateway=GATEWAY)).plan(None)
+    walker = PlanPreview(Preview((9, 1)))
+    for guest in plan.guests:
+        for step in guest.steps:
+            try:
+                walker.step(step)
+            except PhoenixError:
+                break
+    for command in walker.preview.commands:
+        argv = [PLACEHOLDER.sub(ASSIGNED_MAC, a) for a in command.argv]
+        problems = check_argv("9.1", argv).problems
+        assert problems == [], f"validated, then an invalid Proxmox command: {problems}"
 
 
 # -- 1. from the exported JSON Schema --------------------------------------------------------
@@ -266,27 +301,82 @@ def _firewall(pick: Picker) -> dict[str, Any]:
     return {"enabled": pick.maybe(), "rules": rules}
 
 
-def _gateway(pick: Picker, targets: list[int]) -> dict[str, Any]:
+# The edges of the gateway block: names nginx reserves or limits, paths the gateway
+# serves itself or that normalise to the same location, ports that collide, URLs nginx
+# would read as a variable or syntax (validate must refuse those; the rest must pass
+# `nginx -t`).
+GATEWAY_NAMES = st.one_of(
+    st.sampled_from(["api.lab", "API.LAB", "x.y.z", "a", "phoenix-api", "10.0.0.150"]),
+    st.sampled_from(["h0.lab", "H1.LAB", "default", "localhost", "_"]),
+    st.builds(lambda n: "a" * n + ".lab", st.integers(58, 63)),
+    st.builds(lambda n: ".".join(["b" * 60] * n), st.integers(2, 4)),
+)
+ROUTE_PATHS = st.sampled_from(
+    ["/r0/", "/r0", "/x", "/x/", "/", "/v1/", "/v1", "/v1/models", "/v1/models/",
+     "/phoenix/", "/phoenix/health/", "/phoenix/health", "/metrics", "/metrics/",
+     "/phoenix/status", "/health", "/a//b/", "/a/./b/", "/V1/"]
+)  # fmt: skip
+ROUTE_URLS = st.sampled_from(
+    ["http://127.0.0.1:9", "https://127.0.0.2:8443/x", "http://127.0.0.1/base",
+     "http://127.0.0.1:8080/base/", "http://[::1]:8080/", "http://localhost:65535",
+     "http://$http_x_up/", "http://127.0.0.1:99999/", "http://u:p@127.0.0.1/",
+     "http://127.0.0.1/x\\", "http://127.0.0.1/a;b", "http://127.0.0.1/?x"]
+)  # fmt: skip
+PORTS = st.sampled_from([80, 443, 8080, 8443, 1, 65535])
+KEY_NAMES = st.one_of(
+    st.sampled_from(["default", "include", "hostnames", "volatile", "k", "k-1", "k_1", "0"]),
+    st.from_regex(r"[a-z0-9][a-z0-9_-]{0,47}", fullmatch=True),
+    st.just("k" * 48),
+)
+
+
+def _api_keys(pick: Picker, models: list[str]) -> list[dict[str, Any]]:
+    many = pick.draw(st.sampled_from([1, 2, 3, 40, 300]))
+    names = pick.draw(st.lists(KEY_NAMES, min_size=1, max_size=3, unique=True))
+    names += [f"key-{i:03d}-" + "n" * 30 for i in range(many if many > 3 else 0)]
+    keys = []
+    for i, name in enumerate(names):
+        key: dict[str, Any] = {"name": name, "sha256": f"{i:064x}"}
+        if pick.maybe():
+            key["rpm"] = pick.draw(st.sampled_from([1, 60, 1_000_000]))
+        if pick.maybe() and models:
+            key["models"] = pick.draw(st.lists(st.sampled_from(models), min_size=1, max_size=2))
+        keys.append(key)
+    return keys
+
+
+def _gateway(pick: Picker, targets: list[int], models: list[str]) -> dict[str, Any]:
     block: dict[str, Any] = {}
     if pick.maybe():
-        names = st.sampled_from(["api.lab", "x.y.z", "a"])
-        block["hostnames"] = pick.draw(st.lists(names, max_size=2, unique=True))
+        block["hostnames"] = pick.draw(st.lists(GATEWAY_NAMES, max_size=2, unique=True))
     if pick.maybe():
         block["tls"] = pick.maybe()
+    if pick.maybe():
+        block["http_port"] = pick.draw(PORTS)
+        block["https_port"] = pick.draw(PORTS)
+    if pick.maybe():
+        block["api_keys"] = _api_keys(pick, models)
     if not targets:
         return block
     paths, hosts = [], []
-    for i in range(pick.draw(st.integers(0, 2))):
-        route: dict[str, Any] = {"path": f"/r{i}/"}
+    for i in range(pick.draw(st.integers(0, 3))):
+        route: dict[str, Any] = {"path": pick.draw(ROUTE_PATHS) if pick.maybe() else f"/r{i}/"}
         if pick.maybe():
-            route["url"] = pick.draw(st.sampled_from(["http://127.0.0.1:9", "https://a.org/x"]))
+            route["url"] = pick.draw(ROUTE_URLS)
         else:
             route["ctid"] = pick(st.sampled_from(targets), st.sampled_from(IDS))
             route["port"] = pick.draw(st.sampled_from([80, 8000, 6333]))
+        if pick.maybe():
+            route["strip_prefix"] = pick.maybe()
         paths.append(route)
     for i in range(pick.draw(st.integers(0, 2))):
-        host: dict[str, Any] = {"hostname": f"h{i}.lab", "port": 8080}
-        host["ctid"] = pick(st.sampled_from(targets), st.sampled_from(IDS))
+        name = pick.draw(GATEWAY_NAMES) if pick.maybe() else f"h{i}.lab"
+        host: dict[str, Any] = {"hostname": name}
+        if pick.maybe():
+            host["url"] = pick.draw(ROUTE_URLS)
+        else:
+            host["ctid"] = pick(st.sampled_from(targets), st.sampled_from(IDS))
+            host["port"] = 8080
         if pick.maybe():
             host["tls"] = pick.maybe()
         hosts.append(host)
@@ -401,7 +491,7 @@ def labs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
             if draw(st.integers(0, 3)) == 0:
                 guest[key] = pick(sound, odd)
         if ctid == gateway_at:
-            guest["gateway"] = _gateway(pick, targets)
+            guest["gateway"] = _gateway(pick, targets, ["qwen", "m:latest", "a b", "*"])
         elif not pick.sound and draw(st.integers(0, 5)) == 0:
             guest["application_script"] = "phoenix_hypervisor_lxc_101.sh"
         guests[str(ctid)] = guest

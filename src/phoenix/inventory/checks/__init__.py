@@ -14,6 +14,7 @@ from phoenix.inventory.checks.gateway import (
     model_address_problems,
     model_name_problems,
 )
+from phoenix.inventory.checks.gateway_names import gateway_block_problems
 from phoenix.inventory.checks.lineage import (
     clone_source_problems,
     dependency_problems,
@@ -63,6 +64,7 @@ def semantic_problems(
         out += script_problems(ctid, guest, lookups)
         out += apparmor_problems(ctid, guest)
         out += gateway_route_problems(ctid, guest, inventory)
+        out += gateway_block_problems(ctid, guest)
         out += gateway_key_problems(ctid, guest, inventory)
         out += not_applied_problems(ctid, guest)
         out += mount_problems(ctid, guest)

@@ -86,18 +86,6 @@ def gateway_route_problems(ctid: int, guest: LxcGuest, inventory: Inventory) -> 
                     "static IP to route to",
                 )
             )
-    seen_paths: dict[str, int] = {}
-    for index, route in enumerate(guest.gateway.path_routes):
-        if route.path in seen_paths:
-            out.append(
-                Problem(
-                    LXC_FILE,
-                    lxc_at(ctid, "gateway", "path_routes", index, "path"),
-                    f"path {route.path!r} is already routed by path_routes"
-                    f"[{seen_paths[route.path]}]",
-                )
-            )
-        seen_paths.setdefault(route.path, index)
     seen_hosts: dict[str, int] = {}
     for index, host in enumerate(guest.gateway.host_routes):
         name = host.hostname.lower()

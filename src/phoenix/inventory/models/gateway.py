@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from phoenix.inventory.models.fields import Ctid, HostName, Model
 from phoenix.inventory.models.urls import RouteUrl
@@ -27,10 +35,41 @@ class RouteTarget(Model):
         return self
 
 
+# The gateway's own locations on the API server. A path route may not take one (nginx
+# refuses a duplicate location, or the route would hide the gateway's endpoint): the exact
+# ones, and everything under the API's prefixes.
+GATEWAY_EXACT_PATHS = frozenset(
+    {"/metrics", "/phoenix/health", "/phoenix/status", "/v1/models"}
+    | {"/rerank", "/score", "/tokenize", "/detokenize", "/classify", "/pooling"}
+)
+GATEWAY_PREFIXES = ("/v1/", "/v2/", "/phoenix/")
+
+
+def reserved_path_reason(location: str) -> str | None:
+    """Why a path route's location (ending in '/') is the gateway's own, or None."""
+    if location == "/":
+        return "is the whole API server: give the route a prefix of its own"
+    if location.rstrip("/") in GATEWAY_EXACT_PATHS:
+        return f"is the gateway's own endpoint {location.rstrip('/')}"
+    for prefix in GATEWAY_PREFIXES:
+        if location.startswith(prefix) or location == prefix.rstrip("/") + "/":
+            return f"is under {prefix}, which the gateway serves itself"
+    return None
+
+
+def _plain_path(value: str) -> str:
+    if any(seg in ("", ".", "..") for seg in value.strip("/").split("/")) and value != "/":
+        raise ValueError(
+            f"{value!r}: write the path plainly (no '//', '.' or '..' segments); nginx "
+            "normalises request paths, so such a location would never match"
+        )
+    return value
+
+
 class PathRoute(RouteTarget):
     """`/prefix/...` on the gateway's main server, proxied to a guest or URL."""
 
-    path: StrictStr = Field(pattern=r"^/[A-Za-z0-9._~/-]*$")
+    path: Annotated[StrictStr, Field(pattern=r"^/[A-Za-z0-9._~/-]*$"), AfterValidator(_plain_path)]
     strip_prefix: StrictBool = True
     websocket: StrictBool = False
     name: StrictStr | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
