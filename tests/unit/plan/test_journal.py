@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -49,3 +50,55 @@ def test_converge_finishes_what_a_dead_run_left_half_made(make_lab: Callable[...
     mutations = env.mutations_during(env.converge)
     assert [m[0] for m in mutations][:2] == ["destroy", "create"]
     assert Journal.read_inflight(env.state) == {}
+
+
+def test_every_record_says_what_ran_when_and_how_it_ended(tmp_path: Path) -> None:
+    """The journal is what an operator (and the next run) reads after a crash: each record
+    has its run, time, guest, step and status; a failure keeps its error, a bug its trace."""
+    journal = Journal(tmp_path, "run-1")
+    step = Create(102, "create from tpl", "tpl.tar.zst", None)  # type: ignore[arg-type]
+    journal.started(step)
+    assert Journal.read_inflight(tmp_path) == {
+        102: {"run": "run-1", "kind": "create", "step": "create from tpl", "status": "started"}
+    }
+    assert Journal.interrupted(tmp_path) == {102: "create"}
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        journal.failed(step, "x" * 3000, exc)
+    failed = Journal.read_inflight(tmp_path)[102]
+    assert failed == {
+        "run": "run-1",
+        "kind": "create",
+        "step": "create from tpl",
+        "status": "failed",
+        "error": "x" * 500,
+    }
+    journal.done(step)
+    assert Journal.read_inflight(tmp_path) == {}
+    records = journal.records()
+    assert [r["status"] for r in records] == ["started", "failed", "done"]
+    for record in records:
+        assert {"run", "time", "ctid", "kind", "step", "status"} <= set(record)
+        assert (record["run"], record["ctid"], record["kind"]) == ("run-1", 102, "create")
+        assert abs(record["time"] - time.time()) < 60 and record["time"] == round(record["time"], 3)
+    assert records[1]["error"] == "x" * 2000
+    assert (
+        records[1]["traceback"].startswith("Traceback")
+        and "ValueError: boom" in records[1]["traceback"]
+    )
+    assert "error" not in records[0] and "traceback" not in records[2]
+    lines = journal.path.read_text().splitlines()
+    assert lines[0] == json.dumps(records[0], sort_keys=True)  # one sorted object a line
+
+
+def test_a_crash_of_the_whole_run_is_recorded_with_its_trace(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "deep" / "state", "run-2")
+    try:
+        raise RuntimeError("reporter broke")
+    except RuntimeError as exc:
+        journal.crashed(exc)
+    (record,) = journal.records()
+    assert record["status"] == "crashed" and record["run"] == "run-2"
+    assert record["error"] == "RuntimeError: reporter broke"
+    assert "Traceback" in record["traceback"] and "reporter broke" in record["traceback"]
