@@ -48,12 +48,14 @@ class LastValueBackend:
 
     def __init__(self, hosts: tuple[str, ...], port: int) -> None:
         self.served: list[str] = []
-        served = self.served
+        self.authorization: list[str | None] = []
+        served, authorization = self.served, self.authorization
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 served.append(str(json.loads(body).get("model")))
+                authorization.append(self.headers.get("Authorization"))
                 reply = json.dumps({"served": served[-1]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -94,6 +96,7 @@ def _inventory(etc: Path, ports: dict[str, int]) -> None:
                 "https_port": ports["https"],
                 "max_body_mb": 8,
                 "tls": False,
+                "path_routes": [{"path": "/solo-direct", "ctid": 202, "port": ports["model"]}],
                 "api_keys": [
                     {
                         "name": "solo-only",
@@ -441,8 +444,24 @@ def test_a_model_request_without_a_key_is_refused_before_its_body_is_read(gw: La
 
 def test_nginx_errors_on_the_api_are_openai_json(gw: Lab) -> None:
     long_uri = httpx.get(gw.base + "/v1/" + "x" * 9000, timeout=5)
-    assert long_uri.status_code == 414 and long_uri.json()["error"]["code"] == "uri_too_long"
+    log = (gw.log_dir / "error.log").read_text()[-2000:]
+    assert long_uri.status_code == 414, (long_uri.text, log)
+    assert long_uri.json()["error"]["code"] == "uri_too_long"
     with socket.create_connection(("127.0.0.1", gw.http_port), timeout=5) as s:
         s.sendall(b"GET /phoenix/health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
         answer = s.recv(4096)
     assert answer.startswith(b"HTTP/1.1 400") and b'"code":"bad_request"' in answer, answer
+
+
+def test_a_path_route_to_a_model_server_asks_for_a_key_and_never_passes_it_on(gw: Lab) -> None:
+    backend: LastValueBackend = gw.recorder  # type: ignore[assignment]
+    url = gw.base + "/solo-direct/v1/chat/completions"
+    no_key = httpx.post(url, json={"model": "solo"}, timeout=10)
+    assert no_key.status_code == 401 and no_key.json()["error"]["code"] == "invalid_api_key"
+    wrong = httpx.post(url, json={"model": "solo"}, headers={"Authorization": "Bearer x"})
+    assert wrong.status_code == 401
+    before = len(backend.served)
+    ok = httpx.post(url, json={"model": "solo"}, headers={"Authorization": f"Bearer {KEYS['all']}"})
+    assert ok.status_code == 200 and ok.json() == {"served": "solo"}
+    assert len(backend.served) == before + 1
+    assert backend.authorization[-1] is None  # the gateway's key stays with the gateway

@@ -40,6 +40,7 @@ from phoenix.inventory.models import ApiKey
 KEY_VAR = "$phx_key"
 KEY_PREFIX = "phx-"
 RATE_LIMITED = "@phx_rate_limited"
+ROUTE_AUTH = "$phx_route_auth"
 
 
 def new_key() -> str:
@@ -126,6 +127,11 @@ def http_directives(keys: list[ApiKey]) -> list[Directive]:
         out.append(d("limit_req_zone", var, f"zone={_zone(rpm)}:{size}k", f"rate={rpm}r/m"))
         retry += [d(map_key(n), retry_after(rpm)) for n in names]
     out.append(blk("map", KEY_VAR, "$phx_retry_after", body=retry))
+    # What a path or host route passes on as Authorization: the client's own header,
+    # unless it is one of the gateway's keys (those are the gateway's business).
+    out.append(
+        blk("map", KEY_VAR, ROUTE_AUTH, body=[d("default", ""), d("", "$http_authorization")])
+    )
     return out
 
 

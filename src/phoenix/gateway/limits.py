@@ -99,6 +99,10 @@ def key_guard(keys: bool) -> list[Directive]:
     return [blk("if", KEY_VAR, "=", "", body=[d("return", 401)])]
 
 
+def unauthorized_location() -> Directive:
+    return blk("location", UNAUTHORIZED, body=json_return(401, "$phx_no_key", "invalid_api_key"))
+
+
 def locations() -> list[Directive]:
     overloaded = openai_error(
         "the gateway is at its limit of requests for your address or of large bodies "
@@ -116,11 +120,7 @@ def locations() -> list[Directive]:
                 d("return", 503, overloaded),
             ],
         ),
-        blk(
-            "location",
-            UNAUTHORIZED,
-            body=json_return(401, "$phx_no_key", "invalid_api_key"),
-        ),
+        unauthorized_location(),
     ]
     for status, name, message, code in NGINX_ERRORS:
         type_ = "server_error" if status >= 500 else "invalid_request_error"

@@ -8,9 +8,11 @@ from phoenix.gateway.answers import (
     service_error_locations,
     service_error_pages,
 )
+from phoenix.gateway.keys import ROUTE_AUTH
 from phoenix.gateway.layout import Layout
+from phoenix.gateway.limits import UNAUTHORIZED, key_guard, unauthorized_location
 from phoenix.gateway.nginx import Directive, blk, d
-from phoenix.gateway.routes import GatewayRoutes, HostRouteSpec, host_cert
+from phoenix.gateway.routes import GatewayRoutes, HostRouteSpec, Target, host_cert
 
 UPSTREAM_KEEPALIVE = 256
 # The backup server of a one-backend model upstream: a path that is never a socket, so a
@@ -67,6 +69,22 @@ def upstream_block(name: str, servers: list[str], passive: bool) -> Directive:
     return blk("upstream", name, body=body)
 
 
+def leads_to_a_model_server(routes: GatewayRoutes, target: Target) -> bool:
+    models = {b.hostport for m in routes.models for b in m.backends}
+    return bool(routes.config.api_keys) and bool(models & {b.hostport for b in target.backends})
+
+
+def key_rules(routes: GatewayRoutes, target: Target) -> list[Directive]:
+    """With API keys: a route never passes the gateway's key on, and a route that leads to
+    a model server (a guest serving a model) asks for a key like the API does."""
+    if not routes.config.api_keys:
+        return []
+    out = [d("proxy_set_header", "Authorization", ROUTE_AUTH)]
+    if leads_to_a_model_server(routes, target):
+        out += key_guard(True)
+    return out
+
+
 def path_locations(routes: GatewayRoutes) -> list[Directive]:
     out: list[Directive] = []
     timeout = routes.config.generation_timeout_s
@@ -75,6 +93,9 @@ def path_locations(routes: GatewayRoutes) -> list[Directive]:
         target = p.target.proxy_pass(p.path, p.strip_prefix)
         body = [d("proxy_pass", target), *service_error_pages(suffix)]
         body += proxy_headers(p.websocket, timeout if p.websocket else None)
+        body += key_rules(routes, p.target)
+        if leads_to_a_model_server(routes, p.target):
+            body.append(d("error_page", 401, "=", UNAUTHORIZED))
         out.append(blk("location", "^~", p.path, body=body))
         out.append(blk("location", "=", p.path.rstrip("/"), body=[d("return", 301, p.path)]))
         out += service_error_locations(f"the service at {p.path}", suffix)
@@ -90,9 +111,12 @@ def host_servers(host: HostRouteSpec, routes: GatewayRoutes, layout: Layout) -> 
         body=[
             d("proxy_pass", host.target.proxy_pass()),
             *proxy_headers(host.websocket, cfg.generation_timeout_s if host.websocket else None),
+            *key_rules(routes, host.target),
         ],
     )
     errors = [*service_error_pages(), *service_error_locations(name)]
+    if leads_to_a_model_server(routes, host.target):
+        errors += [d("error_page", 401, "=", UNAUTHORIZED), unauthorized_location()]
     out: list[Directive] = []
     http_body = [d("listen", layout.listen(cfg.http_port)), d("server_name", name)]
     if host.tls and host.redirect_http:

@@ -1,0 +1,71 @@
+"""With API keys, path and host routes: a route to a model server asks for a key (a path
+or host route was a way around them), and no route passes the gateway's key on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from phoenix.gateway.bundle import render_gateway
+from phoenix.gateway.keys import key_hash
+from phoenix.gateway.nginx import Directive, parse_file
+from tests.unit.gateway.nginx_t import render_and_check
+from tests.unit.gateway.test_render import Make
+
+
+def _keyed(lab_configs: dict[str, Any]) -> dict[str, Any]:
+    gateway = lab_configs["101"]["gateway"]
+    gateway["api_keys"] = [{"name": "a", "sha256": key_hash("phx-k"), "models": ["alpha"]}]
+    gateway["path_routes"].append({"path": "/direct-alpha", "ctid": 201, "port": 8001})
+    gateway["host_routes"].append({"hostname": "beta.lab.test", "ctid": 202, "port": 8000})
+    return lab_configs
+
+
+def _all(tmp_path: Path, text: bytes) -> list[Directive]:
+    path = tmp_path / "conf"
+    path.write_bytes(text)
+    directives, errors = parse_file(path)
+    assert errors == []
+    return [x for top in directives for x in top.walk()]
+
+
+def _guarded(location: Directive) -> bool:
+    return any(x.name == "if" and x.args == ["$phx_key", "=", ""] for x in location.block or [])
+
+
+def _auth(location: Directive) -> list[str]:
+    return [
+        x.args[1] for x in location.children("proxy_set_header") if x.args[0] == "Authorization"
+    ]
+
+
+def test_routes_to_model_servers_ask_for_a_key_and_none_passes_it_on(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
+    inventory = make_inventory(_keyed(lab_configs))
+    rendered, _ = render_gateway(inventory, 101, tmp_path / "s", "derived")
+    api = _all(tmp_path, rendered.files["sites-available/phoenix-api"])
+    paths = {x.args[-1]: x for x in api if x.name == "location" and x.args[:1] == ["^~"]}
+    assert _guarded(paths["/direct-alpha/"]) and not _guarded(paths["/qdrant/"])
+    assert _auth(paths["/direct-alpha/"]) == _auth(paths["/qdrant/"]) == ["$phx_route_auth"]
+    host = _all(tmp_path, rendered.files["sites-available/phoenix-host-beta.lab.test"])
+    proxies = [x for x in host if x.name == "location" and x.args == ["/"]]
+    assert proxies and all(_guarded(x) and _auth(x) == ["$phx_route_auth"] for x in proxies)
+    n8n = _all(tmp_path, rendered.files["sites-available/phoenix-host-n8n.lab.test"])
+    assert not any(_guarded(x) for x in n8n if x.name == "location")
+    http = _all(tmp_path, rendered.files["conf.d/phoenix-http.conf"])
+    auth_map = next(x for x in http if x.name == "map" and x.args[1] == "$phx_route_auth")
+    assert {(x.name, *x.args) for x in auth_map.block or []} == {
+        ("default", ""),  # one of the gateway's keys: never passed on
+        ("", "$http_authorization"),  # the client's own credentials for the service
+    }
+
+
+def test_the_keyed_routes_pass_nginx_t(lab_configs: dict[str, Any], tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "phoenix_hypervisor_config.json").write_text("{}")
+    configs = {"lxc_configs": _keyed(lab_configs)}
+    (etc / "phoenix_lxc_configs.json").write_text(json.dumps(configs))
+    assert render_and_check(etc, 101) is None
