@@ -15,11 +15,13 @@ A failure is a `PhoenixError` naming the file, and leaves no temp file behind.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,19 @@ def sha256_of(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def locked_dir(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `directory` for a read-modify-write of a file in it. The
+    directory itself is locked (flock on its inode): it stays the same inode while the
+    files in it are replaced atomically, and no lock file is left beside the user's."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise PhoenixError(f"{directory}: cannot lock: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

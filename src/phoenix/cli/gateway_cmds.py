@@ -14,7 +14,7 @@ import typer
 
 from phoenix.cli.context import console, err_console, fail, load, state
 from phoenix.errors import GatewayError
-from phoenix.files import write_atomic
+from phoenix.files import locked_dir, write_atomic
 
 if TYPE_CHECKING:
     from phoenix.gateway.lint import Finding
@@ -260,11 +260,13 @@ def _edit_inventory(ctx: typer.Context, change: Callable[[list[dict[str, Any]]],
     inventory = load(ctx)
     gw = _gateway(inventory, None)
     path = inventory.config_dir / LXC_FILE
-    try:
-        text = edit_keys(path.read_text(encoding="utf-8-sig"), gw, change)
-    except GatewayError as exc:
-        fail(str(exc))
-    write_atomic(path, text)
+    # Concurrent edits (two `key add` at once) each see the other's key: one at a time.
+    with locked_dir(inventory.config_dir):
+        try:
+            text = edit_keys(path.read_text(encoding="utf-8-sig"), gw, change)
+        except GatewayError as exc:
+            fail(str(exc))
+        write_atomic(path, text)
     return gw
 
 
@@ -283,10 +285,20 @@ def key_add(
     Converge the gateway to apply it."""
     from phoenix.gateway.keys import add_entry
     from phoenix.inventory.loader import LXC_FILE
+    from phoenix.inventory.served import inventory_models
 
-    wanted = [m.strip() for m in models.split(",") if m.strip()] or ["*"]
+    wanted = [m.strip() for m in models.split(",") if m.strip()]
+    if not wanted:
+        fail(f"--models {models!r} names no model: give model names, or '*' for all")
     inventory = load(ctx)
-    served = {g.served_model[0] for g in inventory.guests.values() if g.served_model}
+    if inventory.hand_written_sites:
+        fail(
+            "the gateway runs the hand-written sites in "
+            f"{inventory.nginx_dir / 'sites-available'} (compatibility mode), which check no "
+            "key: a key added now would not be enforced. Remove those sites to use the "
+            "derived gateway, which enforces keys, then add the key"
+        )
+    served = inventory_models(inventory)
     unknown = [m for m in wanted if m != "*" and m not in served]
     if unknown:
         fail(f"no guest serves {', '.join(unknown)} (served: {', '.join(sorted(served))})")

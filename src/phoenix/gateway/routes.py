@@ -17,12 +17,8 @@ from urllib.parse import urlsplit
 
 from phoenix.errors import GatewayError
 from phoenix.inventory import Inventory
-from phoenix.inventory.models import GATEWAY_COMPAT_SCRIPT, GatewayConfig, LxcGuest, RouteTarget
-from phoenix.recipes.llamacpp import DEFAULT_PORT as LLAMACPP_PORT
-from phoenix.recipes.llamacpp import LLAMACPP_APP_SCRIPT
-from phoenix.recipes.ollama import OLLAMA_APP_SCRIPT
-
-OLLAMA_PORT = 11434  # Ollama's own default, as the ollama feature configures it
+from phoenix.inventory.models import GATEWAY_COMPAT_SCRIPT, GatewayConfig, RouteTarget
+from phoenix.inventory.served import served_models
 
 
 @dataclass(frozen=True)
@@ -168,24 +164,6 @@ def _address(inventory: Inventory, ctid: int, overrides: Mapping[int, str]) -> s
     if guest is None or guest.network_config is None:
         return None
     return guest.network_config.address
-
-
-def served_models(guest: LxcGuest) -> list[tuple[str, int]]:
-    """(model, port) pairs a guest serves: its vLLM/OpenAI-style model, and each model an
-    Ollama guest pulls (`ollama_models`; Ollama answers the OpenAI API under `/v1` on its
-    own port, so it is routed like any model server), and a llama.cpp guest's
-    `llamacpp_alias`."""
-    out: list[tuple[str, int]] = []
-    if guest.served_model is not None:
-        out.append(guest.served_model)
-    alias = guest.llamacpp_alias
-    if guest.application_script == LLAMACPP_APP_SCRIPT and alias and alias not in dict(out):
-        out.append((alias, guest.llamacpp_port or LLAMACPP_PORT))
-    runs_ollama = "ollama" in guest.features or guest.application_script == OLLAMA_APP_SCRIPT
-    if runs_ollama:
-        port = guest.ollama_port or OLLAMA_PORT
-        out += [(model, port) for model in guest.ollama_models if model not in dict(out)]
-    return out
 
 
 def model_routes(

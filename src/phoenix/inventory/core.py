@@ -46,6 +46,16 @@ class Inventory:
         return self.config_dir / "nginx"
 
     @property
+    def hand_written_sites(self) -> list[Path]:
+        """The operator's nginx sites (`nginx/sites-available/*`): with them, the gateway
+        runs them as they are (compatibility mode), not the config derived from the
+        inventory, so it checks no API key."""
+        folder = self.nginx_dir / "sites-available"
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+    @property
     def warnings(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "warning"]
 

@@ -27,11 +27,12 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from phoenix.names import LLAMACPP_APP_SCRIPT as LLAMACPP_APP_SCRIPT
+from phoenix.names import LLAMACPP_PORT
 from phoenix.recipes.bundle import HostFile
 from phoenix.recipes.pypi_source import is_pypi
 
-LLAMACPP_APP_SCRIPT = "phoenix_hypervisor_lxc_957.sh"
-DEFAULT_PORT = 8081
+DEFAULT_PORT = LLAMACPP_PORT
 DEFAULT_BUILD = "b6600"
 DEFAULT_URL = (
     "https://github.com/ggml-org/llama.cpp/releases/download/"

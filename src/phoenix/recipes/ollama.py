@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from phoenix.names import OLLAMA_APP_SCRIPT as OLLAMA_APP_SCRIPT
+
 DEFAULT_OLLAMA_VERSION = "0.12.3"
-OLLAMA_APP_SCRIPT = "phoenix_hypervisor_lxc_955.sh"
 RELEASES = "https://github.com/ollama/ollama/releases/download"
 ARCHIVE = "ollama-linux-amd64.tgz"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from phoenix.gateway.routes import derive_routes, served_models
+from phoenix.gateway.routes import derive_routes
 from phoenix.inventory import load_inventory
+from phoenix.inventory.served import served_models
 from phoenix.plan.planner import guest_entry
 from phoenix.recipes import llamacpp
 from phoenix.recipes.applications import application_bundle

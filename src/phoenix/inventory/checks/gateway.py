@@ -6,6 +6,7 @@ from __future__ import annotations
 from phoenix.inventory.core import LXC_FILE, Inventory
 from phoenix.inventory.models import MAX_MODEL_NAME, LxcGuest, RouteTarget
 from phoenix.inventory.problems import Problem, lxc_at
+from phoenix.inventory.served import inventory_models
 
 
 def model_address_problems(inventory: Inventory) -> list[Problem]:
@@ -117,7 +118,18 @@ def gateway_key_problems(ctid: int, guest: LxcGuest, inventory: Inventory) -> li
                 "warning",
             )
         ]
-    served = {g.served_model[0] for g in inventory.guests.values() if g.served_model}
+    if inventory.hand_written_sites:
+        return [
+            Problem(
+                LXC_FILE,
+                lxc_at(ctid, "gateway", "api_keys"),
+                "the gateway's API is open: it runs the hand-written sites in "
+                f"{inventory.nginx_dir / 'sites-available'} (compatibility mode), which check "
+                "no key; remove those sites to use the derived gateway, which enforces api_keys",
+                "warning",
+            )
+        ]
+    served = inventory_models(inventory)
     out: list[Problem] = []
     for index, key in enumerate(keys):
         for model in key.models:
