@@ -29,7 +29,7 @@ from pathlib import Path
 
 from phoenix.drivers import idmaps
 from phoenix.drivers.base import CommandLog, GuestSettings, ObservedGuest
-from phoenix.drivers.lxc import cgroups, firewall, linked, live, readiness
+from phoenix.drivers.lxc import cgroups, firewall, linked, live, readiness, starting
 from phoenix.drivers.lxc import config as lxcconf
 from phoenix.drivers.lxc.cgroups import CgroupHost
 from phoenix.drivers.lxc.config import GuestMeta, ParsedConfig, RootfsSpec
@@ -300,11 +300,10 @@ class LxcDriver:
 
     def start(self, ctid: int, timeout: float = 120.0) -> None:
         parsed = self._require(ctid)
+        deadline = time.monotonic() + timeout
         if not self.ctx.running(ctid):
             live.check_bridge(self.ctx, ctid, parsed)
-            argv = self.ctx.lxc("lxc-start", ctid)
-            self.ctx.run("mutate", argv).check(f"starting guest {ctid}")
-        deadline = time.monotonic() + timeout
+            starting.start(self.ctx, ctid, deadline)
         readiness.wait_ready(self.ctx, ctid, parsed, deadline, self.poll_interval)
 
     def stop(self, ctid: int, timeout: float = 60.0) -> None:
