@@ -138,3 +138,46 @@ def locked_dir(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+# Phoenix's own state files (CA, keys, records, journal) are small: far below this.
+MAX_STATE_BYTES = 16 << 20
+
+
+def trusted_owner(path: Path, info: os.stat_result) -> None:
+    """Refuse state that neither root nor the user running Phoenix owns: another user could
+    have planted it (a CA of theirs would sign the gateway's certificates)."""
+    if info.st_uid not in (0, os.geteuid()):
+        raise PhoenixError(
+            f"{path}: owned by uid {info.st_uid}, not by root or the user running Phoenix; "
+            "Phoenix does not use state another user could have written (remove it, or "
+            "chown it if it is yours)"
+        )
+
+
+def read_state(path: Path, limit: int = MAX_STATE_BYTES) -> bytes:
+    """The bytes of a state file: a regular file (opened without blocking, so a FIFO never
+    hangs), owned by root or the invoking user, read no further than `limit` (a link to
+    /dev/zero cannot exhaust memory). FileNotFoundError when missing, else PhoenixError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise PhoenixError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PhoenixError(f"{path}: not a regular file; Phoenix reads only files it wrote")
+        trusted_owner(path, info)
+        data = b""
+        while len(data) <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - len(data)))
+            if not chunk:
+                return data
+            data += chunk
+        raise PhoenixError(f"{path}: larger than {limit} bytes; not a file Phoenix wrote")
+    except OSError as exc:
+        raise PhoenixError(f"{path}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from filelock import FileLock
 
-from phoenix.errors import GatewayError
-from phoenix.files import make_owned_dir, write_atomic
+from phoenix.errors import GatewayError, PhoenixError
+from phoenix.files import make_owned_dir, read_state, trusted_owner, write_atomic
 
 CA_DAYS = 3650
 MAX_COMMON_NAME = 64
@@ -128,15 +128,23 @@ class LocalCA:
     @classmethod
     def _load(cls, directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None:
         cert_path, key_path = directory / CA_CERT, directory / CA_KEY
-        if not (cert_path.exists() and key_path.exists()):
+        if not (os.path.lexists(cert_path) and os.path.lexists(key_path)):
             return None
         try:
-            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-            key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+            trusted_owner(directory, os.stat(directory))
+            cert = x509.load_pem_x509_certificate(read_state(cert_path))
+            key = serialization.load_pem_private_key(read_state(key_path), None)
+        except PhoenixError as exc:
+            raise GatewayError(str(exc)) from None
         except (OSError, ValueError) as exc:
             raise GatewayError(f"{directory}: unreadable CA files: {exc}") from exc
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise GatewayError(f"{key_path}: expected an EC private key")
+        if cert.public_key() != key.public_key():
+            raise GatewayError(
+                f"{key_path} is not the key of {cert_path}: a CA whose key does not match its "
+                "certificate cannot sign the gateway's certificates (remove both to make a new CA)"
+            )
         return cert, key
 
     @classmethod
@@ -272,7 +280,10 @@ class LocalCA:
         cert_path, key_path = leaves / f"{name}.crt", leaves / f"{name}.key"
         if not (cert_path.exists() and key_path.exists()):
             return None
-        pair = CertPair(cert_path.read_bytes(), key_path.read_bytes())
+        try:
+            pair = CertPair(read_state(cert_path), read_state(key_path))
+        except PhoenixError as exc:
+            raise GatewayError(str(exc)) from None
         try:
             cert = x509.load_pem_x509_certificate(pair.cert_pem)
         except ValueError:
