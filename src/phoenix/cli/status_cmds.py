@@ -114,6 +114,7 @@ def gateway_info(ctx: typer.Context) -> None:
     if address is None:
         fail(f"gateway {gateway} has no network_config (no address to reach it at)")
     ca_cert = default_ca_dir(inventory.state_dir) / CA_CERT
+    ca_arg = shlex.quote(str(ca_cert))  # a state_dir may hold spaces or quotes
     config = routes.config
     http = f"http://{address}" + ("" if config.http_port == 80 else f":{config.http_port}")
     console.print(f"Gateway: guest {gateway} at {address}", markup=False, highlight=False)
@@ -137,13 +138,14 @@ def gateway_info(ctx: typer.Context) -> None:
             port = config.https_port
             https = f"https://{host}" + ("" if port == 443 else f":{port}")
             resolve = f" --resolve {host}:{port}:{address}" if host != address else ""
-            lines.append(f"curl -s --cacert {ca_cert}{resolve} {https}/v1/models")
+            lines.append(f"curl -s --cacert {ca_arg}{resolve} {https}/v1/models")
     for host_route in routes.hosts:
         if host_route.tls:
             port = config.https_port
+            shown_port = "" if port == 443 else f":{port}"
             lines.append(
-                f"curl -s --cacert {ca_cert} --resolve {host_route.hostname}:{port}:"
-                f"{address} https://{host_route.hostname}/"
+                f"curl -s --cacert {ca_arg} --resolve {host_route.hostname}:{port}:"
+                f"{address} https://{host_route.hostname}{shown_port}/"
             )
     console.print("Try:", markup=False)
     for line in lines:

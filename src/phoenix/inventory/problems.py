@@ -13,16 +13,24 @@ Severity = Literal["error", "warning"]
 
 # Bidi embeddings, overrides and isolates: they reorder what a terminal shows.
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-# The same set as one character class, so a string is checked in C, not char by char:
-# category Cc is exactly U+0000-U+001F and U+007F-U+009F, Zl is U+2028, Zp is U+2029
+# Invisible characters (zero-width space, joiners, LRM/RLM, word joiner, invisible
+# operators, BOM): two names that differ only by one look the same wherever they are shown.
+INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff")
+# The same sets as one character class, so a string is checked in C, not char by char:
+# category Cc is exactly U+0000-U+001F and U+007F-U+009F, Zl is U+2028, Zp is U+2029, Cs
+# (lone surrogates, which JSON's "\ud800" makes and no UTF-8 can hold) U+D800-U+DFFF
 # (fixed by Unicode's stability policy; a unit test compares it with `unicodedata`).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+    "\u200b-\u200f\u2060-\u2064\ufeff\ud800-\udfff]"
+)
 
 
 def unsafe_character(text: str) -> str | None:
     """The first character of `text` that must not reach a config file, a command line or a
     terminal: C0/C1 controls (so `\\r`, `\\x0b`, `\\x85` too), DEL, U+2028/U+2029, bidi
-    controls. Everything `str.splitlines()` splits on is among them."""
+    controls, invisible characters and lone surrogates. Everything `str.splitlines()`
+    splits on is among them."""
     found = _UNSAFE.search(text)
     return None if found is None else found.group()
 

@@ -17,7 +17,7 @@ from phoenix.inventory.jsonfile import (
     parse_json,
     read_regular_file,
 )
-from phoenix.inventory.problems import Problem, json_path, unsafe_character
+from phoenix.inventory.problems import INVISIBLE, Problem, json_path, unsafe_character
 
 
 def _lines(numbers: Sequence[int]) -> str:
@@ -118,6 +118,16 @@ def control_characters(data: Any, shown: str, text: str | None = None) -> list[P
 
 
 def _said(char: str) -> str:
+    if "\ud800" <= char <= "\udfff":
+        return (
+            f"contains a lone surrogate U+{ord(char):04X}: half of a character, which no "
+            "file, command or terminal can hold"
+        )
+    if char in INVISIBLE:
+        return (
+            f"contains the invisible character U+{ord(char):04X}: text that looks the same "
+            "as other text but is not"
+        )
     return (
         f"contains the control character U+{ord(char):04X}: inventory text may not hold line "
         "breaks, escape sequences or other control characters"

@@ -86,3 +86,20 @@ def test_ollama_models_are_served_for_keys(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     checked = runner.invoke(app, ["-c", str(etc), "validate"])
     assert "which no guest serves" not in checked.output
+
+
+def test_gateway_info_quotes_the_state_path_in_the_commands_it_suggests(tmp_path: Path) -> None:
+    import shlex
+
+    etc = lab(tmp_path)
+    hyp = etc / "phoenix_hypervisor_config.json"
+    data = json.loads(hyp.read_text())
+    data["phoenix"]["state_dir"] = "/srv/my lab/it's state"
+    hyp.write_text(json.dumps(data))
+    result = runner.invoke(app, ["-c", str(etc), "gateway", "info"])
+    assert result.exit_code == 0, result.output
+    curls = [line.strip() for line in result.output.splitlines() if "--cacert" in line]
+    assert curls
+    for line in curls:
+        words = shlex.split(line)
+        assert words[words.index("--cacert") + 1] == "/srv/my lab/it's state/gateway-ca/ca.crt"

@@ -28,7 +28,7 @@ from phoenix.inventory.models import (
     NetworkConfig,
     ipv4_interface,
 )
-from phoenix.inventory.problems import _BIDI, unsafe_character
+from phoenix.inventory.problems import _BIDI, INVISIBLE, unsafe_character
 from phoenix.inventory.typecheck import _extras, _walked_fields
 from phoenix.recipes import registry
 from phoenix.recipes.bundle import Bundle
@@ -40,7 +40,11 @@ def test_the_character_class_is_exactly_the_unicode_categories() -> None:
     says (this fails if a range in the class is off by one)."""
     for point in range(sys.maxunicode + 1):
         char = chr(point)
-        expected = char in _BIDI or unicodedata.category(char) in ("Cc", "Zl", "Zp")
+        expected = (
+            char in _BIDI
+            or char in INVISIBLE
+            or unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs")
+        )
         assert (unsafe_character(char) == char) is expected, f"U+{point:04X}"
 
 
