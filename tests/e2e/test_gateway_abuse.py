@@ -97,6 +97,7 @@ def _inventory(etc: Path, ports: dict[str, int]) -> None:
                 "max_body_mb": 8,
                 "tls": False,
                 "path_routes": [{"path": "/solo-direct", "ctid": 202, "port": ports["model"]}],
+                "status_allow": ["127.0.0.1/32"],
                 "api_keys": [
                     {
                         "name": "solo-only",
@@ -465,3 +466,16 @@ def test_a_path_route_to_a_model_server_asks_for_a_key_and_never_passes_it_on(gw
     assert ok.status_code == 200 and ok.json() == {"served": "solo"}
     assert len(backend.served) == before + 1
     assert backend.authorization[-1] is None  # the gateway's key stays with the gateway
+
+
+def test_status_endpoints_answer_only_the_allowed_addresses(gw: Lab) -> None:
+    other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.7"), timeout=10)
+    with other:
+        for uri in ("/metrics", "/phoenix/status", "/phoenix/", "/phoenix/health"):
+            denied = other.get(gw.base + uri)
+            assert denied.status_code == 403, (uri, denied.text)
+            assert denied.json()["error"]["code"] == "forbidden"
+            assert httpx.get(gw.base + uri, timeout=10).status_code == 200  # from 127.0.0.1
+        headers = {"Authorization": f"Bearer {KEYS['all']}"}
+        api = other.post(gw.base + CHAT, json={"model": "alpha", "messages": []}, headers=headers)
+        assert api.status_code == 200  # the API itself is not restricted by address

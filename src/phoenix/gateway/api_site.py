@@ -20,7 +20,7 @@ from phoenix.gateway.bodyrules import (
 from phoenix.gateway.keys import KEY_CLASS_VAR, KEY_VAR, classes_for, rate_limited_location
 from phoenix.gateway.keys import server_directives as keys_server
 from phoenix.gateway.layout import METRICS_LOG, Layout
-from phoenix.gateway.limits import key_guard
+from phoenix.gateway.limits import key_guard, status_access
 from phoenix.gateway.limits import locations as limit_locations
 from phoenix.gateway.limits import server_directives as limits_server
 from phoenix.gateway.nginx import Directive, blk, d
@@ -117,7 +117,10 @@ def api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
     )
     if layout.access_log:
         body.append(d("access_log", f"{layout.log_dir}/access.log"))
-    body.append(blk("location", "=", "/phoenix/health", body=[d("js_content", "router.health")]))
+    access = status_access(cfg.status_allow, routes.subnet)
+    body.append(
+        blk("location", "=", "/phoenix/health", body=[*access, d("js_content", "router.health")])
+    )
     for uri, handler in (
         ("/phoenix/status", "metrics.status"),
         ("/metrics", "metrics.prometheus"),
@@ -131,6 +134,7 @@ def api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
                 "=",
                 uri,
                 body=[
+                    *access,
                     d("access_log", "off"),
                     d("js_import", "metrics", "from", "metrics.js"),
                     d("js_content", handler),

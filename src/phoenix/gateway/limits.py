@@ -30,17 +30,20 @@ BIG_BODY_DIGITS = 7  # a Content-Length of 7 digits or more: 1,000,000 bytes and
 HEADER_TIMEOUT_S = 10
 RETRY_AFTER_S = 1
 OVERLOADED = "@phx_overloaded"
+FORBIDDEN = "@phx_forbidden"
 UNAUTHORIZED = "@phx_unauthorized"
 # nginx's own errors on the API server, answered as JSON (status, location, message, code).
+# URI locations, not named ones: nginx cannot redirect a request whose URI it could not
+# read (a 400 or 414) to a named location, and answers 500 instead.
 NGINX_ERRORS = (
     (
         400,
-        "@phx_e400",
+        "/phoenix/error/400",
         "the request could not be read (malformed, or headers too large)",
         "bad_request",
     ),
-    (414, "@phx_e414", "the request URI is too long", "uri_too_long"),
-    (500, "@phx_e500", "the gateway failed to handle the request", "gateway_error"),
+    (414, "/phoenix/error/414", "the request URI is too long", "uri_too_long"),
+    (500, "/phoenix/error/500", "the gateway failed to handle the request", "gateway_error"),
 )
 
 
@@ -87,6 +90,7 @@ def server_directives(max_body_mb: int) -> list[Directive]:
         d("limit_conn_log_level", "warn"),
         d("error_page", 503, "=", OVERLOADED),
         d("error_page", 401, "=", UNAUTHORIZED),
+        d("error_page", 403, "=", FORBIDDEN),
     ]
     out += [d("error_page", status, "=", name) for status, name, _, _ in NGINX_ERRORS]
     return out
@@ -97,6 +101,19 @@ def key_guard(keys: bool) -> list[Directive]:
     if not keys:
         return []
     return [blk("if", KEY_VAR, "=", "", body=[d("return", 401)])]
+
+
+def status_access(allow: list[str] | None, subnet: str | None) -> list[Directive]:
+    """Who may read the gateway's status endpoints: the gateway itself (loopback), and
+    `allow` (default: the gateway's own subnet, where the host sits on its bridge). With
+    neither (a DHCP gateway and no list) they stay open."""
+    nets = allow if allow is not None else ([subnet] if subnet else None)
+    if nets is None:
+        return []
+    return [
+        *(d("allow", n) for n in ["127.0.0.1", "::1", *nets]),
+        d("deny", "all"),
+    ]
 
 
 def unauthorized_location() -> Directive:
@@ -121,8 +138,18 @@ def locations() -> list[Directive]:
             ],
         ),
         unauthorized_location(),
+        blk(
+            "location",
+            FORBIDDEN,
+            body=json_return(
+                403,
+                "this address may not read the gateway's status (gateway.status_allow)",
+                "forbidden",
+            ),
+        ),
     ]
     for status, name, message, code in NGINX_ERRORS:
         type_ = "server_error" if status >= 500 else "invalid_request_error"
-        out.append(blk("location", name, body=json_return(status, message, code, type_)))
+        body = [d("internal"), *json_return(status, message, code, type_)]
+        out.append(blk("location", "=", name, body=body))
     return out

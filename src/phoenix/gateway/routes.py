@@ -10,6 +10,7 @@ the gateway guest's additive `gateway` block (path and host routes to a CTID or 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,6 +115,7 @@ class GatewayRoutes:
     models: tuple[ModelRoute, ...]
     paths: tuple[PathRouteSpec, ...]
     hosts: tuple[HostRouteSpec, ...]
+    subnet: str | None = None  # the gateway's own network (its bridge), when static
 
     @property
     def route_count(self) -> int:
@@ -267,5 +269,14 @@ def derive_routes(
         tuple(models),
         tuple(paths),
         tuple(hosts),
+        _subnet(inventory, ctid),
     )
     return routes, problems
+
+
+def _subnet(inventory: Inventory, ctid: int) -> str | None:
+    guest = inventory.guests.get(ctid)
+    net = guest.network_config if guest is not None else None
+    if net is None or net.address is None:
+        return None
+    return str(ipaddress.ip_interface(net.ip).network)

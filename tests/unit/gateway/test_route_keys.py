@@ -1,5 +1,6 @@
 """With API keys, path and host routes: a route to a model server asks for a key (a path
-or host route was a way around them), and no route passes the gateway's key on."""
+or host route was a way around them), and no route passes the gateway's key on. Who may
+read the status endpoints."""
 
 from __future__ import annotations
 
@@ -69,3 +70,25 @@ def test_the_keyed_routes_pass_nginx_t(lab_configs: dict[str, Any], tmp_path: Pa
     configs = {"lxc_configs": _keyed(lab_configs)}
     (etc / "phoenix_lxc_configs.json").write_text(json.dumps(configs))
     assert render_and_check(etc, 101) is None
+
+
+def _status_access(api: list[Directive]) -> dict[str, list[tuple[str, ...]]]:
+    uris = ("/metrics", "/phoenix/status", "/phoenix/", "/phoenix/health")
+    return {
+        x.args[-1]: [(y.name, *y.args) for y in x.block or [] if y.name in ("allow", "deny")]
+        for x in api
+        if x.name == "location" and x.args[-1] in uris
+    }
+
+
+def test_status_endpoints_default_to_the_gateways_own_subnet(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    access = _status_access(_all(tmp_path, rendered.files["sites-available/phoenix-api"]))
+    want = [("allow", "127.0.0.1"), ("allow", "::1"), ("allow", "10.9.0.0/24"), ("deny", "all")]
+    assert len(access) == 4 and all(rules == want for rules in access.values())
+    lab_configs["101"]["gateway"]["status_allow"] = ["192.0.2.0/28"]
+    rendered, _ = render_gateway(make_inventory(lab_configs, "b"), 101, tmp_path / "t", "derived")
+    access = _status_access(_all(tmp_path, rendered.files["sites-available/phoenix-api"]))
+    assert access["/metrics"][2:] == [("allow", "192.0.2.0/28"), ("deny", "all")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -124,6 +125,26 @@ class GatewayConfig(Model):
         default_factory=list,
         description="Client keys of the API (none: the API is open to whoever reaches it)",
     )
+    status_allow: list[StrictStr] | None = Field(
+        default=None,
+        description=(
+            "Networks (CIDR) that may read /metrics, /phoenix/status, /phoenix/ and "
+            "/phoenix/health, besides the gateway itself; default: the gateway's own "
+            "subnet (the host's bridge). ['0.0.0.0/0', '::/0'] opens them to everyone."
+        ),
+    )
+
+    @field_validator("status_allow")
+    @classmethod
+    def _networks(cls, nets: list[str] | None) -> list[str] | None:
+        for net in nets or []:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"status_allow: {net!r} is not a network like 10.0.0.0/24"
+                ) from None
+        return nets
 
     @field_validator("api_keys")
     @classmethod
