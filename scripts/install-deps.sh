@@ -44,6 +44,18 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# A Proxmox VE node: Debian's lxc conflicts with Proxmox's lxc-pve, and apt would offer to
+# remove Proxmox itself to install it. Phoenix drives such a node with pct/pvesh and needs
+# none of the local driver's packages there.
+for pve in proxmox-ve pve-manager; do
+  if dpkg-query -W -f='${Status}' "$pve" 2>/dev/null | grep -q "install ok installed"; then
+    echo "error: this host is a Proxmox VE node ($pve is installed): the local LXC driver's" \
+      "packages (Debian's lxc, nginx...) conflict with Proxmox's own and would make apt" \
+      "remove Proxmox. Install Phoenix alone instead: scripts/install-proxmox.sh" >&2
+    exit 1
+  fi
+done
+
 enabled_units() {
   find /etc/systemd/system -type l -name '*.service' -path '*.wants/*' -printf '%f\n' 2>/dev/null | sort -u
 }

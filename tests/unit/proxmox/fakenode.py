@@ -487,6 +487,10 @@ class FakeNode:
             if ctid not in self.running:
                 raise _Fail(255, f"CT {ctid} not running")
             command = argv[argv.index("--") + 1 :]
+            if command[:1] == ["env"]:  # `env K=V ... cmd`: the command after the settings
+                command = command[1:]
+                while command and "=" in command[0]:
+                    command = command[1:]
             if command[:2] == ["ip", "-4"]:
                 return "2: eth0    inet 10.0.0.9/24 scope global eth0\n"
             return ""

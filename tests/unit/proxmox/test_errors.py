@@ -48,7 +48,10 @@ def test_start_failures(stderr: str, says: str) -> None:
 def test_exec_on_stopped_guest() -> None:
     runner = RecordedRunner()
     runner.respond(["pct", "exec", "101"], returncode=255, stderr="container '101' not running!\n")
-    with pytest.raises(CommandFailed, match=r"guest 101 is not running.*: pct exec 101 -- true"):
+    with pytest.raises(
+        CommandFailed,
+        match=r"guest 101 is not running.*: pct exec 101 -- env HOME=/root LANG=C.UTF-8 true",
+    ):
         ProxmoxDriver(runner, "pve", version=(8, 1)).exec(101, ["true"])
 
 

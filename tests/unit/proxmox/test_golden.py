@@ -187,7 +187,9 @@ class Node:
                 "status_101_running.json" if self.state == "running" else "status_101_stopped.json"
             )
             return CommandResult(0, data(name), "", argv)
-        elif argv[:7] == ("pct", "exec", str(self.ctid), "--keep-env", "0", "--", "ip"):
+        elif argv[:6] == ("pct", "exec", str(self.ctid), "--keep-env", "0", "--") and (
+            "ip" in argv
+        ):
             return CommandResult(
                 0, "2: eth0    inet 10.0.0.153/24 brd 10.0.0.255 scope global eth0\n", "", argv
             )
@@ -278,7 +280,23 @@ def test_exec_argv() -> None:
     driver.exec(101, ["sh", "-c", "echo $X"], env={"X": "a b"})
     keep = ("--keep-env", "0")
     assert driver.log.entries == [
-        ("exec", ("pct", "exec", "101", *keep, "--", "env", "X=a b", "sh", "-c", "echo $X")),
+        (
+            "exec",
+            (
+                "pct",
+                "exec",
+                "101",
+                *keep,
+                "--",
+                "env",
+                "HOME=/root",
+                "LANG=C.UTF-8",
+                "X=a b",
+                "sh",
+                "-c",
+                "echo $X",
+            ),
+        ),
     ]
 
 

@@ -254,7 +254,18 @@ def test_exec_drops_the_callers_environment_where_the_node_can(tmp_path: Path) -
     driver.create(101, TEMPLATE, settings())
     node.running.add(101)
     driver.exec(101, ["true"])
-    assert node.calls[-1] == ("pct", "exec", "101", "--keep-env", "0", "--", "true")
+    assert node.calls[-1] == (
+        "pct",
+        "exec",
+        "101",
+        "--keep-env",
+        "0",
+        "--",
+        "env",
+        "HOME=/root",
+        "LANG=C.UTF-8",
+        "true",
+    )
 
 
 def test_firewall_port_range_with_a_dash_is_refused(node: FakeNode) -> None:

@@ -26,6 +26,9 @@ RESERVED_SNAPSHOTS = frozenset({"current", "vzdump"})
 # 5.1 (PVE 8.2); on older nodes the option is unknown.
 KEEP_ENV_SINCE: Version = (8, 2)
 
+# The environment every `pct exec` gets (the LXC driver sets the same, with its PATH).
+GUEST_ENV = {"HOME": "/root", "LANG": "C.UTF-8"}
+
 # GuestSettings fields applied by `pct set`; the rest have their own commands.
 PCT_SET_FIELDS = frozenset(
     {
@@ -199,8 +202,10 @@ def exec_(
     if version is not None and version >= KEEP_ENV_SINCE:
         full += ["--keep-env", "0"]
     full.append("--")
-    if env:
-        full += ["env", *(f"{k}={v}" for k, v in env.items())]
+    # As the LXC driver's lxc-attach --clear-env gives: a login's HOME and a UTF-8 locale
+    # (without them pip, apt and Python tools behave differently on the two drivers).
+    merged = {**GUEST_ENV, **(env or {})}
+    full += ["env", *(f"{k}={v}" for k, v in merged.items())]
     return full + list(argv)
 
 
