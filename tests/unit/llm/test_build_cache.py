@@ -152,3 +152,31 @@ def test_a_guest_installs_the_pushed_build_instead_of_building(tmp_path: Path) -
     (third / BUILD_FILE).write_bytes(other.getvalue())
     _run(third, stubs, tmp_path / "root3", log)
     assert log.exists()
+
+
+def test_a_pushed_build_gets_its_openmp_runtime_before_it_is_used(tmp_path: Path) -> None:
+    """A guest that never built has no libgomp1 (build-essential brings it to the builder):
+    the pushed build's missing library is installed, or the guest builds for itself."""
+    marker = tmp_path / "libgomp-installed"
+    stubs = _stubs(
+        tmp_path / "stubs",
+        STUBS
+        | {
+            "ldd": f'#!/bin/sh\n[ -f "{marker}" ] && echo "libgomp.so.1 => /lib/libgomp.so.1"'
+            ' || echo "libgomp.so.1 => not found"\n',
+            "apt-get": f'#!/bin/sh\necho "apt-get $*" >> "{tmp_path}/apt.log"\n'
+            f'case "$*" in *libgomp1*) : > "{marker}";; esac\n',
+        },
+    )
+    log = tmp_path / "cmake.log"
+    first = _run_dir(tmp_path, "run1")
+    name = (first / "llamacpp-build-name").read_text().strip()
+    plain = _stubs(tmp_path / "plain", STUBS)
+    _run(first, plain, tmp_path / "root1", log)  # the builder
+    log.unlink()
+    second = _run_dir(tmp_path, "run2")
+    shutil.copy(tmp_path / "root1/var/lib/phoenix/build-cache" / name, second / BUILD_FILE)
+    out = _run(second, stubs, tmp_path / "root2", log)
+    assert "installing the build's runtime library libgomp1" in out
+    assert "another guest built" in out and not log.exists()
+    assert "install -y -q --no-install-recommends libgomp1" in (tmp_path / "apt.log").read_text()

@@ -83,12 +83,21 @@ CACHE="$ROOT/var/lib/phoenix/build-cache"
 build_name=$(cat llamacpp-build-name 2>/dev/null || true)
 platform="$flavor $(uname -m) $(sed -n 's/^VERSION_ID=//p' "$ROOT/etc/os-release" /etc/os-release 2>/dev/null | head -n 1 | tr -d '"')"
 
+runtime_libs() {  # $1: a binary; installs what it links to beyond a base system (OpenMP)
+    ldd "$1" 2>/dev/null | grep -q 'not found' || return 0
+    log "installing the build's runtime library libgomp1 (OpenMP)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libgomp1
+    ! ldd "$1" 2>/dev/null | grep 'not found'
+}
+
 use_cached_build() {  # unpacks the host's build into $DEST.new; fails when it does not fit
     [ -f phoenix-build-cache ] || return 1
     rm -rf "$DEST.new" && mkdir -p "$DEST.new"
     tar -xzf phoenix-build-cache -C "$DEST.new" 2>/dev/null || return 1
     [ "$(cat "$DEST.new/build-platform" 2>/dev/null)" = "$platform" ] || return 1
     [ -x "$DEST.new/bin/llama-server" ] || return 1
+    runtime_libs "$DEST.new/bin/llama-server" || return 1
     log "using the llama-server another guest built from the same source ($platform)"
 }
 
