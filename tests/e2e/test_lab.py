@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import threading
 import time
@@ -375,6 +376,19 @@ def test_status_is_healthy_then_a_stopped_model_shows_in_both_tables(lab: Lab) -
         assert down.headers["content-type"].startswith("application/json")
         assert "demo-embed" in down.json()["error"]["message"]
         assert up.status_code == 200
+        # demo-embed has one backend, which nginx alone would never mark down (max_fails
+        # counts only in upstreams of several servers): every request would wait the
+        # connect timeout again. Within the failure window the next ones fail fast.
+        took = []
+        with httpx.Client(base_url=lab.base_url, timeout=15) as client:
+            for _ in range(5):
+                started = time.monotonic()
+                again = client.post("/v1/embeddings", json={"model": "demo-embed", "input": "x"})
+                took.append(time.monotonic() - started)
+                assert again.status_code == 503 and again.headers["retry-after"] == "10"
+                assert again.json()["error"]["code"] == "upstream_unavailable"
+        # Never the 1 s connect timeout again (the median: this shared machine adds noise).
+        assert statistics.median(took) < 0.05 and max(took) < 0.5, took
     finally:
         lab.power(MODEL_B, "start")
 
