@@ -276,3 +276,26 @@ def test_every_location_of_the_api_server_is_reserved_from_path_routes(minimal_d
     }
     assert "/v1/chat/completions" in names and "/metrics" in names
     assert [n for n in sorted(names) if reserved_path_reason(location_of(n)) is None] == []
+
+
+def test_an_application_script_through_a_linked_scripts_folder_is_refused(
+    minimal_dir: Path, tmp_path: Path
+) -> None:
+    """`scripts -> /etc` with `application_script: "shadow"` shipped the host's shadow file."""
+    outside = tmp_path / "host-etc"
+    outside.mkdir()
+    (outside / "shadow").write_text("root:$6$secret:::\n")
+    (minimal_dir / "scripts").symlink_to(outside)
+    edit_guest(minimal_dir, "102", application_script="shadow")
+    (message,) = errors_at(minimal_dir, "lxc_configs.102.application_script")
+    assert "outside the config dir" in message
+
+
+def test_an_application_script_that_is_a_link_out_is_refused(
+    minimal_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "secret").write_text("x")
+    (minimal_dir / "scripts").mkdir()
+    (minimal_dir / "scripts" / "app.sh").symlink_to(tmp_path / "secret")
+    edit_guest(minimal_dir, "102", application_script="app.sh")
+    errors_at(minimal_dir, "lxc_configs.102.application_script")

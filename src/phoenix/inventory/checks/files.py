@@ -36,6 +36,14 @@ def _feature_link_out(inventory: Inventory, name: str) -> str | None:
     return None
 
 
+def _script_link_out(inventory: Inventory, script: str) -> str | None:
+    """Why the user's application script `script` may not be shipped, or None."""
+    path = inventory.scripts_dir / script
+    if (path.is_symlink() or path.exists()) and not _inside(path, inventory.config_dir):
+        return f"{script!r} {_LINK_OUT.format(target=shown_text(str(path.resolve())))}"
+    return None
+
+
 def links_out_problems(inventory: Inventory) -> list[Problem]:
     """Feature scripts and nginx files are shipped into guests with their own modes: a link
     out of the config dir would ship whatever it points to (a 0600 root file, say)."""
@@ -50,6 +58,17 @@ def links_out_problems(inventory: Inventory) -> list[Problem]:
             message = why[name]
             if message is not None:
                 out.append(Problem(LXC_FILE, lxc_at(ctid, "features", index), message))
+    # Application scripts too, and through a link anywhere on the way (a `scripts` folder
+    # that is itself a link to /etc would ship /etc/shadow as "shadow").
+    for ctid, guest in sorted(inventory.guests.items()):
+        script = guest.application_script
+        if script is None or application_script_problem(script):
+            continue
+        if script not in why:
+            why[script] = _script_link_out(inventory, script)
+        message = why[script]
+        if message is not None:
+            out.append(Problem(LXC_FILE, lxc_at(ctid, "application_script"), message))
     for folder in ("sites-available", "scripts"):
         directory = inventory.nginx_dir / folder
         if not directory.is_dir():
