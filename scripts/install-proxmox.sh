@@ -27,9 +27,11 @@ if [ ! -x "$PREFIX/bin/python" ]; then
     rm -rf "$PREFIX"
     "$PY" -m venv --without-pip "$PREFIX"
     wheel=$("$PREFIX/bin/python" - <<'PYEOF'
-import json, tempfile, urllib.request
-release = json.load(urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60))
-url = next(f["url"] for f in release["urls"] if f["packagetype"] == "bdist_wheel")
+import json, tempfile, urllib.parse, urllib.request
+index = "https://pypi.org/pypi/pip/json"
+release = json.load(urllib.request.urlopen(index, timeout=60))
+found = next(f["url"] for f in release["urls"] if f["packagetype"] == "bdist_wheel")
+url = urllib.parse.urljoin(index, found)  # a mirror may answer with relative links
 path = tempfile.mkdtemp() + "/" + url.rsplit("/", 1)[1]
 urllib.request.urlretrieve(url, path)
 print(path)
