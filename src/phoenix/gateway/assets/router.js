@@ -109,18 +109,24 @@ function multipart(r) {
     return type.toLowerCase().indexOf('multipart/form-data') === 0;
 }
 
-// The body rules (bodyrules.py), compiled once with the module: the same PCRE source
-// nginx's native route runs, so njs reads the top-level `model` exactly as nginx and a
-// JSON parser do. The body is never turned into a JavaScript object (JSON.parse of a body
-// of many small objects takes ~35x its size), only matched; bodies that exceed PCRE's
-// limits are answered, not parsed.
-var RULES = {
-    object: new RegExp(table.rules.object),
-    first: new RegExp(table.rules.first),
-    second: new RegExp(table.rules.second),
-    form: new RegExp(table.rules.form, 'i'),
-    formTwice: new RegExp(table.rules.formTwice, 'i')
-};
+// The body rules (bodyrules.py): the same PCRE source nginx's native route runs, so njs
+// reads the top-level `model` exactly as nginx and a JSON parser do. The body is never
+// turned into a JavaScript object (JSON.parse of a body of many small objects takes ~35x
+// its size), only matched. Compiled on first use, never at module level: njs sets the
+// module up again for every request, and compiling them there cost ~400 us a request.
+var RULES = null;
+function rules() {
+    if (RULES === null) {
+        RULES = {
+            object: new RegExp(table.rules.object),
+            first: new RegExp(table.rules.first),
+            second: new RegExp(table.rules.second),
+            form: new RegExp(table.rules.form, 'i'),
+            formTwice: new RegExp(table.rules.formTwice, 'i')
+        };
+    }
+    return RULES;
+}
 // Small enough to JSON.parse for the parser's own message on malformed JSON.
 var EXPLAIN_MAX = 64 * 1024;
 
@@ -151,10 +157,10 @@ function ambiguous(r, what) {
 
 // The model a multipart body names in its one `model` field.
 function formModel(r, key, text) {
-    if (RULES.formTwice.test(text)) {
+    if (rules().formTwice.test(text)) {
         return ambiguous(r, 'the form names the field `model` more than once');
     }
-    var field = RULES.form.exec(text);
+    var field = rules().form.exec(text);
     send_to(r, key, field ? field[1] : undefined);
 }
 
@@ -164,16 +170,16 @@ function jsonModel(r, key, text) {
     // JIT, would take seconds on the nesting nginx refuses); computed here without nginx.
     var shape = r.variables.phx_json_object;
     if (shape === undefined) {
-        shape = RULES.object.test(text) ? '1' : '0';
+        shape = rules().object.test(text) ? '1' : '0';
     }
     if (shape !== '1') {
         return shape === '0' ? invalid(r, text) : tooComplex(r);
     }
-    var m = RULES.first.exec(text);
+    var m = rules().first.exec(text);
     if (!m) {
         return send_to(r, key, undefined);
     }
-    if (RULES.second.test(text)) {
+    if (rules().second.test(text)) {
         return ambiguous(r, 'the request body names `model` more than once at its top level');
     }
     var name = JSON.parse(m[1]);
