@@ -299,3 +299,19 @@ def test_an_application_script_that_is_a_link_out_is_refused(
     (minimal_dir / "scripts" / "app.sh").symlink_to(tmp_path / "secret")
     edit_guest(minimal_dir, "102", application_script="app.sh")
     errors_at(minimal_dir, "lxc_configs.102.application_script")
+
+
+def test_raw_idmap_onto_host_root_is_an_error(minimal_dir: Path) -> None:
+    edit_guest(minimal_dir, "102", lxc_options=["lxc.idmap: u 0 0 65536"])
+    (message,) = errors_at(minimal_dir, "lxc_configs.102.lxc_options[0]")
+    assert "host root" in message
+
+
+@pytest.mark.parametrize("option", ["lxc.hook.mount: /tmp/x.sh", "lxc.include: /tmp/extra"])
+def test_raw_hooks_and_includes_are_named(minimal_dir: Path, option: str) -> None:
+    edit_guest(minimal_dir, "102", lxc_options=[option])
+    _, problems, _ = validate_json(minimal_dir)
+    found = [p for p in problems if p["path"] == "lxc_configs.102.lxc_options[0]"]
+    assert (
+        found and found[0]["severity"] == "warning" and "on the host as root" in found[0]["message"]
+    )

@@ -23,6 +23,7 @@ from phoenix.inventory.checks.lineage import (
 from phoenix.inventory.checks.options import (
     apparmor_problems,
     not_applied_problems,
+    raw_option_problems,
     unapplied_keys,
 )
 from phoenix.inventory.checks.proxmox_binds import bind_mount_problems
@@ -63,6 +64,7 @@ def semantic_problems(
         out += network_problems(ctid, guest)
         out += script_problems(ctid, guest, lookups)
         out += apparmor_problems(ctid, guest)
+        out += raw_option_problems(ctid, guest)
         out += gateway_route_problems(ctid, guest, inventory)
         out += gateway_block_problems(ctid, guest)
         out += gateway_key_problems(ctid, guest, inventory)

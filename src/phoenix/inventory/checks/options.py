@@ -52,3 +52,35 @@ def not_applied_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
         )
         for key, effect in unapplied_keys(guest)
     ]
+
+
+def raw_option_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
+    """The id-map and hook rules applied to raw `lxc_options` too: a raw `lxc.idmap` that
+    maps a guest id range onto host root makes the guest's root the host's; `lxc.hook.*`
+    and `lxc.include` run or read host files as root, which Phoenix neither ships nor checks."""
+    out: list[Problem] = []
+    for index, (key, value) in enumerate(guest.lxc_option_pairs):
+        where = lxc_at(ctid, "lxc_options", index)
+        if key == "lxc.idmap":
+            fields = value.split()
+            ok = len(fields) == 4 and all(f.isascii() and f.isdigit() for f in fields[1:])
+            if ok and int(fields[2]) <= 0 < int(fields[2]) + int(fields[3]):
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        where,
+                        f"lxc.idmap {value!r} maps onto host root (host id 0): the guest "
+                        "would hold root on the host; map onto a subordinate range",
+                    )
+                )
+        elif key.startswith("lxc.hook.") or key == "lxc.include":
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    where,
+                    f"{key} runs or reads {value!r} on the host as root when the guest starts; "
+                    "Phoenix neither ships nor checks it: make sure it is yours",
+                    "warning",
+                )
+            )
+    return out
