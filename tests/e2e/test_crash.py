@@ -40,6 +40,7 @@ import pytest
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.drivers.lxc import config as lxcconf
 from phoenix.drivers.lxc.hostprep import BridgeSpec, HostSetup
+from phoenix.files import OWNED_MARKER
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.runner import run_bundle
 from phoenix.runners.local import LocalRunner
@@ -288,7 +289,11 @@ def healthy(driver: LxcDriver, ctid: int) -> None:
 def no_guest_dirs(host: LxcHost) -> list[str]:
     if not host.lxc_path.is_dir():
         return []
-    return sorted(p.name for p in host.lxc_path.iterdir() if p.name[:1] in "0123456789.")
+    return sorted(
+        p.name
+        for p in host.lxc_path.iterdir()
+        if p.name[:1] in "0123456789." and p.name != OWNED_MARKER  # the marker is no guest
+    )
 
 
 @pytest.fixture(scope="module")
