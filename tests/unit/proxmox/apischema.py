@@ -25,7 +25,7 @@ from phoenix.drivers.proxmox.properties import parse_property_string
 
 PVE = Path(__file__).parents[2] / "fixtures" / "pve"
 VERSIONS = ("8.4", "9.1")
-CLI_ONLY = frozenset({"exec", "push", "pull", "enter", "console"})
+CLI_ONLY = frozenset({"exec", "push", "pull", "enter", "console", "mount", "unmount"})
 
 _CONFIGID = re.compile(r"^[a-z][a-z0-9_-]+$", re.IGNORECASE)
 _STORAGE_ID = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)

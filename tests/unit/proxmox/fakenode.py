@@ -11,14 +11,18 @@ run for real against them (only its path arguments are moved under `root`).
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import stat
+import struct
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phoenix.drivers.proxmox import files
+from phoenix.drivers.proxmox import files, idshift
 from phoenix.drivers.proxmox.commands import RAW_KEYS_SINCE, parse_container_version
 from phoenix.drivers.proxmox.properties import parse_property_string, size_to_gib
 from phoenix.runners.base import CommandResult, Stdin, stdin_bytes
@@ -114,6 +118,9 @@ class FakeNode:
     ha: dict[int, str] = field(default_factory=dict)
     ha_acts: bool = True
     elsewhere: dict[int, str] = field(default_factory=dict)  # ctid -> other cluster node
+    # A template's files as its archive holds them (owners as the guest sees them): when
+    # set, `pct create` unpacks it for real (as root) under the default map.
+    template_tree: Path | None = None
     _macs: int = 0
     _volumes: int = 0
 
@@ -196,7 +203,7 @@ class FakeNode:
             if not path.is_file():
                 raise _Fail(1, f"cat: {argv[-1]}: No such file or directory")
             return path.read_text()
-        if argv[0] == "python3" and argv[2] == files.WRITER:
+        if argv[0] == "python3" and argv[2] in (files.WRITER, idshift.SHIFTER):
             moved = [str(self.path(a)) if a.startswith("/") else a for a in argv[3:]]
             data = stdin_bytes(input)
             proc = subprocess.run(
@@ -349,6 +356,8 @@ class FakeNode:
             for key, value in opts.items():
                 set_option(lines, key, value)
             self._save(ctid, Conf(lines, {}))
+            if self.template_tree is not None:
+                self._unpack(self.template_tree, self.disk(ctid))
             return ""
         conf = self._need(ctid)
         main = conf.main
@@ -401,6 +410,8 @@ class FakeNode:
             if "hostname" in opts:
                 set_option(lines, "hostname", opts["hostname"])
             self._save(new, Conf(lines, {}))
+            if self.disk(ctid).is_dir():  # the files as they are (owners included)
+                subprocess.run(["cp", "-a", "--", str(self.disk(ctid)), str(self.disk(new))])
             fw = self.path(f"/etc/pve/firewall/{ctid}.fw")  # PVE::Firewall::clone_vmfw_conf
             if fw.is_file():
                 self.path(f"/etc/pve/firewall/{new}.fw").write_text(fw.read_text())
@@ -479,6 +490,33 @@ class FakeNode:
             if ctid in self.running:
                 raise _Fail(255, f"unable to destroy CT {ctid} - container is running")
             self.conf_path(ctid).unlink()
+            shutil.rmtree(self.disk(ctid), ignore_errors=True)
+            return ""
+        # pve-container src/PVE/CLI/pct.pm, mount/unmount: `lock: mounted` is held between
+        # them (set_lock dies on a guest locked already; remove_lock, pve-guest-common
+        # src/PVE/AbstractConfig.pm, on a lock that is not 'mounted'), the guest's file
+        # systems at /var/lib/lxc/N/rootfs (here: the disk's tree moved there).
+        if verb == "mount":
+            self._locked(ctid, conf)
+            set_option(main, "lock", idshift.MOUNT_LOCK)
+            self._save(ctid, conf)
+            mounted = self.path(idshift.rootfs_path(ctid))
+            mounted.parent.mkdir(parents=True, exist_ok=True)
+            if self.disk(ctid).is_dir():
+                self.disk(ctid).rename(mounted)
+            else:
+                mounted.mkdir(exist_ok=True)
+            return ""
+        if verb == "unmount":
+            lock = options(main).get("lock")
+            if lock != idshift.MOUNT_LOCK:
+                found = f"found lock '{lock}'" if lock else "no lock found"
+                raise _Fail(255, f"{found} trying to remove 'mounted' lock")
+            set_option(main, "lock", None)
+            self._save(ctid, conf)
+            mounted = self.path(idshift.rootfs_path(ctid))
+            if mounted.is_dir() and any(mounted.iterdir()):
+                mounted.rename(self.disk(ctid))
             return ""
         if verb == "exec":
             # --keep-env arrived in pve-container 5.1 (PVE 8.2): older pct rejects it.
@@ -497,6 +535,37 @@ class FakeNode:
         if verb == "push":
             return ""
         raise _Fail(255, f"unknown pct verb {verb}")
+
+    def disk(self, ctid: int) -> Path:
+        """The tree of a guest's root disk (only modelled with a `template_tree`)."""
+        return self.path(f"/disks/subvol-{ctid}-disk-0")
+
+    @staticmethod
+    def _unpack(tree: Path, disk: Path) -> None:
+        """The template unpacked as pve-container does (`src/PVE/LXC/Create.pm`,
+        `restore_archive`): tar inside `lxc-usernsexec` with the default map, so every owner
+        is its guest id + 100000, and a file capability is written as the kernel writes it
+        from that namespace (v3, root id 100000)."""
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-a", "--", str(tree), str(disk)], check=True)
+        seen: set[int] = set()
+        for path in [disk, *disk.rglob("*")]:
+            st = os.lstat(path)
+            if st.st_ino in seen:
+                continue
+            seen.add(st.st_ino)
+            try:
+                cap = None if stat.S_ISLNK(st.st_mode) else os.getxattr(path, "security.capability")
+            except OSError:
+                cap = None
+            os.lchown(path, st.st_uid + 100_000, st.st_gid + 100_000)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            os.chmod(path, stat.S_IMODE(st.st_mode))
+            if cap is not None:
+                v3 = struct.pack("<I", 0x03000000 | (struct.unpack("<I", cap[:4])[0] & 1))
+                root = struct.pack("<I", 100_000)
+                os.setxattr(path, "security.capability", v3 + cap[4:20] + root)
 
     def _can(self, conf: Conf, types: frozenset[str] | set[str]) -> bool:
         """Whether every mount point (rootfs and each `mpN`) is on storage of `types`: a bind

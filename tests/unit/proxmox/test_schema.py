@@ -42,7 +42,7 @@ ASSIGNED_MAC = "BC:24:11:0A:0B:0C"
 # below must cover them all (a new builder without a scenario here fails the test).
 PCT_VERBS = {
     "create", "set", "clone", "resize", "snapshot", "template", "start", "shutdown",
-    "destroy", "exec",
+    "destroy", "exec", "mount", "unmount",
 }  # fmt: skip
 PVESH_PATHS = {"config", "status/current", "snapshot", "interfaces", "version"}
 

@@ -28,8 +28,10 @@ import shlex
 import threading
 from collections.abc import Mapping, Sequence
 
+from phoenix.drivers import idmaps
 from phoenix.drivers.base import GuestSettings
-from phoenix.drivers.proxmox import commands, ha, pvesh
+from phoenix.drivers.idmaps import IdRange
+from phoenix.drivers.proxmox import commands, ha, idshift, pvesh
 from phoenix.drivers.proxmox.commands import APPLIED_AFTER_CREATE
 from phoenix.drivers.proxmox.configure import GuestConfigurer
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
@@ -58,10 +60,16 @@ class ProxmoxDriver(GuestConfigurer):
     # -- creating ----------------------------------------------------------------------
 
     def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
-        self._mutate(ctid, commands.create(ctid, template, settings))
+        argv = commands.create(ctid, template, settings)
+        ranges = _ranges(settings)
+        if idshift.needed((), ranges):
+            idshift.check(ctid, ranges)
+        self._mutate(ctid, argv)
         self._nics.discard(ctid)
         self._macs.pop(ctid, None)
         self.owned.forget(ctid)
+        # Unpacked under the default map (pct create takes no lxc.idmap): its own map's now.
+        self._reown(ctid, (), ranges)
         # `pct create` fixes only what cannot change later; the rest is one full `pct set`.
         self.configure(ctid, settings, APPLIED_AFTER_CREATE)
 
@@ -79,9 +87,13 @@ class ProxmoxDriver(GuestConfigurer):
             raise DriverError(f"guest {ctid}: its clone source {source} does not exist")
         commands.check_clone(source, ctid, settings, facts.settings)
         argv = commands.clone(source, ctid, snapshot, settings)
+        src, dst = idmaps.from_raw(facts.raw), _ranges(settings)
+        if idshift.needed(src, dst):
+            idshift.check(ctid, dst)
         with self._source_lock(source):
             self._mutate(ctid, argv)
         self.owned.copy(source, ctid)
+        self._reown(ctid, src, dst)  # the source's files, owned through the clone's map
         # The clone got a random MAC: learn it now so every later `pct set` keeps it.
         self._nics.discard(ctid)
         self._macs.pop(ctid, None)
@@ -92,6 +104,19 @@ class ProxmoxDriver(GuestConfigurer):
         # A clone has its source's settings and disk: apply the clone's own, grow the disk.
         self.configure(ctid, settings, APPLIED_AFTER_CREATE)
         self.resize(ctid, settings.disk_gb)
+
+    def _reown(self, ctid: int, src: tuple[IdRange, ...], dst: tuple[IdRange, ...]) -> None:
+        """Re-own a new guest's root disk from map `src` to `dst` before it first starts
+        (`idshift`); unmounted again whatever happens in between."""
+        steps = idshift.commands(ctid, src, dst)
+        if not steps:
+            return
+        mount, reown, unmount = steps
+        self._mutate(ctid, mount)
+        try:
+            self._mutate(ctid, reown)
+        finally:
+            self._mutate(ctid, unmount)
 
     def destroy(self, ctid: int) -> None:
         """`pct destroy`, refused before anything stops for a guest Proxmox protects or HA
@@ -108,6 +133,9 @@ class ProxmoxDriver(GuestConfigurer):
             )
         if requested is not None:
             raise DriverError(ha.refusal(ctid, requested, "destroy"))
+        if config.get("lock") == idshift.MOUNT_LOCK and state != "running":
+            # A run stopped while re-owning a new guest's files left it mounted.
+            self._mutate(ctid, idshift.unmount_cmd(ctid))
         if state == "running":
             self.stop(ctid)
         self._mutate(ctid, commands.destroy(ctid))
@@ -168,3 +196,8 @@ class ProxmoxDriver(GuestConfigurer):
                 f"guest {ctid}: `{shlex.join(argv)}` exited 0 but the guest is not a template: "
                 "the node's task failed (see its task log)"
             )
+
+
+def _ranges(settings: GuestSettings) -> tuple[IdRange, ...]:
+    """The guest's id map (() for the default map; a privileged guest has none)."""
+    return idmaps.from_raw(settings.raw_lxc) if settings.unprivileged else ()

@@ -18,7 +18,16 @@ from typing import NamedTuple, cast
 
 from phoenix.drivers import idmaps
 from phoenix.drivers.base import Driver, GuestSettings
-from phoenix.drivers.proxmox import commands, conffile, devices, files, firewall, mounts, pvesh
+from phoenix.drivers.proxmox import (
+    commands,
+    conffile,
+    devices,
+    files,
+    firewall,
+    idshift,
+    mounts,
+    pvesh,
+)
 from phoenix.drivers.proxmox.commands import (
     APPLIED_AFTER_CREATE,
     CONF_FIELDS,
@@ -58,7 +67,7 @@ class Command(NamedTuple):
     def render(self, out: list[str]) -> None:
         """Append this command's lines to `out`."""
         argv = self.argv
-        shown = files.display(argv) if files.WRITER in argv else argv
+        shown = files.display(argv) if files.WRITER in argv else idshift.display(argv)
         out.append(" ".join(map(_quote, shown)))  # shlex.join
         if self.content is not None:
             what = "raw keys of its main section become" if self.partial else "will contain"
@@ -75,6 +84,7 @@ class Preview:
     disks: dict[int, int] = field(default_factory=dict)
     macs: dict[int, str] = field(default_factory=dict)
     snapshots: dict[int, list[str]] = field(default_factory=dict)
+    maps: dict[int, tuple[idmaps.IdRange, ...]] = field(default_factory=dict)
 
     def _add(self, argv: Sequence[str]) -> None:
         self.commands.append(Command(tuple(argv)))
@@ -90,10 +100,20 @@ class Preview:
 
     # -- guests ----------------------------------------------------------------------
 
+    def _reown(self, ctid: int, src: tuple[idmaps.IdRange, ...], settings: GuestSettings) -> None:
+        """The new guest's files re-owned to its own map (`idshift`), as the driver does."""
+        dst = idmaps.from_raw(settings.raw_lxc) if settings.unprivileged else ()
+        if idshift.needed(src, dst):
+            idshift.check(ctid, dst)
+        for argv in idshift.commands(ctid, src, dst):
+            self._add(argv)
+        self.maps[ctid] = dst
+
     def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
         self._add(commands.create(ctid, template, settings))
         self.disks[ctid] = settings.disk_gb
         self.macs.pop(ctid, None)
+        self._reown(ctid, (), settings)
         self.configure(ctid, settings, APPLIED_AFTER_CREATE)
 
     def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
@@ -106,6 +126,7 @@ class Preview:
             commands.check_clone(source, ctid, settings, source_settings)
         self._add(commands.clone(source, ctid, snapshot, settings))
         self.macs[ctid] = mac_placeholder(ctid)
+        self._reown(ctid, self.maps.get(source, ()), settings)
         if source_gb is not None:
             self.disks[ctid] = source_gb
         self.configure(ctid, settings, APPLIED_AFTER_CREATE)
