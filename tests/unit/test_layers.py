@@ -35,7 +35,7 @@ LAYERS: list[set[str]] = [
     {"host"},  # host preparation and doctor
     {"inventory", "drivers"},  # a driver knows nothing of JSON files, planning or recipes
     {"runners"},
-    {"phoenix", "files", "names"},  # the atomic write and the names every layer uses
+    {"phoenix", "files", "names", "digits"},  # the atomic write, shared names, strict digits
     {"errors", "demo"},
 ]
 

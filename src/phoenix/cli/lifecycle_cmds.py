@@ -30,6 +30,7 @@ from phoenix.cli.run_output import (
     run_with_progress,
     stop_on_signals,
 )
+from phoenix.digits import is_digits
 from phoenix.errors import PhoenixError
 
 if TYPE_CHECKING:
@@ -237,7 +238,7 @@ def _offline_commands(
     from phoenix.plan.preview import plan_listing
 
     major, _, minor = pve_version.partition(".")
-    if not (major.isdigit() and minor.isdigit()):
+    if not (is_digits(major) and is_digits(minor)):
         fail(f"--pve-version {pve_version!r}: give the node's version as X.Y (e.g. 8.4)")
     try:
         # A guest whose recipe is missing is listed up to that step, marked BLOCKED with

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from phoenix.digits import is_digits
 from phoenix.errors import DriverError
 
 UVM = "/dev/nvidia-uvm"
@@ -45,7 +46,7 @@ def char_majors(proc_devices: str) -> dict[str, int]:
             section = stripped
             continue
         number, _, name = stripped.partition(" ")
-        if section.startswith("Character") and number.isdigit() and name:
+        if section.startswith("Character") and is_digits(number) and name:
             majors.setdefault(name.strip(), int(number))
     return majors
 
@@ -90,4 +91,4 @@ def cgroup_rule(device: Device) -> str:
 def gpu_index(path: str) -> int | None:
     """`/dev/nvidia3` -> 3; any other path -> None."""
     name = path.removeprefix("/dev/nvidia")
-    return int(name) if name != path and name.isdigit() else None
+    return int(name) if name != path and is_digits(name) else None

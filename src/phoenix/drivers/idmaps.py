@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from phoenix.digits import is_digits
+
 Kind = Literal["u", "g"]
 KEY = "lxc.idmap"
 DEFAULT_BASE = 100_000
@@ -46,7 +48,7 @@ def parse_value(value: str) -> list[IdRange]:
     if (
         len(parts) != 4
         or parts[0] not in ("u", "g", "b")
-        or not all(p.isascii() and p.isdigit() for p in parts[1:])
+        or not all(is_digits(p) for p in parts[1:])
     ):
         raise ValueError(f"{value!r} is not 'u|g|b GUEST_ID HOST_ID COUNT'")
     guest, host, count = (int(p) for p in parts[1:])
@@ -111,7 +113,7 @@ def delegated(text: str, user: str = "root") -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for line in text.splitlines():
         parts = line.strip().split(":")
-        if len(parts) == 3 and parts[0] == user and parts[1].isdigit() and parts[2].isdigit():
+        if len(parts) == 3 and parts[0] == user and is_digits(parts[1]) and is_digits(parts[2]):
             out.append((int(parts[1]), int(parts[2])))
     return out
 

@@ -17,6 +17,7 @@ from typing import Literal
 
 from crossplane.analyzer import DIRECTIVES
 
+from phoenix.digits import is_digits
 from phoenix.errors import GatewayError
 from phoenix.gateway.nginx import Directive, parse_file
 from phoenix.inventory import Inventory
@@ -74,7 +75,7 @@ def _servers(directives: Sequence[Directive]) -> Iterator[Directive]:
 def _listen_key(arg: str) -> str:
     if arg.startswith("unix:"):
         return arg
-    if arg.isascii() and arg.isdigit():  # a port; nginx reads `listen ²;` as a host
+    if is_digits(arg):  # a port; nginx reads `listen ²;` as a host
         return f"*:{arg}"
     if arg.startswith("["):
         return arg if "]:" in arg else f"{arg}:80"

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from phoenix.digits import is_digits
 from phoenix.files import parse_json, write_atomic
 from phoenix.plan.model import Step, step_digest
 
@@ -53,12 +54,7 @@ class Journal:
             return {}
         if not isinstance(data, dict):
             return {}
-        # ASCII digits only: str.isdigit() passes "²" (int() raises) and Arabic-Indic digits.
-        return {
-            int(k): v
-            for k, v in data.items()
-            if k.isascii() and k.isdigit() and isinstance(v, dict)
-        }
+        return {int(k): v for k, v in data.items() if is_digits(k) and isinstance(v, dict)}
 
     @classmethod
     def interrupted(cls, state_dir: Path) -> dict[int, str]:

@@ -18,6 +18,8 @@ import signal
 import time
 from pathlib import Path
 
+from phoenix.digits import is_digits
+
 ENV = "PHOENIX_RUN"
 PROC = Path("/proc")
 
@@ -58,13 +60,13 @@ def orphans(lock: Path, proc: Path = PROC) -> list[int]:
         own_ns = None
     found = []
     for entry in proc.iterdir():
-        if not (entry.name.isascii() and entry.name.isdigit()) or int(entry.name) == os.getpid():
+        if not is_digits(entry.name) or int(entry.name) == os.getpid():
             continue
         value = _tag_of(entry)
         if value is None:
             continue
         path, _, owner = value.rpartition("|")
-        if path != str(lock) or not (owner.isascii() and owner.isdigit()) or _alive(int(owner)):
+        if path != str(lock) or not is_digits(owner) or _alive(int(owner)):
             continue
         try:
             if own_ns is not None and os.readlink(entry / "ns/pid") != own_ns:

@@ -29,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from phoenix.digits import sint
 from phoenix.drivers.base import Driver
 from phoenix.errors import CommandFailed, DriverError, Interrupted
 from phoenix.recipes import hostcache
@@ -201,7 +202,8 @@ def _finished(output: str) -> tuple[int, str]:
     code = code.strip()
     if not code:
         return 0, log
-    return (int(code) if code.lstrip("-").isdigit() else 1), log
+    rc = sint(code)
+    return (1 if rc is None else rc), log
 
 
 def _wait(

@@ -71,5 +71,6 @@ def test_commands_follow_the_node_version(tmp_path: Path) -> None:
     assert new.exit_code == old.exit_code == 0, new.output + old.output
     assert "pct exec 900 --keep-env 0 --" in new.output
     assert "--keep-env" not in old.output and "pct exec 900 --" in old.output
-    bad = CliRunner().invoke(app, [*args, "--pve-version", "eight"])
-    assert bad.exit_code == 1 and "X.Y" in bad.output
+    for version in ("eight", "\u00b2.4", "8.\u0661"):  # isdigit() is true for both
+        bad = CliRunner().invoke(app, [*args, "--pve-version", version])
+        assert bad.exit_code == 1 and "X.Y" in bad.output, bad.output

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from phoenix.digits import is_digits
+
 MIB = 1024 * 1024
 CFS_PERIOD_US = 100_000
 
@@ -108,7 +110,7 @@ def parse_limits(pairs: dict[str, str]) -> Limits:
     if "lxc.cgroup2.cpu.max" in pairs:
         quota, _, period = pairs["lxc.cgroup2.cpu.max"].partition(" ")
         period = period or str(CFS_PERIOD_US)
-    if quota is not None and quota.isdigit() and period.isdigit() and int(period) > 0:
+    if quota is not None and is_digits(quota) and is_digits(period) and int(period) > 0:
         cores = max(1, int(quota) // int(period))
     else:
         cpus = pairs.get("lxc.cgroup.cpuset.cpus") or pairs.get("lxc.cgroup2.cpuset.cpus")
@@ -119,7 +121,7 @@ def parse_limits(pairs: dict[str, str]) -> Limits:
 
 def _mib(value: str) -> int | None:
     value = value.strip()
-    return int(value) // MIB if value.isdigit() else None
+    return int(value) // MIB if is_digits(value) else None
 
 
 def count_cpus(spec: str) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from phoenix.digits import is_digits, sint
 from phoenix.drivers import gpu, idmaps
 from phoenix.drivers.base import FirewallRule, GuestSettings, NetSettings
 from phoenix.drivers.lxc import cgroups, idmap, mounts
@@ -288,7 +289,7 @@ def to_settings(parsed: ParsedConfig, meta: GuestMeta) -> GuestSettings:
         firewall_enabled=meta.firewall_enabled,
         firewall_rules=meta.firewall_rules if meta.firewall_enabled else (),
         mounts=mounts.parse_keys(parsed.all(mounts.MOUNT_KEY)),
-        gpus=tuple(int(i) for i in (parsed.get(GPUS_KEY) or "").split(",") if i.isdigit()),
+        gpus=tuple(int(i) for i in (parsed.get(GPUS_KEY) or "").split(",") if is_digits(i)),
     )
 
 
@@ -306,7 +307,8 @@ def _parse_net(parsed: ParsedConfig) -> NetSettings | None:
 
 
 def _int(value: str | None) -> int:
-    return int(value) if value is not None and value.lstrip("-").isdigit() else 0
+    number = None if value is None else sint(value)
+    return 0 if number is None else number
 
 
 # Overlay metadata (whiteouts' opaque marks) in user.* xattrs: an unprivileged guest's

@@ -27,6 +27,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from phoenix.digits import is_digits
 from phoenix.drivers.base import FirewallRule
 from phoenix.drivers.lxc.context import LxcContext
 from phoenix.files import parse_json
@@ -169,7 +170,7 @@ class TableState:
         return {
             int(name.partition("_")[2])
             for name in self.chains
-            if name.partition("_")[0] in ("in", "out") and name.partition("_")[2].isdigit()
+            if name.partition("_")[0] in ("in", "out") and is_digits(name.partition("_")[2])
         }
 
 

@@ -13,6 +13,7 @@ import os
 import stat
 from pathlib import Path
 
+from phoenix.digits import is_digits
 from phoenix.drivers import idmaps
 from phoenix.drivers.idmaps import IdRange
 
@@ -114,7 +115,7 @@ def has_subids(text: str, user: str = "root") -> bool:
         parts = line.strip().split(":")
         if len(parts) != 3 or parts[0] != user:
             continue
-        if not (parts[1].isdigit() and parts[2].isdigit()):
+        if not (is_digits(parts[1]) and is_digits(parts[2])):
             continue
         start, count = int(parts[1]), int(parts[2])
         if start <= ID_BASE and start + count >= ID_BASE + ID_COUNT:

@@ -15,6 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from phoenix.digits import is_digits
 from phoenix.drivers.lxc import config as lxcconf
 from phoenix.errors import DriverError
 
@@ -62,7 +63,7 @@ def dependents(lxc_path: Path, source: int) -> list[Dependent]:
     if not lxc_path.is_dir():
         return found
     for entry in sorted(lxc_path.iterdir(), key=lambda p: p.name):
-        if not entry.name.isdigit() or int(entry.name) == source:
+        if not is_digits(entry.name) or int(entry.name) == source:
             continue
         configs = [entry / "config", *sorted((entry / "snaps").glob("snap*/config"))]
         for conf in configs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from phoenix.digits import is_digits
 from phoenix.drivers.lxc.config import ParsedConfig
 from phoenix.drivers.lxc.context import LxcContext
 from phoenix.errors import DriverError
@@ -61,7 +62,7 @@ def await_systemd_bus(
     no process. Returns early when init is not systemd or cannot be seen."""
     res = ctx.run("observe", ctx.lxc("lxc-info", ctid, "-p", "-H"))
     pid = res.stdout.strip()
-    if not res.ok or not pid.isdigit():
+    if not res.ok or not is_digits(pid):
         return
     proc = proc_root / pid
     bus = proc / "root/run/systemd/private"

@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from phoenix.digits import is_digits
 from phoenix.drivers.lxc import config as lxcconf
 from phoenix.drivers.lxc import linked
 from phoenix.drivers.lxc.context import LxcContext
@@ -70,7 +71,7 @@ class Snapshots:
         if not snaps.is_dir():
             return []
         for entry in snaps.iterdir():
-            if not entry.name.startswith("snap") or not entry.name[4:].isdigit():
+            if not entry.name.startswith("snap") or not is_digits(entry.name[4:]):
                 continue
             if not is_complete(entry):
                 continue

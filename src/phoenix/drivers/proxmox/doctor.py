@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from phoenix.digits import is_digits
 from phoenix.drivers import idmaps
 from phoenix.drivers.base import Check
 from phoenix.drivers.proxmox import pvesh
@@ -60,7 +61,9 @@ def parse_subid(text: str, user: str = "root", need: int = 65536) -> str | None:
     """None if `user` has a range of at least `need` ids in /etc/subuid-style text, else why."""
     for line in text.splitlines():
         parts = line.strip().split(":")
-        if len(parts) == 3 and parts[0] == user and parts[2].isdigit() and int(parts[2]) >= need:
+        if len(parts) != 3 or parts[0] != user:
+            continue
+        if is_digits(parts[1]) and is_digits(parts[2]) and int(parts[2]) >= need:
             return None
     return f"no range of {need} ids for {user}"
 

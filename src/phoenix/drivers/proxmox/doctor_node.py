@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from phoenix.digits import is_digits
 from phoenix.drivers.base import Check
 from phoenix.drivers.proxmox import commands, pvesh
 from phoenix.runners.base import CommandResult, Runner
@@ -69,7 +70,7 @@ def check_tools(runner: Runner) -> list[Check]:
 def manager_version(text: str) -> tuple[int, int] | None:
     """(major, minor) of pve-manager from `pveversion --verbose`."""
     parts = parse_pveversion(text).get("pve-manager", "").split(".")
-    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+    if len(parts) >= 2 and is_digits(parts[0]) and is_digits(parts[1]):
         return int(parts[0]), int(parts[1])
     return None
 
@@ -86,7 +87,7 @@ def check_version(runner: Runner) -> Check:
     versions = parse_pveversion(result.stdout)
     manager, container = versions.get("pve-manager", "?"), versions.get("pve-container", "?")
     major = manager.split(".", 1)[0]
-    ok = major.isdigit() and int(major) >= 7
+    ok = is_digits(major) and int(major) >= 7
     return Check(
         "version",
         ok,

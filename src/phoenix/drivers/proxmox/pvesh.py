@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from phoenix.digits import is_digits
 from phoenix.drivers.base import GuestSettings, GuestState, NetSettings
 from phoenix.drivers.proxmox import devices, firewall, mounts
 from phoenix.drivers.proxmox.properties import (
@@ -85,7 +86,7 @@ def parse_version(data: Any) -> Version:
     """`/version` (`{"version": "8.4.1", "release": "8.4", ...}`) -> (8, 4)."""
     text = str(data.get("version", "")) if isinstance(data, Mapping) else ""
     parts = text.split(".")
-    if len(parts) < 2 or not parts[0].isdigit() or not parts[1].isdigit():
+    if len(parts) < 2 or not is_digits(parts[0]) or not is_digits(parts[1]):
         raise ParseError(f"/version: cannot read a version from {data!r}")
     return int(parts[0]), int(parts[1])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from phoenix.digits import is_digits
 from phoenix.inventory.core import LXC_FILE
 from phoenix.inventory.models import LxcGuest
 from phoenix.inventory.problems import Problem, lxc_at
@@ -63,7 +64,7 @@ def raw_option_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
         where = lxc_at(ctid, "lxc_options", index)
         if key == "lxc.idmap":
             fields = value.split()
-            ok = len(fields) == 4 and all(f.isascii() and f.isdigit() for f in fields[1:])
+            ok = len(fields) == 4 and all(is_digits(f) for f in fields[1:])
             if ok and int(fields[2]) <= 0 < int(fields[2]) + int(fields[3]):
                 out.append(
                     Problem(

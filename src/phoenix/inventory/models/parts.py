@@ -15,6 +15,7 @@ from pydantic import (
     StrictStr,
 )
 
+from phoenix.digits import is_digits
 from phoenix.inventory.models.fields import CommandWords, GuestPath, HostPath, Model, ModelName
 
 
@@ -50,7 +51,7 @@ def _idmap_from_string(value: Any) -> Any:
     """`"u 0 100000 65536"` (an `lxc.idmap` value) is accepted as well as the object form."""
     if isinstance(value, str):
         parts = value.split()
-        if len(parts) == 4 and all(p.isascii() and p.isdigit() for p in parts[1:]):
+        if len(parts) == 4 and all(is_digits(p) for p in parts[1:]):
             return {"type": parts[0], "container_id": int(parts[1]),
                     "host_id": int(parts[2]), "count": int(parts[3])}  # fmt: skip
         raise ValueError("write 'u|g|b CONTAINER_ID HOST_ID COUNT' or an object")
