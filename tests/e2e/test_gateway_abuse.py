@@ -39,7 +39,7 @@ pytestmark = [
 ]
 
 
-KEYS = {"solo-only": new_key(), "all": new_key()}
+KEYS = {"solo-only": new_key(), "all": new_key(), "operator": new_key()}
 
 
 class LastValueBackend:
@@ -98,6 +98,7 @@ def _inventory(etc: Path, ports: dict[str, int]) -> None:
                 "tls": False,
                 "path_routes": [{"path": "/solo-direct", "ctid": 202, "port": ports["model"]}],
                 "status_allow": ["127.0.0.1/32"],
+                "operator_keys": [{"name": "prom", "sha256": key_hash(KEYS["operator"])}],
                 "api_keys": [
                     {
                         "name": "solo-only",
@@ -479,3 +480,22 @@ def test_status_endpoints_answer_only_the_allowed_addresses(gw: Lab) -> None:
         headers = {"Authorization": f"Bearer {KEYS['all']}"}
         api = other.post(gw.base + CHAT, json={"model": "alpha", "messages": []}, headers=headers)
         assert api.status_code == 200  # the API itself is not restricted by address
+
+
+def test_an_operator_key_reads_the_status_from_any_address_and_nothing_else(gw: Lab) -> None:
+    other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.7"), timeout=10)
+    operator = {"Authorization": f"Bearer {KEYS['operator']}"}
+    with other:
+        for uri in ("/metrics", "/phoenix/status", "/phoenix/", "/phoenix/health"):
+            read = other.get(gw.base + uri, headers=operator)
+            assert read.status_code == 200, (uri, read.text)
+            client_key = other.get(
+                gw.base + uri, headers={"Authorization": f"Bearer {KEYS['all']}"}
+            )
+            assert client_key.status_code == 403, (uri, client_key.text)
+            wrong = other.get(gw.base + uri, headers={"Authorization": "Bearer phx-nope"})
+            assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "forbidden"
+        assert "phoenix_gateway_info" in other.get(gw.base + "/metrics", headers=operator).text
+        # An operator key is no client key: it reaches no model.
+        chat = other.post(gw.base + CHAT, json={"model": "alpha", "messages": []}, headers=operator)
+        assert chat.status_code == 401 and chat.json()["error"]["code"] == "invalid_api_key"

@@ -70,6 +70,7 @@ for _module in (
     "lifecycle_cmds",
     "setup_cmds",
     "gateway_cmds",
+    "gateway_keys",
     "proxmox_cmds",
     "status_cmds",
     "model_cmds",

@@ -20,12 +20,14 @@ from phoenix.gateway.bodyrules import (
 from phoenix.gateway.keys import KEY_CLASS_VAR, KEY_VAR, classes_for, rate_limited_location
 from phoenix.gateway.keys import server_directives as keys_server
 from phoenix.gateway.layout import METRICS_LOG, Layout
-from phoenix.gateway.limits import key_guard, status_access
+from phoenix.gateway.limits import key_guard
 from phoenix.gateway.limits import locations as limit_locations
 from phoenix.gateway.limits import server_directives as limits_server
 from phoenix.gateway.nginx import Directive, blk, d
 from phoenix.gateway.routes import GatewayRoutes
 from phoenix.gateway.services import path_locations, proxy_headers
+from phoenix.gateway.status_access import guard as status_guard
+from phoenix.gateway.status_access import http_directives as status_http
 
 # JSON endpoints that name their model in the body, matched exactly (the fastest match):
 # OpenAI's, and vLLM's own (some of which it serves at the root as well as under /v1).
@@ -89,6 +91,15 @@ METRICS_BUFFER, METRICS_FLUSH_S = "32k", 1
 CLASSES_PER_PATTERN = 200
 
 
+def api_site(routes: GatewayRoutes, layout: Layout) -> list[Directive]:
+    """The API site's file: its http-level variables, then its server."""
+    cfg = routes.config
+    return [
+        *status_http(cfg.status_allow, routes.subnet, cfg.operator_keys),
+        api_server(routes, layout),
+    ]
+
+
 def api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
     cfg = routes.config
     body: list[Directive] = [d("listen", layout.listen(cfg.http_port), "default_server")]
@@ -117,7 +128,7 @@ def api_server(routes: GatewayRoutes, layout: Layout) -> Directive:
     )
     if layout.access_log:
         body.append(d("access_log", f"{layout.log_dir}/access.log"))
-    access = status_access(cfg.status_allow, routes.subnet)
+    access = status_guard(cfg.status_allow, routes.subnet, cfg.operator_keys)
     body.append(
         blk("location", "=", "/phoenix/health", body=[*access, d("js_content", "router.health")])
     )

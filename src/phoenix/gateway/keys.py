@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from phoenix.errors import GatewayError
 from phoenix.gateway.answers import openai_error
 from phoenix.gateway.nginx import Directive, blk, d
-from phoenix.inventory.models import ApiKey
+from phoenix.inventory.models import ApiKey, OperatorKey
 
 KEY_VAR = "$phx_key"
 KEY_PREFIX = "phx-"
@@ -186,9 +186,13 @@ def allowed_keys(keys: list[ApiKey], model: str) -> list[str]:
     return [k.name for k in keys if "*" in k.models or model in k.models]
 
 
-def edit_keys(text: str, ctid: int, change: Callable[[list[dict[str, Any]]], None]) -> str:
-    """The inventory file `text` with guest `ctid`'s `gateway.api_keys` changed in place by
-    `change` (other content kept, in its order); raises GatewayError on an unusable file."""
+KEY_LISTS = ("api_keys", "operator_keys")
+
+
+def edit_keys(text: str, ctid: int, change: Callable[[dict[str, Any]], None]) -> str:
+    """The inventory file `text` with guest `ctid`'s `gateway` block (its key lists)
+    changed in place by `change` (other content kept, in its order); raises GatewayError on
+    an unusable file."""
     try:
         data = json.loads(text)
         guest = data["lxc_configs"][str(ctid)]
@@ -197,35 +201,50 @@ def edit_keys(text: str, ctid: int, change: Callable[[list[dict[str, Any]]], Non
     gateway = guest.setdefault("gateway", {})
     if not isinstance(gateway, dict):
         raise GatewayError(f"guest {ctid}: 'gateway' is not an object")
-    keys = gateway.setdefault("api_keys", [])
-    if not isinstance(keys, list):
-        raise GatewayError(f"guest {ctid}: 'gateway.api_keys' is not a list")
-    change(keys)
+    for field in KEY_LISTS:
+        if not isinstance(gateway.get(field, []), list):
+            raise GatewayError(f"guest {ctid}: 'gateway.{field}' is not a list")
+    change(gateway)
     indent = 4 if '\n    "' in text else 2
     return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
 
 
+def _names(gateway: dict[str, Any]) -> set[object]:
+    return {k.get("name") for f in KEY_LISTS for k in gateway.get(f, []) if isinstance(k, dict)}
+
+
 def add_entry(
-    keys: list[dict[str, Any]], name: str, models: list[str], rpm: int | None
+    gateway: dict[str, Any],
+    name: str,
+    models: list[str],
+    rpm: int | None,
+    operator: bool = False,
 ) -> tuple[str, dict[str, Any]]:
-    """Append a new key named `name` to `keys`; return (the key, its entry)."""
-    if any(isinstance(k, dict) and k.get("name") == name for k in keys):
+    """Add a new key named `name` to the gateway block (an operator key to
+    `operator_keys`, else a client key to `api_keys`); return (the key, its entry)."""
+    if name in _names(gateway):
         raise GatewayError(f"a key named {name!r} exists already (remove it first)")
     key = new_key()
-    entry: dict[str, Any] = {"name": name, "sha256": key_hash(key), "models": models}
-    if rpm is not None:
-        entry["rpm"] = rpm
+    entry: dict[str, Any] = {"name": name, "sha256": key_hash(key)}
+    if not operator:
+        entry["models"] = models
+        if rpm is not None:
+            entry["rpm"] = rpm
     try:
-        ApiKey.model_validate(entry)
+        (OperatorKey if operator else ApiKey).model_validate(entry)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise GatewayError(f"invalid key: {problems}") from None
-    keys.append(entry)
+    gateway.setdefault("operator_keys" if operator else "api_keys", []).append(entry)
     return key, entry
 
 
-def remove_entry(keys: list[dict[str, Any]], name: str) -> None:
-    kept = [k for k in keys if not (isinstance(k, dict) and k.get("name") == name)]
-    if len(kept) == len(keys):
-        raise GatewayError(f"no key named {name!r}")
-    keys[:] = kept
+def remove_entry(gateway: dict[str, Any], name: str) -> None:
+    """Remove the client or operator key named `name`."""
+    for field in KEY_LISTS:
+        keys = gateway.get(field, [])
+        kept = [k for k in keys if not (isinstance(k, dict) and k.get("name") == name)]
+        if len(kept) != len(keys):
+            gateway[field] = kept
+            return
+    raise GatewayError(f"no key named {name!r}")

@@ -103,19 +103,6 @@ def key_guard(keys: bool) -> list[Directive]:
     return [blk("if", KEY_VAR, "=", "", body=[d("return", 401)])]
 
 
-def status_access(allow: list[str] | None, subnet: str | None) -> list[Directive]:
-    """Who may read the gateway's status endpoints: the gateway itself (loopback), and
-    `allow` (default: the gateway's own subnet, where the host sits on its bridge). With
-    neither (a DHCP gateway and no list) they stay open."""
-    nets = allow if allow is not None else ([subnet] if subnet else None)
-    if nets is None:
-        return []
-    return [
-        *(d("allow", n) for n in ["127.0.0.1", "::1", *nets]),
-        d("deny", "all"),
-    ]
-
-
 def unauthorized_location() -> Directive:
     return blk("location", UNAUTHORIZED, body=json_return(401, "$phx_no_key", "invalid_api_key"))
 
@@ -143,7 +130,8 @@ def locations() -> list[Directive]:
             FORBIDDEN,
             body=json_return(
                 403,
-                "this address may not read the gateway's status (gateway.status_allow)",
+                "this address may not read the gateway's status: read it from a network in "
+                "gateway.status_allow, or send an operator key",
                 "forbidden",
             ),
         ),

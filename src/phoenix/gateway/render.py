@@ -25,7 +25,7 @@ from phoenix import __version__
 from phoenix.gateway.answers import failure_maps
 from phoenix.gateway.api_site import (
     USAGE_VAR,
-    api_server,
+    api_site,
     json_object_map,
     metrics_log_format,
     model_map,
@@ -39,6 +39,7 @@ from phoenix.gateway.limits import http_directives as limits_http
 from phoenix.gateway.nginx import Directive, blk, build, d
 from phoenix.gateway.routes import GatewayRoutes, Target, host_file_name
 from phoenix.gateway.services import host_servers, upstream_block
+from phoenix.gateway.status_access import njs_table as operators_table
 from phoenix.gateway.tls import LocalCA
 from phoenix.inventory.models import ApiKey
 
@@ -149,6 +150,7 @@ def _models_js(
             {"id": name, "object": "model", "created": 0, "owned_by": "phoenix"} for name in models
         ],
         "keys": njs_table(routes.config.api_keys) if routes else None,
+        "operators": operators_table(routes.config.operator_keys) if routes else None,
         "rules": njs_rules(),
         "backends": {
             m.model: [b.hostport for b in m.backends] for m in (routes.models if routes else ())
@@ -188,10 +190,13 @@ def finish_tree(
     files["njs/status_page.js"] = f"// {HEADER}\nexport default {page};\n".encode()
     files["ca.crt"] = ca.cert_pem
     keys = njs_table(routes.config.api_keys) if routes else None
-    # The key table lives in phoenix_models.js (written after the id): hash it in too.
-    extra = (
-        {**system_ssl, "keys": json.dumps(keys, sort_keys=True).encode()} if keys else system_ssl
-    )
+    operators = operators_table(routes.config.operator_keys) if routes else None
+    # The key tables live in phoenix_models.js (written after the id): hash them in too.
+    extra = dict(system_ssl)
+    if keys:
+        extra["keys"] = json.dumps(keys, sort_keys=True).encode()
+    if operators:
+        extra["operators"] = json.dumps(operators, sort_keys=True).encode()
     config_id = _config_id(files, extra)
     files["njs/phoenix_models.js"] = _models_js(routes, mode, config_id, route_count, layout)
     return RenderedGateway(mode, files, health_port, config_id, system_ssl, route_count, layout)
@@ -208,7 +213,7 @@ def render_derived(
             layout, routes.config.max_body_mb, routes.config.api_keys, metrics=True
         ).encode(),
         "conf.d/phoenix-upstreams.conf": _upstreams(routes).encode(),
-        "sites-available/phoenix-api": build([api_server(routes, layout)], HEADER).encode(),
+        "sites-available/phoenix-api": build(api_site(routes, layout), HEADER).encode(),
     }
     for host in routes.hosts:
         files[f"sites-available/phoenix-host-{host_file_name(host.hostname)}"] = build(

@@ -35,6 +35,11 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("`gateway.host_routes[]`", models.HostRoute, "A whole virtual host."),
     ("`gateway.api_keys[]`", models.ApiKey, "A client key (`phoenix gateway key add`)."),
     (
+        "`gateway.operator_keys[]`",
+        models.OperatorKey,
+        "A key for the status endpoints (`phoenix gateway key add --operator`).",
+    ),
+    (
         "VM (`phoenix_vm_configs.json`, `vms[]`)",
         models.VmGuest,
         "One entry per VM; `vm_defaults` gives template, cores, memory_mb, disk_size_gb, "

@@ -52,6 +52,7 @@ class Answer:
     redirect: str | None
     headers: dict[str, str] | None
     variables: dict[str, str] | None
+    value: Any  # what the handler returned: a js_set handler's variable
     error: str | None  # an exception escaped the handler: nginx answers 500
 
     def json(self) -> Any:

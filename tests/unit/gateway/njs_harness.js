@@ -8,7 +8,8 @@
 // as nginx does for a body that did not fit in memory) and variables. Like nginx's
 // `js_set $phx_key router.keyName`, $phx_key is computed when the case does not give it.
 // Writes a JSON list to cases.out, one entry per case: what the handler did (r.return,
-// r.internalRedirect), the response headers and variables after it, or the exception it
+// r.internalRedirect), what it returned (a js_set handler's value), the response headers
+// and variables after it, or the exception it
 // threw (nginx: a 500). (A file: console.log cuts long lines.)
 import fs from 'fs';
 import router from 'router.js';
@@ -47,14 +48,15 @@ function request(c, out) {
 
 function run(c) {
     var out = {status: null, body: null, redirect: null, headers: null, variables: null,
-               error: null};
+               value: null, error: null};
     var parts = c.handler.split('.');
     try {
         var r = request(c, out);
         if (!('phx_key' in r.variables)) {
             r.variables.phx_key = router.keyName(r);
         }
-        modules[parts[0]][parts[1]](r);
+        var value = modules[parts[0]][parts[1]](r);  // a js_set handler's variable
+        out.value = value === undefined ? null : value;
         out.headers = r.headersOut;
         out.variables = r.variables;
     } catch (e) {

@@ -28,13 +28,21 @@ function keyName(r) {
     if (!table.keys) {
         return '';
     }
+    var key = table.keys[bearerHash(r)];
+    return key ? key.name : '';
+}
+
+// operatorName() is `js_set $phx_operator` (only with operator keys, only read by the
+// status endpoints): the name of the operator key the request carries, or ''.
+function operatorName(r) {
+    return (table.operators && table.operators[bearerHash(r)]) || '';
+}
+
+// The SHA-256 (hex) of the request's bearer token, or '' without one.
+function bearerHash(r) {
     var auth = r.headersIn['Authorization'] || '';
     var m = /^Bearer[ \t]+([^ \t]+)[ \t]*$/i.exec(auth);
-    if (!m) {
-        return '';
-    }
-    var key = table.keys[crypto.createHash('sha256').update(m[1]).digest('hex')];
-    return key ? key.name : '';
+    return m ? crypto.createHash('sha256').update(m[1]).digest('hex') : '';
 }
 
 // The key entry of the request ({name, models}); null after answering 401. With no keys
@@ -270,4 +278,5 @@ function health(r) {
     });
 }
 
-export default {route, routeForm, routeAny, parse, models, model, health, keyName};
+export default {route, routeForm, routeAny, parse, models, model, health, keyName,
+                operatorName};

@@ -30,6 +30,7 @@ from phoenix.inventory.models.gateway import (
     ApiKey,
     GatewayConfig,
     HostRoute,
+    OperatorKey,
     PathRoute,
     RouteTarget,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "Model",
     "MountPoint",
     "NetworkConfig",
+    "OperatorKey",
     "PathRoute",
     "RouteTarget",
     "UserConfig",

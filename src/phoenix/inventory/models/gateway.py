@@ -103,6 +103,17 @@ class ApiKey(Model):
     )
 
 
+class OperatorKey(Model):
+    """A key that reads the gateway's status endpoints (/metrics, /phoenix/status,
+    /phoenix/, /phoenix/health) from any address, and nothing else: `phoenix gateway key
+    add NAME --operator`. It opens no model endpoint and does not close the API."""
+
+    name: StrictStr = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,47}$", description="Key name")
+    sha256: StrictStr = Field(
+        pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the key, hex (never the key)"
+    )
+
+
 class GatewayConfig(Model):
     """Additive block that makes a guest the Phoenix API gateway (container 101's role).
 
@@ -133,6 +144,12 @@ class GatewayConfig(Model):
             "subnet (the host's bridge). ['0.0.0.0/0', '::/0'] opens them to everyone."
         ),
     )
+    operator_keys: list[OperatorKey] = Field(
+        default_factory=list,
+        description=(
+            "Keys that read the status endpoints from any address (Authorization: Bearer)"
+        ),
+    )
 
     @field_validator("status_allow")
     @classmethod
@@ -155,3 +172,15 @@ class GatewayConfig(Model):
             if dup:
                 raise ValueError(f"api_keys: {attr} repeated: {', '.join(dup)}")
         return keys
+
+    @model_validator(mode="after")
+    def _unique_operator_keys(self) -> GatewayConfig:
+        """One name, one key: `key remove NAME` must know which it removes, and a key is
+        either a client's or an operator's."""
+        for attr in ("name", "sha256"):
+            values = [getattr(k, attr) for k in self.operator_keys]
+            clients = {getattr(k, attr) for k in self.api_keys}
+            dup = sorted({v for v in values if values.count(v) > 1 or v in clients})
+            if dup:
+                raise ValueError(f"operator_keys: {attr} repeated: {', '.join(dup)}")
+        return self
