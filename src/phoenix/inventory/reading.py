@@ -31,6 +31,14 @@ def _duplicate_problem(shown: str, dup: DuplicateKey) -> Problem:
     where = json_path([*dup.path, dup.key])
     lines = _lines(dup.lines)
     in_guest = shown == LXC_FILE and dup.path[:1] == ("lxc_configs",)
+    if in_guest and dup.values_differ and dup.path == ("lxc_configs",):
+        return Problem(
+            shown,
+            where,
+            f"duplicate key {dup.key!r} at lines {lines} with different values: CTID "
+            f"{dup.key} names one container in the whole Proxmox cluster, whichever node it "
+            "is on; keep the one you mean or give the other a free id",
+        )
     if in_guest and dup.values_differ:
         return Problem(
             shown,

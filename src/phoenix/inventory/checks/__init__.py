@@ -7,6 +7,7 @@ One module per concern (addresses, lineage, files, gateway, options; mounts live
 from __future__ import annotations
 
 from phoenix.inventory.checks.addresses import duplicate_problems, network_problems
+from phoenix.inventory.checks.cluster import cluster_problems
 from phoenix.inventory.checks.files import Lookups, links_out_problems, script_problems
 from phoenix.inventory.checks.gateway import (
     gateway_key_problems,
@@ -73,6 +74,7 @@ def semantic_problems(
         out += idmap_problems(ctid, guest)
         out += proxmox_problems(ctid, guest, inventory)
         out += model_name_problems(ctid, guest)
+    out += cluster_problems(inventory, driver)
     if (driver or inventory.hypervisor.phoenix.driver) == "proxmox":
         out += bind_mount_problems(inventory)
     return out

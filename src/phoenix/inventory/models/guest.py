@@ -12,6 +12,7 @@ from pydantic import (
     StrictStr,
 )
 
+from phoenix.inventory.models.cluster import NodeName
 from phoenix.inventory.models.fields import (
     GATEWAY_COMPAT_SCRIPT,
     Ctid,
@@ -61,6 +62,11 @@ class LxcGuest(Model):
         min_length=1,
         description="Create from this: rootfs tarball (.tar.gz/.tar.xz/.tar.zst) or "
         "'debootstrap:<suite>' (LXC driver)",
+    )
+    node: Host[NodeName | None] = Field(
+        default=None,
+        description="Proxmox cluster node the guest lives on (one of phoenix.nodes; "
+        "default: phoenix.node)",
     )
     storage_pool: Host[StorageId] = Field(
         default="local", description="Proxmox storage id for the root disk"

@@ -6,12 +6,19 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictInt, StrictStr, model_validator
 
+from phoenix.inventory.models.cluster import (
+    ClusterNode,
+    NodeName,
+    cluster_problem,
+    default_node,
+)
 from phoenix.inventory.models.fields import (
     HostName,
     IfName,
     Model,
     Nameservers,
     SshHost,
+    StorageId,
 )
 from phoenix.inventory.models.workdirs import WorkDir, overlapping
 from phoenix.names import DriverName
@@ -46,6 +53,16 @@ class DriverSettings(Model):
     ssh_host: SshHost | None = Field(
         default=None, description="host or user@host of the node (SSH)"
     )
+    nodes: dict[NodeName, ClusterNode] = Field(
+        default_factory=dict,
+        description="Proxmox cluster: each node by name and how to reach it (absent: one "
+        "node, `node`/`ssh_host`); guests name theirs with `node`",
+    )
+    shared_storages: list[StorageId] | None = Field(
+        default=None,
+        description="Storages every node of the cluster sees (Proxmox `shared 1`): a clone "
+        "onto another node than its source's needs one (checked by validate when given)",
+    )
     parallel: StrictInt = Field(default=4, ge=1, le=64)
     lxc_clone: Literal["linked", "full"] = Field(
         default="linked",
@@ -57,10 +74,24 @@ class DriverSettings(Model):
     def _own_folders(self) -> DriverSettings:
         dirs = {"lxc_path": self.lxc_path, "state_dir": self.state_dir}
         dirs["template_cache"] = self.template_cache
-        why = overlapping(dirs)
+        why = overlapping(dirs) or cluster_problem(self.nodes, self.node, self.ssh_host)
         if why:
             raise ValueError(why)
         return self
+
+    @property
+    def is_cluster(self) -> bool:
+        return bool(self.nodes)
+
+    @property
+    def default_node(self) -> str | None:
+        """The node of a guest that names none (see `cluster.default_node`); without
+        `nodes`, `node` (None: the node the runner reaches, as `localhost`)."""
+        return default_node(self.nodes, self.node) if self.nodes else self.node
+
+    def node_of(self, guest_node: str | None) -> str | None:
+        """The node a guest lives on: its own `node`, else the default."""
+        return guest_node or self.default_node
 
 
 class HypervisorConfig(Model):

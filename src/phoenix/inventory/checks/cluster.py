@@ -1,0 +1,140 @@
+"""Guests placed on the nodes of a Proxmox cluster: what validate can tell before any node
+is asked.
+
+- A guest's `node` must be one of `phoenix.nodes` (or, without a cluster, `phoenix.node`):
+  pvesh proxies `/nodes/<node>` only to members (pve-manager `PVE/API2/Nodes.pm`; an unknown
+  name fails "hostname lookup ... failed").
+- A guest with no `node` goes to the default node; a cluster that leaves it open (several
+  nodes, no `phoenix.node`, none of them this machine) makes every guest say.
+- Storage and bridges, where the node entry lists them: `pct create` and `pct set` check the
+  storage on the node (pve-container `src/PVE/API2/LXC.pm`, `storage_check_node`), a NIC's
+  bridge must exist there for the guest to start.
+- A clone onto another node than its source's is `pct clone --target`, which needs every
+  volume on shared storage (pve-container `src/PVE/API2/LXC.pm`, `clone_vm`: "can't clone
+  CT to node 'X' (CT uses local storage)"; with `--storage`, that storage). Phoenix passes
+  the clone's `storage_pool` as `--storage`, so that storage must be shared.
+- A CTID is unique across the whole cluster (pmxcfs holds one `nodes/*/lxc/N.conf` per
+  id): the inventory keys guests by CTID, so one id written twice is the reading step's
+  duplicate-key error, and an id is a container's or a VM's, never both (`loader`).
+"""
+
+from __future__ import annotations
+
+from phoenix.inventory.core import HYPERVISOR_FILE, LXC_FILE, Inventory
+from phoenix.inventory.models import LxcGuest
+from phoenix.inventory.models.cluster import ClusterNode
+from phoenix.inventory.problems import Problem, lxc_at
+
+
+def cluster_problems(inventory: Inventory, driver: str | None = None) -> list[Problem]:
+    """Every placement mistake of the inventory's guests, at once."""
+    settings = inventory.hypervisor.phoenix
+    chosen = driver or settings.driver
+    placed = [c for c, g in sorted(inventory.guests.items()) if g.node is not None]
+    if chosen != "proxmox":
+        if not settings.nodes and not placed:
+            return []
+        return [
+            Problem(
+                HYPERVISOR_FILE if settings.nodes else LXC_FILE,
+                "phoenix.nodes" if settings.nodes else lxc_at(placed[0], "node"),
+                f"cluster nodes are a Proxmox setting: the {chosen} driver runs every guest "
+                "on this host and ignores them",
+                "warning",
+            )
+        ]
+    out: list[Problem] = []
+    for ctid, guest in sorted(inventory.guests.items()):
+        out += _placement(ctid, guest, inventory)
+    return out
+
+
+def _placement(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Problem]:
+    settings = inventory.hypervisor.phoenix
+    nodes = settings.nodes
+    if guest.node is not None and not nodes and guest.node != settings.node:
+        where = f"the node Phoenix drives is {settings.node!r}" if settings.node else "none"
+        return [
+            Problem(
+                LXC_FILE,
+                lxc_at(ctid, "node"),
+                f"node {guest.node!r} is not known: the hypervisor config lists no cluster "
+                f"nodes ({where}); list them in phoenix.nodes",
+            )
+        ]
+    if guest.node is not None and nodes and guest.node not in nodes:
+        return [
+            Problem(
+                LXC_FILE,
+                lxc_at(ctid, "node"),
+                f"node {guest.node!r} is not a node of the cluster (phoenix.nodes: "
+                f"{', '.join(sorted(nodes))})",
+            )
+        ]
+    name = settings.node_of(guest.node)
+    if nodes and name is None:
+        return [
+            Problem(
+                LXC_FILE,
+                lxc_at(ctid),
+                f"names no 'node', and the cluster has no default node ({len(nodes)} nodes, "
+                "no phoenix.node, none of them this machine): set the guest's 'node' or "
+                "phoenix.node",
+            )
+        ]
+    node = nodes.get(name or "")
+    if node is None:
+        return []
+    return _node_has(ctid, guest, name or "", node) + _clone_target(ctid, guest, inventory)
+
+
+def _node_has(ctid: int, guest: LxcGuest, name: str, node: ClusterNode) -> list[Problem]:
+    out: list[Problem] = []
+    if node.storages is not None:
+        wanted: list[tuple[tuple[str | int, ...], str]] = [(("storage_pool",), guest.storage_pool)]
+        for key in ("volumes", "zfs_volumes"):
+            for index, volume in enumerate(getattr(guest, key)):
+                wanted.append(((key, index, "pool"), volume.pool))
+        for path, storage in wanted:
+            if storage not in node.storages:
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        lxc_at(ctid, *path),
+                        f"storage {storage!r} is not on node {name!r} (phoenix.nodes.{name}."
+                        f"storages: {', '.join(node.storages) or 'none'})",
+                    )
+                )
+    net = guest.network_config
+    if node.bridges is not None and net is not None and net.bridge not in node.bridges:
+        out.append(
+            Problem(
+                LXC_FILE,
+                lxc_at(ctid, "network_config", "bridge"),
+                f"bridge {net.bridge!r} is not on node {name!r} (phoenix.nodes.{name}.bridges: "
+                f"{', '.join(node.bridges) or 'none'})",
+            )
+        )
+    return out
+
+
+def _clone_target(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Problem]:
+    """A clone made on another node than its source's must land on shared storage."""
+    settings = inventory.hypervisor.phoenix
+    source = inventory.guests.get(guest.clone_from_ctid or 0)
+    if source is None or guest.clone_from_ctid == ctid:
+        return []
+    here, there = settings.node_of(guest.node), settings.node_of(source.node)
+    shared = settings.shared_storages
+    if here == there or shared is None or guest.storage_pool in shared:
+        return []
+    return [
+        Problem(
+            LXC_FILE,
+            lxc_at(ctid, "storage_pool"),
+            f"guest {ctid} is cloned from {guest.clone_from_ctid} on node {there!r} onto node "
+            f"{here!r} (`pct clone --target`), which Proxmox allows only onto shared storage, "
+            f"and {guest.storage_pool!r} is not in phoenix.shared_storages "
+            f"({', '.join(shared) or 'none'}): use a shared storage, or put {ctid} on {there!r}",
+        )
+    ]
