@@ -74,6 +74,7 @@ for _module in (
     "proxmox_cmds",
     "status_cmds",
     "model_cmds",
+    "import_cmds",
 ):
     try:
         _mod = importlib.import_module(f"phoenix.cli.{_module}")
