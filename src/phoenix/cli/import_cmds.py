@@ -147,11 +147,13 @@ def _refuse_overwrite(
 def _parse_ids(ids: list[str] | None) -> list[int] | None:
     if not ids:
         return None
+    from phoenix.inventory.models import CTID_TEXT
+
     out: list[int] = []
     for item in ids:
         for part in item.split(","):
             text = part.strip()
-            if not (text.isascii() and text.isdigit()) or text.startswith("0"):
+            if not CTID_TEXT.fullmatch(text):
                 fail(f"--ids: {part!r} is not a guest id (expected numbers such as 101,102)")
             out.append(int(text))
     return out

@@ -3,6 +3,7 @@ driver's LXC path, and where a clone came from (the guest record keeps `source@s
 
 from __future__ import annotations
 
+from phoenix.digits import is_digits
 from phoenix.drivers.lxc.definition import META_FILE
 from phoenix.drivers.lxc.driver import LxcDriver
 
@@ -15,7 +16,7 @@ def guest_ids(driver: LxcDriver) -> list[int]:
     found = [
         int(entry.name)
         for entry in driver.lxc_path.iterdir()
-        if entry.name.isascii() and entry.name.isdigit() and (entry / "config").is_file()
+        if is_digits(entry.name) and (entry / "config").is_file()
     ]
     return sorted(found)
 
@@ -23,7 +24,7 @@ def guest_ids(driver: LxcDriver) -> list[int]:
 def clone_source(driver: LxcDriver, ctid: int) -> tuple[int, str | None] | None:
     """(source CTID, snapshot or None) of a guest Phoenix cloned; None for one it created."""
     source, _, snapshot = driver.defs.meta(ctid).template_source.partition("@")
-    if not source.isdigit():
+    if not is_digits(source):
         return None
     return int(source), snapshot or None
 

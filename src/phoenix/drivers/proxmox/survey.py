@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from phoenix.digits import is_digits
 from phoenix.drivers.proxmox import firewall, pvesh
 from phoenix.drivers.proxmox.node import NodeSession, parse_facts
 from phoenix.drivers.proxmox.ownership import owned_lines
@@ -70,7 +71,7 @@ def resources(session: NodeSession) -> list[Resource]:
         if not isinstance(entry, Mapping) or entry.get("type") not in ("lxc", "qemu"):
             continue
         vmid = str(entry.get("vmid", ""))
-        if not vmid.isdigit():
+        if not is_digits(vmid):
             continue
         out.append(
             Resource(
