@@ -21,6 +21,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from phoenix.drivers.proxmox import files, idshift
 from phoenix.drivers.proxmox.commands import RAW_KEYS_SINCE, parse_container_version
@@ -118,6 +119,10 @@ class FakeNode:
     ha: dict[int, str] = field(default_factory=dict)
     ha_acts: bool = True
     elsewhere: dict[int, str] = field(default_factory=dict)  # ctid -> other cluster node
+    # In a FakeCluster (fakecluster.py): the cluster deciding what pmxcfs, corosync and
+    # pvesh's proxying decide, and the storages it shares between nodes.
+    cluster: Any = None
+    shared_storages: set[str] = field(default_factory=set)
     # A template's files as its archive holds them (owners as the guest sees them): when
     # set, `pct create` unpacks it for real (as root) under the default map.
     template_tree: Path | None = None
@@ -189,6 +194,10 @@ class FakeNode:
     def _dispatch(self, argv: list[str], input: Stdin) -> str:
         if argv[0] == "flock":
             argv = argv[4:]  # flock --timeout N LOCK cmd...
+        if self.cluster is not None:
+            answer = self.cluster.intercept(self, argv, input)
+            if answer is not None:
+                return str(answer)
         if argv[0] == "pvesh":
             return self._pvesh(argv)
         if argv[0] == "pct":
@@ -262,7 +271,13 @@ class FakeNode:
         if parts[2:] == ["storage"]:
             return json.dumps(
                 [
-                    {"storage": n, "type": t, "content": "rootdir,images", "active": 1}
+                    {
+                        "storage": n,
+                        "type": t,
+                        "content": "rootdir,images",
+                        "active": 1,
+                        "shared": int(n in self.shared_storages),
+                    }
                     for n, t in self.storages.items()
                 ]
             )
@@ -345,8 +360,8 @@ class FakeNode:
         verb, ctid = argv[1], int(argv[2])
         if verb == "create":
             # pve-container src/PVE/API2/LXC.pm: the id is checked cluster-wide (pmxcfs).
-            if self.conf(ctid) is not None or ctid in self.elsewhere:
-                owner = self.elsewhere.get(ctid, self.name)
+            owner = self._owner(ctid)
+            if owner is not None:
                 raise _Fail(255, f"CT {ctid} already exists on node '{owner}'")
             opts = _opts(argv[4:])
             storage, size = opts.pop("rootfs").split(":")
@@ -385,6 +400,10 @@ class FakeNode:
             new = int(argv[3])
             self._locked(ctid, conf)
             opts = _opts(argv[4:])
+            # clone_vm checks the new id cluster-wide too (pve-cluster check_vmid_unused).
+            owner = self._owner(new)
+            if owner is not None:
+                raise _Fail(255, f"CT {new} already exists on node '{owner}'")
             snap = opts.get("snapname")
             # pve-container src/PVE/API2/LXC.pm, clone_vm: an unknown snapshot, a bind mount
             # and a full clone of a running guest without a snapshot are refused.
@@ -409,7 +428,19 @@ class FakeNode:
             set_option(lines, "rootfs", f"{storage}:subvol-{new}-disk-0,size={rootfs['size']}")
             if "hostname" in opts:
                 set_option(lines, "hostname", opts["hostname"])
+            target = opts.get("target")
+            if target is not None:  # only in a cluster: a lone node knows no other node
+                volumes = [storage] + [
+                    v.split(":")[0]
+                    for k, v in options(lines).items()
+                    if re.match(r"^mp\d+$", k) and not v.startswith("/")
+                ]
+                self.cluster.clone_target(
+                    self, target, volumes if "storage" not in opts else [storage]
+                )
             self._save(new, Conf(lines, {}))
+            if target is not None:
+                self.conf_path(new).rename(self.cluster.conf_path(target, new))
             if self.disk(ctid).is_dir():  # the files as they are (owners included)
                 subprocess.run(["cp", "-a", "--", str(self.disk(ctid)), str(self.disk(new))])
             fw = self.path(f"/etc/pve/firewall/{ctid}.fw")  # PVE::Firewall::clone_vmfw_conf
@@ -567,6 +598,26 @@ class FakeNode:
                 root = struct.pack("<I", 100_000)
                 os.setxattr(path, "security.capability", v3 + cap[4:20] + root)
 
+    def _owner(self, ctid: int) -> str | None:
+        """The node holding `ctid` anywhere in the cluster (pmxcfs), or None."""
+        if self.cluster is not None:
+            found = self.cluster.owner(ctid)
+            return None if found is None else str(found)
+        if self.conf(ctid) is not None:
+            return self.name
+        return self.elsewhere.get(ctid)
+
+    # -- what the cluster (fakecluster.py) asks of a node ---------------------------
+
+    def dispatch(self, argv: Sequence[str], input: Stdin = None) -> str:
+        return self._dispatch(list(argv), input)
+
+    def need(self, ctid: int) -> Conf:
+        return self._need(ctid)
+
+    def refuse_locked(self, ctid: int, conf: Conf) -> None:
+        self._locked(ctid, conf)
+
     def _can(self, conf: Conf, types: frozenset[str] | set[str]) -> bool:
         """Whether every mount point (rootfs and each `mpN`) is on storage of `types`: a bind
         mount has no feature at all (pve-container src/PVE/LXC/Config.pm `has_feature`,
@@ -607,3 +658,6 @@ class _Fail(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+Fail = _Fail  # what the cluster raises for a command the node refuses
