@@ -28,6 +28,7 @@ from phoenix.drivers.proxmox.commands import RAW_KEYS_SINCE, parse_container_ver
 from phoenix.drivers.proxmox.properties import parse_property_string, size_to_gib
 from phoenix.runners.base import CommandResult, Stdin, stdin_bytes
 
+HA_REQUESTS = frozenset({"started", "stopped", "enabled", "disabled", "ignored"})
 SNAPSHOT_TYPES = frozenset({"zfspool", "lvmthin", "rbd", "btrfs"})
 _LINE = re.compile(r"^([a-z][a-z0-9_.\-]*)(?::|\s*=)\s*(.*?)\s*$")
 _SECTION = re.compile(r"^\[([^\]]+)\]\s*$")
@@ -118,6 +119,8 @@ class FakeNode:
     # manager gets to it, modelled as the next status read after it (`ha_acts`).
     ha: dict[int, str] = field(default_factory=dict)
     ha_acts: bool = True
+    ha_error: set[int] = field(default_factory=set)  # services the CRM holds in `error`
+    ha_crm: dict[int, str] = field(default_factory=dict)  # the CRM's state, once it acted
     elsewhere: dict[int, str] = field(default_factory=dict)  # ctid -> other cluster node
     # In a FakeCluster (fakecluster.py): the cluster deciding what pmxcfs, corosync and
     # pvesh's proxying decide, and the storages it shares between nodes.
@@ -251,7 +254,10 @@ class FakeNode:
             ctid = int(argv[2].rsplit(":", 1)[1])
             if ctid not in self.ha:
                 raise _Fail(255, f"service 'ct:{ctid}' not defined")
-            self.ha[ctid] = _opts(argv[3:])["state"]
+            state = _opts(argv[3:])["state"]
+            if state not in HA_REQUESTS:  # the API schema's enum (pve-ha-manager)
+                raise _Fail(255, f"state: value '{state}' does not have a value in the enumeration")
+            self.ha[ctid] = state
             return ""
         assert argv[1] == "get" and argv[-2:] == ["--output-format", "json"], argv
         path = argv[2]
@@ -263,6 +269,26 @@ class FakeNode:
             return json.dumps(
                 [{"id": f"lxc/{c}", "vmid": c, "type": "lxc", "node": n} for c, n in rows]
             )
+        if path == "/cluster/ha/resources":  # pve-ha-manager src/PVE/API2/HA/Resources.pm
+            return json.dumps(
+                [{"sid": f"ct:{c}", "type": "ct", "state": s} for c, s in sorted(self.ha.items())]
+            )
+        if path == "/cluster/ha/status/current":  # pve-ha-manager src/PVE/API2/HA/Status.pm
+            quorum = {"id": "quorum", "type": "quorum", "node": self.name, "status": "OK"}
+            services = [
+                {
+                    "id": f"service:ct:{c}",
+                    "type": "service",
+                    "sid": f"ct:{c}",
+                    "node": self.name,
+                    "crm_state": self._crm(c),
+                    "request_state": s,
+                    "state": self._crm(c),
+                    "status": f"ct:{c} ({self.name}, {self._crm(c)})",
+                }
+                for c, s in sorted(self.ha.items())
+            ]
+            return json.dumps([quorum, *services])
         if path == "/cluster/firewall/options":
             return json.dumps({"enable": 1} if self.datacenter_firewall else {})
         parts = path.strip("/").split("/")
@@ -293,10 +319,12 @@ class FakeNode:
                 return json.dumps(self._config_json(conf))
             if rest == ["status", "current"]:
                 self._ha_manager(ctid)
+                # pve-ha-manager src/PVE/HA/Config.pm get_service_status: `state` is the
+                # CRM's service state; an `ignored` resource is not managed.
                 data: dict[str, object] = {
                     "status": "running" if ctid in self.running else "stopped",
-                    "ha": {"managed": 1, "state": self.ha[ctid]}
-                    if ctid in self.ha
+                    "ha": {"managed": 1, "state": self._crm(ctid)}
+                    if self._ha_managed(ctid)
                     else {"managed": 0},
                 }
                 lock = options(conf.main).get("lock")
@@ -330,14 +358,25 @@ class FakeNode:
     def _snaps(conf: Conf) -> list[str]:
         return [n for n in conf.sections if n != "pve:pending"]
 
+    def _ha_managed(self, ctid: int) -> bool:
+        return ctid in self.ha and self.ha[ctid] != "ignored"
+
+    def _crm(self, ctid: int) -> str:
+        if ctid in self.ha_error:
+            return "error"
+        return self.ha_crm.get(ctid, "started" if ctid in self.running else "stopped")
+
     def _ha_manager(self, ctid: int) -> None:
-        """The HA manager acting on a request made earlier (pve-ha-manager's CRM/LRM)."""
-        if ctid not in self.ha or not self.ha_acts:
+        """The HA manager acting on a request made earlier (pve-ha-manager's CRM/LRM); a
+        service in `error` is left alone until an administrator clears it."""
+        if not self._ha_managed(ctid) or not self.ha_acts or ctid in self.ha_error:
             return
         if self.ha[ctid] == "started":
             self.running.add(ctid)
+            self.ha_crm[ctid] = "started"
         elif self.ha[ctid] in ("stopped", "disabled"):
             self.running.discard(ctid)
+            self.ha_crm[ctid] = "stopped"
 
     # -- pct ------------------------------------------------------------------------
 
@@ -495,14 +534,14 @@ class FakeNode:
         # shutdown only ask HA (`ha-manager set ct:N --state ...`) and return.
         if verb == "start":
             self._locked(ctid, conf)
-            if ctid in self.ha:
+            if self._ha_managed(ctid):
                 self.ha[ctid] = "started"
             else:
                 self.running.add(ctid)
             return ""
         if verb == "shutdown":
             self._locked(ctid, conf)
-            if ctid in self.ha:
+            if self._ha_managed(ctid):
                 self.ha[ctid] = "stopped"
             else:
                 self.running.discard(ctid)
@@ -512,7 +551,7 @@ class FakeNode:
             self._locked(ctid, conf)
             if options(main).get("protection") == "1":
                 raise _Fail(255, f"can't remove CT {ctid} - protection mode enabled")
-            if ctid in self.ha and "--purge" not in argv:
+            if self._ha_managed(ctid) and "--purge" not in argv:
                 raise _Fail(
                     255,
                     f"unable to remove CT {ctid} - used in HA resources and purge parameter "

@@ -72,6 +72,52 @@ def test_an_ignored_ha_guest_gets_its_requested_state_back(tmp_path: Path) -> No
         100, dataclasses.replace(BASE, features=(("nesting", "1"),)), frozenset({"features"})
     )
     assert 100 in node.running and node.ha[100] == "ignored"
+    # pve-ha-manager src/PVE/HA/Config.pm: an ignored resource is not HA-managed, so pct
+    # start/shutdown act themselves and Phoenix asks HA nothing
+    assert not any(c[:2] == ("pvesh", "set") for c in node.calls)
+
+
+def test_the_requested_state_is_the_resources_not_the_crms(tmp_path: Path) -> None:
+    """The guest's status shows the CRM's state ('started': HA has not stopped it yet); the
+    request is `stopped` in /cluster/ha/resources, and a restart of Phoenix's own puts it
+    back."""
+    node = node_with_guest(tmp_path, "stopped", slow=False)
+    manager = node._ha_manager
+
+    def acts_once_asked(ctid: int) -> None:  # the CRM gets to the old request late
+        if any(c[:2] == ("pvesh", "set") for c in node.calls):
+            manager(ctid)
+
+    node._ha_manager = acts_once_asked  # type: ignore[method-assign]
+    driver_on(node).configure(
+        100, dataclasses.replace(BASE, features=(("nesting", "1"),)), frozenset({"features"})
+    )
+    asked = [c[-1] for c in node.calls if c[:2] == ("pvesh", "set")]
+    assert asked == ["stopped", "started", "stopped"] and node.ha[100] == "stopped"
+
+
+@pytest.mark.parametrize("wanted", ["stopped", "running"])
+def test_a_service_in_error_fails_at_once_with_the_way_out(tmp_path: Path, wanted: str) -> None:
+    node = node_with_guest(tmp_path, "started")
+    node.ha_error.add(100)
+    if wanted == "running":
+        node.running.discard(100)
+    ticks = iter(range(10_000))
+    driver = ProxmoxDriver(node, "localhost", sleep=lambda _: None, clock=lambda: next(ticks))
+    says = (
+        rf"cannot become {wanted}: HA reports it 'error' on node 'pve'.*"
+        r"ha-manager set ct:100 --state disabled"
+    )
+    with pytest.raises(PhoenixError, match=says):
+        driver.stop(100) if wanted == "stopped" else driver.start(100)
+    polls = [c for c in node.calls if c[:3] == ("pvesh", "get", "/cluster/ha/status/current")]
+    assert len(polls) == 1  # no waiting for what cannot happen
+
+
+def test_the_fake_node_takes_only_the_requested_states_the_api_knows(tmp_path: Path) -> None:
+    node = node_with_guest(tmp_path, "started")
+    said = node.run(["pvesh", "set", "/cluster/ha/resources/ct:100", "--state", "error"])
+    assert "does not have a value in the enumeration" in said.stderr
 
 
 def test_a_stop_through_ha_that_never_happens_times_out_with_a_clear_message(

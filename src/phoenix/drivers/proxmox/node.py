@@ -181,17 +181,38 @@ class NodeSession:
             self._nics.add(ctid)
 
     def _state(self, ctid: int) -> str:
-        return self._status(ctid)[0]
+        return self._status(ctid, requested=False)[0]
 
-    def _status(self, ctid: int) -> tuple[str, str | None]:
-        """("missing"|"stopped"|"running", the HA requested state or None if not HA's)."""
+    def _status(self, ctid: int, requested: bool = True) -> tuple[str, str | None]:
+        """("missing"|"stopped"|"running", the HA requested state or None if not HA's);
+        without `requested`, only the state (the second is None)."""
         result = self._run("observe", pvesh.status_cmd(self.node, ctid))
         if is_missing_guest(result):
             return "missing", None
         check(ctid, result)
         data = pvesh.load_json(result.stdout, "lxc status")
         state, _ = pvesh.parse_status(data)
-        return state, ha.parse_status(data) if isinstance(data, Mapping) else None
+        if not requested or not isinstance(data, Mapping) or not ha.is_managed(data):
+            return state, None
+        wanted = ha.parse_requested(self._json(ctid, ha.resources_cmd()), ctid)
+        return state, wanted or "started"
+
+    def _ha_service(self, ctid: int) -> ha.Service | None:
+        """The CRM's view of the guest (None when the HA status cannot be read)."""
+        result = self._run("observe", ha.status_cmd())
+        if not result.ok:
+            return None
+        try:
+            return ha.parse_service(pvesh.load_json(result.stdout, "HA status"), ctid)
+        except ValueError:
+            return None
+
+    def _check_ha(self, ctid: int, wanted: str) -> ha.Service | None:
+        """While waiting on HA: fail at once when the service is stuck (`ha.STUCK_STATES`)."""
+        service = self._ha_service(ctid)
+        if service is not None and service.state in ha.STUCK_STATES:
+            raise DriverError(ha.stuck(ctid, service, wanted))
+        return service
 
     def _elsewhere(self, ctid: int) -> tuple[str, str] | None:
         """(type, node) of the guest with this id in the cluster, for one this node lacks:
@@ -258,16 +279,20 @@ class NodeSession:
         has_nic = ctid in self._nics
         probe = commands.exec_(ctid, IP_PROBE, None, self.version())
         last = ""
+        service: ha.Service | None = None
         while True:
+            if through_ha:
+                service = self._check_ha(ctid, "running")
             if self._state(ctid) == "running":
                 result = self._run("observe", probe)
                 last = (result.stderr or result.stdout).strip()
                 if result.ok and (not has_nic or " inet " in f" {result.stdout}"):
                     return
             if self._clock() >= deadline:
+                seen = service.describe() if service else "its HA status unreadable"
                 ha_note = (
-                    f" (started through Proxmox HA: `ha-manager status` shows what the HA "
-                    f"manager did with {ha.sid(ctid)})"
+                    f" (started through Proxmox HA; {seen}: `ha-manager status` shows what "
+                    f"the HA manager did with {ha.sid(ctid)})"
                     if through_ha
                     else ""
                 )
@@ -290,11 +315,13 @@ class NodeSession:
         self._mutate(ctid, ha.set_state(ctid, "stopped"))
         deadline = self._clock() + timeout + 30
         while self._state(ctid) == "running":
+            service = self._check_ha(ctid, "stopped")
             if self._clock() >= deadline:
+                seen = f" ({service.describe()})" if service else ""
                 raise DriverError(
                     f"guest {ctid} is managed by Proxmox HA and did not stop within "
-                    f"{timeout + 30:.0f}s of Phoenix asking HA to stop it; `ha-manager status` "
-                    f"shows what the HA manager is doing with {ha.sid(ctid)}"
+                    f"{timeout + 30:.0f}s of Phoenix asking HA to stop it{seen}; `ha-manager "
+                    f"status` shows what the HA manager is doing with {ha.sid(ctid)}"
                 )
             self._sleep(self._poll)
 
