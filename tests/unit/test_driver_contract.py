@@ -10,11 +10,15 @@ import pytest
 from phoenix.drivers.factory import OfflineDriver
 from phoenix.drivers.lxc import LxcDriver
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
+from phoenix.drivers.qemu.driver import QemuDriver
+from phoenix.drivers.split import SplitDriver
 from phoenix.runners.base import CommandResult
 from tests.driver_contract import contract_breaches
 
 
-@pytest.mark.parametrize("driver", [LxcDriver, ProxmoxDriver, OfflineDriver])
+@pytest.mark.parametrize(
+    "driver", [LxcDriver, ProxmoxDriver, OfflineDriver, QemuDriver, SplitDriver]
+)
 def test_every_shipped_driver_keeps_the_contract(driver: type) -> None:
     assert contract_breaches(driver) == []
 

@@ -62,7 +62,9 @@ def _driver(ctx: typer.Context, inventory: Inventory, offline: bool = False) -> 
     from phoenix.drivers.factory import make_driver
 
     try:
-        return make_driver(inventory.hypervisor.phoenix, state(ctx).driver, offline)
+        return make_driver(
+            inventory.hypervisor.phoenix, state(ctx).driver, offline, frozenset(inventory.vms)
+        )
     except PhoenixError as exc:
         fail(str(exc))
 
@@ -92,10 +94,18 @@ def _host_problems(inventory: Inventory) -> list[str]:
 
 def _note_unapplied(inventory: Inventory, ids: list[int] | None) -> None:
     """One stderr line per selected guest with inventory keys Phoenix does not apply yet."""
-    from phoenix.inventory import build_graph
     from phoenix.inventory.checks import unapplied_keys
 
-    for ctid in ids if ids is not None else sorted(inventory.guests):
+    for ctid in ids if ids is not None else sorted(inventory.all_ids()):
+        vm = inventory.vms.get(ctid)
+        if vm is not None:
+            if vm.volumes:
+                err_console.print(
+                    f"note: VM {ctid}: its volumes are not mounted by Phoenix yet (docs/vms.md)",
+                    markup=False,
+                    highlight=False,
+                )
+            continue
         keys = [key for key, _ in unapplied_keys(inventory.guests[ctid])]
         if keys:
             err_console.print(
@@ -103,15 +113,6 @@ def _note_unapplied(inventory: Inventory, ids: list[int] | None) -> None:
                 markup=False,
                 highlight=False,
             )
-    reached = inventory.all_ids() if ids is None else build_graph(inventory).closure(ids)
-    vms = sorted(set(inventory.vms) & reached)
-    if vms:
-        err_console.print(
-            f"note: VMs {', '.join(map(str, vms))} are validated and ordered, not provisioned "
-            "yet (see docs/vms.md)",
-            markup=False,
-            highlight=False,
-        )
 
 
 def _converge(

@@ -37,8 +37,9 @@ def status(
         bool, typer.Option("--health/--no-health", help="Run health checks (default: yes).")
     ] = True,
 ) -> None:
-    """Show each guest (CTID, name, state, IP, boot order, health) and the gateway's routes
-    with the health of every upstream as the gateway sees it. Exit 1 when something that
+    """Show each guest, containers and VMs (id, kind, name, state, IP, boot order,
+    health) and the gateway's routes with the health of every upstream as the gateway sees
+    it. Exit 1 when something that
     should be healthy is not."""
     from phoenix.cli.gateway_app import GATEWAY
     from phoenix.drivers.factory import make_driver
@@ -48,12 +49,15 @@ def status(
     inventory = load(ctx)
     selected = parse_ids(inventory, ids)
     try:
-        driver = make_driver(inventory.hypervisor.phoenix, state(ctx).driver, offline=False)
+        driver = make_driver(
+            inventory.hypervisor.phoenix, state(ctx).driver, vm_ids=frozenset(inventory.vms)
+        )
         guests = gather_status(inventory, driver, selected, check_health=health)
         gateway, routes = gather_route_status(inventory, driver, GATEWAY, check_health=health)
     except PhoenixError as exc:
         fail(str(exc))
     templates = {c for c, g in inventory.guests.items() if g.is_clone_source}
+    templates |= {c for c, vm in inventory.vms.items() if vm.is_template}
     unhealthy = [
         g
         for g in guests
@@ -74,13 +78,14 @@ def status(
         )
     else:
         table = Table(title="Guests", title_justify="left")
-        for column in ("CTID", "name", "state", "IP", "boot", "health"):
+        for column in ("ID", "kind", "name", "state", "IP", "boot", "health"):
             table.add_column(column)
         for g in guests:
             boot = f"{g.boot_order}" + (" (auto)" if g.start_at_boot else "")
             state_text = "template" if g.is_template else g.state
             table.add_row(
                 str(g.ctid),
+                g.kind,
                 g.name,
                 _styled(state_text),
                 g.ip or g.desired_ip or "-",

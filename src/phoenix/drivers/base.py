@@ -72,13 +72,45 @@ class MountSettings:
 
 
 @dataclass(frozen=True)
+class VmConfig:
+    """What only a VM has: the cloud-init login and resolvers its seed carries, and how a
+    clone is made. A guest whose `GuestSettings.vm` is set is a VM.
+
+    Every VM backend (the local QEMU driver, Proxmox `qm`) implements the same `Driver`
+    contract for VM ids, with these meanings:
+
+    - `create(vmid, image, settings)`: `image` is "" for Phoenix's Debian base image, else
+      a path or URL (`template_image`); the disk is grown to `settings.disk_gb` when that
+      is larger (0: keep the image's size, as a template does), the cloud-init seed made
+      from `settings` (hostname, NIC, this login, nameservers);
+    - `clone(source, vmid, snapshot, settings)`: linked unless `full_clone` (a linked clone
+      needs a template source; `snapshot` given: a copy of the source at that snapshot);
+    - `start`: returns once the guest agent answers and cloud-init is done;
+    - `configure`: cores, memory, the NIC and the seed take effect at the next boot, so a
+      running VM is shut down and started again; the firewall changes in place;
+    - `exec`: through qemu-guest-agent (so recipes and health checks run as in containers);
+    - `mark_template`: cleans cloud-init's state inside a running VM, shuts it down and
+      makes its disk the read-only base of linked clones;
+    - `snapshot`: a running VM is running afterwards (a backend that can only snapshot a
+      stopped disk shuts it down and starts it again).
+    """
+
+    username: str | None = None
+    ssh_keys: tuple[str, ...] = ()
+    nameservers: tuple[str, ...] = ()
+    # How a clone was made is not a setting to converge: it is never compared.
+    full_clone: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True)
 class GuestSettings:
     """Everything a driver applies to a guest, normalised so equal means converged.
 
     `features` are Proxmox container features (`nesting`, `keyctl`, `mknod`, `fuse`…) as
     sorted `(name, value)` pairs; `raw_lxc` are raw `lxc.*` keys as `(key, value)` pairs in
     inventory order (keys such as `lxc.idmap` may repeat; AppArmor excluded: it is
-    `apparmor_profile`). `mounts` are sorted by target, `gpus` are sorted GPU indices.
+    `apparmor_profile`). `mounts` are sorted by target, `gpus` are sorted GPU
+    indices. `vm` is set for a VM (its container-only fields are then empty).
     """
 
     hostname: str
@@ -99,6 +131,11 @@ class GuestSettings:
     firewall_rules: tuple[FirewallRule, ...] = ()
     mounts: tuple[MountSettings, ...] = ()
     gpus: tuple[int, ...] = ()
+    vm: VmConfig | None = None
+
+    @property
+    def is_vm(self) -> bool:
+        return self.vm is not None
 
     def diff(self, other: GuestSettings) -> dict[str, tuple[object, object]]:
         """Fields whose values differ, as {name: (other_value, self_value)} = (old, new).

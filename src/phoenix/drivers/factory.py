@@ -44,20 +44,28 @@ class HostSettings(Protocol):
     @property
     def lxc_clone(self) -> str: ...
 
+    @property
+    def vm_path(self) -> str: ...
+
+    @property
+    def vm_image_cache(self) -> str: ...
+
 
 class OfflineDriver:
     """A host where nothing exists and nothing may change: `phoenix plan --offline` shows
-    what a fresh host would need without touching this one."""
+    what a fresh host would need without touching this one (and, with `why`, the VMs of a
+    host whose driver has no VM backend yet)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, why: str = "offline: this driver observes nothing") -> None:
         self.name = name
+        self.why = why
         self.log = CommandLog()
 
     def observe(self, ctid: int) -> ObservedGuest:
         return ObservedGuest(ctid, "missing")
 
     def _refuse(self, *_: object, **__: object) -> Any:
-        raise DriverError("offline: this driver observes nothing and changes nothing")
+        raise DriverError(f"{self.why} and changes nothing")
 
     def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
         self._refuse()
@@ -124,17 +132,47 @@ def node_runner(settings: HostSettings) -> Runner:
     return cast(Runner, ssh_runner(host))
 
 
-def make_driver(settings: HostSettings, name: str | None = None, offline: bool = False) -> Driver:
+def make_driver(
+    settings: HostSettings,
+    name: str | None = None,
+    offline: bool = False,
+    vm_ids: frozenset[int] = frozenset(),
+) -> Driver:
     """The driver named by `name` (--driver) or `settings.driver` (the inventory's
     `hypervisor.phoenix`).
 
     `offline`: an OfflineDriver (every guest missing, no changes possible), whichever driver
     is named; the Proxmox commands of an offline plan come from its command builders
-    (`phoenix.drivers.proxmox.preview`), not from a driver.
+    (`phoenix.drivers.proxmox.preview`), not from a driver. `vm_ids`: the inventory's VMs,
+    served by the driver's VM backend (local QEMU beside LXC) behind one `SplitDriver`.
     """
     chosen = driver_name(settings, name)
     if offline:
         return OfflineDriver(chosen)
+    containers = _container_driver(settings, chosen)
+    if not vm_ids:
+        return containers
+    split = _import("phoenix.drivers.split", "SplitDriver", "VM support")
+    return cast(Driver, split(containers, _vm_driver(settings, chosen), vm_ids))
+
+
+def _vm_driver(settings: HostSettings, chosen: str) -> Driver:
+    if chosen == "proxmox":
+        return OfflineDriver(
+            chosen, "VMs on Proxmox are not driven by Phoenix yet: it observes none"
+        )
+    qemu = _import("phoenix.drivers.qemu.driver", "QemuDriver", "the local VM driver")
+    return cast(
+        Driver,
+        qemu(
+            Path(settings.vm_path),
+            Path(settings.vm_image_cache),
+            state_dir=Path(settings.state_dir),
+        ),
+    )
+
+
+def _container_driver(settings: HostSettings, chosen: str) -> Driver:
     if chosen == "proxmox":
         proxmox = _import("phoenix.drivers.proxmox", "ProxmoxDriver", "the Proxmox driver")
         # Without a name, `localhost`: pvesh never proxies it, so it is the node the runner

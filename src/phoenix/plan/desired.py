@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from phoenix.drivers.base import FirewallRule, GuestSettings, MountSettings, NetSettings
+from phoenix.drivers.base import (
+    FirewallRule,
+    GuestSettings,
+    MountSettings,
+    NetSettings,
+    VmConfig,
+)
 from phoenix.inventory.idcompose import compose
 from phoenix.inventory.loader import Inventory
-from phoenix.inventory.models import GatewayConfig, LxcGuest
+from phoenix.inventory.models import GatewayConfig, LxcGuest, VmGuest
 
 
 def guest_settings(guest: LxcGuest) -> GuestSettings:
@@ -95,8 +101,47 @@ def _gateway_openings(guest: LxcGuest) -> tuple[FirewallRule, ...]:
     return (FirewallRule("in", "ACCEPT", proto="tcp", port=port),)
 
 
+def vm_settings(vm: VmGuest) -> GuestSettings:
+    """A VM's settings: its NIC with the MAC derived from the vmid (never churns), the
+    cloud-init login and resolvers in `vm`. A template's `disk_gb` is 0: it keeps its
+    image's size (its clones grow from it)."""
+    net = None
+    if vm.network_config is not None and vm.bridge is not None:
+        nc = vm.network_config
+        net = NetSettings(nc.name, vm.bridge, nc.ip, nc.gw, vm.mac)
+    user = vm.user_config
+    config = VmConfig(
+        username=user.username if user else None,
+        ssh_keys=tuple(user.ssh_authorized_keys) if user else (),
+        nameservers=tuple(vm.network_config.nameservers) if vm.network_config else (),
+        full_clone=vm.full_clone,
+    )
+    rules = tuple(
+        FirewallRule(r.type, r.action, r.source, r.dest, r.proto, r.port, r.comment)
+        for r in vm.firewall.rules
+    )
+    return GuestSettings(
+        hostname=vm.name,
+        memory_mb=vm.memory_mb,
+        swap_mb=0,
+        cores=vm.cores,
+        disk_gb=0 if vm.is_template else vm.disk_size_gb,
+        storage=vm.storage_pool,
+        unprivileged=False,
+        net=net,
+        onboot=vm.start_at_boot,
+        boot_order=vm.boot_order,
+        boot_delay=vm.boot_delay,
+        firewall_enabled=vm.firewall.enabled,
+        firewall_rules=rules if vm.firewall.enabled else (),
+        vm=config,
+    )
+
+
 def desired_settings(inventory: Inventory, ctid: int) -> GuestSettings:
     """The guest's settings in its inventory: a clone's disk is at least its source's."""
+    if ctid in inventory.vms:
+        return vm_settings(inventory.vms[ctid])
     settings = guest_settings(inventory.guests[ctid])
     disk_gb = inventory.root_disk_gb(ctid)
     return settings if disk_gb == settings.disk_gb else replace(settings, disk_gb=disk_gb)

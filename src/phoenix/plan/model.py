@@ -14,6 +14,7 @@ from phoenix.drivers.base import FirewallRule, GuestSettings, GuestState, NetSet
 from phoenix.inventory.models import HealthCheck
 from phoenix.recipes.bundle import Bundle
 
+GuestKind = Literal["container", "vm"]
 StepKind = Literal[
     "destroy",
     "create",
@@ -272,6 +273,7 @@ class GuestPlan:
     # guests whose steps finish before this guest's recipes run (a gateway and the
     # backends it routes to: re-pointing it at a backend still being changed gives 502s)
     after: tuple[int, ...] = ()
+    kind: GuestKind = "container"
 
     @property
     def up_to_date(self) -> bool:
@@ -281,6 +283,7 @@ class GuestPlan:
         return {
             "ctid": self.ctid,
             "name": self.name,
+            "kind": self.kind,
             "observed": self.observed,
             "up_to_date": self.up_to_date,
             "boot_order": self.boot_order,

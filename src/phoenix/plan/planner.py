@@ -52,6 +52,7 @@ from phoenix.plan.model import (
     Stop,
     Unrunnable,
 )
+from phoenix.plan.vmplan import plan_vm
 from phoenix.recipes.applications import application_bundle
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.features import RecipeFinder, feature_bundle
@@ -120,18 +121,17 @@ class Planner:
         self.finder = RecipeFinder(inventory.scripts_dir)
 
     def order(self, ids: Iterable[int] | None, graph: Graph | None = None) -> list[int]:
-        """LXC guests to plan: the selection plus what it needs, in creation order."""
+        """Guests (containers and VMs) to plan: the selection plus what it needs, in
+        creation order."""
         selected = None if ids is None else list(ids)
         for ctid in selected or []:
-            if ctid in self.inventory.vms:
-                raise PlanError(f"{ctid} is a VM; Phoenix provisions LXC guests only")
-            if ctid not in self.inventory.guests:
+            if ctid not in self.inventory.guests and ctid not in self.inventory.vms:
                 raise PlanError(f"guest {ctid} is not in the inventory")
         try:
             order = (graph or build_graph(self.inventory)).creation_order(selected)
         except ValueError as exc:
             raise PlanError(str(exc)) from None
-        return [c for c in order if c in self.inventory.guests]
+        return [c for c in order if c in self.inventory.guests or c in self.inventory.vms]
 
     def plan(self, ids: Iterable[int] | None = None) -> Plan:
         graph = build_graph(self.inventory)
@@ -140,6 +140,9 @@ class Planner:
         guests = []
         for ctid in order:
             needs = tuple(sorted(n for n in graph.needs(ctid) if n in planned))
+            if ctid in self.inventory.vms:
+                guests.append(plan_vm(self, ctid, needs))
+                continue
             gp = self.plan_guest(ctid, needs)
             after = self._backends_first(ctid, graph, planned)
             guests.append(replace(gp, after=after) if after else gp)
@@ -166,7 +169,7 @@ class Planner:
         observed = self.driver.observe(ctid)
         steps: list[Step] = []
         diff = desired.diff(observed.settings) if observed.settings is not None else {}
-        fresh = self._rebuild_steps(ctid, guest, observed, diff, steps)
+        fresh = self.rebuild_steps(ctid, guest.name, observed, diff, steps)
         if fresh:
             make = self._make_step(ctid, guest, desired)
             if observed.leftover:
@@ -178,10 +181,10 @@ class Planner:
             steps.extend(self._run_steps(ctid, guest, observed, fresh))
         return GuestPlan(ctid, guest.name, observed.state, tuple(steps), guest.boot_order, needs)
 
-    def _rebuild_steps(
+    def rebuild_steps(
         self,
         ctid: int,
-        guest: LxcGuest,
+        name: str,
         observed: ObservedGuest,
         diff: dict[str, tuple[object, object]],
         steps: list[Step],
@@ -193,7 +196,7 @@ class Planner:
             steps.append(Destroy(ctid, "destroy (a previous run stopped while creating it)"))
             return True
         if observed.settings is None:
-            raise PlanError(f"{_label(ctid, guest)}: exists but its settings cannot be read")
+            raise PlanError(f"guest {ctid} ({name}): exists but its settings cannot be read")
         rebuild = [f"{n} {diff[n][0]} -> {diff[n][1]}" for n in REBUILD_FIELDS if n in diff]
         rebuild += _idmap_change(diff)
         if not rebuild:
@@ -201,7 +204,7 @@ class Planner:
         shown = ", ".join(rebuild)
         if not self.options.recreate:
             raise PlanError(
-                f"{_label(ctid, guest)}: {shown} cannot be changed in place; "
+                f"guest {ctid} ({name}): {shown} cannot be changed in place; "
                 "run again with --recreate to destroy and rebuild it (its data is lost)"
             )
         steps.append(Destroy(ctid, f"destroy to rebuild ({shown})"))
@@ -287,7 +290,7 @@ class Planner:
             out.append(("application", bundle, why))
         return out
 
-    def _probe(self, ctid: int, check: HealthCheck) -> str | None:
+    def probe(self, ctid: int, check: HealthCheck) -> str | None:
         """A converged guest is checked, not trusted: one try of its health check (read
         only); None when healthy, else what it said."""
         result = probe(self.driver, ctid, check.model_copy(update={"retries": 1}))
@@ -339,7 +342,7 @@ class Planner:
             recipe_steps.append(kind(ctid, label, bundle, conditional=markers is None))
         unhealthy = None
         if running and not recipe_steps and guest.health_check is not None:
-            unhealthy = self._probe(ctid, guest.health_check)
+            unhealthy = self.probe(ctid, guest.health_check)
         if unhealthy is not None:
             recipe_steps.extend(self._reapply(ctid, unhealthy))
         if lifecycle and PRE_CONFIGURED not in snapshots and recipe_steps:

@@ -8,6 +8,7 @@ from typing import Any
 
 from phoenix.drivers.base import Driver, GuestState
 from phoenix.inventory.loader import Inventory
+from phoenix.inventory.models import LxcGuest, VmGuest
 from phoenix.plan.health import probe
 from phoenix.recipes.gateway_app import GatewayApp
 
@@ -31,6 +32,7 @@ class GuestStatus:
     snapshots: tuple[str, ...]
     health: str
     health_output: str = ""
+    kind: str = "container"
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -45,11 +47,13 @@ def gather_status(
     ids: Iterable[int] | None = None,
     check_health: bool = True,
 ) -> list[GuestStatus]:
-    """Observe each LXC guest (in start order) and, if asked, run its health check once."""
-    wanted = list(inventory.guests) if ids is None else [c for c in ids if c in inventory.guests]
+    """Observe each guest, containers and VMs (in start order), and if asked run its
+    health check once."""
+    known: dict[int, LxcGuest | VmGuest] = {**inventory.guests, **inventory.vms}
+    wanted = list(known) if ids is None else [c for c in ids if c in known]
     out: list[GuestStatus] = []
-    for ctid in sorted(wanted, key=lambda c: (inventory.guests[c].boot_order, c)):
-        guest = inventory.guests[ctid]
+    for ctid in sorted(wanted, key=lambda c: (known[c].boot_order, c)):
+        guest = known[ctid]
         observed = driver.observe(ctid)
         desired_ip = guest.network_config.address if guest.network_config else None
         health, output = "no check", ""
@@ -78,6 +82,7 @@ def gather_status(
                 snapshots=observed.snapshots,
                 health=health,
                 health_output=output,
+                kind="vm" if ctid in inventory.vms else "container",
             )
         )
     return out

@@ -71,7 +71,7 @@ def test_both_drivers_plan_it() -> None:
     for driver in ("lxc", "proxmox"):
         code, output = _cli("--driver", driver, "plan", "--offline")
         assert code == 0, output
-        assert "12 guest(s) to change" in output
+        assert "13 guest(s) to change" in output  # 12 containers and the VM 1002
 
 
 def test_on_proxmox_snapshots_of_guests_with_bind_mounts_are_skipped_with_a_warning() -> None:

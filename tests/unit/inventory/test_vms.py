@@ -214,12 +214,12 @@ def test_unknown_vm_keys_are_warnings(lab: Path) -> None:
             "severity": "warning"} in problems  # fmt: skip
 
 
-def test_plan_says_the_vms_are_not_provisioned(lab: Path) -> None:
-    """Planning everything names the VMs it leaves out rather than dropping them silently."""
+def test_plan_lists_the_vms_steps_beside_the_containers(lab: Path) -> None:
+    """VMs are planned with the containers; keys Phoenix does not apply yet (a VM's
+    volumes) are named rather than dropped silently."""
     result = CliRunner().invoke(app, ["-c", str(lab), "plan", "--offline"])
     assert result.exit_code == 0, result.output
-    assert "note: VMs 1001, 1002, 9000 are validated and ordered, not provisioned yet" in (
-        result.stderr
-    )
+    assert "9000 " in result.stdout and "linked clone of template 9000" in result.stdout
+    assert "note: VM 1001: its volumes are not mounted by Phoenix yet" in result.stderr
     only_containers = CliRunner().invoke(app, ["-c", str(lab), "plan", "--offline", "900"])
-    assert "VMs" not in only_containers.stderr
+    assert "VM" not in only_containers.stderr

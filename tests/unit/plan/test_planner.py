@@ -33,14 +33,15 @@ def seed_plan() -> SeedPlan:
 def test_fixture_plan_is_in_creation_order(seed_plan: SeedPlan) -> None:
     inventory, _, the_plan = seed_plan
     order = [g.ctid for g in the_plan.guests]
-    assert order == [900, 101, 901, 910, 911, 801, 802, 912, 914, 917, 950, 951, 952]
+    # containers and VMs in one graph (the template VM 9000 before its clone 1001)
+    assert order == [900, 101, 901, 910, 911, 801, 802, 912, 914, 917, 950, 951, 952, 9000, 1001]
     position = {c: i for i, c in enumerate(order)}
     graph = build_graph(inventory)
     for ctid in order:
         for need in graph.needs(ctid):
             assert position[need] < position[ctid], (need, ctid)
     assert the_plan.start_order[:2] == (900, 901)
-    boot = [inventory.guests[c].boot_order for c in the_plan.start_order]
+    boot = [(inventory.guests.get(c) or inventory.vms[c]).boot_order for c in the_plan.start_order]
     assert boot == sorted(boot)
 
 

@@ -69,6 +69,8 @@ def offline_plan(inventory: Inventory, version: str, stopped: list[str] | None =
     plan = Planner(inventory, OfflineDriver("proxmox"), PlanOptions(gateway=GATEWAY)).plan(None)
     walker = PlanPreview(Preview(version_tuple(version)))
     for guest in plan.guests:
+        if guest.kind == "vm":
+            continue  # `qm` commands are not previewed yet
         for step in guest.steps:
             try:
                 walker.step(step)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from phoenix.drivers.base import CommandLog
 from phoenix.drivers.qemu.cloudinit import (
     SEED_FILES,
     SeedSpec,
@@ -54,10 +55,13 @@ class VmHardware:
 class LocalVms:
     """The VMs of one Phoenix lab on this host."""
 
-    def __init__(self, root: Path, runner: Runner, accel: Accel) -> None:
+    def __init__(
+        self, root: Path, runner: Runner, accel: Accel, log: CommandLog | None = None
+    ) -> None:
         self.root = root
         self.runner = runner
         self.accel = accel
+        self.log = log or CommandLog()
 
     def paths(self, vmid: int) -> VmPaths:
         return VmPaths(self.root / str(vmid))
@@ -115,21 +119,33 @@ class LocalVms:
         if disk_gb is not None:
             self.resize(vmid, disk_gb)
 
-    def clone(self, source: int, vmid: int, linked: bool, disk_gb: int | None) -> None:
+    def clone(
+        self,
+        source: int,
+        vmid: int,
+        linked: bool,
+        disk_gb: int | None,
+        snapshot: str | None = None,
+    ) -> None:
         """A linked clone (overlay on the source's disk) or a full copy, of a stopped
-        source; linked clones need a template (its disk never changes again)."""
+        source (at `snapshot` when given: a copy); linked clones need a template (its disk
+        never changes again)."""
         src = self.paths(source).disk
         if not src.is_file():
             raise DriverError(f"VM {vmid}: clone source {source} does not exist")
-        if self.running(source):
+        if self.running(source) and snapshot is None:
             raise DriverError(f"VM {vmid}: clone source {source} is running; stop it first")
-        if linked and not self.is_template(source):
+        if linked and snapshot is None and not self.is_template(source):
             raise DriverError(f"VM {vmid}: a linked clone needs a template; {source} is not one")
         paths = self._fresh(vmid)
         partial = paths.root / "disk.partial"
-        if linked:
+        if linked and snapshot is None:
             argv = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(src)]
             self._run([*argv, str(partial)], "making the linked clone")
+        elif snapshot is not None:
+            at = f"snapshot.name={snapshot}"
+            argv = ["qemu-img", "convert", "-U", "-l", at, "-O", "qcow2", str(src), str(partial)]
+            self._run(argv, f"copying the disk at snapshot {snapshot}")
         else:
             self._run(
                 ["qemu-img", "convert", "-O", "qcow2", str(src), str(partial)], "copying the disk"
@@ -175,6 +191,7 @@ class LocalVms:
         for argv in seed_image_argv(partial, [staging / n for n in SEED_FILES]):
             self._run(argv, "building the cloud-init seed")
         partial.rename(paths.seed)
+        self.log.file("write", mark)
         mark.write_text(digest)
         shutil.rmtree(staging)
         return True
@@ -194,6 +211,7 @@ class LocalVms:
         if self.running(vmid):
             raise DriverError(f"VM {vmid}: a running VM cannot become a template")
         self.paths(vmid).disk.chmod(0o444)
+        self.log.file("write", self.paths(vmid).root / TEMPLATE_MARK)
         (self.paths(vmid).root / TEMPLATE_MARK).write_text("")
 
     # -- power ------------------------------------------------------------------------
@@ -278,12 +296,16 @@ class LocalVms:
             stale.unlink(missing_ok=True)
         tap = tap_name(vmid)
         if Path(f"/sys/class/net/{tap}").exists():
-            self.runner.run(["ip", "link", "del", "dev", tap], timeout=30)
+            argv = ["ip", "link", "del", "dev", tap]
+            self.log.add("mutate", argv)
+            self.runner.run(argv, timeout=30)
 
     def delete(self, vmid: int) -> None:
         """Stop and remove the VM's folder (its disk, seed, logs); nothing when absent."""
         self.stop(vmid)
-        shutil.rmtree(self.paths(vmid).root, ignore_errors=True)
+        if self.paths(vmid).root.exists():
+            self.log.file("remove", self.paths(vmid).root)
+            shutil.rmtree(self.paths(vmid).root, ignore_errors=True)
 
     # -- inside the guest ---------------------------------------------------------------
 
@@ -322,6 +344,7 @@ class LocalVms:
         if env:
             command = ["env", *(f"{k}={v}" for k, v in env.items()), *command]
         data = None if stdin is None else stdin_bytes(stdin)
+        self.log.add("exec", argv)
         try:
             with GuestAgent(self.paths(vmid).agent, timeout=30) as agent:
                 done = agent.exec(command, data, timeout)
@@ -339,6 +362,7 @@ class LocalVms:
     # -- helpers ----------------------------------------------------------------------
 
     def _run(self, argv: Sequence[str], what: str) -> CommandResult:
+        self.log.add("observe" if list(argv[:2]) == ["qemu-img", "info"] else "mutate", argv)
         result = self.runner.run(argv, timeout=600)
         if not result.ok:
             tail = (result.stderr or result.stdout).strip()[-400:]

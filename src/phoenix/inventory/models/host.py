@@ -49,6 +49,13 @@ class DriverSettings(Model):
     lxc_path: WorkDir = "/var/lib/phoenix/lxc"
     state_dir: WorkDir = "/var/lib/phoenix/state"
     template_cache: WorkDir = "/var/cache/phoenix/templates"
+    vm_path: WorkDir = Field(
+        default="/var/lib/phoenix/vms", description="lxc driver: where local VMs live"
+    )
+    vm_image_cache: WorkDir = Field(
+        default="/var/cache/phoenix/vm-images",
+        description="lxc driver: the VM base image built from Debian packages",
+    )
     node: HostName | None = Field(default=None, description="Proxmox node name")
     ssh_host: SshHost | None = Field(
         default=None, description="host or user@host of the node (SSH)"
@@ -74,6 +81,8 @@ class DriverSettings(Model):
     def _own_folders(self) -> DriverSettings:
         dirs = {"lxc_path": self.lxc_path, "state_dir": self.state_dir}
         dirs["template_cache"] = self.template_cache
+        dirs["vm_path"] = self.vm_path
+        dirs["vm_image_cache"] = self.vm_image_cache
         why = overlapping(dirs) or cluster_problem(self.nodes, self.node, self.ssh_host)
         if why:
             raise ValueError(why)
