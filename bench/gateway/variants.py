@@ -7,6 +7,11 @@ log) with one edit to its tree, so a cost is measured apart from everything else
   nolog   no metrics log line
   lite    model endpoints hand over with a one-line njs module of their own (no table,
           no router)
+  nousage no answer filters (usage.js: usage and error pages) on the model locations
+  noop    the answer filters passing everything on and doing nothing else
+  vm2     no answer filters, but an njs VM started in the routed location (what a second
+          VM per request costs: the filters run after the hand-over's redirect)
+  nolimits no per-address and large-body connection limits (limit_conn)
 A name starting with `open` (`open`, `openlite`, ...) is that variant without API keys.
 Rounds are interleaved; figures are medians, ratios medians of each round's pair:
   p50 at 1 client (zero-latency upstream) and its difference from the proxy's;
@@ -62,6 +67,34 @@ def lite(tree: Path) -> None:
     )
 
 
+def noop(tree: Path) -> None:
+    """The answer filters passing each chunk on and doing nothing else."""
+    (tree / "njs" / "usage.js").write_text(
+        "function headers(r) {}\n"
+        "function scan(r, data, flags) { r.sendBuffer(data, flags); }\n"
+        "export default {headers, scan};\n"
+    )
+
+
+def vm2(tree: Path) -> None:
+    """No answer filters, but the routed location starts an njs VM of its own (a js_set
+    variable it reads first): what a second VM per request costs, filter or not."""
+    nousage(tree)
+    http = tree / "conf.d" / "phoenix-http.conf"
+    http.write_text(http.read_text() + "js_set $phx_vm_probe router.operatorName;\n")
+    probe = "location @phx_route { set $phx_probe $phx_vm_probe;"
+    sub(tree / API, r"location @phx_route \{", probe)
+
+
+def nousage(tree: Path) -> None:
+    sub(
+        tree / API,
+        r"js_import usage from usage\.js;\s*js_header_filter usage\.headers;"
+        r"\s*js_body_filter usage\.scan;",
+        "",
+    )
+
+
 VARIANTS: dict[str, Callable[[Path], None]] = {
     "gw": lambda tree: None,
     "ka32": lambda tree: sub(
@@ -73,6 +106,10 @@ VARIANTS: dict[str, Callable[[Path], None]] = {
         tree / API, r"access_log \S+phoenix-requests\.log[^;]*;", "access_log off;"
     ),
     "lite": lite,
+    "nousage": nousage,
+    "vm2": vm2,
+    "noop": noop,
+    "nolimits": lambda tree: sub(tree / API, r"limit_conn phx_\w+ \d+;", ""),
 }
 
 

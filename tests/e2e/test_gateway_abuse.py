@@ -53,11 +53,14 @@ class LastValueBackend:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                served.append(str(json.loads(body).get("model")))
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                served.append(str(body.get("model")))
                 authorization.append(self.headers.get("Authorization"))
                 reply = json.dumps({"served": served[-1]}).encode()
-                self.send_response(200)
+                # {"fail": STATUS}: the server's own JSON error (as vLLM answers a bad request)
+                if "fail" in body:
+                    reply = json.dumps({"error": {"message": "own", "code": "own"}}).encode()
+                self.send_response(int(body.get("fail", 200)))
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
@@ -499,3 +502,58 @@ def test_an_operator_key_reads_the_status_from_any_address_and_nothing_else(gw: 
         # An operator key is no client key: it reaches no model.
         chat = other.post(gw.base + CHAT, json={"model": "alpha", "messages": []}, headers=operator)
         assert chat.status_code == 401 and chat.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_a_backends_html_error_reaches_api_clients_as_openai_json(gw: Lab) -> None:
+    """The demo server (Python's http.server) answers more than 100 headers with its own
+    HTML 431; nginx takes them (it counts no headers). The client gets JSON; a backend's own
+    JSON error passes through untouched."""
+    headers = {"Authorization": f"Bearer {KEYS['all']}"}
+    headers |= {f"X-Pad-{i}": "x" for i in range(120)}
+    answer = httpx.post(gw.base + CHAT, json={"model": "alpha", "messages": []}, headers=headers)
+    assert answer.status_code == 431, answer.text
+    assert answer.headers["content-type"].startswith("application/json"), answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "upstream_http_431" and "alpha" in error["message"]
+    for status in (400, 503):
+        own = post(gw, {"model": "solo", "fail": status})
+        assert own.status_code == status
+        assert own.json() == {"error": {"message": "own", "code": "own"}}
+
+
+@pytest.mark.parametrize(
+    ("size", "chunk"),
+    [(BODY_BYTES, 1 << 20), (8 * 1024 * 1024 - 1, 1000), (8 * 1024 * 1024, 65536)],
+)
+def test_a_chunked_body_under_the_limit_is_routed_like_one_with_a_length(
+    gw: Lab, size: int, chunk: int
+) -> None:
+    head = b'{"model": "alpha", "messages": [], "pad": "'
+    body = head + b"x" * (size - len(head) - 2) + b'"}'
+    assert len(body) == size
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {KEYS['all']}"}
+    with_length = httpx.post(gw.base + CHAT, content=body, headers=headers, timeout=30)
+    assert with_length.status_code == 200, with_length.text
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), chunk):
+            yield body[start : start + chunk]
+
+    chunked = httpx.post(gw.base + CHAT, content=chunks(), headers=headers, timeout=30)
+    log = (gw.log_dir / "error.log").read_text()[-1500:]
+    assert chunked.status_code == 200, (chunked.text, log)
+    over = head + b"x" * (8 * 1024 * 1024) + b'"}'
+    for content in (over, iter([over])):
+        refused = httpx.post(gw.base + CHAT, content=content, headers=headers, timeout=30)
+        assert refused.status_code == 413 and refused.json()["error"]["code"] == "body_too_large"
+
+
+def test_a_model_name_that_is_not_utf8_is_never_echoed_raw(gw: Lab) -> None:
+    answer = post(gw, b'{"model": "a\xffb\xc3", "messages": []}')
+    assert answer.status_code == 404, answer.text
+    text = answer.content.decode("utf-8")  # strict: no raw byte reaches the client
+    assert json.loads(text)["error"]["code"] == "model_not_found"
+    headers = {"Authorization": f"Bearer {KEYS['all']}"}
+    by_id = httpx.get(gw.base + "/v1/models/a%FFb", headers=headers, timeout=10)
+    assert by_id.status_code == 404
+    assert "a\ufffdb" in json.loads(by_id.content.decode("utf-8"))["error"]["message"]

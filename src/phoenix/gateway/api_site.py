@@ -194,9 +194,11 @@ def model_proxy(target: str, timeout: int, keys: bool = False) -> list[Directive
         d("proxy_buffering", "off"),
         d("proxy_cache", "off"),
         d("error_page", 502, 503, 504, "=", UPSTREAM_ERROR),
-        # The answer's token usage for the metrics log (usage.js); imported here only, so
-        # other requests' VMs do not carry it.
+        # The answer's token usage for the metrics log, and a model server's error page
+        # (HTML, text) answered as JSON (usage.js); imported here only, so other requests'
+        # VMs do not carry it.
         d("js_import", "usage", "from", "usage.js"),
+        d("js_header_filter", "usage.headers"),
         d("js_body_filter", "usage.scan"),
     ]
 

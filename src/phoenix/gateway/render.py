@@ -34,7 +34,7 @@ from phoenix.gateway.bodyrules import njs_rules
 from phoenix.gateway.keys import MAP_BUCKET, njs_table
 from phoenix.gateway.keys import http_directives as keys_http
 from phoenix.gateway.layout import HEADER, METRICS_LOG, Layout, Mode, RenderedGateway, asset
-from phoenix.gateway.limits import FILES_PER_WORKER, WORKER_CONNECTIONS
+from phoenix.gateway.limits import FILES_PER_WORKER, WORKER_CONNECTIONS, body_buffer_kib
 from phoenix.gateway.limits import http_directives as limits_http
 from phoenix.gateway.nginx import Directive, blk, build, d
 from phoenix.gateway.routes import GatewayRoutes, Target, host_file_name
@@ -84,10 +84,10 @@ def http_conf(
         d("keepalive_timeout", "65s"),
         d("keepalive_requests", 10000),
         d("access_log", f"{layout.log_dir}/access.log" if layout.access_log else "off"),
-        # The njs router reads the whole body from memory: keep the buffer as large as
-        # the limit, or r.requestText would throw for bodies spilled to a temp file.
+        # The router reads the whole body from memory: keep the buffer as large as the
+        # limit and a chunked body's framing (limits.py), or a body would spill to a file.
         d("client_max_body_size", f"{max_body_mb}m"),
-        d("client_body_buffer_size", f"{max_body_mb}m"),
+        d("client_body_buffer_size", f"{body_buffer_kib(max_body_mb)}k"),
         # One buffer: $request_body is then the buffer itself, never a copy.
         d("client_body_in_single_buffer", "on"),
         # A host name may be 253 characters (API hostnames, host routes): room for one.

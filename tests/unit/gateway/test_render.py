@@ -51,14 +51,16 @@ def test_render_is_byte_identical_when_nothing_changed(
     assert changed.digest != one.digest
 
 
-def test_body_limit_and_buffer_are_equal(
+def test_the_body_buffer_holds_the_limit_and_its_chunk_framing(
     make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
 ) -> None:
     lab_configs["101"]["gateway"]["max_body_mb"] = 7
     rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
     http = _parse(tmp_path, rendered.files["conf.d/phoenix-http.conf"])
     values = {x.name: x.args for x in http}
-    assert values["client_max_body_size"] == values["client_body_buffer_size"] == ["7m"]
+    assert values["client_max_body_size"] == ["7m"]
+    # 7 MiB and 1/16 for a chunked body's framing (7,168 KiB + 448 KiB): in memory, whole
+    assert values["client_body_buffer_size"] == ["7616k"]
     assert values["ssl_protocols"] == ["TLSv1.2", "TLSv1.3"]
     upgrade_map = next(x for x in http if x.name == "map")
     assert upgrade_map.args == ["$http_upgrade", "$connection_upgrade"]

@@ -233,13 +233,19 @@ function send_to(r, key, model) {
                     'missing_model', 'model');
     }
     if (!Object.prototype.hasOwnProperty.call(table.models, model) || !may_use(key, model)) {
-        return fail(r, 404, 'The model `' + model + '` does not exist or you do not have '
+        // A name that is not UTF-8 (the body's bytes as sent) is echoed decoded, each
+        // invalid byte as U+FFFD: an answer is always valid UTF-8 JSON.
+        return fail(r, 404, 'The model `' + utf8(model) + '` does not exist or you do not have '
                     + 'access to it. Available models: ' + available(key),
                     'invalid_request_error', 'model_not_found', 'model');
     }
     // Named in the 502 answer if the model's server does not respond (JSON-escaped).
     r.variables.phx_model = JSON.stringify(model).slice(1, -1);
     r.internalRedirect(table.models[model]);
+}
+
+function utf8(s) {
+    return Buffer.from(s).toString();
 }
 
 function models(r) {
@@ -267,7 +273,7 @@ function model(r) {
             return send(r, 200, list[i]);
         }
     }
-    fail(r, 404, 'The model `' + id + '` does not exist', 'invalid_request_error',
+    fail(r, 404, 'The model `' + utf8(id) + '` does not exist', 'invalid_request_error',
          'model_not_found', 'model');
 }
 

@@ -1,17 +1,65 @@
-// Phoenix gateway: the model server's own token usage, from its answer into the metrics log.
+// Phoenix gateway: the model locations' answer filters (js_header_filter usage.headers,
+// js_body_filter usage.scan).
 //
-// js_body_filter of the model locations. Every chunk is passed on at once, unchanged; a
-// chunk that holds a JSON "usage" object — a non-streamed answer's, or the last event of
-// a stream whose client asked stream_options.include_usage — sets $phx_usage (js_var) to
-// "<prompt tokens> <completion tokens>", which the metrics log line carries (metrics.js
-// counts it per model and per key). No body is kept: a chunk is searched for the key, and
-// only a "usage" object cut by a chunk boundary (at most MAX_PENDING bytes) or a cut key
-// waits for the next chunk. njs gives each request its own VM: `pending` is per request.
+// Usage: every chunk is passed on at once, unchanged; a chunk that holds a JSON "usage"
+// object — a non-streamed answer's, or the last event of a stream whose client asked
+// stream_options.include_usage — sets $phx_usage (js_var) to "<prompt tokens> <completion
+// tokens>", which the metrics log line carries (metrics.js counts it per model and per
+// key). No body is kept: a chunk is searched for the key, and only a "usage" object cut by
+// a chunk boundary (at most MAX_PENDING bytes) or a cut key waits for the next chunk. Once
+// a JSON answer's usage is found, or for an answer that cannot carry one (not JSON or an
+// event stream, or an error), the filter steps aside (r.done()) and nginx passes the rest
+// on by itself; a stream is searched to its end (the last usage counts).
+//
+// Errors in one voice: a model server's error that is not JSON (an HTML or text page from
+// its HTTP layer, such as Python's 431 for too many headers) is replaced by an OpenAI-style
+// JSON error with the same status. A model server's own JSON errors pass untouched.
+//
+// njs gives each request its own VM: `pending` and `mode` are per request.
 var MAX_PENDING = 1024;
 var pending = '';
+var mode = 'scan';  // 'scan' for usage, 'pass' (nothing to look for), or 'replace'
+var stream = false;  // an event stream: the last usage counts (vLLM may send one per event)
+
+function headers(r) {
+    var type = String(r.headersOut['Content-Type'] || '').toLowerCase();
+    var json = type.indexOf('json') >= 0;
+    if (r.status >= 400 && !json) {
+        mode = 'replace';
+        r.headersOut['Content-Type'] = 'application/json';
+        delete r.headersOut['Content-Length'];
+    } else {
+        stream = type.indexOf('text/event-stream') >= 0;
+        if (r.status >= 300 || !(json || stream)) {
+            mode = 'pass';
+        }
+    }
+}
+
+// The answer that replaces a model server's error page (its body is dropped).
+function errorPage(r) {
+    var model = r.variables.phx_model || '';
+    return JSON.stringify({error: {
+        message: "the server for model '" + model + "' answered " + r.status
+                 + ' with a page that is not JSON',
+        type: r.status >= 500 ? 'server_error' : 'invalid_request_error',
+        param: 'model',
+        code: 'upstream_http_' + r.status
+    }}) + '\n';
+}
 
 function scan(r, data, flags) {
+    if (mode === 'replace') {
+        if (flags.last) {
+            r.sendBuffer(errorPage(r), flags);
+        }
+        return;
+    }
     r.sendBuffer(data, flags);
+    if (mode === 'pass') {
+        r.done();
+        return;
+    }
     var s = pending ? pending + data : data;
     var i = s.lastIndexOf('"usage"');
     if (i < 0) {
@@ -30,7 +78,10 @@ function scan(r, data, flags) {
     if (prompt || completion) {
         r.variables.phx_usage = (prompt ? prompt[1] : '0') + ' '
             + (completion ? completion[1] : '0');
+        if (!stream) {
+            r.done();
+        }
     }
 }
 
-export default {scan};
+export default {headers, scan};
