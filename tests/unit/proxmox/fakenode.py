@@ -331,6 +331,10 @@ class FakeNode:
                 if lock:
                     data["lock"] = lock
                 return json.dumps(data)
+            if len(rest) == 3 and rest[0] == "snapshot" and rest[2] == "config":
+                if rest[1] not in self._snaps(conf):
+                    raise _Fail(2, f"snapshot '{rest[1]}' does not exist")
+                return json.dumps(self._config_json(Conf(conf.sections[rest[1]], {})))
             if rest == ["snapshot"]:
                 snaps = [{"name": n, "snaptime": i} for i, n in enumerate(self._snaps(conf))]
                 return json.dumps([*snaps, {"name": "current", "running": 0}])
@@ -372,6 +376,10 @@ class FakeNode:
         if not self._ha_managed(ctid) or not self.ha_acts or ctid in self.ha_error:
             return
         if self.ha[ctid] == "started":
+            if ctid not in self.running:
+                conf = self.conf(ctid)
+                if conf is not None:
+                    self._apply_pending(ctid, conf)
             self.running.add(ctid)
             self.ha_crm[ctid] = "started"
         elif self.ha[ctid] in ("stopped", "disabled"):
@@ -419,6 +427,11 @@ class FakeNode:
             self._locked(ctid, conf)
             opts = _opts(argv[3:])
             for key in opts.pop("delete", "").split(","):
+                if key and ctid in self.running and not _hot_delete(key):
+                    pending = conf.sections.setdefault(PENDING, [])
+                    have = [k for k in options(pending).get("delete", "").split(",") if k]
+                    set_option(pending, "delete", ",".join([*have, key]))
+                    continue
                 volume = options(main).get(key, "").split(",")[0]
                 if key.startswith("mp") and not volume.startswith("/"):
                     # Proxmox keeps a detached volume as unusedN: its data is not deleted.
@@ -431,6 +444,9 @@ class FakeNode:
                     value += f",hwaddr={self._mac()}"
                 if key == "unprivileged":
                     raise _Fail(255, "unable to modify read-only option: 'unprivileged'")
+                if ctid in self.running and not _hotplugs(key, options(main)):
+                    set_option(conf.sections.setdefault(PENDING, []), key, value)
+                    continue
                 value = self._allocate(ctid, key, value)
                 set_option(main, key, value)
             self._save(ctid, conf)
@@ -487,12 +503,18 @@ class FakeNode:
                 self.path(f"/etc/pve/firewall/{new}.fw").write_text(fw.read_text())
             return ""
         if verb == "resize":
+            # pve-container src/PVE/API2/LXC.pm, resize_vm: `+N` grows by N; a smaller size
+            # dies, and so does the size the disk has ("disk is already at specified size").
             self._locked(ctid, conf)
             disk = argv[3]
             props = parse_property_string(options(main)[disk], "volume")
-            new_gib = size_to_gib(argv[4].lstrip("+"))
-            if new_gib < size_to_gib(props["size"]):
+            size_now = size_to_gib(str(props["size"]))
+            asked = size_to_gib(argv[4].lstrip("+"))
+            new_gib = size_now + asked if argv[4].startswith("+") else asked
+            if new_gib < size_now:
                 raise _Fail(255, "unable to shrink disk size")
+            if new_gib == size_now:
+                raise _Fail(255, "disk is already at specified size")
             if not self.resize_worker_fails:
                 props["size"] = f"{new_gib}G"
                 volume = props.pop("volume")
@@ -501,9 +523,14 @@ class FakeNode:
                 self._save(ctid, conf)
             return ""  # the worker's failure is only in the task log: exit 0 regardless
         if verb == "snapshot":
+            # pve-guest-common src/PVE/AbstractConfig.pm, __snapshot_prepare: a template
+            # first, then the lock; pve-container src/PVE/API2/LXC/Snapshot.pm reserves
+            # `current` and `vzdump` (only those).
+            if options(main).get("template") == "1":
+                raise _Fail(255, "you can't take a snapshot if it's a template")
             self._locked(ctid, conf)
             name = argv[3]
-            if name in ("current", "vzdump") or name.startswith("pve"):
+            if name in ("current", "vzdump"):
                 raise _Fail(255, f"snapshot name '{name}' is reserved")
             if name in conf.sections:
                 raise _Fail(255, f"snapshot name '{name}' already used")
@@ -534,6 +561,10 @@ class FakeNode:
         # shutdown only ask HA (`ha-manager set ct:N --state ...`) and return.
         if verb == "start":
             self._locked(ctid, conf)
+            if options(main).get("template") == "1":  # pve-container src/PVE/API2/LXC/Status.pm
+                raise _Fail(255, "you can't start a CT if it's a template")
+            if ctid not in self.running:
+                self._apply_pending(ctid, conf)
             if self._ha_managed(ctid):
                 self.ha[ctid] = "started"
             else:
@@ -605,6 +636,25 @@ class FakeNode:
         if verb == "push":
             return ""
         raise _Fail(255, f"unknown pct verb {verb}")
+
+    def _apply_pending(self, ctid: int, conf: Conf) -> None:
+        """What waited in [pve:pending] takes effect as the guest starts (pve-container
+        src/PVE/LXC/Config.pm, vmconfig_apply_pending): a dropped volume mount becomes
+        unusedN, a new volume is allocated."""
+        pending = conf.sections.pop(PENDING, None)
+        if pending is None:
+            return
+        main = conf.main
+        wanted = options(pending)
+        for key in [k for k in wanted.pop("delete", "").split(",") if k]:
+            volume = options(main).get(key, "").split(",")[0]
+            if key.startswith("mp") and volume and not volume.startswith("/"):
+                n = sum(1 for k in options(main) if k.startswith("unused"))
+                set_option(main, f"unused{n}", volume)
+            set_option(main, key, None)
+        for key, value in wanted.items():
+            set_option(main, key, self._allocate(ctid, key, value))
+        self._save(ctid, conf)
 
     def disk(self, ctid: int) -> Path:
         """The tree of a guest's root disk (only modelled with a `template_tree`)."""
@@ -681,6 +731,29 @@ class FakeNode:
     def _storage(self, name: str) -> None:
         if name not in self.storages:
             raise _Fail(255, f"storage '{name}' does not exist")
+
+
+# pve-container src/PVE/LXC/Config.pm: on a running guest `pct set` writes every change to
+# [pve:pending], then applies at once what vmconfig_hotplug_pending can: the fast-plug
+# options, memory/swap/cpu limits, NICs, and mount points and devices that are new. The rest
+# (features, a changed mpN or devN, ...) waits for the next start.
+PENDING = "pve:pending"
+_FASTPLUG = frozenset(
+    {"description", "onboot", "startup", "protection", "hostname", "hookscript", "cores", "tags"}
+)
+_HOTPLUG = _FASTPLUG | {"memory", "swap", "cpulimit", "cpuunits"}
+
+
+def _hotplugs(key: str, current: Mapping[str, str]) -> bool:
+    if key in _HOTPLUG or re.match(r"^net\d+$", key):
+        return True
+    return bool(re.match(r"^(mp|dev)\d+$", key)) and key not in current
+
+
+def _hot_delete(key: str) -> bool:
+    return key in _FASTPLUG | {"swap", "cpulimit", "cpuunits"} or bool(
+        re.match(r"^(net|unused)\d+$", key)
+    )
 
 
 def _opts(args: Sequence[str]) -> dict[str, str]:

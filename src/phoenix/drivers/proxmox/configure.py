@@ -54,8 +54,14 @@ class GuestConfigurer(NodeSession):
             applied.add("mounts")
         if "gpus" in changed and self._write_devices(ctid, settings, current):
             applied.add("gpus")
-        if applied & RESTART_FIELDS and self._state(ctid) == "running":
+        running = bool(applied) and self._state(ctid) == "running"
+        if running and applied & RESTART_FIELDS:
             self.restart(ctid)
+        elif running and "hostname" in applied:
+            # Proxmox writes /etc/hostname when the guest next starts; the running guest
+            # takes the name now, as on the LXC driver (argv, no shell).
+            probe = commands.exec_(ctid, ["hostname", settings.hostname], None, self.version())
+            self._run("mutate", probe)
 
     def _refuse_locked(self, ctid: int, lock: str | None) -> None:
         """pct refuses a locked guest, but a config file write would not: refuse first."""
@@ -176,8 +182,23 @@ class GuestConfigurer(NodeSession):
             self._mutate(ctid, change.set_argv)
         for argv in change.resizes:
             self._mutate(ctid, argv)
+        if change.resizes:
+            self._confirm_resizes(ctid, change.resizes)
         self.owned.set_mount_targets(ctid, [m.target for m in settings.mounts])
         return change.set_argv is not None or bool(change.resizes)
+
+    def _confirm_resizes(self, ctid: int, resizes: list[list[str]]) -> None:
+        """Read the volumes back: `pct resize` exits 0 when its worker fails."""
+        after = self._facts(ctid)
+        sizes = {p.key: p.mount.size_gb or 0 for p in (after.mounts if after else [])}
+        for argv in resizes:
+            key, wanted = argv[3], int(argv[4].rstrip("G"))
+            if sizes.get(key, 0) < wanted:
+                raise DriverError(
+                    f"guest {ctid}: `{shlex.join(argv)}` exited 0 but {key} is "
+                    f"{sizes.get(key, 0)} GiB, not {wanted} GiB: the node's resize task failed "
+                    "(see its task log; is the storage full?)"
+                )
 
     def _write_firewall(self, ctid: int, settings: GuestSettings) -> None:
         """Phoenix's options and rules in the `.fw` file; every other byte kept (`firewall`)."""

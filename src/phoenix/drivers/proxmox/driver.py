@@ -23,6 +23,7 @@ Decisions (also in the README):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import threading
@@ -36,7 +37,7 @@ from phoenix.drivers.proxmox.commands import APPLIED_AFTER_CREATE
 from phoenix.drivers.proxmox.configure import GuestConfigurer
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
 from phoenix.drivers.proxmox.node import parse_facts
-from phoenix.drivers.proxmox.properties import flag
+from phoenix.drivers.proxmox.properties import flag, parse_rootfs
 from phoenix.errors import DriverError
 from phoenix.runners.base import CommandResult, Stdin
 
@@ -85,7 +86,15 @@ class ProxmoxDriver(GuestConfigurer):
         facts = self._facts(source)
         if facts is None:
             raise DriverError(f"guest {ctid}: its clone source {source} does not exist")
-        commands.check_clone(source, ctid, settings, facts.settings)
+        # A clone from a snapshot gets the disk the snapshot has (the source's may have
+        # grown since): that size is what the clone cannot be smaller than.
+        source_settings = facts.settings
+        if snapshot is not None and snapshot in self.list_snapshots(source):
+            held = self._json(source, pvesh.snapshot_config_cmd(self.node, source, snapshot))
+            if isinstance(held, dict) and held.get("rootfs"):
+                _, taken_gb = parse_rootfs(str(held["rootfs"]))
+                source_settings = dataclasses.replace(source_settings, disk_gb=taken_gb)
+        commands.check_clone(source, ctid, settings, source_settings)
         argv = commands.clone(source, ctid, snapshot, settings)
         src, dst = idmaps.from_raw(facts.raw), _ranges(settings)
         if idshift.needed(src, dst):

@@ -50,6 +50,11 @@ def snapshots_cmd(node: str, ctid: int) -> list[str]:
     return pvesh_get(f"/nodes/{node}/lxc/{ctid}/snapshot")
 
 
+def snapshot_config_cmd(node: str, ctid: int, name: str) -> list[str]:
+    """The config a snapshot holds (its disks' sizes as they were when it was taken)."""
+    return pvesh_get(f"/nodes/{node}/lxc/{ctid}/snapshot/{name}/config")
+
+
 def interfaces_cmd(node: str, ctid: int) -> list[str]:
     return pvesh_get(f"/nodes/{node}/lxc/{ctid}/interfaces")
 
