@@ -2,14 +2,20 @@
 """Mutation testing of the modules whose rules matter: how many small changes to their
 code (a flipped condition, a changed constant, a dropped argument) the fast tests catch.
 
-Runs mutmut (docs/testing.md says why that tool) once per module, in its own scratch
-folder under .mutation/, against only the unit tests of that module's area, niced, and
-prints the score per module: killed / (killed + survived + no tests + timeouts counted
-as killed, as mutmut does). The survivors are listed in .mutation/full/<module>/survivors.txt
-(`mutmut show NAME` in that folder prints each one's diff).
+Runs mutmut (docs/testing.md says why that tool), niced, in a scratch folder under
+.mutation/. A full run offers a module's mutants every fast test (mutmut runs each against
+only the tests that called the mutated function) and keeps its folder, so the next run
+reuses which tests reach which function; a sample offers only the tests of the module's
+area, so CI stays quick. Prints the score per module: killed / (killed + survived + no
+tests), timeouts counted as killed as mutmut does, and mutants listed in
+scripts/mutation-equivalents.toml (no test can tell them from the original, for the
+reason given there) left out. The survivors, each with its diff, are written to
+.mutation/full/<module>.survivors.txt.
 
     .venv/bin/python scripts/mutation.py                  # every module (long: hours here)
     .venv/bin/python scripts/mutation.py gateway/keys     # one module
+    .venv/bin/python scripts/mutation.py --survivors gateway/keys   # its survivors again
+    .venv/bin/python scripts/mutation.py --rescore        # the last results, run nothing
     .venv/bin/python scripts/mutation.py --sample 24 --seed 7 --min-score 50
                        # a fixed seeded sample (CI: ./run-tests), fails under the score
 
@@ -27,12 +33,20 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutation"
-# module (under src/phoenix) -> the unit tests of its area, run against each mutant
+EQUIVALENTS = ROOT / "scripts" / "mutation-equivalents.toml"
+FAST_TESTS = ["tests/unit"]
+# Tests that read the source as text, which mutmut rewrites (a trampoline per function).
+NOT_ON_MUTANTS = [
+    "tests/unit/test_dead_code.py",
+    "tests/unit/test_mutation_equivalents.py",  # mutates the mutants again
+]
+# module (under src/phoenix) -> the unit tests of its area, offered to a sample's mutants
 MODULES: dict[str, list[str]] = {
     "gateway/keys.py": ["tests/unit/gateway"],
     "gateway/routes.py": ["tests/unit/gateway"],
@@ -69,6 +83,7 @@ class Score:
     no_tests: int = 0
     timeout: int = 0
     other: int = 0
+    equivalent: int = 0
     survivors: tuple[str, ...] = ()
 
     @property
@@ -106,74 +121,170 @@ def mutant_names(module: str) -> list[str]:
     return names
 
 
-def prepare(module: str, tests: list[str], sampled: bool) -> Path:
-    """A scratch project for one module: links to the repository, its own mutmut config
-    (a sample gets its own, so it never disturbs a full run of the module)."""
-    work = WORK / ("sample" if sampled else "full") / slug(module)
+PYTEST_ARGS = [
+    *("-p", "no:cacheprovider", "-q", "-x", "-m", "not e2e"),
+    *(f"--ignore={t}" for t in NOT_ON_MUTANTS),
+]
+
+
+def prepare(work: Path, modules: list[str], tests: list[str]) -> None:
+    """A scratch project: links to the repository and a mutmut config that mutates the
+    modules' files and offers their mutants `tests`."""
     work.mkdir(parents=True, exist_ok=True)
     for name in ["src", "tests", *ALSO]:
         link = work / name
         if not link.exists() and not link.is_symlink() and (ROOT / name).exists():
             link.symlink_to(ROOT / name)
     config = (ROOT / "pyproject.toml").read_text()
-    only = [str(p.relative_to(ROOT)) for p in files_of(module)]
+    only = [str(p.relative_to(ROOT)) for m in modules for p in files_of(m)]
     config += (
         "\n[tool.mutmut]\n"
         'source_paths = ["src/phoenix"]\n'
         f"only_mutate = {json.dumps(only)}\n"
-        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x", "-m", "not e2e"]\n'
+        f"pytest_add_cli_args = {json.dumps(PYTEST_ARGS)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
         f"also_copy = {json.dumps([a for a in ALSO if (ROOT / a).exists()])}\n"
     )
     (work / "pyproject.toml").write_text(config)
-    return work
 
 
-def run(module: str, names: list[str] | None, children: int) -> Score:
-    work = prepare(module, MODULES[module], names is not None)
-    shutil.rmtree(work / "mutants", ignore_errors=True)  # always the current code
-    mutmut = Path(sys.executable).with_name("mutmut")
-    argv = ["nice", "-n", "19", str(mutmut), "run", "--max-children", str(children)]
+def mutmut(work: Path, names: list[str], children: int) -> None:
+    """Run mutmut on the named mutants (fnmatch patterns) in `work`."""
+    exe = Path(sys.executable).with_name("mutmut")
+    argv = ["nice", "-n", "19", str(exe), "run", "--max-children", str(children), *names]
     log = work / "mutmut.log"
     with log.open("w") as out:
-        done = subprocess.run(
-            [*argv, *(names or [])], cwd=work, stdout=out, stderr=subprocess.STDOUT, check=False
-        )
+        done = subprocess.run(argv, cwd=work, stdout=out, stderr=subprocess.STDOUT, check=False)
     if done.returncode != 0:
         tail = log.read_text(errors="replace")[-3000:]
-        raise SystemExit(f"mutmut failed on {module} (log: {log}):\n{tail}")
-    return score(module, work, names)
+        raise SystemExit(f"mutmut failed in {work} (log: {log}):\n{tail}")
+
+
+def run_full(module: str, children: int, survivors_only: bool) -> Score:
+    """Every mutant of the module (or only the last run's survivors) against every fast
+    test. One scratch project serves all modules and is kept between runs: mutmut then
+    reuses which tests reach which function, and runs only new tests to learn theirs."""
+    work = WORK / "full"
+    prepare(work, list(MODULES), FAST_TESTS)
+    names = [f"{dotted(p)}.*" for p in files_of(module)]
+    if survivors_only:
+        names = last_survivors(module)
+        if not names:
+            return rescore(module)
+    mutmut(work, names, children)
+    return score(module, work, None)
+
+
+def run_sample(plan: dict[str, list[str]], children: int) -> list[Score]:
+    """The sampled mutants, each against its module's area tests, from a fresh project."""
+    work = WORK / "sample"
+    shutil.rmtree(work / "mutants", ignore_errors=True)  # always the current code
+    tests = sorted({t for m in plan for t in MODULES[m]})
+    prepare(work, list(plan), tests)
+    mutmut(work, [n for names in plan.values() for n in names], children)
+    return [score(m, work, names) for m, names in plan.items()]
+
+
+def survivors_file(module: str, work: Path) -> Path:
+    return work / f"{slug(module)}.survivors.txt"
+
+
+def last_survivors(module: str) -> list[str]:
+    path = survivors_file(module, WORK / "full")
+    text = path.read_text() if path.exists() else ""
+    return re.findall(r"^# (\S+): ", text, flags=re.M)
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """A mutant no test can tell from the original: the line it changes, before and after
+    (stripped), in which function of which module, and why the change makes no difference."""
+
+    module: str
+    function: str
+    was: str
+    now: str
+    why: str
+
+
+def equivalents() -> list[Equivalent]:
+    data = tomllib.loads(EQUIVALENTS.read_text()) if EQUIVALENTS.exists() else {}
+    return [Equivalent(**entry) for entry in data.get("equivalent", [])]
+
+
+def change_of(diff: str) -> tuple[str, str]:
+    """The lines a mutant's diff removes and adds, stripped and joined."""
+    lines = diff.splitlines()[2:]  # past the --- and +++ headers
+    was = "\n".join(x[1:].strip() for x in lines if x.startswith("-"))
+    now = "\n".join(x[1:].strip() for x in lines if x.startswith("+"))
+    return was, now
+
+
+def function_of(name: str) -> str:
+    """`phoenix.files.x_read_state__mutmut_3` -> read_state; methods keep their class."""
+    local = name.rpartition(".")[2].rpartition("__mutmut_")[0]
+    return local.removeprefix("x_").removeprefix("x\u01c1").replace("\u01c1", ".")
 
 
 def score(module: str, work: Path, names: list[str] | None) -> Score:
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
     from mutmut.stats import status_by_exit_code
 
+    known = [e for e in equivalents() if e.module == module]
     result = Score(module)
     survivors = []
     for path in files_of(module):
-        meta = work / "mutants" / path.relative_to(ROOT).with_name(path.name + ".meta")
+        mutated = work / "mutants" / path.relative_to(ROOT)
+        meta = mutated.with_name(path.name + ".meta")
         if not meta.exists():
             continue
+        source = mutated.read_text()
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         for name, code in codes.items():
             if names is not None and name not in names:
                 continue
             status = "not checked" if code is None else status_by_exit_code[code]
+            if status in ("survived", "no tests"):
+                diff = get_diff_for_mutant(name, source=source, path=path.relative_to(ROOT))
+                was, now = change_of(diff)
+                function = function_of(name)
+                if any((e.function, e.was, e.now) == (function, was, now) for e in known):
+                    result.equivalent += 1
+                    continue
+                survivors.append(f"# {name}: {status}\n{diff}\n")
             if status == "killed":
                 result.killed += 1
             elif status == "survived":
                 result.survived += 1
-                survivors.append(name)
             elif status == "no tests":
                 result.no_tests += 1
-                survivors.append(name)
             elif status == "timeout":
                 result.timeout += 1
             else:
                 result.other += 1
-    result.survivors = tuple(sorted(survivors))
-    (work / "survivors.txt").write_text("".join(f"{n}\n" for n in result.survivors))
+    result.survivors = tuple(survivors)
+    survivors_file(module, work).write_text("\n".join(result.survivors))
     return result
+
+
+def header() -> str:
+    columns = f"{'mutants':>7} {'equiv':>5} {'killed':>7} {'survived':>8} {'no test':>7}"
+    return f"{'module':<32} {columns} score"
+
+
+def row(s: Score) -> str:
+    return (
+        f"{s.module:<32} {s.tested + s.equivalent:>7} {s.equivalent:>5} {s.killed + s.timeout:>7} "
+        f"{s.survived:>8} {s.no_tests:>7} {s.percent:5.1f}%"
+    )
+
+
+def rescore(module: str) -> Score:
+    """The last full run's result of a module, scored again (after new equivalents)."""
+    work = WORK / "full"
+    if not (work / "mutants").is_dir():
+        raise SystemExit(f"no full run of {module} to rescore: run it first")
+    return score(module, work, None)
 
 
 def main() -> int:
@@ -183,6 +294,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--min-score", type=float, help="exit 1 when the total is below this %%")
+    parser.add_argument(
+        "--rescore", action="store_true", help="score the last full runs again, running nothing"
+    )
+    parser.add_argument(
+        "--survivors", action="store_true", help="run again only the last full run's survivors"
+    )
     args = parser.parse_args()
     chosen = []
     for wanted in args.modules or list(MODULES):
@@ -190,33 +307,30 @@ def main() -> int:
         if not match:
             parser.error(f"unknown module {wanted!r}; one of: {', '.join(MODULES)}")
         chosen += match
-    plan: dict[str, list[str] | None] = {m: None for m in chosen}
+    os.environ.pop("PYTEST_ADDOPTS", None)
+    scores = []
     if args.sample:
         every = [(m, n) for m in chosen for n in mutant_names(m)]
         picked = random.Random(args.seed).sample(every, min(args.sample, len(every)))
         plan = {m: [n for pm, n in picked if pm == m] for m in chosen}
-        plan = {m: names for m, names in plan.items() if names}
         print(f"sample: {len(picked)} of {len(every)} mutants, seed {args.seed}")
-    os.environ.pop("PYTEST_ADDOPTS", None)
-    scores = []
-    print(f"{'module':<32} {'mutants':>7} {'killed':>7} {'survived':>8} {'no test':>7} score")
-    for module, names in plan.items():
-        s = run(module, names, args.children)
-        scores.append(s)
-        print(
-            f"{module:<32} {s.tested:>7} {s.killed + s.timeout:>7} {s.survived:>8} "
-            f"{s.no_tests:>7} {s.percent:5.1f}%",
-            flush=True,
-        )
+        print(header())
+        for s in run_sample({m: names for m, names in plan.items() if names}, args.children):
+            scores.append(s)
+            print(row(s), flush=True)
+    else:
+        print(header())
+        for module in chosen:
+            s = rescore(module) if args.rescore else run_full(module, args.children, args.survivors)
+            scores.append(s)
+            print(row(s), flush=True)
     total = Score("total")
     for s in scores:
         total.killed += s.killed + s.timeout
         total.survived += s.survived
         total.no_tests += s.no_tests
-    print(
-        f"{'total':<32} {total.tested:>7} {total.killed:>7} {total.survived:>8} "
-        f"{total.no_tests:>7} {total.percent:5.1f}%"
-    )
+        total.equivalent += s.equivalent
+    print(row(total))
     if args.min_score is not None and total.percent < args.min_score:
         print(f"mutation score {total.percent:.1f}% is under {args.min_score}%", file=sys.stderr)
         return 1

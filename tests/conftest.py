@@ -64,3 +64,46 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(f"{nodeid}: {reason}")
     if session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# Mutation testing (scripts/mutation.py) runs each mutant against the tests that called the
+# mutated function while mutmut collected its stats. A call made while a module- or
+# session-scoped fixture is set up is seen only by the first test that asks for the fixture,
+# so a mutant there would be run against that one test and survive the others' checks. While
+# mutmut collects stats, what the first user of such a fixture called is credited to every
+# test that uses the fixture.
+_wide_fixture_hits: dict[tuple[str, str], set[str]] = {}
+_wide_fixture_users: dict[tuple[str, str], set[str]] = {}
+
+
+def _wide_fixtures(item: pytest.Item) -> list[tuple[str, str]]:
+    info = getattr(item, "_fixtureinfo", None)
+    keys = []
+    for name, defs in info.name2fixturedefs.items() if info else []:
+        scope = defs[-1].scope
+        if scope != "function":
+            keys.append((name, item.path.as_posix() if scope in ("module", "class") else ""))
+    return keys
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats":
+        return
+    from mutmut.state import state
+
+    for key in _wide_fixtures(item):
+        _wide_fixture_users.setdefault(key, set()).add(item.nodeid.removeprefix("mutants/"))
+        if key not in _wide_fixture_hits:  # this test set the fixture up
+            _wide_fixture_hits[key] = set(state()._stats)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if os.environ.get("MUTANT_UNDER_TEST") != "stats":
+        return
+    from mutmut.state import state
+
+    for key, hits in _wide_fixture_hits.items():
+        for function in hits:
+            state().tests_by_mangled_function_name[function] |= _wide_fixture_users[key]

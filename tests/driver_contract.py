@@ -23,10 +23,12 @@ def as_driver(driver: Driver) -> Driver:
 
 
 def _members(protocol: type) -> list[str]:
+    # Under mutation testing (scripts/mutation.py) mutmut adds its copies of each method
+    # (`xǁDriverǁstart__mutmut_1`): not members of the protocol.
     return sorted(
         name
         for name, value in vars(protocol).items()
-        if inspect.isfunction(value) and not name.startswith("_")
+        if inspect.isfunction(value) and not name.startswith("_") and "__mutmut_" not in name
     )
 
 

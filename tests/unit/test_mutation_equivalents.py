@@ -1,0 +1,63 @@
+"""The list of equivalent mutants scripts/mutation.py leaves out of the score: each entry
+must still be a mutant mutmut makes of the current code (a stale entry would excuse
+nothing, or worse, a new mutant that happens to match), and must say why."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("mutation", ROOT / "scripts" / "mutation.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mutation"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+mutation = _script()
+
+
+def _changes(module: str) -> set[tuple[str, str, str]]:
+    """(function, line before, line after) of every mutant mutmut makes of the module."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    from mutmut.mutation.file_mutation import mutate_file_contents
+
+    found = set()
+    for path in mutation.files_of(module):
+        mutated = mutate_file_contents(str(path), path.read_text())
+        for local in mutated.mutant_names:
+            name = f"{mutation.dotted(path)}.{local}"
+            diff = get_diff_for_mutant(name, source=mutated.code, path=path)
+            found.add((mutation.function_of(name), *mutation.change_of(diff)))
+    return found
+
+
+def test_every_equivalent_is_a_current_mutant_with_a_reason() -> None:
+    entries = mutation.equivalents()
+    by_module: dict[str, list[Any]] = {}
+    for entry in entries:
+        assert entry.module in mutation.MODULES, entry
+        assert len(entry.why) > 20, f"{entry}: say why no test can tell it apart"
+        by_module.setdefault(entry.module, []).append(entry)
+    for module, listed in by_module.items():
+        current = _changes(module)
+        stale = [e for e in listed if (e.function, e.was, e.now) not in current]
+        assert not stale, f"no longer a mutant of {module}: {stale}"
+
+
+def test_a_mutant_name_gives_its_function() -> None:
+    assert mutation.function_of("phoenix.files.x_read_state__mutmut_12") == "read_state"
+    assert mutation.function_of("phoenix.plan.run.xǁRunǁstep__mutmut_3") == "Run.step"
+
+
+def test_a_diff_gives_the_lines_it_changes() -> None:
+    diff = "--- a\n+++ a\n@@ -1 +1 @@\n     x = 1\n-    y = f(4)\n+    y = f(5)\n"
+    assert mutation.change_of(diff) == ("y = f(4)", "y = f(5)")
