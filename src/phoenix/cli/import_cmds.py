@@ -21,7 +21,7 @@ from phoenix.cli.context import console, err_console, fail, print_problems, stat
 
 if TYPE_CHECKING:
     from phoenix.inventory.problems import Problem
-    from phoenix.plan.imported import Imported
+    from phoenix.plan.imported import FoundHost, Imported
 
 HYPERVISOR_FILE = "phoenix_hypervisor_config.json"
 LXC_FILE = "phoenix_lxc_configs.json"
@@ -104,16 +104,16 @@ def import_lab(
     if chosen is not None:
         block["driver"] = chosen
     settings = _settings(existing, block)
-    hv_document = _hypervisor_document(existing, settings)
-    hv_changes = existing != hv_document
-    if not force:
-        _refuse_overwrite(
-            lxc_out, hv_path if hv_changes and existing is not None else None, existing, hv_document
-        )
+    if not force and lxc_out.exists():
+        _refuse_overwrite(lxc_out, None, existing, {})
     try:
-        imported = _read_host(settings, wanted, template, as_json)
+        imported, found = _read_host(settings, wanted, template, as_json)
     except PhoenixError as exc:
         fail(str(exc))
+    hv_document = _hypervisor_document(existing, settings, found, imported)
+    hv_changes = existing != hv_document
+    if not force and hv_changes and existing is not None:
+        _refuse_overwrite(lxc_out, hv_path, existing, hv_document)
     if not imported.ids:
         where = imported.notes and " (see the notes above)"
         _print_report(imported, [], as_json)
@@ -136,9 +136,9 @@ def _refuse_overwrite(
         why.append(f"{lxc_out} already exists")
     if hv_path is not None:
         old = (existing or {}).get("phoenix") or {}
-        changed = [
-            f"{k}: {old.get(k)!r} -> {v!r}" for k, v in hv["phoenix"].items() if old.get(k) != v
-        ]
+        new = hv["phoenix"]
+        changed = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]
+        changed += [f"{k}: removed" for k in old if k not in new]
         why.append(f"{hv_path} would change (phoenix block: {'; '.join(changed)})")
     if why:
         fail(f"{' and '.join(why)}: pass --force to write (other keys of an existing file stay)")
@@ -187,8 +187,12 @@ def _settings(existing: dict[str, Any] | None, block: dict[str, Any]) -> Any:
         fail(f"{HYPERVISOR_FILE}: phoenix.{where}: {first['msg']}")
 
 
-def _hypervisor_document(existing: dict[str, Any] | None, settings: Any) -> dict[str, Any]:
-    from phoenix.plan.imported import merged_hypervisor
+def _hypervisor_document(
+    existing: dict[str, Any] | None, settings: Any, found: FoundHost, imported: Imported
+) -> dict[str, Any]:
+    """The hypervisor config: the existing one's keys, its `phoenix` block saying how to
+    reach what was read (a cluster: every node; the notes say what was inferred)."""
+    from phoenix.plan.imported import cluster_block, merged_hypervisor
 
     block: dict[str, Any] = {"driver": settings.driver}
     if settings.driver == "proxmox":
@@ -196,13 +200,17 @@ def _hypervisor_document(existing: dict[str, Any] | None, settings: Any) -> dict
     else:
         block["lxc_path"] = settings.lxc_path
     block["state_dir"] = settings.state_dir
-    block = {k: v for k, v in block.items() if v is not None}
+    if found.nodes:
+        known = {name: n.model_dump(exclude_none=True) for name, n in settings.nodes.items()}
+        cluster, notes = cluster_block(found, known, settings.ssh_host)
+        block.update(cluster)
+        imported.notes += notes
     return merged_hypervisor(existing, block)
 
 
 def _read_host(
     settings: Any, wanted: list[int] | None, template: str | None, quiet: bool
-) -> Imported:
+) -> tuple[Imported, FoundHost]:
     from phoenix.drivers.factory import make_driver
     from phoenix.plan.imported import convert
     from phoenix.plan.survey import survey
@@ -211,7 +219,7 @@ def _read_host(
     waiting = nullcontext() if quiet else err_console.status("reading the host…")
     with waiting:
         found = survey(driver, wanted)
-    return convert(found, template)
+    return convert(found, template), found
 
 
 def _check(imported: Imported, hv_document: dict[str, Any], driver: str) -> list[Problem]:

@@ -58,6 +58,8 @@ class FoundHost:
     driver: str
     guests: tuple[FoundGuest, ...]
     skipped: tuple[tuple[int, str], ...] = ()  # (id, why): VMs, guests on other nodes
+    nodes: tuple[str, ...] = ()  # a Proxmox cluster's nodes (empty: one host)
+    reached: str | None = None  # the node Phoenix read the cluster through
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,13 @@ def convert(host: FoundHost, template: str | None = None) -> Imported:
     found = {g.observed.ctid: g for g in host.guests}
     sources = _clone_sources(found, notes)
     configs: dict[str, dict[str, Any]] = {}
+    macs: dict[str, int] = {}
     for ctid in sorted(found):
         guest = found[ctid]
         source = _cloned_from(guest, found)
-        built, guest_notes = _entry(guest, host.driver, template, sources.get(ctid), source)
+        built, guest_notes = _entry(
+            guest, host.driver, template, sources.get(ctid), source, bool(host.nodes)
+        )
         entry = _valid(ctid, built, guest_notes)
         if entry is not None:
             guest_notes += _unsaid(ctid, entry, guest.observed)
@@ -110,6 +115,7 @@ def convert(host: FoundHost, template: str | None = None) -> Imported:
                 )
             )
         if entry is not None:
+            _unique_mac(ctid, entry, macs, notes)
             configs[str(ctid)] = entry
     unmade = [c for c, e in configs.items() if "template" not in e and "clone_from_ctid" not in e]
     if unmade:
@@ -124,6 +130,21 @@ def convert(host: FoundHost, template: str | None = None) -> Imported:
             )
         )
     return Imported({"lxc_configs": configs}, notes)
+
+
+def _unique_mac(ctid: int, entry: dict[str, Any], seen: dict[str, int], notes: list[Note]) -> None:
+    """A MAC another imported guest has is not written (validate refuses a MAC twice); the
+    guest keeps its own either way: an inventory without one keeps what the host assigned."""
+    mac = entry.get("mac_address")
+    if not isinstance(mac, str):
+        return
+    other = seen.setdefault(mac.upper(), ctid)
+    if other != ctid:
+        del entry["mac_address"]
+        notes.append(
+            Note(ctid, "omitted", f"mac_address {mac}: guest {other} has it too (the guest "
+                 "keeps it; fix the clash on the host)")
+        )  # fmt: skip
 
 
 def _cloned_from(guest: FoundGuest, found: Mapping[int, FoundGuest]) -> int | None:
@@ -171,6 +192,7 @@ def _entry(
     template: str | None,
     source_snapshot: str | None,
     cloned_from: int | None,
+    cluster: bool = False,
 ) -> tuple[dict[str, Any], list[Note]]:
     observed = guest.observed
     ctid = observed.ctid
@@ -185,6 +207,8 @@ def _entry(
         "storage_pool": s.storage,
         "storage_size_gb": s.disk_gb,
     }
+    if cluster and guest.node is not None:
+        entry["node"] = guest.node
     if cloned_from is not None:
         entry["clone_from_ctid"] = str(cloned_from)
     elif template is not None:
@@ -385,8 +409,36 @@ def merged_hypervisor(
     out = dict(existing or {})
     block = dict(out.get("phoenix") or {})
     block.update(phoenix)
-    out["phoenix"] = block
+    out["phoenix"] = {k: v for k, v in block.items() if v is not None}
     return out
+
+
+def cluster_block(
+    host: FoundHost, known: Mapping[str, Mapping[str, Any]], ssh_host: str | None
+) -> tuple[dict[str, Any], list[Note]]:
+    """The `phoenix` keys that describe `host`'s cluster: every node under `nodes` (what
+    the config already says of a node is kept), the node read through as the default
+    `node`. A node the config does not say how to reach is reached by SSH as root under its
+    name (how Proxmox nodes reach each other), which the notes say; the node read through
+    keeps `ssh_host` (None: Phoenix runs on it)."""
+    nodes: dict[str, Any] = {name: dict(entry) for name, entry in known.items()}
+    notes: list[Note] = []
+    for name in host.nodes:
+        if name in nodes:
+            continue
+        if name == host.reached:
+            nodes[name] = {"ssh_host": ssh_host} if ssh_host else {}
+            continue
+        nodes[name] = {"ssh_host": f"root@{name}"}
+        notes.append(
+            Note(
+                None,
+                "inferred",
+                f"nodes.{name}.ssh_host 'root@{name}': how Phoenix reaches node {name} "
+                "(Proxmox nodes reach each other as root by name); change it if yours differs",
+            )
+        )
+    return {"nodes": nodes, "node": host.reached, "ssh_host": None}, notes
 
 
 def notes_by_kind(notes: Iterable[Note]) -> list[tuple[NoteKind, list[Note]]]:

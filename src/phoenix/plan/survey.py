@@ -71,11 +71,20 @@ def _lxc(driver: Driver, wanted: list[int] | None, progress: Progress | None) ->
 
 
 def _proxmox(driver: Driver, wanted: list[int] | None, progress: Progress | None) -> FoundHost:
+    """One node, or every node of its cluster: each guest is read on its own node (pvesh
+    forwards `/nodes/<node>`), and each names its node when the cluster has several."""
     from phoenix.drivers.proxmox import ProxmoxDriver, survey
 
     assert isinstance(driver, ProxmoxDriver)
     listed = survey.resources(driver)
     _missing(wanted, [r.vmid for r in listed], f"the Proxmox cluster of node {driver.node}")
+    members = survey.members(driver)
+    cluster = len(members) > 1
+    reached = next((m.name for m in members if m.local), None)
+    if driver.node != "localhost":
+        reached = driver.node
+    offline = {m.name for m in members if not m.online}
+    drivers: dict[str, ProxmoxDriver] = {}
     chosen = [r for r in listed if wanted is None or r.vmid in wanted]
     guests = []
     skipped: list[tuple[int, str]] = []
@@ -91,11 +100,18 @@ def _proxmox(driver: Driver, wanted: list[int] | None, progress: Progress | None
                 )
             )
             continue
-        if driver.node not in ("localhost", res.node):
+        if res.node in offline:
+            skipped.append((res.vmid, f"container on node {res.node}, which is offline"))
+            continue
+        if cluster:
+            on = drivers.setdefault(res.node, survey.on_node(driver, res.node))
+        elif driver.node in ("localhost", res.node):
+            on = driver
+        else:
             skipped.append((res.vmid, _elsewhere(res.node, driver.node)))
             continue
         try:
-            observed = driver.observe(res.vmid)
+            observed = on.observe(res.vmid)
         except PhoenixError as exc:
             if "cluster node" not in str(exc):
                 raise
@@ -103,15 +119,17 @@ def _proxmox(driver: Driver, wanted: list[int] | None, progress: Progress | None
             continue
         if not observed.exists:
             continue
+        local = not cluster or res.node == reached  # pct exec reaches local guests only
         guests.append(
             FoundGuest(
                 observed,
                 node=res.node or None,
-                unmanaged=tuple(survey.unmanaged(driver, res.vmid)),
-                applied=_applied(driver, res.vmid, observed.running),
+                unmanaged=tuple(survey.unmanaged(on, res.vmid)),
+                applied=_applied(on, res.vmid, observed.running and local),
             )
         )
-    return FoundHost("proxmox", tuple(guests), tuple(skipped))
+    nodes = tuple(m.name for m in members) if cluster else ()
+    return FoundHost("proxmox", tuple(guests), tuple(skipped), nodes, reached)
 
 
 def _elsewhere(node: str, mine: str) -> str:

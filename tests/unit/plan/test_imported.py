@@ -13,7 +13,14 @@ from phoenix.drivers.base import GuestSettings, MountSettings, NetSettings, Obse
 from phoenix.inventory import load_inventory
 from phoenix.inventory.models import LxcGuest
 from phoenix.plan.desired import guest_settings
-from phoenix.plan.imported import FoundGuest, FoundHost, Note, convert, merged_hypervisor
+from phoenix.plan.imported import (
+    FoundGuest,
+    FoundHost,
+    Note,
+    cluster_block,
+    convert,
+    merged_hypervisor,
+)
 from tests.conftest import shared_fixture
 
 BASE = GuestSettings(
@@ -158,3 +165,38 @@ def test_the_hypervisor_config_keeps_every_key_of_the_original() -> None:
         "phoenix": {"parallel": 8, "driver": "proxmox", "node": "pve"},
     }
     assert existing["phoenix"] == {"parallel": 8}
+
+
+def test_a_mac_two_guests_have_is_written_once_and_named() -> None:
+    result = convert(FoundHost("proxmox", (found(101), found(102))))
+    configs = result.document["lxc_configs"]
+    assert configs["101"]["mac_address"] == "BC:24:11:00:00:01"
+    assert "mac_address" not in configs["102"]
+    assert any(n.ctid == 102 and "guest 101 has it too" in n.text for n in result.notes)
+    assert [n for n in result.notes if n.kind == "changes"] == []
+
+
+def test_a_cluster_names_each_guests_node_and_how_to_reach_each_node() -> None:
+    guests = (
+        FoundGuest(ObservedGuest(101, "running", BASE), node="pve1"),
+        FoundGuest(ObservedGuest(102, "running", replace(BASE, net=None)), node="pve2"),
+    )
+    host = FoundHost("proxmox", guests, nodes=("pve1", "pve2", "pve3"), reached="pve1")
+    configs = convert(host).document["lxc_configs"]
+    assert (configs["101"]["node"], configs["102"]["node"]) == ("pve1", "pve2")
+    block, notes = cluster_block(host, {"pve3": {"ssh_host": "admin@10.0.0.3"}}, None)
+    assert block == {
+        "nodes": {
+            "pve3": {"ssh_host": "admin@10.0.0.3"},
+            "pve1": {},
+            "pve2": {"ssh_host": "root@pve2"},
+        },
+        "node": "pve1",
+        "ssh_host": None,
+    }
+    assert [n.text.split(":")[0] for n in notes] == ["nodes.pve2.ssh_host 'root@pve2'"]
+    # One node reached over SSH keeps its way in.
+    block, _ = cluster_block(host, {}, "root@10.0.0.1")
+    assert block["nodes"]["pve1"] == {"ssh_host": "root@10.0.0.1"}
+    # A single host names no node.
+    assert "node" not in convert(FoundHost("proxmox", guests[:1])).document["lxc_configs"]["101"]

@@ -289,6 +289,9 @@ class FakeNode:
                 for c, s in sorted(self.ha.items())
             ]
             return json.dumps([quorum, *services])
+        if path == "/cluster/status":  # pve-manager PVE/API2/Cluster.pm: a lone node, itself
+            node = {"type": "node", "id": f"node/{self.name}", "name": self.name, "nodeid": 0}
+            return json.dumps([{**node, "ip": "192.0.2.1", "local": 1, "online": 1}])
         if path == "/cluster/firewall/options":
             return json.dumps({"enable": 1} if self.datacenter_firewall else {})
         parts = path.strip("/").split("/")

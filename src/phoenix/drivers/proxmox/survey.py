@@ -18,6 +18,7 @@ from typing import Any
 
 from phoenix.digits import is_digits
 from phoenix.drivers.proxmox import firewall, pvesh
+from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.drivers.proxmox.node import NodeSession, parse_facts
 from phoenix.drivers.proxmox.ownership import owned_lines
 from phoenix.drivers.proxmox.properties import NET_MANAGED, parse_property_string
@@ -83,6 +84,42 @@ def resources(session: NodeSession) -> list[Resource]:
             )
         )
     return sorted(out, key=lambda r: r.vmid)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One node of `/cluster/status`: its name, whether it is the node asked, whether up."""
+
+    name: str
+    local: bool
+    online: bool
+
+
+def members(session: NodeSession) -> list[Member]:
+    """The cluster's nodes (`/cluster/status`); empty when it cannot be read (a node that
+    is in no cluster answers with itself alone)."""
+    result = session._run("observe", pvesh.cluster_status_cmd())
+    if not result.ok:
+        return []
+    try:
+        data = pvesh.load_json(result.stdout, "cluster status")
+    except ValueError:
+        return []
+    return sorted(
+        (
+            Member(str(e["name"]), str(e.get("local", 0)) == "1", str(e.get("online", 1)) == "1")
+            for e in (data if isinstance(data, list) else [])
+            if isinstance(e, Mapping) and e.get("type") == "node" and e.get("name")
+        ),
+        key=lambda m: m.name,
+    )
+
+
+def on_node(driver: ProxmoxDriver, node: str) -> ProxmoxDriver:
+    """A driver for another node of the cluster through the same runner: pvesh forwards
+    `/nodes/<node>/...` there, and `/etc/pve/firewall` is cluster-wide. Reads only: `pct`
+    acts on the local node's guests alone."""
+    return ProxmoxDriver(driver.runner, node, owned=driver.owned)
 
 
 def unmanaged(session: NodeSession, ctid: int) -> list[str]:
