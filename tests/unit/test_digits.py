@@ -9,13 +9,16 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from phoenix.digits import is_digits, sint
 from phoenix.drivers import gpu, idmaps
 from phoenix.drivers.lxc import cgroups, config, idmap, linked
 from phoenix.drivers.lxc.firewall import TableState
-from phoenix.drivers.proxmox import doctor, doctor_node, pvesh
+from phoenix.drivers.proxmox import doctor, doctor_node, mounts, pvesh
+from phoenix.drivers.proxmox.properties import size_to_gib
 from phoenix.errors import ParseError
+from phoenix.inventory.models.fields import GpuAssignment, PortMapping, PortSpec
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "phoenix"
 # superscript two, Arabic-Indic one, full-width one, NKo one.
@@ -77,3 +80,34 @@ def test_no_parser_in_src_uses_str_isdigit() -> None:
         if pattern.search(line) and not line.lstrip().startswith("#") and path.name != "digits.py"
     ]
     assert not found, f"use phoenix.digits.is_digits instead: {found}"
+
+
+@pytest.mark.parametrize("digit", NOT_ASCII)
+def test_inventory_numbers_are_ascii_digits(digit: str) -> None:
+    """A Python regex's `\\d` matches every decimal digit (Arabic-Indic, full-width...):
+    a firewall port, a port mapping or a GPU index written so must not validate."""
+    for kind, value in (
+        (PortSpec, f"80{digit}"),
+        (PortMapping, f"8000:80{digit}"),
+        (GpuAssignment, f"0,{digit}"),
+    ):
+        with pytest.raises(ValidationError):
+            TypeAdapter(kind).validate_python(value)
+
+
+@pytest.mark.parametrize("digit", NOT_ASCII)
+def test_node_config_keys_and_sizes_are_ascii_digits(digit: str) -> None:
+    assert mounts.parse_entries({f"mp{digit}": "/srv/a,mp=/a"}) == []
+    with pytest.raises(ValueError):
+        size_to_gib(f"{digit}G")
+
+
+def test_no_regex_in_src_uses_backslash_d() -> None:
+    """`\\d` is any Unicode decimal digit in a `str` pattern: write `[0-9]`."""
+    found = [
+        f"{path.relative_to(SRC)}:{n}"
+        for path in sorted(SRC.rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "\\d" in line and not line.lstrip().startswith("#")
+    ]
+    assert not found, f"write [0-9] instead of \\d: {found}"

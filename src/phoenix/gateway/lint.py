@@ -308,7 +308,7 @@ def _handlers(directives: Sequence[Directive]) -> list[Finding]:
     return out
 
 
-_ADDR = re.compile(r"^(?:https?://)?(\d{1,3}(?:\.\d{1,3}){3})(?::(\d+))?(?:/.*)?$")
+_ADDR = re.compile(r"^(?:https?://)?([0-9]{1,3}(?:\.[0-9]{1,3}){3})(?::([0-9]+))?(?:/.*)?$")
 
 
 def _targets(directives: Sequence[Directive], inventory: Inventory) -> list[Finding]:

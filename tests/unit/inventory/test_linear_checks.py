@@ -76,7 +76,7 @@ GUEST: dict[str, Any] = {
     "surprise": 1,
     "network_config": {"bridge": "vmbr0", "ip": "10.0.0.5/24", "odd": True},
     "firewall": {"enabled": True, "rules": [{"type": "in", "action": "ACCEPT", "x": 1}]},
-    "volumes": [{"name": "v", "pool": "p", "size_gb": 1, "mount_point": "/v", "y": 2}],
+    "volumes": [{"name": "v", "pool": "local", "size_gb": 1, "mount_point": "/v", "y": 2}],
     "mount_points": [{"host_path": "/h", "container_path": "/c", "z": 3}],
     "vllm_engine_config": {"ServerConfig": {"port": 8000, "deep": 1}, "Extra": {}},
     "health_check": {"command": "true", "hc": 1},

@@ -205,6 +205,10 @@ def check_format(
         ok = set(parts) <= {"order", "up", "down"} and all(v.isdigit() for v in parts.values())
     elif fmt in ("pve-lxc-mp-string", "pve-volume-id-or-qm-path", "pve-volume-id"):
         ok = bool(_VOLUME.match(value)) or value.startswith("/")
+        if fmt == "pve-lxc-mp-string":
+            # pve-container src/PVE/LXC/Config.pm, verify_lxc_mp_string: no `/./` or
+            # `/../`, no `/.` or `/..` at the end, no `../` at the start.
+            ok = ok and not re.search(r"/\.\.?/|/\.\.?$|^\.\./", value)
     elif fmt == "pve-lxc-dev-string":
         # pve-container's verify_lxc_dev_string: under /dev, no `.`/`..` path components.
         ok = value.startswith("/dev/") and not re.search(r"/\.\.?(/|$)", value)

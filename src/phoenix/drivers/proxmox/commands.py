@@ -13,7 +13,12 @@ import re
 from collections.abc import Mapping, Sequence
 
 from phoenix.drivers.base import GuestSettings
-from phoenix.drivers.proxmox.properties import render_features, render_net, render_startup
+from phoenix.drivers.proxmox.properties import (
+    render_features,
+    render_net,
+    render_property_string,
+    render_startup,
+)
 from phoenix.drivers.proxmox.pvesh import ConfigFacts as NodeOptions
 from phoenix.errors import DriverError
 
@@ -73,7 +78,7 @@ def create(ctid: int, template: str, settings: GuestSettings) -> list[str]:
     return [
         "pct", "create", str(ctid), template_argument(template),
         "--hostname", settings.hostname,
-        "--rootfs", f"{settings.storage}:{settings.disk_gb}",
+        "--rootfs", render_property_string([], head=f"{settings.storage}:{settings.disk_gb}"),
         "--unprivileged", "1" if settings.unprivileged else "0",
     ]  # fmt: skip
 

@@ -15,13 +15,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from phoenix.drivers import gpu
-from phoenix.drivers.proxmox.properties import parse_property_string
+from phoenix.drivers.proxmox.properties import parse_property_string, render_property_string
 from phoenix.errors import DriverError
 
 DEV_SINCE = (8, 1)  # `devN` appeared in pve-container 5.0.x with PVE 8.1
 MAX_DEVICES = 256
-_KEY = re.compile(r"^dev(\d+)$")
-_RAW_GPU = re.compile(r"^/dev/nvidia(\d+)\s")
+_KEY = re.compile(r"^dev([0-9]+)$")
+_RAW_GPU = re.compile(r"^/dev/nvidia([0-9]+)\s")
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _managed(path: str) -> bool:
 def render(path: str, unprivileged: bool) -> str:
     """`devN` value; in an unprivileged guest the node is world-usable (the host's mode for
     NVIDIA nodes is 0666, but Proxmox creates it root-only inside the guest otherwise)."""
-    return f"{path},mode=0666" if unprivileged else path
+    return render_property_string([("mode", "0666")] if unprivileged else [], head=path)
 
 
 def set_argv(

@@ -42,7 +42,7 @@ from phoenix.errors import DriverError
 from phoenix.runners.base import CommandResult, Stdin
 
 _PCT_FAILURE = re.compile(
-    r"(container '\d+' not running|CT \d+ not running|is locked \(|"
+    r"(container '[0-9]+' not running|CT [0-9]+ not running|is locked \(|"
     r"Configuration file '[^']*' does not exist)"
 )
 

@@ -15,7 +15,7 @@ from phoenix.errors import CommandFailed
 from phoenix.runners.base import CommandResult
 
 _MISSING_CONFIG = re.compile(
-    r"Configuration file '[^']*/(lxc|qemu-server)/\d+\.conf' does not exist"
+    r"Configuration file '[^']*/(lxc|qemu-server)/[0-9]+\.conf' does not exist"
 )
 
 _RULES: list[tuple[re.Pattern[str], str]] = [
@@ -29,7 +29,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         "guest {ctid}'s config lock is held by another task ({file}); retry when it is done",
     ),
     (
-        re.compile(r"(container '?\d+'? not running|CT \d+ not running|is not running)"),
+        re.compile(r"(container '?[0-9]+'? not running|CT [0-9]+ not running|is not running)"),
         "guest {ctid} is not running and the command needs it running; start it first "
         "(`phoenix up {ctid}`)",
     ),
@@ -40,7 +40,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         "them)",
     ),
     (
-        re.compile(r"(CT|VM) (?P<other>\d+) already exists"),
+        re.compile(r"(CT|VM) (?P<other>[0-9]+) already exists"),
         "guest {other} already exists in the cluster (pct refuses to overwrite it): on "
         "another node it is not Phoenix's to remove (`pvesh get /cluster/resources` shows "
         "where it is; migrate it back or renumber the guest); on this node, remove it with "
@@ -83,7 +83,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         "`phoenix doctor` check this)",
     ),
     (
-        re.compile(r"unable to clone mountpoint '(?P<mp>mp\d+)' \(type (?P<kind>\w+)\)"),
+        re.compile(r"unable to clone mountpoint '(?P<mp>mp[0-9]+)' \(type (?P<kind>\w+)\)"),
         "guest {ctid}'s clone source has a {kind} mount ({mp}), which Proxmox cannot clone: "
         "replace it by a volume on the source, or create the guest from a template instead",
     ),

@@ -17,11 +17,15 @@ from dataclasses import dataclass
 from phoenix.drivers import idmaps
 from phoenix.drivers.base import MountSettings
 from phoenix.drivers.idmaps import IdRange
-from phoenix.drivers.proxmox.properties import parse_property_string, size_to_gib
+from phoenix.drivers.proxmox.properties import (
+    parse_property_string,
+    render_property_string,
+    size_to_gib,
+)
 from phoenix.errors import DriverError
 
 MAX_MOUNTS = 256  # mp[n]: n in 0..255 (pve-container)
-_KEY = re.compile(r"^mp(\d+)$")
+_KEY = re.compile(r"^mp([0-9]+)$")
 
 
 @dataclass(frozen=True)
@@ -80,14 +84,14 @@ def render(mount: MountSettings, volume_id: str | None, current: str | None = No
         head = volume_id
     else:
         head = f"{mount.pool}:{mount.size_gb}"
-    value = f"{head},mp={mount.target}"
+    pairs = [("mp", mount.target)]
     if mount.read_only:
-        value += ",ro=1"
+        pairs.append(("ro", "1"))
     if volume_id is not None and mount.size_gb is not None:
-        value += f",size={mount.size_gb}G"
+        pairs.append(("size", f"{mount.size_gb}G"))
     kept = parse_property_string(current, default_key="volume") if current else {}
-    value += "".join(f",{k}={v}" for k, v in kept.items() if k not in _MANAGED)
-    return value
+    pairs += [(k, v) for k, v in kept.items() if k not in _MANAGED]
+    return render_property_string(pairs, head=head)
 
 
 @dataclass(frozen=True)

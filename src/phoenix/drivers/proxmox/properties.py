@@ -12,8 +12,9 @@ import re
 from collections.abc import Mapping, Sequence
 
 from phoenix.drivers.base import NetSettings
+from phoenix.errors import DriverError
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)$")
+_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGT]?)$")
 _SIZE_GIB = {"K": 1 / (1024 * 1024), "M": 1 / 1024, "G": 1.0, "T": 1024.0, "": 1 / (1024**3)}
 
 
@@ -37,12 +38,28 @@ def parse_property_string(text: str, default_key: str | None = None) -> dict[str
     return out
 
 
-def render_property_string(pairs: Sequence[tuple[str, str]]) -> str:
-    """Pairs -> `k=v,k=v` in the given order (callers choose a stable order)."""
+class PropertyStringError(DriverError, ValueError):
+    """A value that would change a property string's meaning: shown as Phoenix's one-line
+    error, never written to the node."""
+
+
+def render_property_string(pairs: Sequence[tuple[str, str]], head: str | None = None) -> str:
+    """Pairs -> `k=v,k=v` in the given order (callers choose a stable order), after `head`,
+    the value of the format's default key (`mpN: HEAD,mp=...`) when given.
+
+    The one place an option string is put together: a value holding a `,` (or a head
+    holding a `=`) would add options of its own, so it is refused, never written."""
     for key, value in pairs:
-        if any(c in f"{key}{value}" for c in ",\n") or "=" in key:
-            raise ValueError(f"{key}={value!r} cannot be written into a Proxmox property string")
-    return ",".join(f"{k}={v}" for k, v in pairs)
+        if any(c in f"{key}{value}" for c in ",\n\0") or "=" in key or not key:
+            raise PropertyStringError(
+                f"{key}={value!r} cannot be written into a Proxmox property string"
+            )
+    parts = [f"{k}={v}" for k, v in pairs]
+    if head is not None:
+        if not head or any(c in head for c in ",=\n\0"):
+            raise PropertyStringError(f"{head!r} cannot lead a Proxmox property string")
+        parts.insert(0, head)
+    return ",".join(parts)
 
 
 # The `net0` keys Phoenix manages; every other key (`tag`, `ip6`, `gw6`, `mtu`, `rate`,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import posixpath
 import re
 import shlex
 from typing import Annotated, Any
@@ -41,7 +42,7 @@ _IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}")
 _MAC = re.compile(r"([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}")
 _SNAPSHOT = re.compile(r"[A-Za-z][A-Za-z0-9_-]{1,39}")
 _RECIPE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
-_PORT_SPEC = re.compile(r"\d{1,5}(:\d{1,5})?(,\d{1,5}(:\d{1,5})?)*")
+_PORT_SPEC = re.compile(r"[0-9]{1,5}(:[0-9]{1,5})?(,[0-9]{1,5}(:[0-9]{1,5})?)*")
 # pve-storage's storage id: it reaches `--rootfs STORAGE:SIZE`, so nothing else may.
 _STORAGE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*[A-Za-z0-9]")
 _SSH_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
@@ -276,7 +277,7 @@ def _port_spec(value: Any) -> str:
 
 
 def _port_mapping(value: str) -> str:
-    match = re.fullmatch(r"(\d{1,5}):(\d{1,5})", value)
+    match = re.fullmatch(r"([0-9]{1,5}):([0-9]{1,5})", value)
     if not match or not all(1 <= int(p) <= 65535 for p in match.groups()):
         raise ValueError(f"{value!r} is not a port mapping 'host:container' (e.g. '8000:8000')")
     return value
@@ -284,25 +285,39 @@ def _port_mapping(value: str) -> str:
 
 def _gpu_assignment(value: str) -> str:
     cleaned = value.replace(" ", "")
-    if cleaned.lower() == "none" or re.fullmatch(r"\d+(,\d+)*", cleaned):
+    if cleaned.lower() == "none" or re.fullmatch(r"[0-9]+(,[0-9]+)*", cleaned):
         return cleaned.lower() if cleaned.lower() == "none" else cleaned
     raise ValueError(f"{value!r}: expected 'none' or GPU indices such as '0' or '0,1'")
+
+
+def _plain_path(value: str) -> str:
+    """An absolute path written plainly: no `,` or `=` (Proxmox would read them as more
+    `key=value` options of the mount point line) and no `.`, `..` or empty components
+    (pve-container's `verify_lxc_mp_string` refuses `/./` and `/../`; a path written two
+    ways would also escape the one-mount-per-path check). A trailing `/` is allowed."""
+    if "," in value:
+        raise ValueError(f"{value!r}: a ',' would add options to Proxmox's mount point line")
+    if "=" in value:
+        raise ValueError(f"{value!r}: a '=' would be read as an option by Proxmox")
+    parts = value.rstrip("/").split("/")[1:]
+    if any(part in ("", ".", "..") for part in parts):
+        plain = posixpath.normpath(value)
+        raise ValueError(
+            f"{value!r}: write the path without '.', '..' or '//' components (e.g. {plain!r})"
+        )
+    return value
 
 
 def _guest_path(value: str) -> str:
     if not value.startswith("/") or "\n" in value or "\0" in value:
         raise ValueError(f"{value!r} must be an absolute path inside the guest")
-    if "," in value:
-        raise ValueError(f"{value!r}: a ',' would add options to Proxmox's mount point line")
-    return value
+    return _plain_path(value)
 
 
 def _host_path(value: str) -> str:
     if not value.startswith("/") or "\0" in value:
         raise ValueError(f"{value!r} must be an absolute path on the host")
-    if "," in value:
-        raise ValueError(f"{value!r}: a ',' would add options to Proxmox's mount point line")
-    return value
+    return _plain_path(value)
 
 
 def _nameservers(value: Any) -> Any:

@@ -16,7 +16,14 @@ from pydantic import (
 )
 
 from phoenix.digits import is_digits
-from phoenix.inventory.models.fields import CommandWords, GuestPath, HostPath, Model, ModelName
+from phoenix.inventory.models.fields import (
+    CommandWords,
+    GuestPath,
+    HostPath,
+    Model,
+    ModelName,
+    StorageId,
+)
 
 
 class HealthCheck(Model):
@@ -31,7 +38,7 @@ class Volume(Model):
     """A dedicated storage volume mounted into the guest (Proxmox `mpN`)."""
 
     name: StrictStr = Field(min_length=1)
-    pool: StrictStr = Field(min_length=1)
+    pool: StorageId  # Proxmox `mpN: POOL:SIZE`: a storage id, never more options
     size_gb: StrictInt = Field(ge=1, le=1_048_576)
     mount_point: GuestPath
 

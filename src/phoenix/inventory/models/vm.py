@@ -104,7 +104,7 @@ class VmVolume(Model):
     mount_point: GuestPath = Field(description="Where it is mounted in the VM")
     server: IPv4 | None = Field(default=None, description="nfs: the NFS server")
     path: HostPath | None = Field(default=None, description="nfs: the export's path")
-    pool: StrictStr | None = Field(default=None, min_length=1, description="disk: storage")
+    pool: StorageId | None = Field(default=None, description="disk: storage")
     size_gb: StrictInt | None = Field(
         default=None, ge=1, le=1_048_576, description="disk: size in GiB"
     )
