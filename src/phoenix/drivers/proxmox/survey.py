@@ -33,7 +33,7 @@ _READ = frozenset(
         "snaptime", "arch", "ostype",
     }
 )  # fmt: skip
-_PER_INDEX = re.compile(r"^(mp|dev|unused|net)\d+$")
+_PER_INDEX = re.compile(r"^(mp|dev|unused|net)[0-9]+$")
 # Keys whose value is shown in the report; any other key is named only (it may be a secret).
 _SHOWN = frozenset(
     {
