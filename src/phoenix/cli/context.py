@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from rich.console import Console
+
+from phoenix.cli.plain import PlainConsole
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,8 +25,10 @@ if TYPE_CHECKING:
     from phoenix.errors import PhoenixError, Problem
     from phoenix.inventory import Inventory
 
-console = Console(soft_wrap=True)  # long lines stay whole in logs and pipes
-err_console = Console(stderr=True, soft_wrap=True)
+# Plain text unless a print opts into markup (phoenix.cli.plain); long lines stay whole in
+# logs and pipes.
+console = PlainConsole(soft_wrap=True)
+err_console = PlainConsole(stderr=True, soft_wrap=True)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from phoenix.cli.context import console, fail, load, parse_ids, print_problems, state
+from phoenix.cli.plain import lit, visible
 
 
 def validate(
@@ -27,13 +28,17 @@ def validate(
     if inventory is None or errors(problems):
         if not as_json:
             n = len(errors(problems))
-            console.print(f"[red]{config_dir}: invalid ({n} error{'s' if n != 1 else ''})[/]")
+            console.print(
+                f"[red]{lit(config_dir)}: invalid ({n} error{'s' if n != 1 else ''})[/]",
+                markup=True,
+            )
         fail(None)
     if not as_json:
         n_warn = len(problems)
         console.print(
-            f"[green]{config_dir}: valid[/] — {len(inventory.guests)} containers, "
-            f"{len(inventory.vms)} VMs, {n_warn} warning{'s' if n_warn != 1 else ''}"
+            f"[green]{lit(config_dir)}: valid[/] — {len(inventory.guests)} containers, "
+            f"{len(inventory.vms)} VMs, {n_warn} warning{'s' if n_warn != 1 else ''}",
+            markup=True,
         )
 
 
@@ -73,11 +78,11 @@ def graph(
     roots = parse_ids(inventory, ids)
     g = build_graph(inventory)
     if fmt is GraphFormat.mermaid:
-        typer.echo(g.to_mermaid(roots), nl=False)
+        typer.echo(visible(g.to_mermaid(roots)), nl=False)
     elif fmt is GraphFormat.dot:
-        typer.echo(g.to_dot(roots), nl=False)
+        typer.echo(visible(g.to_dot(roots)), nl=False)
     else:
-        typer.echo(g.to_tree(roots), nl=False)
+        typer.echo(visible(g.to_tree(roots)), nl=False)
         order = g.creation_order(roots)
         typer.echo("creation order: " + " ".join(map(str, order)))
         typer.echo("start order: " + " ".join(map(str, start_order(inventory, order))))

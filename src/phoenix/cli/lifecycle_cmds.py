@@ -224,7 +224,7 @@ def plan(
     render_plan(the_plan)
     _note_unapplied(inventory, selected)
     if lines is not None:
-        console.print("[bold]commands:[/]")
+        console.print("commands:", style="bold")
         print_styled([(line + "\n", "") for line in lines])
 
 

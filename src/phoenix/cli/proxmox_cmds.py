@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from phoenix.cli.context import console, fail, load, state
+from phoenix.cli.plain import lit
 
 if TYPE_CHECKING:
     from phoenix.drivers.base import Check
@@ -96,14 +97,16 @@ def needs_of(inventory: Inventory) -> Needs:
 def _report(checks: Sequence[Check], ready: str) -> None:
     for check in checks:
         mark = "[green]ok[/]  " if check.ok else "[red]FAIL[/]"
-        console.print(f"{mark} {check.name}: {check.detail}", highlight=False, soft_wrap=True)
+        console.print(f"{mark} {lit(check.name)}: {lit(check.detail)}", markup=True)
         if not check.ok and check.fix:
             console.print(f"       fix: {check.fix}", highlight=False, markup=False, soft_wrap=True)
     failed = [c for c in checks if not c.ok]
     if failed:
-        console.print(f"[red]{len(failed)} problem{'s' if len(failed) != 1 else ''} to fix[/]")
+        console.print(
+            f"[red]{len(failed)} problem{'s' if len(failed) != 1 else ''} to fix[/]", markup=True
+        )
         fail(None)
-    console.print(f"[green]{ready}[/]")
+    console.print(f"[green]{lit(ready)}[/]", markup=True)
 
 
 def register(app: typer.Typer) -> None:

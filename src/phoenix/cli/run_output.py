@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from phoenix.cli.context import console, err_console, fail
+from phoenix.cli.plain import lit, visible
 from phoenix.errors import PhoenixError
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class RichReporter:
 
     def _task(self, ctid: int, total: int | None) -> TaskID:
         if ctid not in self.tasks:
-            label = f"{ctid} {self.names.get(ctid, '')}"
+            label = lit(f"{ctid} {self.names.get(ctid, '')}")  # a markup column
             self.tasks[ctid] = self.progress.add_task(label, total=total or 1, step="")
         return self.tasks[ctid]
 
@@ -74,12 +75,13 @@ class RichReporter:
         p, ctid = self.progress, event.ctid
         if event.kind == "resume" and ctid is not None:
             p.console.print(
-                f"[yellow]resuming {ctid}[/]: {event.step} ({event.message})", highlight=False
+                f"[yellow]resuming {ctid}[/]: {lit(event.step)} ({lit(event.message)})",
+                markup=True,
             )
         elif event.kind == "guest_started" and ctid is not None:
             self._task(ctid, event.total)
         elif event.kind == "step_started" and ctid is not None:
-            p.update(self._task(ctid, event.total), step=event.step or "")
+            p.update(self._task(ctid, event.total), step=lit(event.step or ""))
         elif event.kind in ("step_done", "step_skipped") and ctid is not None:
             p.advance(self._task(ctid, event.total))
         elif event.kind == "guest_done" and ctid is not None:
@@ -88,10 +90,10 @@ class RichReporter:
             p.update(self._task(ctid, None), step="[red]failed[/]")
         elif event.kind == "guest_left" and ctid is not None:
             self._task(ctid, 1)
-            p.update(self.tasks[ctid], step=f"[yellow]left: {event.message}[/]")
+            p.update(self.tasks[ctid], step=f"[yellow]left: {lit(event.message)}[/]")
         elif event.kind == "guest_blocked" and ctid is not None:
             self._task(ctid, 1)
-            p.update(self.tasks[ctid], step=f"[yellow]skipped: {event.message}[/]")
+            p.update(self.tasks[ctid], step=f"[yellow]skipped: {lit(event.message)}[/]")
 
 
 def progress_bars() -> Progress:
@@ -113,6 +115,7 @@ def print_styled(parts: list[tuple[str, str]]) -> None:
     took seconds for the 100,000 lines of a plan of 10,000 guests."""
     if not parts:
         return
+    parts = [(visible(text), style) for text, style in parts]
     if console.color_system is None:
         console.file.write("".join(text for text, _ in parts))
         console.file.flush()
@@ -167,7 +170,8 @@ def finish(result: RunResult, as_json: bool, verb: str, seconds: float) -> None:
         return
     if result.ok:
         console.print(
-            f"[green]{verb}: ok[/] ({len(result.done)} guest(s) changed) in {seconds:.1f} s"
+            f"[green]{verb}: ok[/] ({len(result.done)} guest(s) changed) in {seconds:.1f} s",
+            markup=True,
         )
         return
     if result.interrupted:

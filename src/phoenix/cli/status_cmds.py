@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from phoenix.cli.context import console, fail, load, parse_ids, state
+from phoenix.cli.plain import visible
 
 _STYLE = {
     "ok": "green",
@@ -24,9 +26,8 @@ _STYLE = {
 }
 
 
-def _styled(text: str) -> str:
-    style = _STYLE.get(text)
-    return f"[{style}]{text}[/]" if style else text
+def _styled(text: str) -> Text:
+    return Text(visible(text), style=_STYLE.get(text, ""))
 
 
 def status(
@@ -98,7 +99,9 @@ def status(
             for column in ("kind", "match", "upstream", "health"):
                 routes_table.add_column(column)
             for r in routes:
-                upstream = ", ".join(f"{b.target} {_styled(b.health)}" for b in r.backends)
+                upstream = Text(", ").join(
+                    Text.assemble(f"{visible(b.target)} ", _styled(b.health)) for b in r.backends
+                )
                 routes_table.add_row(r.kind, r.match, upstream or "-", _styled(r.health))
             console.print(routes_table)
     if unhealthy or unhealthy_routes:
