@@ -13,17 +13,30 @@ Severity = Literal["error", "warning"]
 
 # Bidi embeddings, overrides and isolates: they reorder what a terminal shows.
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-# Invisible characters (zero-width space, joiners, LRM/RLM, word joiner, invisible
-# operators, BOM): two names that differ only by one look the same wherever they are shown.
-INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff")
-# The same sets as one character class, so a string is checked in C, not char by char:
-# category Cc is exactly U+0000-U+001F and U+007F-U+009F, Zl is U+2028, Zp is U+2029, Cs
-# (lone surrogates, which JSON's "\ud800" makes and no UTF-8 can hold) U+D800-U+DFFF
-# (fixed by Unicode's stability policy; a unit test compares it with `unicodedata`).
-_UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-    "\u200b-\u200f\u2060-\u2064\ufeff\ud800-\udfff]"
+# Characters that show as nothing: Unicode's format characters (category Cf: zero-width
+# space and joiners, LRM/RLM, the soft hyphen, word joiner, invisible operators, the BOM,
+# tag characters...) and the other default-ignorable ones (the combining grapheme joiner,
+# Hangul fillers, Khmer inherent vowels, variation selectors). Two names that differ only
+# by one look the same wherever they are shown. Written as a character class so a string
+# is checked in C; it holds Cf as of Unicode 15.1 (a unit test compares it with the
+# running Python's `unicodedata`).
+_INVISIBLE_CLASS = (
+    "\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160"
+    "\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164"
+    "\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+    "\U000e0100-\U000e01ef"
 )
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CLASS}]")
+# The unsafe set as one character class: category Cc is exactly U+0000-U+001F and
+# U+007F-U+009F, Zl is U+2028, Zp is U+2029, Cs (lone surrogates, which JSON's "\ud800"
+# makes and no UTF-8 can hold) U+D800-U+DFFF (fixed by Unicode's stability policy).
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff{_INVISIBLE_CLASS}]")
+
+
+def is_invisible(char: str) -> bool:
+    """True for a character that shows as nothing (and is no bidi control)."""
+    return char not in _BIDI and _INVISIBLE.fullmatch(char) is not None
 
 
 def unsafe_character(text: str) -> str | None:

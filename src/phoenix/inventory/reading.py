@@ -17,7 +17,7 @@ from phoenix.inventory.jsonfile import (
     parse_json,
     read_regular_file,
 )
-from phoenix.inventory.problems import INVISIBLE, Problem, json_path, unsafe_character
+from phoenix.inventory.problems import Problem, is_invisible, json_path, unsafe_character
 
 
 def _lines(numbers: Sequence[int]) -> str:
@@ -131,7 +131,7 @@ def _said(char: str) -> str:
             f"contains a lone surrogate U+{ord(char):04X}: half of a character, which no "
             "file, command or terminal can hold"
         )
-    if char in INVISIBLE:
+    if is_invisible(char):
         return (
             f"contains the invisible character U+{ord(char):04X}: text that looks the same "
             "as other text but is not"

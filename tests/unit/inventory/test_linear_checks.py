@@ -28,24 +28,45 @@ from phoenix.inventory.models import (
     NetworkConfig,
     ipv4_interface,
 )
-from phoenix.inventory.problems import _BIDI, INVISIBLE, unsafe_character
+from phoenix.inventory.problems import _BIDI, is_invisible, unsafe_character
 from phoenix.inventory.typecheck import _extras, _walked_fields
 from phoenix.recipes import registry
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.runner import _pack, pack
 
+# Default-ignorable code points outside category Cf (Unicode's DerivedCoreProperties):
+# invisible too, so refused with the format characters.
+_IGNORABLE = {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180F, 0x3164}
+_IGNORABLE |= {*range(0xFE00, 0xFE10), 0xFFA0, *range(0xE0100, 0xE01F0)}
+
 
 def test_the_character_class_is_exactly_the_unicode_categories() -> None:
-    """Every code point: unsafe iff category Cc/Zl/Zp or a bidi control, as the docstring
-    says (this fails if a range in the class is off by one)."""
+    """Every code point: unsafe iff category Cc/Zl/Zp/Cs/Cf or default-ignorable, as the
+    docstring says (this fails if a range in the class is off by one). A format character
+    Unicode added after this Python's version is unassigned (Cn) here."""
     for point in range(sys.maxunicode + 1):
         char = chr(point)
-        expected = (
+        category = unicodedata.category(char)
+        expected = category in ("Cc", "Zl", "Zp", "Cs", "Cf") or point in _IGNORABLE
+        found = unsafe_character(char) == char
+        assert found is expected or (found and category == "Cn"), f"U+{point:04X}"
+        assert is_invisible(char) is (found and category not in ("Cc", "Zl", "Zp", "Cs")) or (
             char in _BIDI
-            or char in INVISIBLE
-            or unicodedata.category(char) in ("Cc", "Zl", "Zp", "Cs")
-        )
-        assert (unsafe_character(char) == char) is expected, f"U+{point:04X}"
+        ), f"U+{point:04X}"
+
+
+def test_invisible_characters_are_named_as_such(minimal_dir: Path) -> None:
+    """RLM, ZWSP, the soft hyphen, a tag character and a variation selector in a model name:
+    refused, at the name's path, as invisible."""
+    for char in ("\u200f", "\u200b", "\u00ad", "\U000e0041", "\ufe0f"):
+        edit = json.loads((minimal_dir / "phoenix_lxc_configs.json").read_text())
+        edit["lxc_configs"]["102"]["vllm_served_model_name"] = f"demo{char}-chat"
+        (minimal_dir / "phoenix_lxc_configs.json").write_text(json.dumps(edit))
+        result = CliRunner().invoke(app, ["-c", str(minimal_dir), "validate", "--json"])
+        problems = json.loads(result.stdout)
+        found = [p for p in problems if p["path"] == "lxc_configs.102.vllm_served_model_name"]
+        assert result.exit_code == 1 and found, problems
+        assert "invisible character" in found[0]["message"], found
 
 
 def test_the_first_unsafe_character_is_reported() -> None:
