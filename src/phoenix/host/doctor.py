@@ -16,7 +16,7 @@ from phoenix.drivers.base import Check
 from phoenix.drivers.lxc import templates
 from phoenix.drivers.lxc.cgroups import detect
 from phoenix.drivers.lxc.hostprep import DEFAULT_NAT_TABLE, REQUIRED_PACKAGES, SetupError
-from phoenix.drivers.lxc.hostprep.facts import nat_comments
+from phoenix.drivers.lxc.hostprep.facts import BridgeSpec, nat_comments
 from phoenix.drivers.lxc.hostprep.plan import nat_marker
 from phoenix.drivers.lxc.hostprep.subids import SubIds
 from phoenix.files import parse_json
@@ -92,6 +92,28 @@ def _subids(facts: HostFacts, inventory: Inventory) -> Check:
     return Check("subuid/subgid", True, "root is given every id range the guests use")
 
 
+def _bridge_check(bridge: BridgeSpec, addrs: list[str] | None) -> Check:
+    """The bridge has the address the inventory's guests use as their gateway. A bridge
+    that exists with other addresses is not Phoenix's to change: say what it has, what the
+    guests expect, and the two ways to make them agree."""
+    name, want = f"bridge {bridge.name}", str(bridge.address)
+    if addrs is None:
+        return Check(name, False, f"{bridge.name} is missing", "phoenix setup")
+    if want in addrs:
+        return Check(name, True, f"{bridge.name} has {want}")
+    has = ", ".join(addrs) or "no IPv4 address"
+    return Check(
+        name,
+        False,
+        f"{bridge.name} has {has}, but the inventory's guests on it use {bridge.address.ip} "
+        f"as their gateway (network_config.gw, {want}): they would have no way out",
+        f"give those guests addresses and gw in the bridge's subnet, add {want} to "
+        f"{bridge.name} yourself, or name another bridge (phoenix setup creates it)"
+        if addrs
+        else "phoenix setup",
+    )
+
+
 def _network(runner: Runner, inventory: Inventory, facts: HostFacts) -> list[Check]:
     try:
         bridges = bridges_from_inventory(inventory)
@@ -106,17 +128,7 @@ def _network(runner: Runner, inventory: Inventory, facts: HostFacts) -> list[Che
             for a in link.get("addr_info", [])
             if a.get("family") == "inet"
         ]
-        ok = str(bridge.address) in addrs
-        detail = (
-            f"{bridge.name} has {bridge.address}"
-            if ok
-            else (
-                f"{bridge.name} is missing"
-                if not res.ok
-                else f"{bridge.name} lacks {bridge.address}"
-            )
-        )
-        checks.append(Check(f"bridge {bridge.name}", ok, detail, "phoenix setup"))
+        checks.append(_bridge_check(bridge, addrs if res.ok else None))
     if not bridges:
         return checks
     forward = facts.ip_forward.read_text().strip() if facts.ip_forward.is_file() else "?"

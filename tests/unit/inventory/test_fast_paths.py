@@ -80,7 +80,8 @@ def _messages(problems: list[Problem]) -> list[str]:
 def test_gateway_checks_by_integer(
     minimal_dir: Path, ip: str, gw: str, expected: str | None
 ) -> None:
-    edit_guest(minimal_dir, "102", network_config={"bridge": "vmbr0", "ip": ip, "gw": gw})
+    # A bridge of its own: the other guests' vmbr0 has another address (bridge_problems).
+    edit_guest(minimal_dir, "102", network_config={"bridge": "vmbr9", "ip": ip, "gw": gw})
     _, problems = validate_config_dir(minimal_dir)
     found = [m for m in _messages(problems) if "lxc_configs.102.network_config.gw" in m]
     assert found == (

@@ -6,12 +6,17 @@ One module per concern (addresses, lineage, files, gateway, options; mounts live
 
 from __future__ import annotations
 
-from phoenix.inventory.checks.addresses import duplicate_problems, network_problems
+from phoenix.inventory.checks.addresses import (
+    bridge_problems,
+    duplicate_problems,
+    network_problems,
+)
 from phoenix.inventory.checks.cluster import cluster_problems
 from phoenix.inventory.checks.files import Lookups, links_out_problems, script_problems
 from phoenix.inventory.checks.gateway import (
     gateway_key_problems,
     gateway_route_problems,
+    lookalike_model_problems,
     model_address_problems,
     model_name_problems,
 )
@@ -61,6 +66,7 @@ def semantic_problems(
             )
         )
     out += links_out_problems(inventory) + model_address_problems(inventory)
+    out += lookalike_model_problems(inventory)
     for ctid, guest in sorted(inventory.guests.items()):
         out += network_problems(ctid, guest)
         out += script_problems(ctid, guest, lookups)
@@ -75,6 +81,8 @@ def semantic_problems(
         out += proxmox_problems(ctid, guest, inventory)
         out += model_name_problems(ctid, guest)
     out += cluster_problems(inventory, driver)
-    if (driver or inventory.hypervisor.phoenix.driver) == "proxmox":
+    chosen = driver or inventory.hypervisor.phoenix.driver
+    out += bridge_problems(inventory, chosen)
+    if chosen == "proxmox":
         out += bind_mount_problems(inventory)
     return out

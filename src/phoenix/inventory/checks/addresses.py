@@ -1,5 +1,5 @@
 """Address checks: no IP or MAC used twice, no id shared by a container and a VM, each
-static gateway inside its guest's subnet."""
+static gateway inside its guest's subnet, and (LXC driver) one address per bridge."""
 
 from __future__ import annotations
 
@@ -101,3 +101,54 @@ def gateway_message(net: NetworkConfig) -> str | None:
     if int(gw) == address:
         return f"gateway {gw} is the guest's own address"
     return None
+
+
+def bridge_problems(inventory: Inventory, driver: str) -> list[Problem]:
+    """A static guest's `gw` is the host's address on its bridge. The LXC driver gives the
+    bridge that address (`phoenix setup`), so it needs one per guest, the same for every
+    guest on the bridge; found here instead of when setup or doctor stops. On Proxmox the
+    bridge is the administrator's: a guest without `gw` just has no way out (a warning)."""
+    out: list[Problem] = []
+    first: dict[str, tuple[str, int]] = {}
+    for ctid, guest in sorted(inventory.guests.items()):
+        net = guest.network_config
+        if net is None or net.dhcp:
+            continue
+        if net.gw is None:
+            out.append(_no_gateway(ctid, net, driver))
+            continue
+        if gateway_message(net) is not None:
+            continue  # reported at gw already (outside the subnet, or the guest's own)
+        address = f"{net.gw}/{net.ip.partition('/')[2]}"
+        seen = first.setdefault(net.bridge, (address, ctid))
+        if driver == "lxc" and seen[0] != address:
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    lxc_at(ctid, "network_config", "gw"),
+                    f"bridge {net.bridge} gets the address {seen[0]} from guest {seen[1]}'s "
+                    f"gw and ip, this guest says {address}: guests on one bridge share its "
+                    "address (use the same gw and prefix, or another bridge)",
+                )
+            )
+    return out
+
+
+def _no_gateway(ctid: int, net: NetworkConfig, driver: str) -> Problem:
+    where = lxc_at(ctid, "network_config")
+    if driver == "lxc":
+        return Problem(
+            LXC_FILE,
+            where,
+            f"a static ip needs 'gw': the LXC driver gives bridge {net.bridge} that address "
+            "and the guest its default route through it (e.g. the first address of "
+            f"{ipv4_interface(net.ip).network})",
+        )
+    return Problem(
+        LXC_FILE,
+        where,
+        "no 'gw': the guest gets no default route and reaches only "
+        f"{ipv4_interface(net.ip).network} (packages and model downloads fail); add the "
+        f"address of {net.bridge} on the node as 'gw' unless it needs nothing beyond it",
+        "warning",
+    )

@@ -3,10 +3,12 @@ model names it can serve, keys that name served models."""
 
 from __future__ import annotations
 
+import unicodedata
+
 from phoenix.inventory.core import LXC_FILE, Inventory
 from phoenix.inventory.models import MAX_MODEL_NAME, LxcGuest, RouteTarget
 from phoenix.inventory.problems import Problem, lxc_at
-from phoenix.inventory.served import inventory_models
+from phoenix.inventory.served import inventory_models, served_models
 
 
 def model_address_problems(inventory: Inventory) -> list[Problem]:
@@ -29,6 +31,32 @@ def model_address_problems(inventory: Inventory) -> list[Problem]:
                 "give it a static 'ip' (or drop the model)",
             )
         )
+    return out
+
+
+def lookalike_model_problems(inventory: Inventory) -> list[Problem]:
+    """Two served model names that differ as written but read the same once Unicode's
+    compatibility forms are folded (NFKC: a full-width letter, a ligature, a
+    superscript): a client cannot tell which one it asks for. Invisible characters are
+    refused on every string already; these are the visible lookalikes."""
+    seen: dict[str, tuple[str, int]] = {}
+    out: list[Problem] = []
+    for ctid, guest in sorted(inventory.guests.items()):
+        if guest.is_clone_source:
+            continue
+        for model, _ in served_models(guest):
+            folded = model if model.isascii() else unicodedata.normalize("NFKC", model)
+            first = seen.setdefault(folded, (model, ctid))
+            if first[0] != model:
+                out.append(
+                    Problem(
+                        LXC_FILE,
+                        lxc_at(ctid),
+                        f"serves model {model!r}, which reads as {first[0]!r} served by guest "
+                        f"{first[1]}: clients cannot tell them apart; write both names the "
+                        "same (to serve one model from both) or make them differ visibly",
+                    )
+                )
     return out
 
 
