@@ -116,5 +116,8 @@ def app_files(entry: Mapping[str, Any]) -> dict[str, bytes]:
 
 
 def systemd_quote(arg: str) -> str:
-    """One ExecStart argument: double-quoted, `\\` and `"` escaped, `%` doubled."""
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+    """One ExecStart argument, passed as written: double-quoted, `\\` and `"` escaped, `%`
+    doubled (systemd's specifiers) and `$` doubled (systemd expands `$VAR` and `${VAR}` in
+    ExecStart from the unit's environment, quoted or not)."""
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'

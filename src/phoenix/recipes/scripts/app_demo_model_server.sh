@@ -31,8 +31,10 @@ port = int(server.get("port") or entry.get("vllm_port") or 8000)
 
 
 def quote(arg: str) -> str:
-    """One systemd ExecStart argument: double-quoted, \\ and " escaped, % doubled."""
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+    """One systemd ExecStart argument, passed as written: double-quoted, \\ and " escaped,
+    % doubled (specifiers) and $ doubled (systemd expands $VAR and ${VAR} in ExecStart)."""
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
 
 
 argv = ["/usr/bin/python3", "/opt/phoenix-demo/model_server.py", "--host", "0.0.0.0",

@@ -23,8 +23,10 @@ service = json.load(open("vllm-service.json"))
 
 
 def quote(arg: str) -> str:
-    """One systemd ExecStart argument: double-quoted, \\ and " escaped, % doubled."""
-    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+    """One systemd ExecStart argument, passed as written: double-quoted, \\ and " escaped,
+    % doubled (specifiers) and $ doubled (systemd expands $VAR and ${VAR} in ExecStart)."""
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("%", "%%").replace("$", "$$") + '"'
 
 
 argv = ["/opt/vllm/bin/python", "-m", "vllm.entrypoints.openai.api_server", *service["argv"]]
