@@ -113,6 +113,17 @@ def serve_directory(host: LxcHost, directory: Path) -> Iterator[str]:
         server.server_close()
 
 
+def open_for_guests(directory: Path) -> Path:
+    """What an administrator does before bind-mounting a folder from a private place into
+    an unprivileged guest (pytest's temporary folders are 0700): let others pass through
+    every directory above it. Phoenix opens only directories it made itself."""
+    for parent in directory.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod((mode & 0o7777) | 0o001)
+    return directory
+
+
 def _run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, check=False)
 

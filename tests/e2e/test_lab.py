@@ -36,7 +36,7 @@ from phoenix.plan.planner import PlanOptions
 from phoenix.plan.run import converge, power_plan, run_plan
 from phoenix.plan.status import gather_route_status, gather_status
 from phoenix.recipes.runner import run_bundle
-from tests.e2e.conftest import LxcHost, destroy_guests
+from tests.e2e.conftest import LxcHost, destroy_guests, open_for_guests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
@@ -138,7 +138,7 @@ def _inventory_for(host: LxcHost, state: Path) -> dict[str, Any]:
         for route in entry.get("gateway", {}).get("host_routes", []):
             route["ctid"] = str(CTIDS[route["ctid"]])
         for mount in entry.get("mount_points", []):
-            mount["host_path"] = str(shared_dir(state))
+            mount["host_path"] = str(open_for_guests(shared_dir(state)))
         out[str(CTIDS[old])] = entry
     return {"lxc_configs": out}
 

@@ -21,7 +21,7 @@ import pytest
 from phoenix.inventory import load_inventory
 from phoenix.plan.events import CollectingReporter
 from phoenix.plan.run import converge
-from tests.e2e.conftest import LxcHost, destroy_guests, serve_directory
+from tests.e2e.conftest import LxcHost, destroy_guests, open_for_guests, serve_directory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -112,7 +112,7 @@ def test_llama_server_installs_serves_restarts_on_change_and_stays_converged(
 ) -> None:
     url, sha = archive
     etc, state, models = tmp_path / "etc", tmp_path / "state", tmp_path / "models"
-    models.mkdir()
+    open_for_guests(models).mkdir()
     (models / "tiny.gguf").write_bytes(b"GGUF stand-in")
     write_inventory(lxc_host, etc, state, url, sha, models, "2048")
     driver = lxc_host.driver()

@@ -30,7 +30,7 @@ from phoenix.plan.events import CollectingReporter
 from phoenix.plan.planner import PlanOptions
 from phoenix.plan.run import converge
 from phoenix.recipes import hostcache, llamacpp, tiny_gguf
-from tests.e2e.conftest import LxcHost, destroy_guests
+from tests.e2e.conftest import LxcHost, destroy_guests, open_for_guests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(5400)]
 
@@ -127,7 +127,7 @@ def lab(lxc_host: LxcHost, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     root = tmp_path_factory.mktemp("llm")
     etc, state, models = root / "etc", root / "state", root / "models"
     etc.mkdir()
-    models.mkdir()
+    open_for_guests(models).mkdir()
     make_model(models)
     hypervisor = json.loads((EXAMPLE / "phoenix_hypervisor_config.json").read_text())
     hypervisor["phoenix"].update(

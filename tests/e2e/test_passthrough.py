@@ -24,7 +24,7 @@ from phoenix.drivers.lxc.hostprep import HostSetup
 from phoenix.inventory.idcompose import compose
 from phoenix.inventory.models import IdMap
 from phoenix.runners.local import LocalRunner
-from tests.e2e.conftest import LxcHost
+from tests.e2e.conftest import LxcHost, open_for_guests
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -60,7 +60,7 @@ def test_mounts_write_read_only_reconverge_and_removal(
     lxc_host: LxcHost, lxc_driver: LxcDriver, tmp_path: Path
 ) -> None:
     ctid = 7741
-    share = tmp_path / "share"  # missing: Phoenix creates it, owned by guest uid 1000
+    share = open_for_guests(tmp_path / "share")  # missing: Phoenix creates it (uid 1000)
     ro = tmp_path / "ro"
     ro.mkdir()
     (ro / "hello").write_text("from the host\n")
@@ -193,7 +193,7 @@ def test_a_custom_id_map_is_the_guests_map(
     lxc_host: LxcHost, lxc_driver: LxcDriver, tmp_path: Path
 ) -> None:
     ctid = 7743
-    share = tmp_path / "share"
+    share = open_for_guests(tmp_path / "share")
     mounts = (MountSettings("/share", host_path=str(share), owner_uid=1000, owner_gid=1000),)
     wanted = lxc_host.settings("phxt-idmap", 43, raw_lxc=CUSTOM_MAP, mounts=mounts)
     lxc_driver.create(ctid, lxc_host.template, wanted)
@@ -265,7 +265,7 @@ def test_the_original_tools_gid_pass_through_keeps_a_shared_files_group(
         done = setup.apply([])
         assert done == ([] if had_line else ["add root:33:1 to /etc/subgid"])
         assert setup.plan([]) == []  # a second setup changes nothing
-        logs = tmp_path / "logs"
+        logs = open_for_guests(tmp_path / "logs")
         logs.mkdir()
         (logs / "by-host-33").write_text("a\n")
         os.chown(logs / "by-host-33", 0, 33)

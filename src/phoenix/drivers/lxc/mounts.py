@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -27,6 +28,7 @@ from phoenix.drivers.base import MountSettings
 from phoenix.drivers.idmaps import IdRange
 from phoenix.drivers.lxc import idmap
 from phoenix.errors import DriverError
+from phoenix.files import OWNED_MARKER
 
 MOUNT_KEY = "#phoenix.mount"
 VOLUME_DIR = "phoenix-volumes"
@@ -141,7 +143,14 @@ def ensure_sources(
     ranges: tuple[IdRange, ...] = (),
 ) -> list[Path]:
     """Create missing host directories (owned as the guest expects) and re-own existing ones
-    where the inventory names an owner. Returns the directories created."""
+    where the inventory names an owner. Returns the directories created.
+
+    An unprivileged guest's root must pass through every directory above a source. Phoenix
+    opens (`o+x`) only directories it made: one of someone else's that others cannot pass
+    (`/root`, a home) is refused, before anything is made, with the ways out."""
+    if unprivileged:
+        for mount in mounts:
+            _refuse_closed_parents(ctid, mount, source_path(volume_root, ctid, mount), ranges)
     created: list[Path] = []
     for mount in mounts:
         path = source_path(volume_root, ctid, mount)
@@ -151,7 +160,7 @@ def ensure_sources(
                 f"guest {ctid}: mount {mount.target}: {path} exists and is not a directory"
             )
         if not path.exists():
-            path.mkdir(parents=True, mode=0o755)
+            _make_dirs(path)
             created.append(path)
             os.chown(path, uid, gid)
         elif mount.owner_uid is not None or mount.owner_gid is not None:
@@ -159,3 +168,34 @@ def ensure_sources(
         if unprivileged:
             idmap.make_traversable(path.parent, Path("/"))
     return created
+
+
+def _make_dirs(path: Path) -> None:
+    """`path` and its missing parents, each 0755 whatever the umask: a directory Phoenix
+    makes on the way to a source is one the guest may pass."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o755)
+        directory.chmod(0o755)
+
+
+def _refuse_closed_parents(
+    ctid: int, mount: MountSettings, path: Path, ranges: tuple[IdRange, ...]
+) -> None:
+    """DriverError for the first directory above `path` that others cannot pass and that
+    is not Phoenix's (no marker in it or above it)."""
+    parents = [p for p in reversed(path.parents) if p.exists()]
+    owned = False
+    for directory in parents:
+        owned = owned or (directory / OWNED_MARKER).is_file()
+        mode = stat.S_IMODE(directory.stat().st_mode)
+        if owned or mode & stat.S_IXOTH:
+            continue
+        uid = idmaps.to_host(ranges, "u", 0)
+        raise DriverError(
+            f"guest {ctid}: mount {mount.target}: the guest's root (host uid {uid}) cannot "
+            f"pass through {directory} (mode {mode:04o}) to reach {path}, and Phoenix does "
+            f"not open directories it did not create: move the source out of {directory} "
+            f"(e.g. under /srv), or let the guest through yourself (setfacl -m u:{uid}:x "
+            f"{directory}, or chmod o+x {directory})"
+        )
