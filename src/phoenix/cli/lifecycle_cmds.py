@@ -294,7 +294,7 @@ def _power(ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str
     else:  # all; parked clone sources are started only when named
         parked = {c for c, g in inventory.guests.items() if g.parks_after_snapshot}
         skip = parked if action in ("start", "restart") else set()
-        targets = sorted(set(inventory.guests) - skip)
+        targets = sorted(inventory.all_ids() - skip)
     driver = _driver(ctx, inventory)
     started = time.monotonic()
     with stop_on_signals(as_json) as stop:
@@ -341,7 +341,7 @@ def delete(
     if not ids and not everything:
         fail("name the guests to delete, or pass --all")
     if everything:
-        ids = [str(c) for c in sorted(load(ctx).guests)]
+        ids = [str(c) for c in sorted(load(ctx).all_ids())]
     assert ids is not None
     if not yes:
         if as_json or not console.is_terminal:

@@ -132,7 +132,8 @@ def render_plan(the_plan: Plan) -> None:
     changing = [g for g in the_plan.guests if g.steps]
     parts: list[tuple[str, str]] = []
     for gp in the_plan.guests:
-        parts += [(str(gp.ctid), "bold"), (f" {gp.name} ", ""), (f"({gp.observed})", "dim")]
+        shown = f"VM, {gp.observed}" if gp.kind == "vm" else gp.observed
+        parts += [(str(gp.ctid), "bold"), (f" {gp.name} ", ""), (f"({shown})", "dim")]
         if gp.up_to_date:
             parts += [(": ", ""), ("up to date", "green"), ("\n", "")]
             continue

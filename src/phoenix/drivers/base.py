@@ -91,8 +91,7 @@ class VmConfig:
     - `exec`: through qemu-guest-agent (so recipes and health checks run as in containers);
     - `mark_template`: cleans cloud-init's state inside a running VM, shuts it down and
       makes its disk the read-only base of linked clones;
-    - `snapshot`: a running VM is running afterwards (a backend that can only snapshot a
-      stopped disk shuts it down and starts it again).
+    - `snapshot`: a running VM is running afterwards (its memory may be kept with it).
     """
 
     username: str | None = None

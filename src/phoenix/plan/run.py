@@ -13,12 +13,13 @@ from pathlib import Path
 from phoenix.drivers.base import Driver
 from phoenix.errors import PlanError
 from phoenix.inventory.loader import Inventory
+from phoenix.inventory.models import LxcGuest, VmGuest
 from phoenix.inventory.ordering import build_graph
 from phoenix.plan.events import Reporter, null_reporter
 from phoenix.plan.executor import Executor, RunResult
 from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
-from phoenix.plan.model import Destroy, GuestPlan, Plan, Start, Step, Stop
+from phoenix.plan.model import Destroy, GuestKind, GuestPlan, Plan, Start, Step, Stop
 from phoenix.plan.planner import Planner, PlanOptions
 from phoenix.plan.stop import StopRequest
 
@@ -64,9 +65,10 @@ def _simple_plan(
 ) -> Plan:
     """One step per guest (start/stop/destroy), skipping guests already in that state."""
     guests = []
+    known: dict[int, LxcGuest | VmGuest] = {**inventory.guests, **inventory.vms}
     for ctid in order:
         observed = driver.observe(ctid)
-        name = inventory.guests[ctid].name
+        name = known[ctid].name
         if not observed.exists and ("start" in make or "restart" in make):
             raise PlanError(
                 f"guest {ctid} ({name}) does not exist yet: create it with "
@@ -77,6 +79,8 @@ def _simple_plan(
             if kind == "stop" and observed.running:
                 steps.append(Stop(ctid, detail))
             elif kind == "start" and observed.exists and not observed.running:
+                if observed.is_template:
+                    continue  # a template is cloned, never started
                 steps.append(Start(ctid, detail))
             elif kind == "restart" and observed.exists and not observed.is_template:
                 if observed.running:
@@ -86,8 +90,11 @@ def _simple_plan(
                 steps.append(Destroy(ctid, detail))
             elif kind == "destroy" and observed.leftover:
                 steps.append(Destroy(ctid, f"remove {observed.leftover}"))
+        kind_of: GuestKind = "vm" if ctid in inventory.vms else "container"
         guests.append(
-            GuestPlan(ctid, name, observed.state, tuple(steps), inventory.guests[ctid].boot_order)
+            GuestPlan(
+                ctid, name, observed.state, tuple(steps), known[ctid].boot_order, kind=kind_of
+            )
         )
     return Plan(tuple(guests), tuple(order), sequential=True, action=action)
 
@@ -95,8 +102,9 @@ def _simple_plan(
 def power_plan(inventory: Inventory, driver: Driver, ids: list[int], action: str) -> Plan:
     """start (boot order), stop (reverse boot order), restart, delete (reverse creation
     order, dependents before what they need)."""
-    lxc = [c for c in ids if c in inventory.guests]
-    by_boot = sorted(lxc, key=lambda c: (inventory.guests[c].boot_order, c))
+    known: dict[int, LxcGuest | VmGuest] = {**inventory.guests, **inventory.vms}
+    lxc = [c for c in ids if c in known]
+    by_boot = sorted(lxc, key=lambda c: (known[c].boot_order, c))
     if action == "start":
         return _simple_plan(inventory, driver, by_boot, {"start": "start"}, action)
     if action == "stop":

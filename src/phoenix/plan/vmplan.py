@@ -183,6 +183,9 @@ def _run_steps(
     planner: Planner, vmid: int, vm: VmGuest, observed: ObservedGuest, fresh: bool
 ) -> list[Step]:
     running = observed.running and not fresh
+    if vm.is_template and not vm.features and vm.health_check is None and not running:
+        # nothing to run inside: the image becomes the template without a boot
+        return [] if observed.is_template else [MarkTemplate(vmid, "mark as template")]
     snapshots = set() if fresh else set(observed.snapshots)
     markers = read_markers(planner.driver, vmid) if running else None
     steps: list[Step] = []

@@ -18,6 +18,7 @@ from phoenix.errors import PlanError
 from phoenix.plan.journal import Journal
 from phoenix.plan.planner import PlanOptions, plan
 from phoenix.recipes import runner
+from phoenix.runners.base import CommandResult
 from tests.unit.plan.conftest import Lab, guest
 
 VM_FILE = "phoenix_vm_configs.json"
@@ -218,3 +219,60 @@ def test_the_split_driver_sends_each_id_to_its_kinds_backend() -> None:
     assert split.observe(7).running and not split.observe(8).running
     assert vms.log is lxc.log  # one log: a converged re-run is checked across both kinds
     assert ("create", "7", "") in [tuple(a[:3]) for a in split.log.mutations()]
+
+
+def test_a_template_with_nothing_to_run_inside_is_never_booted(vm_lab_dir: VmLab) -> None:
+    vms = vm_lab_dir.vms
+    vms[0] = {k: v for k, v in vms[0].items() if k != "features"}
+    vm_lab_dir.write_vms(vms)
+    steps = plan(vm_lab_dir.inventory, vm_lab_dir.split, None, PlanOptions()).guest(9100).steps
+    assert [s.kind for s in steps] == ["create", "mark_template"]
+    assert vm_lab_dir.converge().result.ok
+    assert not [e for e in vm_lab_dir.vm_backend.timeline if e.ctid == 9100 and e.op == "start"]
+
+
+class Killed(BaseException):
+    """What kill -9 leaves: the run stops inside a step and no handler runs."""
+
+
+# Every kind of VM step a converge from nothing runs, killed as it starts (before the
+# backend did its part); the next converge must finish the lab unaided and the one after
+# must change nothing. The real-QEMU rows are in tests/e2e/test_qemu_vms.py.
+VM_CRASH_STEPS = [
+    (9100, "create"),
+    (9100, "start"),
+    (9100, "feature"),
+    (9100, "mark_template"),
+    (9101, "clone"),
+    (9101, "start"),
+    (9101, "snapshot"),
+    (9101, "feature"),
+]
+
+
+@pytest.mark.parametrize(("ctid", "kind"), VM_CRASH_STEPS)
+def test_a_kill_at_each_vm_step_kind_resumes_unaided(
+    vm_lab_dir: VmLab, ctid: int, kind: str
+) -> None:
+    backend = vm_lab_dir.vm_backend
+    armed = [True]
+
+    def kill(op: str, at: int) -> None:
+        if armed[0] and (at, op) == (ctid, kind):
+            armed[0] = False
+            raise Killed(f"{kind} of {at}")
+
+    def script(at: int, name: str, env: Any, files: Any) -> CommandResult:
+        kill("feature", at)
+        return CommandResult(0, "", "")
+
+    backend.on_mutate = kill
+    backend.script_handler = script
+    with pytest.raises(Killed):
+        vm_lab_dir.converge()
+    assert not armed[0], "the kill never fired"
+    assert Journal.interrupted(vm_lab_dir.state), "the killed step is not in the journal"
+    assert vm_lab_dir.converge().result.ok
+    assert vm_lab_dir.mutations_during(vm_lab_dir.converge) == []
+    assert backend.guests[9100].is_template and backend.guests[9101].state == "running"
+    assert set(backend.guests[9101].snapshots) == {"pre", "post"}

@@ -318,16 +318,12 @@ class QemuDriver:
         return self.vms.exec(ctid, argv, env=env, stdin=stdin, timeout=timeout)
 
     def snapshot(self, ctid: int, name: str) -> None:
-        """A qcow2 snapshot of the disk; a running VM is shut down for it and started
-        again (disk snapshots are of a stopped disk)."""
-        if name in self.vms.snapshots(ctid):
-            return
-        running = self.vms.running(ctid)
-        if running:
-            self.vms.shutdown(ctid, timeout=120)
-        self.vms.snapshot(ctid, name)
-        if running:
-            self.start(ctid)
+        """A qcow2 internal snapshot: of the disk when the VM is stopped, of the disk and
+        its memory (`savevm`, the guest paused meanwhile) when it runs."""
+        if self.vms.running(ctid):
+            self.vms.snapshot_running(ctid, name)
+        else:
+            self.vms.snapshot(ctid, name)
 
     def list_snapshots(self, ctid: int) -> list[str]:
         return self.vms.snapshots(ctid) if self._exists(ctid) else []
