@@ -218,7 +218,8 @@ def _read_host(
     driver = make_driver(settings)
     waiting = nullcontext() if quiet else err_console.status("reading the host…")
     with waiting:
-        found = survey(driver, wanted)
+        vm_path = Path(settings.vm_path) if settings.driver == "lxc" else None
+        found = survey(driver, wanted, vm_path=vm_path)
     return convert(found, template), found
 
 

@@ -7,6 +7,8 @@ markers are inside running guests. Changes nothing on the host.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
 
 from phoenix.drivers.base import Driver
 from phoenix.errors import PhoenixError, PlanError
@@ -17,15 +19,20 @@ Progress = Callable[[int, int], None]
 
 
 def survey(
-    driver: Driver, ids: Iterable[int] | None = None, progress: Progress | None = None
+    driver: Driver,
+    ids: Iterable[int] | None = None,
+    progress: Progress | None = None,
+    vm_path: Path | None = None,
 ) -> FoundHost:
     """The guests of the host `driver` drives (`ids`: only those; one that is not there
-    is a PlanError before anything else is read)."""
+    is a PlanError before anything else is read). `vm_path`: where the LXC host's local
+    VMs live, named as not imported."""
     wanted = None if ids is None else sorted(set(ids))
     if driver.name == "proxmox":
         return _proxmox(driver, wanted, progress)
     if driver.name == "lxc":
-        return _lxc(driver, wanted, progress)
+        vms = _local_vms(vm_path, wanted) if vm_path else ()
+        return replace(_lxc(driver, wanted, progress, [v for v, _ in vms]), skipped=vms)
     raise PlanError(f"`phoenix import` reads Proxmox VE and LXC hosts, not {driver.name!r}")
 
 
@@ -45,12 +52,21 @@ def _applied(driver: Driver, ctid: int, running: bool) -> tuple[str, ...]:
         return ()  # a guest whose markers cannot be read has none to report
 
 
-def _lxc(driver: Driver, wanted: list[int] | None, progress: Progress | None) -> FoundHost:
+def _local_vms(vm_path: Path, wanted: list[int] | None) -> tuple[tuple[int, str], ...]:
+    from phoenix.drivers.qemu.survey import vm_ids
+
+    why = "VM (local QEMU): import does not read VMs yet; add it to phoenix_vm_configs.json"
+    return tuple((v, why) for v in vm_ids(vm_path) if wanted is None or v in wanted)
+
+
+def _lxc(
+    driver: Driver, wanted: list[int] | None, progress: Progress | None, vms: list[int]
+) -> FoundHost:
     from phoenix.drivers.lxc import LxcDriver, survey
 
     assert isinstance(driver, LxcDriver)
     present = survey.guest_ids(driver)
-    _missing(wanted, present, f"this host (LXC path {driver.lxc_path})")
+    _missing(wanted, [*present, *vms], f"this host (LXC path {driver.lxc_path})")
     chosen = [c for c in present if wanted is None or c in wanted]
     guests = []
     for done, ctid in enumerate(chosen):
@@ -95,8 +111,8 @@ def _proxmox(driver: Driver, wanted: list[int] | None, progress: Progress | None
             skipped.append(
                 (
                     res.vmid,
-                    f"VM {res.name or res.vmid} on node {res.node}: Phoenix does not provision "
-                    "VMs yet, so none is written to phoenix_vm_configs.json",
+                    f"VM {res.name or res.vmid} on node {res.node}: Phoenix does not drive VMs "
+                    "on Proxmox yet, so none is written to phoenix_vm_configs.json",
                 )
             )
             continue

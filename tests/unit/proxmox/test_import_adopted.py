@@ -141,7 +141,7 @@ def test_an_adopted_node_imports_with_what_it_cannot_hold_named(
         "guest 970: raw line `lxc.environment` setting API_TOKEN (value not shown: a secret)",
         "guest 970: option `tags: lab;ai`",
         # not imported: the VM and the container on another node
-        "guest 1002: VM drphoenix on node pve: Phoenix does not provision VMs yet",
+        "guest 1002: VM drphoenix on node pve: Phoenix does not drive VMs on Proxmox yet",
         "guest 980: container on node pve2, not on the node Phoenix drives (pve)",
     ):
         assert named in report, named
@@ -209,3 +209,20 @@ def test_bad_ids_are_one_line_errors_and_write_nothing(
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.output
     assert not (out / "phoenix_lxc_configs.json").exists()
+
+
+def test_the_report_as_json(
+    tmp_path: Path, node: FakeNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "etc"
+    result = cli(monkeypatch, node, out, "--json", "--ids", "960,970", state=tmp_path / "state")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["guests"] == [960, 970]
+    assert report["written"] == [
+        str(out / "phoenix_lxc_configs.json"),
+        str(out / "phoenix_hypervisor_config.json"),
+    ]
+    kinds = {(n["guest"], n["kind"]) for n in report["notes"]}
+    assert {(960, "kept"), (970, "kept"), (None, "omitted")} <= kinds
+    assert all(secret not in result.stdout for secret in SECRETS)
