@@ -105,9 +105,9 @@ def gateway_message(net: NetworkConfig) -> str | None:
 
 def bridge_problems(inventory: Inventory, driver: str) -> list[Problem]:
     """A static guest's `gw` is the host's address on its bridge. The LXC driver gives the
-    bridge that address (`phoenix setup`), so it needs one per guest, the same for every
-    guest on the bridge; found here instead of when setup or doctor stops. On Proxmox the
-    bridge is the administrator's: a guest without `gw` just has no way out (a warning)."""
+    bridge that address (`phoenix setup`), so every guest on a bridge must give the same
+    one (an error here instead of when setup or doctor stops); a guest without `gw` has no
+    way out (a warning: rendering the gateway or an isolated guest needs none)."""
     out: list[Problem] = []
     first: dict[str, tuple[str, int]] = {}
     for ctid, guest in sorted(inventory.guests.items()):
@@ -135,20 +135,23 @@ def bridge_problems(inventory: Inventory, driver: str) -> list[Problem]:
 
 
 def _no_gateway(ctid: int, net: NetworkConfig, driver: str) -> Problem:
-    where = lxc_at(ctid, "network_config")
+    """A warning, not an error: rendering the gateway or an isolated guest needs no way
+    out, but the guest reaches nothing beyond its subnet, and on the LXC driver `phoenix
+    setup` (which gives the bridge the guests' gw) stops on it."""
+    network = ipv4_interface(net.ip).network
     if driver == "lxc":
-        return Problem(
-            LXC_FILE,
-            where,
-            f"a static ip needs 'gw': the LXC driver gives bridge {net.bridge} that address "
-            "and the guest its default route through it (e.g. the first address of "
-            f"{ipv4_interface(net.ip).network})",
+        why = (
+            f"'phoenix setup' gives bridge {net.bridge} the guests' gw as its address and "
+            "stops without one, and the guest gets no default route"
         )
+        fix = f"add 'gw' (e.g. the first address of {network})"
+    else:
+        why = "the guest gets no default route"
+        fix = f"add the address of {net.bridge} on the node as 'gw'"
     return Problem(
         LXC_FILE,
-        where,
-        "no 'gw': the guest gets no default route and reaches only "
-        f"{ipv4_interface(net.ip).network} (packages and model downloads fail); add the "
-        f"address of {net.bridge} on the node as 'gw' unless it needs nothing beyond it",
+        lxc_at(ctid, "network_config"),
+        f"no 'gw': {why}, so it reaches only {network} (packages and model downloads "
+        f"fail); {fix} unless it needs nothing beyond its subnet",
         "warning",
     )
