@@ -98,15 +98,23 @@ OWNED_MARKER = ".phoenix-owned"
 
 def make_owned_dir(path: Path, mode: int = 0o755) -> Path:
     """Create `path` (with its parents) if it is missing, leaving Phoenix's marker in it;
-    an existing directory is used as it is and never gains a marker."""
+    an existing directory is used as it is and never gains a marker. Every directory made
+    gets `mode` whatever the umask: an unprivileged guest's root passes through the ones
+    above its mount sources, and Phoenix opens no directory it did not make."""
     if path.is_dir():
         return path
+    missing = [p for p in (path, *path.parents) if not p.exists()]
     try:
-        path.mkdir(parents=True, mode=mode)
-    except FileExistsError:
-        if path.is_dir():  # made by a concurrent run, which marks it
-            return path
-        raise PhoenixError(f"{path}: exists and is not a directory") from None
+        for directory in reversed(missing):
+            try:
+                directory.mkdir(mode=mode)
+            except FileExistsError:
+                if not directory.is_dir():
+                    raise PhoenixError(f"{directory}: exists and is not a directory") from None
+                if directory == path:  # made by a concurrent run, which marks it
+                    return path
+                continue
+            directory.chmod(mode)
     except OSError as exc:
         raise PhoenixError(f"{path}: cannot create: {exc.strerror or exc}") from exc
     write_atomic(

@@ -94,6 +94,22 @@ def test_make_owned_dir_marks_only_what_it_creates(tmp_path: Path) -> None:
     assert not (tmp_path / "a" / OWNED_MARKER).exists()
 
 
+def test_make_owned_dir_makes_every_directory_open_whatever_the_umask(tmp_path: Path) -> None:
+    """A guest's root passes through the directories Phoenix made above a mount source
+    (the demo's /var/lib/phoenix/lab/shared): a umask of 077 must not close them."""
+    import os
+    import stat
+
+    old = os.umask(0o077)
+    try:
+        made = make_owned_dir(tmp_path / "var" / "lib" / "phoenix" / "state")
+    finally:
+        os.umask(old)
+    for directory in (tmp_path / "var", tmp_path / "var" / "lib", made.parent, made):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o755, directory
+    assert (made / OWNED_MARKER).is_file() and not (made.parent / OWNED_MARKER).exists()
+
+
 def test_another_labs_directory_inside_keeps_the_whole_tree(tmp_path: Path) -> None:
     state, lxc, locks = lab(tmp_path)
     inner = make_owned_dir(state / "other-lab" / "state")
