@@ -40,8 +40,8 @@ def test_the_gpu_labs_mount_and_device_commands_are_valid(version: str) -> None:
     argvs = [list(c.argv) for c in plan_commands(plan, (major, minor)).commands]
     mounts = [a for a in argvs if any(x.startswith("--mp") for x in a)]
     devices = [a for a in argvs if any(x.startswith("--dev") for x in a)]
-    assert ["pct", "set", "910", "--mp0", "/srv/models,mp=/models,ro=1",
-            "--mp1", "/srv/hf-cache,mp=/opt/vllm/hf", "--mp2", "local-zfs:50,mp=/scratch"] in mounts  # fmt: skip
+    assert ["pct", "set", "910", "--mp0", "/srv/models,mp=/models,ro=1,replicate=0",
+            "--mp1", "/srv/hf-cache,mp=/opt/vllm/hf,replicate=0", "--mp2", "local-zfs:50,mp=/scratch"] in mounts  # fmt: skip
     assert any("local-zfs:100,mp=/var/lib/ollama" in a for a in mounts)
     dev_910 = next(a for a in devices if a[2] == "910")
     assert dev_910[3:] == [

@@ -101,3 +101,16 @@ def test_the_fake_node_fails_a_template_with_a_bind_mount_in_its_worker(node: Fa
     driver.create(900, TEMPLATE, BASE)
     with pytest.raises(PhoenixError, match="is not a template"):
         driver.mark_template(900)
+
+
+def test_a_new_bind_mount_is_left_out_of_storage_replication(node: FakeNode) -> None:
+    """pve-container src/PVE/LXC/Config.pm, get_replicatable_volumes: a replication job of a
+    guest with a bind mount dies "unable to replicate mountpoint type 'bind'" unless the
+    entry says replicate=0; an administrator's own value is kept."""
+    driver = ProxmoxDriver(node, "localhost", sleep=lambda _: None)
+    driver.create(900, TEMPLATE, BASE)
+    assert "mp0: /srv/models,mp=/models,replicate=0" in node.conf_text(900).splitlines()
+    node.put_conf(900, node.conf_text(900).replace("replicate=0", "replicate=1"))
+    read_only = (dataclasses.replace(BIND, read_only=True),)
+    driver.configure(900, dataclasses.replace(BASE, mounts=read_only), frozenset({"mounts"}))
+    assert "mp0: /srv/models,mp=/models,ro=1,replicate=1" in node.conf_text(900).splitlines()

@@ -90,6 +90,11 @@ def render(mount: MountSettings, volume_id: str | None, current: str | None = No
     if volume_id is not None and mount.size_gb is not None:
         pairs.append(("size", f"{mount.size_gb}G"))
     kept = parse_property_string(current, default_key="volume") if current else {}
+    if current is None and mount.host_path is not None:
+        # A bind mount cannot be replicated: storage replication of the guest dies "unable
+        # to replicate mountpoint type 'bind'" unless the entry says replicate=0
+        # (pve-container src/PVE/LXC/Config.pm, get_replicatable_volumes).
+        kept = {"replicate": "0"}
     pairs += [(k, v) for k, v in kept.items() if k not in _MANAGED]
     return render_property_string(pairs, head=head)
 
