@@ -100,6 +100,8 @@ def cut(text: str, *at: int) -> list[str]:
         (cut(LLAMA_CHAT, LLAMA_CHAT.index('"usage"') + 3), "16 8"),  # the key cut
         (cut(LLAMA_CHAT, LLAMA_CHAT.index('"prompt_tokens"') + 5), "16 8"),  # object cut
         ([EMBEDDINGS], "3 0"),
+        (['{"usage": {\n  "prompt_tokens" :\t7 ,\n  "completion_tokens": 12\n}}'], "7 12"),
+        (['{"usage":{"prompt_tokens_details":{"x":1}},"prompt_tokens":5}'], "-"),
         ([STREAM[0], STREAM[1]], "-"),  # a stream without include_usage
         (['{"error":{"message":"no","code":404}}'], "-"),
     ],

@@ -72,16 +72,32 @@ function scan(r, data, flags) {
         return;
     }
     pending = '';
-    var u = s.slice(i, end);
-    var prompt = /"prompt_tokens"\s*:\s*(\d+)/.exec(u);
-    var completion = /"completion_tokens"\s*:\s*(\d+)/.exec(u);
-    if (prompt || completion) {
-        r.variables.phx_usage = (prompt ? prompt[1] : '0') + ' '
-            + (completion ? completion[1] : '0');
+    var prompt = count(s, '"prompt_tokens"', i, end);
+    var completion = count(s, '"completion_tokens"', i, end);
+    if (prompt >= 0 || completion >= 0) {
+        r.variables.phx_usage = Math.max(prompt, 0) + ' ' + Math.max(completion, 0);
         if (!stream) {
             r.done();
         }
     }
+}
+
+// The number after `name` and its colon within s[from, end), or -1. Plain string search
+// and parseInt: a regex per count cost more than the rest of the filter together.
+function count(s, name, from, end) {
+    var i = s.indexOf(name, from);
+    if (i < 0 || i > end) {
+        return -1;
+    }
+    i += name.length;
+    while (i < end && (s[i] === ' ' || s[i] === '\n' || s[i] === '\t' || s[i] === '\r')) {
+        i++;
+    }
+    if (s[i] !== ':') {
+        return -1;
+    }
+    var n = parseInt(s.slice(i + 1, Math.min(end, i + 24)), 10);
+    return n >= 0 ? n : -1;
 }
 
 export default {headers, scan};
