@@ -255,6 +255,13 @@ def test_exec(lxc_host: LxcHost, lxc_driver: LxcDriver, template_guest: int) -> 
     assert (res.returncode, res.stdout) == (3, "from stdin\nhi there\n")
     slow = lxc_driver.exec(ctid, ["sleep", "10"], timeout=1)
     assert slow.returncode == 124  # timed out: a result, as the Runner contract says
+    # The guest's hard limit of open files is what the driver gave lxc-start: raised to a
+    # Proxmox guest's 524,288 where this host allows it (a sandbox may cap it lower).
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    limits = lxc_driver.exec(ctid, ["grep", "Max open files", "/proc/1/limits"]).stdout.split()
+    assert limits[4] == str(hard) and min(hard, 524288) == min(int(limits[4]), 524288), limits
 
 
 def test_apt_inside_a_guest_works_through_nat(

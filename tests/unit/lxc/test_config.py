@@ -156,15 +156,3 @@ def test_nesting_with_apparmor_uses_the_generated_profile() -> None:
         "lxc.include = /usr/share/lxc/config/nesting.conf"
     )
     assert round_trip(settings, V1, apparmor=True).apparmor_profile is None
-
-
-def test_open_files_are_a_proxmox_guests_whatever_the_shell_had() -> None:
-    """nginx in the gateway raises its soft limit to 16,384 a worker (65,536 in its unit):
-    the guest's hard limit must allow it, as Proxmox's (systemd's 1024:524288) does."""
-    text = lxcconf.render(101, SETTINGS, RenderContext(Path("/r"), V1, True))
-    assert "lxc.prlimit.nofile = 1024:524288" in text.splitlines()
-    from phoenix.gateway.limits import FILES_PER_WORKER
-
-    assert FILES_PER_WORKER <= 65536 <= 524288
-    raw = text.split(lxcconf.RAW_MARKER)[0]
-    assert raw.count("lxc.prlimit.nofile") == 1  # the inventory's raw lines may override it

@@ -84,3 +84,19 @@ def test_a_guest_that_cannot_start_fails_after_the_second_try(tmp_path: Path) ->
     with pytest.raises(CommandFailed, match="starting guest 101"):
         starting.start(context(tmp_path, runner), 101, deadline())
     assert tools(runner).count("lxc-start") == starting.START_TRIES
+
+
+def test_a_guest_gets_room_for_open_files_whatever_the_shell_had(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under an `ulimit -Hn 4096` shell the gateway's nginx could not raise its limit."""
+    import resource
+
+    limits = {resource.RLIMIT_NOFILE: (1024, 4096)}
+    monkeypatch.setattr(resource, "getrlimit", lambda which: limits[which])
+    monkeypatch.setattr(resource, "setrlimit", lambda which, value: limits.update({which: value}))
+    starting.room_for_open_files()
+    assert limits[resource.RLIMIT_NOFILE] == (1024, 524288)
+    limits[resource.RLIMIT_NOFILE] = (1024, 1 << 20)
+    starting.room_for_open_files()  # never lowered
+    assert limits[resource.RLIMIT_NOFILE] == (1024, 1 << 20)

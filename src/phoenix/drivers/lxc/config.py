@@ -30,12 +30,6 @@ FEATURES_KEY = "#phoenix.features"
 APPARMOR_KEY = "#phoenix.apparmor_profile"
 GPUS_KEY = "#phoenix.gpus"
 FUSE_ENTRY = "/dev/fuse dev/fuse none bind,create=file,optional 0 0"
-# Open files, soft:hard, as a Proxmox guest gets them (pve-container@.service sets none:
-# systemd's default for services, 1024:524288), never what the shell running Phoenix had.
-# A guest's services raise their own soft limit up to the hard one: the gateway's nginx
-# needs 16,384 a worker (its unit asks 65,536); a hard limit under that, inherited from
-# an `ulimit -Hn 4096` shell, would silently leave it at 1,024 connections' worth.
-OPEN_FILES = "1024:524288"
 SUPPORTED_FEATURES = ("fuse", "keyctl", "nesting")
 
 
@@ -81,7 +75,6 @@ def render(ctid: int, settings: GuestSettings, ctx: RenderContext) -> str:
         ("lxc.start.auto", "1" if s.onboot else "0"),
         ("lxc.start.order", str(s.boot_order)),
         ("lxc.start.delay", str(s.boot_delay)),
-        ("lxc.prlimit.nofile", OPEN_FILES),
     ]
     features = dict(s.features)
     unknown = sorted(set(features) - set(SUPPORTED_FEATURES))
