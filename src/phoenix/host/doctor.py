@@ -8,6 +8,7 @@ change anything; `phoenix setup` fixes what Phoenix may fix itself.
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,10 @@ from phoenix.runners.base import Runner
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 LXC_CONFIG_DIR = Path("/usr/share/lxc/config")
 INCLUDES = ("debian.common.conf", "debian.userns.conf", "nesting.conf")
+# Open files a guest's services may have: the gateway's nginx sets worker_rlimit_nofile to
+# this (a unit test ties the two). A guest's hard limit is lxc-start's, which is Phoenix's:
+# a user namespace cannot raise it, and systemd in the guest clamps LimitNOFILE to it.
+OPEN_FILES_NEEDED = 16384
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class HostFacts:
     ip_forward: Path = IP_FORWARD
     cgroup_root: Path = Path("/sys/fs/cgroup")
     subids: SubIds = field(default_factory=SubIds)
+    open_files_hard: int | None = None  # None: this process's own hard RLIMIT_NOFILE
 
 
 def _packages(runner: Runner) -> Check:
@@ -67,6 +73,23 @@ def _includes(facts: HostFacts) -> Check:
             "apt-get install --no-install-recommends lxc-templates",
         )
     return Check("lxc config includes", True, f"{', '.join(INCLUDES)} present")
+
+
+def _open_files(facts: HostFacts) -> Check:
+    hard = facts.open_files_hard
+    if hard is None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard >= OPEN_FILES_NEEDED:
+        shown = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        return Check("open files", True, f"guests may open {shown} files")
+    return Check(
+        "open files",
+        False,
+        f"the hard open-file limit guests inherit from Phoenix is {hard}; the gateway's "
+        f"nginx needs {OPEN_FILES_NEEDED} per worker (idle connections would exhaust it)",
+        "raise it where Phoenix runs (ulimit -Hn 524288 in the shell, LimitNOFILE= for a "
+        "service), then restart the guests",
+    )
 
 
 def _kernel(facts: HostFacts) -> list[Check]:
@@ -187,6 +210,7 @@ def run_lxc_doctor(
         lambda: [_packages(runner)],
         lambda: [_includes(facts)],
         lambda: _kernel(facts),
+        lambda: [_open_files(facts)],
         lambda: [_subids(facts, inventory)],
         lambda: _network(runner, inventory, facts),
         lambda: _templates(inventory, cache),

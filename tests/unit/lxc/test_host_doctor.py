@@ -96,3 +96,25 @@ def test_a_guests_pass_through_needs_its_host_ids_given_to_root(tmp_path: Path) 
     (check,) = [c for c in run_lxc_doctor(runner, load_inventory(lab), host) if "subuid" in c.name]
     assert not check.ok and check.fix == "phoenix setup"
     assert check.detail == f"root is not given root:33:1 in {tmp_path / 'subgid'}"
+
+
+def test_a_low_open_file_limit_fails_with_the_fix(tmp_path: Path) -> None:
+    """Guests inherit Phoenix's hard open-file limit (a user namespace cannot raise it, and
+    systemd in the guest clamps the gateway's LimitNOFILE to it): below nginx's
+    worker_rlimit_nofile, idle connections exhaust a worker's files."""
+    from dataclasses import replace
+
+    from phoenix.gateway.limits import FILES_PER_WORKER
+    from phoenix.host.doctor import OPEN_FILES_NEEDED
+
+    assert OPEN_FILES_NEEDED == FILES_PER_WORKER
+    runner = RecordedRunner()
+    runner.respond(["dpkg-query"], "ii ")
+    runner.respond(["ip", "-j", "addr"], "", 1)
+    runner.respond(["nft"], "", 1)
+    base = facts(tmp_path, includes=True, subids=True, forward="1")
+    for hard, ok in ((4096, False), (OPEN_FILES_NEEDED, True), (1 << 20, True)):
+        checks = run_lxc_doctor(runner, load_inventory(LAB), replace(base, open_files_hard=hard))
+        (check,) = [c for c in checks if c.name == "open files"]
+        assert check.ok is ok, check
+        assert ok or ("4096" in check.detail and "ulimit -Hn" in check.fix), check
