@@ -7,10 +7,11 @@ Runs mutmut (docs/testing.md says why that tool), niced, in a scratch folder und
 only the tests that called the mutated function) and keeps its folder, so the next run
 reuses which tests reach which function; a sample offers only the tests of the module's
 area, so CI stays quick. Prints the score per module: killed / (killed + survived + no
-tests), timeouts counted as killed as mutmut does, and mutants listed in
+tests), timeouts counted as killed as mutmut does, and so is a mutant `mypy --strict`
+rejects (CI runs it: such a change cannot land), and mutants listed in
 scripts/mutation-equivalents.toml (no test can tell them from the original, for the
 reason given there) left out. The survivors, each with its diff, are written to
-.mutation/full/<module>.survivors.txt.
+.mutation/full/<module>.survivors.txt (a sample's under .mutation/sample/).
 
     .venv/bin/python scripts/mutation.py                  # every module (long: hours here)
     .venv/bin/python scripts/mutation.py gateway/keys     # one module
@@ -26,15 +27,18 @@ takes many minutes per mutant)."""
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,13 +170,20 @@ def run_full(module: str, children: int, survivors_only: bool) -> Score:
     reuses which tests reach which function, and runs only new tests to learn theirs."""
     work = WORK / "full"
     prepare(work, list(MODULES), FAST_TESTS)
+    # mutmut copies the source once and keeps its copy: fresh each run, so assets such as
+    # the njs files are current (its map of tests, mutmut-stats.json, is kept)
+    shutil.rmtree(work / "mutants" / "src", ignore_errors=True)
     names = [f"{dotted(p)}.*" for p in files_of(module)]
+    before: dict[str, list[str]] = {}
     if survivors_only:
-        names = last_survivors(module)
+        before = json.loads(results_file(module).read_text())
+        names = [n for n, (status, _) in before.items() if status in ("survived", "no tests")]
         if not names:
-            return rescore(module)
+            return tally(module, before)
     mutmut(work, names, children)
-    return score(module, work, None)
+    found = before | outcomes(module, work, names)
+    results_file(module).write_text(json.dumps(found, indent=1, sort_keys=True))
+    return tally(module, found)
 
 
 def run_sample(plan: dict[str, list[str]], children: int) -> list[Score]:
@@ -182,17 +193,7 @@ def run_sample(plan: dict[str, list[str]], children: int) -> list[Score]:
     tests = sorted({t for m in plan for t in MODULES[m]})
     prepare(work, list(plan), tests)
     mutmut(work, [n for names in plan.values() for n in names], children)
-    return [score(m, work, names) for m, names in plan.items()]
-
-
-def survivors_file(module: str, work: Path) -> Path:
-    return work / f"{slug(module)}.survivors.txt"
-
-
-def last_survivors(module: str) -> list[str]:
-    path = survivors_file(module, WORK / "full")
-    text = path.read_text() if path.exists() else ""
-    return re.findall(r"^# (\S+): ", text, flags=re.M)
+    return [tally(m, outcomes(m, work, names), work) for m, names in plan.items()]
 
 
 @dataclass(frozen=True)
@@ -226,13 +227,13 @@ def function_of(name: str) -> str:
     return local.removeprefix("x_").removeprefix("x\u01c1").replace("\u01c1", ".")
 
 
-def score(module: str, work: Path, names: list[str] | None) -> Score:
+def outcomes(module: str, work: Path, names: list[str] | None) -> dict[str, list[str]]:
+    """What mutmut found of the module's mutants (only `names`, when given): name ->
+    [status, diff]; the diff only for a mutant no test killed."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant
     from mutmut.stats import status_by_exit_code
 
-    known = [e for e in equivalents() if e.module == module]
-    result = Score(module)
-    survivors = []
+    found = {}
     for path in files_of(module):
         mutated = work / "mutants" / path.relative_to(ROOT)
         meta = mutated.with_name(path.name + ".meta")
@@ -241,30 +242,86 @@ def score(module: str, work: Path, names: list[str] | None) -> Score:
         source = mutated.read_text()
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         for name, code in codes.items():
-            if names is not None and name not in names:
+            if code is None or (names is not None and not any(fnmatch(name, n) for n in names)):
                 continue
-            status = "not checked" if code is None else status_by_exit_code[code]
+            status = status_by_exit_code[code]
+            diff = ""
             if status in ("survived", "no tests"):
                 diff = get_diff_for_mutant(name, source=source, path=path.relative_to(ROOT))
-                was, now = change_of(diff)
-                function = function_of(name)
-                if any((e.function, e.was, e.now) == (function, was, now) for e in known):
-                    result.equivalent += 1
-                    continue
-                survivors.append(f"# {name}: {status}\n{diff}\n")
-            if status == "killed":
-                result.killed += 1
-            elif status == "survived":
-                result.survived += 1
-            elif status == "no tests":
-                result.no_tests += 1
-            elif status == "timeout":
-                result.timeout += 1
-            else:
-                result.other += 1
+            found[name] = [status, diff]
+    if any(status in ("survived", "no tests") for status, _ in found.values()):
+        for name in rejected_by_mypy(module, work) & set(found):
+            if found[name][0] in ("survived", "no tests"):
+                found[name][0] = "caught by type check"
+    return found
+
+
+def rejected_by_mypy(module: str, work: Path) -> set[str]:
+    """The module's mutants `mypy --strict` rejects: CI runs it, so such a change could
+    never land (mutmut's own type-check filter aborts on the few errors its rewriting
+    makes outside the mutants, so the errors are matched to mutants here)."""
+    mutants = work / "mutants"
+    files = [str(p.relative_to(ROOT)) for p in files_of(module)]
+    strict = ["--strict", "--no-warn-unused-ignores", "--explicit-package-bases"]
+    argv = [sys.executable, "-m", "mypy", "--output", "json", *strict, *files]
+    cache = ["--cache-dir", str(work / "mypy-cache")]
+    done = subprocess.run(
+        ["nice", "-n", "19", *argv, *cache],
+        cwd=mutants,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "MYPYPATH": "src"},
+    )
+    lines: dict[str, set[int]] = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("{"):
+            error = json.loads(line)
+            lines.setdefault(error["file"], set()).add(error["line"])
+    rejected = set()
+    for file, bad in lines.items():
+        if file not in files:
+            continue
+        tree = ast.parse((mutants / file).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                first, last = node.lineno, node.end_lineno or node.lineno
+                mutant = "__mutmut_" in node.name and not node.name.endswith("__mutmut_orig")
+                if mutant and any(first <= n <= last for n in bad):
+                    rejected.add(f"{dotted(ROOT / file)}.{node.name}")
+    return rejected
+
+
+def tally(module: str, found: dict[str, list[str]], into: Path = WORK / "full") -> Score:
+    """The score of the module's outcomes, equivalent mutants left out; the survivors are
+    written beside the results, each with its diff."""
+    known = [e for e in equivalents() if e.module == module]
+    result = Score(module)
+    survivors = []
+    for name, (status, diff) in sorted(found.items()):
+        if status in ("survived", "no tests"):
+            was, now = change_of(diff)
+            if any((e.function, e.was, e.now) == (function_of(name), was, now) for e in known):
+                result.equivalent += 1
+                continue
+            survivors.append(f"# {name}: {status}\n{diff}\n")
+        if status in ("killed", "caught by type check"):
+            result.killed += 1
+        elif status == "survived":
+            result.survived += 1
+        elif status == "no tests":
+            result.no_tests += 1
+        elif status == "timeout":
+            result.timeout += 1
+        else:
+            result.other += 1
     result.survivors = tuple(survivors)
-    survivors_file(module, work).write_text("\n".join(result.survivors))
+    (into / f"{slug(module)}.survivors.txt").write_text("\n".join(result.survivors))
     return result
+
+
+def results_file(module: str) -> Path:
+    return WORK / "full" / f"{slug(module)}.results.json"
 
 
 def header() -> str:
@@ -281,10 +338,9 @@ def row(s: Score) -> str:
 
 def rescore(module: str) -> Score:
     """The last full run's result of a module, scored again (after new equivalents)."""
-    work = WORK / "full"
-    if not (work / "mutants").is_dir():
+    if not results_file(module).exists():
         raise SystemExit(f"no full run of {module} to rescore: run it first")
-    return score(module, work, None)
+    return tally(module, json.loads(results_file(module).read_text()))
 
 
 def main() -> int:
@@ -308,6 +364,9 @@ def main() -> int:
             parser.error(f"unknown module {wanted!r}; one of: {', '.join(MODULES)}")
         chosen += match
     os.environ.pop("PYTEST_ADDOPTS", None)
+    # Started in the background (`... &`), SIGINT arrives ignored and the tests of Phoenix's
+    # own signal handling would see that instead of Python's default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     scores = []
     if args.sample:
         every = [(m, n) for m in chosen for n in mutant_names(m)]

@@ -184,6 +184,9 @@ class ObservedGuest:
         return self.state == "running"
 
 
+# What a command a driver runs does (see CommandLog): a typo here is a type error.
+CommandKind = Literal["observe", "mutate", "exec"]
+
 # Log entry kinds that change something: a converged re-run logs neither.
 CHANGE_KINDS = frozenset({"mutate", "file"})
 
@@ -202,7 +205,7 @@ class CommandLog:
 
     entries: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
-    def add(self, kind: str, argv: Sequence[str]) -> None:
+    def add(self, kind: CommandKind, argv: Sequence[str]) -> None:
         self.entries.append((kind, tuple(argv)))
 
     def file(self, action: str, path: Path | str, *detail: str) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phoenix.drivers.base import CommandLog
+from phoenix.drivers.base import CommandKind, CommandLog
 from phoenix.files import write_atomic
 from phoenix.runners.base import CommandResult, Runner, Stdin
 
@@ -31,7 +31,7 @@ class LxcContext:
 
     def run(
         self,
-        kind: str,
+        kind: CommandKind,
         argv: Sequence[str],
         *,
         input: Stdin = None,

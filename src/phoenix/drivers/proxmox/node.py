@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from phoenix.drivers.base import CommandLog, GuestSettings, ObservedGuest
+from phoenix.drivers.base import CommandKind, CommandLog, GuestSettings, ObservedGuest
 from phoenix.drivers.proxmox import commands, devices, files, firewall, ha, mounts, pvesh
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
 from phoenix.drivers.proxmox.ownership import OwnedRaw, owned_lines
@@ -72,7 +72,7 @@ class NodeSession:
 
     def _run(
         self,
-        kind: str,
+        kind: CommandKind,
         argv: Sequence[str],
         *,
         input: Stdin = None,

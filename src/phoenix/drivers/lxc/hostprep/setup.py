@@ -17,7 +17,7 @@ from typing import assert_never
 
 from filelock import FileLock
 
-from phoenix.drivers.base import CommandLog
+from phoenix.drivers.base import CommandKind, CommandLog
 from phoenix.drivers.lxc import firewall
 from phoenix.drivers.lxc.hostprep.errors import SetupError
 from phoenix.drivers.lxc.hostprep.facts import (
@@ -73,7 +73,9 @@ class HostSetup:
     def record_path(self) -> Path:
         return self.state_dir / RECORD_FILE
 
-    def _run(self, kind: str, argv: Sequence[str], input: str | None = None) -> CommandResult:
+    def _run(
+        self, kind: CommandKind, argv: Sequence[str], input: str | None = None
+    ) -> CommandResult:
         self.log.add(kind, argv)
         return self.runner.run(argv, input=input)
 
