@@ -271,3 +271,8 @@ def test_logind_starts_on_demand_not_at_boot(tmp_path: Path) -> None:
     link = tmp_path / "etc/systemd/system/multi-user.target.wants/systemd-logind.service"
     assert os.readlink(link) == "/dev/null"
     assert not (tmp_path / "etc/systemd/system/systemd-logind.service").exists()  # not masked
+
+
+def test_an_empty_listing_is_an_existing_table_with_nothing_in_it() -> None:
+    state = firewall.parse_listing("")
+    assert state == firewall.TableState(exists=True)
