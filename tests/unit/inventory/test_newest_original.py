@@ -109,11 +109,17 @@ def test_proxmox_commands_list_every_guest_and_mark_the_blocked_steps() -> None:
     assert "pct start 103" in text.split(blocked[0], 1)[0]
     assert "pct exec 103" not in after
     assert "pct clone 901 914" in after and "pct start 914" in after
-    # Every GPU and every mount point of the inventory is in the commands.
+    # Every GPU and every mount point of the inventory is in the commands: a GPU is added
+    # to the guest, or to the clone source it comes with (a clone has its source's devN).
     inventory = load_inventory(shared_fixture(NEWEST))
     for ctid, guest in inventory.guests.items():
         for gpu in guest.gpus:
-            assert re.search(rf"pct set {ctid} .*--dev\d+ /dev/nvidia{gpu},", text), (ctid, gpu)
+            chain = [ctid]
+            while (source := inventory.guests[chain[-1]].clone_from_ctid) is not None:
+                chain.append(source)
+            holders = "|".join(map(str, chain))
+            found = re.search(rf"pct set ({holders}) .*--dev\d+ /dev/nvidia{gpu},", text)
+            assert found, (ctid, gpu)
         for mount in guest.mount_points:
             assert f"{mount.host_path},mp={mount.container_path}" in text, (ctid, mount)
         for volume in guest.zfs_volumes:

@@ -75,7 +75,9 @@ def test_fresh_node_900_then_101(seed: Inventory, s900: GuestSettings, s101: Gue
          "--cores", "4", "--onboot", "1", "--startup", "order=1,up=5", "--features", "nesting=1",
          "--net0", "name=eth0,bridge=vmbr0,hwaddr=<MAC of 101>,ip=10.0.0.153/24,gw=10.0.0.1,firewall=1"],
         [*LOCK_101, *writer("/etc/pve/lxc/101.conf")],
-        writer("/etc/pve/firewall/101.fw"),
+        # A fresh node has no .fw file: the write is checked against an empty one, as the
+        # driver's is (a file made in between is not overwritten).
+        writer("/etc/pve/firewall/101.fw", files.digest("")),
         ["pct", "resize", "101", "rootfs", "32G"],
         ["pct", "start", "101"],
     ]  # fmt: skip
@@ -89,7 +91,7 @@ def test_fresh_node_900_then_101(seed: Inventory, s900: GuestSettings, s101: Gue
         ),
     }
     text = "\n".join(driver.lines())
-    assert "python3 -c '<phoenix-write>' /etc/pve/firewall/101.fw - -" in text
+    assert f"python3 -c '<phoenix-write>' /etc/pve/firewall/101.fw {files.digest('')} -" in text
     assert "#   | lxc.mount.auto: sys:rw" in text
 
 

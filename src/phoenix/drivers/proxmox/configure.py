@@ -1,59 +1,56 @@
 """Configuring a guest on a Proxmox node: one `pct set` with the whole desired config,
 the raw `lxc.*` and AppArmor lines Phoenix owns in `/etc/pve/lxc/<vmid>.conf`, the
 firewall file, bind mounts and volumes, GPU devices, the root disk's size; a running
-guest is restarted when a change needs it. Each write observes first and changes only
+guest is restarted when a change needs it. It reads what the node holds, and the pure
+builder `configure_commands` (the one the offline preview calls) says what to run: only
 what differs (file writes are checked against the content read).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 
-from phoenix.drivers import gpu, idmaps
+from phoenix.drivers import gpu
 from phoenix.drivers.base import GuestSettings
-from phoenix.drivers.proxmox import commands, conffile, devices, files, firewall, mounts, pvesh
-from phoenix.drivers.proxmox.commands import (
-    CONF_FIELDS,
-    FIREWALL_FIELDS,
-    PCT_SET_FIELDS,
-    RESTART_FIELDS,
-)
+from phoenix.drivers.proxmox import commands, configure_commands, devices, mounts, pvesh
+from phoenix.drivers.proxmox.commands import CONF_FIELDS, FIREWALL_FIELDS, RESTART_FIELDS
+from phoenix.drivers.proxmox.configure_commands import NodeView, refuse_locked
 from phoenix.drivers.proxmox.node import NodeSession, parse_facts
-from phoenix.drivers.proxmox.ownership import owned_lines
-from phoenix.errors import DriverError, PlanError
+from phoenix.errors import DriverError
 
 
 class GuestConfigurer(NodeSession):
     """The configure half of the driver (see the module docstring)."""
 
-    def pct_set_argv(
-        self, ctid: int, settings: GuestSettings, current: pvesh.ConfigFacts | None
-    ) -> list[str]:
-        """`pct set` with the whole desired config and the MAC the guest has."""
-        return commands.set_options(ctid, settings, self._macs.get(ctid), current)
-
     def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:
-        """Apply the changed settings: one `pct set`, the conf's raw keys, the .fw file."""
+        """Apply the changed settings: read what the node holds, then run the parts the
+        builder (`configure_commands`, shared with the offline preview) gives, recording
+        what Phoenix owns after each part."""
         current = self._facts(ctid)
         if current is None:
             raise DriverError(f"guest {ctid} does not exist on node {self.node}; create it first")
-        self._refuse_locked(ctid, current.locked)
-        self._refuse_unchangeable(ctid, settings, current.settings)
+        view = self._view(ctid, settings, changed, current)
         applied: set[str] = set()
-        if changed & PCT_SET_FIELDS:
-            self._mutate(ctid, self.pct_set_argv(ctid, settings, current))
-            applied |= changed & PCT_SET_FIELDS
-            # A new NIC got its MAC from Proxmox on this `pct set`: learn it, keep it.
-            data = self._config(ctid)
-            self._remember_mac(ctid, parse_facts(ctid, data).mac if data else None)
-        if changed & CONF_FIELDS and self._write_raw_keys(ctid, settings):
-            applied |= changed & CONF_FIELDS
-        if changed & FIREWALL_FIELDS:
-            self._write_firewall(ctid, settings)
-        if "mounts" in changed and self._write_mounts(ctid, settings, current):
-            applied.add("mounts")
-        if "gpus" in changed and self._write_devices(ctid, settings, current):
-            applied.add("gpus")
+        # Built (and so checked) whole before anything runs.
+        parts = configure_commands.configure(ctid, settings, changed, view)
+        for part in parts:
+            if part.kind == "raw" and parts[0].kind == "options" and parts[0].commands:
+                # The `pct set` rewrote the conf: the raw keys go into the conf as it is now.
+                conf = self._read_file(ctid, pvesh.conf_path(ctid))
+                view = dataclasses.replace(view, conf=conf)
+                part = configure_commands.raw_keys_part(ctid, settings, changed, view)
+            for command in part.commands:
+                self._mutate(ctid, command.argv, input=command.content)
+            part.owns.record(self.owned, ctid)
+            applied |= part.applied
+            if part.kind == "options":
+                # A new NIC got its MAC from Proxmox on this `pct set`: learn it, keep it.
+                data = self._config(ctid)
+                self._remember_mac(ctid, parse_facts(ctid, data).mac if data else None)
+            resizes = [list(c.argv) for c in part.commands if c.argv[:2] == ("pct", "resize")]
+            if resizes:
+                self._confirm_resizes(ctid, resizes)
         running = bool(applied) and self._state(ctid) == "running"
         if running and applied & RESTART_FIELDS:
             self.restart(ctid)
@@ -62,130 +59,6 @@ class GuestConfigurer(NodeSession):
             # takes the name now, as on the LXC driver (argv, no shell).
             probe = commands.exec_(ctid, ["hostname", settings.hostname], None, self.version())
             self._run("mutate", probe)
-
-    def _refuse_locked(self, ctid: int, lock: str | None) -> None:
-        """pct refuses a locked guest, but a config file write would not: refuse first."""
-        if lock:
-            raise DriverError(
-                f"guest {ctid} is locked ({lock}) by a task on the node (backup, migration, "
-                "snapshot...): Phoenix changes nothing while it runs. Wait for the task; if it "
-                f"crashed, check `pct config {ctid}` and run `pct unlock {ctid}`"
-            )
-
-    def _refuse_unchangeable(
-        self, ctid: int, desired: GuestSettings, observed: GuestSettings
-    ) -> None:
-        if desired.unprivileged != observed.unprivileged:
-            kind = "unprivileged" if desired.unprivileged else "privileged"
-            raise PlanError(
-                f"guest {ctid} must be {kind} but was created otherwise; Proxmox cannot change "
-                "this after creation: the guest must be recreated (run again with --recreate)"
-            )
-        if desired.storage != observed.storage and observed.storage:
-            raise PlanError(
-                f"guest {ctid}'s root disk is on storage {observed.storage!r}, the inventory "
-                f"says {desired.storage!r}: move it with `pct move-volume {ctid} rootfs "
-                f"{desired.storage}` or recreate the guest (--recreate)"
-            )
-
-    def wanted_raw_keys(self, settings: GuestSettings) -> list[tuple[str, str]]:
-        """Raw keys for the conf's main section: AppArmor first, then raw keys in order."""
-        wanted: list[tuple[str, str]] = []
-        if settings.apparmor_profile is not None:
-            wanted.append((pvesh.APPARMOR_KEY, settings.apparmor_profile))
-        wanted += list(settings.raw_lxc)
-        return wanted
-
-    def _write_raw_keys(self, ctid: int, settings: GuestSettings) -> bool:
-        """Make the raw lines Phoenix owns be the wanted ones; leave every other line."""
-        gpu_lines = self._gpu_raw_lines(ctid, settings)
-        wanted = self.wanted_raw_keys(settings) + gpu_lines
-        version = self.version()
-        container = self.container_version() if wanted else None
-        for key, _ in wanted:
-            problem = commands.raw_key_problem(key, version, container)
-            if problem is not None:
-                raise DriverError(f"guest {ctid}: raw LXC option refused: {problem}")
-        path = pvesh.conf_path(ctid)
-        old = self._read_file(ctid, path)
-        if old is None:
-            raise DriverError(f"guest {ctid}: {path} does not exist; create the guest first")
-        present = conffile.main_section_raw(old)
-        mine = owned_lines(present, wanted, self.owned.get(ctid))
-        try:
-            new = conffile.edit_raw_keys(old, wanted, mine)
-        except ValueError as exc:
-            raise DriverError(f"guest {ctid}: raw LXC option refused: {exc}") from None
-        if new != old:
-            expect = files.digest(old)
-            argv = files.write_cmd(path, expect, lock=pvesh.config_lock_path(ctid))
-            self._mutate(ctid, argv, input=new)
-        self.owned.set(ctid, list(dict.fromkeys(wanted)))
-        self.owned.set_gpu_lines(ctid, gpu_lines)
-        return new != old
-
-    def _write_devices(
-        self, ctid: int, settings: GuestSettings, current: pvesh.ConfigFacts
-    ) -> bool:
-        """The guest's NVIDIA `devN` entries become exactly its GPUs' (Proxmox refuses to
-        start a guest whose device is missing, so each node is checked first)."""
-        for path in gpu.device_paths(settings.gpus):
-            if not self._run("observe", devices.probe(path)).ok:
-                fix = (
-                    gpu.UVM_FIX
-                    if path.startswith(gpu.UVM)
-                    else ("check `nvidia-smi -L` on the node and gpu_assignment in the inventory")
-                )
-                raise DriverError(
-                    f"guest {ctid}: node {self.node} has no {path}, so the guest could not "
-                    f"start with it: {fix}"
-                )
-        foreign = [line for line in current.raw if line not in set(self.owned.get(ctid))]
-        version = self.version()
-        if version is not None and version < devices.DEV_SINCE:
-            devices.check_stale_raw(ctid, settings.gpus, foreign)
-            return self._write_raw_keys(ctid, settings)
-        mine = set(self.owned.dev_paths(ctid))
-        argv = devices.set_argv(
-            ctid, settings.gpus, current.devices, foreign, settings.unprivileged, version, mine
-        )
-        if argv is not None:
-            self._mutate(ctid, argv)
-        # What the inventory names is Phoenix's from now on (to delete when it stops naming it).
-        self.owned.set_dev_paths(ctid, gpu.device_paths(settings.gpus))
-        return argv is not None
-
-    def _gpu_raw_lines(self, ctid: int, settings: GuestSettings) -> list[tuple[str, str]]:
-        """The raw GPU lines of a node without `devN` (majors from its /proc/devices)."""
-        version = self.version()
-        if not settings.gpus or version is None or version >= devices.DEV_SINCE:
-            return []
-        proc = self._read_file(ctid, "/proc/devices")
-        return devices.raw_lines(settings.gpus, gpu.char_majors(proc or ""))
-
-    def _write_mounts(self, ctid: int, settings: GuestSettings, current: pvesh.ConfigFacts) -> bool:
-        """Bind sources made (owned as the guest sees them), `mpN` entries matched by target,
-        volumes grown; entries Phoenix no longer wants dropped (their data kept)."""
-        for mount in settings.mounts:
-            if mount.host_path is None:
-                continue
-            uid, gid = mounts.host_ids(
-                mount, settings.unprivileged, idmaps.from_raw(settings.raw_lxc)
-            )
-            if not self._run("observe", mounts.probe_dir(mount.host_path)).ok:
-                self._mutate(ctid, mounts.make_dir(mount.host_path))
-                self._mutate(ctid, mounts.chown(mount.host_path, uid, gid))
-            elif mount.owner_uid is not None or mount.owner_gid is not None:
-                self._mutate(ctid, mounts.chown(mount.host_path, uid, gid))
-        change = mounts.changes(ctid, settings.mounts, current.mounts, self._mount_targets(ctid))
-        if change.set_argv is not None:
-            self._mutate(ctid, change.set_argv)
-        for argv in change.resizes:
-            self._mutate(ctid, argv)
-        if change.resizes:
-            self._confirm_resizes(ctid, change.resizes)
-        self.owned.set_mount_targets(ctid, [m.target for m in settings.mounts])
-        return change.set_argv is not None or bool(change.resizes)
 
     def _confirm_resizes(self, ctid: int, resizes: list[list[str]]) -> None:
         """Read the volumes back: `pct resize` exits 0 when its worker fails."""
@@ -200,26 +73,53 @@ class GuestConfigurer(NodeSession):
                     "(see its task log; is the storage full?)"
                 )
 
-    def _write_firewall(self, ctid: int, settings: GuestSettings) -> None:
-        """Phoenix's options and rules in the `.fw` file; every other byte kept (`firewall`)."""
-        path = pvesh.fw_path(ctid)
-        old = self._read_file(ctid, path)
-        if old is None and not settings.firewall_enabled:
-            return  # no file and no firewall wanted: nothing to switch off
-        owned = firewall.rules_of(self.owned.fw_rules(ctid))
-        try:
-            if old is None:
-                new = firewall.render(settings.firewall_enabled, settings.firewall_rules)
-            else:
-                new = firewall.edit(old, settings.firewall_enabled, settings.firewall_rules, owned)
-        except ValueError as exc:
-            raise DriverError(f"guest {ctid}: firewall rule refused: {exc}") from None
-        if new != old:
-            # Checked against what was read (a GUI edit in between is not overwritten); the
-            # writer creates /etc/pve/firewall, which pmxcfs does not have until first used.
-            expect = files.digest(old or "")
-            self._mutate(ctid, files.write_cmd(path, expect), input=new)
-        self.owned.set_fw_rules(ctid, [firewall.render_rule(r) for r in settings.firewall_rules])
+    def _view(
+        self,
+        ctid: int,
+        settings: GuestSettings,
+        changed: frozenset[str],
+        current: pvesh.ConfigFacts,
+    ) -> NodeView:
+        """What the builder needs for `changed`, read from the node (and nothing more)."""
+        version = self.version() if changed & (CONF_FIELDS | {"gpus"}) else None
+        old_node = version is not None and version < devices.DEV_SINCE
+        raw_part = bool(changed & CONF_FIELDS) or ("gpus" in changed and old_node)
+        gpu_raw = raw_part and old_node and bool(settings.gpus)
+        conf = container = proc_devices = fw = None
+        if raw_part:
+            if gpu_raw:
+                proc_devices = self._read_file(ctid, "/proc/devices") or ""
+            if configure_commands.wanted_raw_keys(settings) or gpu_raw:
+                container = self.container_version()
+            path = pvesh.conf_path(ctid)
+            conf = self._read_file(ctid, path)
+            if conf is None:
+                raise DriverError(f"guest {ctid}: {path} does not exist; create the guest first")
+        if changed & FIREWALL_FIELDS:
+            fw = self._read_file(ctid, pvesh.fw_path(ctid))
+        dirs: set[str] = set()
+        if "mounts" in changed:
+            for source in dict.fromkeys(m.host_path for m in settings.mounts if m.host_path):
+                if self._run("observe", mounts.probe_dir(source)).ok:
+                    dirs.add(source)
+        missing: set[str] = set()
+        if "gpus" in changed:
+            for path in gpu.device_paths(settings.gpus):
+                if not self._run("observe", devices.probe(path)).ok:
+                    missing.add(path)
+        return NodeView(
+            current=current,
+            mac=self._macs.get(ctid),
+            version=version,
+            owned=self.owned,
+            conf=conf,
+            fw=fw,
+            container=container,
+            dirs=frozenset(dirs),
+            missing_devices=frozenset(missing),
+            proc_devices=proc_devices,
+            node=self.node,
+        )
 
     def resize(self, ctid: int, disk_gb: int) -> None:
         """Grow the root disk; confirmed by reading the config back (pct exits 0 even when
@@ -227,7 +127,7 @@ class GuestConfigurer(NodeSession):
         facts = self._facts(ctid)
         if facts is None:
             raise DriverError(f"guest {ctid} does not exist on node {self.node}")
-        self._refuse_locked(ctid, facts.locked)
+        refuse_locked(ctid, facts.locked)
         argv = commands.resize(ctid, disk_gb, facts.settings.disk_gb)
         if argv is None:
             return

@@ -35,6 +35,7 @@ from phoenix.drivers.idmaps import IdRange
 from phoenix.drivers.proxmox import commands, ha, idshift, pvesh
 from phoenix.drivers.proxmox.commands import APPLIED_AFTER_CREATE
 from phoenix.drivers.proxmox.configure import GuestConfigurer
+from phoenix.drivers.proxmox.configure_commands import refuse_locked
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
 from phoenix.drivers.proxmox.node import parse_facts
 from phoenix.drivers.proxmox.properties import flag, parse_rootfs
@@ -192,7 +193,7 @@ class ProxmoxDriver(GuestConfigurer):
             raise DriverError(f"guest {ctid} does not exist on node {self.node}")
         if facts.is_template:
             return
-        self._refuse_locked(ctid, facts.locked)
+        refuse_locked(ctid, facts.locked)
         argv = commands.template(ctid, self.list_snapshots(ctid))
         _, requested = self._status(ctid)
         if requested is not None:  # HA would start the template again (or refuse it)
