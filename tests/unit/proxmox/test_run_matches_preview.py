@@ -111,6 +111,8 @@ def run_and_preview(
     preview = Preview(version)
     blocked: set[int] = set()  # guests stopped at a step that cannot run (no recipe)
     for guest in plan.guests:
+        if guest.kind == "vm":
+            continue  # containers only: `pct` (a VM's `qm` commands are compared apart)
         for step in guest.steps:
             if isinstance(step, Unrunnable) or (isinstance(step, Clone) and step.source in blocked):
                 blocked.add(guest.ctid)  # the executor fails it, and its clones after it
