@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from phoenix.digits import is_digits
 from phoenix.drivers.base import GuestSettings
 from phoenix.drivers.proxmox.properties import parse_property_string, render_property_string
 
@@ -87,7 +88,7 @@ def _allocated(ctid: int, key: str, value: str, config: Config) -> str:
         return _with_mac(value, mac_placeholder(ctid))
     head, _, rest = value.partition(",")
     storage, _, size = head.partition(":")
-    if not key.startswith("mp") or not size.isdigit():
+    if not key.startswith("mp") or not is_digits(size):
         return value
     disk = 1 + sum(1 for k in config if k.startswith("mp"))
     return f"{storage}:subvol-{ctid}-disk-{disk},{rest},size={size}G"
