@@ -146,6 +146,8 @@ def check_property_string(where: str, value: str, fmt: Mapping[str, Any], report
         return
     for key, item in pairs.items():
         spec = fmt.get(key)
+        if spec is not None and "alias" in spec:  # `virtio=MAC` is `macaddr=MAC`
+            spec = fmt.get(spec["alias"], spec)
         if spec is None:
             aliased = next((k for k, s in fmt.items() if s.get("alias") == key), None)
             spec = fmt.get(aliased) if aliased else None
@@ -153,8 +155,9 @@ def check_property_string(where: str, value: str, fmt: Mapping[str, Any], report
             report.problems.append(f"{where}: key {key!r} is not in the format ({sorted(fmt)})")
             continue
         check_value(f"{where}.{key}", item, spec, report, fmt)
+    given = set(pairs) | {fmt[k]["keyAlias"] for k in pairs if fmt.get(k, {}).get("keyAlias")}
     for key, spec in fmt.items():
-        if not spec.get("optional") and not spec.get("alias") and key not in pairs:
+        if not spec.get("optional") and not spec.get("alias") and key not in given:
             report.problems.append(f"{where}: required key {key!r} missing")
 
 
@@ -203,12 +206,52 @@ def check_format(
         except ValueError:
             parts = {"?": "?"}
         ok = set(parts) <= {"order", "up", "down"} and all(v.isdigit() for v in parts.values())
-    elif fmt in ("pve-lxc-mp-string", "pve-volume-id-or-qm-path", "pve-volume-id"):
+    elif fmt in (
+        "pve-lxc-mp-string",
+        "pve-volume-id-or-qm-path",
+        "pve-volume-id",
+        "pve-volume-id-or-absolute-path",
+    ):
         ok = bool(_VOLUME.match(value)) or value.startswith("/")
         if fmt == "pve-lxc-mp-string":
             # pve-container src/PVE/LXC/Config.pm, verify_lxc_mp_string: no `/./` or
             # `/../`, no `/.` or `/..` at the end, no `../` at the start.
             ok = ok and not re.search(r"/\.\.?/|/\.\.?$|^\.\./", value)
+    elif fmt == "pve-qm-ipconfig":
+        # qemu-server PVE/QemuServer.pm, $ipconfig_fmt: ip (dhcp or CIDR), gw, ip6, gw6
+        try:
+            parts = parse_property_string(value)
+        except ValueError:
+            parts = {"?": "?"}
+        ip, gw = parts.get("ip"), parts.get("gw")
+        ok = set(parts) <= {"ip", "gw", "ip6", "gw6"} and (
+            ip is None or ip == "dhcp" or _is_ipv4_cidr(ip)
+        )
+        ok = ok and (gw is None or _is_ipv4(gw))
+    elif fmt == "pve-bridge-id":
+        # pve-common PVE/JSONSchema.pm, pve_verify_bridge_id
+        ok = bool(re.fullmatch(r"[-_.\w]+", value, re.ASCII))
+    elif fmt == "address-list":
+        # pve-common PVE/JSONSchema.pm, verify_address_list: split on space, comma, ';'
+        ok = all(
+            _is_ipv4(a) or _is_ip(a, ipaddress.IPv6Address) for a in re.split(r"[ ,;]+", value)
+        )
+    elif fmt == "urlencoded":
+        # pve-common PVE/JSONSchema.pm, pve_verify_urlencoded: only %XX and unreserved
+        ok = bool(re.fullmatch(r"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9\-._~])*", value))
+    elif fmt == "pve-qm-boot":
+        parts_ = parse_property_string(value, "legacy")
+        ok = set(parts_) <= {"order", "legacy"} and all(
+            re.fullmatch(r"(ide|sata|scsi|virtio|net|efidisk|tpmstate)\d+", d)
+            for d in parts_.get("order", "scsi0").split(";")
+        )
+    elif fmt == "pve-qm-hostpci":
+        # qemu-server PVE/QemuServer/PCI.pm: host=[domain:]bus:dev[.func][;...] first
+        host = value.split(",")[0].removeprefix("host=")
+        ok = all(
+            re.fullmatch(r"([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}(\.[0-7])?", h, re.I)
+            for h in host.split(";")
+        )
     elif fmt == "pve-lxc-dev-string":
         # pve-container's verify_lxc_dev_string: under /dev, no `.`/`..` path components.
         ok = value.startswith("/dev/") and not re.search(r"/\.\.?(/|$)", value)
@@ -310,6 +353,69 @@ PCT: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
+# qm verb -> (method, path under /nodes/{node}/qemu, positional parameter names)
+QM: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "create": ("POST", "", ("vmid",)),
+    "set": ("PUT", "/{vmid}/config", ("vmid",)),
+    "clone": ("POST", "/{vmid}/clone", ("vmid", "newid")),
+    "resize": ("PUT", "/{vmid}/resize", ("vmid", "disk", "size")),
+    "snapshot": ("POST", "/{vmid}/snapshot", ("vmid", "snapname")),
+    "template": ("POST", "/{vmid}/template", ("vmid",)),
+    "start": ("POST", "/{vmid}/status/start", ("vmid",)),
+    "stop": ("POST", "/{vmid}/status/stop", ("vmid",)),
+    "shutdown": ("POST", "/{vmid}/status/shutdown", ("vmid",)),
+    "destroy": ("DELETE", "/{vmid}", ("vmid",)),
+}
+# qm commands of the CLI alone (PVE/CLI/qm.pm), with the options each takes there.
+QM_CLI: dict[str, frozenset[str]] = {
+    "guest exec": frozenset({"timeout", "pass-stdin", "synchronous"}),
+    "importdisk": frozenset({"format", "target-disk"}),
+}
+
+
+def _api_call(
+    version: str,
+    what: str,
+    base: str,
+    table: tuple[str, str, tuple[str, ...]],
+    rest: Sequence[str],
+    node: str,
+    report: Report,
+) -> None:
+    method, suffix, positional = table
+    given = next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))
+    given = min(given, len(positional))
+    params = dict(zip(positional, rest[:given], strict=False))
+    if given < len(positional):
+        report.problems.append(f"{what}: missing positional {positional[given:]}")
+    params.update(_options(rest[given:], what, report))
+    params["node"] = node
+    check_params(version, what, base + suffix, method, params, report)
+
+
+def check_qm(version: str, argv: Sequence[str], node: str, report: Report) -> None:
+    """`qm VERB ...`: the API call it is (`PVE/CLI/qm.pm` maps each verb to an endpoint),
+    or a command of the CLI alone with its own options."""
+    what = " ".join(argv)
+    verb = " ".join(argv[1:3]) if argv[1:2] == ["guest"] else argv[1]
+    rest = list(argv[1 + len(verb.split()) :])
+    if verb in QM_CLI:
+        check_format(f"{what}: vmid", rest[0] if rest else "", "pve-vmid", report, {})
+        end = rest.index("--") if "--" in rest else len(rest)
+        positional = 3 if verb == "importdisk" else 1
+        options = _options(rest[positional:end], what, report)
+        unknown = set(options) - QM_CLI[verb]
+        if unknown:
+            report.problems.append(f"{what}: qm {verb} has no option {sorted(unknown)}")
+        if verb == "guest exec" and end == len(rest):
+            report.problems.append(f"{what}: no command after --")
+        return
+    if verb not in QM:
+        report.problems.append(f"{what}: qm verb {verb!r} has no API endpoint mapped")
+        return
+    _api_call(version, what, "/nodes/{node}/qemu", QM[verb], rest, node, report)
+
+
 def check_argv(version: str, argv: Sequence[str], node: str = "localhost") -> Report:
     """One command Phoenix runs on a node, against PVE `version`'s schema."""
     report = Report()
@@ -337,6 +443,9 @@ def check_argv(version: str, argv: Sequence[str], node: str = "localhost") -> Re
         params.update(_options(rest[given:], what, report))
         params["node"] = node
         check_params(version, what, "/nodes/{node}/lxc" + suffix, method, params, report)
+        return report
+    if argv[0] == "qm":
+        check_qm(version, argv, node, report)
         return report
     if argv[0] == "pvesh":
         method = {"get": "GET", "set": "PUT", "create": "POST", "delete": "DELETE"}[argv[1]]
