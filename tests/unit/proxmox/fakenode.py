@@ -27,6 +27,7 @@ from phoenix.drivers.proxmox import files, idshift
 from phoenix.drivers.proxmox.commands import RAW_KEYS_SINCE, parse_container_version
 from phoenix.drivers.proxmox.properties import parse_property_string, size_to_gib
 from phoenix.runners.base import CommandResult, Stdin, stdin_bytes
+from tests.unit.proxmox.fakeqemu import FakeQemu, QmFail
 
 HA_REQUESTS = frozenset({"started", "stopped", "enabled", "disabled", "ignored"})
 SNAPSHOT_TYPES = frozenset({"zfspool", "lvmthin", "rbd", "btrfs"})
@@ -132,7 +133,10 @@ class FakeNode:
     _macs: int = 0
     _volumes: int = 0
 
+    qemu: FakeQemu = field(init=False, repr=False)
+
     def __post_init__(self) -> None:
+        self.qemu = FakeQemu(self)  # the node's VMs (`qm`, /nodes/N/qemu)
         (self.root / "etc/pve/lxc").mkdir(parents=True, exist_ok=True)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
 
@@ -182,7 +186,7 @@ class FakeNode:
         self.calls.append(args)
         try:
             out = self._dispatch(list(args), input)
-        except _Fail as exc:
+        except (_Fail, QmFail) as exc:
             return CommandResult(exc.code, "", exc.message + "\n", args)
         return CommandResult(0, out, "", args)
 
@@ -205,6 +209,8 @@ class FakeNode:
             return self._pvesh(argv)
         if argv[0] == "pct":
             return self._pct(argv, input)
+        if argv[0] == "qm":
+            return self.qemu.qm(argv, input)
         if argv[:2] == ["pveversion", "--verbose"]:
             return (
                 f"proxmox-ve: {self.version}\npve-manager: {self.version} (running version: "
@@ -259,6 +265,13 @@ class FakeNode:
                 raise _Fail(255, f"state: value '{state}' does not have a value in the enumeration")
             self.ha[ctid] = state
             return ""
+        vm_path = argv[2].strip("/").split("/")
+        if (
+            vm_path[0] == "nodes"
+            and vm_path[2:3] == ["qemu"]
+            and vm_path[1] in ("localhost", self.name)
+        ):
+            return self.qemu.pvesh(argv, vm_path)
         assert argv[1] == "get" and argv[-2:] == ["--output-format", "json"], argv
         path = argv[2]
         if path == "/version":
@@ -266,8 +279,12 @@ class FakeNode:
         if path == "/cluster/resources":  # pve-manager PVE/API2/Cluster.pm, resources
             here = [int(p.stem) for p in self.path("/etc/pve/lxc").glob("*.conf")]
             rows = [(c, self.name) for c in here] + list(self.elsewhere.items())
+            vms = [
+                {"id": f"qemu/{v}", "vmid": v, "type": "qemu", "node": self.name}
+                for v in self.qemu.vms
+            ]
             return json.dumps(
-                [{"id": f"lxc/{c}", "vmid": c, "type": "lxc", "node": n} for c, n in rows]
+                [{"id": f"lxc/{c}", "vmid": c, "type": "lxc", "node": n} for c, n in rows] + vms
             )
         if path == "/cluster/ha/resources":  # pve-ha-manager src/PVE/API2/HA/Resources.pm
             return json.dumps(
@@ -410,6 +427,8 @@ class FakeNode:
         verb, ctid = argv[1], int(argv[2])
         if verb == "create":
             # pve-container src/PVE/API2/LXC.pm: the id is checked cluster-wide (pmxcfs).
+            if self.qemu.exists(ctid):  # pve-cluster check_vmid_unused names the kind
+                raise _Fail(255, f"VM {ctid} already exists on node '{self.name}'")
             owner = self._owner(ctid)
             if owner is not None:
                 raise _Fail(255, f"CT {ctid} already exists on node '{owner}'")
