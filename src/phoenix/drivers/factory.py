@@ -158,9 +158,11 @@ def make_driver(
 
 def _vm_driver(settings: HostSettings, chosen: str) -> Driver:
     if chosen == "proxmox":
-        return OfflineDriver(
-            chosen, "VMs on Proxmox are not driven by Phoenix yet: it observes none"
-        )
+        vms = _import("phoenix.drivers.proxmox.vmdriver", "ProxmoxVmDriver", "the Proxmox driver")
+        owned = _import("phoenix.drivers.proxmox.ownership", "OwnedRaw", "the Proxmox driver")
+        # The VMs' firewall rules Phoenix wrote: a record of their own beside the journal.
+        record = owned(Path(settings.state_dir) / "proxmox-vm-owned.json")
+        return cast(Driver, vms(node_runner(settings), settings.node or "localhost", owned=record))
     qemu = _import("phoenix.drivers.qemu.driver", "QemuDriver", "the local VM driver")
     return cast(
         Driver,

@@ -223,11 +223,11 @@ class Unrunnable(_Step):
     """A feature/application that cannot run (`error`: a missing recipe). Planning still
     shows everything else; the executor fails the guest when it reaches this step."""
 
-    recipe: Literal["feature", "application"]
+    recipe: Literal["feature", "application", "create"]  # create: a VM the driver cannot make
     error: str
 
     @property
-    def kind(self) -> Literal["feature", "application"]:
+    def kind(self) -> Literal["feature", "application", "create"]:
         return self.recipe
 
     def describe(self) -> str:

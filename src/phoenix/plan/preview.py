@@ -87,8 +87,6 @@ def plan_listing(plan: Plan, version: Version = DEFAULT_VERSION) -> Listing:
     walker = PlanPreview(Preview(version))
     blocked: list[tuple[int, Unrunnable]] = []
     for guest in plan.guests:
-        if guest.kind == "vm":
-            continue  # a VM's `qm` commands are not previewed (yet)
         for step in guest.steps:
             if isinstance(step, Unrunnable):
                 blocked.append((len(walker.preview.commands), step))

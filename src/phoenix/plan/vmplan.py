@@ -99,6 +99,15 @@ def vm_bundles(planner: Planner, vm: VmGuest) -> list[tuple[str, Bundle | None, 
 
 def _make_step(planner: Planner, vmid: int, vm: VmGuest, desired: GuestSettings) -> Step:
     src = vm.clone_from_vmid
+    if src is None and vm.template_image is None and planner.driver.name == "proxmox":
+        return Unrunnable(
+            vmid,
+            "create from Phoenix's Debian base image",
+            "create",
+            "on Proxmox a VM is made from a cloud image on the node: set template_image "
+            "(an absolute path on the node, or a volume id such as "
+            "'local:import/debian-12-genericcloud-amd64.qcow2')",
+        )
     if src is None:
         image = _image(planner, vm.template_image)
         shown = vm.template_image or "Phoenix's Debian base image"

@@ -29,6 +29,7 @@ from phoenix.drivers.proxmox.commands import APPLIED_AFTER_CREATE, PCT_SET_FIELD
 from phoenix.drivers.proxmox.configure_commands import Command, NodeView
 from phoenix.drivers.proxmox.ownership import OwnedRaw
 from phoenix.drivers.proxmox.preview_node import mac_placeholder
+from phoenix.drivers.proxmox.preview_vms import PreviewVms
 from phoenix.runners.base import CommandResult, Stdin
 
 # What a preview assumes of a node it cannot ask.
@@ -49,6 +50,9 @@ class Preview:
     dirs: set[str] = field(default_factory=set)  # the bind sources made
     owned: OwnedRaw = field(default_factory=OwnedRaw)  # what the driver would record
     configs: dict[int, preview_node.Config] = field(default_factory=dict)  # as pvesh shows
+
+    def __post_init__(self) -> None:
+        self.vms = PreviewVms(self.commands.append, self.version, self.owned, self.fw)
 
     def _add(self, argv: Sequence[str]) -> None:
         self.commands.append(Command(tuple(argv)))
@@ -71,6 +75,8 @@ class Preview:
         self.maps[ctid] = dst
 
     def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
+        if settings.is_vm:
+            return self.vms.create(ctid, template, settings)
         self._add(commands.create(ctid, template, settings))
         self.configs[ctid] = preview_node.created(ctid, settings)
         self.disks[ctid] = settings.disk_gb
@@ -81,6 +87,8 @@ class Preview:
         self.configure(ctid, settings, APPLIED_AFTER_CREATE)
 
     def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
+        if settings.is_vm:
+            return self.vms.clone(source, ctid, snapshot, settings)
         config = self.configs.get(source)
         if config is not None:  # a source this plan made: its settings are known
             commands.check_clone(source, ctid, settings, self._facts(source).settings)
@@ -104,6 +112,8 @@ class Preview:
         return pvesh.parse_config(self.configs[ctid], firewall.parse(fw) if fw else None)
 
     def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:
+        if settings.is_vm:
+            return self.vms.configure(ctid, settings)
         """The driver's builder on what this node holds (`preview_node`): the config its
         commands made, the `.fw` files written (a clone's is its source's), the bind
         sources made. Of a conf only its raw keys are known."""
@@ -140,6 +150,8 @@ class Preview:
             preview_node.apply(config, command.argv)
 
     def resize(self, ctid: int, disk_gb: int) -> None:
+        if ctid in self.vms.ids:
+            return self.vms.resize(ctid, disk_gb)
         argv = commands.resize(ctid, disk_gb, self.disks.get(ctid))
         if argv is not None:
             self._add(argv)
@@ -148,12 +160,18 @@ class Preview:
                 preview_node.apply(self.configs[ctid], argv)
 
     def start(self, ctid: int) -> None:
+        if ctid in self.vms.ids:
+            return self.vms.start(ctid)
         self._add(commands.start(ctid))
 
     def stop(self, ctid: int, timeout: float = 60.0) -> None:
+        if ctid in self.vms.ids:
+            return self.vms.stop(ctid, timeout)
         self._add(commands.shutdown(ctid, timeout))
 
     def destroy(self, ctid: int) -> None:
+        if ctid in self.vms.ids:
+            return self.vms.destroy(ctid)
         self._add(commands.destroy(ctid))
         self.configs.pop(ctid, None)
         self.owned.forget(ctid)
@@ -162,16 +180,23 @@ class Preview:
         self.snapshots.pop(ctid, None)
 
     def snapshot(self, ctid: int, name: str) -> None:
-        self._add(commands.snapshot(ctid, name))
+        if ctid in self.vms.ids:
+            self.vms.snapshot(ctid, name)
+        else:
+            self._add(commands.snapshot(ctid, name))
         self.snapshots.setdefault(ctid, []).append(name)
 
     def mark_template(self, ctid: int) -> None:
+        if ctid in self.vms.ids:
+            return self.vms.mark_template(ctid, self.snapshots.get(ctid, []))
         argv = commands.template(ctid, self.snapshots.get(ctid, []))
         self._add(argv)
         if ctid in self.configs:
             preview_node.apply(self.configs[ctid], argv)
 
     def exec(self, ctid: int, argv: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        if ctid in self.vms.ids:
+            return self.vms.exec(ctid, argv, env)
         self._add(commands.exec_(ctid, argv, env, self.version))
 
     def guest(self) -> Driver:
