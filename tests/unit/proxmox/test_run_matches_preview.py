@@ -11,24 +11,29 @@ import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from phoenix.cli.gateway_app import GATEWAY
 from phoenix.drivers import gpu
+from phoenix.drivers.base import Driver
 from phoenix.drivers.factory import OfflineDriver
 from phoenix.drivers.proxmox import conffile, files
 from phoenix.drivers.proxmox.configure_commands import Command
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.drivers.proxmox.preview import Preview
 from phoenix.drivers.proxmox.preview_node import mac_placeholder
+from phoenix.drivers.proxmox.vmdriver import ProxmoxVmDriver
+from phoenix.drivers.split import SplitDriver
 from phoenix.inventory import load_inventory
 from phoenix.plan.dispatch import lifecycle
-from phoenix.plan.model import Clone, Plan, Unrunnable
+from phoenix.plan.model import Clone, Create, Plan, Unrunnable
 from phoenix.plan.planner import Planner, PlanOptions
 from phoenix.runners.base import CommandResult, Stdin, stdin_bytes
 from tests.conftest import shared_fixture
 from tests.unit.proxmox.fakenode import FakeNode
+from tests.unit.proxmox.fakeqemu import image
 
 FIXTURES = ["phoenix-etc-seed", "phoenix-etc-2025-10-03", "phoenix-etc-newest"]
 VERSIONS = {"8.4": "8.4.1", "9.1": "9.1.3"}
@@ -54,6 +59,10 @@ def node_for(plan: Plan, root: Path, version: str) -> FakeNode:
                 pools.add(settings.storage)
                 pools |= {m.pool for m in settings.mounts if m.pool}
     node = FakeNode(root, version=version, storages=dict.fromkeys(pools, "zfspool"))
+    for guest in plan.guests:  # the VMs' images, on the node
+        for step in guest.steps:
+            if guest.kind == "vm" and isinstance(step, Create) and step.template:
+                image(node.root, step.template)
     for path in gpu.device_paths(tuple(range(8))):
         node.path(path).parent.mkdir(parents=True, exist_ok=True)
         node.path(path).write_text("")
@@ -107,12 +116,15 @@ def run_and_preview(
 ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     """Every lifecycle step of the plan through the driver and through the preview."""
     recording = Recording(node)
-    driver = ProxmoxDriver(recording, "pve", sleep=lambda _: None)
+    vm_ids = frozenset(g.ctid for g in plan.guests if g.kind == "vm")
+    driver = SplitDriver(
+        cast(Driver, ProxmoxDriver(recording, "pve", sleep=lambda _: None)),
+        cast(Driver, ProxmoxVmDriver(recording, "localhost", sleep=lambda _: None)),
+        vm_ids,
+    )
     preview = Preview(version)
     blocked: set[int] = set()  # guests stopped at a step that cannot run (no recipe)
     for guest in plan.guests:
-        if guest.kind == "vm":
-            continue  # containers only: `pct` (a VM's `qm` commands are compared apart)
         for step in guest.steps:
             if isinstance(step, Unrunnable) or (isinstance(step, Clone) and step.source in blocked):
                 blocked.add(guest.ctid)  # the executor fails it, and its clones after it
@@ -125,8 +137,10 @@ def run_and_preview(
 
 
 def _mutating(argv: tuple[str, ...]) -> bool:
+    if argv[:2] == ("pvesh", "set"):
+        return True  # a VM's config
     readers = ("pvesh", "cat", "test", "pveversion")
-    return argv[0] not in readers and argv[:2] != ("pct", "exec")
+    return argv[0] not in readers and argv[:2] not in (("pct", "exec"), ("qm", "guest"))
 
 
 def _written_path(argv: tuple[str, ...]) -> str | None:
