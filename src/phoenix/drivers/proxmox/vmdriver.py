@@ -17,8 +17,7 @@ the containers' own); this class observes, calls a builder and runs the result.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from phoenix.drivers.base import GuestSettings, NetSettings, ObservedGuest, VmConfig
@@ -27,7 +26,6 @@ from phoenix.drivers.proxmox.commands import FIREWALL_FIELDS
 from phoenix.drivers.proxmox.configure_commands import firewall_part
 from phoenix.drivers.proxmox.errors import check, is_missing_guest
 from phoenix.drivers.proxmox.node import NodeSession
-from phoenix.drivers.proxmox.ownership import OwnedRaw
 from phoenix.drivers.proxmox.properties import (
     flag,
     parse_property_string,
@@ -35,7 +33,7 @@ from phoenix.drivers.proxmox.properties import (
     size_to_gib,
 )
 from phoenix.errors import DriverError
-from phoenix.runners.base import CommandResult, Runner, Stdin, stdin_bytes
+from phoenix.runners.base import CommandResult, Stdin, stdin_bytes
 
 # Settings that take effect when the VM boots again (cloud-init and hardware).
 BOOT_FIELDS = frozenset({"hostname", "memory_mb", "cores", "net", "vm"})
@@ -88,22 +86,6 @@ class ProxmoxVmDriver(NodeSession):
     """The VMs of one Proxmox VE node (see the module docstring)."""
 
     name = "proxmox"
-
-    def __init__(
-        self,
-        runner: Runner,
-        node: str = "localhost",
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        poll_interval: float = 1.0,
-        owned: OwnedRaw | None = None,
-        version: pvesh.Version | None = None,
-    ) -> None:
-        super().__init__(
-            runner, node, sleep=sleep, clock=clock, poll_interval=poll_interval,
-            owned=owned, version=version,
-        )  # fmt: skip
 
     # -- observing ---------------------------------------------------------------------
 
