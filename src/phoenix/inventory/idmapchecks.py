@@ -124,3 +124,23 @@ def _overlaps(ctid: int, ranges: list[MapRange], kind: str, passthrough: bool) -
         if r.host == 0 and r.entry is not None:
             out.append(problem("maps host root (id 0) into the guest: start at 1 or more", r.entry))
     return out
+
+
+def proxmox_idmap_problems(ctid: int, guest: LxcGuest) -> list[Problem]:
+    """On Proxmox the template is unpacked under the default map (guest ids 0..65535) and
+    Phoenix re-owns the files through the guest's own map before its first start; a file
+    whose owner the map lacks becomes the guest's nobody (65534), which the map must have."""
+    if not guest.id_maps or not guest.unprivileged:
+        return []
+    ranges = compose(guest.id_maps)
+    return [
+        _problem(
+            ctid,
+            f"on Proxmox the map must give guest {_KIND_NAME[kind]} 65534 (nobody) a host id: "
+            "the template is unpacked under guest ids 0..65535 and Phoenix re-owns its files "
+            "through this map before the first start, a file whose owner the map lacks "
+            f"becoming nobody. Map the guest's {_KIND_NAME[kind]}s 0..65535",
+        )
+        for kind in ("u", "g")
+        if not any(r.kind == kind and r.guest <= 65534 < r.guest + r.count for r in ranges)
+    ]

@@ -199,3 +199,25 @@ def test_re_owning_is_needed_only_when_a_map_moves_an_id() -> None:
         ["python3", "-c"],
         ["pct", "unmount"],
     ]
+
+
+def test_validate_on_proxmox_refuses_a_map_without_nobody(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from phoenix.inventory import validate_config_dir
+    from phoenix.inventory.problems import errors
+    from tests.conftest import shared_fixture
+
+    etc = tmp_path / "etc"
+    shutil.copytree(shared_fixture("phoenix-etc-seed"), etc)
+    path = etc / "phoenix_lxc_configs.json"
+    data = json.loads(path.read_text())
+    data["lxc_configs"]["101"]["id_maps"] = ["u 0 200000 1000", "g 0 200000 65536"]
+    path.write_text(json.dumps(data))
+    _, problems = validate_config_dir(etc, driver="proxmox")
+    found = [p for p in errors(problems) if "65534" in p.message]
+    assert [p.path for p in found] == ["lxc_configs.101.id_maps"]
+    assert "uid 65534 (nobody)" in found[0].message
+    _, on_lxc = validate_config_dir(etc, driver="lxc")
+    assert not [p for p in on_lxc if "65534" in p.message]

@@ -35,7 +35,7 @@ from phoenix.inventory.checks.options import (
 from phoenix.inventory.checks.proxmox_binds import bind_mount_problems
 from phoenix.inventory.checks.vms import vm_problems
 from phoenix.inventory.core import LXC_FILE, Inventory
-from phoenix.inventory.idmapchecks import idmap_problems
+from phoenix.inventory.idmapchecks import idmap_problems, proxmox_idmap_problems
 from phoenix.inventory.mountchecks import mount_problems
 from phoenix.inventory.problems import Problem
 from phoenix.inventory.scripts import RecipeCatalog
@@ -85,4 +85,6 @@ def semantic_problems(
     out += bridge_problems(inventory, chosen)
     if chosen == "proxmox":
         out += bind_mount_problems(inventory)
+        for ctid, guest in sorted(inventory.guests.items()):
+            out += proxmox_idmap_problems(ctid, guest)
     return out
