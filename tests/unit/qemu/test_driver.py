@@ -5,7 +5,10 @@ the next create removes, clones are linked or copies, and destroy leaves nothing
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +18,11 @@ import pytest
 from phoenix.drivers.base import GuestSettings, NetSettings, VmConfig
 from phoenix.drivers.qemu import meta
 from phoenix.drivers.qemu.driver import QemuDriver, host_nameservers
+from phoenix.drivers.qemu.vms import UNTAGGED
 from phoenix.errors import DriverError, ParseError
+from phoenix.plan import reaper
+from phoenix.plan.lock import host_lock
+from phoenix.runners.local import LocalRunner
 
 
 @pytest.fixture
@@ -142,3 +149,28 @@ def test_host_nameservers_skip_the_loopback_stub() -> None:
     )
     assert host_nameservers("nameserver 127.0.0.53\n", "10.0.0.1") == ("10.0.0.1",)
     assert host_nameservers("", None) == ()
+
+
+def test_a_vm_started_by_a_run_that_was_killed_is_not_reaped_with_its_children(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QEMU is started the way LocalVms starts it (daemonized, `UNTAGGED`); the next run's
+    lock ends a killed run's children (a half-done tar), never the VM it started."""
+    dead = _gone_pid()
+    monkeypatch.setenv(reaper.ENV, f"{tmp_path / 'phoenix.lock'}|{dead}")
+    daemon = ["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"]
+    vm = int(LocalRunner().run(daemon, env=UNTAGGED).stdout)
+    child = int(LocalRunner().run(daemon).stdout)
+    try:
+        with host_lock(tmp_path):
+            pass
+        assert reaper._alive(vm) and not reaper._alive(child)
+    finally:
+        for pid in (vm, child):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _gone_pid() -> int:
+    proc = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+    return int(proc.stdout)

@@ -63,6 +63,9 @@ def user_data(spec: SeedSpec) -> dict[str, object]:
         # Debian's cloud-init renders ifupdown config, whose dns-nameservers only work with
         # resolvconf installed: the resolvers are written as the file itself.
         text = "".join(f"nameserver {ns}\n" for ns in spec.nameservers)
+        # DNS over TCP: a VM's parallel A/AAAA queries over UDP through the lab's NAT were
+        # lost often enough here to fail apt part-way ("Temporary failure resolving").
+        text += "options use-vc timeout:2 attempts:3\n"
         data["write_files"] = [{"path": "/etc/resolv.conf", "content": text, "permissions": "0644"}]
     data.update(spec.extra_user_data)
     return data

@@ -38,6 +38,9 @@ from phoenix.errors import DriverError
 from phoenix.runners.base import TIMED_OUT, CommandResult, Runner, Stdin, stdin_bytes
 
 TEMPLATE_MARK = "template"
+# A VM outlives the run that starts it: its QEMU must not carry the run's tag, or the next
+# run would end it as a child a killed run left behind (see `phoenix.plan.reaper`).
+UNTAGGED = {"PHOENIX_RUN": ""}
 SEED_DIGEST = "seed.digest"
 GIB = 1024**3
 
@@ -242,7 +245,7 @@ class LocalVms:
             self._tap_up(tap, hw.bridge)
         machine = Machine(vmid, hw.cores, hw.memory_mb, hw.mac, paths, tap, self.accel)
         try:
-            self._run(qemu_argv(machine), "starting QEMU")
+            self._run(qemu_argv(machine), "starting QEMU", env=UNTAGGED)
         except DriverError:
             self._cleanup(vmid)  # no tap left on the bridge for a VM that never ran
             raise
@@ -372,9 +375,11 @@ class LocalVms:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _run(self, argv: Sequence[str], what: str) -> CommandResult:
+    def _run(
+        self, argv: Sequence[str], what: str, env: Mapping[str, str] | None = None
+    ) -> CommandResult:
         self.log.add("observe" if list(argv[:2]) == ["qemu-img", "info"] else "mutate", argv)
-        result = self.runner.run(argv, timeout=600)
+        result = self.runner.run(argv, timeout=600, env=env)
         if not result.ok:
             tail = (result.stderr or result.stdout).strip()[-400:]
             raise DriverError(f"{what}: {argv[0]} failed (exit {result.returncode}): {tail}")
