@@ -63,8 +63,8 @@ def user_data(spec: SeedSpec) -> dict[str, object]:
         # Debian's cloud-init renders ifupdown config, whose dns-nameservers only work with
         # resolvconf installed: the resolvers are written as the file itself.
         text = "".join(f"nameserver {ns}\n" for ns in spec.nameservers)
-        # DNS over TCP: a VM's parallel A/AAAA queries over UDP through the lab's NAT were
-        # lost often enough here to fail apt part-way ("Temporary failure resolving").
+        # DNS over TCP: the VM's parallel A/AAAA queries do not depend on the UDP state of
+        # the lab's NAT; short timeouts, a few tries.
         text += "options use-vc timeout:2 attempts:3\n"
         data["write_files"] = [{"path": "/etc/resolv.conf", "content": text, "permissions": "0644"}]
     data.update(spec.extra_user_data)
@@ -83,7 +83,10 @@ def network_config(spec: SeedSpec) -> dict[str, object]:
         nic["dhcp4"] = False
         nic["addresses"] = [spec.address]
         if spec.gateway is not None:
-            nic["routes"] = [{"to": "0.0.0.0/0", "via": spec.gateway}]
+            # `gateway4`, not a default route under `routes`: Debian's cloud-init renders
+            # ifupdown config, where a route is a `post-up route add` line needing
+            # net-tools (not in the image) and fails silently; `gateway` is ifupdown's own.
+            nic["gateway4"] = spec.gateway
     if spec.nameservers:
         nic["nameservers"] = {"addresses": list(spec.nameservers)}
     return {"version": 2, "ethernets": {spec.interface: nic}}
