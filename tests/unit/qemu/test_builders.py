@@ -42,12 +42,7 @@ def test_static_seed_sets_name_login_and_address_matched_by_mac() -> None:
     assert seed["user"]["hostname"] == "vm-a"
     assert seed["user"]["package_upgrade"] is False
     assert seed["user"]["write_files"] == [
-        {
-            "path": "/etc/resolv.conf",
-            # over TCP: no reliance on the NAT's UDP state
-            "content": "nameserver 10.213.60.1\noptions use-vc timeout:2 attempts:3\n",
-            "permissions": "0644",
-        }
+        {"path": "/etc/resolv.conf", "content": "nameserver 10.213.60.1\n", "permissions": "0644"}
     ]
     (user,) = seed["user"]["users"]
     assert user["name"] == "phoenix_user"

@@ -63,9 +63,6 @@ def user_data(spec: SeedSpec) -> dict[str, object]:
         # Debian's cloud-init renders ifupdown config, whose dns-nameservers only work with
         # resolvconf installed: the resolvers are written as the file itself.
         text = "".join(f"nameserver {ns}\n" for ns in spec.nameservers)
-        # DNS over TCP: the VM's parallel A/AAAA queries do not depend on the UDP state of
-        # the lab's NAT; short timeouts, a few tries.
-        text += "options use-vc timeout:2 attempts:3\n"
         data["write_files"] = [{"path": "/etc/resolv.conf", "content": text, "permissions": "0644"}]
     data.update(spec.extra_user_data)
     return data
