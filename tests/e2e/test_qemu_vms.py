@@ -238,16 +238,16 @@ def converged(vm_lab: VmLab) -> Run:
     assert image == image_path(IMAGE_CACHE, SUITE)
 
     started = time.monotonic()
-    first = vm_lab.cli("LetsGo", kill_at=(TEMPLATE, "feature"), delay=8)
+    first = vm_lab.cli("converge", kill_at=(TEMPLATE, "feature"), delay=8)
     assert first.rc == -signal.SIGKILL, first.why()
     assert first.hit.startswith(f"{TEMPLATE} "), first.hit
     time.sleep(2)
     alive = subprocess.run(["pgrep", "-f", f"process=phoenix-vm-{TEMPLATE}"], capture_output=True)
     print(f"\nafter the kill in {first.hit}: template QEMU alive: {alive.returncode == 0}")
-    second = vm_lab.cli("LetsGo", kill_at=(CLONE, "clone"))
+    second = vm_lab.cli("converge", kill_at=(CLONE, "clone"))
     assert second.rc == -signal.SIGKILL, second.why()
     assert second.hit.startswith(f"{CLONE} "), second.hit
-    last = vm_lab.cli("LetsGo")
+    last = vm_lab.cli("converge")
     vm_lab.timings["converge from nothing (3 runs)"] = time.monotonic() - started
     assert last.rc == 0 and last.result["ok"], last.why()
     resumed = {e["ctid"] for e in last.events if e["event"] == "resume"}
@@ -257,7 +257,7 @@ def converged(vm_lab: VmLab) -> Run:
 
 def test_rerun_changes_nothing(vm_lab: VmLab, converged: Run) -> None:
     started = time.monotonic()
-    again = vm_lab.cli("LetsGo")
+    again = vm_lab.cli("converge")
     vm_lab.timings["no-op converge"] = time.monotonic() - started
     assert again.rc == 0 and again.result["done"] == [], again.result
     assert again.steps("step_started") == []
