@@ -9,6 +9,7 @@ import pytest
 
 from phoenix.drivers.factory import OfflineDriver
 from phoenix.drivers.lxc import LxcDriver
+from phoenix.drivers.proxmox.cluster import ClusterDriver
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.drivers.qemu.driver import QemuDriver
 from phoenix.drivers.split import SplitDriver
@@ -17,7 +18,7 @@ from tests.driver_contract import contract_breaches
 
 
 @pytest.mark.parametrize(
-    "driver", [LxcDriver, ProxmoxDriver, OfflineDriver, QemuDriver, SplitDriver]
+    "driver", [LxcDriver, ProxmoxDriver, ClusterDriver, OfflineDriver, QemuDriver, SplitDriver]
 )
 def test_every_shipped_driver_keeps_the_contract(driver: type) -> None:
     assert contract_breaches(driver) == []

@@ -259,7 +259,10 @@ def stats(
     port = config.http_port if config is not None else 80
     try:
         driver = make_driver(
-            inventory.hypervisor.phoenix, state(ctx).driver, vm_ids=frozenset(inventory.vms)
+            inventory.hypervisor.phoenix,
+            state(ctx).driver,
+            vm_ids=frozenset(inventory.vms),
+            placement=inventory.placement(),
         )
         result = driver.exec(
             gw, ["curl", "-sS", "-m", "5", f"http://127.0.0.1:{port}/phoenix/status"], timeout=15

@@ -51,6 +51,15 @@ RecreateOpt = Annotated[
         help="Destroy and rebuild guests whose unprivileged/storage setting changed.",
     ),
 ]
+MigrateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--migrate",
+        help="Proxmox cluster: move guests running on another node than their inventory "
+        "`node` (pct migrate; a running container restarts). Without it that is reported "
+        "as drift and the guest converges where it is.",
+    ),
+]
 
 
 def _setup(ctx: typer.Context, ids: list[str] | None) -> tuple[Inventory, list[int] | None]:
@@ -63,7 +72,11 @@ def _driver(ctx: typer.Context, inventory: Inventory, offline: bool = False) -> 
 
     try:
         return make_driver(
-            inventory.hypervisor.phoenix, state(ctx).driver, offline, frozenset(inventory.vms)
+            inventory.hypervisor.phoenix,
+            state(ctx).driver,
+            offline,
+            frozenset(inventory.vms),
+            placement=inventory.placement(),
         )
     except PhoenixError as exc:
         fail(str(exc))
@@ -189,6 +202,7 @@ def plan(
         ),
     ] = "9.1",
     recreate: RecreateOpt = False,
+    migrate: MigrateOpt = False,
 ) -> None:
     """Show, per guest in creation order, the steps that would make it match the inventory
     (a converged guest shows 'up to date'). Changes nothing."""
@@ -204,6 +218,7 @@ def plan(
         interrupted = {} if offline else Journal.interrupted(state_dir)
         options = PlanOptions(
             recreate=recreate,
+            migrate=migrate,
             interrupted=interrupted,
             state_dir=state_dir,
             persist_secrets=False,  # a plan only shows: no CA or keys are written
@@ -255,6 +270,7 @@ def converge(
     ids: Ids = None,
     as_json: JsonOpt = False,
     recreate: RecreateOpt = False,
+    migrate: MigrateOpt = False,
 ) -> None:
     """Make the guests (default: all) match the inventory: create or clone, configure,
     start in boot order, run features and the application, check health, snapshot.
@@ -262,7 +278,8 @@ def converge(
     from phoenix.plan.planner import PlanOptions
 
     inventory, selected = _setup(ctx, ids)
-    _converge(ctx, selected, inventory, as_json, PlanOptions(recreate=recreate), "converge")
+    options = PlanOptions(recreate=recreate, migrate=migrate)
+    _converge(ctx, selected, inventory, as_json, options, "converge")
 
 
 def create(ctx: typer.Context, ids: RequiredIds, as_json: JsonOpt = False) -> None:
@@ -276,13 +293,13 @@ def create(ctx: typer.Context, ids: RequiredIds, as_json: JsonOpt = False) -> No
     _converge(ctx, selected, inventory, as_json, options, "create")
 
 
-def lets_go(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def lets_go(ctx: typer.Context, as_json: JsonOpt = False, migrate: MigrateOpt = False) -> None:
     """Everything: converge the whole inventory, in dependency order, started in boot
     order."""
     from phoenix.plan.planner import PlanOptions
 
     inventory = load(ctx)
-    _converge(ctx, None, inventory, as_json, PlanOptions(), "LetsGo")
+    _converge(ctx, None, inventory, as_json, PlanOptions(migrate=migrate), "LetsGo")
 
 
 def _power(ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str) -> None:

@@ -133,20 +133,29 @@ def render_plan(the_plan: Plan) -> None:
     parts: list[tuple[str, str]] = []
     for gp in the_plan.guests:
         shown = f"VM, {gp.observed}" if gp.kind == "vm" else gp.observed
-        parts += [(str(gp.ctid), "bold"), (f" {gp.name} ", ""), (f"({shown})", "dim")]
+        where = f" on {gp.node}" if gp.node is not None else ""
+        parts += [(str(gp.ctid), "bold"), (f" {gp.name} ", ""), (f"({shown}{where})", "dim")]
         if gp.up_to_date:
             parts += [(": ", ""), ("up to date", "green"), ("\n", "")]
             continue
         parts.append((":\n", ""))
+        if gp.held is not None:
+            parts += [(f"  held, nothing changes: {gp.held}", "red"), ("\n", "")]
+        for note in gp.drift:
+            parts += [(f"  drift: {note}", "yellow"), ("\n", "")]
         for number, step in enumerate(gp.steps, 1):
             text = f"  {number:>2}. {step.describe()}"
             parts += [(text, "red" if isinstance(step, Unrunnable) else ""), ("\n", "")]
     print_styled(parts)
     if the_plan.start_order:
         console.print("start order: " + " ".join(map(str, the_plan.start_order)), highlight=False)
-    up = len(the_plan.guests) - len(changing)
+    held = [g for g in the_plan.guests if g.held is not None]
+    drifting = [g for g in the_plan.guests if g.drift and not g.steps]
+    up = len(the_plan.guests) - len(changing) - len(held) - len(drifting)
+    extra = f", {len(held)} held" if held else ""
+    extra += f", {len(drifting)} drifting" if drifting else ""
     console.print(
-        f"{len(changing)} guest(s) to change, {up} up to date", style="bold", highlight=False
+        f"{len(changing)} guest(s) to change, {up} up to date{extra}", style="bold", highlight=False
     )
 
 

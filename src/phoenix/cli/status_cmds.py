@@ -51,7 +51,10 @@ def status(
     selected = parse_ids(inventory, ids)
     try:
         driver = make_driver(
-            inventory.hypervisor.phoenix, state(ctx).driver, vm_ids=frozenset(inventory.vms)
+            inventory.hypervisor.phoenix,
+            state(ctx).driver,
+            vm_ids=frozenset(inventory.vms),
+            placement=inventory.placement(),
         )
         guests = gather_status(inventory, driver, selected, check_health=health)
         gateway, routes = gather_route_status(inventory, driver, GATEWAY, check_health=health)

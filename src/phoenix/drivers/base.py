@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from phoenix.runners.base import CommandResult, Stdin
 
@@ -174,6 +174,8 @@ class ObservedGuest:
     locked: str | None = None
     ip_addresses: tuple[str, ...] = ()
     leftover: str | None = None
+    # The cluster node it lives on (a Proxmox cluster); None: the one host there is.
+    node: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -300,6 +302,35 @@ class Driver(Protocol):
 
     def mark_template(self, ctid: int) -> None:
         """Make the guest a template (Proxmox `pct template`); clones then need no snapshot."""
+        ...
+
+
+@dataclass(frozen=True)
+class MigrationCheck:
+    """What moving a guest to another node would cost: `blockers` (each a reason and the
+    way out; any one refuses the move) and the guest's `downtime`."""
+
+    blockers: tuple[str, ...]
+    downtime: str
+
+
+@runtime_checkable
+class ClusterPlacement(Protocol):
+    """A driver spanning the nodes of a cluster (the Proxmox cluster driver): where a guest
+    lives, whether its node may be changed now, and moving it. The planner asks these only
+    of a driver that has them; a one-host driver has no placement to compare."""
+
+    def held(self, ctid: int, node: str | None) -> str | None:
+        """Why no command may change guest `ctid` (living on its node, or to be made on
+        `node`) now: no quorum, its node offline or unreachable. None: it may."""
+        ...
+
+    def migration(self, ctid: int, target: str, observed: ObservedGuest) -> MigrationCheck:
+        """What would block moving the guest to `target`, and its downtime."""
+        ...
+
+    def migrate(self, ctid: int, target: str) -> None:
+        """Move the guest to `target` (a container: in restart mode)."""
         ...
 
 

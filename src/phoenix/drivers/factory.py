@@ -20,6 +20,13 @@ from phoenix.runners.base import CommandResult, Runner, Stdin
 from phoenix.runners.local import LocalRunner
 
 
+class NodeAccess(Protocol):
+    """How to reach one node of a cluster (the inventory's `ClusterNode`)."""
+
+    @property
+    def ssh_host(self) -> str | None: ...
+
+
 class HostSettings(Protocol):
     """What the factory reads of the inventory's `phoenix` block (`DriverSettings`)."""
 
@@ -49,6 +56,12 @@ class HostSettings(Protocol):
 
     @property
     def vm_image_cache(self) -> str: ...
+
+    @property
+    def nodes(self) -> Mapping[str, NodeAccess]: ...
+
+    @property
+    def default_node(self) -> str | None: ...
 
 
 class OfflineDriver:
@@ -123,8 +136,8 @@ def driver_name(settings: HostSettings, name: str | None) -> str:
     return chosen
 
 
-def node_runner(settings: HostSettings) -> Runner:
-    """LocalRunner on the node itself; SshRunner when `phoenix.ssh_host` names the node."""
+def node_runner(settings: HostSettings | NodeAccess) -> Runner:
+    """LocalRunner on the node itself; SshRunner when `ssh_host` names the node."""
     host = settings.ssh_host
     if not host:
         return LocalRunner()
@@ -137,9 +150,11 @@ def make_driver(
     name: str | None = None,
     offline: bool = False,
     vm_ids: frozenset[int] = frozenset(),
+    placement: Mapping[int, str] | None = None,
 ) -> Driver:
     """The driver named by `name` (--driver) or `settings.driver` (the inventory's
-    `hypervisor.phoenix`).
+    `hypervisor.phoenix`). A Proxmox cluster (`phoenix.nodes`) is one driver over all its
+    nodes, `placement` saying which node each guest belongs on.
 
     `offline`: an OfflineDriver (every guest missing, no changes possible), whichever driver
     is named; the Proxmox commands of an offline plan come from its command builders
@@ -149,7 +164,7 @@ def make_driver(
     chosen = driver_name(settings, name)
     if offline:
         return OfflineDriver(chosen)
-    containers = _container_driver(settings, chosen)
+    containers = _container_driver(settings, chosen, placement or {})
     if not vm_ids:
         return containers
     split = _import("phoenix.drivers.split", "SplitDriver", "VM support")
@@ -174,7 +189,7 @@ def _vm_driver(settings: HostSettings, chosen: str) -> Driver:
     )
 
 
-def _container_driver(settings: HostSettings, chosen: str) -> Driver:
+def _container_driver(settings: HostSettings, chosen: str, placement: Mapping[int, str]) -> Driver:
     if chosen == "proxmox":
         proxmox = _import("phoenix.drivers.proxmox", "ProxmoxDriver", "the Proxmox driver")
         # Without a name, `localhost`: pvesh never proxies it, so it is the node the runner
@@ -182,9 +197,15 @@ def _container_driver(settings: HostSettings, chosen: str) -> Driver:
         node = settings.node or "localhost"
         # The raw lxc lines Phoenix wrote are recorded beside its journal (ownership.py).
         owned = _import("phoenix.drivers.proxmox.ownership", "OwnedRaw", "the Proxmox driver")
-        runner = node_runner(settings)
-        state_dir = Path(settings.state_dir)
-        return cast(Driver, proxmox(runner, node, owned=owned.in_state_dir(state_dir)))
+        record = owned.in_state_dir(Path(settings.state_dir))
+        if settings.nodes:
+            cluster = _import("phoenix.drivers.proxmox.cluster", "ClusterDriver", "clusters")
+            drivers = {
+                node_name: proxmox(node_runner(access), node_name, owned=record)
+                for node_name, access in settings.nodes.items()
+            }
+            return cast(Driver, cluster(drivers, placement, settings.default_node))
+        return cast(Driver, proxmox(node_runner(settings), node, owned=record))
     lxc = _import("phoenix.drivers.lxc", "LxcDriver", "the LXC driver")
     return cast(
         Driver,

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from phoenix.drivers.base import Driver, GuestSettings, ObservedGuest
+from phoenix.drivers.base import (
+    ClusterPlacement,
+    Driver,
+    GuestSettings,
+    MigrationCheck,
+    ObservedGuest,
+)
+from phoenix.errors import DriverError
 from phoenix.runners.base import CommandResult, Stdin
 
 
@@ -72,3 +79,24 @@ class SplitDriver:
 
     def mark_template(self, ctid: int) -> None:
         self.backend(ctid).mark_template(ctid)
+
+    # -- a cluster's containers (ClusterPlacement), when the container backend is one ----
+
+    def _cluster(self) -> ClusterPlacement | None:
+        return self.containers if isinstance(self.containers, ClusterPlacement) else None
+
+    def held(self, ctid: int, node: str | None) -> str | None:
+        cluster = self._cluster()
+        return None if cluster is None or ctid in self.vm_ids else cluster.held(ctid, node)
+
+    def migration(self, ctid: int, target: str, observed: ObservedGuest) -> MigrationCheck:
+        cluster = self._cluster()
+        if cluster is None or ctid in self.vm_ids:
+            return MigrationCheck(("only a cluster's containers move between nodes",), "none")
+        return cluster.migration(ctid, target, observed)
+
+    def migrate(self, ctid: int, target: str) -> None:
+        cluster = self._cluster()
+        if cluster is None or ctid in self.vm_ids:
+            raise DriverError(f"guest {ctid}: only a cluster's containers move between nodes")
+        cluster.migrate(ctid, target)

@@ -70,6 +70,19 @@ class Inventory:
         # A VM built by hand (tests, callers) has no position: name it by its id.
         return json_path(["vms", 0, *rest]).replace("vms[0]", f"vms[vmid={vmid}]", 1)
 
+    def placement(self) -> dict[int, str]:
+        """Guest -> the cluster node it belongs on (its `node`, else the default node);
+        empty without `phoenix.nodes` (one node: no placement to keep)."""
+        settings = self.hypervisor.phoenix
+        if not settings.is_cluster:
+            return {}
+        out = {}
+        for ctid, guest in self.guests.items():
+            node = settings.node_of(guest.node)
+            if node is not None:
+                out[ctid] = node
+        return out
+
     def all_ids(self) -> set[int]:
         return set(self.guests) | set(self.vms)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol, TypeAlias, assert_never
 
-from phoenix.drivers.base import GuestSettings
+from phoenix.drivers.base import ClusterPlacement, GuestSettings
 from phoenix.errors import PlanError
 from phoenix.plan.model import (
     Application,
@@ -21,6 +21,7 @@ from phoenix.plan.model import (
     Destroy,
     Feature,
     MarkTemplate,
+    Migrate,
     Resize,
     Snapshot,
     Start,
@@ -72,6 +73,10 @@ def lifecycle(target: Lifecycle, step: Step) -> GuestStep | None:
             target.snapshot(ctid, name)
         case MarkTemplate():
             target.mark_template(ctid)
+        case Migrate(target=node):
+            if not isinstance(target, ClusterPlacement):
+                raise PlanError(f"guest {ctid}: {step.detail}: only a cluster moves guests")
+            target.migrate(ctid, node)
         case Unrunnable(error=error):
             raise PlanError(f"guest {ctid}: {step.detail}: {error}")
         case CheckHealth() | Feature() | Application():

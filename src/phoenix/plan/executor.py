@@ -107,6 +107,9 @@ class Executor:
         result = RunResult(journal.run_id)
         work = [gp for gp in plan.guests if gp.steps]
         self._resolve_inflight(plan, journal)
+        for gp in plan.guests:  # a cluster node it needs cannot be changed now
+            if gp.held is not None:
+                self._blocked(gp.ctid, gp.held, result)
         self.reporter(
             Event("run_started", message=f"{len(work)} guest(s) to change", total=len(work))
         )

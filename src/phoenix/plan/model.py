@@ -28,6 +28,7 @@ StepKind = Literal[
     "application",
     "health_check",
     "mark_template",
+    "migrate",
 ]
 
 
@@ -148,6 +149,18 @@ class Resize(_Step):
 
 
 @dataclass(frozen=True)
+class Migrate(_Step):
+    """Move the guest from cluster node `source` to `target` (`pct migrate`)."""
+
+    kind: ClassVar[Literal["migrate"]] = "migrate"
+    source: str
+    target: str
+
+    def _json_fields(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target}
+
+
+@dataclass(frozen=True)
 class Start(_Step):
     kind: ClassVar[Literal["start"]] = "start"
 
@@ -248,6 +261,7 @@ Step: TypeAlias = (
     | Stop
     | Snapshot
     | MarkTemplate
+    | Migrate
     | CheckHealth
     | Feature
     | Application
@@ -274,10 +288,16 @@ class GuestPlan:
     # backends it routes to: re-pointing it at a backend still being changed gives 502s)
     after: tuple[int, ...] = ()
     kind: GuestKind = "container"
+    # In a cluster: the node it lives on (or will); why nothing may change it now (its
+    # node unreachable, no quorum: no steps are planned); differences left as they are
+    # (a placement not acted on without --migrate).
+    node: str | None = None
+    held: str | None = None
+    drift: tuple[str, ...] = ()
 
     @property
     def up_to_date(self) -> bool:
-        return not self.steps
+        return not self.steps and self.held is None and not self.drift
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -290,6 +310,9 @@ class GuestPlan:
             "needs": list(self.needs),
             "after": list(self.after),
             "steps": [s.to_json() for s in self.steps],
+            **({"node": self.node} if self.node is not None else {}),
+            **({"held": self.held} if self.held is not None else {}),
+            **({"drift": list(self.drift)} if self.drift else {}),
         }
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from phoenix.drivers import idmaps
-from phoenix.drivers.base import Driver, GuestSettings, ObservedGuest
+from phoenix.drivers.base import ClusterPlacement, Driver, GuestSettings, ObservedGuest
 from phoenix.errors import PlanError
 from phoenix.inventory.checks.proxmox_binds import takes_snapshots
 from phoenix.inventory.graph import Graph
@@ -52,6 +52,7 @@ from phoenix.plan.model import (
     Stop,
     Unrunnable,
 )
+from phoenix.plan.placement import placement_steps
 from phoenix.plan.vmplan import plan_vm
 from phoenix.recipes.applications import application_bundle
 from phoenix.recipes.bundle import Bundle
@@ -79,6 +80,8 @@ class PlanOptions:
     `gateway`: the built-in gateway application (`phoenix.cli.gateway_app.GATEWAY`, handed
     in by the CLI: the gateway sits above the planner); None: a gateway guest's application
     and the trusted_ca feature are steps that cannot run, saying why.
+    `migrate`: move a guest running on another cluster node than the inventory's (else
+    that is reported as drift and the guest converges where it is).
     """
 
     recreate: bool = False
@@ -87,6 +90,7 @@ class PlanOptions:
     state_dir: Path | None = None
     persist_secrets: bool = True
     gateway: GatewayApp | None = None
+    migrate: bool = False
 
 
 def guest_entry(guest: LxcGuest) -> dict[str, Any]:
@@ -119,6 +123,7 @@ class Planner:
         self.driver = driver
         self.options = options or PlanOptions()
         self.finder = RecipeFinder(inventory.scripts_dir)
+        self.placement = inventory.placement()  # ctid -> cluster node; empty: one node
 
     def order(self, ids: Iterable[int] | None, graph: Graph | None = None) -> list[int]:
         """Guests (containers and VMs) to plan: the selection plus what it needs, in
@@ -138,12 +143,20 @@ class Planner:
         order = self.order(ids, graph)
         planned = set(order)
         guests = []
+        held: dict[int, str] = {}
         for ctid in order:
             needs = tuple(sorted(n for n in graph.needs(ctid) if n in planned))
             if ctid in self.inventory.vms:
                 guests.append(plan_vm(self, ctid, needs))
                 continue
-            gp = self.plan_guest(ctid, needs)
+            waiting = [n for n in needs if n in held]
+            if waiting:
+                why = f"needs {', '.join(map(str, waiting))}, held: {held[waiting[0]]}"
+                gp = self._held(ctid, needs, why)
+            else:
+                gp = self.plan_guest(ctid, needs)
+            if gp.held is not None:
+                held[ctid] = gp.held
             after = self._backends_first(ctid, graph, planned)
             guests.append(replace(gp, after=after) if after else gp)
         return Plan(tuple(guests), tuple(start_order(self.inventory, order)))
@@ -163,11 +176,25 @@ class Planner:
 
     # -- one guest -------------------------------------------------------------------
 
+    def _held(self, ctid: int, needs: tuple[int, ...], why: str) -> GuestPlan:
+        guest = self.inventory.guests[ctid]
+        observed = self.driver.observe(ctid)
+        node = observed.node or self.placement.get(ctid)
+        return GuestPlan(
+            ctid, guest.name, observed.state, (), guest.boot_order, needs, node=node, held=why
+        )
+
     def plan_guest(self, ctid: int, needs: tuple[int, ...] = ()) -> GuestPlan:
         guest = self.inventory.guests[ctid]
         desired = desired_settings(self.inventory, ctid)
+        if isinstance(self.driver, ClusterPlacement):
+            why = self.driver.held(ctid, self.placement.get(ctid))
+            if why is not None:
+                return self._held(ctid, needs, why)
         observed = self.driver.observe(ctid)
-        steps: list[Step] = []
+        steps, drift = placement_steps(
+            self.driver, ctid, self.placement.get(ctid), observed, self.options.migrate
+        )
         diff = desired.diff(observed.settings) if observed.settings is not None else {}
         fresh = self.rebuild_steps(ctid, guest.name, observed, diff, steps)
         if fresh:
@@ -179,7 +206,17 @@ class Planner:
             steps.extend(self._settings_steps(ctid, guest, desired, observed, diff))
         if ctid not in self.options.create_only and not (observed.is_template and not fresh):
             steps.extend(self._run_steps(ctid, guest, observed, fresh))
-        return GuestPlan(ctid, guest.name, observed.state, tuple(steps), guest.boot_order, needs)
+        node = observed.node or self.placement.get(ctid)
+        return GuestPlan(
+            ctid,
+            guest.name,
+            observed.state,
+            tuple(steps),
+            guest.boot_order,
+            needs,
+            node=node,
+            drift=drift,
+        )
 
     def rebuild_steps(
         self,

@@ -83,11 +83,27 @@ def create(ctid: int, template: str, settings: GuestSettings) -> list[str]:
     ]  # fmt: skip
 
 
-def clone(source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> list[str]:
+def clone(
+    source: int,
+    ctid: int,
+    snapshot: str | None,
+    settings: GuestSettings,
+    target: str | None = None,
+) -> list[str]:
+    """`pct clone` (full, onto the guest's storage); `target`: onto another cluster node,
+    which Proxmox allows only when that storage is shared (the config moves there)."""
     argv = ["pct", "clone", str(source), str(ctid)]
     if snapshot is not None:
         argv += ["--snapname", snapshot]
-    return [*argv, "--full", "1", "--storage", settings.storage, "--hostname", settings.hostname]
+    argv += ["--full", "1", "--storage", settings.storage, "--hostname", settings.hostname]
+    return argv if target is None else [*argv, "--target", target]
+
+
+def migrate(ctid: int, target: str, running: bool) -> list[str]:
+    """`pct migrate` to another node: a running container only in restart mode (shut
+    down, moved, started there: containers cannot move live)."""
+    argv = ["pct", "migrate", str(ctid), target]
+    return [*argv, "--restart", "1"] if running else argv
 
 
 def check_clone(

@@ -84,6 +84,18 @@ class ProxmoxDriver(GuestConfigurer):
 
         Refused before anything runs when the clone would come out wrong (its source's
         `unprivileged` differs, its disk would have to shrink)."""
+        self.clone_to(self, source, ctid, snapshot, settings)
+
+    def clone_to(
+        self,
+        target: ProxmoxDriver,
+        source: int,
+        ctid: int,
+        snapshot: str | None,
+        settings: GuestSettings,
+    ) -> None:
+        """Clone `source` (on this node) into `ctid` on `target`'s node: `pct clone
+        --target` when that is another node of the cluster; `target` then finishes it."""
         facts = self._facts(source)
         if facts is None:
             raise DriverError(f"guest {ctid}: its clone source {source} does not exist")
@@ -96,15 +108,31 @@ class ProxmoxDriver(GuestConfigurer):
                 _, taken_gb = parse_rootfs(str(held["rootfs"]))
                 source_settings = dataclasses.replace(source_settings, disk_gb=taken_gb)
         commands.check_clone(source, ctid, settings, source_settings)
-        argv = commands.clone(source, ctid, snapshot, settings)
+        argv = commands.clone(source, ctid, snapshot, settings, target.cluster_name(self))
         src, dst = idmaps.from_raw(facts.raw), _ranges(settings)
         if idshift.needed(src, dst):
             idshift.check(ctid, dst)
         with self._source_lock(source):
             self._mutate(ctid, argv)
-        self.owned.copy(source, ctid)
-        self._reown(ctid, src, dst)  # the source's files, owned through the clone's map
-        # The clone got a random MAC: learn it now so every later `pct set` keeps it.
+        target.owned.copy(source, ctid)
+        target._adopt_clone(ctid, argv, settings, src, dst)
+
+    def cluster_name(self, other: ProxmoxDriver) -> str | None:
+        """This node's name as `--target` of a command run on `other`'s node (None: the
+        same node)."""
+        return None if other is self else self.node
+
+    def _adopt_clone(
+        self,
+        ctid: int,
+        argv: Sequence[str],
+        settings: GuestSettings,
+        src: tuple[IdRange, ...],
+        dst: tuple[IdRange, ...],
+    ) -> None:
+        """A new clone on this node: its files owned through its map, its MAC learnt (a
+        clone gets a random one; every later `pct set` keeps it), its own settings."""
+        self._reown(ctid, src, dst)
         self._nics.discard(ctid)
         self._macs.pop(ctid, None)
         data = self._config(ctid)
