@@ -20,7 +20,15 @@ from phoenix.drivers.proxmox.preview import DEFAULT_VERSION, Preview
 from phoenix.errors import PlanError
 from phoenix.plan.dispatch import lifecycle
 from phoenix.plan.health import probe
-from phoenix.plan.model import Application, CheckHealth, Feature, Plan, Step, Unrunnable
+from phoenix.plan.model import (
+    Application,
+    CheckHealth,
+    Clone,
+    Feature,
+    Plan,
+    Step,
+    Unrunnable,
+)
 from phoenix.recipes.runner import await_idle, bundle_commands, read_markers
 
 
@@ -61,9 +69,12 @@ class Listing:
 
     preview: Preview
     blocked: tuple[tuple[int, Unrunnable], ...] = ()
+    nodes: tuple[tuple[int, str], ...] = ()  # (position, line) naming a guest's node
 
     def lines(self) -> list[str]:
         marks: dict[int, list[str]] = defaultdict(list)
+        for position, line in self.nodes:
+            marks[position].append(line)
         for position, step in self.blocked:
             marks[position].append(
                 f"# guest {step.ctid}: BLOCKED at {step.detail}: {step.error} "
@@ -84,15 +95,24 @@ def plan_listing(plan: Plan, version: Version = DEFAULT_VERSION) -> Listing:
 
     Raises the PhoenixError that stops the whole plan (a template the driver cannot use, a
     raw key the version drops), naming the guest and the reason."""
-    walker = PlanPreview(Preview(version))
+    placement = {g.ctid: g.node for g in plan.guests if g.node is not None}
+    walker = PlanPreview(Preview(version, placement=placement))
     blocked: list[tuple[int, Unrunnable]] = []
+    nodes: list[tuple[int, str]] = []
     for guest in plan.guests:
+        if guest.node is not None and guest.steps:  # a cluster: pct runs on the guest's node
+            where = f"# guest {guest.ctid}: on node {guest.node}"
+            clone = next((s for s in guest.steps if isinstance(s, Clone)), None)
+            source_node = placement.get(clone.source) if clone is not None else None
+            if source_node not in (None, guest.node):
+                where += f" (its `pct clone --target` runs on {source_node}, the source's node)"
+            nodes.append((len(walker.preview.commands), where))
         for step in guest.steps:
             if isinstance(step, Unrunnable):
                 blocked.append((len(walker.preview.commands), step))
                 break
             walker.step(step)
-    return Listing(walker.preview, tuple(blocked))
+    return Listing(walker.preview, tuple(blocked), tuple(nodes))
 
 
 def plan_commands(plan: Plan, version: Version = DEFAULT_VERSION) -> Preview:

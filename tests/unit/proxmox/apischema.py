@@ -345,6 +345,7 @@ PCT: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "snapshot": ("POST", "/{vmid}/snapshot", ("vmid", "snapname")),
     "delsnapshot": ("DELETE", "/{vmid}/snapshot/{snapname}", ("vmid", "snapname")),
     "template": ("POST", "/{vmid}/template", ("vmid",)),
+    "migrate": ("POST", "/{vmid}/migrate", ("vmid", "target")),
     "start": ("POST", "/{vmid}/status/start", ("vmid",)),
     "stop": ("POST", "/{vmid}/status/stop", ("vmid",)),
     "shutdown": ("POST", "/{vmid}/status/shutdown", ("vmid",)),

@@ -50,6 +50,9 @@ class Preview:
     dirs: set[str] = field(default_factory=set)  # the bind sources made
     owned: OwnedRaw = field(default_factory=OwnedRaw)  # what the driver would record
     configs: dict[int, preview_node.Config] = field(default_factory=dict)  # as pvesh shows
+    # In a cluster: each guest's node (a clone onto another node than its source's is
+    # `pct clone --target`).
+    placement: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.vms = PreviewVms(self.commands.append, self.version, self.owned, self.fw)
@@ -92,7 +95,9 @@ class Preview:
         config = self.configs.get(source)
         if config is not None:  # a source this plan made: its settings are known
             commands.check_clone(source, ctid, settings, self._facts(source).settings)
-        self._add(commands.clone(source, ctid, snapshot, settings))
+        there = self.placement.get(ctid)
+        onto = there if there is not None and there != self.placement.get(source) else None
+        self._add(commands.clone(source, ctid, snapshot, settings, onto))
         self.macs[ctid] = mac_placeholder(ctid)
         # Proxmox copies the source's config and `.fw` file; the driver its ownership record.
         if config is not None:
