@@ -190,3 +190,24 @@ def test_the_factory_builds_the_cluster_driver_from_the_inventory(tmp_path: Path
     assert isinstance(driver, ClusterDriver)
     assert sorted(driver.nodes) == list(NODES)
     assert driver.placement == {900: "pve1", 101: "pve2", 102: "pve3", 103: "pve1"}
+
+
+def test_a_guest_on_a_node_the_inventory_does_not_list_is_held(tmp_path: Path) -> None:
+    """Moved by hand onto a node the inventory does not list: held with the way out."""
+    cluster = FakeCluster(tmp_path / "cluster", names=(*NODES, "pve4"))
+    run(cluster, lab(tmp_path))
+    cluster.conf_path("pve3", 102).rename(cluster.conf_path("pve4", 102))
+    shown = plan(cluster, lab(tmp_path))
+    assert "phoenix.nodes does not list" in (shown.guest(102).held or "")
+    assert (shown.guest(103).held or "").startswith("needs 102")
+    assert shown.guest(101).held is None
+
+
+def test_a_clone_onto_another_node_off_shared_storage_is_refused_before_it_runs(
+    cluster: FakeCluster, tmp_path: Path
+) -> None:
+    local = {"900": {"storage_pool": "local-zfs"}, "101": {"storage_pool": "local-zfs"}}
+    inventory = lab(tmp_path, **local)
+    outcome = converge(inventory, driver_for(cluster, inventory), options=PlanOptions())
+    assert "shared storage" in str(outcome.result.failed[101])
+    assert not any(c[:2] == ("pct", "clone") for c in cluster.nodes["pve1"].calls)

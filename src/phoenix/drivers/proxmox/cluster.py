@@ -127,15 +127,13 @@ class ClusterDriver:
         return None
 
     def held(self, ctid: int, node: str | None) -> str | None:
-        where = {self.node_of(ctid)}
         placed = self.view().guests.get(ctid)
-        if placed is None and node is not None:
-            where = {node}
-        for name in sorted(where):
-            why = self.unavailable(name)
-            if why is not None:
-                return why
-        return None
+        if placed is not None and placed.node not in self.nodes:
+            return (
+                f"it lives on node {placed.node}, which phoenix.nodes does not list: add "
+                f"{placed.node} (and how to reach it) so Phoenix can change it there"
+            )
+        return self.unavailable(node if placed is None and node else self.node_of(ctid))
 
     def _gate(self, ctid: int, node: str) -> ProxmoxDriver:
         why = self.unavailable(node)
@@ -164,7 +162,8 @@ class ClusterDriver:
                 f"guest {ctid} is a VM on node {placed.node!r}: a container cannot have its "
                 "id (ids are unique across the cluster); renumber the guest in the inventory"
             )
-        if self.unavailable(placed.node) is not None:  # what the cluster last knew of it
+        # A node Phoenix cannot reach or does not know: what the cluster last knew of it.
+        if placed.node not in self.nodes or self.unavailable(placed.node) is not None:
             if placed.status == "running":
                 return ObservedGuest(ctid, "running", node=placed.node)
             return ObservedGuest(ctid, "stopped", node=placed.node)
@@ -191,6 +190,15 @@ class ClusterDriver:
     def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
         here, there = self.node_of(source), self.node_of(ctid)
         target = self._gate(ctid, there)
+        storages = self.storages(here)
+        found = None if isinstance(storages, str) else storages.get(settings.storage)
+        if here != there and found is not None and not found.shared:
+            raise DriverError(
+                f"guest {ctid} is cloned from {source} on node {here} onto node {there}, which "
+                f"Proxmox does only onto shared storage (`pct clone --target`), and "
+                f"{settings.storage!r} is local to {here}: give {ctid} a shared storage_pool, "
+                f"or put it on {here}"
+            )
         self._gate(ctid, here).clone_to(target, source, ctid, snapshot, settings)
         self._placed(ctid, there)
 
