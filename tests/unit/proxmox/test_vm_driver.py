@@ -127,7 +127,13 @@ def test_the_vm_driver_keeps_the_driver_contract(tmp_path: Path) -> None:
     settings = type(
         "S",
         (),
-        {"driver": "proxmox", "node": "pve", "ssh_host": None, "state_dir": str(tmp_path)},
+        {
+            "driver": "proxmox",
+            "node": "pve",
+            "ssh_host": None,
+            "state_dir": str(tmp_path),
+            "nodes": {},
+        },
     )()
     split = make_driver(settings, vm_ids=frozenset({9000}))
     assert isinstance(split, SplitDriver) and isinstance(split.vms, ProxmoxVmDriver)
