@@ -115,12 +115,14 @@ def test_usage_is_taken_from_the_answer_and_every_chunk_passes_unchanged(
     assert [s[1] for s in sent] == [i == len(chunks) - 1 for i in range(len(chunks))]
 
 
-def test_a_json_answer_steps_aside_once_its_usage_is_found_and_a_stream_never(
+def test_every_answer_is_searched_to_its_end_and_the_filter_never_steps_aside(
     tmp_path: Path,
 ) -> None:
+    # The filter never steps aside (r.done()): every answer that can carry usage is
+    # searched to its end, a JSON answer as a stream (tests/e2e/test_llm_lab.py counts both).
     chunks = [LLAMA_CHAT, " "]
     result = answer(tmp_path / "json", chunks)
-    assert result["done"] and result["usage"] == "16 8"
+    assert not result["done"] and result["usage"] == "16 8"
     assert [s[0] for s in result["sent"]] == chunks
     stream = answer(tmp_path / "stream", [*STREAM, STREAM[2]])
     assert not stream["done"] and stream["usage"] == "16 4"
@@ -135,7 +137,7 @@ def test_answers_that_carry_no_usage_are_passed_on_untouched(
 ) -> None:
     chunks = ['{"usage": {"prompt_tokens": 1}}', "rest"]
     result = answer(tmp_path, chunks, status, type_)
-    assert result["done"] and result["usage"] == "-"
+    assert not result["done"] and result["usage"] == "-"
     assert [s[0] for s in result["sent"]] == chunks
     assert result["headers"]["Content-Type"] == type_
 

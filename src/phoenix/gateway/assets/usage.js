@@ -6,10 +6,9 @@
 // stream_options.include_usage — sets $phx_usage (js_var) to "<prompt tokens> <completion
 // tokens>", which the metrics log line carries (metrics.js counts it per model and per
 // key). No body is kept: a chunk is searched for the key, and only a "usage" object cut by
-// a chunk boundary (at most MAX_PENDING bytes) or a cut key waits for the next chunk. Once
-// a JSON answer's usage is found, or for an answer that cannot carry one (not JSON or an
-// event stream, or an error), the filter steps aside (r.done()) and nginx passes the rest
-// on by itself; a stream is searched to its end (the last usage counts).
+// a chunk boundary (at most MAX_PENDING bytes) or a cut key waits for the next chunk. Every
+// answer that can carry usage is searched to its end (the last usage counts); one that
+// cannot (not JSON or an event stream, or an error) is passed on unsearched.
 //
 // Errors in one voice: a model server's error that is not JSON (an HTML or text page from
 // its HTTP layer, such as Python's 431 for too many headers) is replaced by an OpenAI-style
@@ -19,7 +18,6 @@
 var MAX_PENDING = 1024;
 var pending = '';
 var mode = 'scan';  // 'scan' for usage, 'pass' (nothing to look for), or 'replace'
-var stream = false;  // an event stream: the last usage counts (vLLM may send one per event)
 
 function headers(r) {
     var type = String(r.headersOut['Content-Type'] || '').toLowerCase();
@@ -28,11 +26,8 @@ function headers(r) {
         mode = 'replace';
         r.headersOut['Content-Type'] = 'application/json';
         delete r.headersOut['Content-Length'];
-    } else {
-        stream = type.indexOf('text/event-stream') >= 0;
-        if (r.status >= 300 || !(json || stream)) {
-            mode = 'pass';
-        }
+    } else if (r.status >= 300 || !(json || type.indexOf('text/event-stream') >= 0)) {
+        mode = 'pass';
     }
 }
 
@@ -57,7 +52,6 @@ function scan(r, data, flags) {
     }
     r.sendBuffer(data, flags);
     if (mode === 'pass') {
-        r.done();
         return;
     }
     var s = pending ? pending + data : data;
@@ -72,32 +66,15 @@ function scan(r, data, flags) {
         return;
     }
     pending = '';
-    var prompt = count(s, '"prompt_tokens"', i, end);
-    var completion = count(s, '"completion_tokens"', i, end);
-    if (prompt >= 0 || completion >= 0) {
-        r.variables.phx_usage = Math.max(prompt, 0) + ' ' + Math.max(completion, 0);
-        if (!stream) {
-            r.done();
-        }
+    // Regexes on the usage object's slice: position arithmetic on the chunk (indexOf, then
+    // s[i]) lost the counts of llama.cpp's non-streamed answers behind the real gateway.
+    var u = s.slice(i, end);
+    var prompt = /"prompt_tokens"\s*:\s*([0-9]+)/.exec(u);
+    var completion = /"completion_tokens"\s*:\s*([0-9]+)/.exec(u);
+    if (prompt || completion) {
+        r.variables.phx_usage = (prompt ? prompt[1] : '0') + ' '
+            + (completion ? completion[1] : '0');
     }
-}
-
-// The number after `name` and its colon within s[from, end), or -1. Plain string search
-// and parseInt: a regex per count cost more than the rest of the filter together.
-function count(s, name, from, end) {
-    var i = s.indexOf(name, from);
-    if (i < 0 || i > end) {
-        return -1;
-    }
-    i += name.length;
-    while (i < end && (s[i] === ' ' || s[i] === '\n' || s[i] === '\t' || s[i] === '\r')) {
-        i++;
-    }
-    if (s[i] !== ':') {
-        return -1;
-    }
-    var n = parseInt(s.slice(i + 1, Math.min(end, i + 24)), 10);
-    return n >= 0 ? n : -1;
 }
 
 export default {headers, scan};
