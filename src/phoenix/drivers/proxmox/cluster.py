@@ -25,6 +25,7 @@ from __future__ import annotations
 import shlex
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from phoenix.drivers.base import CommandLog, GuestSettings, MigrationCheck, ObservedGuest
 from phoenix.drivers.proxmox import clusterview, commands, pvesh
@@ -167,18 +168,7 @@ class ClusterDriver:
             if placed.status == "running":
                 return ObservedGuest(ctid, "running", node=placed.node)
             return ObservedGuest(ctid, "stopped", node=placed.node)
-        observed = self.nodes[placed.node].observe(ctid)
-        return ObservedGuest(
-            ctid=observed.ctid,
-            state=observed.state,
-            settings=observed.settings,
-            snapshots=observed.snapshots,
-            is_template=observed.is_template,
-            locked=observed.locked,
-            ip_addresses=observed.ip_addresses,
-            leftover=observed.leftover,
-            node=placed.node,
-        )
+        return replace(self.nodes[placed.node].observe(ctid), node=placed.node)
 
     # -- making guests -----------------------------------------------------------------
 
