@@ -298,12 +298,12 @@ class Planner:
             steps.append(Resize(ctid, f"resize disk {old_gb} -> {new_gb} GB", new_gb, (change,)))
         return steps
 
-    def bundles(self, ctid: int) -> list[tuple[str, Bundle | None, str | None]]:
-        """(label, bundle, error) for every recipe of the guest, features first."""
-        guest = self.inventory.guests[ctid]
-        entry = guest_entry(guest)
+    def feature_bundles(
+        self, features: Sequence[str], entry: dict[str, Any]
+    ) -> list[tuple[str, Bundle | None, str | None]]:
+        """(label, bundle, error) for each feature, in order: one rule for containers and VMs."""
         out: list[tuple[str, Bundle | None, str | None]] = []
-        for feature in guest.features:
+        for feature in features:
             bundle, why = feature_bundle(
                 self.inventory,
                 feature,
@@ -314,6 +314,13 @@ class Planner:
                 gateway=self.options.gateway,
             )
             out.append((f"feature {feature}", bundle, why))
+        return out
+
+    def bundles(self, ctid: int) -> list[tuple[str, Bundle | None, str | None]]:
+        """(label, bundle, error) for every recipe of the guest, features first."""
+        guest = self.inventory.guests[ctid]
+        entry = guest_entry(guest)
+        out = self.feature_bundles(guest.features, entry)
         bundle, why = application_bundle(
             self.inventory,
             ctid,

@@ -42,7 +42,6 @@ from phoenix.plan.model import (
     Unrunnable,
 )
 from phoenix.recipes.bundle import Bundle
-from phoenix.recipes.features import feature_bundle
 from phoenix.recipes.runner import is_applied, read_markers
 
 if TYPE_CHECKING:
@@ -81,20 +80,7 @@ def refuse_container_features(vmid: int, vm: VmGuest) -> None:
 
 def vm_bundles(planner: Planner, vm: VmGuest) -> list[tuple[str, Bundle | None, str | None]]:
     """(label, bundle, error) for every feature of the VM, in order."""
-    entry = vm_entry(vm)
-    out: list[tuple[str, Bundle | None, str | None]] = []
-    for feature in vm.features:
-        bundle, why = feature_bundle(
-            planner.inventory,
-            feature,
-            entry,
-            planner.finder,
-            state_dir=planner.options.state_dir,
-            persist=planner.options.persist_secrets,
-            gateway=planner.options.gateway,
-        )
-        out.append((f"feature {feature}", bundle, why))
-    return out
+    return planner.feature_bundles(vm.features, vm_entry(vm))
 
 
 def _make_step(planner: Planner, vmid: int, vm: VmGuest, desired: GuestSettings) -> Step:
