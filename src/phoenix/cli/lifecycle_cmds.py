@@ -110,14 +110,7 @@ def _note_unapplied(inventory: Inventory, ids: list[int] | None) -> None:
     from phoenix.inventory.checks import unapplied_keys
 
     for ctid in ids if ids is not None else sorted(inventory.all_ids()):
-        vm = inventory.vms.get(ctid)
-        if vm is not None:
-            if vm.volumes:
-                err_console.print(
-                    f"note: VM {ctid}: its volumes are not mounted by Phoenix yet (docs/vms.md)",
-                    markup=False,
-                    highlight=False,
-                )
+        if ctid in inventory.vms:
             continue
         keys = [key for key, _ in unapplied_keys(inventory.guests[ctid])]
         if keys:

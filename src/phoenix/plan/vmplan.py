@@ -9,6 +9,8 @@ need one of the other; boot order spans both). Per VM:
     start                     until the guest agent answers and cloud-init is done
     snapshot pre_features     when recipes will run
     feature <name>...         through the guest agent, as in containers
+    volumes                   NFS mounts inside the VM (recipes.vmvolumes)
+    stack <name>...           docker_stacks brought up with compose (recipes.stacks)
     health check
     snapshot post_features / <template_snapshot_name>
     mark template             `is_template`: cloud-init cleaned, shut down, read-only
@@ -43,6 +45,8 @@ from phoenix.plan.model import (
 )
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.runner import is_applied, read_markers
+from phoenix.recipes.stacks import stack_bundle
+from phoenix.recipes.vmvolumes import volumes_bundle
 
 if TYPE_CHECKING:
     from phoenix.plan.planner import Planner
@@ -55,8 +59,9 @@ CONTAINER_ONLY = {
     "ollama": "is set up for a container's GPU",
 }
 # What a feature's bundle sees of a VM: what the software inside uses. Placement (name,
-# address, sizes) stays out, so a clone inherits its template's markers.
-IN_GUEST_KEYS = ("features", "docker_stacks", "volumes")
+# address, sizes) stays out, so a clone inherits its template's markers; volumes and stacks
+# are bundles of their own (a changed stack re-deploys the stack, not docker).
+IN_GUEST_KEYS = ("features",)
 BASE_IMAGE = ""
 
 
@@ -79,8 +84,17 @@ def refuse_container_features(vmid: int, vm: VmGuest) -> None:
 
 
 def vm_bundles(planner: Planner, vm: VmGuest) -> list[tuple[str, Bundle | None, str | None]]:
-    """(label, bundle, error) for every feature of the VM, in order."""
-    return planner.feature_bundles(vm.features, vm_entry(vm))
+    """(label, bundle, error) for every recipe of the VM, in order: its features, its NFS
+    volumes, its docker stacks (which may keep their data on those volumes)."""
+    out = planner.feature_bundles(vm.features, vm_entry(vm))
+    volumes = volumes_bundle(vm.volumes)
+    if volumes is not None:
+        where = ", ".join(v.mount_point for v in vm.volumes)
+        out.append((f"volumes {where}", volumes, None))
+    for stack in vm.docker_stacks:
+        bundle, why = stack_bundle(planner.inventory.config_dir, stack)
+        out.append((f"stack {stack.name} ({stack.environment})", bundle, why))
+    return out
 
 
 def _make_step(planner: Planner, vmid: int, vm: VmGuest, desired: GuestSettings) -> Step:
@@ -194,16 +208,6 @@ def _run_steps(
             recipes.append(Unrunnable(vmid, label, "feature", why or "no bundle"))
             continue
         recipes.append(Feature(vmid, label, bundle, conditional=markers is None))
-    if vm.docker_stacks:
-        names = ", ".join(s.name for s in vm.docker_stacks)
-        recipes.append(
-            Unrunnable(
-                vmid,
-                f"docker stacks {names}",
-                "feature",
-                "Phoenix does not deploy docker_stacks yet: bring them up inside the VM",
-            )
-        )
     unhealthy = None
     if running and not recipes and vm.health_check is not None:
         unhealthy = planner.probe(vmid, vm.health_check)

@@ -215,11 +215,23 @@ def test_unknown_vm_keys_are_warnings(lab: Path) -> None:
 
 
 def test_plan_lists_the_vms_steps_beside_the_containers(lab: Path) -> None:
-    """VMs are planned with the containers; keys Phoenix does not apply yet (a VM's
-    volumes) are named rather than dropped silently."""
+    """VMs are planned with the containers, their NFS volumes and docker stacks as steps
+    of their own (a stack whose folder is missing names the path it expects)."""
     result = CliRunner().invoke(app, ["-c", str(lab), "plan", "--offline"])
     assert result.exit_code == 0, result.output
     assert "9000 " in result.stdout and "linked clone of template 9000" in result.stdout
-    assert "note: VM 1001: its volumes are not mounted by Phoenix yet" in result.stderr
+    assert "volumes /persistent-storage (unless already applied)" in result.stdout
+    assert f"{lab / 'stacks' / 'qdrant_service' / 'docker-compose.yml'} not found" in result.stdout
+    assert "not applied" not in result.output and "note: VM" not in result.stderr
     only_containers = CliRunner().invoke(app, ["-c", str(lab), "plan", "--offline", "900"])
     assert "VM" not in only_containers.stderr
+
+
+def test_a_disk_volume_is_refused_with_the_way_out(lab: Path) -> None:
+    disk = {"type": "disk", "name": "data", "mount_point": "/data", "pool": "local", "size_gb": 8}
+    _edit_vm(lab, 1, volumes=[disk])
+    assert _errors(lab) == [
+        f"{VM}: vms[1].volumes[0].type: Phoenix mounts NFS volumes only, not 'disk': export "
+        "the data over NFS ('type': 'nfs' with 'server' and 'path'), or add the disk to the "
+        "VM yourself and drop this entry"
+    ]

@@ -184,15 +184,6 @@ def test_features_a_vm_lacks_are_refused_when_planning(vm_lab_dir: VmLab) -> Non
     assert vm_lab_dir.vm_backend.log.mutations() == []  # nothing was done
 
 
-def test_docker_stacks_are_shown_as_a_step_that_cannot_run(vm_lab_dir: VmLab) -> None:
-    vms = vm_lab_dir.vms
-    vms[1] = {**vms[1], "docker_stacks": [{"name": "qdrant", "environment": "prod"}]}
-    vm_lab_dir.write_vms(vms)
-    steps = plan(vm_lab_dir.inventory, vm_lab_dir.split, None, PlanOptions()).guest(9101).steps
-    stacks = [s for s in steps if s.detail.startswith("docker stacks")]
-    assert stacks and "cannot run" in stacks[0].describe()
-
-
 def test_a_create_interrupted_by_a_crash_is_destroyed_and_made_again(vm_lab_dir: VmLab) -> None:
     vm_lab_dir.converge([120])
     backend = vm_lab_dir.vm_backend

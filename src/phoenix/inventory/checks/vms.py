@@ -132,4 +132,15 @@ def _usage_problems(inventory: Inventory, vmid: int, vm: VmGuest) -> list[Proble
                 "docker stacks need the 'docker' feature in this VM's features",
             )
         )
+    for index, volume in enumerate(vm.volumes):
+        if volume.type != "nfs":
+            out.append(
+                Problem(
+                    VM_FILE,
+                    inventory.vm_at(vmid, "volumes", index, "type"),
+                    f"Phoenix mounts NFS volumes only, not {volume.type!r}: export the data "
+                    "over NFS ('type': 'nfs' with 'server' and 'path'), or add the disk to the "
+                    "VM yourself and drop this entry",
+                )
+            )
     return out
