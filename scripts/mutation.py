@@ -19,6 +19,8 @@ reason given there) left out. The survivors, each with its diff, are written to
     .venv/bin/python scripts/mutation.py --rescore        # the last results, run nothing
     .venv/bin/python scripts/mutation.py --sample 24 --seed 7 --min-score 50
                        # a fixed seeded sample (CI: ./run-tests), fails under the score
+    .venv/bin/python scripts/mutation.py --each 40 --seed 1 plan/run
+                       # 40 mutants of each module, seeded, against every fast test
 
 Limits: only code run in the test process is mutated (tests that run `phoenix` in a
 subprocess, or njs, see the original); the e2e suite is not used (it needs root and
@@ -164,16 +166,28 @@ def mutmut(work: Path, names: list[str], children: int) -> None:
         raise SystemExit(f"mutmut failed in {work} (log: {log}):\n{tail}")
 
 
-def run_full(module: str, children: int, survivors_only: bool) -> Score:
-    """Every mutant of the module (or only the last run's survivors) against every fast
-    test. One scratch project serves all modules and is kept between runs: mutmut then
-    reuses which tests reach which function, and runs only new tests to learn theirs."""
+def each_sample(module: str, size: int, seed: int) -> list[str]:
+    """`size` of the module's mutants, the same ones for the same seed and code (all of
+    them when it has fewer)."""
+    every = mutant_names(module)
+    return sorted(random.Random(f"{seed}:{module}").sample(every, min(size, len(every))))
+
+
+def run_full(
+    module: str, children: int, survivors_only: bool, each: int | None = None, seed: int = 0
+) -> Score:
+    """Every mutant of the module (or only the last run's survivors, or a seeded sample of
+    `each` of them) against every fast test. One scratch project serves all modules and
+    is kept between runs: mutmut then reuses which tests reach which function, and runs
+    only new tests to learn theirs."""
     work = WORK / "full"
     prepare(work, list(MODULES), FAST_TESTS)
     # mutmut copies the source once and keeps its copy: fresh each run, so assets such as
     # the njs files are current (its map of tests, mutmut-stats.json, is kept)
     shutil.rmtree(work / "mutants" / "src", ignore_errors=True)
     names = [f"{dotted(p)}.*" for p in files_of(module)]
+    if each:
+        names = each_sample(module, each, seed)
     before: dict[str, list[str]] = {}
     if survivors_only:
         before = json.loads(results_file(module).read_text())
@@ -347,6 +361,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="e.g. gateway/keys (default: all)")
     parser.add_argument("--sample", type=int, help="test only this many mutants, chosen by seed")
+    parser.add_argument(
+        "--each",
+        type=int,
+        help="test this many mutants of each module, chosen by seed, "
+        "against every fast test (a full run's project and survivor files)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--min-score", type=float, help="exit 1 when the total is below this %%")
@@ -380,7 +400,10 @@ def main() -> int:
     else:
         print(header())
         for module in chosen:
-            s = rescore(module) if args.rescore else run_full(module, args.children, args.survivors)
+            if args.rescore:
+                s = rescore(module)
+            else:
+                s = run_full(module, args.children, args.survivors, args.each, args.seed)
             scores.append(s)
             print(row(s), flush=True)
     total = Score("total")

@@ -61,3 +61,13 @@ def test_a_mutant_name_gives_its_function() -> None:
 def test_a_diff_gives_the_lines_it_changes() -> None:
     diff = "--- a\n+++ a\n@@ -1 +1 @@\n     x = 1\n-    y = f(4)\n+    y = f(5)\n"
     assert mutation.change_of(diff) == ("y = f(4)", "y = f(5)")
+
+
+def test_each_sample_is_seeded_per_module_and_capped_at_the_module() -> None:
+    every = set(mutation.mutant_names("files.py"))
+    picked = mutation.each_sample("files.py", 40, seed=3)
+    assert len(picked) == len(set(picked)) == 40
+    assert set(picked) <= every
+    assert picked == mutation.each_sample("files.py", 40, seed=3)
+    assert picked != mutation.each_sample("files.py", 40, seed=4)
+    assert set(mutation.each_sample("files.py", 10_000, seed=3)) == every
