@@ -7,13 +7,18 @@ markers are inside running guests. Changes nothing on the host.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from phoenix.drivers.base import Driver
 from phoenix.errors import PhoenixError, PlanError
 from phoenix.plan.imported import FoundGuest, FoundHost
 from phoenix.recipes.runner import read_markers
+
+if TYPE_CHECKING:
+    from phoenix.drivers.proxmox import ProxmoxDriver
+    from phoenix.drivers.proxmox.survey import Resource
 
 Progress = Callable[[int, int], None]
 
@@ -87,20 +92,19 @@ def _lxc(
 
 
 def _proxmox(driver: Driver, wanted: list[int] | None, progress: Progress | None) -> FoundHost:
-    """One node, or every node of its cluster: each guest is read on its own node (pvesh
-    forwards `/nodes/<node>`), and each names its node when the cluster has several."""
-    from phoenix.drivers.proxmox import ProxmoxDriver, survey
+    """One node, or every node of its cluster: each guest is read on its own node (through
+    that node's runner when the config lists the cluster's nodes, else through pvesh's
+    forwarding of `/nodes/<node>`), and each names its node when the cluster has several."""
+    from phoenix.drivers.proxmox import survey
 
-    assert isinstance(driver, ProxmoxDriver)
-    listed = survey.resources(driver)
-    _missing(wanted, [r.vmid for r in listed], f"the Proxmox cluster of node {driver.node}")
-    members = survey.members(driver)
+    reach, listed = _reach(driver)
+    _missing(wanted, [r.vmid for r in listed], f"the Proxmox cluster of node {reach.node}")
+    members = survey.members(reach.session)
     cluster = len(members) > 1
-    reached = next((m.name for m in members if m.local), None)
-    if driver.node != "localhost":
-        reached = driver.node
+    reached: str | None = reach.node
+    if reach.node == "localhost":
+        reached = next((m.name for m in members if m.local), None)
     offline = {m.name for m in members if not m.online}
-    drivers: dict[str, ProxmoxDriver] = {}
     chosen = [r for r in listed if wanted is None or r.vmid in wanted]
     guests = []
     skipped: list[tuple[int, str]] = []
@@ -119,23 +123,26 @@ def _proxmox(driver: Driver, wanted: list[int] | None, progress: Progress | None
         if res.node in offline:
             skipped.append((res.vmid, f"container on node {res.node}, which is offline"))
             continue
-        if cluster:
-            on = drivers.setdefault(res.node, survey.on_node(driver, res.node))
-        elif driver.node in ("localhost", res.node):
-            on = driver
-        else:
-            skipped.append((res.vmid, _elsewhere(res.node, driver.node)))
+        on = reach.on(res.node, cluster)
+        if on is None:
+            skipped.append((res.vmid, _elsewhere(res.node, reach.node)))
             continue
         try:
             observed = on.observe(res.vmid)
         except PhoenixError as exc:
+            if res.node in reach.own:
+                why = str(exc).splitlines()[0]
+                skipped.append((res.vmid, f"container on node {res.node}, not readable: {why}"))
+                continue
             if "cluster node" not in str(exc):
                 raise
-            skipped.append((res.vmid, _elsewhere(res.node, driver.node)))
+            skipped.append((res.vmid, _elsewhere(res.node, reach.node)))
             continue
         if not observed.exists:
             continue
-        local = not cluster or res.node == reached  # pct exec reaches local guests only
+        # pct exec reaches the local node's guests only: a node Phoenix reaches by its own
+        # runner is local to it.
+        local = not cluster or res.node == reached or res.node in reach.own
         guests.append(
             FoundGuest(
                 observed,
@@ -146,6 +153,55 @@ def _proxmox(driver: Driver, wanted: list[int] | None, progress: Progress | None
         )
     nodes = tuple(m.name for m in members) if cluster else ()
     return FoundHost("proxmox", tuple(guests), tuple(skipped), nodes, reached)
+
+
+@dataclass
+class _Reach:
+    """How the survey reaches a Proxmox host: `session` answers the cluster-wide reads and
+    is the node `node` read through; `own` are the nodes the config lists, each driven
+    through its own runner (a ClusterDriver's); any other node is read through `session`
+    (pvesh forwards `/nodes/<node>`)."""
+
+    session: ProxmoxDriver
+    node: str
+    own: dict[str, ProxmoxDriver] = field(default_factory=dict)
+    proxied: dict[str, ProxmoxDriver] = field(default_factory=dict)
+
+    def on(self, node: str, cluster: bool) -> ProxmoxDriver | None:
+        """The driver that reads `node`'s guests; None for a guest of another node when
+        Phoenix drives one node of a cluster it cannot read through."""
+        from phoenix.drivers.proxmox import survey
+
+        if node in self.own:
+            return self.own[node]
+        if cluster:
+            return self.proxied.setdefault(node, survey.on_node(self.session, node))
+        if self.session.node in ("localhost", node):
+            return self.session
+        return None
+
+
+def _reach(driver: Driver) -> tuple[_Reach, list[Resource]]:
+    """How to reach the host, and every guest of its cluster: a single-node driver's
+    node, or a cluster's node drivers, the cluster-wide reads going to the default node,
+    else the first node that answers."""
+    from phoenix.drivers.proxmox import ProxmoxDriver, survey
+    from phoenix.drivers.proxmox.cluster import ClusterDriver
+
+    if isinstance(driver, ClusterDriver):
+        names = sorted(driver.nodes, key=lambda n: n != driver.default)
+        failures = []
+        for name in names:
+            try:
+                listed = survey.resources(driver.nodes[name])
+            except PhoenixError as exc:
+                failures.append(f"{name}: {str(exc).splitlines()[0]}")
+                continue
+            return _Reach(driver.nodes[name], name, dict(driver.nodes)), listed
+        raise PlanError("no node of the cluster answers (" + "; ".join(failures) + ")")
+    if not isinstance(driver, ProxmoxDriver):
+        raise PlanError(f"`phoenix import` cannot read a Proxmox host through {driver!r}")
+    return _Reach(driver, driver.node), survey.resources(driver)
 
 
 def _elsewhere(node: str, mine: str) -> str:
