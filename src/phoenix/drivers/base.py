@@ -334,6 +334,21 @@ class ClusterPlacement(Protocol):
         ...
 
 
+@runtime_checkable
+class DetachingSnapshots(Protocol):
+    """A driver that can snapshot a guest with host-path bind mounts by detaching them for
+    the snapshot (Proxmox, which refuses such a snapshot otherwise: `proxmox.bindsnap`)."""
+
+    def snapshot_without_bind_mounts(self, ctid: int, name: str) -> None:
+        """Stop the guest, detach its bind mounts, snapshot, put them back, start it again
+        if it ran; a record kept across a crash says what to put back."""
+        ...
+
+    def resume_detached(self) -> list[tuple[int, tuple[str, ...]]]:
+        """Put back what an interrupted snapshot left detached: (ctid, `mpN` keys) each."""
+        ...
+
+
 @dataclass(frozen=True)
 class Check:
     """One line of a `phoenix doctor` report on a driver's host; `fix` says what to do

@@ -198,14 +198,17 @@ def _container_driver(settings: HostSettings, chosen: str, placement: Mapping[in
         # The raw lxc lines Phoenix wrote are recorded beside its journal (ownership.py).
         owned = _import("phoenix.drivers.proxmox.ownership", "OwnedRaw", "the Proxmox driver")
         record = owned.in_state_dir(Path(settings.state_dir))
+        # Bind mounts detached for a snapshot, until they are back (bindsnap.py).
+        binds = _import("phoenix.drivers.proxmox.bindsnap", "DetachedBinds", "the Proxmox driver")
+        detached = binds.in_state_dir(Path(settings.state_dir))
         if settings.nodes:
             cluster = _import("phoenix.drivers.proxmox.cluster", "ClusterDriver", "clusters")
             drivers = {
-                node_name: proxmox(node_runner(access), node_name, owned=record)
+                node_name: proxmox(node_runner(access), node_name, owned=record, detached=detached)
                 for node_name, access in settings.nodes.items()
             }
             return cast(Driver, cluster(drivers, placement, settings.default_node))
-        return cast(Driver, proxmox(node_runner(settings), node, owned=record))
+        return cast(Driver, proxmox(node_runner(settings), node, owned=record, detached=detached))
     lxc = _import("phoenix.drivers.lxc", "LxcDriver", "the LXC driver")
     return cast(
         Driver,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol, TypeAlias, assert_never
 
-from phoenix.drivers.base import ClusterPlacement, GuestSettings
+from phoenix.drivers.base import ClusterPlacement, DetachingSnapshots, GuestSettings
 from phoenix.errors import PlanError
 from phoenix.plan.model import (
     Application,
@@ -69,6 +69,10 @@ def lifecycle(target: Lifecycle, step: Step) -> GuestStep | None:
             target.start(ctid)
         case Stop():
             target.stop(ctid)
+        case Snapshot(snapshot=name, detach_bind_mounts=True):
+            if not isinstance(target, DetachingSnapshots):
+                raise PlanError(f"guest {ctid}: {step.detail}: only Proxmox detaches bind mounts")
+            target.snapshot_without_bind_mounts(ctid, name)
         case Snapshot(snapshot=name):
             target.snapshot(ctid, name)
         case MarkTemplate():

@@ -172,11 +172,18 @@ class Stop(_Step):
 
 @dataclass(frozen=True)
 class Snapshot(_Step):
+    """Snapshot the guest; `detach_bind_mounts`: with its host-path bind mounts taken out
+    for it and put back (Proxmox, `lifecycle_snapshots_detach_bind_mounts`)."""
+
     kind: ClassVar[Literal["snapshot"]] = "snapshot"
     snapshot: str
+    detach_bind_mounts: bool = False
 
     def _json_fields(self) -> dict[str, Any]:
-        return {"snapshot": self.snapshot}
+        out: dict[str, Any] = {"snapshot": self.snapshot}
+        if self.detach_bind_mounts:
+            out["detach_bind_mounts"] = True
+        return out
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any, Literal, cast
 from phoenix.drivers import idmaps
 from phoenix.drivers.base import ClusterPlacement, Driver, GuestSettings, ObservedGuest
 from phoenix.errors import PlanError
-from phoenix.inventory.checks.proxmox_binds import takes_snapshots
+from phoenix.inventory.checks.proxmox_binds import lifecycle_snapshots, takes_snapshots
 from phoenix.inventory.graph import Graph
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import HealthCheck, LxcGuest
@@ -360,9 +360,11 @@ class Planner:
         running = observed.running and not fresh
         snapshots = set() if fresh else set(observed.snapshots)
         # A template takes no snapshots (validate warns): `pct template` refuses them; nor
-        # does a guest with bind mounts on Proxmox, which cannot snapshot it (validate warns).
+        # does a guest with bind mounts on Proxmox, which cannot snapshot it (validate warns),
+        # unless its lifecycle snapshots are taken with the bind mounts detached.
         snapshots_taken = not guest.is_template and takes_snapshots(guest, self.driver.name)
-        lifecycle = guest.enable_lifecycle_snapshots and snapshots_taken
+        lifecycle, detach = lifecycle_snapshots(guest, self.driver.name)
+        how = " (stopped, bind mounts detached)" if detach else ""
         wanted = [FINAL_FORM] if lifecycle else []
         if guest.template_snapshot_name and snapshots_taken:
             wanted.append(guest.template_snapshot_name)
@@ -390,7 +392,8 @@ class Planner:
         if unhealthy is not None:
             recipe_steps.extend(self._reapply(ctid, unhealthy))
         if lifecycle and PRE_CONFIGURED not in snapshots and recipe_steps:
-            steps.append(Snapshot(ctid, f"snapshot {PRE_CONFIGURED}", PRE_CONFIGURED))
+            pre = Snapshot(ctid, f"snapshot {PRE_CONFIGURED}{how}", PRE_CONFIGURED, detach)
+            steps.append(pre)
             snapshots.add(PRE_CONFIGURED)
         steps.extend(recipe_steps)
         if guest.health_check is not None and (steps or fresh or unhealthy is not None):
@@ -398,7 +401,8 @@ class Planner:
             steps.append(CheckHealth(ctid, f"health check: {check.command}", check))
         for name in wanted:
             if name not in snapshots:
-                steps.append(Snapshot(ctid, f"snapshot {name}", name))
+                mine = detach and name == FINAL_FORM
+                steps.append(Snapshot(ctid, f"snapshot {name}{how if mine else ''}", name, mine))
                 snapshots.add(name)
         if parked:
             steps.append(Stop(ctid, "stop (clone source with its snapshot; not at boot)"))

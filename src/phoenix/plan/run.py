@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from phoenix.drivers.base import Driver
+from phoenix.drivers.base import DetachingSnapshots, Driver
 from phoenix.errors import PlanError
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import LxcGuest, VmGuest
 from phoenix.inventory.ordering import build_graph
-from phoenix.plan.events import Reporter, null_reporter
+from phoenix.plan.events import Event, Reporter, null_reporter
 from phoenix.plan.executor import Executor, RunResult
 from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
@@ -44,6 +44,7 @@ def converge(
     state = state_dir or inventory.state_dir
     opts = options or PlanOptions()
     with host_lock(state):
+        resume_detached(driver, reporter)
         opts = replace(opts, interrupted=Journal.interrupted(state), state_dir=state)
         the_plan = Planner(inventory, driver, opts).plan(ids)
         executor = Executor(
@@ -54,6 +55,16 @@ def converge(
             stop=stop,
         )
         return Outcome(the_plan, executor.run(the_plan, take_lock=False))
+
+
+def resume_detached(driver: Driver, reporter: Reporter) -> None:
+    """First of all: put back the bind mounts a snapshot interrupted by a crash left
+    detached (`DetachingSnapshots`), so nothing plans or starts a guest without them."""
+    if not isinstance(driver, DetachingSnapshots):
+        return
+    for ctid, keys in driver.resume_detached():
+        message = f"{', '.join(keys)} detached for a snapshot by an interrupted run: put back"
+        reporter(Event("resume", ctid, "bind mounts", "snapshot", message))
 
 
 def _simple_plan(
@@ -127,4 +138,6 @@ def run_plan(
 ) -> RunResult:
     state = state_dir or inventory.state_dir
     executor = Executor(driver, state, reporter, inventory.hypervisor.phoenix.parallel, stop=stop)
-    return executor.run(plan_)
+    with host_lock(state):
+        resume_detached(driver, reporter)
+        return executor.run(plan_, take_lock=False)

@@ -202,6 +202,12 @@ def fake_node_commands(root: Path, version: str) -> tuple[list[tuple[str, ...]],
     seen = driver.observe(960)
     assert seen.settings is not None
     driver.configure(960, vlan, frozenset(vlan.diff(seen.settings)))
+    # lifecycle snapshots of a guest with a bind mount, detached for them (bindsnap)
+    node.path("/srv/models").mkdir(parents=True, exist_ok=True)
+    bound = (MountSettings("/models", host_path="/srv/models"),)
+    driver.create(903, TEMPLATE, dataclasses.replace(wanted, net=None, mounts=bound))
+    driver.start(903)
+    driver.snapshot_without_bind_mounts(903, "final-form")
     driver.destroy(101)
     # 960's .fw holds the administrator's ipsets, groups and macros beside Phoenix's lines,
     # which the checker does not model: only files Phoenix wrote whole are returned.
@@ -221,6 +227,9 @@ def golden_commands(seed: Inventory, version: str) -> Preview:
     preview.stop(101, timeout=30)
     preview.create(902, seed.guests[900].template or "", s900)
     preview.mark_template(902)  # one without snapshots: pct template refuses those
+    bound = (MountSettings("/models", host_path="/srv/models"),)
+    preview.create(903, seed.guests[900].template or "", dataclasses.replace(s900, mounts=bound))
+    preview.snapshot_without_bind_mounts(903, "final-form")  # bind mounts detached for it
     preview.destroy(101)
     return preview
 

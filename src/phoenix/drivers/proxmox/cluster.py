@@ -227,6 +227,18 @@ class ClusterDriver:
     def snapshot(self, ctid: int, name: str) -> None:
         self._on(ctid).snapshot(ctid, name)
 
+    def snapshot_without_bind_mounts(self, ctid: int, name: str) -> None:
+        self._on(ctid).snapshot_without_bind_mounts(ctid, name)
+
+    def resume_detached(self) -> list[tuple[int, tuple[str, ...]]]:
+        """Every reachable node's (`ProxmoxDriver.resume_detached`); an unavailable node's
+        guests keep their record until it is back."""
+        out = []
+        for name, node in sorted(self.nodes.items()):
+            if node.detached.of_node(name) and self.unavailable(name) is None:
+                out += node.resume_detached()
+        return out
+
     def list_snapshots(self, ctid: int) -> list[str]:
         return self.nodes[self.node_of(ctid)].list_snapshots(ctid)
 

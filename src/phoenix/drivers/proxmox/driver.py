@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from phoenix.drivers import idmaps
 from phoenix.drivers.base import GuestSettings
 from phoenix.drivers.idmaps import IdRange
-from phoenix.drivers.proxmox import commands, ha, idshift, pvesh
+from phoenix.drivers.proxmox import bindsnap, commands, ha, idshift, pvesh
 from phoenix.drivers.proxmox.commands import APPLIED_AFTER_CREATE
 from phoenix.drivers.proxmox.configure import GuestConfigurer
 from phoenix.drivers.proxmox.configure_commands import refuse_locked
@@ -212,6 +212,74 @@ class ProxmoxDriver(GuestConfigurer):
         if name in self.list_snapshots(ctid):
             return
         self._mutate(ctid, argv)
+
+    def snapshot_without_bind_mounts(self, ctid: int, name: str) -> None:
+        """`snapshot` for a guest whose host-path bind mounts make Proxmox refuse one: it is
+        stopped, its bind mounts recorded and detached, snapshotted, the same lines put
+        back and read back, and started again if it ran (`bindsnap`). A failed snapshot
+        still puts them back; a killed run leaves the record for `resume_detached`."""
+        self._put_back(ctid, self.detached.of_node(self.node).get(ctid))
+        if name in self.list_snapshots(ctid):
+            return
+        config = self._config(ctid)
+        if config is None:
+            raise DriverError(f"guest {ctid} does not exist on node {self.node}")
+        lines = bindsnap.bind_lines(config)
+        if not lines:
+            self.snapshot(ctid, name)
+            return
+        argv = bindsnap.snapshot_cmd(ctid, name, lines)  # a reserved name: before any stop
+        state, requested = self._status(ctid)
+        self.stop(ctid)
+        self.detached.put(self.node, ctid, lines)  # durable before the config changes
+        self._mutate(ctid, bindsnap.detach_cmd(ctid, lines))
+        try:
+            self._mutate(ctid, argv)
+        finally:
+            self._put_back(ctid, lines)
+            if state == "running":
+                self.start(ctid)
+                if requested is not None and requested not in ha.RUNNING_STATES:
+                    self._mutate(ctid, ha.set_state(ctid, requested))
+
+    def resume_detached(self) -> list[tuple[int, tuple[str, ...]]]:
+        """Put back the bind mounts an interrupted snapshot left detached on this node,
+        before anything else touches the guests: (ctid, the `mpN` keys) of each."""
+        out = []
+        for ctid, lines in sorted(self.detached.of_node(self.node).items()):
+            self._put_back(ctid, lines)
+            out.append((ctid, tuple(lines)))
+        return out
+
+    def _put_back(self, ctid: int, lines: bindsnap.Lines | None) -> None:
+        """Attach the recorded `lines` the config lacks, check them all in the config read
+        back, then forget the record (kept, with a clear error, when anything differs)."""
+        if lines is None:
+            return
+        config = self._config(ctid)
+        if config is None:  # destroyed since: nothing to put back
+            self.detached.drop(self.node, ctid)
+            return
+        where = f"recorded in {self.detached.path}" if self.detached.path else "recorded"
+        taken = bindsnap.conflicts(lines, config)
+        if taken:
+            raise DriverError(
+                f"guest {ctid}: cannot put back the bind mounts Phoenix detached for a "
+                f"snapshot ({where}): {', '.join(f'{k} now holds {config[k]!r}' for k in taken)}"
+                f" instead of {', '.join(repr(lines[k]) for k in taken)}. Free those slots "
+                "or remove the record once you have put the mounts back by hand"
+            )
+        absent = bindsnap.missing(lines, config)
+        if absent:
+            self._mutate(ctid, bindsnap.attach_cmd(ctid, absent))
+        after = self._config(ctid) or {}
+        wrong = [k for k, v in lines.items() if not bindsnap.same(v, after.get(k))]
+        if wrong:
+            raise DriverError(
+                f"guest {ctid}: put back {', '.join(wrong)} but the config read back does not "
+                f"hold them as they were ({where}); look at `pct config {ctid}`"
+            )
+        self.detached.drop(self.node, ctid)
 
     def mark_template(self, ctid: int) -> None:
         """`pct template`, refused for a guest with snapshots (pct would refuse it) and

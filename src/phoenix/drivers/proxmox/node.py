@@ -17,6 +17,7 @@ from typing import Any
 
 from phoenix.drivers.base import CommandKind, CommandLog, GuestSettings, ObservedGuest
 from phoenix.drivers.proxmox import commands, devices, files, firewall, ha, mounts, pvesh
+from phoenix.drivers.proxmox.bindsnap import DetachedBinds
 from phoenix.drivers.proxmox.errors import check, explain, is_missing_guest
 from phoenix.drivers.proxmox.ownership import OwnedRaw, owned_lines
 from phoenix.errors import DriverError
@@ -53,10 +54,12 @@ class NodeSession:
         poll_interval: float = 1.0,
         owned: OwnedRaw | None = None,
         version: pvesh.Version | None = None,
+        detached: DetachedBinds | None = None,
     ) -> None:
         self.runner = runner
         self.node = node
         self.owned = owned or OwnedRaw()
+        self.detached = detached or DetachedBinds()  # bind mounts out for a snapshot
         self._version = version  # the node's PVE version: asked once (`pvesh get /version`)
         self._container: commands.ContainerVersion | None = None
         self.log = CommandLog()

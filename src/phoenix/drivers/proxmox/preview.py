@@ -17,6 +17,7 @@ from typing import cast
 from phoenix.drivers import idmaps
 from phoenix.drivers.base import Driver, GuestSettings
 from phoenix.drivers.proxmox import (
+    bindsnap,
     commands,
     conffile,
     configure_commands,
@@ -190,6 +191,23 @@ class Preview:
         else:
             self._add(commands.snapshot(ctid, name))
         self.snapshots.setdefault(ctid, []).append(name)
+
+    def snapshot_without_bind_mounts(self, ctid: int, name: str) -> None:
+        """As the driver takes it (`bindsnap`): the plan has started the guest before its
+        lifecycle snapshots, so it is stopped and started again around them."""
+        config = self.configs.get(ctid)
+        lines = bindsnap.bind_lines(config) if config is not None else {}
+        if not lines:
+            return self.snapshot(ctid, name)
+        self.stop(ctid)
+        self._add(bindsnap.detach_cmd(ctid, lines))
+        self._add(bindsnap.snapshot_cmd(ctid, name, lines))
+        self._add(bindsnap.attach_cmd(ctid, lines))
+        self.start(ctid)
+        self.snapshots.setdefault(ctid, []).append(name)
+
+    def resume_detached(self) -> list[tuple[int, tuple[str, ...]]]:
+        return []  # a fresh node has nothing detached
 
     def mark_template(self, ctid: int) -> None:
         if ctid in self.vms.ids:

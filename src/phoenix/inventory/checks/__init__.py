@@ -32,7 +32,7 @@ from phoenix.inventory.checks.options import (
     raw_option_problems,
     unapplied_keys,
 )
-from phoenix.inventory.checks.proxmox_binds import bind_mount_problems
+from phoenix.inventory.checks.proxmox_binds import bind_mount_problems, detach_switch_problems
 from phoenix.inventory.checks.vms import vm_problems
 from phoenix.inventory.core import LXC_FILE, Inventory
 from phoenix.inventory.idmapchecks import idmap_problems, proxmox_idmap_problems
@@ -83,6 +83,7 @@ def semantic_problems(
     out += cluster_problems(inventory, driver)
     chosen = driver or inventory.hypervisor.phoenix.driver
     out += bridge_problems(inventory, chosen)
+    out += detach_switch_problems(inventory)
     if chosen == "proxmox":
         out += bind_mount_problems(inventory)
         for ctid, guest in sorted(inventory.guests.items()):

@@ -16,6 +16,14 @@ no guest uses) are the original tool's form, which it gave a meaning: it matched
 feature is not available" and went on without the snapshot (`lxc-manager.sh`). Phoenix does
 the same on Proxmox (the planner takes none), with a warning: losing a snapshot that could
 never exist loses nothing.
+
+Lifecycle snapshots can be had all the same where the guest says so
+(`lifecycle_snapshots_detach_bind_mounts`): the driver stops it, detaches its bind mounts,
+snapshots and puts them back (`drivers.proxmox.bindsnap`). It is a switch per guest, beside
+`enable_lifecycle_snapshots`, because it costs that guest a stop and a start for each
+snapshot and leaves snapshots without the mounts; no guest should get that unasked. A
+`template_snapshot_name` gets no such way: it exists to clone from, and clones made from a
+snapshot without the mounts would silently lack them.
 """
 
 from __future__ import annotations
@@ -61,11 +69,13 @@ def bind_mount_problems(inventory: Inventory) -> list[Problem]:
 
 
 def _skipped_snapshots(ctid: int, guest: LxcGuest) -> list[Problem]:
-    """The snapshots of a guest with bind mounts that nothing clones from: not taken."""
+    """The snapshots of a guest with bind mounts that nothing clones from: not taken
+    (lifecycle snapshots: unless the guest asks for them with its bind mounts detached)."""
+    detach = guest.lifecycle_snapshots_detach_bind_mounts
     keys = [
         key
         for key, asked in (
-            ("enable_lifecycle_snapshots", guest.enable_lifecycle_snapshots),
+            ("enable_lifecycle_snapshots", guest.enable_lifecycle_snapshots and not detach),
             ("template_snapshot_name", guest.template_snapshot_name is not None),
         )
         if asked and not guest.is_template
@@ -76,14 +86,55 @@ def _skipped_snapshots(ctid: int, guest: LxcGuest) -> list[Problem]:
             lxc_at(ctid, key),
             "not taken on Proxmox: it cannot snapshot a container with host-path bind mounts "
             "(mount_points; 'snapshot feature is not available'), and the original tool went "
-            "on without the snapshot too. For snapshots, use volumes instead of bind mounts",
+            "on without the snapshot too. For snapshots, use volumes instead of bind mounts"
+            + (
+                ", or set 'lifecycle_snapshots_detach_bind_mounts': true (the guest is stopped "
+                "for each snapshot, which then holds no bind mounts)"
+                if key == "enable_lifecycle_snapshots"
+                else ""
+            ),
             "warning",
         )
         for key in keys
     ]
 
 
+def detach_switch_problems(inventory: Inventory) -> list[Problem]:
+    """`lifecycle_snapshots_detach_bind_mounts` where it can do nothing (any driver: an
+    inventory moves between them)."""
+    out: list[Problem] = []
+    for ctid, guest in sorted(inventory.guests.items()):
+        if not guest.lifecycle_snapshots_detach_bind_mounts:
+            continue
+        if not guest.enable_lifecycle_snapshots or guest.is_template:
+            out.append(
+                Problem(
+                    LXC_FILE,
+                    lxc_at(ctid, "lifecycle_snapshots_detach_bind_mounts"),
+                    "has no effect: the guest takes no lifecycle snapshots "
+                    + (
+                        "(it is a template)"
+                        if guest.is_template
+                        else "(set 'enable_lifecycle_snapshots': true for them)"
+                    ),
+                    "warning",
+                )
+            )
+    return out
+
+
 def takes_snapshots(guest: LxcGuest, driver: str) -> bool:
-    """Whether the guest's snapshots are taken on `driver` (Proxmox cannot snapshot a
-    container with bind mounts; validate refuses one that must be, warns for the others)."""
+    """Whether the guest's `template_snapshot_name` is taken on `driver` (Proxmox cannot
+    snapshot a container with bind mounts; validate refuses one that must be, warns for the
+    others)."""
     return not (driver == "proxmox" and guest.mount_points)
+
+
+def lifecycle_snapshots(guest: LxcGuest, driver: str) -> tuple[bool, bool]:
+    """(whether the guest's lifecycle snapshots are taken on `driver`, whether with its
+    bind mounts detached). Detached on Proxmox when the guest asks: the driver then detaches
+    whatever bind mounts the node's config has, the ones the inventory does not list too."""
+    if not guest.enable_lifecycle_snapshots or guest.is_template:
+        return False, False
+    detach = driver == "proxmox" and guest.lifecycle_snapshots_detach_bind_mounts
+    return detach or takes_snapshots(guest, driver), detach

@@ -129,6 +129,12 @@ class LxcGuest(Model):
     enable_lifecycle_snapshots: Host[StrictBool] = Field(
         default=False, description="Take 'pre-configured' and 'final-form' snapshots"
     )
+    lifecycle_snapshots_detach_bind_mounts: Host[StrictBool] = Field(
+        default=False,
+        description="Proxmox: take the lifecycle snapshots of a guest with bind mounts by "
+        "stopping it, detaching them, snapshotting and putting them back (the snapshots hold "
+        "no bind mounts); without it they are not taken",
+    )
     dependencies: Placement[list[Ctid]] = Field(
         default_factory=list, description="Guests (LXC or VM) to create and start first"
     )
