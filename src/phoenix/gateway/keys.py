@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -205,7 +206,9 @@ def edit_keys(text: str, ctid: int, change: Callable[[dict[str, Any]], None]) ->
         if not isinstance(gateway.get(field, []), list):
             raise GatewayError(f"guest {ctid}: 'gateway.{field}' is not a list")
     change(gateway)
-    indent = 4 if '\n    "' in text else 2
+    # the file's own indent (its first indented line's), so an edit changes only the keys
+    first = re.search(r"\n( +)\S", text)
+    indent = len(first.group(1)) if first else 2
     return json.dumps(data, indent=indent, ensure_ascii=False) + "\n"
 
 
