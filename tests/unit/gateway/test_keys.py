@@ -193,7 +193,7 @@ def test_editing_keys_keeps_the_rest_of_the_file_and_its_indent() -> None:
     ],
 )
 def test_an_unusable_inventory_file_is_refused(text: str, message: str) -> None:
-    called = []
+    called: list[dict[str, Any]] = []
     with pytest.raises(GatewayError, match=message):
         edit_keys(text, 101, called.append)
     assert called == []

@@ -129,17 +129,23 @@ def test_command_log_renders_commands_and_file_changes_apart() -> None:
     log.add("mutate", ["nft", "-f", "-"])
     log.file("rename", "/var/lib/lxc/101", "to /var/lib/lxc/.deleting-101")
     log.add("exec", ["sh", "-c", "echo 'a b'"])
+    log.file("write-guest-files", "/r", "etc/hosts", "etc/hostname")
+    log.file("mkdir", "/var/lib/lxc/101")
     assert log.lines() == [
         "observe: lxc-info -n 101",
         "mutate: nft -f -",
         "file: rename /var/lib/lxc/101 (to /var/lib/lxc/.deleting-101)",
         "exec: sh -c 'echo '\"'\"'a b'\"'\"''",
+        "file: write-guest-files /r (etc/hosts, etc/hostname)",
+        "file: mkdir /var/lib/lxc/101",
     ]
-    assert log.mutations() == [
-        ("nft", "-f", "-"),
+    changes = [
         ("rename", "/var/lib/lxc/101", "to /var/lib/lxc/.deleting-101"),
+        ("write-guest-files", "/r", "etc/hosts", "etc/hostname"),
+        ("mkdir", "/var/lib/lxc/101"),
     ]
-    assert log.files() == [("rename", "/var/lib/lxc/101", "to /var/lib/lxc/.deleting-101")]
+    assert log.mutations() == [("nft", "-f", "-"), *changes]
+    assert log.files() == changes
 
 
 def test_configure_keeps_the_assigned_mac(tmp_path: Path) -> None:
