@@ -1,8 +1,9 @@
 """`phoenix import`: write the inventory of a lab that already exists.
 
-Reads the host through the driver (the same reads `phoenix plan` makes), converts what it
-saw with `phoenix.plan.imported`, validates the result, and only then writes
-`phoenix_lxc_configs.json` and the hypervisor config into the config dir, each atomically.
+Reads the host through the driver and its VM backend (the same reads `phoenix plan`
+makes), converts what it saw with `phoenix.plan.imported`, validates the result, and only
+then writes `phoenix_lxc_configs.json`, `phoenix_vm_configs.json` (when the host has VMs)
+and the hypervisor config into the config dir, each atomically.
 Existing files are replaced only with --force. The report (notes) is data from the
 converter; this module prints it.
 """
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 HYPERVISOR_FILE = "phoenix_hypervisor_config.json"
 LXC_FILE = "phoenix_lxc_configs.json"
+VM_FILE = "phoenix_vm_configs.json"
 NEEDS_TEMPLATE = "needs either 'template'"
 
 
@@ -38,8 +40,8 @@ def import_lab(
         list[str] | None,
         typer.Option(
             "--ids",
-            help="Only these guests: comma-separated or repeated (--ids 101,102). "
-            "Default: every container on the host.",
+            help="Only these guests (containers or VMs): comma-separated or repeated "
+            "(--ids 101,9000). Default: every guest on the host.",
             show_default=False,
         ),
     ] = None,
@@ -78,15 +80,17 @@ def import_lab(
     """Write the inventory of the guests a host already has, so that `phoenix plan` right
     after shows no changes.
 
-    Reads every container of the host (a Proxmox VE node: `--driver proxmox`; or the LXC
-    host's Phoenix guests) and writes `phoenix_lxc_configs.json` in the original tool's
-    format, plus `phoenix_hypervisor_config.json` (how to reach the host), into the config
-    dir (`-c DIR`). Nothing on the host changes.
+    Reads every container and VM of the host (a Proxmox VE node or cluster: `--driver
+    proxmox`; or the LXC host's Phoenix guests and local QEMU VMs) and writes
+    `phoenix_lxc_configs.json` and `phoenix_vm_configs.json` in the original tool's format,
+    plus `phoenix_hypervisor_config.json` (how to reach the host), into the config dir (`-c
+    DIR`). Nothing on the host changes.
 
     The report at the end says what the inventory does not hold: settings the host keeps
-    that Phoenix leaves alone (a VLAN tag, firewall rules and raw lines it did not write,
-    devices), what cannot be read back (features and application scripts: add them by
-    hand), secrets (never written), VMs, and anything a plan would still change.
+    that Phoenix leaves alone (a VLAN tag, firewall rules, raw lines and VM options it did
+    not write, devices, disks), what cannot be read back (features, application scripts,
+    docker stacks: add them by hand), secrets (never written: the cloud-init password,
+    secret environment lines), and anything a plan would still change.
 
     Examples: `phoenix -c ./etc --driver proxmox import --node pve1 --template
     local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst`; `phoenix -c ./etc import --ids
@@ -97,6 +101,7 @@ def import_lab(
     config_dir = state(ctx).config_dir
     wanted = _parse_ids(ids)
     hv_path, lxc_out = config_dir / HYPERVISOR_FILE, config_dir / LXC_FILE
+    vm_out = config_dir / VM_FILE
     existing = _read_json(hv_path)
     given = {"node": node, "ssh_host": ssh_host, "lxc_path": lxc_path, "state_dir": state_dir}
     block: dict[str, str] = {k: v for k, v in given.items() if v is not None}
@@ -104,8 +109,8 @@ def import_lab(
     if chosen is not None:
         block["driver"] = chosen
     settings = _settings(existing, block)
-    if not force and lxc_out.exists():
-        _refuse_overwrite(lxc_out, None, existing, {})
+    if not force and (lxc_out.exists() or vm_out.exists()):
+        _refuse_overwrite([lxc_out, vm_out], None, existing, {})
     try:
         imported, found = _read_host(settings, wanted, template, as_json)
     except PhoenixError as exc:
@@ -113,27 +118,30 @@ def import_lab(
     hv_document = _hypervisor_document(existing, settings, found, imported)
     hv_changes = existing != hv_document
     if not force and hv_changes and existing is not None:
-        _refuse_overwrite(lxc_out, hv_path, existing, hv_document)
-    if not imported.ids:
+        _refuse_overwrite([lxc_out, vm_out], hv_path, existing, hv_document)
+    if not imported.ids and not imported.vm_ids:
         where = imported.notes and " (see the notes above)"
         _print_report(imported, [], as_json)
-        fail(f"no containers to import on this host{where or ''}; nothing written")
+        fail(f"no guests to import on this host{where or ''}; nothing written")
     warnings = _check(imported, hv_document, settings.driver)
-    written = [lxc_out] + ([hv_path] if hv_changes else [])
-    _write(config_dir, lxc_out, imported.document, hv_path if hv_changes else None, hv_document)
+    documents = {lxc_out: imported.document}
+    if imported.vm_document is not None or vm_out.exists():
+        # A VM file there before describes this host's VMs too: replaced, never left stale.
+        documents[vm_out] = imported.vm_document or {"vms": []}
+    if hv_changes:
+        documents[hv_path] = hv_document
+    _write(config_dir, documents)
     if not as_json and warnings:
         err_console.print("`phoenix validate` warns:", style="bold", markup=False)
         print_problems(warnings)
-    _print_report(imported, written, as_json)
+    _print_report(imported, list(documents), as_json)
 
 
 def _refuse_overwrite(
-    lxc_out: Path, hv_path: Path | None, existing: dict[str, Any] | None, hv: dict[str, Any]
+    outputs: list[Path], hv_path: Path | None, existing: dict[str, Any] | None, hv: dict[str, Any]
 ) -> None:
     """Without --force, no file that exists is replaced: say which, and what would change."""
-    why = []
-    if lxc_out.exists():
-        why.append(f"{lxc_out} already exists")
+    why = [f"{path} already exists" for path in outputs if path.exists()]
     if hv_path is not None:
         old = (existing or {}).get("phoenix") or {}
         new = hv["phoenix"]
@@ -192,7 +200,7 @@ def _hypervisor_document(
 ) -> dict[str, Any]:
     """The hypervisor config: the existing one's keys, its `phoenix` block saying how to
     reach what was read (a cluster: every node; the notes say what was inferred)."""
-    from phoenix.plan.imported import cluster_block, merged_hypervisor
+    from phoenix.plan.imported_hv import cluster_block, merged_hypervisor
 
     block: dict[str, Any] = {"driver": settings.driver}
     if settings.driver == "proxmox":
@@ -211,15 +219,15 @@ def _hypervisor_document(
 def _read_host(
     settings: Any, wanted: list[int] | None, template: str | None, quiet: bool
 ) -> tuple[Imported, FoundHost]:
-    from phoenix.drivers.factory import make_driver
+    from phoenix.drivers.factory import make_driver, vm_backend
     from phoenix.plan.imported import convert
     from phoenix.plan.survey import survey
 
     driver = make_driver(settings)
+    vms = vm_backend(settings)
     waiting = nullcontext() if quiet else err_console.status("reading the host…")
     with waiting:
-        vm_path = Path(settings.vm_path) if settings.driver == "lxc" else None
-        found = survey(driver, wanted, vm_path=vm_path)
+        found = survey(driver, wanted, vms=vms)
     return convert(found, template), found
 
 
@@ -233,6 +241,8 @@ def _check(imported: Imported, hv_document: dict[str, Any], driver: str) -> list
     with tempfile.TemporaryDirectory(prefix="phoenix-import-") as tmp:
         root = Path(tmp)
         (root / LXC_FILE).write_text(json.dumps(imported.document))
+        if imported.vm_document is not None:
+            (root / VM_FILE).write_text(json.dumps(imported.vm_document))
         (root / HYPERVISOR_FILE).write_text(json.dumps(hv_document))
         inventory, problems = validate_config_dir(root, registry, driver)
     if inventory is None or errors(problems):
@@ -242,19 +252,12 @@ def _check(imported: Imported, hv_document: dict[str, Any], driver: str) -> list
     return [p for p in problems if not p.message.startswith(NEEDS_TEMPLATE)]
 
 
-def _write(
-    config_dir: Path,
-    lxc_out: Path,
-    document: dict[str, Any],
-    hv_path: Path | None,
-    hv_document: dict[str, Any],
-) -> None:
+def _write(config_dir: Path, documents: dict[Path, dict[str, Any]]) -> None:
     from phoenix.files import write_atomic
 
     config_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(lxc_out, json.dumps(document, indent=4) + "\n")
-    if hv_path is not None:
-        write_atomic(hv_path, json.dumps(hv_document, indent=4) + "\n")
+    for path, document in documents.items():
+        write_atomic(path, json.dumps(document, indent=4) + "\n")
 
 
 def _print_report(imported: Imported, written: list[Path], as_json: bool) -> None:
@@ -266,6 +269,7 @@ def _print_report(imported: Imported, written: list[Path], as_json: bool) -> Non
                 {
                     "written": [str(p) for p in written],
                     "guests": imported.ids,
+                    "vms": imported.vm_ids,
                     "notes": [n.as_dict() for n in imported.notes],
                 },
                 indent=2,
@@ -278,10 +282,13 @@ def _print_report(imported: Imported, written: list[Path], as_json: bool) -> Non
             who = f"guest {note.ctid}: " if note.ctid is not None else ""
             err_console.print(f"  {who}{note.text}", markup=False, highlight=False)
     if written:
-        guests = " ".join(str(c) for c in imported.ids)
+        counted = [
+            f"{len(ids)} {kind}{'s' if len(ids) != 1 else ''} ({' '.join(map(str, ids))})"
+            for kind, ids in (("container", imported.ids), ("VM", imported.vm_ids))
+            if ids
+        ]
         console.print(
-            f"imported {len(imported.ids)} container{'s' if len(imported.ids) != 1 else ''} "
-            f"({guests}) into {', '.join(str(p) for p in written)}",
+            f"imported {' and '.join(counted)} into {', '.join(str(p) for p in written)}",
             markup=False,
             highlight=False,
         )

@@ -171,12 +171,19 @@ def make_driver(
     return cast(Driver, split(containers, _vm_driver(settings, chosen), vm_ids))
 
 
+def vm_backend(settings: HostSettings) -> Driver:
+    """The host's VM backend alone (local QEMU beside LXC, or `qm` on `phoenix.node`): what
+    `phoenix import` reads VMs through before it knows their ids."""
+    return _vm_driver(settings, driver_name(settings, None))
+
+
 def _vm_driver(settings: HostSettings, chosen: str) -> Driver:
     if chosen == "proxmox":
         vms = _import("phoenix.drivers.proxmox.vmdriver", "ProxmoxVmDriver", "the Proxmox driver")
         owned = _import("phoenix.drivers.proxmox.ownership", "OwnedRaw", "the Proxmox driver")
         # The VMs' firewall rules Phoenix wrote: a record of their own beside the journal.
-        record = owned(Path(settings.state_dir) / "proxmox-vm-owned.json")
+        name = _import("phoenix.drivers.proxmox.vmdriver", "OWNED_FILE", "the Proxmox driver")
+        record = owned(Path(settings.state_dir) / name)
         return cast(Driver, vms(node_runner(settings), settings.node or "localhost", owned=record))
     qemu = _import("phoenix.drivers.qemu.driver", "QemuDriver", "the local VM driver")
     return cast(

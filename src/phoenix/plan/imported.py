@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from phoenix.drivers.base import FirewallRule, GuestSettings, MountSettings, ObservedGuest
 from phoenix.drivers.secrets import secret_variable
@@ -49,6 +49,7 @@ class FoundGuest:
     clone_of: tuple[int, str | None] | None = None
     unmanaged: tuple[str, ...] = ()
     applied: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()  # what holds a secret, named (never its value)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class FoundHost:
     skipped: tuple[tuple[int, str], ...] = ()  # (id, why): VMs, guests on other nodes
     nodes: tuple[str, ...] = ()  # a Proxmox cluster's nodes (empty: one host)
     reached: str | None = None  # the node Phoenix read the cluster through
+    vms: tuple[FoundGuest, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,20 +76,29 @@ class Note:
 
 @dataclass
 class Imported:
-    """The inventory document and the notes that go with it."""
+    """The inventory documents (containers, and VMs when there are any) and the notes
+    that go with them."""
 
     document: dict[str, Any]
     notes: list[Note] = field(default_factory=list)
+    vm_document: dict[str, Any] | None = None
 
     @property
     def ids(self) -> list[int]:
         return [int(c) for c in self.document["lxc_configs"]]
 
+    @property
+    def vm_ids(self) -> list[int]:
+        return [int(v["vmid"]) for v in (self.vm_document or {}).get("vms", [])]
+
 
 def convert(host: FoundHost, template: str | None = None) -> Imported:
-    """The inventory for `host`'s guests (sorted by id). `template` is written to every
-    guest that was not cloned from another imported guest: a node does not record what a
-    guest was created from, and Phoenix needs it only to create the guest again."""
+    """The inventory for `host`'s guests (sorted by id), containers and VMs. `template` is
+    written to every container that was not cloned from another imported guest: a node
+    does not record what a guest was created from, and Phoenix needs it only to create the
+    guest again."""
+    from phoenix.plan.imported_vms import convert_vms
+
     notes: list[Note] = [Note(ctid, "skipped", why) for ctid, why in host.skipped]
     found = {g.observed.ctid: g for g in host.guests}
     sources = _clone_sources(found, notes)
@@ -99,11 +110,12 @@ def convert(host: FoundHost, template: str | None = None) -> Imported:
         built, guest_notes = _entry(
             guest, host.driver, template, sources.get(ctid), source, bool(host.nodes)
         )
-        entry = _valid(ctid, built, guest_notes)
+        entry = valid_entry(ctid, built, guest_notes, LxcGuest)
         if entry is not None:
             guest_notes += _unsaid(ctid, entry, guest.observed)
         notes += guest_notes
         notes += [Note(ctid, "kept", line) for line in guest.unmanaged]
+        notes += [Note(ctid, "secret", line) for line in guest.secrets]
         if guest.applied:
             notes.append(
                 Note(
@@ -115,7 +127,7 @@ def convert(host: FoundHost, template: str | None = None) -> Imported:
                 )
             )
         if entry is not None:
-            _unique_mac(ctid, entry, macs, notes)
+            unique_mac(ctid, entry, macs, notes)
             configs[str(ctid)] = entry
     unmade = [c for c, e in configs.items() if "template" not in e and "clone_from_ctid" not in e]
     if unmade:
@@ -129,10 +141,11 @@ def convert(host: FoundHost, template: str | None = None) -> Imported:
                 f"{'them' if len(unmade) > 1 else 'it'} again",
             )
         )
-    return Imported({"lxc_configs": configs}, notes)
+    vms, vm_notes = convert_vms(host.vms, macs, host.reached)
+    return Imported({"lxc_configs": configs}, notes + vm_notes, {"vms": vms} if vms else None)
 
 
-def _unique_mac(ctid: int, entry: dict[str, Any], seen: dict[str, int], notes: list[Note]) -> None:
+def unique_mac(ctid: int, entry: dict[str, Any], seen: dict[str, int], notes: list[Note]) -> None:
     """A MAC another imported guest has is not written (validate refuses a MAC twice); the
     guest keeps its own either way: an inventory without one keeps what the host assigned."""
     mac = entry.get("mac_address")
@@ -238,7 +251,7 @@ def _entry(
         entry["apparmor_profile"] = s.apparmor_profile
     entry["firewall"] = {
         "enabled": s.firewall_enabled,
-        "rules": [_rule(r) for r in s.firewall_rules],
+        "rules": [firewall_rule(r) for r in s.firewall_rules],
     }
     binds = [m for m in s.mounts if not m.is_volume]
     volumes = [m for m in s.mounts if m.is_volume]
@@ -327,7 +340,7 @@ def _raw_options(ctid: int, s: GuestSettings, notes: list[Note]) -> list[str]:
     return out
 
 
-def _rule(rule: FirewallRule) -> dict[str, Any]:
+def firewall_rule(rule: FirewallRule) -> dict[str, Any]:
     out: dict[str, Any] = {"type": rule.direction, "action": rule.action}
     for key in ("source", "dest", "proto", "port", "comment"):
         value = getattr(rule, key)
@@ -348,12 +361,14 @@ def _volume(ctid: int, mount: MountSettings) -> dict[str, Any]:
     return {"name": name, "pool": mount.pool, "size_gb": mount.size_gb, "mount_point": mount.target}
 
 
-def _valid(ctid: int, entry: dict[str, Any], notes: list[Note]) -> dict[str, Any] | None:
-    """The entry with every value the inventory refuses taken out and named (the guest is
-    skipped when what is refused is required, such as its name)."""
+def valid_entry(
+    ctid: int, entry: dict[str, Any], notes: list[Note], model: type[BaseModel]
+) -> dict[str, Any] | None:
+    """The entry with every value `model` (a container's or a VM's) refuses taken out and
+    named (the guest is skipped when what is refused is required, such as its name)."""
     for _ in range(32):
         try:
-            LxcGuest.model_validate(entry)
+            model.model_validate(entry)
             return entry
         except ValidationError as exc:
             removed = False
@@ -387,7 +402,7 @@ def _unsaid(ctid: int, entry: dict[str, Any], observed: ObservedGuest) -> list[N
 def _remove(entry: dict[str, Any], loc: Sequence[str | int]) -> bool:
     """Delete the value at `loc` (its top-level item for a nested one); False for a key
     that must stay (`name`)."""
-    if not loc or loc[0] == "name":
+    if not loc or loc[0] in ("name", "vmid"):
         return False
     top = str(loc[0])
     if len(loc) >= 2 and isinstance(loc[1], int) and isinstance(entry.get(top), list):
@@ -399,46 +414,6 @@ def _remove(entry: dict[str, Any], loc: Sequence[str | int]) -> bool:
         del entry[top]
         return True
     return False
-
-
-def merged_hypervisor(
-    existing: Mapping[str, Any] | None, phoenix: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The hypervisor config with its `phoenix` block updated by `phoenix` (every other
-    key of the original tool's file kept as it was)."""
-    out = dict(existing or {})
-    block = dict(out.get("phoenix") or {})
-    block.update(phoenix)
-    out["phoenix"] = {k: v for k, v in block.items() if v is not None}
-    return out
-
-
-def cluster_block(
-    host: FoundHost, known: Mapping[str, Mapping[str, Any]], ssh_host: str | None
-) -> tuple[dict[str, Any], list[Note]]:
-    """The `phoenix` keys that describe `host`'s cluster: every node under `nodes` (what
-    the config already says of a node is kept), the node read through as the default
-    `node`. A node the config does not say how to reach is reached by SSH as root under its
-    name (how Proxmox nodes reach each other), which the notes say; the node read through
-    keeps `ssh_host` (None: Phoenix runs on it)."""
-    nodes: dict[str, Any] = {name: dict(entry) for name, entry in known.items()}
-    notes: list[Note] = []
-    for name in host.nodes:
-        if name in nodes:
-            continue
-        if name == host.reached:
-            nodes[name] = {"ssh_host": ssh_host} if ssh_host else {}
-            continue
-        nodes[name] = {"ssh_host": f"root@{name}"}
-        notes.append(
-            Note(
-                None,
-                "inferred",
-                f"nodes.{name}.ssh_host 'root@{name}': how Phoenix reaches node {name} "
-                "(Proxmox nodes reach each other as root by name); change it if yours differs",
-            )
-        )
-    return {"nodes": nodes, "node": host.reached, "ssh_host": None}, notes
 
 
 def notes_by_kind(notes: Iterable[Note]) -> list[tuple[NoteKind, list[Note]]]:

@@ -1,20 +1,20 @@
 """Read a host for `phoenix import`: every guest through its driver's `observe` (the same
 reads a plan makes, so what is imported is what a plan compares), what the host holds
 beyond the guest's settings (the driver's own survey module says), and the recipes whose
-markers are inside running guests. Changes nothing on the host.
+markers are inside running guests. Containers through the container driver, VMs through
+the host's VM backend (`survey_vms`). Changes nothing on the host.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from phoenix.drivers.base import Driver
 from phoenix.errors import PhoenixError, PlanError
+from phoenix.plan import survey_vms
 from phoenix.plan.imported import FoundGuest, FoundHost
-from phoenix.recipes.runner import read_markers
 
 if TYPE_CHECKING:
     from phoenix.drivers.proxmox import ProxmoxDriver
@@ -27,17 +27,16 @@ def survey(
     driver: Driver,
     ids: Iterable[int] | None = None,
     progress: Progress | None = None,
-    vm_path: Path | None = None,
+    vms: Driver | None = None,
 ) -> FoundHost:
     """The guests of the host `driver` drives (`ids`: only those; one that is not there
-    is a PlanError before anything else is read). `vm_path`: where the LXC host's local
-    VMs live, named as not imported."""
+    is a PlanError before anything else is read). `vms`: the host's VM backend (the local
+    QEMU driver beside LXC, the Proxmox `qm` driver); without it VMs are named, not read."""
     wanted = None if ids is None else sorted(set(ids))
     if driver.name == "proxmox":
-        return _proxmox(driver, wanted, progress)
+        return _proxmox(driver, wanted, progress, vms)
     if driver.name == "lxc":
-        vms = _local_vms(vm_path, wanted) if vm_path else ()
-        return replace(_lxc(driver, wanted, progress, [v for v, _ in vms]), skipped=vms)
+        return _lxc(driver, wanted, progress, vms)
     raise PlanError(f"`phoenix import` reads Proxmox VE and LXC hosts, not {driver.name!r}")
 
 
@@ -48,30 +47,15 @@ def _missing(wanted: list[int] | None, present: Iterable[int], where: str) -> No
         raise PlanError(f"no guest {listed} on {where}")
 
 
-def _applied(driver: Driver, ctid: int, running: bool) -> tuple[str, ...]:
-    if not running:
-        return ()
-    try:
-        return tuple(sorted(read_markers(driver, ctid)))
-    except PhoenixError:
-        return ()  # a guest whose markers cannot be read has none to report
-
-
-def _local_vms(vm_path: Path, wanted: list[int] | None) -> tuple[tuple[int, str], ...]:
-    from phoenix.drivers.qemu.survey import vm_ids
-
-    why = "VM (local QEMU): import does not read VMs yet; add it to phoenix_vm_configs.json"
-    return tuple((v, why) for v in vm_ids(vm_path) if wanted is None or v in wanted)
-
-
 def _lxc(
-    driver: Driver, wanted: list[int] | None, progress: Progress | None, vms: list[int]
+    driver: Driver, wanted: list[int] | None, progress: Progress | None, vms: Driver | None
 ) -> FoundHost:
     from phoenix.drivers.lxc import LxcDriver, survey
 
     assert isinstance(driver, LxcDriver)
     present = survey.guest_ids(driver)
-    _missing(wanted, [*present, *vms], f"this host (LXC path {driver.lxc_path})")
+    vm_ids = survey_vms.local_ids(vms)
+    _missing(wanted, [*present, *vm_ids], f"this host (LXC path {driver.lxc_path})")
     chosen = [c for c in present if wanted is None or c in wanted]
     guests = []
     for done, ctid in enumerate(chosen):
@@ -85,13 +69,16 @@ def _lxc(
                 observed,
                 clone_of=survey.clone_source(driver, ctid),
                 unmanaged=tuple(survey.unmanaged(driver, ctid)),
-                applied=_applied(driver, ctid, observed.running),
+                applied=survey_vms.applied(driver, ctid, observed.running),
             )
         )
-    return FoundHost("lxc", tuple(guests))
+    found_vms = survey_vms.local(vms, [v for v in vm_ids if wanted is None or v in wanted])
+    return FoundHost("lxc", tuple(guests), vms=tuple(found_vms))
 
 
-def _proxmox(driver: Driver, wanted: list[int] | None, progress: Progress | None) -> FoundHost:
+def _proxmox(
+    driver: Driver, wanted: list[int] | None, progress: Progress | None, vms: Driver | None
+) -> FoundHost:
     """One node, or every node of its cluster: each guest is read on its own node (through
     that node's runner when the config lists the cluster's nodes, else through pvesh's
     forwarding of `/nodes/<node>`), and each names its node when the cluster has several."""
@@ -107,25 +94,28 @@ def _proxmox(driver: Driver, wanted: list[int] | None, progress: Progress | None
     offline = {m.name for m in members if not m.online}
     chosen = [r for r in listed if wanted is None or r.vmid in wanted]
     guests = []
+    found_vms: list[FoundGuest] = []
     skipped: list[tuple[int, str]] = []
     for done, res in enumerate(chosen):
         if progress is not None:
             progress(done, len(chosen))
-        if res.kind != "lxc":
-            skipped.append(
-                (
-                    res.vmid,
-                    f"VM {res.name or res.vmid} on node {res.node}: Phoenix does not drive VMs "
-                    "on Proxmox yet, so none is written to phoenix_vm_configs.json",
-                )
-            )
-            continue
+        what = "container" if res.kind == "lxc" else f"VM {res.name or res.vmid}"
         if res.node in offline:
-            skipped.append((res.vmid, f"container on node {res.node}, which is offline"))
+            skipped.append((res.vmid, f"{what} on node {res.node}, which is offline"))
             continue
         on = reach.on(res.node, cluster)
         if on is None:
-            skipped.append((res.vmid, _elsewhere(res.node, reach.node)))
+            skipped.append((res.vmid, _elsewhere(what, res.node, reach.node)))
+            continue
+        # pct/qm exec reach the local node's guests only: a node Phoenix reaches by its
+        # own runner is local to it.
+        local = not cluster or res.node == reached or res.node in reach.own
+        if res.kind != "lxc":
+            vm = survey_vms.proxmox(vms, on, res, cluster, local)
+            if isinstance(vm, str):
+                skipped.append((res.vmid, vm))
+            elif vm is not None:
+                found_vms.append(vm)
             continue
         try:
             observed = on.observe(res.vmid)
@@ -136,23 +126,20 @@ def _proxmox(driver: Driver, wanted: list[int] | None, progress: Progress | None
                 continue
             if "cluster node" not in str(exc):
                 raise
-            skipped.append((res.vmid, _elsewhere(res.node, reach.node)))
+            skipped.append((res.vmid, _elsewhere(what, res.node, reach.node)))
             continue
         if not observed.exists:
             continue
-        # pct exec reaches the local node's guests only: a node Phoenix reaches by its own
-        # runner is local to it.
-        local = not cluster or res.node == reached or res.node in reach.own
         guests.append(
             FoundGuest(
                 observed,
                 node=res.node or None,
                 unmanaged=tuple(survey.unmanaged(on, res.vmid)),
-                applied=_applied(on, res.vmid, observed.running and local),
+                applied=survey_vms.applied(on, res.vmid, observed.running and local),
             )
         )
     nodes = tuple(m.name for m in members) if cluster else ()
-    return FoundHost("proxmox", tuple(guests), tuple(skipped), nodes, reached)
+    return FoundHost("proxmox", tuple(guests), tuple(skipped), nodes, reached, vms=tuple(found_vms))
 
 
 @dataclass
@@ -204,8 +191,8 @@ def _reach(driver: Driver) -> tuple[_Reach, list[Resource]]:
     return _Reach(driver, driver.node), survey.resources(driver)
 
 
-def _elsewhere(node: str, mine: str) -> str:
+def _elsewhere(what: str, node: str, mine: str) -> str:
     return (
-        f"container on node {node}, not on the node Phoenix drives ({mine}): import there "
+        f"{what} on node {node}, not on the node Phoenix drives ({mine}): import there "
         "(--node and --ssh-host)"
     )

@@ -13,14 +13,8 @@ from phoenix.drivers.base import GuestSettings, MountSettings, NetSettings, Obse
 from phoenix.inventory import load_inventory
 from phoenix.inventory.models import LxcGuest
 from phoenix.plan.desired import guest_settings
-from phoenix.plan.imported import (
-    FoundGuest,
-    FoundHost,
-    Note,
-    cluster_block,
-    convert,
-    merged_hypervisor,
-)
+from phoenix.plan.imported import FoundGuest, FoundHost, Note, convert
+from phoenix.plan.imported_hv import cluster_block, merged_hypervisor
 from tests.conftest import shared_fixture
 
 BASE = GuestSettings(

@@ -7,7 +7,10 @@ decides it (proxmox/qemu-server: `PVE/API2/Qemu.pm`, `PVE/QemuServer.pm`,
 - a VMID is unique across containers and VMs (`check_vmid_unused`: "VM|CT N already
   exists on node", by the kind that holds it);
 - a second cloud-init drive is refused (`Qemu.pm` create_disks);
-- `qm template` refuses a VM with snapshots, one already a template, a running one;
+- `qm template` refuses a VM with snapshots, one already a template, a running one, and
+  renames its disk `vm-N-disk-K` to `base-N-disk-K` (pve-storage `create_base`);
+- a linked clone's disk is `STORAGE:base-T-disk-K/vm-N-disk-M` (pve-storage
+  `ZFSPoolPlugin.pm` clone_image);
 - `qm clone`: the snapshot must exist; without `--full` a template makes a linked clone
   and any other VM a full one (`$full //= !is_template`); `--full 0` of a non-template
   has no base to link to ("Linked clone feature is not supported"), and `--storage` is
@@ -132,6 +135,10 @@ class FakeQemu:
             if vmid in self.running:
                 raise QmFail(255, "you can't convert a VM to template if VM is running")
             vm.options["template"] = "1"
+            # pve-storage create_base: the template's disks are renamed vm-N- -> base-N-.
+            for key, value in list(vm.options.items()):
+                if key == "scsi0":
+                    vm.options[key] = value.replace(f":vm-{vmid}-disk-", f":base-{vmid}-disk-")
             return ""
         if verb == "clone":
             return self._clone(vmid, vm, int(rest[0]), opts)
@@ -245,10 +252,10 @@ class FakeQemu:
                 props = parse_property_string(value, "file")
                 storage = opts.get("storage", props["file"].split(":")[0])
                 self._disks += 1
-                kind = "vm" if full else "base"
-                new.options[key] = (
-                    f"{storage}:{kind}-{newid}-disk-{self._disks},size={props['size']}"
-                )
+                volume = f"vm-{newid}-disk-{self._disks}"
+                if not full:  # pve-storage ZFSPoolPlugin.pm clone_image: "$basename/$name"
+                    volume = props["file"].split(":", 1)[1].split("/")[0] + "/" + volume
+                new.options[key] = f"{storage}:{volume},size={props['size']}"
         if "name" in opts:
             new.options["name"] = opts["name"]
         self.vms[newid] = new

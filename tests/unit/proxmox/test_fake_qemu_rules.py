@@ -118,7 +118,9 @@ def test_linked_clone_needs_a_template_and_no_storage(node: FakeNode) -> None:
     assert "vm-1001-disk" in str(config(node, 1001)["scsi0"])
     made(node, 9100, template=True)
     ok(node, qm.clone(9100, 1002, None, settings(), full=False))
-    assert "base-1002-disk" in str(config(node, 1002)["scsi0"])
+    assert str(config(node, 9100)["scsi0"]).startswith("local-zfs:base-9100-disk-")
+    assert "base-9100-disk-" in str(config(node, 1002)["scsi0"])
+    assert "/vm-1002-disk-" in str(config(node, 1002)["scsi0"])
     storage = [*qm.clone(9100, 1003, None, settings(), full=False), "--storage", "local-zfs"]
     assert "not allowed for linked clones" in run(node, storage).stderr
 

@@ -1,7 +1,8 @@
 """`phoenix import` of guests Phoenix never managed (made by hand or by the original tool):
 what the inventory cannot hold stays on the node and is named in the report, secrets are
 never written, and a plan right after changes nothing. Also the command's rules: --ids,
---force, clear one-line errors, VMs and guests on other nodes named, not imported."""
+--force, clear one-line errors, guests on other nodes named, not imported; a VM made by hand
+imported with its VLAN named and its cloud-init password never written."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from typer.testing import CliRunner
 from phoenix.cli.app import app
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.drivers.proxmox.ownership import OwnedRaw
+from phoenix.drivers.proxmox.vmdriver import OWNED_FILE, ProxmoxVmDriver
+from phoenix.drivers.split import SplitDriver
 from phoenix.inventory import validate_config_dir
 from phoenix.inventory.problems import errors
 from phoenix.plan.planner import Planner
@@ -24,7 +27,7 @@ from phoenix.runners.base import CommandResult, Stdin
 from tests.unit.proxmox.conftest import data
 from tests.unit.proxmox.fakenode import FakeNode
 
-SECRETS = ("hunter2", "supersecret-token", "hf_abcdef")
+SECRETS = ("hunter2", "supersecret-token", "hf_abcdef", "$5$vm-password-hash")
 # A guest made by hand: a secret in its notes, in `env` and in a raw environment line.
 CONF_970 = f"""arch: amd64
 cores: 2
@@ -43,7 +46,7 @@ lxc.environment: API_TOKEN={SECRETS[1]}
 
 
 class Cluster:
-    """The fake node, with a VM and a container on another node in the cluster's list."""
+    """The fake node, with a container on another node in the cluster's list."""
 
     def __init__(self, node: FakeNode) -> None:
         self.node = node
@@ -60,13 +63,6 @@ class Cluster:
         if list(argv[:3]) == ["pvesh", "get", "/cluster/resources"]:
             rows = [
                 *json.loads(result.stdout),
-                {
-                    "id": "qemu/1002",
-                    "vmid": 1002,
-                    "type": "qemu",
-                    "node": "pve",
-                    "name": "drphoenix",
-                },
                 {"id": "lxc/980", "vmid": 980, "type": "lxc", "node": "pve2", "name": "far"},
             ]
             return CommandResult(0, json.dumps(rows), "", result.argv)
@@ -87,6 +83,13 @@ def node(tmp_path: Path) -> FakeNode:
     made.put_conf(950, data("conf_950_original_tool.conf"))
     made.put_conf(970, CONF_970)
     made.running |= {950, 960, 970}
+    # A VM made by hand: a cloud-init password (a secret) and a VLAN on its NIC.
+    vm = ["qm", "create", "1002", "--name", "drphoenix", "--memory", "2048", "--cores", "2"]
+    vm += ["--agent", "enabled=1", "--scsi0", "local-zfs:vm-1002-disk-0,size=32G"]
+    vm += ["--net0", "virtio=BC:24:11:00:10:02,bridge=vmbr0,tag=30", "--ciuser", "ops"]
+    vm += ["--ipconfig0", "ip=10.0.0.102/24,gw=10.0.0.1", "--cipassword", SECRETS[3]]
+    assert made.run(vm).ok
+    assert made.run(["qm", "start", "1002"]).ok
     return made
 
 
@@ -97,7 +100,12 @@ def cli(monkeypatch: pytest.MonkeyPatch, node: FakeNode, out: Path, *args: str, 
         owned = OwnedRaw.in_state_dir(Path(settings.state_dir))
         return ProxmoxDriver(Cluster(node), settings.node, sleep=lambda _: None, owned=owned)
 
+    def vms(settings: Any) -> ProxmoxVmDriver:
+        owned = OwnedRaw(Path(settings.state_dir) / OWNED_FILE)
+        return ProxmoxVmDriver(Cluster(node), settings.node, sleep=lambda _: None, owned=owned)
+
     monkeypatch.setattr(factory, "make_driver", make)
+    monkeypatch.setattr(factory, "vm_backend", vms)
     base = ["-c", str(out), "--driver", "proxmox", "import", "--node", "pve"]
     return CliRunner().invoke(app, [*base, "--state-dir", str(state), *args])
 
@@ -114,8 +122,10 @@ def test_an_adopted_node_imports_with_what_it_cannot_hold_named(
     assert result.exit_code == 0, result.output
     inventory, problems = validate_config_dir(out, registry, "proxmox")
     assert inventory is not None and errors(problems) == []
-    assert sorted(inventory.guests) == [950, 960, 970]
-    plan = Planner(inventory, ProxmoxDriver(node, "pve", owned=OwnedRaw.in_state_dir(state)))
+    assert sorted(inventory.guests) == [950, 960, 970] and sorted(inventory.vms) == [1002]
+    containers = ProxmoxDriver(node, "pve", owned=OwnedRaw.in_state_dir(state))
+    vms = ProxmoxVmDriver(node, "pve", owned=OwnedRaw(state / OWNED_FILE))
+    plan = Planner(inventory, SplitDriver(containers, vms, frozenset(inventory.vms)))
     assert {g.ctid: g.steps for g in plan.plan().guests if g.steps} == {}
     report = result.output
     for named in (
@@ -140,8 +150,11 @@ def test_an_adopted_node_imports_with_what_it_cannot_hold_named(
         "guest 970: option `description` (value not shown: it may hold a secret)",
         "guest 970: raw line `lxc.environment` setting API_TOKEN (value not shown: a secret)",
         "guest 970: option `tags: lab;ai`",
-        # not imported: the VM and the container on another node
-        "guest 1002: VM drphoenix on node pve: Phoenix does not drive VMs on Proxmox yet",
+        # 1002, a VM: its VLAN kept on the node, its cloud-init password named
+        "guest 1002: net0 settings tag=30",
+        "guest 1002: option `cipassword` (the cloud-init password or custom files; value not "
+        "written)",
+        # not imported: the container on another node
         "guest 980: container on node pve2, not on the node Phoenix drives (pve)",
     ):
         assert named in report, named

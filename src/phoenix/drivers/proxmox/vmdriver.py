@@ -35,6 +35,8 @@ from phoenix.drivers.proxmox.properties import (
 from phoenix.errors import DriverError
 from phoenix.runners.base import CommandResult, Stdin, stdin_bytes
 
+# The record of the VMs' firewall rules Phoenix wrote, in the state dir (`OwnedRaw`).
+OWNED_FILE = "proxmox-vm-owned.json"
 # Settings that take effect when the VM boots again (cloud-init and hardware).
 BOOT_FIELDS = frozenset({"hostname", "memory_mb", "cores", "net", "vm"})
 
