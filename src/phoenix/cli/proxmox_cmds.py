@@ -38,6 +38,7 @@ def doctor(
     node). LXC: packages, LXC config includes, kernel features, subuid/subgid, the
     inventory's bridges, forwarding and NAT, templates."""
     from phoenix.drivers.factory import driver_name
+    from phoenix.drivers.proxmox.bindsnap import DetachedBinds, doctor_check
     from phoenix.drivers.proxmox.doctor import run_doctor
     from phoenix.host.doctor import run_lxc_doctor
     from phoenix.runners.local import LocalRunner
@@ -57,6 +58,7 @@ def doctor(
     where = f"node over ssh {host}" if host else "this host"
     console.print(f"Checking {where} for the Proxmox driver", highlight=False)
     checks = run_doctor(runner, needs_of(inventory), node or settings.node)
+    checks.append(doctor_check(DetachedBinds.in_state_dir(inventory.state_dir)))
     _report(checks, "node is ready for the Proxmox driver")
 
 

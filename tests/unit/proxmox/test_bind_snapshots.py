@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from phoenix.drivers.base import GuestSettings, MountSettings
-from phoenix.drivers.proxmox.bindsnap import RECORD_NAME, DetachedBinds
+from phoenix.drivers.proxmox.bindsnap import RECORD_NAME, DetachedBinds, doctor_check
+from phoenix.drivers.proxmox.cluster import ClusterDriver
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.errors import DriverError, PhoenixError
 from phoenix.inventory import Inventory, load_inventory, validate_config_dir
@@ -29,6 +30,7 @@ from phoenix.plan.model import Snapshot
 from phoenix.plan.planner import Planner, PlanOptions
 from phoenix.plan.run import converge
 from phoenix.runners.base import CommandResult, Stdin
+from tests.unit.proxmox.fakecluster import FakeCluster
 from tests.unit.proxmox.fakenode import FakeNode, options
 
 TEMPLATE = "/var/lib/vz/template/cache/debian-12-standard_12.7-1_amd64.tar.zst"
@@ -350,3 +352,46 @@ def test_a_converge_killed_mid_snapshot_resumes_first_thing_on_the_next_run(
     node.calls.clear()
     run_converge(inventory, node)  # converged: nothing changes
     assert node.mutations() == []
+
+
+def test_a_cluster_puts_back_on_each_guests_node_and_waits_for_one_that_is_down(
+    tmp_path: Path,
+) -> None:
+    cluster = FakeCluster(tmp_path / "cluster")
+    record = DetachedBinds.in_state_dir(tmp_path / "state")
+
+    def driver() -> ClusterDriver:  # a new Phoenix process: the cluster read anew
+        nodes = {
+            name: ProxmoxDriver(cluster.runner(name), name, sleep=lambda _: None, detached=record)
+            for name in cluster.names
+        }
+        return ClusterDriver(nodes, {905: "pve2", 906: "pve3"}, "pve1")
+
+    lines = {}
+    for ctid, name in ((905, "pve2"), (906, "pve3")):
+        node = cluster.nodes[name]
+        node.path("/srv/models").mkdir(parents=True)
+        driver().create(ctid, TEMPLATE, dataclasses.replace(BASE, mounts=(BIND,)))
+        lines[ctid] = mount_lines(node, ctid)
+        record.put(name, ctid, lines[ctid])  # as a run killed after its --delete left it
+        node.dispatch(["pct", "set", str(ctid), "--delete", "mp0"])
+    cluster.down.add("pve3")
+    assert driver().resume_detached() == [(905, ("mp0",))]
+    assert ("pct", "set", "905", "--mp0", lines[905]["mp0"]) in cluster.nodes["pve2"].calls
+    assert mount_lines(cluster.nodes["pve2"], 905) == lines[905]
+    assert list(record.of_node("pve3")) == [906]  # kept until its node is back
+    cluster.down.clear()
+    assert driver().resume_detached() == [(906, ("mp0",))]
+    assert mount_lines(cluster.nodes["pve3"], 906) == lines[906]
+
+
+def test_doctor_names_what_a_killed_run_left_detached(tmp_path: Path) -> None:
+    record = DetachedBinds.in_state_dir(tmp_path)
+    assert doctor_check(record).ok
+    record.put("pve2", 905, {"mp0": "/srv/models,mp=/models"})
+    found = doctor_check(record)
+    assert not found.ok and "guest 905 on pve2: mp0: /srv/models,mp=/models" in found.detail
+    assert "phoenix converge" in found.fix
+    assert record.path is not None
+    record.path.write_text("[]")
+    assert not doctor_check(record).ok

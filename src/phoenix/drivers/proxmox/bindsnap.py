@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from phoenix.digits import is_digits
+from phoenix.drivers.base import Check
 from phoenix.drivers.proxmox import commands
 from phoenix.drivers.proxmox.properties import parse_property_string
 from phoenix.errors import PhoenixError
@@ -139,6 +140,11 @@ class DetachedBinds:
         make_owned_dir(self.path.parent)
         write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
+    def nodes(self) -> list[str]:
+        """The nodes with bind mounts still detached."""
+        with self._guard:
+            return sorted({key.rpartition("/")[0] for key in self._load()})
+
     def of_node(self, node: str) -> dict[int, Lines]:
         """ctid -> the lines detached on `node`."""
         with self._guard:
@@ -160,3 +166,25 @@ class DetachedBinds:
             data = self._load()
             if data.pop(f"{node}/{ctid}", None) is not None:
                 self._save(data)
+
+
+def doctor_check(record: DetachedBinds) -> Check:
+    """`phoenix doctor`: bind mounts a killed run left detached are a finding, with the way
+    back (converge puts them back before anything else)."""
+    try:
+        held = {node: record.of_node(node) for node in record.nodes()}
+    except PhoenixError as exc:
+        return Check("detached bind mounts", False, str(exc), "")
+    out = [
+        f"guest {ctid} on {node}: {', '.join(f'{k}: {v}' for k, v in lines.items())}"
+        for node, guests in held.items()
+        for ctid, lines in sorted(guests.items())
+    ]
+    if not out:
+        return Check("detached bind mounts", True, "none left out by an interrupted snapshot")
+    return Check(
+        "detached bind mounts",
+        False,
+        f"a run killed during a snapshot left these detached ({record.path}): " + "; ".join(out),
+        "run `phoenix converge`: it puts them back before anything else",
+    )
