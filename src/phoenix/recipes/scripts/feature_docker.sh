@@ -2,7 +2,8 @@
 # Phoenix feature: docker — the Docker engine inside the guest (Debian's docker.io).
 #
 # An unprivileged guest needs the container features nesting=1 and keyctl=1
-# (pct_options). With the NVIDIA user-space driver present (feature nvidia first), the
+# (pct_options); a VM whose kernel has AppArmor also gets `apparmor` (Docker needs its
+# parser there). With the NVIDIA user-space driver present (feature nvidia first), the
 # NVIDIA container toolkit is configured with `no-cgroups = true`, the only mode that works
 # in an unprivileged LXC guest (the toolkit itself comes from NVIDIA's repository:
 # PHOENIX_NVIDIA_TOOLKIT=1 installs it when that repository is configured in the guest).
@@ -11,12 +12,32 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 log() { printf 'docker: %s\n' "$*"; }
 
+# Docker confines its containers with its `docker-default` AppArmor profile wherever the
+# kernel has AppArmor and dockerd is not itself in a container (a VM): it loads the profile
+# with apparmor_parser at every `docker run`, and refuses to run a container without it.
+# In an LXC guest Docker does not use AppArmor (the guest's own profile applies).
+needs_apparmor() {
+    enabled=N
+    read -r enabled 2>/dev/null \
+        < "${PHOENIX_APPARMOR_ENABLED:-/sys/module/apparmor/parameters/enabled}" || true
+    [ "$enabled" = Y ] || return 1
+    ! systemd-detect-virt --container --quiet 2>/dev/null
+}
+
+packages=""
 if ! command -v dockerd >/dev/null 2>&1; then
+    packages=" docker.io containerd runc iptables ca-certificates"
+fi
+if needs_apparmor && ! command -v apparmor_parser >/dev/null 2>&1; then
+    packages="$packages apparmor"
+fi
+if [ -n "$packages" ]; then
     command -v apt-get >/dev/null 2>&1 || { echo "docker: needs a Debian-based guest" >&2; exit 2; }
-    log "installing docker.io"
+    log "installing$packages"
     apt-get -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 update -q
+    # shellcheck disable=SC2086 # a list of package names
     apt-get -o Acquire::Retries=3 -o Dpkg::Use-Pty=0 install -y -q --no-install-recommends \
-        docker.io containerd runc iptables ca-certificates
+        $packages
 else
     log "docker engine already installed"
 fi
