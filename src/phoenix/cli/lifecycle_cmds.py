@@ -105,12 +105,22 @@ def _host_problems(inventory: Inventory) -> list[str]:
         return [f"cannot check the host: {exc}"]
 
 
-def _note_unapplied(inventory: Inventory, ids: list[int] | None) -> None:
-    """One stderr line per selected guest with inventory keys Phoenix does not apply yet."""
+def _note_unapplied(inventory: Inventory, ids: list[int] | None, driver: object) -> None:
+    """One stderr line per selected guest with inventory keys Phoenix does not apply yet
+    (or that this driver does not: a VM's `qm_options` are Proxmox's)."""
     from phoenix.inventory.checks import unapplied_keys
 
+    proxmox = getattr(driver, "name", "") == "proxmox"
     for ctid in ids if ids is not None else sorted(inventory.all_ids()):
-        if ctid in inventory.vms:
+        vm = inventory.vms.get(ctid)
+        if vm is not None:
+            if vm.qm_options and not proxmox:
+                err_console.print(
+                    f"note: VM {ctid}: qm_options ({'; '.join(vm.qm_options)}) apply on "
+                    "Proxmox only: the local QEMU driver leaves them out",
+                    markup=False,
+                    highlight=False,
+                )
             continue
         keys = [key for key, _ in unapplied_keys(inventory.guests[ctid])]
         if keys:
@@ -146,7 +156,7 @@ def _converge(
                 as_json,
             )
     if not as_json:
-        _note_unapplied(inventory, ids)
+        _note_unapplied(inventory, ids, driver)
 
     started = time.monotonic()
     with stop_on_signals(as_json) as stop:
@@ -230,7 +240,7 @@ def plan(
         typer.echo(json.dumps(data, indent=2, default=str))
         return
     render_plan(the_plan)
-    _note_unapplied(inventory, selected)
+    _note_unapplied(inventory, selected, driver)
     if lines is not None:
         console.print("commands:", style="bold")
         print_styled([(line + "\n", "") for line in lines])

@@ -110,6 +110,8 @@ class GuestSettings:
     inventory order (keys such as `lxc.idmap` may repeat; AppArmor excluded: it is
     `apparmor_profile`). `mounts` are sorted by target, `gpus` are sorted GPU
     indices. `vm` is set for a VM (its container-only fields are then empty).
+    `qm_options` are a Proxmox VM's extra `qm set` options as `(option, value)` pairs;
+    only the options desired are compared (the node's config has many others).
     """
 
     hostname: str
@@ -131,6 +133,7 @@ class GuestSettings:
     mounts: tuple[MountSettings, ...] = ()
     gpus: tuple[int, ...] = ()
     vm: VmConfig | None = None
+    qm_options: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_vm(self) -> bool:
@@ -152,6 +155,13 @@ class GuestSettings:
                 elif old.mac is not None:
                     old = NetSettings(old.name, old.bridge, old.ip, old.gw, old.mac.upper())
                     new = NetSettings(new.name, new.bridge, new.ip, new.gw, new.mac.upper())
+            if f.name == "qm_options":  # only the options desired, as the change shows them
+                wanted = {k for k, _ in new}
+                old = tuple(sorted((k, v) for k, v in old if k in wanted))
+                new = tuple(sorted(new))
+                if new != old:
+                    changes[f.name] = (old, new)
+                continue
             if new != old:
                 changes[f.name] = (getattr(other, f.name), getattr(self, f.name))
         return changes

@@ -48,8 +48,12 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ),
     ("VM `network_config`", models.VmNetworkConfig, "The VM's NIC, set by cloud-init."),
     ("VM `user_config`", models.UserConfig, "The login cloud-init creates."),
-    ("VM `volumes[]`", models.VmVolume, "An NFS mount or a disk of the VM."),
-    ("VM `docker_stacks[]`", models.DockerStack, "A compose stack of the docker feature."),
+    ("VM `volumes[]`", models.VmVolume, "An NFS export mounted inside the VM."),
+    (
+        "VM `docker_stacks[]`",
+        models.DockerStack,
+        "A compose stack deployed in the VM (docs/vms.md).",
+    ),
     (
         "Hypervisor config `phoenix` block",
         models.DriverSettings,

@@ -18,6 +18,7 @@ from phoenix.drivers.base import (
 from phoenix.inventory.idcompose import compose
 from phoenix.inventory.loader import Inventory
 from phoenix.inventory.models import GatewayConfig, LxcGuest, VmGuest
+from phoenix.inventory.qm_schema import parse_qm_options
 
 
 def guest_settings(guest: LxcGuest) -> GuestSettings:
@@ -135,7 +136,20 @@ def vm_settings(vm: VmGuest) -> GuestSettings:
         firewall_enabled=vm.firewall.enabled,
         firewall_rules=rules if vm.firewall.enabled else (),
         vm=config,
+        qm_options=_qm_options(vm.qm_options),
     )
+
+
+def _qm_options(texts: list[str]) -> tuple[tuple[str, str], ...]:
+    """The `--option value` pairs of `qm_options` (validation refuses what does not parse),
+    the last of an option repeated winning, as `qm set` does."""
+    pairs: dict[str, str] = {}
+    for text in texts:
+        try:
+            pairs.update(parse_qm_options(text))
+        except ValueError:
+            continue
+    return tuple(pairs.items())
 
 
 def desired_settings(inventory: Inventory, ctid: int) -> GuestSettings:

@@ -169,6 +169,8 @@ def plan_vm(planner: Planner, vmid: int, needs: tuple[int, ...] = ()) -> GuestPl
     vm = planner.inventory.vms[vmid]
     refuse_container_features(vmid, vm)
     desired = vm_settings(vm)
+    if planner.driver.name != "proxmox":
+        desired = replace(desired, qm_options=())  # Proxmox only: the CLI says so
     observed = planner.driver.observe(vmid)
     diff = desired.diff(observed.settings) if observed.settings is not None else {}
     if vm.is_template or (observed.settings is not None and desired.disk_gb == 0):

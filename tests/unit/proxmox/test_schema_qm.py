@@ -13,6 +13,7 @@ import pytest
 from phoenix.drivers.base import GuestSettings, NetSettings, VmConfig
 from phoenix.drivers.proxmox import qm
 from phoenix.inventory import load_inventory
+from phoenix.inventory.qm_schema import option_problem, parse_qm_options
 from phoenix.plan.desired import vm_settings
 from tests.conftest import shared_fixture
 from tests.unit.proxmox.apischema import VERSIONS, check_argv
@@ -22,6 +23,18 @@ QM_VERBS = {
     "destroy", "guest exec", "importdisk",
 }  # fmt: skip
 IMAGE = "/var/lib/vz/import/noble-server-cloudimg-amd64.img"
+# Valid `qm_options` of both versions, each kind of value the validator checks.
+QM_OPTIONS = (
+    "--vga qxl",
+    "--vga type=virtio,memory=64",
+    "--balloon 0 --numa 1",
+    "--sockets 1 --cpuunits 200",
+    "--machine q35",
+    "--bios ovmf",
+    "--tablet 0",
+    "--hostpci1 0000:03:00,pcie=1",
+    "--description 'lab VM'",
+)
 FIXTURES = ("phoenix-etc-seed", "phoenix-etc-2025-10-03", "phoenix-etc-newest")
 
 
@@ -65,11 +78,15 @@ def commands(version: tuple[int, int]) -> Iterator[list[str]]:
         yield qm.stop(vmid)
         yield qm.destroy(vmid)
         yield qm.guest_exec(vmid, ["sh", "-c", "true"], {"A": "1"}, 60, stdin_size=100)
+        yield qm.set_options(vmid, settings.qm_options, qm.VmFacts({})) or []
     dhcp = NetSettings("eth0", "vmbr0", "dhcp", None, None)
     yield qm.config("pve", 9001, replace(settings, net=dhcp), None, version)
     yield qm.import_disk(9001, IMAGE, "local-lvm")
     yield qm.attach_disk(9001, "local-lvm:vm-9001-disk-0")
     yield ["qm", "set", "9001", *qm.hostpci(["0000:01:00", "0000:02:00.1"])]
+    # qm_options as an inventory writes them (each passed validation: qm_schema)
+    for text in QM_OPTIONS:
+        yield qm.set_options(9001, parse_qm_options(text), qm.VmFacts({})) or []
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -118,3 +135,10 @@ def test_every_qm_command_is_valid_for_the_version(version: str) -> None:
 def test_the_checker_rejects_invalid_qm_commands(argv: list[str], says: str) -> None:
     problems = " ".join(check_argv(VERSIONS[-1], argv).problems)
     assert says in problems
+
+
+@pytest.mark.parametrize("text", QM_OPTIONS)
+def test_the_qm_options_the_contract_checks_pass_validation(text: str) -> None:
+    assert [option_problem(*pair) for pair in parse_qm_options(text)] == [None] * len(
+        parse_qm_options(text)
+    )

@@ -57,6 +57,9 @@ class PreviewVms:
     def _configure(self, vmid: int, settings: GuestSettings, has_drive: bool) -> None:
         drive = {"ide2": f"{settings.storage}:vm-{vmid}-cloudinit"} if has_drive else {}
         self._run(qm.config(NODE, vmid, settings, qm.VmFacts(drive), self.version))
+        extra = qm.set_options(vmid, settings.qm_options, qm.VmFacts({}))
+        if extra is not None:
+            self._run(extra)
         part = firewall_part(vmid, settings, self.fw.get(vmid), self.owned.fw_rules(vmid))
         for command in part.commands:
             self.add(command)

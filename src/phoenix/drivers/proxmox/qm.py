@@ -168,6 +168,20 @@ def config(
     return argv
 
 
+def set_options(
+    vmid: int, options: Sequence[tuple[str, str]], current: VmFacts
+) -> list[str] | None:
+    """`qm set VMID --option value...` for the inventory's `qm_options` the config does not
+    already hold as written (qemu-server stores these values as given, so the config reads
+    back what was set); None when all are there."""
+    have = current.options
+    argv = ["qm", "set", str(vmid)]
+    for option, value in options:
+        if have.get(option) != value:
+            argv += [f"--{option}", value]
+    return argv if len(argv) > 3 else None
+
+
 def hostpci(addresses: Sequence[str]) -> list[str]:
     """`--hostpciN ADDR` for PCI devices passed through (a GPU: `0000:01:00`, all its
     functions); the node must have IOMMU on (Proxmox refuses to start the VM otherwise)."""

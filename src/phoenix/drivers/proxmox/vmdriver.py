@@ -38,7 +38,12 @@ from phoenix.runners.base import CommandResult, Stdin, stdin_bytes
 # The record of the VMs' firewall rules Phoenix wrote, in the state dir (`OwnedRaw`).
 OWNED_FILE = "proxmox-vm-owned.json"
 # Settings that take effect when the VM boots again (cloud-init and hardware).
-BOOT_FIELDS = frozenset({"hostname", "memory_mb", "cores", "net", "vm"})
+BOOT_FIELDS = frozenset({"hostname", "memory_mb", "cores", "net", "vm", "qm_options"})
+# Config keys Phoenix sets itself: never reported as `qm_options` read back.
+_MANAGED = frozenset(
+    {"name", "memory", "cores", "onboot", "startup", "agent", "net0", "ipconfig0", "ciuser",
+     "sshkeys", "nameserver", "ciupgrade", "template", "digest", "lock", qm.DISK, qm.CLOUDINIT}
+)  # fmt: skip
 
 
 def vm_facts(config: Mapping[str, Any], fw: firewall.FirewallFile | None) -> GuestSettings:
@@ -62,6 +67,7 @@ def vm_facts(config: Mapping[str, Any], fw: firewall.FirewallFile | None) -> Gue
     fw = fw or firewall.FirewallFile(False, ())
     enabled = fw.enabled and (net is None or net_firewall)
     memory = parse_property_string(options.get("memory", "512"), "current")["current"]
+    extra = tuple(sorted((k, v) for k, v in options.items() if k not in _MANAGED))
     return GuestSettings(
         hostname=options.get("name", ""),
         memory_mb=int(memory),
@@ -81,6 +87,7 @@ def vm_facts(config: Mapping[str, Any], fw: firewall.FirewallFile | None) -> Gue
             ssh_keys=qm.decode_keys(options.get("sshkeys", "")),
             nameservers=tuple(options.get("nameserver", "").split()),
         ),
+        qm_options=extra,
     )
 
 
@@ -189,6 +196,10 @@ class ProxmoxVmDriver(NodeSession):
         wrote = _differs(argv, current)
         if wrote:
             self._mutate(ctid, argv)
+        extra = qm.set_options(ctid, settings.qm_options, current)
+        if extra is not None:
+            self._mutate(ctid, extra)
+            wrote = True
         # Only a written change needs the boot (a converged VM keeps running).
         restart = wrote and bool(changed & BOOT_FIELDS) and self._status(ctid)[0] == "running"
         if changed & FIREWALL_FIELDS or settings.firewall_enabled:

@@ -8,6 +8,7 @@ from phoenix.inventory.checks.addresses import gateway_message
 from phoenix.inventory.core import VM_FILE, Inventory
 from phoenix.inventory.models import VmGuest
 from phoenix.inventory.problems import Problem
+from phoenix.inventory.qm_schema import option_problem, parse_qm_options, since
 
 
 def vm_problems(inventory: Inventory) -> list[Problem]:
@@ -17,6 +18,7 @@ def vm_problems(inventory: Inventory) -> list[Problem]:
         out += _dependency_problems(inventory, vmid, vm)
         out += _network_problems(inventory, vmid, vm)
         out += _usage_problems(inventory, vmid, vm)
+        out += _qm_option_problems(inventory, vmid, vm)
     return out
 
 
@@ -143,4 +145,26 @@ def _usage_problems(inventory: Inventory, vmid: int, vm: VmGuest) -> list[Proble
                     "VM yourself and drop this entry",
                 )
             )
+    return out
+
+
+def _qm_option_problems(inventory: Inventory, vmid: int, vm: VmGuest) -> list[Problem]:
+    """Each `qm_options` string: `--option value` words (no shell), every option one
+    `qm set` takes (the API schema) and Phoenix leaves to the inventory."""
+    out: list[Problem] = []
+    for index, text in enumerate(vm.qm_options):
+        at = inventory.vm_at(vmid, "qm_options", index)
+        try:
+            pairs = parse_qm_options(text)
+        except ValueError as exc:
+            out.append(Problem(VM_FILE, at, str(exc)))
+            continue
+        for option, value in pairs:
+            why = option_problem(option, value)
+            if why is not None:
+                out.append(Problem(VM_FILE, at, why))
+            elif (version := since(option)) is not None:
+                out.append(
+                    Problem(VM_FILE, at, f"--{option} needs PVE {version} or later", "warning")
+                )
     return out

@@ -99,7 +99,9 @@ class VmVolume(Model):
     """A volume of a VM: an NFS export mounted in the guest (`type: nfs`, the newest
     format) or a disk of `size_gb` from `pool` (the older one)."""
 
-    type: Literal["nfs", "disk"] = Field(default="disk", description="nfs or disk")
+    type: Literal["nfs", "disk"] = Field(
+        default="disk", description="nfs (mounted in the VM); disk is refused when validating"
+    )
     name: StrictStr = Field(min_length=1, description="Name of the volume")
     mount_point: GuestPath = Field(description="Where it is mounted in the VM")
     server: IPv4 | None = Field(default=None, description="nfs: the NFS server")
@@ -121,8 +123,10 @@ class VmVolume(Model):
 class DockerStack(Model):
     """A compose stack the docker feature brings up (`stacks/<name>/` in the config dir)."""
 
-    name: RecipeName = Field(description="The stack's folder name")
-    environment: StrictStr = Field(min_length=1, description="Which environment file to use")
+    name: RecipeName = Field(description="The stack's folder: stacks/<name>/ in the config dir")
+    environment: StrictStr = Field(
+        min_length=1, description="An environment of its phoenix.json, or configs/<env>.env"
+    )
 
 
 class LifecycleSnapshots(Model):
@@ -208,11 +212,16 @@ class VmGuest(Model):
     )
     count: StrictInt = Field(default=1, description="VMs from this entry (only 1)")
     qm_options: list[StrictStr] = Field(
-        default_factory=list, description="Extra 'qm set' options (Proxmox driver)"
+        default_factory=list,
+        description="Extra 'qm set' options, '--option value' each (Proxmox only; checked "
+        "against its API schema)",
     )
-    volumes: list[VmVolume] = Field(default_factory=list, description="NFS mounts or disks")
+    volumes: list[VmVolume] = Field(
+        default_factory=list, description="NFS exports mounted in the VM"
+    )
     docker_stacks: list[DockerStack] = Field(
-        default_factory=list, description="Compose stacks (needs feature docker)"
+        default_factory=list,
+        description="Compose stacks deployed in the VM (needs feature docker)",
     )
     firewall: FirewallConfig = Field(default_factory=FirewallConfig, description="As containers")
     dependencies: list[Ctid] = Field(
