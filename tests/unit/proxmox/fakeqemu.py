@@ -67,6 +67,7 @@ class FakeQemu:
     # What a command run in a guest answers (default: exit 0, no output).
     guest: GuestRun = lambda argv: (0, "", "")
     clone_task_reads: int = 1
+    inputs: list[bytes] = field(default_factory=list)  # what each `--pass-stdin` carried
     _disks: int = 0
 
     def exists(self, vmid: int) -> bool:
@@ -278,6 +279,8 @@ class FakeQemu:
         data = stdin_bytes(input) if opts.get("pass-stdin") == "1" else b""
         if len(data) > 1024 * 1024:
             raise QmFail(255, "'input-data' size exceeds maximum of 1 MiB")
+        if opts.get("pass-stdin") == "1":
+            self.inputs.append(data)
         code, out, err = self.guest(argv[end + 1 :])
         return json.dumps({"exitcode": code, "exited": 1, "out-data": out, "err-data": err})
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from phoenix.drivers.base import GuestSettings
+from phoenix.drivers.proxmox import qm
 from phoenix.drivers.proxmox.vmdriver import ProxmoxVmDriver
 from phoenix.errors import DriverError
 from phoenix.inventory import load_inventory
@@ -96,6 +97,51 @@ def test_exec_reads_the_commands_exit_code(
     node.qemu.guest = lambda argv: (7, "out", "err") if argv[-1] == "fail" else (0, "ok", "")
     assert driver.exec(1001, ["sh", "-c", "fail"]).returncode == 7
     assert driver.exec(1001, ["true"]).stdout == "ok"
+
+
+def test_input_over_one_mib_goes_in_parts_and_the_command_reads_it_from_a_file(
+    node: FakeNode, desired: dict[int, GuestSettings]
+) -> None:
+    """`qm guest exec --pass-stdin` takes at most 1 MiB (PVE/CLI/qm.pm): a bigger bundle
+    is written to a file in the guest in parts, then read by the command from there."""
+    driver = driver_on(node)
+    build(driver, desired)
+    data = bytes(range(256)) * (5 * 4096 + 100)  # 5 MiB and a bit
+    seen: list[list[str]] = []
+
+    def guest(argv: list[str]) -> tuple[int, str, str]:
+        seen.append(argv)
+        return 0, "unpacked", ""
+
+    node.qemu.guest = guest
+    node.qemu.inputs.clear()
+    result = driver.exec(1001, ["tar", "-xzf", "-"], stdin=data)
+    assert result.stdout == "unpacked"
+    parts = node.qemu.inputs
+    assert b"".join(parts) == data and len(parts) == 6
+    assert all(len(p) <= qm.PASS_STDIN_MAX for p in parts)
+    path = qm.input_file(data)
+    scripts = [argv[argv.index("-c") + 1] for argv in seen]
+    assert scripts == [qm.WRITE_PART, *[qm.APPEND_PART] * 5, qm.FROM_FILE]
+    assert seen[-1][-5:] == ["phoenix-input", path, "tar", "-xzf", "-"]
+
+
+def test_a_part_that_fails_stops_the_input_and_removes_the_file(
+    node: FakeNode, desired: dict[int, GuestSettings]
+) -> None:
+    driver = driver_on(node)
+    build(driver, desired)
+    seen: list[list[str]] = []
+
+    def guest(argv: list[str]) -> tuple[int, str, str]:
+        seen.append(argv)
+        return (1, "", "No space left on device") if qm.APPEND_PART in argv else (0, "", "")
+
+    node.qemu.guest = guest
+    data = b"x" * (qm.PASS_STDIN_MAX + 1)
+    result = driver.exec(1001, ["cat"], stdin=data)
+    assert result.returncode == 1 and "No space left" in result.stderr
+    assert seen[-1][-3:] == ["rm", "-f", qm.input_file(data)]
 
 
 def test_a_template_with_snapshots_is_refused_before_anything_runs(

@@ -14,11 +14,13 @@ Where a rule comes from qemu-server's source, it is named (`PVE/API2/Qemu.pm`,
 - `qm template` refuses a running VM and one with snapshots; a linked clone needs a
   template source (`--storage` is refused for one); disks only grow;
 - `qm guest exec` exits 0 whatever the command did: its JSON `exitcode` is the answer,
-  `--pass-stdin` carries at most 1 MiB, and without `--timeout` it gives up after 30 s.
+  `--pass-stdin` carries at most 1 MiB (larger input goes in parts into a file in the
+  guest, which the command then reads), and without `--timeout` it gives up after 30 s.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -278,7 +280,7 @@ def guest_exec(
     stdin_size: int = 0,
 ) -> list[str]:
     """`qm guest exec` waiting up to `timeout` (qm's own default is 30 s), the input on
-    `--pass-stdin` (at most 1 MiB: a larger bundle is refused here, to go in by parts)."""
+    `--pass-stdin` (at most 1 MiB: larger input goes in by `input_parts`)."""
     if stdin_size > PASS_STDIN_MAX:
         raise DriverError(
             f"VM {vmid}: {stdin_size} bytes for `qm guest exec --pass-stdin`, which takes at "
@@ -289,6 +291,36 @@ def guest_exec(
         full += ["--pass-stdin", "1"]
     merged = {**GUEST_ENV, **(env or {})}
     return [*full, "--", "env", *(f"{k}={v}" for k, v in merged.items()), *argv]
+
+
+# Input over PASS_STDIN_MAX goes in parts into a file in the guest ($1), then the command
+# reads it from there and the file is removed whatever the command did.
+WRITE_PART = 'cat > "$1"'
+APPEND_PART = 'cat >> "$1"'
+FROM_FILE = 'f=$1; shift; "$@" < "$f"; rc=$?; rm -f "$f"; exit "$rc"'
+
+
+def input_file(data: bytes) -> str:
+    """Where a large input waits in the guest: named by its content (a retried run
+    rewrites the same file from its first part)."""
+    return f"/tmp/phoenix-input-{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+def input_parts(vmid: int, data: bytes, path: str) -> list[tuple[list[str], bytes]]:
+    """The `qm guest exec` calls that write `data` to `path` in the guest, each with its
+    part of at most PASS_STDIN_MAX bytes (the first truncates, the others append)."""
+    out: list[tuple[list[str], bytes]] = []
+    for start in range(0, len(data), PASS_STDIN_MAX):
+        part = data[start : start + PASS_STDIN_MAX]
+        script = APPEND_PART if start else WRITE_PART
+        argv = guest_exec(vmid, ["sh", "-c", script, "phoenix-input", path], None, 120, len(part))
+        out.append((argv, part))
+    return out
+
+
+def from_file(argv: Sequence[str], path: str) -> list[str]:
+    """`argv` with its input read from `path` in the guest (then removed)."""
+    return ["sh", "-c", FROM_FILE, "phoenix-input", path, *argv]
 
 
 def exec_result(vmid: int, result: CommandResult) -> CommandResult:

@@ -268,10 +268,30 @@ class ProxmoxVmDriver(NodeSession):
         stdin: Stdin = None,
         timeout: float | None = None,
     ) -> CommandResult:
-        size = len(stdin_bytes(stdin)) if stdin is not None else 0
-        full = qm.guest_exec(ctid, argv, env, timeout, size)
+        data = stdin_bytes(stdin) if stdin is not None else b""
+        if len(data) > qm.PASS_STDIN_MAX:
+            return self._exec_large_input(ctid, argv, env, data, timeout)
+        full = qm.guest_exec(ctid, argv, env, timeout, len(data))
         wait = (timeout or 3600) + 30
         return qm.exec_result(ctid, self._run("exec", full, input=stdin, timeout=wait))
+
+    def _exec_large_input(
+        self,
+        ctid: int,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None,
+        data: bytes,
+        timeout: float | None,
+    ) -> CommandResult:
+        """Input over `--pass-stdin`'s 1 MiB: written to a file in the guest in parts,
+        then the command reads it from there (the file removed after)."""
+        path = qm.input_file(data)
+        for write, part in qm.input_parts(ctid, data, path):
+            done = qm.exec_result(ctid, self._run("exec", write, input=part, timeout=150))
+            if not done.ok:
+                self.exec(ctid, ["rm", "-f", path], timeout=30)
+                return done
+        return self.exec(ctid, qm.from_file(argv, path), env=env, timeout=timeout)
 
     def list_snapshots(self, ctid: int) -> list[str]:
         data = self._get(ctid, "snapshot")
