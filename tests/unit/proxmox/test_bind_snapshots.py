@@ -395,3 +395,32 @@ def test_doctor_names_what_a_killed_run_left_detached(tmp_path: Path) -> None:
     assert record.path is not None
     record.path.write_text("[]")
     assert not doctor_check(record).ok
+
+
+class RefusingDelete:
+    """A node that refuses the `--delete` (a backup took its lock in between)."""
+
+    def __init__(self, node: FakeNode) -> None:
+        self.node = node
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: Stdin = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        if "--delete" in argv:
+            return CommandResult(255, "", "CT is locked (backup)\n", tuple(argv))
+        return self.node.run(argv, input=input, env=env, timeout=timeout)
+
+
+def test_a_refused_detach_leaves_the_guest_running_and_no_record(node: FakeNode) -> None:
+    made_running(node)
+    before = mount_lines(node, 900)
+    driver = ProxmoxDriver(RefusingDelete(node), "localhost", sleep=lambda _: None)
+    with pytest.raises(PhoenixError, match="locked"):
+        driver.snapshot_without_bind_mounts(900, "final-form")
+    assert mount_lines(node, 900) == before and 900 in node.running
+    assert driver.detached.of_node("localhost") == {}

@@ -232,8 +232,8 @@ class ProxmoxDriver(GuestConfigurer):
         state, requested = self._status(ctid)
         self.stop(ctid)
         self.detached.put(self.node, ctid, lines)  # durable before the config changes
-        self._mutate(ctid, bindsnap.detach_cmd(ctid, lines))
         try:
+            self._mutate(ctid, bindsnap.detach_cmd(ctid, lines))
             self._mutate(ctid, argv)
         finally:
             self._put_back(ctid, lines)
