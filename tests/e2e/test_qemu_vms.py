@@ -350,6 +350,35 @@ def test_a_running_vm_was_snapshotted_and_status_lists_the_vms(
     assert guests[TEMPLATE]["is_template"] and guests[CONTAINER]["kind"] == "container"
 
 
+def test_import_reads_the_running_lab_back_to_an_inventory_that_plans_no_change(
+    vm_lab: VmLab, converged: Run, tmp_path: Path
+) -> None:
+    """`phoenix import` of the converged lab into a fresh config dir: the template and its
+    running linked clone (its source read from its overlay, its applied recipe through its
+    guest agent) and the container; `phoenix plan` there changes nothing."""
+    out = tmp_path / "imported"
+    out.mkdir()
+    shutil.copy(vm_lab.etc / "phoenix_hypervisor_config.json", out)
+    ids = f"{TEMPLATE},{CLONE},{CONTAINER}"
+    base = [sys.executable, "-m", "phoenix", "--config-dir", str(out)]
+    args = ["import", "--ids", ids, "--template", vm_lab.host.template, "--json"]
+    done = subprocess.run([*base, *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert (report["guests"], report["vms"]) == ([CONTAINER], [TEMPLATE, CLONE])
+    vms = {v["vmid"]: v for v in json.loads((out / "phoenix_vm_configs.json").read_text())["vms"]}
+    assert vms[TEMPLATE]["is_template"] and vms[CLONE]["clone_from_vmid"] == TEMPLATE
+    assert vms[CLONE]["user_config"] == {"username": USER, "ssh_authorized_keys": [KEY]}
+    assert vms[CLONE]["firewall"]["enabled"] and vms[CLONE]["disk_size_gb"] == 4
+    applied = [n["text"] for n in report["notes"] if n["guest"] == CLONE]
+    assert any("recipes applied inside (" in t and "base_setup" in t for t in applied), applied
+    assert any(f"snapshots {SNAPSHOT}" in text for text in applied), applied
+    plan = subprocess.run([*base, "plan", "--json"], capture_output=True, text=True, timeout=600)
+    assert plan.returncode == 0, plan.stderr
+    data = json.loads(plan.stdout)
+    assert data["up_to_date"], [(g["ctid"], g["steps"]) for g in data["guests"]]
+
+
 def test_stop_resize_and_start_again(vm_lab: VmLab, converged: Run) -> None:
     driver = _driver(vm_lab)
     stop = vm_lab.cli("stop", str(CLONE))

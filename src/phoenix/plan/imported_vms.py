@@ -118,9 +118,9 @@ def _entry(guest: FoundGuest, found: Mapping[int, FoundGuest]) -> tuple[dict[str
     if observed.snapshots:
         names = ", ".join(observed.snapshots)
         notes.append(
-            Note(vmid, "kept", f"snapshots {names} (Phoenix takes the snapshots an entry names "
-                 "and never deletes one: name one in 'snapshots' or 'template_snapshot_name' "
-                 "to have Phoenix keep it up)")
+            Note(vmid, "kept", f"snapshots {names} (Phoenix never deletes a snapshot; name "
+                 "one in 'snapshots' or 'template_snapshot_name' and Phoenix takes it again "
+                 "when it rebuilds the VM)")
         )  # fmt: skip
     if not observed.is_template and not observed.running:
         notes.append(Note(vmid, "changes", "start: it is stopped, and Phoenix runs its VMs"))
