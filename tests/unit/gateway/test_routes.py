@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
 
 from phoenix.errors import GatewayError
+from phoenix.gateway import routes as gw_routes
 from phoenix.gateway.routes import Target, derive_routes, find_gateway
 from phoenix.inventory import load_inventory
 from tests.unit.gateway.conftest import FIXTURES, MakeInventory
@@ -107,3 +109,23 @@ def test_url_paths_join_the_request_path_with_a_slash(url: str, strip: bool, exp
     # A host route's location is `/`: `/x` reaches `/base/x` whether or not the URL ends in '/'.
     if url.rstrip("/") != "http://10.0.0.5":
         assert target.proxy_pass() == "http://10.0.0.5/base/"
+
+
+def test_a_host_routes_file_name_fits_a_file_name_and_stays_unique() -> None:
+    assert gw_routes.host_file_name("Chat.Lab.TEST") == "chat.lab.test"
+    fits = "a" * 120
+    assert gw_routes.host_file_name(fits) == fits
+    long = "b" * 200
+    digest = hashlib.sha256(long.encode()).hexdigest()[:16]
+    assert gw_routes.host_file_name(long) == "b" * 103 + "-" + digest
+    assert len(gw_routes.host_file_name(long)) == 120
+    assert gw_routes.host_file_name("a" * 121) != gw_routes.host_file_name("a" * 121 + "c")
+    assert gw_routes.host_cert("Phoenix-API") == "host-phoenix-api"  # never the API's own
+
+
+def test_upstream_names_are_slugs_made_unique() -> None:
+    assert gw_routes._slug("Qwen/Qwen2.5-7B") == "qwen_qwen2_5_7b"
+    assert gw_routes._slug("--") == "x"
+    taken: set[str] = set()
+    assert [gw_routes._unique("m", taken) for _ in range(3)] == ["m", "m_2", "m_3"]
+    assert taken == {"m", "m_2", "m_3"}
