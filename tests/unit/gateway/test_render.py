@@ -9,6 +9,7 @@ import pytest
 from cryptography import x509
 
 from phoenix.errors import GatewayError
+from phoenix.gateway import render as render_mod
 from phoenix.gateway.bundle import SCRIPT_NAME, gateway_bundle, render_gateway
 from phoenix.gateway.nginx import Directive, parse_file
 from phoenix.gateway.render import Layout
@@ -345,3 +346,62 @@ def test_every_api_request_is_one_metrics_line_and_the_status_endpoints_are_not(
     assert "njs/metrics.js" in rendered.files
     assert rendered.env()["PHOENIX_GATEWAY_METRICS_DIR"] == "/m"
     assert rendered.env()["PHOENIX_GATEWAY_WORKER_USER"] == "www-data"
+
+
+def test_the_main_config_loads_njs_and_bounds_a_reloads_drain() -> None:
+    """The JS module first (every site needs it), PCRE JIT for the body scan, workers'
+    descriptors, the old generation stopped after the drain time, temp files under the
+    runtime dir when the host gives one, and the two include trees."""
+    with_runtime = render_mod.main_conf(render_mod.Layout(runtime_dir="/run/x"), 30)
+    assert with_runtime.splitlines()[1:] == [
+        "load_module /usr/lib/nginx/modules/ngx_http_js_module.so;",
+        "user www-data;",
+        "pcre_jit on;",
+        "worker_processes auto;",
+        "worker_rlimit_nofile 16384;",
+        "worker_shutdown_timeout 30s;",
+        "error_log /var/log/nginx/error.log;",
+        "events {",
+        "    worker_connections 4096;",
+        "}",
+        "http {",
+        *(
+            f"    {k}_temp_path /run/x/{k};"
+            for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        ),
+        "    include conf.d/*.conf;",
+        "    include sites-enabled/*;",
+        "}",
+    ]
+    plain = render_mod.main_conf(render_mod.Layout(user=None))
+    assert "worker_shutdown_timeout 600s;" in plain
+    assert "user " not in plain and "_temp_path" not in plain
+
+
+def test_the_http_settings_hide_the_version_and_allow_only_modern_tls() -> None:
+    text = render_mod.http_conf(render_mod.Layout(access_log=False), 8)
+    lines = text.splitlines()
+    for line in [
+        "default_type application/octet-stream;",
+        "server_tokens off;",
+        "sendfile on;",
+        "tcp_nodelay on;",
+        "keepalive_timeout 65s;",
+        "keepalive_requests 10000;",
+        "access_log off;",
+        "client_max_body_size 8m;",
+        "client_body_in_single_buffer on;",
+        "server_names_hash_bucket_size 512;",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_prefer_server_ciphers off;",
+        "ssl_session_cache shared:phoenix_tls:10m;",
+        "ssl_session_timeout 1d;",
+        "js_path njs;",
+        "js_import router from router.js;",
+    ]:
+        assert line in lines, line
+    assert "map_hash_bucket_size" not in text and "log_format" not in text
+    logged = render_mod.http_conf(render_mod.Layout(), 8, metrics=True)
+    assert "access_log /var/log/nginx/access.log;" in logged.splitlines()
+    assert "js_var $phx_usage -;" in logged.splitlines()
+    assert "log_format phx_metrics " in logged
