@@ -305,7 +305,9 @@ def lets_go(ctx: typer.Context, as_json: JsonOpt = False, migrate: MigrateOpt = 
     _converge(ctx, None, inventory, as_json, PlanOptions(migrate=migrate), "LetsGo")
 
 
-def _power(ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str) -> None:
+def _power(
+    ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str, force: bool = False
+) -> None:
     from phoenix.plan.run import power_plan, run_plan
 
     inventory, selected = _setup(ctx, ids)
@@ -319,7 +321,7 @@ def _power(ctx: typer.Context, ids: list[str] | None, as_json: bool, action: str
     started = time.monotonic()
     with stop_on_signals(as_json) as stop:
         try:
-            the_plan = power_plan(inventory, driver, targets, action)
+            the_plan = power_plan(inventory, driver, targets, action, force)
             result = run_with_progress(
                 inventory,
                 as_json,
@@ -356,6 +358,14 @@ def delete(
     everything: Annotated[
         bool, typer.Option("--all", help="Delete every guest of the inventory.")
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also delete guests the host guards: on Proxmox, take them out of HA and "
+            "clear their protection first (without it such a guest is refused, untouched).",
+        ),
+    ] = False,
 ) -> None:
     """Destroy guests and everything the driver made for them (dependents first)."""
     if not ids and not everything:
@@ -367,7 +377,7 @@ def delete(
         if as_json or not console.is_terminal:
             fail("delete destroys guests and their data; pass --yes to confirm")
         typer.confirm(f"Destroy guest(s) {' '.join(ids)} and their data?", abort=True)
-    _power(ctx, ids, as_json, "delete")
+    _power(ctx, ids, as_json, "delete", force)
 
 
 def register(app: typer.Typer) -> None:

@@ -359,6 +359,19 @@ class DetachingSnapshots(Protocol):
         ...
 
 
+@runtime_checkable
+class ForcedDestroy(Protocol):
+    """A driver whose host can guard a guest against destruction (Proxmox: `protection`,
+    HA). Its `destroy` refuses such a guest, naming `phoenix delete --force`; only
+    `force_destroy`, which that flag asks for, lifts the guards. Other drivers have no
+    guards: a forced delete is their plain `destroy`."""
+
+    def force_destroy(self, ctid: int) -> None:
+        """Lift the host's guards on the guest, then `destroy` it; run again after an
+        interruption, it goes on from what is left."""
+        ...
+
+
 @dataclass(frozen=True)
 class Check:
     """One line of a `phoenix doctor` report on a driver's host; `fix` says what to do

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from phoenix.drivers.base import (
     ClusterPlacement,
     Driver,
+    ForcedDestroy,
     GuestSettings,
     MigrationCheck,
     ObservedGuest,
@@ -59,6 +60,13 @@ class SplitDriver:
 
     def destroy(self, ctid: int) -> None:
         self.backend(ctid).destroy(ctid)
+
+    def force_destroy(self, ctid: int) -> None:
+        backend = self.backend(ctid)
+        if isinstance(backend, ForcedDestroy):
+            backend.force_destroy(ctid)
+        else:
+            backend.destroy(ctid)
 
     def exec(
         self,

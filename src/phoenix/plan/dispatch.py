@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import Protocol, TypeAlias, assert_never
 
-from phoenix.drivers.base import ClusterPlacement, DetachingSnapshots, GuestSettings
+from phoenix.drivers.base import (
+    ClusterPlacement,
+    DetachingSnapshots,
+    ForcedDestroy,
+    GuestSettings,
+)
 from phoenix.errors import PlanError
 from phoenix.plan.model import (
     Application,
@@ -55,6 +60,8 @@ def lifecycle(target: Lifecycle, step: Step) -> GuestStep | None:
     guest. An Unrunnable step raises PlanError naming the guest and why."""
     ctid = step.ctid
     match step:
+        case Destroy(force=True) if isinstance(target, ForcedDestroy):
+            target.force_destroy(ctid)
         case Destroy():
             target.destroy(ctid)
         case Create(template=template, settings=settings):

@@ -94,7 +94,14 @@ class _Step:
 
 @dataclass(frozen=True)
 class Destroy(_Step):
+    """Remove the guest. `force` (`phoenix delete --force`) lets the driver lift what the
+    host guards it with first (Proxmox: its protection, its HA resource)."""
+
     kind: ClassVar[Literal["destroy"]] = "destroy"
+    force: bool = False
+
+    def _json_fields(self) -> dict[str, Any]:
+        return {"force": True} if self.force else {}
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,10 @@ def _simple_plan(
     order: list[int],
     make: dict[str, str],
     action: str,
+    force: bool = False,
 ) -> Plan:
-    """One step per guest (start/stop/destroy), skipping guests already in that state."""
+    """One step per guest (start/stop/destroy), skipping guests already in that state;
+    `force`: a destroy may lift the host's guards (ForcedDestroy)."""
     guests = []
     known: dict[int, LxcGuest | VmGuest] = {**inventory.guests, **inventory.vms}
     for ctid in order:
@@ -98,7 +100,7 @@ def _simple_plan(
                     steps.append(Stop(ctid, "stop"))
                 steps.append(Start(ctid, "start"))
             elif kind == "destroy" and observed.exists:
-                steps.append(Destroy(ctid, detail))
+                steps.append(Destroy(ctid, detail, force=force))
             elif kind == "destroy" and observed.leftover:
                 steps.append(Destroy(ctid, f"remove {observed.leftover}"))
         kind_of: GuestKind = "vm" if ctid in inventory.vms else "container"
@@ -110,9 +112,11 @@ def _simple_plan(
     return Plan(tuple(guests), tuple(order), sequential=True, action=action)
 
 
-def power_plan(inventory: Inventory, driver: Driver, ids: list[int], action: str) -> Plan:
+def power_plan(
+    inventory: Inventory, driver: Driver, ids: list[int], action: str, force: bool = False
+) -> Plan:
     """start (boot order), stop (reverse boot order), restart, delete (reverse creation
-    order, dependents before what they need)."""
+    order, dependents before what they need; `force`: guards lifted, `delete --force`)."""
     known: dict[int, LxcGuest | VmGuest] = {**inventory.guests, **inventory.vms}
     lxc = [c for c in ids if c in known]
     by_boot = sorted(lxc, key=lambda c: (known[c].boot_order, c))
@@ -124,7 +128,8 @@ def power_plan(inventory: Inventory, driver: Driver, ids: list[int], action: str
         return _simple_plan(inventory, driver, by_boot, {"restart": "restart"}, action)
     if action == "delete":
         order = [c for c in build_graph(inventory).creation_order(lxc) if c in set(lxc)]
-        return _simple_plan(inventory, driver, order[::-1], {"destroy": "destroy"}, action)
+        detail = "destroy (its protection and HA lifted first)" if force else "destroy"
+        return _simple_plan(inventory, driver, order[::-1], {"destroy": detail}, action, force)
     raise ValueError(f"unknown action {action!r}")
 
 

@@ -122,6 +122,10 @@ class FakeNode:
     ha_acts: bool = True
     ha_error: set[int] = field(default_factory=set)  # services the CRM holds in `error`
     ha_crm: dict[int, str] = field(default_factory=dict)  # the CRM's state, once it acted
+    # Resources deleted from the config that the CRM still lists (it drops them on its next
+    # round: pve-ha-manager src/PVE/HA/Manager.pm removes services with no config), until
+    # `ha_acts` lets it: listed by one more status read. ctid -> the request it had.
+    ha_leaving: dict[int, str] = field(default_factory=dict)
     elsewhere: dict[int, str] = field(default_factory=dict)  # ctid -> other cluster node
     # In a FakeCluster (fakecluster.py): the cluster deciding what pmxcfs, corosync and
     # pvesh's proxying decide, and the storages it shares between nodes.
@@ -256,6 +260,15 @@ class FakeNode:
     # -- pvesh ----------------------------------------------------------------------
 
     def _pvesh(self, argv: list[str]) -> str:
+        if argv[1] == "delete" and argv[2].startswith("/cluster/ha/resources/ct:"):
+            # pve-ha-manager src/PVE/API2/HA/Resources.pm, delete: the resource leaves the
+            # config at once (any state, `ignored` too); the guest is left as it is.
+            ctid = int(argv[2].rsplit(":", 1)[1])
+            if ctid not in self.ha:
+                raise _Fail(255, f"no such resource 'ct:{ctid}'")
+            self.ha_crm.setdefault(ctid, self._crm(ctid))
+            self.ha_leaving[ctid] = self.ha.pop(ctid)
+            return ""
         if argv[1] == "set" and argv[2].startswith("/cluster/ha/resources/ct:"):
             ctid = int(argv[2].rsplit(":", 1)[1])
             if ctid not in self.ha:
@@ -303,8 +316,10 @@ class FakeNode:
                     "state": self._crm(c),
                     "status": f"ct:{c} ({self.name}, {self._crm(c)})",
                 }
-                for c, s in sorted(self.ha.items())
+                for c, s in sorted({**self.ha_leaving, **self.ha}.items())
             ]
+            if self.ha_acts:  # the CRM's next round drops what has no config any more
+                self.ha_leaving.clear()
             return json.dumps([quorum, *services])
         if path == "/cluster/status":  # pve-manager PVE/API2/Cluster.pm: a lone node, itself
             node = {"type": "node", "id": f"node/{self.name}", "name": self.name, "nodeid": 0}
@@ -600,11 +615,13 @@ class FakeNode:
                 self.running.discard(ctid)
             return ""
         if verb == "destroy":
-            # pve-container src/PVE/API2/LXC.pm, destroy_vm: protection, HA, running.
-            self._locked(ctid, conf)
+            # pve-container src/PVE/API2/LXC.pm, destroy_vm: protection, the lock, any HA
+            # resource (pve-ha-manager src/PVE/HA/Config.pm `service_is_configured`:
+            # `ignored` too, bug #1602), then running.
             if options(main).get("protection") == "1":
                 raise _Fail(255, f"can't remove CT {ctid} - protection mode enabled")
-            if self._ha_managed(ctid) and "--purge" not in argv:
+            self._locked(ctid, conf)
+            if ctid in self.ha and "--purge" not in argv:
                 raise _Fail(
                     255,
                     f"unable to remove CT {ctid} - used in HA resources and purge parameter "

@@ -111,14 +111,19 @@ def test_a_config_phoenix_cannot_read_is_a_driver_error(key: str, value: str, sa
 
 
 def test_destroy_of_an_ha_managed_guest_is_refused_by_proxmox() -> None:
-    """Finding 16: without --purge pct destroy *refuses* HA-managed and replicated guests."""
+    """Finding 16: without --purge pct destroy *refuses* HA-managed and replicated guests
+    (here HA did not list it when Phoenix looked: a resource added since, or a replication
+    job, which Phoenix cannot see)."""
     runner = RecordedRunner()
     runner.respond(status_argv(101), STOPPED)
     runner.respond(config_argv(101), data("config_101_running.json"))  # in a replication job
+    runner.respond(["pvesh", "get", "/cluster/ha/resources", "--output-format", "json"], "[]")
     runner.respond(
         ["pct", "destroy", "101"],
         returncode=255,
         stderr="unable to remove CT 101 - used in HA resources and purge parameter not set.\n",
     )
-    with pytest.raises(CommandFailed, match=r"HA-managed or replicated.*ha-manager remove ct:101"):
+    with pytest.raises(
+        CommandFailed, match=r"HA-managed or replicated.*phoenix delete 101 --force.*pvesr list"
+    ):
         ProxmoxDriver(runner, "pve").destroy(101)

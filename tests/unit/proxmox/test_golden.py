@@ -5,6 +5,7 @@ the driver on recorded node output."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -20,7 +21,14 @@ from phoenix.inventory import Inventory
 from phoenix.runners.base import CommandResult
 from phoenix.runners.recorded import RecordedRunner
 from tests.driver_contract import as_driver, contract_breaches
-from tests.unit.proxmox.conftest import config_argv, data, guest_on_node, owning, status_argv
+from tests.unit.proxmox.conftest import (
+    config_argv,
+    data,
+    guest_on_node,
+    owning,
+    pvesh,
+    status_argv,
+)
 from tests.unit.proxmox.fakenode import FakeNode
 
 ALL = frozenset(f.name for f in fields(GuestSettings))
@@ -343,3 +351,29 @@ def test_a_mount_change_on_a_running_guest_restarts_it_and_memory_does_not(
     tail = [a[:2] for a in driver.log.mutations()][-2:]
     restarted = tail == [("pct", "shutdown"), ("pct", "start")]
     assert restarted is (field == "mounts"), driver.log.mutations()
+
+
+def test_forced_destroy_of_a_protected_ha_guest_on_recorded_output(runner: RecordedRunner) -> None:
+    """`phoenix delete 101 --force` of a stopped, protected HA guest: out of HA (the CRM
+    lists it once more after the delete, then not), unprotected, destroyed."""
+    status = json.loads(data("status_101_stopped.json"))
+    status["ha"] = {"managed": 1, "state": "stopped"}
+    config = json.loads(data("config_101_running.json"))
+    config["protection"] = 1
+    runner.respond(status_argv(101), json.dumps(status))
+    runner.respond(config_argv(101), json.dumps(config))
+    runner.respond(pvesh("/cluster/ha/resources"), data("ha_resources_101.json"))
+    crm = iter([data("ha_status_101.json"), data("ha_status_idle.json")])
+    ha_status = tuple(pvesh("/cluster/ha/status/current"))
+    runner.responders.insert(
+        0, lambda argv: CommandResult(0, next(crm), "", argv) if argv == ha_status else None
+    )
+    for verb in (["pvesh", "delete"], ["pct", "set"], ["pct", "destroy"]):
+        runner.respond(verb)
+    ProxmoxDriver(runner, "pve", sleep=lambda _: None).force_destroy(101)
+    assert [c for c in runner.calls if c[:2] != ("pvesh", "get")] == [
+        ("pvesh", "delete", "/cluster/ha/resources/ct:101"),
+        ("pct", "set", "101", "--protection", "0"),
+        ("pct", "destroy", "101"),
+    ]
+    assert runner.calls.count(ha_status) == 2

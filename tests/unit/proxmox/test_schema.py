@@ -208,7 +208,10 @@ def fake_node_commands(root: Path, version: str) -> tuple[list[tuple[str, ...]],
     driver.create(903, TEMPLATE, dataclasses.replace(wanted, net=None, mounts=bound))
     driver.start(903)
     driver.snapshot_without_bind_mounts(903, "final-form")
-    driver.destroy(101)
+    # a forced delete of a protected HA guest: out of HA, protection cleared, destroyed
+    node.ha[101] = "started"
+    node.put_conf(101, node.conf_text(101) + "protection: 1\n")
+    driver.force_destroy(101)
     # 960's .fw holds the administrator's ipsets, groups and macros beside Phoenix's lines,
     # which the checker does not model: only files Phoenix wrote whole are returned.
     fw_files = [

@@ -193,9 +193,16 @@ class ClusterDriver:
         self._placed(ctid, there)
 
     def destroy(self, ctid: int) -> None:
+        self._destroy(ctid, force=False)
+
+    def force_destroy(self, ctid: int) -> None:
+        self._destroy(ctid, force=True)
+
+    def _destroy(self, ctid: int, force: bool) -> None:
         if ctid not in self.view().guests:
             return
-        self._on(ctid).destroy(ctid)
+        node = self._on(ctid)
+        node.force_destroy(ctid) if force else node.destroy(ctid)
         self._placed(ctid, None)
 
     # -- on the guest's node -----------------------------------------------------------

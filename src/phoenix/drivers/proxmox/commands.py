@@ -215,6 +215,11 @@ def destroy(ctid: int) -> list[str]:
     return ["pct", "destroy", str(ctid)]
 
 
+def unprotect(ctid: int) -> list[str]:
+    """Clear `protection` (a forced destroy only): pct refuses to destroy a protected guest."""
+    return ["pct", "set", str(ctid), "--protection", "0"]
+
+
 def exec_(
     ctid: int, argv: Sequence[str], env: Mapping[str, str] | None, version: Version | None
 ) -> list[str]:

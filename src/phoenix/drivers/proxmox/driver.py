@@ -12,9 +12,11 @@ Decisions (also in the README):
 - MACs never churn: Proxmox draws a random MAC for a NIC given without `hwaddr` and for every
   NIC of a clone, so the driver reads the MAC back (after a clone, before a `pct set`) and
   always passes it. Offline, a clone's MAC is unknown and shown as `<MAC of CTID>`.
-- `destroy` is `pct destroy <vmid>` without `--purge`: Proxmox then refuses to destroy a guest
-  that is HA-managed or replicated (it does not keep it in those jobs); the refusal is
-  explained. Phoenix never removes a guest from an administrator's HA or replication setup.
+- `destroy` is `pct destroy <vmid>` without `--purge`. A guest Proxmox guards (`protection:
+  1`, or any HA resource, `ignored` included) is refused before anything stops, naming
+  `phoenix delete N --force`; only that (`force_destroy`) lifts the guards, in an order that
+  a re-run resumes: out of HA (waiting until the CRM let go), protection cleared last, just
+  before the guest stops and goes. Replication jobs are never touched (pct refuses them).
 - `stop` is `pct shutdown --timeout N --forceStop 1`: a clean shutdown, forced at the deadline.
 - Raw `lxc.*` keys and AppArmor go into the main section of `/etc/pve/lxc/<vmid>.conf`
   (`conffile`); only the lines Phoenix owns are changed (`ownership`); when they (or
@@ -159,27 +161,47 @@ class ProxmoxDriver(GuestConfigurer):
     def destroy(self, ctid: int) -> None:
         """`pct destroy`, refused before anything stops for a guest Proxmox protects or HA
         keeps (pct would refuse it after Phoenix had shut it down)."""
-        state, requested = self._status(ctid)
+        self._destroy(ctid, force=False)
+
+    def force_destroy(self, ctid: int) -> None:
+        """`destroy` of a guest Proxmox may guard: taken out of HA and unprotected first."""
+        self._destroy(ctid, force=True)
+
+    def _destroy(self, ctid: int, force: bool) -> None:
+        state, _ = self._status(ctid, requested=False)
         if state == "missing":
             return
         config = self._config(ctid) or {}
-        if flag(config.get("protection", 0)):
-            raise DriverError(
-                f"guest {ctid} has Proxmox's protection enabled (`protection: 1`), so `pct "
-                f"destroy` refuses it and Phoenix leaves it running. If you mean it, run "
-                f"`pct set {ctid} --protection 0` on the node, then run Phoenix again"
-            )
+        protected = flag(config.get("protection", 0))
+        requested = ha.parse_requested(self._json(ctid, ha.resources_cmd()), ctid)
+        if not force and (protected or requested is not None):
+            raise DriverError(_guarded(ctid, protected, requested))
+        # Each guard is re-read and lifted only while present, so an interrupted forced
+        # destroy is finished by running it again; protection, the guard against loss,
+        # stays until HA has let go of the guest.
         if requested is not None:
-            raise DriverError(ha.refusal(ctid, requested, "destroy"))
+            self._leave_ha(ctid)
         if config.get("lock") == idshift.MOUNT_LOCK and state != "running":
             # A run stopped while re-owning a new guest's files left it mounted.
             self._mutate(ctid, idshift.unmount_cmd(ctid))
+        if protected:
+            self._mutate(ctid, commands.unprotect(ctid))
         if state == "running":
             self.stop(ctid)
         self._mutate(ctid, commands.destroy(ctid))
         self._macs.pop(ctid, None)
         self._nics.discard(ctid)
         self.owned.forget(ctid)
+
+    def _leave_ha(self, ctid: int, timeout: float = 120.0) -> None:
+        """Remove the guest's HA resource and wait until the CRM no longer lists it (its
+        LRM may act on the guest until then: start it again, or hold its lock)."""
+        self._mutate(ctid, ha.remove_cmd(ctid))
+        deadline = self._clock() + timeout
+        while (service := self._ha_service(ctid)) is not None:
+            if self._clock() >= deadline:
+                raise DriverError(ha.not_released(ctid, timeout, service))
+            self._sleep(self._poll)
 
     # -- in-guest work -----------------------------------------------------------------
 
@@ -302,6 +324,22 @@ class ProxmoxDriver(GuestConfigurer):
                 f"guest {ctid}: `{shlex.join(argv)}` exited 0 but the guest is not a template: "
                 "the node's task failed (see its task log)"
             )
+
+
+def _guarded(ctid: int, protected: bool, requested: str | None) -> str:
+    """Why a plain destroy leaves the guest alone, and the flag that lifts the guards."""
+    guards, lifts = [], []
+    if protected:
+        guards.append("has Proxmox's protection enabled (`protection: 1`)")
+        lifts.append(f"clears its protection (`pct set {ctid} --protection 0`)")
+    if requested is not None:
+        guards.append(f"is managed by Proxmox HA (requested state {requested!r})")
+        lifts.insert(0, f"takes it out of HA (`ha-manager remove {ha.sid(ctid)}`)")
+    return (
+        f"guest {ctid} {' and '.join(guards)}, so `pct destroy` refuses it and Phoenix "
+        f"leaves it as it is. If you mean it, run `phoenix delete {ctid} --force`: it "
+        f"{' and '.join(lifts)} first, then destroys it"
+    )
 
 
 def _ranges(settings: GuestSettings) -> tuple[IdRange, ...]:

@@ -31,7 +31,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(r"(container '?[0-9]+'? not running|CT [0-9]+ not running|is not running)"),
         "guest {ctid} is not running and the command needs it running; start it first "
-        "(`phoenix up {ctid}`)",
+        "(`phoenix start {ctid}`)",
     ),
     (
         re.compile(r"storage '(?P<storage>[^']+)' does not exist"),
@@ -44,7 +44,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         "guest {other} already exists in the cluster (pct refuses to overwrite it): on "
         "another node it is not Phoenix's to remove (`pvesh get /cluster/resources` shows "
         "where it is; migrate it back or renumber the guest); on this node, remove it with "
-        "`phoenix destroy {other}` or recreate with --recreate",
+        "`phoenix delete {other}` or rebuild it with `phoenix converge --recreate`",
     ),
     (
         re.compile(
@@ -65,13 +65,14 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
             r"snapshot '(?P<snap>[^']+)' does not exist|no such snapshot '(?P<snap2>[^']+)'"
         ),
         "guest {ctid} has no snapshot '{snap}{snap2}'; it is created when the source guest is "
-        "converged (`phoenix up` on the source first)",
+        "converged (`phoenix converge` of the source first)",
     ),
     (
         re.compile(r"used in HA resources|used by replication job|replication job"),
         "guest {ctid} is HA-managed or replicated, and pct destroy refuses such a guest "
-        "without --purge (it does not keep it in those jobs). Remove it from HA "
-        "(`ha-manager remove ct:{ctid}`) and its replication jobs (`pvesr list`) first",
+        "without --purge (it does not keep it in those jobs). `phoenix delete {ctid} "
+        "--force` takes it out of HA first (`ha-manager remove ct:{ctid}`); a replication "
+        "job is the administrator's to remove (`pvesr list`, `pvesr delete <job>`)",
     ),
     (
         re.compile(r"snapshot feature is not available"),
@@ -90,7 +91,8 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(r"protection mode enabled"),
         "guest {ctid} has Proxmox's protection enabled (`protection: 1`): Proxmox refuses to "
-        "destroy it or remove its disks. If you mean it, `pct set {ctid} --protection 0` first",
+        "destroy it or remove its disks. If you mean to delete it, `phoenix delete {ctid} "
+        "--force` clears it first (`pct set {ctid} --protection 0`)",
     ),
     (
         re.compile(r"snapshot name '(?P<snap>[^']+)' already used"),

@@ -17,6 +17,13 @@ What Phoenix reads, and where:
 - while waiting, the CRM's view of the service from `/cluster/ha/status/current` (its
   state and node): a service in `error` never moves until an administrator clears it, so
   Phoenix stops waiting at once and says how.
+
+`pct destroy` refuses a guest with an HA resource, whatever its requested state (`ignored`
+too: pve-container `src/PVE/API2/LXC.pm` `destroy_vm` asks pve-ha-manager
+`src/PVE/HA/Config.pm` `service_is_configured`, which counts every configured resource).
+Phoenix removes the resource only for a forced destroy (`phoenix delete --force`), with
+`pvesh delete /cluster/ha/resources/ct:N` (what `ha-manager remove` runs), and waits until
+the CRM has dropped the service from its status: until then the LRM may still act on it.
 """
 
 from __future__ import annotations
@@ -78,6 +85,11 @@ def set_state(ctid: int, state: str) -> list[str]:
     return ["pvesh", "set", f"/cluster/ha/resources/{sid(ctid)}", "--state", state]
 
 
+def remove_cmd(ctid: int) -> list[str]:
+    """Take the guest out of HA (`ha-manager remove ct:N`): the guest itself is untouched."""
+    return ["pvesh", "delete", f"/cluster/ha/resources/{sid(ctid)}"]
+
+
 def resources_cmd() -> list[str]:
     return pvesh_get("/cluster/ha/resources")
 
@@ -101,6 +113,17 @@ def refusal(ctid: int, state: str, what: str) -> str:
     """Why Phoenix will not `what` an HA-managed guest, and how the user can let it."""
     return (
         f"guest {ctid} is managed by Proxmox HA (requested state {state!r}): Phoenix does not "
-        f"{what} a guest HA keeps, and never removes one from HA itself. If you mean it, run "
+        f"{what} a guest HA keeps, and never removes one from HA unasked. If you mean it, run "
         f"`ha-manager remove {sid(ctid)}` on the node, then run Phoenix again"
+    )
+
+
+def not_released(ctid: int, waited: float, service: Service | None) -> str:
+    """The HA manager still lists a guest whose resource Phoenix removed."""
+    seen = f" ({service.describe()})" if service else ""
+    return (
+        f"guest {ctid} was taken out of Proxmox HA, but the HA manager still lists "
+        f"{sid(ctid)} after {waited:.0f}s{seen}, so it may still act on the guest: nothing "
+        "was stopped or destroyed. Check `ha-manager status` (is a CRM master active?), then "
+        "run the same command again: it goes on from here"
     )
