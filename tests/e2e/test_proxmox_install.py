@@ -2,7 +2,8 @@
 with chroot): where `pve-manager` is installed, `scripts/install-deps.sh` refuses with the
 reason and the right command and installs nothing (Debian's `lxc` would make apt remove
 Proxmox); `scripts/install-proxmox.sh` installs Phoenix alone, with the node's python3 and
-no `python3-venv`, and gives a working `phoenix`."""
+no `python3-venv`, and gives a working `phoenix`, whose `doctor` and `delete --force` then
+run against the fake node (tests/unit/proxmox/fakeshim.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from phoenix.drivers.lxc.templates import apt_mirror
 from tests.e2e.freshhost import LOCAL_CAS, PATH, project_tarball, rootfs_tarball, run
+from tests.unit.proxmox.fakeshim import install, load, save
 
 REPO = Path(__file__).resolve().parents[2]
 PVE_MANAGER = """
@@ -28,6 +30,9 @@ Architecture: amd64
 Version: 8.4.1
 Description: Proxmox Virtual Environment Management Tools (marked installed by the test)
 """
+
+FAKE_NODE = "/var/lib/phoenix-fake-node"
+SEED_TEMPLATE = "/fastData/shared-iso/template/cache/ubuntu-24.04-standard_24.04-2_amd64.tar.zst"
 
 pytestmark = pytest.mark.e2e
 
@@ -136,3 +141,73 @@ def test_install_deps_refuses_on_a_proxmox_node_and_phoenix_installs_alone(
     )
     assert doctor.returncode == 1 and "pct is missing" in doctor.stdout, doctor.stdout
     assert "Traceback" not in doctor.stdout + doctor.stderr
+    against_the_fake_node(node_root)
+
+
+def against_the_fake_node(root: Root) -> None:
+    """The installed Phoenix against the fake node (fakeshim.py): pct, pvesh and pveversion
+    where a node has them, answered by the fake node the unit tests use (run by the
+    installed Python). The seed inventory's storages, bridge and template are there, so
+    doctor passes; a missing bridge fails with its fix. Then a protected HA guest: `phoenix
+    delete` refuses it, naming --force, and `delete --force` removes it."""
+    node = root.path / FAKE_NODE.lstrip("/")
+    install(root.path, "/opt/phoenix/bin/python", "/root/phoenix", FAKE_NODE)
+    fake = load(node)
+    fake.storages = {
+        "quickOS-lxc-disks": "zfspool",
+        "quickOS-shared-prod-data-volumes": "zfspool",
+        "fastData-shared-bulk-data": "dir",
+    }
+    fake.datacenter_firewall = True
+    save(node, fake)
+    template = root.path / SEED_TEMPLATE.lstrip("/")
+    template.parent.mkdir(parents=True, exist_ok=True)
+    template.write_bytes(b"")
+    for name in ("subuid", "subgid"):
+        (root.path / "etc" / name).write_text("root:100000:65536\n")
+
+    doctor = root.sh("phoenix -c /tmp/etc --driver proxmox doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    for line in (
+        "ok   version: pve-manager 8.4.1, pve-container 5.2.7",
+        "ok   storage quickOS-lxc-disks: zfspool, content rootdir,images",
+        "ok   snapshots on quickOS-lxc-disks: zfspool storage can snapshot a container",
+        "ok   bridge vmbr0: exists",
+        "ok   datacenter firewall: enabled",
+        "node is ready for the Proxmox driver",
+    ):
+        assert line in doctor.stdout, doctor.stdout
+    fake = load(node)
+    fake.bridges = set()
+    save(node, fake)
+    doctor = root.sh("phoenix -c /tmp/etc --driver proxmox doctor")
+    assert doctor.returncode == 1, doctor.stdout
+    assert "FAIL bridge vmbr0: does not exist" in doctor.stdout
+    assert "fix: create it under System > Network" in doctor.stdout
+
+    made = root.sh(
+        f"pct create 101 {SEED_TEMPLATE} --hostname gw --rootfs quickOS-lxc-disks:8 "
+        "--unprivileged 1 && pct set 101 --protection 1 && pct start 101"
+    )
+    assert made.returncode == 0, made.stderr
+    fake = load(node)
+    fake.ha[101] = "started"
+    save(node, fake)
+    refused = root.sh("phoenix -c /tmp/etc --driver proxmox delete --yes 101")
+    assert refused.returncode == 1, refused.stdout
+    assert "phoenix delete 101 --force" in refused.stdout + refused.stderr
+    assert (node / "fs/etc/pve/lxc/101.conf").is_file()
+    forced = root.sh("phoenix -c /tmp/etc --driver proxmox delete --yes --force 101")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert not (node / "fs/etc/pve/lxc/101.conf").exists() and load(node).ha == {}
+    acted = [
+        line
+        for line in (node / "calls.log").read_text().splitlines()
+        if not line.startswith(("pvesh get", "pveversion"))
+    ]
+    assert acted[-4:] == [
+        "pvesh delete /cluster/ha/resources/ct:101",
+        "pct set 101 --protection 0",
+        "pct shutdown 101 --timeout 60 --forceStop 1",
+        "pct destroy 101",
+    ]

@@ -101,11 +101,10 @@ def test_lxc_mounts_round_trip_and_escape_spaces() -> None:
 
 def _node(tmp_path: Path, version: str = "9.1.2", uvm: bool = True) -> FakeNode:
     node = FakeNode(tmp_path, version=version)
-    node.path("/dev").mkdir()
     for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm-tools") + (
         ("nvidia-uvm",) if uvm else ()
     ):
-        node.path(f"/dev/{name}").write_text("")
+        node.add_device(f"/dev/{name}")
     node.put_conf(
         300,
         "arch: amd64\nhostname: gpu-1\nrootfs: local-zfs:subvol-300-disk-0,size=8G\nunprivileged: 1\n",

@@ -150,3 +150,23 @@ def test_a_run_refused_by_the_lock_still_ends_json_output_with_a_result(cli_lab:
     last = json_lines(result.output)[-1]
     assert last == {"event": "result", "ok": False, "error": last["error"]}
     assert "another phoenix run holds the host lock" in last["error"]
+
+
+def test_delete_force_asks_the_driver_to_lift_its_guards(
+    cli_lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--force` reaches a driver that has guards (ForcedDestroy: Proxmox's protection and
+    HA); without it the plain destroy runs."""
+    assert run(cli_lab, "LetsGo").exit_code == 0
+    forced: list[int] = []
+
+    def force_destroy(self: object, ctid: int) -> None:
+        forced.append(ctid)
+        cli_lab.driver.destroy(ctid)
+
+    monkeypatch.setattr(type(cli_lab.driver), "force_destroy", force_destroy, raising=False)
+    assert run(cli_lab, "delete", "--yes", "102").exit_code == 0
+    assert forced == []
+    assert run(cli_lab, "delete", "--yes", "--force", "101").exit_code == 0
+    assert forced == [101] and 101 not in cli_lab.driver.guests
+    assert "--force" in run(cli_lab, "delete", "--help").output

@@ -5,7 +5,9 @@ storage without snapshots, raw keys PVE 8 drops, a missing `/etc/pve/firewall`, 
 proxying an unknown node, and `pct resize`/`pct template` exiting 0 when their worker fails.
 
 Files live under `root` (a tmp dir standing for `/`); the writer program Phoenix sends is
-run for real against them (only its path arguments are moved under `root`).
+run for real against them (only its path arguments are moved under `root`). Device nodes
+are `devices` (`add_device`): a plain file under `root` is not one, for `test -c` as for
+the `devN` entries pct checks. `fakeshim.py` makes the node answer a `phoenix` process.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ from phoenix.runners.base import CommandResult, Stdin, stdin_bytes
 from tests.unit.proxmox.fakeqemu import FakeQemu, QmFail
 
 HA_REQUESTS = frozenset({"started", "stopped", "enabled", "disabled", "ignored"})
+# pve-container src/PVE/LXC/Config.pm: `$dev_desc`'s keys, `$MAX_DEVICES`; the schema's
+# boolean forms (pve-common src/PVE/JSONSchema.pm).
+DEV_KEYS = frozenset({"path", "mode", "uid", "gid", "deny-write"})
+MAX_DEVICES = 256
+BOOLEANS = frozenset({"0", "1", "on", "off", "yes", "no", "true", "false"})
 SNAPSHOT_TYPES = frozenset({"zfspool", "lvmthin", "rbd", "btrfs"})
 _LINE = re.compile(r"^([a-z][a-z0-9_.\-]*)(?::|\s*=)\s*(.*?)\s*$")
 _SECTION = re.compile(r"^\[([^\]]+)\]\s*$")
@@ -110,12 +117,15 @@ class FakeNode:
     name: str = "pve"
     storages: dict[str, str] = field(default_factory=lambda: {"local-zfs": "zfspool"})
     datacenter_firewall: bool = False
+    bridges: set[str] = field(default_factory=lambda: {"vmbr0"})
     running: set[int] = field(default_factory=set)
     resize_worker_fails: bool = False
     template_worker_fails: bool = False
     calls: list[tuple[str, ...]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     owners: dict[str, str] = field(default_factory=dict)
+    # The node's device nodes (path -> "c" or "b"): a plain file under `root` is not one.
+    devices: dict[str, str] = field(default_factory=dict)
     # HA: ctid -> requested state (pve-ha-manager). A request takes effect only when the HA
     # manager gets to it, modelled as the next status read after it (`ha_acts`).
     ha: dict[int, str] = field(default_factory=dict)
@@ -164,6 +174,10 @@ class FakeNode:
 
     def _save(self, ctid: int, conf: Conf) -> None:
         self.put_conf(ctid, conf.render())
+
+    def add_device(self, path: str, kind: str = "c") -> None:
+        """Give the node a device node (a character device unless `kind` is "b")."""
+        self.devices[path] = kind
 
     @property
     def container_version_text(self) -> str:
@@ -243,9 +257,15 @@ class FakeNode:
         if argv[0] == "rm":
             self.path(argv[-1]).unlink(missing_ok=True)
             return ""
-        if argv[0] == "test":  # test -d DIR / test -c DEVICE (a device is any file here)
-            target = self.path(argv[2])
-            ok = target.is_dir() if argv[1] == "-d" else target.exists()
+        if argv[0] == "test":  # test -d DIR / -c, -b DEVICE / -f FILE / -e PATH
+            flag, name = argv[1], argv[2]
+            target = self.path(name)
+            if flag in ("-c", "-b"):
+                ok = self.devices.get(name) == flag[1]
+            elif flag in ("-d", "-f"):
+                ok = target.is_dir() if flag == "-d" else target.is_file()
+            else:
+                ok = target.exists() or name in self.devices
             if not ok:
                 raise _Fail(1, "")
             return ""
@@ -329,6 +349,10 @@ class FakeNode:
         parts = path.strip("/").split("/")
         if parts[0] == "nodes" and parts[1] not in ("localhost", self.name):
             raise _Fail(255, f"hostname lookup '{parts[1]}' failed - failed to get address info")
+        if parts[2:] == ["network"]:  # pve-manager PVE/API2/Network.pm, `--type any_bridge`
+            return json.dumps(
+                [{"iface": b, "type": "bridge", "active": 1} for b in sorted(self.bridges)]
+            )
         if parts[2:] == ["storage"]:
             return json.dumps(
                 [
@@ -453,6 +477,8 @@ class FakeNode:
             lines = ["arch: amd64", "ostype: debian"]
             lines.append(f"rootfs: {storage}:subvol-{ctid}-disk-0,size={size}G")
             for key, value in opts.items():
+                if re.match(r"^dev\d+$", key):
+                    self._check_device(key, value)
                 set_option(lines, key, value)
             self._save(ctid, Conf(lines, {}))
             if self.template_tree is not None:
@@ -477,6 +503,8 @@ class FakeNode:
                 if key:
                     set_option(main, key, None)
             for key, value in opts.items():
+                if re.match(r"^dev\d+$", key):
+                    self._check_device(key, value)
                 if key == "net0" and "hwaddr=" not in value:
                     value += f",hwaddr={self._mac()}"
                 if key == "unprivileged":
@@ -756,6 +784,41 @@ class FakeNode:
                 if volume.startswith("/") or self.storages.get(volume.split(":")[0]) not in types:
                     return False
         return True
+
+    def _check_device(self, key: str, value: str) -> None:
+        """A `devN` value as pve-container takes it (src/PVE/LXC/Config.pm): its schema
+        (`$dev_desc`: `path` in `/dev/` without `.`/`..` parts, `verify_lxc_dev_string`;
+        `mode` matching 0[0-7]{3}; `uid`/`gid` integers >= 0; `deny-write` a boolean; no
+        other key; dev0..dev255, `$MAX_DEVICES`), `parse_device` (a path is required), then
+        `update_pct_config` stats it (src/PVE/LXC/Tools.pm `get_device_mode_and_rdev`): it
+        must exist on the node and be a block or character device. Nothing else: an
+        unprivileged guest takes devices too (`uid`/`gid`/`mode` are there for it)."""
+        bad = "400 Parameter verification failed.\n" + key
+        if int(key[3:]) >= MAX_DEVICES:
+            raise _Fail(255, f"{bad}: property is not defined in schema")
+        props = parse_property_string(value, "path")
+        for name, given in props.items():
+            given = str(given)
+            if name not in DEV_KEYS:
+                raise _Fail(255, f"{bad}: invalid format - unknown property '{name}'")
+            if name == "path" and (
+                not given.startswith("/dev/") or re.search(r"/\.\.?(/|$)", given)
+            ):
+                raise _Fail(255, f"{bad}: invalid format - {given} is not a valid device path")
+            if name == "mode" and not re.fullmatch(r"0[0-7]{3}", given):
+                raise _Fail(255, f"{bad}: invalid format - mode: value does not match the regex")
+            if name in ("uid", "gid") and not re.fullmatch(r"\d+", given):
+                raise _Fail(255, f"{bad}: invalid format - {name}: type check ('integer') failed")
+            if name == "deny-write" and given.lower() not in BOOLEANS:
+                raise _Fail(255, f"{bad}: invalid format - deny-write: type check ('boolean')")
+        path = props.get("path")
+        if path is None:
+            raise _Fail(255, "Path has to be defined")
+        if str(path) not in self.devices:
+            exists = self.path(str(path)).exists()
+            raise _Fail(
+                255, f"{path} is not a device" if exists else f"Device {path} does not exist"
+            )
 
     def _allocate(self, ctid: int, key: str, value: str) -> str:
         """`mpN: STORAGE:SIZE,...` allocates a volume, as Proxmox does."""

@@ -3,7 +3,9 @@ guards: pending changes on a running guest (pve-container `src/PVE/LXC/Config.pm
 `vmconfig_hotplug_pending`/`vmconfig_apply_pending`), resize (`src/PVE/API2/LXC.pm`,
 `resize_vm`), no snapshot or start of a template (pve-guest-common
 `src/PVE/AbstractConfig.pm`, pve-container `src/PVE/API2/LXC/Status.pm`), reserved snapshot
-names, a clone from a snapshot (`clone_vm` copies the snapshot's config and disks)."""
+names, a clone from a snapshot (`clone_vm` copies the snapshot's config and disks), and
+`devN` entries (`src/PVE/LXC/Config.pm` `$dev_desc`, `update_pct_config`; `src/PVE/LXC/
+Tools.pm` `get_device_mode_and_rdev`)."""
 
 from __future__ import annotations
 
@@ -131,3 +133,86 @@ def test_a_clone_from_a_snapshot_is_sized_against_the_snapshots_disk(node: FakeN
     assert "size=8G" in main_options(node, 101)["rootfs"]
     with pytest.raises(PhoenixError, match=r"source 900 has 8 GiB"):
         driver.clone(900, 102, "base", dataclasses.replace(BASE, disk_gb=4))
+
+
+def node_with_gpu(node: FakeNode) -> FakeNode:
+    driver_on(node).create(100, TEMPLATE, BASE)
+    node.add_device("/dev/nvidia0")
+    node.add_device("/dev/nvidia1")
+    node.calls.clear()
+    return node
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        # pve-container src/PVE/LXC/Config.pm `$dev_desc` and verify_lxc_dev_string
+        ("/srv/nvidia0", "is not a valid device path"),
+        ("/dev/../etc/shadow", "is not a valid device path"),
+        ("/dev/nvidia0,mode=666", "mode: value does not match"),
+        ("/dev/nvidia0,mode=0668", "mode: value does not match"),
+        ("/dev/nvidia0,uid=-1", "uid: type check ('integer') failed"),
+        ("/dev/nvidia0,gid=video", "gid: type check ('integer') failed"),
+        ("/dev/nvidia0,deny-write=maybe", "deny-write: type check ('boolean')"),
+        ("/dev/nvidia0,major=195", "unknown property 'major'"),
+        # parse_device: a path is required
+        ("mode=0666", "Path has to be defined"),
+        # update_pct_config stats it (src/PVE/LXC/Tools.pm get_device_mode_and_rdev)
+        ("/dev/nvidia7", "Device /dev/nvidia7 does not exist"),
+        ("/dev/null-file", "/dev/null-file is not a device"),
+    ],
+)
+def test_the_fake_node_checks_a_device_entry_as_pct_does(
+    node: FakeNode, value: str, says: str
+) -> None:
+    node_with_gpu(node)
+    node.path("/dev").mkdir(exist_ok=True)
+    node.path("/dev/null-file").write_text("")  # a plain file, no device node
+    said = node.run(["pct", "set", "100", "--dev0", value])
+    assert not said.ok and says in said.stderr
+    assert "dev0" not in main_options(node)
+
+
+def test_the_fake_node_takes_what_pct_takes_for_a_device(node: FakeNode) -> None:
+    """The forms Phoenix writes (an unprivileged guest's `mode=0666`) and the rest of the
+    schema's; dev255 is the last slot (`$MAX_DEVICES`)."""
+    node_with_gpu(node)
+    node.add_device("/dev/sdb", "b")
+    for key, value in (
+        ("dev0", "/dev/nvidia0,mode=0666"),
+        ("dev1", "path=/dev/nvidia1,uid=0,gid=44,deny-write=1"),
+        ("dev255", "/dev/sdb"),
+    ):
+        assert node.run(["pct", "set", "100", f"--{key}", value]).ok, value
+    assert (
+        "property is not defined" in node.run(["pct", "set", "100", "--dev256", "/dev/sdb"]).stderr
+    )
+    assert node.run(["test", "-c", "/dev/nvidia0"]).ok
+    assert not node.run(["test", "-c", "/dev/sdb"]).ok and node.run(["test", "-b", "/dev/sdb"]).ok
+
+
+def test_a_device_on_a_running_guest_is_hot_plugged_once_then_pending(node: FakeNode) -> None:
+    """vmconfig_hotplug_pending plugs a new devN and skips one that exists (pending until the
+    next start); removing one waits too (not hot-deletable)."""
+    node_with_gpu(node)
+    node.running.add(100)
+    assert node.run(["pct", "set", "100", "--dev0", "/dev/nvidia0"]).ok
+    assert main_options(node)["dev0"] == "/dev/nvidia0"
+    assert node.run(["pct", "set", "100", "--dev0", "/dev/nvidia1"]).ok
+    conf = node.conf(100)
+    assert conf is not None and main_options(node)["dev0"] == "/dev/nvidia0"
+    assert options(conf.sections[PENDING]) == {"dev0": "/dev/nvidia1"}
+    assert node.run(["pct", "set", "100", "--delete", "dev0"]).ok
+    assert main_options(node)["dev0"] == "/dev/nvidia0"
+
+
+def test_phoenix_refuses_a_gpu_the_node_lacks_before_pct_would(node: FakeNode) -> None:
+    """The driver's own probe (`test -c`) names the way out; only device nodes count."""
+    node_with_gpu(node)
+    node.path("/dev").mkdir(exist_ok=True)
+    node.path("/dev/nvidiactl").write_text("")  # a file where the device node should be
+    node.add_device("/dev/nvidia-uvm")
+    node.add_device("/dev/nvidia-uvm-tools")
+    with pytest.raises(PhoenixError, match=r"has no /dev/nvidiactl, so the guest could not start"):
+        driver_on(node).configure(100, dataclasses.replace(BASE, gpus=(0,)), frozenset({"gpus"}))
+    assert not any(c[:2] == ("pct", "set") for c in node.calls)

@@ -50,8 +50,7 @@ def node_with_960(tmp_path: Path) -> FakeNode:
     node.path("/etc/pve/firewall/960.fw").write_text(FW_960)
     node.path("/srv/models").mkdir(parents=True)
     for index in (0, 1):
-        node.path(f"/dev/nvidia{index}").parent.mkdir(exist_ok=True)
-        node.path(f"/dev/nvidia{index}").write_text("")
+        node.add_device(f"/dev/nvidia{index}")
     node.running.add(960)
     return node
 
@@ -150,7 +149,7 @@ def test_gpu_entries_phoenix_never_wrote_are_never_deleted(tmp_path: Path) -> No
 def test_gpu_entries_the_inventory_named_go_when_it_stops_naming_them(tmp_path: Path) -> None:
     node = node_with_960(tmp_path)
     for extra in ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"):
-        node.path(f"/dev/{extra}").write_text("")
+        node.add_device(f"/dev/{extra}")
     driver = driver_for(node, tmp_path)
     with_gpu1 = dataclasses.replace(DESIRED_960, gpus=(1,))
     driver.configure(960, with_gpu1, frozenset({"gpus"}))

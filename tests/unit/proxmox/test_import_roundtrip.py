@@ -67,9 +67,8 @@ def node_for(inventory: Inventory, tmp_path: Path) -> FakeNode:
     pools |= {v.pool for g in inventory.guests.values() for v in [*g.volumes, *g.zfs_volumes]}
     node = FakeNode(tmp_path / "node", version="9.1.3", storages=dict.fromkeys(pools, "zfspool"))
     gpus = {i for g in inventory.guests.values() for i in g.gpus}
-    (node.root / "dev").mkdir(exist_ok=True)
     for name in ["nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", *(f"nvidia{i}" for i in gpus)]:
-        (node.root / "dev" / name).write_text("")
+        node.add_device(f"/dev/{name}")
     return node
 
 

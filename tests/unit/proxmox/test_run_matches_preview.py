@@ -64,8 +64,7 @@ def node_for(plan: Plan, root: Path, version: str) -> FakeNode:
             if guest.kind == "vm" and isinstance(step, Create) and step.template:
                 image(node.root, step.template)
     for path in gpu.device_paths(tuple(range(8))):
-        node.path(path).parent.mkdir(parents=True, exist_ok=True)
-        node.path(path).write_text("")
+        node.add_device(path)
     return node
 
 

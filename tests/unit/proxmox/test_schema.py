@@ -151,8 +151,7 @@ def fake_node_commands(root: Path, version: str) -> tuple[list[tuple[str, ...]],
     .fw files it ended with."""
     node = FakeNode(root, version=f"{version}.0")
     for name in ("nvidia0", "nvidia1", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"):
-        node.path("/dev").mkdir(exist_ok=True)
-        node.path(f"/dev/{name}").write_text("")
+        node.add_device(f"/dev/{name}")
     driver = ProxmoxDriver(node, "localhost", sleep=lambda _: None)
     wanted = settings()
     driver.create(900, TEMPLATE, dataclasses.replace(wanted, net=None, firewall_enabled=False))
