@@ -24,7 +24,12 @@ STOPPED = '{"status": "stopped", "vmid": 101}'
         ),
         (
             "unable to create CT 101 - CT 101 already exists on node 'pve'\n",
-            r"guest 101 already exists",
+            r"guest 101 already exists.*`phoenix delete 101` or rebuild it with `phoenix "
+            r"converge --recreate`",
+        ),
+        (  # a protection set after Phoenix looked: the way out is the one CLI flag
+            "can't remove CT 101 - protection mode enabled\n",
+            r"protection enabled.*`phoenix delete 101 --force` clears it first",
         ),
         (
             "can't lock file '/run/lock/lxc/pve-config-101.lock' - got timeout\n",
