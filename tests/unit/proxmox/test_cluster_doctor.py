@@ -115,8 +115,7 @@ def sections(output: str) -> dict[str, list[str]]:
 def test_every_node_is_checked_through_its_own_runner_for_its_own_guests(
     tmp_path: Path, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cluster.nodes["pve3"].path("/dev").mkdir(exist_ok=True)
-    cluster.nodes["pve3"].path("/dev/nvidia0").write_text("")
+    cluster.nodes["pve3"].add_device("/dev/nvidia0")
     result = doctor(monkeypatch, cluster, config(tmp_path))
     report = sections(result.output)
     assert sorted(report) == ["cluster", "node pve1", "node pve2", "node pve3"]
