@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from phoenix.plan.desired import desired_settings
-from phoenix.plan.journal import Journal
+from phoenix.plan.journal import Journal, new_run_id
 from phoenix.plan.model import Create
 from phoenix.plan.planner import Planner
 from tests.unit.plan.conftest import Lab, guest
@@ -102,3 +105,31 @@ def test_a_crash_of_the_whole_run_is_recorded_with_its_trace(tmp_path: Path) -> 
     assert record["status"] == "crashed" and record["run"] == "run-2"
     assert record["error"] == "RuntimeError: reporter broke"
     assert "Traceback" in record["traceback"] and "reporter broke" in record["traceback"]
+
+
+def test_run_ids_sort_by_start_time_and_are_plain_file_names() -> None:
+    """`<run id>.jsonl` files list in the order the runs started."""
+    run_id = new_run_id()
+    assert re.fullmatch(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{6}", run_id), run_id
+
+
+def test_a_crash_record_keeps_its_time_to_the_millisecond(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1767225600.123456)
+    journal = Journal(tmp_path, "run-3")
+    journal.crashed(RuntimeError("x"))
+    (record,) = journal.records()
+    assert record["time"] == 1767225600.123
+
+
+def test_resolve_drops_only_the_settled_guests_and_tolerates_unknown_ones(tmp_path: Path) -> None:
+    """The executor resolves guests whose unfinished step observation shows settled; the
+    other guests' entries must stay, or their half-made state would be forgotten."""
+    journal = Journal(tmp_path, "run-4")
+    for ctid in (102, 103):
+        journal.started(Create(ctid, "create", "tpl.tar.zst", None))  # type: ignore[arg-type]
+    journal.resolve([999])
+    assert set(Journal.read_inflight(tmp_path)) == {102, 103}
+    journal.resolve([102, 999])
+    assert set(Journal.read_inflight(tmp_path)) == {103}
