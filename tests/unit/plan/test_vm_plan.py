@@ -17,6 +17,7 @@ from phoenix.drivers.split import SplitDriver
 from phoenix.errors import PlanError
 from phoenix.plan.journal import Journal
 from phoenix.plan.planner import PlanOptions, plan
+from phoenix.plan.run import power_plan, run_plan
 from phoenix.recipes import runner
 from phoenix.runners.base import CommandResult
 from tests.unit.plan.conftest import Lab, guest
@@ -267,3 +268,31 @@ def test_a_kill_at_each_vm_step_kind_resumes_unaided(
     assert vm_lab_dir.mutations_during(vm_lab_dir.converge) == []
     assert backend.guests[9100].is_template and backend.guests[9101].state == "running"
     assert set(backend.guests[9101].snapshots) == {"pre", "post"}
+
+
+def test_power_plans_name_each_step_and_keep_each_guests_kind(vm_lab_dir: VmLab) -> None:
+    """start/stop/restart/delete plans say what each step does (the journal and the
+    operator read it) and keep a VM a VM across the split driver."""
+    env = vm_lab_dir
+    assert env.converge().result.ok
+
+    def steps(action: str) -> list[tuple[int, str, str]]:
+        the_plan = power_plan(env.inventory, env.split, [120, 9101], action)
+        assert {g.ctid: g.kind for g in the_plan.guests} == {120: "container", 9101: "vm"}
+        return [(g.ctid, s.kind, s.detail) for g in the_plan.guests for s in g.steps]
+
+    assert steps("restart") == [
+        (120, "stop", "stop"),
+        (120, "start", "start"),
+        (9101, "stop", "stop"),
+        (9101, "start", "start"),
+    ]
+    assert steps("delete") == [(9101, "destroy", "destroy"), (120, "destroy", "destroy")]
+    assert steps("stop") == [(9101, "stop", "stop"), (120, "stop", "stop")]
+    stopped = run_plan(
+        env.inventory, env.split, power_plan(env.inventory, env.split, [120, 9101], "stop")
+    )
+    assert stopped.ok
+    assert steps("start") == [(120, "start", "start"), (9101, "start", "start")]
+    with pytest.raises(ValueError, match="unknown action 'reboot'"):
+        power_plan(env.inventory, env.split, [120], "reboot")
