@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from phoenix.drivers.base import FirewallRule
+from phoenix.drivers.base import FirewallRule, MountSettings
 from phoenix.inventory import load_inventory
 from phoenix.plan.desired import desired_settings
 from tests.conftest import shared_fixture
@@ -93,3 +93,19 @@ def test_the_gateway_opens_443_when_anything_it_serves_is_tls(
     (etc / "phoenix_lxc_configs.json").write_text(json.dumps(data))
     settings = desired_settings(load_inventory(etc), 101)
     assert settings.firewall_rules == (FirewallRule("in", "ACCEPT", proto="tcp", port=ports),)
+
+
+def test_a_bind_mount_keeps_its_owner_and_mode(minimal_dir: Path) -> None:
+    """The owner is what the driver chowns the host path to: both ids must reach it."""
+    mount = {"host_path": "/srv/phxt-data", "container_path": "/data/", "read_only": True}
+    _edit(minimal_dir, "102", mount_points=[{**mount, "owner_uid": 1000, "owner_gid": 1001}])
+    settings = desired_settings(load_inventory(minimal_dir), 102)
+    assert settings.mounts == (
+        MountSettings(
+            target="/data",
+            host_path="/srv/phxt-data",
+            read_only=True,
+            owner_uid=1000,
+            owner_gid=1001,
+        ),
+    )

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from phoenix.drivers.base import Driver, GuestSettings
+from phoenix.drivers.base import Driver, FirewallRule, GuestSettings
 from phoenix.drivers.fake import FakeDriver
 from phoenix.drivers.split import SplitDriver
 from phoenix.errors import PlanError
+from phoenix.plan.desired import desired_settings
 from phoenix.plan.journal import Journal
 from phoenix.plan.planner import PlanOptions, plan
 from phoenix.plan.run import power_plan, run_plan
@@ -296,3 +297,17 @@ def test_power_plans_name_each_step_and_keep_each_guests_kind(vm_lab_dir: VmLab)
     assert steps("start") == [(120, "start", "start"), (9101, "start", "start")]
     with pytest.raises(ValueError, match="unknown action 'reboot'"):
         power_plan(env.inventory, env.split, [120], "reboot")
+
+
+def test_a_vms_firewall_rules_and_boot_delay_reach_its_settings(vm_lab_dir: VmLab) -> None:
+    rule = {"type": "in", "action": "ACCEPT", "source": "10.250.0.21", "proto": "tcp"}
+    vm_lab_dir.vms[1].update(
+        boot_delay=7, firewall={"enabled": True, "rules": [{**rule, "port": "22"}]}
+    )
+    vm_lab_dir.write_vms(vm_lab_dir.vms)
+    settings = desired_settings(vm_lab_dir.inventory, 9101)
+    assert settings.boot_delay == 7
+    assert settings.firewall_enabled
+    assert settings.firewall_rules == (
+        FirewallRule("in", "ACCEPT", source="10.250.0.21", proto="tcp", port="22"),
+    )
