@@ -13,6 +13,7 @@ from phoenix.inventory.models import HealthCheck
 from phoenix.plan.events import CollectingReporter
 from phoenix.plan.health import run_health_check
 from phoenix.plan.model import BundleStep
+from phoenix.plan.planner import Planner, PlanOptions
 from phoenix.plan.status import gather_route_status, gather_status
 from phoenix.runners.base import CommandResult
 
@@ -238,3 +239,18 @@ def test_the_backends_first_wish_yields_to_boot_order_and_dependencies(
     outcome = env.converge()
     assert outcome.result.ok, outcome.result
     assert outcome.plan.guest(101).after == (102, 103)
+
+
+def test_planning_tries_a_converged_guests_check_once_whatever_its_retries(
+    make_lab: Callable[..., Lab],
+) -> None:
+    """Planning reads; a check that retries 4 times (with its waits) on every `phoenix
+    plan` would make planning a broken lab slow: the plan tries once, the run retries."""
+    check = {"command": "probe-app", "retries": 4, "interval": 0}
+    env = make_lab({"102": guest("phxt-solo", 12, health_check=check)})
+    assert env.converge().result.ok
+    tries: list[int] = []
+    env.driver.exec_handler = lambda c, a: tries.append(c) or CommandResult(3, "", "down")
+    the_plan = Planner(env.inventory, env.driver, PlanOptions(gateway=GATEWAY)).plan()
+    assert [s.kind for s in the_plan.steps] == ["health_check"]
+    assert tries == [102]

@@ -87,8 +87,12 @@ def test_shrinking_the_disk_is_refused(make_lab: Callable[..., Lab]) -> None:
     guests = lab()
     guests["102"]["storage_size_gb"] = 2
     env.write(guests)
-    with pytest.raises(PlanError, match=r"guest 102 \(phxt-solo\).*shrink"):
+    with pytest.raises(PlanError) as refused:
         plan(env.inventory, env.driver)
+    assert str(refused.value) == (
+        "guest 102 (phxt-solo): storage_size_gb 4 -> 2 would shrink the root disk; "
+        "Phoenix only grows disks (set it back to at least 4, or rebuild the guest)"
+    )
 
 
 def test_growing_the_disk_is_a_resize(make_lab: Callable[..., Lab]) -> None:
@@ -97,6 +101,11 @@ def test_growing_the_disk_is_a_resize(make_lab: Callable[..., Lab]) -> None:
     guests = lab()
     guests["102"]["storage_size_gb"] = 10
     env.write(guests)
+    (resize,) = plan(env.inventory, env.driver).steps
+    assert (resize.detail, [c.describe() for c in resize.changes]) == (
+        "resize disk 4 -> 10 GB",
+        ["disk_gb: 4 -> 10"],
+    )
     assert env.mutations_during(env.converge) == [("resize", "102", "10")]
 
 

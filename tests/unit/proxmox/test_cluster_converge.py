@@ -211,3 +211,14 @@ def test_a_clone_onto_another_node_off_shared_storage_is_refused_before_it_runs(
     outcome = converge(inventory, driver_for(cluster, inventory), options=PlanOptions())
     assert "shared storage" in str(outcome.result.failed[101])
     assert not any(c[:2] == ("pct", "clone") for c in cluster.nodes["pve1"].calls)
+
+
+def test_a_held_guest_not_made_yet_is_shown_on_its_placement_node(
+    cluster: FakeCluster, tmp_path: Path
+) -> None:
+    """The plan's node column of a guest nothing can be done for: where the inventory
+    puts it, when no node has it yet."""
+    cluster.down |= {"pve2", "pve3"}
+    shown = plan(cluster, lab(tmp_path))
+    assert all(g.held for g in shown.guests)
+    assert {g.ctid: g.node for g in shown.guests} == lab(tmp_path).placement()
