@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
-from phoenix.errors import DriverError, LockBusy, PlanError
+from phoenix.errors import DriverError, LockBusy, PhoenixError, PlanError
 from phoenix.plan.events import CollectingReporter, Event, Reporter
+from phoenix.plan.executor import Executor, RunResult
 from phoenix.plan.journal import Journal
 from phoenix.plan.lock import host_lock
 from phoenix.plan.model import Start
+from phoenix.plan.planner import Planner
 from phoenix.plan.run import converge, power_plan, run_plan
 from phoenix.plan.stop import StopRequest
 from phoenix.runners.base import CommandResult
@@ -337,3 +339,70 @@ def test_a_sequential_plan_blocks_every_guest_after_a_failure(
     assert set(result.failed) == {first} and destroyed == [first]
     assert result.blocked == {c: "an earlier guest failed" for c in rest}
     assert set(env.driver.guests) >= {first, *rest}  # nothing after the failure was deleted
+
+
+def test_a_failed_run_reports_each_guest_and_step_and_sums_up_every_failure(
+    make_lab: Callable[..., Lab],
+) -> None:
+    """What the operator sees (the events the CLI prints) and the one error a failed run
+    raises: every failed guest with its error, every blocked guest with why."""
+    guests = {
+        "501": guest("phxt-a", 51),
+        "502": guest("phxt-b", 52, dependencies=["501"]),
+        "504": guest("phxt-d", 54),
+    }
+    env = make_lab(guests)
+
+    def hook(op: str, ctid: int) -> None:
+        if op == "start" and ctid == 501:
+            raise DriverError("guest 501 does not boot")
+        if op == "create" and ctid == 504:
+            raise KeyError("bug")
+
+    env.driver.on_mutate = hook
+    collect = CollectingReporter()
+    result = env.converge(reporter=collect).result
+    events = collect.events
+    started = {e.ctid: e.message for e in events if e.kind == "guest_started"}
+    assert started == {501: "phxt-a", 504: "phxt-d"}
+    failed = {e.ctid: e.message for e in events if e.kind == "step_failed"}
+    assert failed[501] == "guest 501 does not boot"
+    assert failed[504] == "guest 504: create from debootstrap:bookworm: unexpected KeyError: 'bug'"
+    assert {e.ctid: e.message for e in events if e.kind == "guest_failed"} == failed
+    assert result.blocked == {502: "needs 501, which did not converge"}
+    with pytest.raises(PhoenixError) as raised:
+        result.raise_for_failures()
+    lines = str(raised.value).splitlines()
+    assert lines[0] == f"2 guest(s) failed, 1 blocked (journal run {result.run_id}):"
+    assert lines[1:] == [
+        "guest 501 does not boot",
+        failed[504],
+        "guest 502: not converged: needs 501, which did not converge",
+    ]
+
+
+def test_the_summary_of_a_stopped_run_names_what_was_left_too() -> None:
+    result = RunResult(
+        "run-9",
+        failed={201: DriverError("guest 201 is busy")},
+        left={202: "not started", 203: "not started"},
+        interrupted="SIGTERM",
+    )
+    with pytest.raises(PhoenixError) as raised:
+        result.raise_for_failures()
+    assert str(raised.value).splitlines() == [
+        "interrupted by SIGTERM: 2 guest(s) left, 1 guest(s) failed, 0 blocked (journal run run-9):",
+        "guest 201 is busy",
+        "guest 202: left for the next run: not started",
+        "guest 203: left for the next run: not started",
+    ]
+
+
+def test_a_run_records_into_the_journal_it_is_given(make_lab: Callable[..., Lab]) -> None:
+    env = make_lab(independent(1))
+    the_plan = Planner(env.inventory, env.driver).plan()
+    executor = Executor(env.driver, env.state, parallel=1)
+    with host_lock(env.state):
+        result = executor.run(the_plan, take_lock=False, journal=Journal(env.state, "run-given"))
+    assert result.ok and result.run_id == "run-given"
+    assert Journal(env.state, "run-given").records()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from phoenix.plan.desired import desired_settings
+from phoenix.plan.events import CollectingReporter
 from phoenix.plan.journal import Journal, new_run_id
 from phoenix.plan.model import Create
 from phoenix.plan.planner import Planner
@@ -133,3 +134,19 @@ def test_resolve_drops_only_the_settled_guests_and_tolerates_unknown_ones(tmp_pa
     assert set(Journal.read_inflight(tmp_path)) == {102, 103}
     journal.resolve([102, 999])
     assert set(Journal.read_inflight(tmp_path)) == {103}
+
+
+def test_a_resumed_step_is_reported_with_what_the_dead_run_was_doing(
+    make_lab: Callable[..., Lab],
+) -> None:
+    env = make_lab({"102": guest("phxt-solo", 12)})
+    assert env.converge().result.ok
+    settings = desired_settings(env.inventory, 102)
+    Journal(env.state, "run-dead").started(Create(102, "create it", "tpl.tar.zst", settings))
+    collect = CollectingReporter()
+    env.converge(reporter=collect)
+    (resume,) = [e for e in collect.events if e.kind == "resume"]
+    assert (resume.ctid, resume.step, resume.step_kind) == (102, "create it", "create")
+    assert resume.message == (
+        "run run-dead left this step started; resuming from the observed state"
+    )
