@@ -12,6 +12,7 @@ import pytest
 from phoenix.drivers.proxmox.commands import (
     parse_container_version,
     raw_key_problem,
+    resize,
     template,
 )
 from phoenix.errors import DriverError
@@ -61,4 +62,23 @@ def test_a_container_with_snapshots_cannot_become_a_template() -> None:
         "refuses a container with snapshots. Use either template_snapshot_name (clones from "
         "a snapshot) or is_template, not both, or delete the snapshots "
         "(`pct delsnapshot 102 <name>`)"
+    )
+
+
+def test_pve_9_1_moves_the_runtime_environment_into_env() -> None:
+    assert raw_key_problem("lxc.environment.runtime", (9, 1)) == (
+        "lxc.environment.runtime: Proxmox VE 9.1 moves it into the container's `env` option, "
+        "so it never reads back as written; set the variables with `pct set <vmid> --env` "
+        "instead and remove it from lxc_options"
+    )
+
+
+def test_a_disk_is_only_grown_and_the_refusal_says_how_to_shrink_it() -> None:
+    assert resize(102, 10, 10) is None
+    assert resize(102, 12, 10) == ["pct", "resize", "102", "rootfs", "12G"]
+    with pytest.raises(DriverError) as refused:
+        resize(102, 8, 10)
+    assert str(refused.value) == (
+        "guest 102's disk is 10 GiB and the inventory asks for 8 GiB: Proxmox only grows "
+        "disks. Raise storage_size_gb, or recreate the guest (--recreate) to get a smaller disk"
     )
