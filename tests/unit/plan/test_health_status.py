@@ -250,7 +250,12 @@ def test_planning_tries_a_converged_guests_check_once_whatever_its_retries(
     env = make_lab({"102": guest("phxt-solo", 12, health_check=check)})
     assert env.converge().result.ok
     tries: list[int] = []
-    env.driver.exec_handler = lambda c, a: tries.append(c) or CommandResult(3, "", "down")
+
+    def down(ctid: int, argv: Sequence[str]) -> CommandResult:
+        tries.append(ctid)
+        return CommandResult(3, "", "down")
+
+    env.driver.exec_handler = down
     the_plan = Planner(env.inventory, env.driver, PlanOptions(gateway=GATEWAY)).plan()
     assert [s.kind for s in the_plan.steps] == ["health_check"]
     assert tries == [102]

@@ -10,7 +10,7 @@ import pytest
 from phoenix.drivers.fake import FakeDriver
 from phoenix.errors import PlanError
 from phoenix.inventory import Inventory, build_graph, load_inventory
-from phoenix.plan.model import BundleStep, Clone, Configure, Feature, Plan, Unrunnable
+from phoenix.plan.model import BundleStep, Clone, Configure, Feature, Plan, Resize, Unrunnable
 from phoenix.plan.planner import PlanOptions, plan
 from phoenix.recipes import runner
 from tests.conftest import FIXTURES
@@ -102,6 +102,7 @@ def test_growing_the_disk_is_a_resize(make_lab: Callable[..., Lab]) -> None:
     guests["102"]["storage_size_gb"] = 10
     env.write(guests)
     (resize,) = plan(env.inventory, env.driver).steps
+    assert isinstance(resize, Resize)
     assert (resize.detail, [c.describe() for c in resize.changes]) == (
         "resize disk 4 -> 10 GB",
         ["disk_gb: 4 -> 10"],
