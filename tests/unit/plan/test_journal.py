@@ -132,8 +132,10 @@ def test_resolve_drops_only_the_settled_guests_and_tolerates_unknown_ones(tmp_pa
         journal.started(Create(ctid, "create", "tpl.tar.zst", None))  # type: ignore[arg-type]
     journal.resolve([999])
     assert set(Journal.read_inflight(tmp_path)) == {102, 103}
-    journal.resolve([102, 999])
+    journal.resolve([102])
     assert set(Journal.read_inflight(tmp_path)) == {103}
+    journal.resolve([103, 999])
+    assert Journal.read_inflight(tmp_path) == {}
 
 
 def test_a_resumed_step_is_reported_with_what_the_dead_run_was_doing(

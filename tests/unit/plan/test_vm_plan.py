@@ -299,14 +299,14 @@ def test_power_plans_name_each_step_and_keep_each_guests_kind(vm_lab_dir: VmLab)
         power_plan(env.inventory, env.split, [120], "reboot")
 
 
-def test_a_vms_firewall_rules_and_boot_delay_reach_its_settings(vm_lab_dir: VmLab) -> None:
+def test_a_vms_firewall_rules_and_boot_order_reach_its_settings(vm_lab_dir: VmLab) -> None:
     rule = {"type": "in", "action": "ACCEPT", "source": "10.250.0.21", "proto": "tcp"}
     vm_lab_dir.vms[1].update(
         boot_delay=7, firewall={"enabled": True, "rules": [{**rule, "port": "22"}]}
     )
     vm_lab_dir.write_vms(vm_lab_dir.vms)
     settings = desired_settings(vm_lab_dir.inventory, 9101)
-    assert settings.boot_delay == 7
+    assert (settings.boot_order, settings.boot_delay) == (2, 7)
     assert settings.firewall_enabled
     assert settings.firewall_rules == (
         FirewallRule("in", "ACCEPT", source="10.250.0.21", proto="tcp", port="22"),
