@@ -92,3 +92,50 @@ def test_status_endpoints_default_to_the_gateways_own_subnet(
     rendered, _ = render_gateway(make_inventory(lab_configs, "b"), 101, tmp_path / "t", "derived")
     access = _status_access(_all(tmp_path, rendered.files["sites-available/phoenix-api"]))
     assert access["/metrics"][2:] == [("allow", "192.0.2.0/28"), ("deny", "all")]
+
+
+def test_no_model_location_passes_the_clients_gateway_key_to_a_model_server(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
+    """Every location that proxies to a model server (the per-model ones and the fast
+    body routes) clears Authorization when keys are set: a gateway key reaching a model
+    server would leak it to whoever runs that server. Without keys it is left alone."""
+
+    def proxies(configs: dict[str, Any], name: str) -> list[Directive]:
+        rendered, _ = render_gateway(make_inventory(configs, name), 101, tmp_path / name, "derived")
+        api = _all(tmp_path, rendered.files["sites-available/phoenix-api"])
+        found = [
+            x
+            for x in api
+            if x.name == "location"
+            and x.args[0].startswith("@")
+            and x.children("proxy_pass")
+            and x.args[0] not in ("@phx_parse",)
+        ]
+        names = {x.args[0] for x in found}
+        assert {"@phx_route", "@phx_route_form"} <= names and len(names) > 2
+        return found
+
+    open_gw = proxies(json.loads(json.dumps(lab_configs)), "open")
+    assert all(_auth(x) == [] for x in open_gw)
+    keyed = proxies(_keyed(lab_configs), "keyed")
+    assert all(_auth(x) == [""] for x in keyed), [x.args for x in keyed if _auth(x) != [""]]
+
+
+def test_the_form_route_sends_a_model_field_named_twice_to_njs(
+    make_inventory: Make, lab_configs: dict[str, Any], tmp_path: Path
+) -> None:
+    """A multipart body naming `model` twice is never routed natively (the two names
+    could disagree): @phx_route_form returns 418 first, which error_page hands to njs."""
+    from phoenix.gateway.api_site import nginx_token
+    from phoenix.gateway.bodyrules import FORM_TWICE_RE
+
+    rendered, _ = render_gateway(make_inventory(lab_configs), 101, tmp_path / "s", "derived")
+    api = _all(tmp_path, rendered.files["sites-available/phoenix-api"])
+    form = next(x for x in api if x.name == "location" and x.args == ["@phx_route_form"])
+    ifs = form.children("if")
+    guard = ifs[0]
+    assert guard.args[:2] == ["$request_body", "~"]
+    assert guard.args[2] == nginx_token(FORM_TWICE_RE)
+    assert guard.first_arg("return") == "418"
+    assert ["418", "=", "@phx_parse"] in [x.args for x in form.children("error_page")]

@@ -272,3 +272,21 @@ def test_a_certificate_with_the_cas_name_but_another_key_is_not_the_cas() -> Non
 
 def test_the_default_ca_dir_is_in_the_state_dir(tmp_path: Path) -> None:
     assert default_ca_dir(tmp_path) == tmp_path / "gateway-ca"
+
+
+def test_the_ca_and_its_leaves_share_one_lock_and_private_dirs(tmp_path: Path) -> None:
+    """One lock file in the CA's directory serialises making the CA and its leaves (two
+    converges at once must not make two CAs); the leaves' directory is the owner's only."""
+    ca = LocalCA.load_or_create(tmp_path / "ca")
+    assert (tmp_path / "ca" / ".lock").exists()
+    ca.leaf("api", ["a.test"])
+    assert stat.S_IMODE((tmp_path / "ca" / "leaves").stat().st_mode) == 0o700
+
+
+def test_a_reissued_leaf_certificate_is_readable_whatever_mode_it_had(tmp_path: Path) -> None:
+    ca = LocalCA.load_or_create(tmp_path)
+    ca.leaf("api", ["a.test"])
+    crt = tmp_path / "leaves" / "api.crt"
+    crt.chmod(0o600)
+    ca.leaf("api", ["b.test"])  # new SANs: issued and written again
+    assert stat.S_IMODE(crt.stat().st_mode) == 0o644
