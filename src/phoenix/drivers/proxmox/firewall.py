@@ -24,6 +24,12 @@ from phoenix.drivers.base import Direction, FirewallRule
 _RULE = re.compile(r"^(IN|OUT)\s+(ACCEPT|DROP|REJECT)(\s.*)?$", re.IGNORECASE)
 _SECTION = re.compile(r"^\[([A-Za-z]+)(\s[^\]]*)?\]\s*(#.*)?$")
 _OPTIONS_PHOENIX_WRITES = {"-source", "-dest", "-p", "-dport"}
+# pve-firewall's `parse_vmfw_option` for the options Phoenix sets, on the line trimmed of
+# blanks: any other spelling (`enable: true`, a trailing `# comment`) is warned about and
+# skipped, leaving the option unset (`enable` unset: the firewall is off).
+_PVE_OPTION = re.compile(
+    r"^(enable):\s*([01])\s*$|^(policy_(?:in|out)):\s*(ACCEPT|DROP|REJECT)\s*$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -112,16 +118,27 @@ def _parse_rule(line: str, comment: str | None = None) -> FirewallRule | None:
 
 def _rule_of(raw: str) -> FirewallRule | None:
     """The Phoenix-form rule on one `[RULES]` line (comment included), or None."""
-    line, hash_, remark = raw.partition("#")
+    line, _, remark = raw.partition("#")
     line = line.strip()
     if not line or line.startswith("|"):
         return None
-    return _parse_rule(line, remark.strip() or None if hash_ else None)
+    return _parse_rule(line, remark.strip() or None)
 
 
 def rules_of(lines: Sequence[str]) -> list[FirewallRule]:
     """Rendered rule lines (Phoenix's record of what it wrote) back to rules."""
     return [rule for line in lines if (rule := _rule_of(line)) is not None]
+
+
+def _option_read(raw: str) -> tuple[str, str] | None:
+    """(option, value) of an `[OPTIONS]` line setting `enable` or a policy, as pve-firewall
+    reads it; None for a line it skips or one of another option."""
+    match = _PVE_OPTION.match(raw.strip())
+    if match is None:
+        return None
+    if match.group(1):
+        return match.group(1).lower(), match.group(2)
+    return match.group(3).lower(), match.group(4).upper()
 
 
 def _section_of(raw: str) -> str | None:
@@ -140,9 +157,9 @@ def parse(text: str) -> FirewallFile:
             section = named
             continue
         if section == "OPTIONS":
-            key, _, value = raw.partition("#")[0].partition(":")
-            if key.strip() == "enable":
-                enabled = value.strip() in ("1", "true", "yes", "on")
+            read = _option_read(raw)
+            if read is not None and read[0] == "enable":
+                enabled = read[1] == "1"  # the last line pve-firewall reads wins
         elif section == "RULES":
             rule = _rule_of(raw)
             if rule is not None:
@@ -197,8 +214,9 @@ def edit(
 
 
 def _set_options(lines: list[str], values: dict[str, str]) -> list[str]:
-    """Each option in `values` set where it stands in `[OPTIONS]` (a line whose value is
-    already right keeps its bytes), the missing ones added after the section's last line."""
+    """Each option in `values` set on every line that names it in `[OPTIONS]` (a line
+    pve-firewall already reads as right keeps its bytes; any other, a second `enable`
+    included, is rewritten), the missing ones added after the section's last line."""
     out: list[str] = []
     section = ""
     todo = dict(values)
@@ -208,12 +226,12 @@ def _set_options(lines: list[str], values: dict[str, str]) -> list[str]:
         if named is not None:
             section = named
         elif section == "OPTIONS" and raw.strip():
-            key, sep, value = raw.partition("#")[0].partition(":")
-            key = key.strip()
-            if sep and key in todo:
-                want = todo.pop(key)
-                if value.strip() != want:
-                    raw = f"{key}: {want}\n"
+            key, sep, _ = raw.partition(":")
+            key = key.strip().lower()
+            if sep and key in values:
+                todo.pop(key, None)
+                if _option_read(raw) != (key, values[key]):
+                    raw = f"{key}: {values[key]}\n"
         out.append(raw)
         if section == "OPTIONS" and (raw.strip() or named is not None):
             options_end = len(out)
