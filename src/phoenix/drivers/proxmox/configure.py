@@ -66,11 +66,13 @@ class GuestConfigurer(NodeSession):
         sizes = {p.key: p.mount.size_gb or 0 for p in (after.mounts if after else [])}
         for argv in resizes:
             key, wanted = argv[3], int(argv[4].rstrip("G"))
-            if sizes.get(key, 0) < wanted:
+            have = sizes.get(key)
+            if have is None or have < wanted:
+                now = "gone" if have is None else f"{have} GiB"
                 raise DriverError(
-                    f"guest {ctid}: `{shlex.join(argv)}` exited 0 but {key} is "
-                    f"{sizes.get(key, 0)} GiB, not {wanted} GiB: the node's resize task failed "
-                    "(see its task log; is the storage full?)"
+                    f"guest {ctid}: `{shlex.join(argv)}` exited 0 but {key} is {now}, not "
+                    f"{wanted} GiB: the node's resize task failed (see its task log; is the "
+                    "storage full?)"
                 )
 
     def _view(
@@ -83,7 +85,8 @@ class GuestConfigurer(NodeSession):
         """What the builder needs for `changed`, read from the node (and nothing more)."""
         version = self.version() if changed & (CONF_FIELDS | {"gpus"}) else None
         old_node = version is not None and version < devices.DEV_SINCE
-        raw_part = bool(changed & CONF_FIELDS) or ("gpus" in changed and old_node)
+        # The version is read only for a conf field or gpus: on an old node GPUs are raw keys.
+        raw_part = bool(changed & CONF_FIELDS) or old_node
         gpu_raw = raw_part and old_node and bool(settings.gpus)
         conf = container = proc_devices = fw = None
         if raw_part:
