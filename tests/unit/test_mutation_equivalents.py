@@ -4,6 +4,7 @@ nothing, or worse, a new mutant that happens to match), and must say why."""
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import sys
 from pathlib import Path
@@ -25,21 +26,56 @@ def _script() -> ModuleType:
 mutation = _script()
 
 
+def _only(source: str, functions: set[str]) -> str:
+    """The module cut down to `functions` (methods in their class, as `Class.method`):
+    mutmut mutates each function on its own, so the cut-down module gives the same
+    mutants of them, and mutating whole modules took minutes."""
+    import libcst as cst
+
+    tree = cst.parse_module(source)
+    kept: list[cst.CSTNode] = []
+    for node in tree.body:
+        if isinstance(node, cst.FunctionDef) and node.name.value in functions:
+            kept.append(node)
+        elif isinstance(node, cst.ClassDef):
+            methods = [
+                m
+                for m in node.body.body
+                if isinstance(m, cst.FunctionDef)
+                and f"{node.name.value}.{m.name.value}" in functions
+            ]
+            if methods:
+                kept.append(node.with_changes(body=node.body.with_changes(body=methods)))
+    return tree.with_changes(body=kept).code
+
+
+def _lines(function: Any) -> list[str]:
+    import libcst as cst
+
+    return str(cst.Module([function]).code).strip().split("\n")
+
+
 def _changes(module: str, functions: set[str]) -> set[tuple[str, str, str]]:
     """(function, line before, line after) of every mutant mutmut makes of the module's
-    `functions` (a diff per mutant re-reads the module: all of them took minutes)."""
-    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    `functions`; the mutated module is parsed once (mutmut's `get_diff_for_mutant` parses
+    it again per mutant)."""
+    import libcst as cst
+    from mutmut.mutation.diff_apply import read_mutant_function, read_original_function
     from mutmut.mutation.file_mutation import mutate_file_contents
 
     found = set()
     for path in mutation.files_of(module):
-        mutated = mutate_file_contents(str(path), path.read_text())
+        mutated = mutate_file_contents(str(path), _only(path.read_text(), functions))
+        tree = cst.parse_module(mutated.code)
+        originals: dict[str, list[str]] = {}
         for local in mutated.mutant_names:
             name = f"{mutation.dotted(path)}.{local}"
-            if mutation.function_of(name) not in functions:
-                continue
-            diff = get_diff_for_mutant(name, source=mutated.code, path=path)
-            found.add((mutation.function_of(name), *mutation.change_of(diff)))
+            function = mutation.function_of(name)
+            if function not in originals:
+                originals[function] = _lines(read_original_function(tree, name))
+            was, now = originals[function], _lines(read_mutant_function(tree, name))
+            diff = "\n".join(difflib.unified_diff(was, now, str(path), str(path), lineterm=""))
+            found.add((function, *mutation.change_of(diff)))
     return found
 
 
