@@ -83,3 +83,18 @@ def test_an_edit_turns_on_a_firewall_pve_firewall_reads_off(options: str) -> Non
     policies = [ln for ln in new.splitlines() if ln.startswith("policy_in")]
     assert policies and set(policies) == {"policy_in: DROP"}
     assert firewall.edit(new, True, [SSH], [SSH]) == new
+
+
+def test_a_rule_added_to_a_file_with_only_the_administrators_rules_joins_their_section() -> None:
+    old = "[OPTIONS]\n\nenable: 1\npolicy_in: DROP\npolicy_out: ACCEPT\n\n[RULES]\n\nIN SSH(ACCEPT)\n\n"
+    new = firewall.edit(old, True, [SSH], [])
+    assert new.count("[RULES]") == 1
+    assert new == old.replace("IN SSH(ACCEPT)\n", "IN SSH(ACCEPT)\nIN ACCEPT -p tcp -dport 22\n")
+
+
+def test_an_edit_of_a_file_without_options_or_a_last_newline_writes_pve_firewalls_layout() -> None:
+    old = "[RULES]\n\nIN SSH(ACCEPT)\nIN DROP -p tcp -dport 23"
+    assert firewall.edit(old, True, [SSH], []) == (
+        "[OPTIONS]\n\nenable: 1\npolicy_in: DROP\npolicy_out: ACCEPT\n\n"
+        "[RULES]\n\nIN SSH(ACCEPT)\nIN DROP -p tcp -dport 23\nIN ACCEPT -p tcp -dport 22\n"
+    )
