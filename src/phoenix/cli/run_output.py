@@ -134,6 +134,7 @@ def render_plan(the_plan: Plan) -> None:
     for gp in the_plan.guests:
         shown = f"VM, {gp.observed}" if gp.kind == "vm" else gp.observed
         where = f" on {gp.node}" if gp.node is not None else ""
+        where += ", placed by Proxmox HA" if gp.placed_by_ha else ""
         parts += [(str(gp.ctid), "bold"), (f" {gp.name} ", ""), (f"({shown}{where})", "dim")]
         if gp.up_to_date:
             parts += [(": ", ""), ("up to date", "green"), ("\n", "")]

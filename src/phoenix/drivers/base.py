@@ -373,6 +373,33 @@ class ForcedDestroy(Protocol):
 
 
 @dataclass(frozen=True)
+class HaPlacement:
+    """A guest Proxmox HA places (`placement: ha`): the nodes it may run on, each with its
+    priority (HA prefers the highest), and whether only those (`strict`)."""
+
+    nodes: tuple[tuple[str, int], ...]
+    strict: bool = False
+
+    def node_list(self) -> str:
+        """`pve1:1,pve2:2`: the `<node>[:<pri>]` list both HA groups and rules take,
+        sorted by name as pve-ha-manager writes it back."""
+        return ",".join(f"{node}:{priority}" for node, priority in sorted(self.nodes))
+
+
+@runtime_checkable
+class HaPlacer(Protocol):
+    """A driver that can hand a guest's placement to Proxmox HA (the cluster driver)."""
+
+    def ha_changes(self, ctid: int, wanted: HaPlacement) -> tuple[str, ...]:
+        """What HA's configuration lacks for the guest, in words; empty: nothing."""
+        ...
+
+    def ha_place(self, ctid: int, wanted: HaPlacement) -> None:
+        """Write what `ha_changes` names (the HA resource, its node affinity)."""
+        ...
+
+
+@dataclass(frozen=True)
 class Check:
     """One line of a `phoenix doctor` report on a driver's host; `fix` says what to do
     when it fails."""

@@ -16,6 +16,8 @@ from phoenix.drivers.base import (
     Driver,
     ForcedDestroy,
     GuestSettings,
+    HaPlacement,
+    HaPlacer,
     MigrationCheck,
     ObservedGuest,
 )
@@ -108,3 +110,17 @@ class SplitDriver:
         if cluster is None or ctid in self.vm_ids:
             raise DriverError(f"guest {ctid}: only a cluster's containers move between nodes")
         cluster.migrate(ctid, target)
+
+    # -- placement by Proxmox HA (HaPlacer), when the container backend does it ---------
+
+    def _placer(self, ctid: int) -> HaPlacer:
+        backend = self.backend(ctid)
+        if not isinstance(backend, HaPlacer):
+            raise DriverError(f"guest {ctid}: only a Proxmox cluster places guests by HA")
+        return backend
+
+    def ha_changes(self, ctid: int, wanted: HaPlacement) -> tuple[str, ...]:
+        return self._placer(ctid).ha_changes(ctid, wanted)
+
+    def ha_place(self, ctid: int, wanted: HaPlacement) -> None:
+        self._placer(ctid).ha_place(ctid, wanted)

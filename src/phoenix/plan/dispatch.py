@@ -15,6 +15,7 @@ from phoenix.drivers.base import (
     DetachingSnapshots,
     ForcedDestroy,
     GuestSettings,
+    HaPlacer,
 )
 from phoenix.errors import PlanError
 from phoenix.plan.model import (
@@ -25,6 +26,7 @@ from phoenix.plan.model import (
     Create,
     Destroy,
     Feature,
+    HaPlace,
     MarkTemplate,
     Migrate,
     Resize,
@@ -88,6 +90,10 @@ def lifecycle(target: Lifecycle, step: Step) -> GuestStep | None:
             if not isinstance(target, ClusterPlacement):
                 raise PlanError(f"guest {ctid}: {step.detail}: only a cluster moves guests")
             target.migrate(ctid, node)
+        case HaPlace(placement=placement):
+            if not isinstance(target, HaPlacer):
+                raise PlanError(f"guest {ctid}: {step.detail}: only a cluster uses Proxmox HA")
+            target.ha_place(ctid, placement)
         case Unrunnable(error=error):
             raise PlanError(f"guest {ctid}: {step.detail}: {error}")
         case CheckHealth() | Feature() | Application():

@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias
 
-from phoenix.drivers.base import FirewallRule, GuestSettings, GuestState, NetSettings
+from phoenix.drivers.base import (
+    FirewallRule,
+    GuestSettings,
+    GuestState,
+    HaPlacement,
+    NetSettings,
+)
 from phoenix.inventory.models import HealthCheck
 from phoenix.recipes.bundle import Bundle
 
@@ -29,6 +35,7 @@ StepKind = Literal[
     "health_check",
     "mark_template",
     "migrate",
+    "ha_place",
 ]
 
 
@@ -168,6 +175,20 @@ class Migrate(_Step):
 
 
 @dataclass(frozen=True)
+class HaPlace(_Step):
+    """Hand the guest's node to Proxmox HA: write what its HA resource and node affinity
+    lack (`changes`, in words); from then on it lives where HA puts it."""
+
+    kind: ClassVar[Literal["ha_place"]] = "ha_place"
+    placement: HaPlacement
+    changes: tuple[str, ...]
+
+    def _json_fields(self) -> dict[str, Any]:
+        nodes = self.placement.node_list()
+        return {"nodes": nodes, "strict": self.placement.strict, "changes": list(self.changes)}
+
+
+@dataclass(frozen=True)
 class Start(_Step):
     kind: ClassVar[Literal["start"]] = "start"
 
@@ -276,6 +297,7 @@ Step: TypeAlias = (
     | Snapshot
     | MarkTemplate
     | Migrate
+    | HaPlace
     | CheckHealth
     | Feature
     | Application
@@ -308,6 +330,7 @@ class GuestPlan:
     node: str | None = None
     held: str | None = None
     drift: tuple[str, ...] = ()
+    placed_by_ha: bool = False  # `placement: ha`: `node` is where HA put it
 
     @property
     def up_to_date(self) -> bool:
@@ -325,6 +348,7 @@ class GuestPlan:
             "after": list(self.after),
             "steps": [s.to_json() for s in self.steps],
             **({"node": self.node} if self.node is not None else {}),
+            **({"placement": "ha"} if self.placed_by_ha else {}),
             **({"held": self.held} if self.held is not None else {}),
             **({"drift": list(self.drift)} if self.drift else {}),
         }

@@ -52,7 +52,7 @@ from phoenix.plan.model import (
     Stop,
     Unrunnable,
 )
-from phoenix.plan.placement import placement_steps
+from phoenix.plan.placement import ha_steps, ha_wanted, placement_steps
 from phoenix.plan.vmplan import plan_vm
 from phoenix.recipes.applications import application_bundle
 from phoenix.recipes.bundle import Bundle
@@ -192,9 +192,9 @@ class Planner:
             if why is not None:
                 return self._held(ctid, needs, why)
         observed = self.driver.observe(ctid)
-        steps, drift = placement_steps(
-            self.driver, ctid, self.placement.get(ctid), observed, self.options.migrate
-        )
+        ha = ha_wanted(self.inventory, ctid)  # HA's node is accepted: no placement to keep
+        wanted = None if ha is not None else self.placement.get(ctid)
+        steps, drift = placement_steps(self.driver, ctid, wanted, observed, self.options.migrate)
         diff = desired.diff(observed.settings) if observed.settings is not None else {}
         fresh = self.rebuild_steps(ctid, guest.name, observed, diff, steps)
         if fresh:
@@ -206,6 +206,7 @@ class Planner:
             steps.extend(self._settings_steps(ctid, guest, desired, observed, diff))
         if ctid not in self.options.create_only and not (observed.is_template and not fresh):
             steps.extend(self._run_steps(ctid, guest, observed, fresh))
+        steps.extend(ha_steps(self.driver, ctid, ha))
         node = observed.node or self.placement.get(ctid)
         return GuestPlan(
             ctid,
@@ -216,6 +217,7 @@ class Planner:
             needs,
             node=node,
             drift=drift,
+            placed_by_ha=ha is not None,
         )
 
     def rebuild_steps(

@@ -171,3 +171,49 @@ def test_a_fixture_copied_into_a_cluster_still_validates(tmp_path: Path) -> None
     _, problems, output = validate_json(target)
     assert not [p for p in problems if "node" in p["path"]], output
     assert load_inventory(target).hypervisor.phoenix.default_node == "pve1"
+
+
+def test_placement_ha_validates_in_a_cluster(minimal_dir: Path) -> None:
+    _phoenix(minimal_dir, nodes=THREE, node="pve1")
+    ha = {"placement": "ha", "ha_nodes": ["pve3"], "ha_strict": True}
+    edit_guest(minimal_dir, "101", node="pve2", storage_pool="shared", **ha)
+    code, problems, output = validate_json(minimal_dir)
+    assert code == 0, output
+    assert not [p for p in problems if "placement" in p["path"] or "ha_" in p["path"]]
+    guest = load_inventory(minimal_dir).guests[101]
+    assert (guest.placement, guest.ha_nodes, guest.ha_strict) == ("ha", ["pve3"], True)
+
+
+def test_placement_ha_errors_name_their_place(minimal_dir: Path) -> None:
+    edit_guest(minimal_dir, "101", placement="ha")
+    edit_guest(minimal_dir, "102", ha_nodes=["pve2"])
+    found = _problems(minimal_dir)
+    assert "needs a Proxmox cluster" in found["lxc_configs.101.placement"]
+    assert "read only with placement 'ha'" in found["lxc_configs.102.ha_nodes"]
+    _phoenix(minimal_dir, nodes=THREE, node="pve1")
+    edit_guest(minimal_dir, "101", placement="ha", ha_nodes=["pve2", "pve7"])
+    edit_guest(minimal_dir, "102", ha_nodes=None)
+    found = _problems(minimal_dir)
+    assert "'pve7' is not a node of the cluster" in found["lxc_configs.101.ha_nodes[1]"]
+    assert "lxc_configs.101.ha_nodes[0]" not in found
+    edit_guest(minimal_dir, "102", placement="anywhere")  # neither 'node' nor 'ha'
+    assert "lxc_configs.102.placement" in _problems(minimal_dir)
+    edit_guest(minimal_dir, "102", placement="node")
+    # HA may put it on any of its nodes: each must have its storage.
+    edit_guest(minimal_dir, "101", placement="ha", ha_nodes=["pve2"], storage_pool="ceph")
+    found = _problems(minimal_dir)
+    assert "storage 'ceph' is not on node 'pve2'" in found["lxc_configs.101.storage_pool"]
+
+
+def test_placement_ha_of_a_guest_with_a_gpu_is_a_warning(minimal_dir: Path) -> None:
+    _phoenix(minimal_dir, nodes=THREE, node="pve1")
+    edit_guest(minimal_dir, "101", placement="ha", gpu_assignment="0")
+    warning = _problems(minimal_dir, "warning")["lxc_configs.101.placement"]
+    assert "GPUs belong to one node" in warning and "ha_strict" in warning
+
+
+def test_schema_describes_placement_ha() -> None:
+    lxc = inventory_schema("lxc")["$defs"]["LxcGuest"]["properties"]
+    assert lxc["placement"]["enum"] == ["node", "ha"]
+    assert "Proxmox HA" in lxc["placement"]["description"]
+    assert {"ha_nodes", "ha_strict"} <= set(lxc)

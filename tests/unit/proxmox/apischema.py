@@ -194,6 +194,12 @@ def check_format(
     elif fmt == "pve-ha-resource-or-vm-id":
         # pve-ha-manager src/PVE/HA/Tools.pm, pve_verify_ha_resource_or_vm_id
         ok = bool(re.match(r"^(?:(?:vm|ct):)?[1-9][0-9]{2,8}$", value))
+    elif fmt in ("pve-ha-node-list", "pve-ha-group-node-list"):
+        # pve-ha-manager src/PVE/HA/Tools.pm, pve_verify_ha_group_node: `node[:priority]`
+        ok = all(re.fullmatch(rf"{_DNS_LABEL}(:\d+)?", i) for i in value.split(","))
+    elif fmt in ("pve-ha-resource-id", "pve-ha-resource-id-list"):
+        # pve-ha-manager src/PVE/HA/Tools.pm, pve_verify_ha_resource_id: `type:name`
+        ok = all(re.fullmatch(r"[a-z]+:\S+", i) for i in value.split(","))
     elif fmt == "ipv6":
         ok = _is_ip(value, ipaddress.IPv6Address)
     elif fmt == "pve-ipv6-config":

@@ -22,6 +22,8 @@ What it enforces, each rule from the Proxmox source that decides it:
 - `pct clone --target` (pve-container `src/PVE/API2/LXC.pm`, clone_vm): every volume of the
   clone (or the `--storage` given) must be on shared storage, "can't clone CT to node 'X'
   (CT uses local storage)"; the new config is moved to the target.
+- Proxmox HA (fakeha.py): resources, node-affinity rules (PVE 9) or groups (PVE 8) written
+  through pvesh on any node, and a CRM that recovers and places guests by them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 from phoenix.drivers.proxmox.properties import parse_property_string
 from phoenix.runners.base import CommandResult, Runner, Stdin
 from phoenix.runners.ssh import SshRunner
+from tests.unit.proxmox.fakeha import FakeHa
 from tests.unit.proxmox.fakenode import Conf, Fail, FakeNode, options
 
 # pve-container src/PVE/LXC/Migrate.pm: local storage types a volume can be copied from.
@@ -62,8 +65,10 @@ class FakeCluster:
     local: dict[str, str] = field(default_factory=lambda: {"local-zfs": "zfspool"})
     down: set[str] = field(default_factory=set)
     nodes: dict[str, FakeNode] = field(default_factory=dict)
+    ha: FakeHa = field(init=False)
 
     def __post_init__(self) -> None:
+        self.ha = FakeHa(self)
         pmxcfs = self.root / "pmxcfs"
         (pmxcfs / "firewall").mkdir(parents=True, exist_ok=True)
         for name in self.names:
@@ -137,6 +142,8 @@ class FakeCluster:
             return json.dumps(self._status(node.name))
         if path == "/cluster/resources":
             return json.dumps(self._resources())
+        if path.split("/")[1:3] == ["cluster", "ha"] and path != "/cluster/ha/status/current":
+            return self.ha.pvesh(argv)
         parts = path.strip("/").split("/")
         if parts[0] == "nodes" and len(parts) > 1 and parts[1] in self.nodes:
             other = parts[1]
@@ -246,6 +253,15 @@ class FakeCluster:
         if errors:
             lines = [f"can't migrate local volume '{e}'" for e in errors]
             raise Fail(255, "\n".join([*lines, "can't migrate CT - check log"]))
+
+    def relocate(self, ctid: int, source: str, target: str) -> None:
+        """HA moving a service (recovery from a node that is gone, or failback): its
+        config goes to `target`, where it runs; its HA state goes with it."""
+        self.conf_path(source, ctid).rename(self.conf_path(target, ctid))
+        was = self.nodes[source]
+        self.nodes[target].ha[ctid] = was.ha.pop(ctid)
+        was.running.discard(ctid)
+        self.nodes[target].running.add(ctid)
 
     # -- pct clone --target ------------------------------------------------------------
 

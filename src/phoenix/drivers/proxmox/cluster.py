@@ -15,6 +15,8 @@ its commands through that node's runner (this machine, or SSH):
   others converge (`held`).
 - Placement: a guest the inventory places elsewhere is moved with `pct migrate` (restart
   mode) when the run asks for migrations; `migration` says beforehand what would block it.
+  A guest placed by Proxmox HA gets its HA resource and node affinity (`haplace`), and
+  then lives where HA puts it.
 
 Independent guests on different nodes converge in parallel: the executor's worker threads
 each drive their guest's node through its own runner.
@@ -27,8 +29,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from phoenix.drivers.base import CommandLog, GuestSettings, MigrationCheck, ObservedGuest
-from phoenix.drivers.proxmox import clusterview, commands, pvesh
+from phoenix.drivers.base import (
+    CommandLog,
+    GuestSettings,
+    HaPlacement,
+    MigrationCheck,
+    ObservedGuest,
+)
+from phoenix.drivers.proxmox import clusterview, commands, haplace, pvesh
 from phoenix.drivers.proxmox.clusterview import ClusterView, Placed, Storage
 from phoenix.drivers.proxmox.driver import ProxmoxDriver
 from phoenix.errors import DriverError, PhoenixError
@@ -57,6 +65,7 @@ class ClusterDriver:
             node.log = self.log  # one log of the run, whichever node ran what
         self._view: ClusterView | None = None
         self._storages: dict[str, dict[str, Storage] | str] = {}
+        self._ha: haplace.HaConfig | None = None
         self._guard = threading.Lock()
 
     # -- the cluster, read once --------------------------------------------------------
@@ -290,3 +299,46 @@ class ClusterDriver:
             self.nodes[target]._wait_up(ctid, 120.0)
         if not self.observe(ctid).exists:
             raise DriverError(f"guest {ctid}: `{shlex.join(argv)}` left it nowhere")
+
+    # -- placement by Proxmox HA -------------------------------------------------------
+
+    def ha_config(self) -> haplace.HaConfig:
+        """The cluster's HA resources and node affinities, read once (through the first
+        node answering; its version says rules or groups)."""
+        online = self.view().online  # before the guard: view() takes it too
+        with self._guard:
+            if self._ha is None:
+                self._ha = self._read_ha(online)
+            return self._ha
+
+    def _read_ha(self, online: Mapping[str, bool]) -> haplace.HaConfig:
+        failures = []
+        for name, node in self.nodes.items():
+            if not online.get(name, True):
+                continue
+            try:
+                resources = haplace.parse_resources(node._json(0, haplace.resources_cmd()))
+                if node.version() >= haplace.RULES_SINCE:
+                    rules = haplace.parse_rules(node._json(0, haplace.rules_cmd()))
+                    return haplace.HaConfig(resources, rules, {})
+                groups = haplace.parse_groups(node._json(0, haplace.groups_cmd()))
+                return haplace.HaConfig(resources, None, groups)
+            except PhoenixError as exc:
+                failures.append(f"{name}: {str(exc).splitlines()[0]}")
+        raise DriverError(
+            "no node of the cluster answers for its HA configuration (" + "; ".join(failures) + ")"
+        )
+
+    def ha_changes(self, ctid: int, wanted: HaPlacement) -> tuple[str, ...]:
+        return tuple(a.detail for a in haplace.actions(self.ha_config(), ctid, wanted))
+
+    def ha_place(self, ctid: int, wanted: HaPlacement) -> None:
+        """Write the guest's HA resource and node affinity, through the guest's node
+        (pvesh writes the cluster-wide HA config from any member)."""
+        node = self._on(ctid)
+        with self._guard:
+            self._ha = None  # read it anew: a resumed run may find part of it written
+        for action in haplace.actions(self.ha_config(), ctid, wanted):
+            node._mutate(ctid, action.argv)
+        with self._guard:
+            self._ha = None

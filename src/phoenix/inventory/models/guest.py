@@ -68,6 +68,19 @@ class LxcGuest(Model):
         description="Proxmox cluster node the guest lives on (one of phoenix.nodes; "
         "default: phoenix.node)",
     )
+    placement: Host[Literal["node", "ha"]] = Field(
+        default="node",
+        description="Who picks the node: 'node' (its `node`; a difference is a migration) "
+        "or 'ha' (Proxmox HA, preferring `node`, among `ha_nodes`; Phoenix accepts HA's pick)",
+    )
+    ha_nodes: Host[list[NodeName] | None] = Field(
+        default=None,
+        description="With placement 'ha': the other nodes HA may run it on (absent: any)",
+    )
+    ha_strict: Host[StrictBool] = Field(
+        default=False,
+        description="With placement 'ha': never on another node than `node` and `ha_nodes`",
+    )
     storage_pool: Host[StorageId] = Field(
         default="local", description="Proxmox storage id for the root disk"
     )
