@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from phoenix.digits import is_digits
 from phoenix.drivers.base import HaPlacement
 from phoenix.drivers.proxmox import ha
 from phoenix.drivers.proxmox.pvesh import pvesh_get
@@ -93,7 +94,7 @@ def node_priorities(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in filter(None, (i.strip() for i in text.split(","))):
         node, _, priority = item.partition(":")
-        out[node] = int(priority) if priority.isdigit() else 0
+        out[node] = int(priority) if is_digits(priority) else 0
     return out
 
 
