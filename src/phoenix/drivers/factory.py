@@ -168,7 +168,23 @@ def make_driver(
     if not vm_ids:
         return containers
     split = _import("phoenix.drivers.split", "SplitDriver", "VM support")
+    if chosen == "proxmox" and settings.nodes:
+        vms = _cluster_vms(settings, containers, placement or {})
+        return cast(Driver, split(containers, vms, vm_ids))
     return cast(Driver, split(containers, _vm_driver(settings, chosen), vm_ids))
+
+
+def _cluster_vms(settings: HostSettings, cluster: Driver, placement: Mapping[int, str]) -> Driver:
+    """A cluster's VMs: one VM driver per node, placed by the cluster driver's view."""
+    vms = _import("phoenix.drivers.proxmox.vmdriver", "ProxmoxVmDriver", "the Proxmox driver")
+    owned = _import("phoenix.drivers.proxmox.ownership", "OwnedRaw", "the Proxmox driver")
+    record = owned(Path(settings.state_dir) / "proxmox-vm-owned.json")
+    nodes = {
+        name: vms(node_runner(access), name, owned=record)
+        for name, access in settings.nodes.items()
+    }
+    spread = _import("phoenix.drivers.proxmox.clustervms", "ClusterVmDriver", "clusters")
+    return cast(Driver, spread(cluster, nodes, placement))
 
 
 def vm_backend(settings: HostSettings) -> Driver:

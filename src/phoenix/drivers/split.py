@@ -90,25 +90,26 @@ class SplitDriver:
     def mark_template(self, ctid: int) -> None:
         self.backend(ctid).mark_template(ctid)
 
-    # -- a cluster's containers (ClusterPlacement), when the container backend is one ----
+    # -- a cluster's guests (ClusterPlacement), when the guest's backend is one ----------
 
-    def _cluster(self) -> ClusterPlacement | None:
-        return self.containers if isinstance(self.containers, ClusterPlacement) else None
+    def _cluster(self, ctid: int) -> ClusterPlacement | None:
+        backend = self.backend(ctid)
+        return backend if isinstance(backend, ClusterPlacement) else None
 
     def held(self, ctid: int, node: str | None) -> str | None:
-        cluster = self._cluster()
-        return None if cluster is None or ctid in self.vm_ids else cluster.held(ctid, node)
+        cluster = self._cluster(ctid)
+        return None if cluster is None else cluster.held(ctid, node)
 
     def migration(self, ctid: int, target: str, observed: ObservedGuest) -> MigrationCheck:
-        cluster = self._cluster()
-        if cluster is None or ctid in self.vm_ids:
-            return MigrationCheck(("only a cluster's containers move between nodes",), "none")
+        cluster = self._cluster(ctid)
+        if cluster is None:
+            return MigrationCheck(("only a cluster's guests move between nodes",), "none")
         return cluster.migration(ctid, target, observed)
 
     def migrate(self, ctid: int, target: str) -> None:
-        cluster = self._cluster()
-        if cluster is None or ctid in self.vm_ids:
-            raise DriverError(f"guest {ctid}: only a cluster's containers move between nodes")
+        cluster = self._cluster(ctid)
+        if cluster is None:
+            raise DriverError(f"guest {ctid}: only a cluster's guests move between nodes")
         cluster.migrate(ctid, target)
 
     # -- placement by Proxmox HA (HaPlacer), when the container backend does it ---------

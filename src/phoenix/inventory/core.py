@@ -81,6 +81,10 @@ class Inventory:
             node = settings.node_of(guest.node)
             if node is not None:
                 out[ctid] = node
+        for vmid, vm in self.vms.items():
+            node = settings.node_of(vm.node)
+            if node is not None:
+                out[vmid] = node
         return out
 
     def all_ids(self) -> set[int]:

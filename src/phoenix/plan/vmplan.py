@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from phoenix.drivers.base import GuestSettings, ObservedGuest
+from phoenix.drivers.base import ClusterPlacement, GuestSettings, ObservedGuest
 from phoenix.errors import PlanError
 from phoenix.inventory.models import VmGuest
 from phoenix.plan.desired import vm_settings
@@ -43,6 +43,7 @@ from phoenix.plan.model import (
     Step,
     Unrunnable,
 )
+from phoenix.plan.placement import placement_steps
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.runner import is_applied, read_markers
 from phoenix.recipes.stacks import stack_bundle
@@ -171,11 +172,19 @@ def plan_vm(planner: Planner, vmid: int, needs: tuple[int, ...] = ()) -> GuestPl
     desired = vm_settings(vm)
     if planner.driver.name != "proxmox":
         desired = replace(desired, qm_options=())  # Proxmox only: the CLI says so
+    wanted = planner.placement.get(vmid)
+    if isinstance(planner.driver, ClusterPlacement):
+        why = planner.driver.held(vmid, wanted)
+        if why is not None:
+            state = planner.driver.observe(vmid).state
+            return GuestPlan(
+                vmid, vm.name, state, (), vm.boot_order, needs, kind="vm", node=wanted, held=why
+            )
     observed = planner.driver.observe(vmid)
     diff = desired.diff(observed.settings) if observed.settings is not None else {}
     if vm.is_template or (observed.settings is not None and desired.disk_gb == 0):
         diff.pop("disk_gb", None)  # a template keeps its image's size
-    steps: list[Step] = []
+    steps, drift = placement_steps(planner.driver, vmid, wanted, observed, planner.options.migrate)
     fresh = planner.rebuild_steps(vmid, vm.name, observed, diff, steps)
     if fresh:
         make = _make_step(planner, vmid, vm, desired)
@@ -187,7 +196,18 @@ def plan_vm(planner: Planner, vmid: int, needs: tuple[int, ...] = ()) -> GuestPl
         steps += _settings_steps(vmid, vm, desired, observed.settings, diff)
     if vmid not in planner.options.create_only and not (observed.is_template and not fresh):
         steps += _run_steps(planner, vmid, vm, observed, fresh)
-    return GuestPlan(vmid, vm.name, observed.state, tuple(steps), vm.boot_order, needs, kind="vm")
+    node = observed.node or wanted
+    return GuestPlan(
+        vmid,
+        vm.name,
+        observed.state,
+        tuple(steps),
+        vm.boot_order,
+        needs,
+        kind="vm",
+        node=node,
+        drift=drift,
+    )
 
 
 def _run_steps(

@@ -43,12 +43,13 @@ def test_keys_without_a_user_are_named_and_the_change_said() -> None:
     assert ("changes", "vm") in texts
 
 
-def test_a_vm_on_another_node_is_named_and_no_clone_points_at_it() -> None:
+def test_a_vm_on_another_node_is_written_with_its_node() -> None:
+    """A VM names its node now; a clone across nodes is written without its source
+    (Phoenix clones a VM on its source's node only)."""
     template = vm(9000, "52:54:00:00:23:28", node="pve2")
     clone = FoundGuest(vm(9001, "52:54:00:00:23:29", node="pve1").observed, node="pve1",
                        clone_of=(9000, None))  # fmt: skip
     entries, notes = convert_vms([template, clone], home="pve1")
-    assert [e["vmid"] for e in entries] == [9001] and "clone_from_vmid" not in entries[0]
-    skipped = [n.text for n in notes if n.kind == "skipped"]
-    assert skipped == ["VM on node pve2: an inventory VM has no `node` yet, so Phoenix would "
-                       "plan it on pve1"]  # fmt: skip
+    assert [(e["vmid"], e["node"]) for e in entries] == [(9000, "pve2"), (9001, "pve1")]
+    assert "clone_from_vmid" not in entries[1]
+    assert [n for n in notes if n.kind == "skipped"] == []

@@ -372,6 +372,7 @@ QM: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "stop": ("POST", "/{vmid}/status/stop", ("vmid",)),
     "shutdown": ("POST", "/{vmid}/status/shutdown", ("vmid",)),
     "destroy": ("DELETE", "/{vmid}", ("vmid",)),
+    "migrate": ("POST", "/{vmid}/migrate", ("vmid", "target")),
 }
 # qm commands of the CLI alone (PVE/CLI/qm.pm), with the options each takes there.
 QM_CLI: dict[str, frozenset[str]] = {

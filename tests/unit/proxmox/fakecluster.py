@@ -22,6 +22,11 @@ What it enforces, each rule from the Proxmox source that decides it:
 - `pct clone --target` (pve-container `src/PVE/API2/LXC.pm`, clone_vm): every volume of the
   clone (or the `--storage` given) must be on shared storage, "can't clone CT to node 'X'
   (CT uses local storage)"; the new config is moved to the target.
+- VMs (each node's `FakeQemu`): listed in `/cluster/resources`, a VMID unique across the
+  cluster's VMs and containers (`check_vmid_unused`), and `qm migrate` (qemu-server
+  `PVE/API2/Qemu.pm` migrate_vm, `PVE/QemuMigrate.pm` prepare): a running VM only with
+  `--online`, none with local devices, every disk's storage on the target, a live move
+  of local disks only with `--with-local-disks`.
 - Proxmox HA (fakeha.py): resources, node-affinity rules (PVE 9) or groups (PVE 8) written
   through pvesh on any node, and a CRM that recovers and places guests by them.
 """
@@ -132,7 +137,20 @@ class FakeCluster:
             raise Fail(1, "PermissionError: [Errno 13] Permission denied: /etc/pve")
         if argv[:2] == ["pct", "migrate"]:
             return self._migrate(node, argv)
+        if argv[:2] == ["qm", "migrate"]:
+            return self._qm_migrate(node, argv)
+        if argv[:2] in (["qm", "create"], ["qm", "clone"]):
+            self._vmid_unused(int(argv[2 if argv[1] == "create" else 3]))
         return None
+
+    def _vmid_unused(self, vmid: int) -> None:
+        """pve-cluster check_vmid_unused, over every node's VMs and containers."""
+        for name, other in self.nodes.items():
+            if vmid in other.qemu.vms:
+                raise Fail(255, f"VM {vmid} already exists on node '{name}'")
+        owner = self.owner(vmid)
+        if owner is not None:
+            raise Fail(255, f"CT {vmid} already exists on node '{owner}'")
 
     def _pvesh(self, node: FakeNode, argv: list[str], input: Stdin) -> str | None:
         path = argv[2]
@@ -197,6 +215,20 @@ class FakeCluster:
                     "template": int(opts.get("template", "0")),
                 }
             )
+        for name, node in self.nodes.items():
+            for vmid, vm in sorted(node.qemu.vms.items()):
+                running = "running" if vmid in node.qemu.running else "stopped"
+                out.append(
+                    {
+                        "id": f"qemu/{vmid}",
+                        "vmid": vmid,
+                        "type": "qemu",
+                        "node": name,
+                        "name": vm.options.get("name", f"VM{vmid}"),
+                        "status": running if self.online(name) else "unknown",
+                        "template": int(vm.options.get("template", "0")),
+                    }
+                )
         return out
 
     # -- pct migrate -------------------------------------------------------------------
@@ -263,6 +295,49 @@ class FakeCluster:
         was.running.discard(ctid)
         self.nodes[target].running.add(ctid)
 
+    # -- qm migrate --------------------------------------------------------------------
+
+    def _qm_migrate(self, node: FakeNode, argv: list[str]) -> str:
+        """qemu-server PVE/API2/Qemu.pm migrate_vm, PVE/QemuMigrate.pm prepare/phase1."""
+        vmid, target = int(argv[2]), argv[3]
+        opts = dict(zip(argv[4::2], argv[5::2], strict=True))
+        if target == node.name:
+            raise Fail(255, "400 Parameter verification failed.\ntarget: target is local node.")
+        if target not in self.nodes:
+            raise Fail(255, f"no such cluster node '{target}'")
+        vm = node.qemu.vms.get(vmid)
+        if vm is None:
+            raise Fail(
+                255,
+                f"Configuration file 'nodes/{node.name}/qemu-server/{vmid}.conf' does not exist",
+            )
+        if vm.lock:
+            raise Fail(255, f"VM is locked ({vm.lock})")
+        running = vmid in node.qemu.running
+        online = opts.get("--online") == "1"
+        if running and not online:
+            raise Fail(255, "can't migrate running VM without --online")
+        devices = _vm_devices(vm.options)
+        if devices:
+            raise Fail(255, f"can't migrate VM which uses local devices: {', '.join(devices)}")
+        local = []
+        for key, storage in sorted(_vm_disks(vm.options).items()):
+            if storage not in self.nodes[target].storages:
+                raise Fail(255, f"storage '{storage}' is not available on node '{target}'")
+            if storage not in node.shared_storages:
+                local.append(key)
+        if running and local and opts.get("--with-local-disks") != "1":
+            raise Fail(
+                255, "can't live migrate attached local disks without with-local-disks option"
+            )
+        if not self.online(target):
+            raise Fail(255, "Can't connect to destination address using public key")
+        self.nodes[target].qemu.vms[vmid] = node.qemu.vms.pop(vmid)
+        if running:
+            node.qemu.running.discard(vmid)
+            self.nodes[target].qemu.running.add(vmid)
+        return ""
+
     # -- pct clone --target ------------------------------------------------------------
 
     def clone_target(self, node: FakeNode, target: str, volumes: Sequence[str]) -> None:
@@ -274,6 +349,30 @@ class FakeCluster:
             raise Fail(255, f"can't clone CT to node '{target}' (CT uses local storage)")
         if not self.online(target):
             raise Fail(255, f"ssh: connect to host {target} port 22: No route to host")
+
+
+def _vm_devices(options: Mapping[str, str]) -> list[str]:
+    """qemu-server check_local_resources: PCI passthrough, host USB, host serial/parallel."""
+    out = []
+    for key, value in sorted(options.items()):
+        kind = key.rstrip("0123456789")
+        on_host = value.startswith("/dev/") if kind in ("serial", "parallel") else False
+        if kind == "hostpci" or (kind == "usb" and "host=" in value) or on_host:
+            out.append(key)
+    return out
+
+
+def _vm_disks(options: Mapping[str, str]) -> dict[str, str]:
+    """Disk key -> storage of each disk image (not a CD-ROM or cloud-init drive)."""
+    out = {}
+    for key, value in options.items():
+        if key.rstrip("0123456789") not in ("scsi", "virtio", "sata", "ide", "efidisk"):
+            continue
+        volume = value.split(",")[0]
+        if "media=cdrom" in value or "cloudinit" in volume or ":" not in volume:
+            continue
+        out[key] = volume.split(":")[0]
+    return out
 
 
 class _Ssh:

@@ -128,7 +128,8 @@ def test_every_qm_command_is_valid_for_the_version(version: str) -> None:
         ),
         (["qm", "guest", "exec", "1001", "--input-data", "x", "--", "true"], "no option"),
         (["qm", "guest", "exec", "1001", "--timeout", "5"], "no command"),
-        (["qm", "migrate", "1001", "pve2"], "no API endpoint"),
+        (["qm", "rescan", "--vmid", "1001"], "no API endpoint"),
+        (["qm", "migrate", "1001", "pve2", "--live", "1"], "has no 'live'"),
         (["qm", "set", "1001", "--net0", "virtio=01:00:00:00:00:01"], "not a valid mac-addr"),
     ],
 )

@@ -154,12 +154,15 @@ class ClusterDriver:
     def _on(self, ctid: int) -> ProxmoxDriver:
         return self._gate(ctid, self.node_of(ctid))
 
-    def _placed(self, ctid: int, node: str | None, status: str = "stopped") -> None:
+    def placed(
+        self, ctid: int, node: str | None, status: str = "stopped", kind: str = "lxc"
+    ) -> None:
+        """Keep the view up to date with what this run made, moved or destroyed."""
         guests = self.view().guests
         if node is None:
             guests.pop(ctid, None)
         else:
-            guests[ctid] = Placed("lxc", node, status)
+            guests[ctid] = Placed(kind, node, status)
 
     # -- observing ---------------------------------------------------------------------
 
@@ -184,7 +187,7 @@ class ClusterDriver:
     def create(self, ctid: int, template: str, settings: GuestSettings) -> None:
         node = self.node_of(ctid)
         self._gate(ctid, node).create(ctid, template, settings)
-        self._placed(ctid, node)
+        self.placed(ctid, node)
 
     def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
         here, there = self.node_of(source), self.node_of(ctid)
@@ -199,7 +202,7 @@ class ClusterDriver:
                 f"or put it on {here}"
             )
         self._gate(ctid, here).clone_to(target, source, ctid, snapshot, settings)
-        self._placed(ctid, there)
+        self.placed(ctid, there)
 
     def destroy(self, ctid: int) -> None:
         self._destroy(ctid, force=False)
@@ -212,7 +215,7 @@ class ClusterDriver:
             return
         node = self._on(ctid)
         node.force_destroy(ctid) if force else node.destroy(ctid)
-        self._placed(ctid, None)
+        self.placed(ctid, None)
 
     # -- on the guest's node -----------------------------------------------------------
 
@@ -294,7 +297,7 @@ class ClusterDriver:
         argv = commands.migrate(ctid, target, observed.running)
         source = self._gate(ctid, here)
         source._mutate(ctid, argv, timeout=None)
-        self._placed(ctid, target, observed.state)
+        self.placed(ctid, target, observed.state)
         if observed.running:  # restart mode started it on the target: wait until it is up
             self.nodes[target]._wait_up(ctid, 120.0)
         if not self.observe(ctid).exists:

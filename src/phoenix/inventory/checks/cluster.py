@@ -20,7 +20,7 @@ is asked.
 
 from __future__ import annotations
 
-from phoenix.inventory.core import HYPERVISOR_FILE, LXC_FILE, Inventory
+from phoenix.inventory.core import HYPERVISOR_FILE, LXC_FILE, VM_FILE, Inventory
 from phoenix.inventory.models import LxcGuest
 from phoenix.inventory.models.cluster import ClusterNode
 from phoenix.inventory.problems import Problem, lxc_at
@@ -37,6 +37,23 @@ def cluster_problems(inventory: Inventory, driver: str | None = None) -> list[Pr
     out: list[Problem] = [p for found in by_ha for p in found]
     for ctid, guest in sorted(inventory.guests.items()):
         out += _placement(ctid, guest, inventory)
+    return out + _vm_nodes(inventory)
+
+
+def _vm_nodes(inventory: Inventory) -> list[Problem]:
+    """A VM's `node` is a node of the cluster, as a container's is."""
+    nodes = inventory.hypervisor.phoenix.nodes
+    out = []
+    for vmid, vm in sorted(inventory.vms.items()):
+        if vm.node is not None and vm.node not in nodes:
+            known = ", ".join(sorted(nodes)) or "none: list them in phoenix.nodes"
+            out.append(
+                Problem(
+                    VM_FILE,
+                    inventory.vm_at(vmid, "node"),
+                    f"node {vm.node!r} is not a node of the cluster (phoenix.nodes: {known})",
+                )
+            )
     return out
 
 

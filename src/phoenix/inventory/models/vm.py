@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from phoenix.inventory.models.cluster import NodeName
 from phoenix.inventory.models.fields import (
     Ctid,
     GuestPath,
@@ -159,6 +160,11 @@ class VmGuest(Model):
 
     vmid: Ctid = Field(description="VM id; unique across containers and VMs")
     name: HostName = Field(description="Name and hostname of the VM")
+    node: NodeName | None = Field(
+        default=None,
+        description="Proxmox cluster node the VM lives on (one of phoenix.nodes; default: "
+        "phoenix.node)",
+    )
     template: StrictStr | None = Field(
         default=None, min_length=1, description="Original tool's default template name (unused)"
     )
