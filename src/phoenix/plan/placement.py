@@ -14,6 +14,7 @@ from __future__ import annotations
 from phoenix.drivers.base import ClusterPlacement, Driver, HaPlacement, HaPlacer, ObservedGuest
 from phoenix.errors import PlanError
 from phoenix.inventory import Inventory
+from phoenix.inventory.models import LxcGuest, VmGuest
 from phoenix.plan.model import HaPlace, Migrate, Step
 
 # HA's priorities for `placement: ha`: the guest's `node` first, its `ha_nodes` after.
@@ -21,8 +22,9 @@ PREFERRED, ALLOWED = 2, 1
 
 
 def ha_wanted(inventory: Inventory, ctid: int) -> HaPlacement | None:
-    """How HA should place guest `ctid`; None when the inventory does not hand it to HA."""
-    guest = inventory.guests.get(ctid)
+    """How HA should place guest `ctid` (a container or a VM); None when the inventory
+    does not hand it to HA."""
+    guest: LxcGuest | VmGuest | None = inventory.guests.get(ctid) or inventory.vms.get(ctid)
     settings = inventory.hypervisor.phoenix
     if guest is None or guest.placement != "ha" or not settings.is_cluster:
         return None

@@ -43,7 +43,7 @@ from phoenix.plan.model import (
     Step,
     Unrunnable,
 )
-from phoenix.plan.placement import placement_steps
+from phoenix.plan.placement import ha_steps, ha_wanted, placement_steps
 from phoenix.recipes.bundle import Bundle
 from phoenix.recipes.runner import is_applied, read_markers
 from phoenix.recipes.stacks import stack_bundle
@@ -173,6 +173,7 @@ def plan_vm(planner: Planner, vmid: int, needs: tuple[int, ...] = ()) -> GuestPl
     if planner.driver.name != "proxmox":
         desired = replace(desired, qm_options=())  # Proxmox only: the CLI says so
     wanted = planner.placement.get(vmid)
+    ha = ha_wanted(planner.inventory, vmid)  # HA's node is accepted: no placement to keep
     if isinstance(planner.driver, ClusterPlacement):
         why = planner.driver.held(vmid, wanted)
         if why is not None:
@@ -184,7 +185,8 @@ def plan_vm(planner: Planner, vmid: int, needs: tuple[int, ...] = ()) -> GuestPl
     diff = desired.diff(observed.settings) if observed.settings is not None else {}
     if vm.is_template or (observed.settings is not None and desired.disk_gb == 0):
         diff.pop("disk_gb", None)  # a template keeps its image's size
-    steps, drift = placement_steps(planner.driver, vmid, wanted, observed, planner.options.migrate)
+    kept = None if ha is not None else wanted
+    steps, drift = placement_steps(planner.driver, vmid, kept, observed, planner.options.migrate)
     fresh = planner.rebuild_steps(vmid, vm.name, observed, diff, steps)
     if fresh:
         make = _make_step(planner, vmid, vm, desired)
@@ -196,6 +198,7 @@ def plan_vm(planner: Planner, vmid: int, needs: tuple[int, ...] = ()) -> GuestPl
         steps += _settings_steps(vmid, vm, desired, observed.settings, diff)
     if vmid not in planner.options.create_only and not (observed.is_template and not fresh):
         steps += _run_steps(planner, vmid, vm, observed, fresh)
+    steps += ha_steps(planner.driver, vmid, ha)
     node = observed.node or wanted
     return GuestPlan(
         vmid,
@@ -207,6 +210,7 @@ def plan_vm(planner: Planner, vmid: int, needs: tuple[int, ...] = ()) -> GuestPl
         kind="vm",
         node=node,
         drift=drift,
+        placed_by_ha=ha is not None,
     )
 
 

@@ -117,6 +117,9 @@ class FakeCluster:
     def owner(self, ctid: int) -> str | None:
         return next((n for n in self.names if self.conf_path(n, ctid).exists()), None)
 
+    def vm_owner(self, vmid: int) -> str | None:
+        return next((n for n in self.names if vmid in self.nodes[n].qemu.vms), None)
+
     def guests(self) -> list[tuple[int, str]]:
         return sorted(
             (int(p.stem), n)
@@ -288,7 +291,11 @@ class FakeCluster:
 
     def relocate(self, ctid: int, source: str, target: str) -> None:
         """HA moving a service (recovery from a node that is gone, or failback): its
-        config goes to `target`, where it runs; its HA state goes with it."""
+        config goes to `target`, where it runs; its HA state goes with it. A VM moves
+        live (or, from a node that is gone, its config is taken over) and runs there."""
+        if self.vm_owner(ctid) == source:
+            self.move_vm(ctid, source, target, running=True)
+            return
         self.conf_path(source, ctid).rename(self.conf_path(target, ctid))
         was = self.nodes[source]
         self.nodes[target].ha[ctid] = was.ha.pop(ctid)
@@ -332,11 +339,20 @@ class FakeCluster:
             )
         if not self.online(target):
             raise Fail(255, "Can't connect to destination address using public key")
-        self.nodes[target].qemu.vms[vmid] = node.qemu.vms.pop(vmid)
-        if running:
-            node.qemu.running.discard(vmid)
-            self.nodes[target].qemu.running.add(vmid)
+        self.move_vm(vmid, node.name, target, running)
         return ""
+
+    def move_vm(self, vmid: int, source: str, target: str, running: bool) -> None:
+        """The VM's config to `target`; a running VM runs there, its guest agent with it."""
+        was, now = self.nodes[source].qemu, self.nodes[target].qemu
+        now.vms[vmid] = was.vms.pop(vmid)
+        agent = vmid in was.agent_up
+        was.running.discard(vmid)
+        was.agent_up.discard(vmid)
+        if running:
+            now.running.add(vmid)
+            if agent:
+                now.agent_up.add(vmid)
 
     # -- pct clone --target ------------------------------------------------------------
 

@@ -8,6 +8,14 @@ What it enforces, each rule from pve-ha-manager:
   cluster" (`src/PVE/HA/Resources/PVECT.pm` exists); a `group` must exist ("HA group 'G'
   does not exist"), and on PVE 9, where HA groups are migrated to rules, a `group` is
   refused ("invalid parameter 'group': ha groups have been migrated to rules").
+- Containers are `ct:N`, VMs `vm:N` (`PVECT.pm`, `PVEVM.pm` `type`): both plugins look the
+  id up in the cluster's one guest list (`PVE::Cluster::get_vmlist`, VMs and containers
+  together), and PVECT.pm refuses an id that is not a container ("resource 'ct:N' - guest
+  with ID N is not a container"); the fake refuses the mirror case for `vm:N` alike (the
+  stored PVEVM.pm reads only that the id exists, with "does not exists in cluster").
+- A VM the CRM moves goes live (`PVEVM.pm` migrate with `online`: it keeps running), a
+  container is stopped and started on the target (`PVECT.pm` migrate: "we cannot migrate
+  CT (yet) online, only relocate"); either way it runs on its new node.
 - Groups (`src/PVE/API2/HA/Groups.pm`): one id once ("ha group ID 'G' already defined");
   on PVE 9 every group call fails "ha groups have been migrated to rules".
 - Rules (`src/PVE/API2/HA/Rules.pm`, PVE 9 only: PVE 8 has no such path): one id once
@@ -46,7 +54,11 @@ def _params(argv: list[str]) -> dict[str, str]:
 
 
 def _sid_ctid(sid: str) -> int:
-    return int(sid.removeprefix("ct:"))
+    return int(sid.partition(":")[2])
+
+
+def _sid_kind(sid: str) -> str:
+    return sid.partition(":")[0]
 
 
 def _priorities(text: str) -> dict[str, int]:
@@ -65,6 +77,7 @@ class FakeHa:
 
     cluster: FakeCluster
     options: dict[int, dict[str, str]] = field(default_factory=dict)
+    vms: dict[int, str] = field(default_factory=dict)  # a VM resource's requested state
     rules: dict[str, dict[str, str]] = field(default_factory=dict)
     groups: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -73,7 +86,15 @@ class FakeHa:
         return int(self.cluster.version.split(".")[0]) >= 9
 
     def requested(self) -> dict[int, str]:
-        return {c: s for n in self.cluster.nodes.values() for c, s in n.ha.items()}
+        cts = {c: s for n in self.cluster.nodes.values() for c, s in n.ha.items()}
+        return {**cts, **self.vms}
+
+    def kind(self, ident: int) -> str:
+        return "vm" if self.cluster.vm_owner(ident) is not None else "ct"
+
+    def where(self, ident: int) -> str | None:
+        """The node holding the guest, container or VM."""
+        return self.cluster.owner(ident) or self.cluster.vm_owner(ident)
 
     # -- pvesh -------------------------------------------------------------------------
 
@@ -95,31 +116,42 @@ class FakeHa:
     def _resources_get(self, ident: str | None, params: dict[str, str]) -> object:
         rows = []
         for ctid, state in sorted(self.requested().items()):
-            rows.append({"sid": f"ct:{ctid}", "type": "ct", "state": state, **self.options[ctid]})
+            kind = "vm" if ctid in self.vms else "ct"
+            rows.append(
+                {"sid": f"{kind}:{ctid}", "type": kind, "state": state, **self.options[ctid]}
+            )
         return rows if ident is None else next(r for r in rows if r["sid"] == ident)
 
     def _resources_create(self, ident: str | None, params: dict[str, str]) -> None:
         sid = params.pop("sid")
-        ctid = _sid_ctid(sid)
-        owner = self.cluster.owner(ctid)
+        kind, ctid = _sid_kind(sid), _sid_ctid(sid)
+        owner = self.where(ctid)
         if owner is None:
-            raise Fail(255, f"resource 'ct:{ctid}' does not exist in cluster")
+            raise Fail(255, f"resource '{sid}' does not exist in cluster")
+        if kind != self.kind(ctid):
+            what = "a container" if kind == "ct" else "a VM"
+            raise Fail(255, f"resource '{sid}' - guest with ID {ctid} is not {what}")
         if ctid in self.requested():
-            raise Fail(255, f"resource ID 'ct:{ctid}' already defined")
+            raise Fail(255, f"resource ID '{sid}' already defined")
         self._check_group(params)
         state = params.pop("state", "started")
         params.pop("type", None)
-        self.cluster.nodes[owner].ha[ctid] = state
+        if kind == "vm":
+            self.vms[ctid] = state
+        else:
+            self.cluster.nodes[owner].ha[ctid] = state
         self.options[ctid] = params
 
     def _resources_set(self, ident: str | None, params: dict[str, str]) -> None:
         assert ident is not None
         ctid = _sid_ctid(ident)
-        owner = self.cluster.owner(ctid)
-        if owner is None or ctid not in self.requested():
+        owner = self.where(ctid)
+        if owner is None or ctid not in self.requested() or _sid_kind(ident) != self.kind(ctid):
             raise Fail(255, f"no such resource '{ident}'")
         self._check_group(params)
-        if "state" in params:
+        if "state" in params and ctid in self.vms:
+            self.vms[ctid] = params.pop("state")
+        elif "state" in params:
             self.cluster.nodes[owner].ha[ctid] = params.pop("state")
         self.options[ctid].update(params)
 
@@ -171,8 +203,8 @@ class FakeHa:
 
     def _check_rule(self, rule: str, params: dict[str, str]) -> None:
         resources = params["resources"].split(",")
-        configured = self.requested()
-        unmanaged = [s for s in resources if _sid_ctid(s) not in configured]
+        configured = {f"{self.kind(c)}:{c}" for c in self.requested()}
+        unmanaged = [s for s in resources if s not in configured]
         if unmanaged:
             raise Fail(255, f"cannot use unmanaged resource(s) {', '.join(unmanaged)}.")
         if "nodes" in params:
@@ -196,7 +228,7 @@ class FakeHa:
 
     def affinity(self, ctid: int) -> tuple[dict[str, int], bool, bool]:
         """(node -> priority, strict, failback) for the service."""
-        sid = f"ct:{ctid}"
+        sid = f"{self.kind(ctid)}:{ctid}"
         if self.has_rules:
             for props in self.rules.values():
                 if props.get("type") == "node-affinity" and sid in props["resources"].split(","):
@@ -224,7 +256,7 @@ class FakeHa:
         preferred = sorted(n for n, p in allowed.items() if p == best)
         if current in allowed and (current in preferred or not failback):
             return current
-        load = {n: sum(1 for o in self.requested() if self.cluster.owner(o) == n) for n in online}
+        load = {n: sum(1 for o in self.requested() if self.where(o) == n) for n in online}
         return min(preferred, key=lambda n: (load[n], n))
 
     def crm_round(self) -> dict[int, str]:
@@ -232,7 +264,7 @@ class FakeHa:
         is gone, move those off their preferred nodes (failback). Returns what moved."""
         moved: dict[int, str] = {}
         for ctid, state in sorted(self.requested().items()):
-            current = self.cluster.owner(ctid)
+            current = self.where(ctid)
             if state != "started" or current is None:
                 continue
             target = self.choose(ctid, current)

@@ -35,19 +35,29 @@ NODES = ("pve1", "pve2", "pve3")
 PLACED = {9000: "pve2", 1001: "pve2", 1002: "pve2"}
 
 
+def vm_lab_settings(etc: Path) -> dict[int, GuestSettings]:
+    """What the original tool's VM inventory asks of each VM."""
+    shutil.copy(shared_fixture("phoenix-vm-newest") / "phoenix_vm_configs.json", etc)
+    inventory = load_inventory(etc)
+    return {vmid: vm_settings(vm) for vmid, vm in inventory.vms.items()}
+
+
+def vm_cluster(root: Path, version: str = "9.1.3") -> FakeCluster:
+    """Three nodes, each with the cloud image and a local VM-disk pool."""
+    fake = FakeCluster(root, version=version, local={"quickOS-vm-disks": "zfspool"})
+    for node in fake.nodes.values():
+        image(node.root, IMAGE)
+    return fake
+
+
 @pytest.fixture
 def desired(minimal_dir: Path) -> dict[int, GuestSettings]:
-    shutil.copy(shared_fixture("phoenix-vm-newest") / "phoenix_vm_configs.json", minimal_dir)
-    inventory = load_inventory(minimal_dir)
-    return {vmid: vm_settings(vm) for vmid, vm in inventory.vms.items()}
+    return vm_lab_settings(minimal_dir)
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> FakeCluster:
-    fake = FakeCluster(tmp_path / "cluster", version="9.1.3", local={"quickOS-vm-disks": "zfspool"})
-    for node in fake.nodes.values():
-        image(node.root, IMAGE)
-    return fake
+    return vm_cluster(tmp_path / "cluster")
 
 
 def drivers(cluster: FakeCluster) -> SplitDriver:

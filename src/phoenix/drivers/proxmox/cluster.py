@@ -332,16 +332,16 @@ class ClusterDriver:
             "no node of the cluster answers for its HA configuration (" + "; ".join(failures) + ")"
         )
 
-    def ha_changes(self, ctid: int, wanted: HaPlacement) -> tuple[str, ...]:
-        return tuple(a.detail for a in haplace.actions(self.ha_config(), ctid, wanted))
+    def ha_changes(self, ctid: int, wanted: HaPlacement, kind: str = "ct") -> tuple[str, ...]:
+        return tuple(a.detail for a in haplace.actions(self.ha_config(), ctid, wanted, kind))
 
-    def ha_place(self, ctid: int, wanted: HaPlacement) -> None:
-        """Write the guest's HA resource and node affinity, through the guest's node
-        (pvesh writes the cluster-wide HA config from any member)."""
+    def ha_place(self, ctid: int, wanted: HaPlacement, kind: str = "ct") -> None:
+        """Write the guest's HA resource and node affinity (`kind` "vm": a VM's), through
+        the guest's node (pvesh writes the cluster-wide HA config from any member)."""
         node = self._on(ctid)
         with self._guard:
             self._ha = None  # read it anew: a resumed run may find part of it written
-        for action in haplace.actions(self.ha_config(), ctid, wanted):
+        for action in haplace.actions(self.ha_config(), ctid, wanted, kind):
             node._mutate(ctid, action.argv)
         with self._guard:
             self._ha = None

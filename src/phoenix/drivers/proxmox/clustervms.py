@@ -7,7 +7,8 @@ gate holds: no quorum, or its node offline or unreachable, and nothing changes o
 new VM is made on the node the inventory places it on. A VM the inventory places on
 another node than the one it runs on is moved with `qm migrate` (`vmplace`): live
 (`--online`) when it runs, its local disks copied (`--with-local-disks`); what would
-refuse the move is said at plan time.
+refuse the move is said at plan time. A VM with `placement: ha` gets its HA resource
+(`vm:N`) and node affinity as a container does, and then lives where HA puts it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from phoenix.drivers.base import GuestSettings, MigrationCheck, ObservedGuest
+from phoenix.drivers.base import GuestSettings, HaPlacement, MigrationCheck, ObservedGuest
 from phoenix.drivers.proxmox import vmplace
 from phoenix.drivers.proxmox.cluster import ClusterDriver
 from phoenix.drivers.proxmox.vmdriver import ProxmoxVmDriver
@@ -137,6 +138,14 @@ class ClusterVmDriver:
 
     def mark_template(self, ctid: int) -> None:
         self._on(ctid).mark_template(ctid)
+
+    # -- placement by Proxmox HA (HaPlacer): the VM's resource is `vm:N` ------------------
+
+    def ha_changes(self, ctid: int, wanted: HaPlacement) -> tuple[str, ...]:
+        return self.cluster.ha_changes(ctid, wanted, kind="vm")
+
+    def ha_place(self, ctid: int, wanted: HaPlacement) -> None:
+        self.cluster.ha_place(ctid, wanted, kind="vm")
 
     # -- placement -----------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Phoenix writes what HA needs and then accepts the node HA chose. Per version:
 
-- PVE 9: the resource (`pvesh create /cluster/ha/resources --sid ct:N --state started`),
+- PVE 9: the resource (`pvesh create /cluster/ha/resources --sid ct:N --state started`;
+  a VM's is `vm:N`),
   then a node-affinity rule naming it (`/cluster/ha/rules`, pve-ha-manager
   `src/PVE/HA/Rules/NodeAffinity.pm`: `nodes` as `<node>[:<pri>]`, `strict`). HA groups are
   migrated to rules there and refused (`ha groups have been migrated to rules`), so is a
@@ -15,7 +16,8 @@ Phoenix writes what HA needs and then accepts the node HA chose. Per version:
 What an administrator set is kept: a resource that exists is adopted as it is (its
 requested state, limits, comment); a node affinity that is not Phoenix's (another rule
 naming the resource, or another group) is left to decide, and Phoenix writes none of its
-own. Phoenix's own rule or group (`phoenix-ct-N`) follows the inventory.
+own. Phoenix's own rule or group (`phoenix-ct-N`, a VM's `phoenix-vm-N`) follows the
+inventory.
 """
 
 from __future__ import annotations
@@ -36,9 +38,15 @@ COMMENT = "written by Phoenix (placement: ha)"
 Props = dict[str, str]
 
 
-def affinity_id(ctid: int) -> str:
+def service_id(ctid: int, kind: str = "ct") -> str:
+    """The guest's HA resource id: `ct:N` for a container, `vm:N` for a VM (pve-ha-manager
+    `src/PVE/HA/Resources/PVECT.pm`, `PVEVM.pm` `type`)."""
+    return f"{kind}:{ctid}"
+
+
+def affinity_id(ctid: int, kind: str = "ct") -> str:
     """The id of Phoenix's rule (PVE 9) or group (PVE 8) for the guest (`pve-configid`)."""
-    return f"phoenix-ct-{ctid}"
+    return f"phoenix-{kind}-{ctid}"
 
 
 @dataclass(frozen=True)
@@ -111,18 +119,16 @@ def _same(props: Props, wanted: HaPlacement, strict_key: str) -> bool:
     return nodes == dict(wanted.nodes) and _flag(props, strict_key) == wanted.strict
 
 
-def _create_resource(ctid: int, group: str | None) -> HaAction:
-    argv = ["pvesh", "create", "/cluster/ha/resources", "--sid", ha.sid(ctid)]
-    argv += ["--state", "started"]
+def _create_resource(sid: str, group: str | None) -> HaAction:
+    argv = ["pvesh", "create", "/cluster/ha/resources", "--sid", sid, "--state", "started"]
     if group is not None:
         argv += ["--group", group]
-    return HaAction(f"add {ha.sid(ctid)} to Proxmox HA (requested state started)", argv)
+    return HaAction(f"add {sid} to Proxmox HA (requested state started)", argv)
 
 
-def _rule_actions(config: HaConfig, ctid: int, wanted: HaPlacement) -> list[HaAction]:
+def _rule_actions(config: HaConfig, sid: str, name: str, wanted: HaPlacement) -> list[HaAction]:
     assert config.rules is not None
-    sid, name = ha.sid(ctid), affinity_id(ctid)
-    out = [] if sid in config.resources else [_create_resource(ctid, None)]
+    out = [] if sid in config.resources else [_create_resource(sid, None)]
     theirs = [
         rule
         for rule, props in config.rules.items()
@@ -147,14 +153,13 @@ def _rule_actions(config: HaConfig, ctid: int, wanted: HaPlacement) -> list[HaAc
     return out
 
 
-def _group_actions(config: HaConfig, ctid: int, wanted: HaPlacement) -> list[HaAction]:
-    sid, name = ha.sid(ctid), affinity_id(ctid)
+def _group_actions(config: HaConfig, sid: str, name: str, wanted: HaPlacement) -> list[HaAction]:
     resource = config.resources.get(sid)
     group = (resource or {}).get("group") or None
     if group not in (None, name):  # the administrator's group decides
         return []
     if not wanted.nodes:
-        return [] if resource is not None else [_create_resource(ctid, None)]
+        return [] if resource is not None else [_create_resource(sid, None)]
     out: list[HaAction] = []
     nodes, restricted = wanted.node_list(), _bit(wanted.strict)
     ours = config.groups.get(name)
@@ -168,16 +173,18 @@ def _group_actions(config: HaConfig, ctid: int, wanted: HaPlacement) -> list[HaA
         was = f"{ours.get('nodes', '')} (restricted {_bit(_flag(ours, 'restricted'))})"
         out.append(HaAction(f"HA group {name}: {was} -> {nodes} (restricted {restricted})", argv))
     if resource is None:
-        out.append(_create_resource(ctid, name))
+        out.append(_create_resource(sid, name))
     elif group is None:
         argv = ["pvesh", "set", f"/cluster/ha/resources/{sid}", "--group", name]
         out.append(HaAction(f"put {sid} in HA group {name}", argv))
     return out
 
 
-def actions(config: HaConfig, ctid: int, wanted: HaPlacement) -> list[HaAction]:
-    """What HA's configuration lacks for guest `ctid` placed by HA as `wanted`, in the
-    order Proxmox accepts it; empty when nothing is missing."""
+def actions(config: HaConfig, ctid: int, wanted: HaPlacement, kind: str = "ct") -> list[HaAction]:
+    """What HA's configuration lacks for guest `ctid` (a container, or with `kind` "vm" a
+    VM) placed by HA as `wanted`, in the order Proxmox accepts it; empty when nothing is
+    missing."""
+    sid, name = service_id(ctid, kind), affinity_id(ctid, kind)
     if config.rules is not None:
-        return _rule_actions(config, ctid, wanted)
-    return _group_actions(config, ctid, wanted)
+        return _rule_actions(config, sid, name, wanted)
+    return _group_actions(config, sid, name, wanted)

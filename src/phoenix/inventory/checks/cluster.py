@@ -20,6 +20,7 @@ is asked.
 
 from __future__ import annotations
 
+from phoenix.inventory.checks.ha import ha_problems
 from phoenix.inventory.core import HYPERVISOR_FILE, LXC_FILE, VM_FILE, Inventory
 from phoenix.inventory.models import LxcGuest
 from phoenix.inventory.models.cluster import ClusterNode
@@ -31,10 +32,10 @@ def cluster_problems(inventory: Inventory, driver: str | None = None) -> list[Pr
     settings = inventory.hypervisor.phoenix
     chosen = driver or settings.driver
     placed = [c for c, g in sorted(inventory.guests.items()) if g.node is not None]
-    by_ha = [_ha_placement(c, g, inventory, chosen) for c, g in sorted(inventory.guests.items())]
+    by_ha = ha_problems(inventory, chosen)
     if chosen != "proxmox":
-        return [p for found in by_ha for p in found] + _not_proxmox(inventory, chosen, placed)
-    out: list[Problem] = [p for found in by_ha for p in found]
+        return by_ha + _not_proxmox(inventory, chosen, placed)
+    out: list[Problem] = list(by_ha)
     for ctid, guest in sorted(inventory.guests.items()):
         out += _placement(ctid, guest, inventory)
     return out + _vm_nodes(inventory)
@@ -166,65 +167,3 @@ def _clone_target(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Prob
             f"({', '.join(shared) or 'none'}): use a shared storage, or put {ctid} on {there!r}",
         )
     ]
-
-
-def _ha_placement(ctid: int, guest: LxcGuest, inventory: Inventory, driver: str) -> list[Problem]:
-    """`placement: ha` hands the guest's node to Proxmox HA: a cluster's job, among its
-    nodes; `ha_nodes`/`ha_strict` mean nothing without it."""
-    settings = inventory.hypervisor.phoenix
-    if guest.placement != "ha":
-        given = (
-            "ha_nodes" if guest.ha_nodes is not None else "ha_strict" if guest.ha_strict else None
-        )
-        if given is None:
-            return []
-        return [
-            Problem(
-                LXC_FILE,
-                lxc_at(ctid, given),
-                f"{given} is read only with placement 'ha' (this guest's placement is "
-                "'node': it lives on its `node`); set placement 'ha' or drop it",
-            )
-        ]
-    if driver != "proxmox" or not settings.nodes:
-        why = f"the {driver} driver" if driver != "proxmox" else "no phoenix.nodes"
-        return [
-            Problem(
-                LXC_FILE,
-                lxc_at(ctid, "placement"),
-                f"placement 'ha' hands the guest's node to Proxmox HA, which needs a Proxmox "
-                f"cluster ({why}): list the cluster's nodes in phoenix.nodes, or drop it",
-            )
-        ]
-    out = [
-        Problem(
-            LXC_FILE,
-            lxc_at(ctid, "ha_nodes", index),
-            f"node {node!r} is not a node of the cluster (phoenix.nodes: "
-            f"{', '.join(sorted(settings.nodes))})",
-        )
-        for index, node in enumerate(guest.ha_nodes or [])
-        if node not in settings.nodes
-    ]
-    if guest.is_template:
-        out.append(
-            Problem(
-                LXC_FILE,
-                lxc_at(ctid, "placement"),
-                "a template never runs, so Proxmox HA has nothing to place: drop placement 'ha'",
-            )
-        )
-    local = "GPUs" if guest.gpu_assignment != "none" else None
-    local = local or ("bind mounts" if guest.mount_points else None)
-    if local is not None:
-        out.append(
-            Problem(
-                LXC_FILE,
-                lxc_at(ctid, "placement"),
-                f"its {local} belong to one node, and Proxmox HA may move the guest to another "
-                "(recovery, failback): pin it with `node` and placement 'node', or list only "
-                "nodes that have them in ha_nodes with ha_strict",
-                "warning",
-            )
-        )
-    return out

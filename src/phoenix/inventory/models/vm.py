@@ -165,6 +165,19 @@ class VmGuest(Model):
         description="Proxmox cluster node the VM lives on (one of phoenix.nodes; default: "
         "phoenix.node)",
     )
+    placement: Literal["node", "ha"] = Field(
+        default="node",
+        description="Who picks the node: 'node' (its `node`; a difference is a migration) "
+        "or 'ha' (Proxmox HA, preferring `node`, among `ha_nodes`; Phoenix accepts HA's pick)",
+    )
+    ha_nodes: list[NodeName] | None = Field(
+        default=None,
+        description="With placement 'ha': the other nodes HA may run it on (absent: any)",
+    )
+    ha_strict: StrictBool = Field(
+        default=False,
+        description="With placement 'ha': never on another node than `node` and `ha_nodes`",
+    )
     template: StrictStr | None = Field(
         default=None, min_length=1, description="Original tool's default template name (unused)"
     )
