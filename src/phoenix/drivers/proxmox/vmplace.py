@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from phoenix.drivers.proxmox.clusterview import Storage
 from phoenix.drivers.proxmox.properties import parse_property_string
 
-_DISK = re.compile(r"^(scsi|virtio|sata|ide|efidisk|tpmstate)\d+$")
-_DEVICE = re.compile(r"^(hostpci|usb|serial|parallel)\d+$")
+_DISK = re.compile(r"^(scsi|virtio|sata|ide|efidisk|tpmstate)[0-9]+$")
+_DEVICE = re.compile(r"^(hostpci|usb|serial|parallel)[0-9]+$")
 
 
 def migrate_cmd(vmid: int, target: str, online: bool, local_disks: bool) -> list[str]:
