@@ -26,7 +26,8 @@ What it enforces, each rule from the Proxmox source that decides it:
   cluster's VMs and containers (`check_vmid_unused`), and `qm migrate` (qemu-server
   `PVE/API2/Qemu.pm` migrate_vm, `PVE/QemuMigrate.pm` prepare): a running VM only with
   `--online`, none with local devices, every disk's storage on the target, a live move
-  of local disks only with `--with-local-disks`.
+  of local disks only with `--with-local-disks`; `qm clone --target` (fakevmclone.py)
+  only from and onto shared storage, the config then moved to the target.
 - Proxmox HA (fakeha.py): resources, node-affinity rules (PVE 9) or groups (PVE 8) written
   through pvesh on any node, and a CRM that recovers and places guests by them.
 """
@@ -42,6 +43,7 @@ from pathlib import Path
 from phoenix.drivers.proxmox.properties import parse_property_string
 from phoenix.runners.base import CommandResult, Runner, Stdin
 from phoenix.runners.ssh import SshRunner
+from tests.unit.proxmox import fakevmclone
 from tests.unit.proxmox.fakeha import FakeHa
 from tests.unit.proxmox.fakenode import Conf, Fail, FakeNode, options
 
@@ -144,6 +146,8 @@ class FakeCluster:
             return self._qm_migrate(node, argv)
         if argv[:2] in (["qm", "create"], ["qm", "clone"]):
             self._vmid_unused(int(argv[2 if argv[1] == "create" else 3]))
+        if argv[:2] == ["qm", "clone"]:
+            return fakevmclone.qm_clone(self, node, argv, input)
         return None
 
     def _vmid_unused(self, vmid: int) -> None:

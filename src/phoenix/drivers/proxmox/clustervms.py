@@ -4,7 +4,8 @@
 runner of its node (one `ProxmoxVmDriver` per node); where each VM lives comes from the
 cluster's one read of `/cluster/resources` (`ClusterDriver.view`), and the same health
 gate holds: no quorum, or its node offline or unreachable, and nothing changes on it. A
-new VM is made on the node the inventory places it on. A VM the inventory places on
+new VM is made on the node the inventory places it on; a clone onto another node than its
+source's is `qm clone --target` (`vmclone`). A VM the inventory places on
 another node than the one it runs on is moved with `qm migrate` (`vmplace`): live
 (`--online`) when it runs, its local disks copied (`--with-local-disks`); what would
 refuse the move is said at plan time. A VM with `placement: ha` gets its HA resource
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from phoenix.drivers.base import GuestSettings, HaPlacement, MigrationCheck, ObservedGuest
-from phoenix.drivers.proxmox import vmplace
+from phoenix.drivers.proxmox import vmclone, vmplace
 from phoenix.drivers.proxmox.cluster import ClusterDriver
 from phoenix.drivers.proxmox.vmdriver import ProxmoxVmDriver
 from phoenix.errors import DriverError
@@ -90,15 +91,27 @@ class ClusterVmDriver:
         self.cluster.placed(ctid, node, kind="qemu")
 
     def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
+        """On the source's node; onto another node with `qm clone --target`, refused
+        before it runs where Proxmox would refuse it (`vmclone`)."""
         here, there = self.node_of(source), self.node_of(ctid)
+        target = self._gate(ctid, there)
         if here != there:
-            raise DriverError(
-                f"VM {ctid} is cloned from VM {source} on node {here} but placed on {there}: "
-                f"Phoenix clones a VM on its source's node; put {ctid} on {here} (and move "
-                "it afterwards with --migrate)"
-            )
-        self._gate(ctid, here).clone(source, ctid, snapshot, settings)
-        self.cluster.placed(ctid, here, kind="qemu")
+            mine, theirs = self.cluster.storages(here), self.cluster.storages(there)
+            for found in (mine, theirs):
+                if isinstance(found, str):
+                    raise DriverError(f"VM {ctid}: not cloned: {found}")
+            assert not isinstance(mine, str) and not isinstance(theirs, str)
+            full = settings.vm.full_clone if settings.vm is not None else False
+            storage = settings.storage if full else None
+            config = self._config(source, here)
+            why = vmclone.blockers(ctid, source, config, there, storage, mine, theirs)
+            if why:
+                raise DriverError(
+                    f"VM {ctid} cannot be cloned from VM {source} on node {here} onto "
+                    f"{there}: " + "; ".join(why)
+                )
+        self._gate(ctid, here).clone_to(target, source, ctid, snapshot, settings)
+        self.cluster.placed(ctid, there, kind="qemu")
 
     def configure(self, ctid: int, settings: GuestSettings, changed: frozenset[str]) -> None:
         self._on(ctid).configure(ctid, settings, changed)

@@ -204,13 +204,22 @@ def check_clone(vmid: int, source: int, full: bool, source_is_template: bool) ->
 
 
 def clone(
-    source: int, vmid: int, snapshot: str | None, settings: GuestSettings, full: bool
+    source: int,
+    vmid: int,
+    snapshot: str | None,
+    settings: GuestSettings,
+    full: bool,
+    target: str | None = None,
 ) -> list[str]:
+    """`qm clone`, run on the source's node; `target`: the node the clone goes to, when
+    it is another one (`vmclone` says what Proxmox needs for that)."""
     argv = ["qm", "clone", str(source), str(vmid), "--name", settings.hostname]
     if snapshot is not None:
         argv += ["--snapname", snapshot]
     if full:  # `--storage` is refused for a linked clone (it lives beside its base)
         argv += ["--full", "1", "--storage", settings.storage]
+    if target is not None:
+        argv += ["--target", target]
     return argv
 
 

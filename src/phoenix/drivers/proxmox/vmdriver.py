@@ -161,16 +161,29 @@ class ProxmoxVmDriver(NodeSession):
         self.resize(ctid, settings.disk_gb)
 
     def clone(self, source: int, ctid: int, snapshot: str | None, settings: GuestSettings) -> None:
+        self.clone_to(self, source, ctid, snapshot, settings)
+
+    def clone_to(
+        self,
+        target: ProxmoxVmDriver,
+        source: int,
+        ctid: int,
+        snapshot: str | None,
+        settings: GuestSettings,
+    ) -> None:
+        """Clone `source` (on this node) into `ctid` on `target`'s node (`qm clone
+        --target` when that is another node); `target` then finishes it."""
         config = self._vm_config(source)
         if config is None:
             raise DriverError(f"VM {ctid}: its clone source {source} does not exist")
         full = settings.vm.full_clone if settings.vm is not None else False
         qm.check_clone(ctid, source, full, flag(config.get("template", 0)))
-        self._mutate(ctid, qm.clone(source, ctid, snapshot, settings, full))
-        self.owned.copy(source, ctid)  # Proxmox copies the source's `.fw` file
-        self._wait_unlocked(ctid)
-        self.configure(ctid, settings, frozenset({"vm", "firewall_rules", "firewall_enabled"}))
-        self.resize(ctid, settings.disk_gb)
+        there = None if target is self else target.node
+        self._mutate(ctid, qm.clone(source, ctid, snapshot, settings, full, there))
+        target.owned.copy(source, ctid)  # Proxmox copies the source's `.fw` file
+        target._wait_unlocked(ctid)
+        target.configure(ctid, settings, frozenset({"vm", "firewall_rules", "firewall_enabled"}))
+        target.resize(ctid, settings.disk_gb)
 
     def _wait_unlocked(self, vmid: int, timeout: float = 600.0) -> None:
         """Until the task holding the VM (a clone) has ended."""

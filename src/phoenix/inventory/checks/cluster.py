@@ -13,6 +13,9 @@ is asked.
   volume on shared storage (pve-container `src/PVE/API2/LXC.pm`, `clone_vm`: "can't clone
   CT to node 'X' (CT uses local storage)"; with `--storage`, that storage). Phoenix passes
   the clone's `storage_pool` as `--storage`, so that storage must be shared.
+- A VM cloned onto another node than its source's is `qm clone --target` (qemu-server
+  `PVE/API2/Qemu.pm` clone_vm): the source's disks must be on shared storage, and a full
+  clone's storage too.
 - A CTID is unique across the whole cluster (pmxcfs holds one `nodes/*/lxc/N.conf` per
   id): the inventory keys guests by CTID, so one id written twice is the reading step's
   duplicate-key error, and an id is a container's or a VM's, never both (`loader`).
@@ -38,6 +41,7 @@ def cluster_problems(inventory: Inventory, driver: str | None = None) -> list[Pr
     out: list[Problem] = list(by_ha)
     for ctid, guest in sorted(inventory.guests.items()):
         out += _placement(ctid, guest, inventory)
+    out += [p for vmid in sorted(inventory.vms) for p in _vm_clone_target(vmid, inventory)]
     return out + _vm_nodes(inventory)
 
 
@@ -167,3 +171,43 @@ def _clone_target(ctid: int, guest: LxcGuest, inventory: Inventory) -> list[Prob
             f"({', '.join(shared) or 'none'}): use a shared storage, or put {ctid} on {there!r}",
         )
     ]
+
+
+def _vm_clone_target(vmid: int, inventory: Inventory) -> list[Problem]:
+    """A VM cloned onto another node than its source's (`qm clone --target`): qemu-server
+    `clone_vm` wants every volume of the source on shared storage, and a full clone's
+    storage shared too."""
+    settings = inventory.hypervisor.phoenix
+    vm = inventory.vms[vmid]
+    source = inventory.vms.get(vm.clone_from_vmid or 0)
+    shared = settings.shared_storages
+    if source is None or shared is None or vm.clone_from_vmid == vmid:
+        return []
+    here, there = settings.node_of(vm.node), settings.node_of(source.node)
+    if here == there:
+        return []
+    out = []
+    if source.storage_pool not in shared:
+        out.append(
+            Problem(
+                VM_FILE,
+                inventory.vm_at(vmid, "node"),
+                f"VM {vmid} is cloned from VM {vm.clone_from_vmid} on node {there!r} onto node "
+                f"{here!r} (`qm clone --target`), which Proxmox allows only when the source's "
+                f"disks are on shared storage, and {source.storage_pool!r} is not in "
+                f"phoenix.shared_storages ({', '.join(shared) or 'none'}): put {vmid} on "
+                f"{there!r} (and move it with --migrate), or keep the source on shared storage",
+            )
+        )
+    if vm.full_clone and vm.storage_pool not in shared:
+        out.append(
+            Problem(
+                VM_FILE,
+                inventory.vm_at(vmid, "storage_pool"),
+                f"VM {vmid} is a full clone onto node {here!r} from node {there!r}, which "
+                f"Proxmox writes only to shared storage, and {vm.storage_pool!r} is not in "
+                f"phoenix.shared_storages ({', '.join(shared) or 'none'}): use a shared "
+                f"storage, or put {vmid} on {there!r}",
+            )
+        )
+    return out
