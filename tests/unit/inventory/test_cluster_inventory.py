@@ -101,6 +101,11 @@ def test_a_clone_onto_another_node_needs_shared_storage(minimal_dir: Path) -> No
     edit_guest(minimal_dir, "102", node="pve2", storage_pool="local-zfs")
     message = _problems(minimal_dir)["lxc_configs.102.storage_pool"]
     assert "--target" in message and "'pve1'" in message and "'pve2'" in message
+    assert "not in phoenix.shared_storages (shared): use a shared storage" in message
+    _phoenix(minimal_dir, nodes=THREE, node="pve1", shared_storages=[])
+    message = _problems(minimal_dir)["lxc_configs.102.storage_pool"]
+    assert "not in phoenix.shared_storages (none): use a shared storage" in message
+    _phoenix(minimal_dir, nodes=THREE, node="pve1", shared_storages=["shared"])
     edit_guest(minimal_dir, "102", storage_pool="shared")
     assert "lxc_configs.102.storage_pool" not in _problems(minimal_dir)
     # On its source's node no --target is needed, whatever the storage.

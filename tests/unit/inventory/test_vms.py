@@ -235,3 +235,20 @@ def test_a_disk_volume_is_refused_with_the_way_out(lab: Path) -> None:
         "the data over NFS ('type': 'nfs' with 'server' and 'path'), or add the disk to the "
         "VM yourself and drop this entry"
     ]
+
+
+def test_a_gateway_beside_dhcp_is_a_warning_at_that_gateway(lab: Path) -> None:
+    data = _vms(lab)
+    data["vms"][0]["network_config"]["gw"] = "10.0.0.1"  # vms[0] takes its address by DHCP
+    _write(lab, data)
+    code, problems, output = validate_json(lab)
+    assert code == 0, output
+    said = [p for p in problems if p["path"] == "vms[0].network_config.gw"]
+    assert said == [
+        {
+            "file": VM,
+            "path": "vms[0].network_config.gw",
+            "message": "ignored: with 'ip': 'dhcp' the gateway comes from the DHCP server",
+            "severity": "warning",
+        }
+    ], output

@@ -267,6 +267,7 @@ def test_validate_names_the_switch_where_lifecycle_snapshots_are_skipped(tmp_pat
     message = found["lxc_configs.905.enable_lifecycle_snapshots"]
     assert "not taken on Proxmox" in message
     assert "'lifecycle_snapshots_detach_bind_mounts': true" in message
+    assert "For snapshots, use volumes instead of bind mounts" in message
 
 
 def test_with_the_switch_validate_is_quiet(tmp_path: Path) -> None:
