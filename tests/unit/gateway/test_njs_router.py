@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import crossplane
 import pytest
 
 from phoenix.gateway.bundle import render_gateway
@@ -378,3 +379,39 @@ def _inventory_with_model(folder: Path, model: str) -> Any:
     (config / "phoenix_hypervisor_config.json").write_text("{}")
     (config / "phoenix_lxc_configs.json").write_text(json.dumps({"lxc_configs": configs}))
     return load_inventory(config)
+
+
+def _nginx_answer(conf: Path, location: str) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of the `return` in the rendered named location."""
+    parsed = crossplane.parse(str(conf), single=True, check_ctx=False, check_args=False)
+    stack = list(parsed["config"][0]["parsed"])
+    while stack:
+        directive = stack.pop()
+        if directive["directive"] == "location" and directive["args"] == [location]:
+            (ret,) = [x for x in directive["block"] if x["directive"] == "return"]
+            status, body = ret["args"]
+            return int(status), json.JSONDecoder().raw_decode(body)[0]  # an escaped newline follows
+        stack.extend(directive.get("block", []))
+    raise AssertionError(f"no location {location} in {conf}")
+
+
+def test_nginx_refuses_a_too_complex_or_too_large_body_as_clients_expect(tmp_path: Path) -> None:
+    """nginx answers a body its JIT match gave up on with the very error njs gives one it
+    finds too complex, and a body over the limit with `body_too_large`: clients key on the
+    code."""
+    gateway = njs_gateway(tmp_path / "gw", None)
+    config = tmp_path / "gw" / "etc"
+    rendered, _ = render_gateway(load_inventory(config), 101, None, "derived")
+    (name,) = [n for n, data in rendered.files.items() if b"@too_large" in data]
+    conf = tmp_path / "api.conf"
+    conf.write_bytes(rendered.files[name])
+    deep = Request(
+        "router.parse",
+        requestText='{"a": [[]], "model": "alpha"}',
+        variables={"phx_json_object": "too_complex"},
+    )
+    (njs,) = gateway.run([deep])
+    assert (njs.status, njs.json()) == _nginx_answer(conf, "@phx_too_complex")
+    status, body = _nginx_answer(conf, "@too_large")
+    assert status == 413 and body["error"]["code"] == "body_too_large", body
+    assert "larger than the gateway's limit of" in body["error"]["message"], body
