@@ -159,6 +159,11 @@ def test_validate_says_when_a_vm_clone_across_nodes_lacks_shared_storage(
     found = {p["path"]: p["message"] for p in problems if p["severity"] == "error"}
     assert "`qm clone --target`" in found[f"vms[{index}].node"]
     assert "not in phoenix.shared_storages (ceph)" in found[f"vms[{index}].storage_pool"]
+    data["phoenix"]["shared_storages"] = []
+    hyp.write_text(json.dumps(data))
+    _, problems, _ = validate_json(minimal_dir)
+    found = {p["path"]: p["message"] for p in problems if p["severity"] == "error"}
+    assert "phoenix.shared_storages (none): put 1001 on 'pve2'" in found[f"vms[{index}].node"]
     vms["vms"][index]["node"] = "pve2"  # on its source's node: nothing to say
     path.write_text(json.dumps(vms))
     _, problems, _ = validate_json(minimal_dir)
