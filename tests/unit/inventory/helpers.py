@@ -12,6 +12,15 @@ from typer.testing import CliRunner
 from phoenix.cli.app import app
 
 LXC = "phoenix_lxc_configs.json"
+HYP = "phoenix_hypervisor_config.json"
+
+
+def edit_phoenix(config_dir: Path, **settings: Any) -> None:
+    """Update the hypervisor config's `phoenix` block (a Proxmox one when there is none)."""
+    path = config_dir / HYP
+    data = json.loads(path.read_text())
+    data.setdefault("phoenix", {"driver": "proxmox"}).update(settings)
+    path.write_text(json.dumps(data, indent=4))
 
 
 def edit_guest(config_dir: Path, ctid: str, **changes: Any) -> None:

@@ -4,20 +4,9 @@ exact place of a key's problem (survivors of the inventory checks' mutation samp
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from tests.unit.inventory.helpers import edit_guest, validate_json
-
-HYP = "phoenix_hypervisor_config.json"
-
-
-def _phoenix(config_dir: Path, **settings: Any) -> None:
-    path = config_dir / HYP
-    data = json.loads(path.read_text())
-    data.setdefault("phoenix", {"driver": "proxmox"}).update(settings)
-    path.write_text(json.dumps(data))
+from tests.unit.inventory.helpers import edit_guest, edit_phoenix, validate_json
 
 
 def _said(config_dir: Path) -> dict[str, tuple[str, str]]:
@@ -26,17 +15,17 @@ def _said(config_dir: Path) -> dict[str, tuple[str, str]]:
 
 
 def test_a_node_outside_any_cluster_names_the_node_phoenix_drives(minimal_dir: Path) -> None:
-    _phoenix(minimal_dir, node="pve1")
+    edit_phoenix(minimal_dir, node="pve1")
     edit_guest(minimal_dir, "102", node="pve2")
     _, message = _said(minimal_dir)["lxc_configs.102.node"]
     assert "lists no cluster nodes (the node Phoenix drives is 'pve1')" in message
-    _phoenix(minimal_dir, node=None)
+    edit_phoenix(minimal_dir, node=None)
     _, message = _said(minimal_dir)["lxc_configs.102.node"]
     assert "lists no cluster nodes (none); list them in phoenix.nodes" in message
 
 
 def test_an_ha_node_outside_the_cluster_lists_the_cluster_nodes(minimal_dir: Path) -> None:
-    _phoenix(minimal_dir, node="pve1", nodes={"pve1": {}, "pve2": {"ssh_host": "pve2"}})
+    edit_phoenix(minimal_dir, node="pve1", nodes={"pve1": {}, "pve2": {"ssh_host": "pve2"}})
     edit_guest(minimal_dir, "101", placement="ha", ha_nodes=["pve7"])
     _, message = _said(minimal_dir)["lxc_configs.101.ha_nodes[0]"]
     assert message.endswith("is not a node of the cluster (phoenix.nodes: pve1, pve2)")

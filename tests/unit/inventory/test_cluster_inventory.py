@@ -15,21 +15,13 @@ from phoenix.cli.app import app
 from phoenix.inventory import load_inventory
 from phoenix.inventory.schema import inventory_schema
 from tests.conftest import shared_fixture
-from tests.unit.inventory.helpers import edit_guest, validate_json
+from tests.unit.inventory.helpers import edit_guest, edit_phoenix, validate_json
 
-HYP = "phoenix_hypervisor_config.json"
 THREE = {
     "pve1": {},
     "pve2": {"ssh_host": "root@10.0.0.12", "storages": ["local-zfs", "shared"]},
     "pve3": {"ssh_host": "root@10.0.0.13", "bridges": ["vmbr0"]},
 }
-
-
-def _phoenix(config_dir: Path, **changes: Any) -> None:
-    path = config_dir / HYP
-    data = json.loads(path.read_text())
-    data.setdefault("phoenix", {"driver": "proxmox"}).update(changes)
-    path.write_text(json.dumps(data, indent=4))
 
 
 def _problems(config_dir: Path, severity: str = "error") -> dict[str, str]:
@@ -47,7 +39,7 @@ def test_the_original_tools_files_load_as_one_node(fixture: str) -> None:
 
 
 def test_a_three_node_cluster_validates_and_places_guests(minimal_dir: Path) -> None:
-    _phoenix(minimal_dir, nodes=THREE, node="pve1", storage_pool=None)
+    edit_phoenix(minimal_dir, nodes=THREE, node="pve1", storage_pool=None)
     edit_guest(minimal_dir, "101", node="pve3")
     edit_guest(minimal_dir, "102", node="pve2", storage_pool="shared")
     code, problems, output = validate_json(minimal_dir)
@@ -61,14 +53,14 @@ def test_a_three_node_cluster_validates_and_places_guests(minimal_dir: Path) -> 
 
 
 def test_an_unknown_node_is_an_error_naming_the_cluster(minimal_dir: Path) -> None:
-    _phoenix(minimal_dir, nodes=THREE)
+    edit_phoenix(minimal_dir, nodes=THREE)
     edit_guest(minimal_dir, "101", node="pve9")
     message = _problems(minimal_dir)["lxc_configs.101.node"]
     assert "'pve9'" in message and "pve1, pve2, pve3" in message
 
 
 def test_a_node_without_a_cluster_is_an_error(minimal_dir: Path) -> None:
-    _phoenix(minimal_dir, node="pve1")
+    edit_phoenix(minimal_dir, node="pve1")
     edit_guest(minimal_dir, "101", node="pve2")
     assert "phoenix.nodes" in _problems(minimal_dir)["lxc_configs.101.node"]
     edit_guest(minimal_dir, "101", node="pve1")  # the one node, named: as today
@@ -76,7 +68,7 @@ def test_a_node_without_a_cluster_is_an_error(minimal_dir: Path) -> None:
 
 
 def test_a_guest_on_a_node_lacking_its_storage_or_bridge(minimal_dir: Path) -> None:
-    _phoenix(minimal_dir, nodes=THREE)
+    edit_phoenix(minimal_dir, nodes=THREE)
     edit_guest(minimal_dir, "102", node="pve2", storage_pool="local-lvm")
     edit_guest(minimal_dir, "101", node="pve3")
     network = {"name": "eth0", "bridge": "vmbr9", "ip": "10.0.0.153/24", "gw": "10.0.0.1"}
@@ -90,22 +82,22 @@ def test_a_guest_on_a_node_lacking_its_storage_or_bridge(minimal_dir: Path) -> N
 
 
 def test_a_volume_on_storage_the_node_lacks(minimal_dir: Path) -> None:
-    _phoenix(minimal_dir, nodes=THREE)
+    edit_phoenix(minimal_dir, nodes=THREE)
     volume = {"name": "data", "pool": "tank", "size_gb": 4, "mount_point": "/data"}
     edit_guest(minimal_dir, "102", node="pve2", storage_pool="shared", volumes=[volume])
     assert "'tank'" in _problems(minimal_dir)["lxc_configs.102.volumes[0].pool"]
 
 
 def test_a_clone_onto_another_node_needs_shared_storage(minimal_dir: Path) -> None:
-    _phoenix(minimal_dir, nodes=THREE, node="pve1", shared_storages=["shared"])
+    edit_phoenix(minimal_dir, nodes=THREE, node="pve1", shared_storages=["shared"])
     edit_guest(minimal_dir, "102", node="pve2", storage_pool="local-zfs")
     message = _problems(minimal_dir)["lxc_configs.102.storage_pool"]
     assert "--target" in message and "'pve1'" in message and "'pve2'" in message
     assert "not in phoenix.shared_storages (shared): use a shared storage" in message
-    _phoenix(minimal_dir, nodes=THREE, node="pve1", shared_storages=[])
+    edit_phoenix(minimal_dir, nodes=THREE, node="pve1", shared_storages=[])
     message = _problems(minimal_dir)["lxc_configs.102.storage_pool"]
     assert "not in phoenix.shared_storages (none): use a shared storage" in message
-    _phoenix(minimal_dir, nodes=THREE, node="pve1", shared_storages=["shared"])
+    edit_phoenix(minimal_dir, nodes=THREE, node="pve1", shared_storages=["shared"])
     edit_guest(minimal_dir, "102", storage_pool="shared")
     assert "lxc_configs.102.storage_pool" not in _problems(minimal_dir)
     # On its source's node no --target is needed, whatever the storage.
@@ -115,7 +107,7 @@ def test_a_clone_onto_another_node_needs_shared_storage(minimal_dir: Path) -> No
 
 def test_without_a_default_node_each_guest_must_name_one(minimal_dir: Path) -> None:
     remote = {n: {"ssh_host": f"root@{n}.lab"} for n in ("pve1", "pve2")}
-    _phoenix(minimal_dir, nodes=remote)
+    edit_phoenix(minimal_dir, nodes=remote)
     for ctid in ("900", "101"):
         edit_guest(minimal_dir, ctid, node="pve1")
     errors = _problems(minimal_dir)
@@ -136,7 +128,7 @@ def test_without_a_default_node_each_guest_must_name_one(minimal_dir: Path) -> N
 def test_the_nodes_block_is_checked(
     minimal_dir: Path, phoenix: dict[str, Any], expect: str
 ) -> None:
-    _phoenix(minimal_dir, **phoenix)
+    edit_phoenix(minimal_dir, **phoenix)
     _, problems, output = validate_json(minimal_dir)
     assert any(expect in p["message"] and p["path"].startswith("phoenix") for p in problems), output
 
@@ -147,13 +139,13 @@ def test_a_ctid_given_twice_is_refused_as_cluster_wide(minimal_dir: Path) -> Non
     text = path.read_text()
     entry = json.dumps({**json.loads(text)["lxc_configs"]["102"], "node": "pve2"})
     path.write_text(text.replace('"lxc_configs": {', f'"lxc_configs": {{"102": {entry},', 1))
-    _phoenix(minimal_dir, nodes=THREE)
+    edit_phoenix(minimal_dir, nodes=THREE)
     message = _problems(minimal_dir)["lxc_configs.102"]
     assert "whole Proxmox cluster" in message
 
 
 def test_cluster_keys_on_the_lxc_driver_are_a_warning(minimal_dir: Path) -> None:
-    _phoenix(minimal_dir, driver="lxc", nodes=THREE)
+    edit_phoenix(minimal_dir, driver="lxc", nodes=THREE)
     assert "Proxmox setting" in _problems(minimal_dir, "warning")["phoenix.nodes"]
 
 
@@ -172,14 +164,14 @@ def test_a_fixture_copied_into_a_cluster_still_validates(tmp_path: Path) -> None
     """The original tool's real inventory, with the cluster block added beside it."""
     target = tmp_path / "etc"
     shutil.copytree(shared_fixture("phoenix-etc-seed"), target)
-    _phoenix(target, driver="proxmox", nodes={"pve1": {}, "pve2": {"ssh_host": "pve2"}})
+    edit_phoenix(target, driver="proxmox", nodes={"pve1": {}, "pve2": {"ssh_host": "pve2"}})
     _, problems, output = validate_json(target)
     assert not [p for p in problems if "node" in p["path"]], output
     assert load_inventory(target).hypervisor.phoenix.default_node == "pve1"
 
 
 def test_placement_ha_validates_in_a_cluster(minimal_dir: Path) -> None:
-    _phoenix(minimal_dir, nodes=THREE, node="pve1")
+    edit_phoenix(minimal_dir, nodes=THREE, node="pve1")
     ha = {"placement": "ha", "ha_nodes": ["pve3"], "ha_strict": True}
     edit_guest(minimal_dir, "101", node="pve2", storage_pool="shared", **ha)
     code, problems, output = validate_json(minimal_dir)
@@ -195,7 +187,7 @@ def test_placement_ha_errors_name_their_place(minimal_dir: Path) -> None:
     found = _problems(minimal_dir)
     assert "needs a Proxmox cluster" in found["lxc_configs.101.placement"]
     assert "read only with placement 'ha'" in found["lxc_configs.102.ha_nodes"]
-    _phoenix(minimal_dir, nodes=THREE, node="pve1")
+    edit_phoenix(minimal_dir, nodes=THREE, node="pve1")
     edit_guest(minimal_dir, "101", placement="ha", ha_nodes=["pve2", "pve7"])
     edit_guest(minimal_dir, "102", ha_nodes=None)
     found = _problems(minimal_dir)
@@ -211,7 +203,7 @@ def test_placement_ha_errors_name_their_place(minimal_dir: Path) -> None:
 
 
 def test_placement_ha_of_a_guest_with_a_gpu_is_a_warning(minimal_dir: Path) -> None:
-    _phoenix(minimal_dir, nodes=THREE, node="pve1")
+    edit_phoenix(minimal_dir, nodes=THREE, node="pve1")
     edit_guest(minimal_dir, "101", placement="ha", gpu_assignment="0")
     warning = _problems(minimal_dir, "warning")["lxc_configs.101.placement"]
     assert "GPUs belong to one node" in warning and "ha_strict" in warning
